@@ -1,0 +1,78 @@
+/**
+ * The contract between the TypeScript side (workflows, bookkeeping activities, client) and the Python activity
+ * worker. Every task queue, activity name, failure type and search attribute lives here once; its Python twin is
+ * `python-activities/tuneflow_activities/contract.py`, and `test/contract.test.ts` proves the two are equal.
+ * Payloads that cross the language boundary are JSON with snake_case fields.
+ */
+
+export const TaskQueue = {
+  /** TypeScript worker: workflows and the planning/bookkeeping activities. */
+  Orchestration: 'tuneflow',
+  /** Python worker: everything that touches model weights. */
+  Accelerator: 'tuneflow-gpu',
+} as const;
+export type TaskQueue = (typeof TaskQueue)[keyof typeof TaskQueue];
+
+/** Activities served by the TypeScript worker on `TaskQueue.Orchestration`. */
+export const OrchestrationActivity = {
+  PrepareDataset: 'prepareDataset',
+  PlanRun: 'planRun',
+  RecordCheckpoints: 'recordCheckpoints',
+} as const;
+export type OrchestrationActivity = (typeof OrchestrationActivity)[keyof typeof OrchestrationActivity];
+
+/** Activities served by the Python worker on `TaskQueue.Accelerator`. */
+export const AcceleratorActivity = {
+  ResolveModel: 'resolve_model',
+  TokenStatistics: 'token_statistics',
+  Train: 'train',
+  Merge: 'merge',
+  Evaluate: 'evaluate',
+} as const;
+export type AcceleratorActivity = (typeof AcceleratorActivity)[keyof typeof AcceleratorActivity];
+
+/**
+ * Application failure types. Non-retryable ones mean "a human must change something": retrying cannot help.
+ * Every other failure (a killed worker, a lost connection) is infrastructure and retries.
+ */
+export const FailureType = {
+  InvalidSpec: 'TuneflowInvalidSpec',
+  DatasetNotFound: 'TuneflowDatasetNotFound',
+  InvalidDataset: 'TuneflowInvalidDataset',
+  ModelNotFound: 'TuneflowModelNotFound',
+  PlanDoesNotFit: 'TuneflowPlanDoesNotFit',
+  IncompatibleCheckpoint: 'TuneflowIncompatibleCheckpoint',
+  OutOfMemory: 'TuneflowOutOfMemory',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Failure types that no retry can fix. `OutOfMemory` is absent: the workflow answers it with a smaller micro-batch. */
+export const nonRetryableFailureTypes: readonly FailureType[] = [
+  FailureType.InvalidSpec,
+  FailureType.DatasetNotFound,
+  FailureType.InvalidDataset,
+  FailureType.ModelNotFound,
+  FailureType.PlanDoesNotFit,
+  FailureType.IncompatibleCheckpoint,
+];
+
+/** Search attributes registered on the dev server and upserted by the workflow at stage changes. */
+export const SearchAttribute = {
+  Stage: { name: 'TuneflowStage', type: 'Keyword' },
+  Model: { name: 'TuneflowModel', type: 'Keyword' },
+  Status: { name: 'TuneflowStatus', type: 'Keyword' },
+  Step: { name: 'TuneflowStep', type: 'Int' },
+  Loss: { name: 'TuneflowLoss', type: 'Double' },
+} as const;
+
+/** The pipeline's stages, in order. */
+export const Stage = {
+  Prepare: 'prepare',
+  Plan: 'plan',
+  Train: 'train',
+  Checkpoint: 'checkpoint',
+  Merge: 'merge',
+  Evaluate: 'evaluate',
+  Done: 'done',
+} as const;
+export type Stage = (typeof Stage)[keyof typeof Stage];

