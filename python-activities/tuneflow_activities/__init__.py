@@ -1,0 +1,1 @@
+"""tuneflow's Python activity worker: everything that touches model weights, served on task queue tuneflow-gpu."""

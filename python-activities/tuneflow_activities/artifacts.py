@@ -1,0 +1,98 @@
+"""The artifact store is a directory tree addressed by file:// URIs (layout: docs/artifacts.md).
+
+Everything written here is written whole or not at all: files go to a temporary name, are fsynced and renamed;
+directories are built under a temporary name and renamed into place, so a reader never sees half an artifact.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import unquote, urlparse
+
+
+def uri_to_path(uri: str) -> Path:
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        raise ValueError(f"only file:// artifact URIs are supported, got {uri!r}")
+    return Path(unquote(parsed.path))
+
+
+def path_to_uri(path: Path) -> str:
+    return path.resolve().as_uri()
+
+
+def sha256_of_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fsync_path(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def fsync_tree(root: Path) -> None:
+    """Flushes every file and directory under root, then root itself."""
+    for directory, _, files in os.walk(root):
+        for name in files:
+            fsync_path(Path(directory) / name)
+        fsync_path(Path(directory))
+
+
+def write_json_atomic(path: Path, value: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with temporary.open("w", encoding="utf-8") as handle:
+        json.dump(value, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(temporary, path)
+    fsync_path(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
+    """Yields a temporary sibling directory to fill; on success it is fsynced and renamed to target.
+
+    On failure the temporary directory is removed and target is untouched. With replace=True an existing
+    target is swapped out; otherwise an existing target is an error (content-addressed artifacts never change).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex[:12]}")
+    temporary.mkdir()
+    try:
+        yield temporary
+        fsync_tree(temporary)
+        if replace and target.exists():
+            retired = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:12]}")
+            os.rename(target, retired)
+            os.rename(temporary, target)
+            shutil.rmtree(retired)
+        else:
+            os.rename(temporary, target)
+        fsync_path(target.parent)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Removes temporary directories left by a process killed mid-write; returns how many."""
+    if not directory.is_dir():
+        return 0
+    stale = [entry for entry in directory.iterdir() if entry.name.startswith((".tmp-", ".old-"))]
+    for entry in stale:
+        shutil.rmtree(entry, ignore_errors=True)
+    return len(stale)

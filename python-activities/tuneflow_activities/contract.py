@@ -1,0 +1,55 @@
+"""The Python half of tuneflow's contract; its TypeScript twin is src/contract.ts.
+
+Every task queue, activity name, failure type and search attribute is declared once per language, and
+test/contract.test.ts proves the two declarations are equal. Payloads crossing the boundary are JSON with
+snake_case fields.
+"""
+
+from enum import Enum
+
+
+class TaskQueue(str, Enum):
+    ORCHESTRATION = "tuneflow"
+    ACCELERATOR = "tuneflow-gpu"
+
+
+class OrchestrationActivity(str, Enum):
+    PREPARE_DATASET = "prepareDataset"
+    PLAN_RUN = "planRun"
+    RECORD_CHECKPOINTS = "recordCheckpoints"
+
+
+class AcceleratorActivity(str, Enum):
+    RESOLVE_MODEL = "resolve_model"
+    TOKEN_STATISTICS = "token_statistics"
+    TRAIN = "train"
+    MERGE = "merge"
+    EVALUATE = "evaluate"
+
+
+class FailureType(str, Enum):
+    INVALID_SPEC = "TuneflowInvalidSpec"
+    DATASET_NOT_FOUND = "TuneflowDatasetNotFound"
+    INVALID_DATASET = "TuneflowInvalidDataset"
+    MODEL_NOT_FOUND = "TuneflowModelNotFound"
+    PLAN_DOES_NOT_FIT = "TuneflowPlanDoesNotFit"
+    INCOMPATIBLE_CHECKPOINT = "TuneflowIncompatibleCheckpoint"
+    OUT_OF_MEMORY = "TuneflowOutOfMemory"
+
+
+NON_RETRYABLE_FAILURE_TYPES = (
+    FailureType.INVALID_SPEC,
+    FailureType.DATASET_NOT_FOUND,
+    FailureType.INVALID_DATASET,
+    FailureType.MODEL_NOT_FOUND,
+    FailureType.PLAN_DOES_NOT_FIT,
+    FailureType.INCOMPATIBLE_CHECKPOINT,
+)
+
+SEARCH_ATTRIBUTES = {
+    "Stage": ("TuneflowStage", "Keyword"),
+    "Model": ("TuneflowModel", "Keyword"),
+    "Status": ("TuneflowStatus", "Keyword"),
+    "Step": ("TuneflowStep", "Int"),
+    "Loss": ("TuneflowLoss", "Double"),
+}

@@ -1,0 +1,175 @@
+"""Prepared rows → token ids, loss masks and micro-batches, in an order that is a pure function of (seed, epoch).
+
+The TypeScript prepare stage writes one normalised JSON object per line (`kind`: chat, text or completion).
+Training, token statistics and evaluation all tokenise through `tokenize_row`, so a row counts, truncates and
+trains the same way everywhere.
+"""
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .contract import FailureType
+from .errors import failure
+
+IGNORED_LABEL = -100
+
+
+@dataclass(frozen=True)
+class TokenizedRow:
+    input_ids: list[int]
+    labels: list[int]
+    source: dict
+    original_length: int
+
+    @property
+    def trainable_tokens(self) -> int:
+        """Tokens the loss is computed on: causal models predict token t+1 from t, so the first label never counts."""
+        return sum(1 for label in self.labels[1:] if label != IGNORED_LABEL)
+
+
+def read_prepared_rows(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def _segments(row: dict, tokenizer) -> list[tuple[str, bool]]:
+    """The row as consecutive text pieces, each flagged as trained on (a response) or not (a prompt)."""
+    kind = row["kind"]
+    if kind == "text":
+        return [(row["text"] + tokenizer.eos_token, True)]
+    if kind == "completion":
+        return [(row["prompt"], False), (row["completion"] + tokenizer.eos_token, True)]
+    if kind == "chat":
+        # Each assistant turn is trained on; everything before it is prompt. Rendering growing prefixes of the
+        # conversation through the model's own chat template finds where each turn starts and ends.
+        messages = row["messages"]
+        pieces: list[tuple[str, bool]] = []
+        rendered = ""
+        for index, message in enumerate(messages):
+            if message["role"] == "assistant":
+                prompt = tokenizer.apply_chat_template(messages[:index], tokenize=False, add_generation_prompt=True)
+                pieces.append((prompt[len(rendered) :], False))
+                rendered = prompt
+            full = tokenizer.apply_chat_template(messages[: index + 1], tokenize=False)
+            pieces.append((full[len(rendered) :], message["role"] == "assistant"))
+            rendered = full
+        return [(text, trained) for text, trained in pieces if text]
+    raise failure(FailureType.INVALID_DATASET, f"prepared row has unknown kind {kind!r}", source=row.get("source"))
+
+
+def tokenize_row(row: dict, tokenizer, max_seq_length: int, loss_on: str) -> TokenizedRow:
+    input_ids: list[int] = []
+    labels: list[int] = []
+    for text, trained in _segments(row, tokenizer):
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        input_ids.extend(ids)
+        labels.extend(ids if trained or loss_on == "all" else [IGNORED_LABEL] * len(ids))
+    return TokenizedRow(
+        input_ids=input_ids[:max_seq_length],
+        labels=labels[:max_seq_length],
+        source=row.get("source", {}),
+        original_length=len(input_ids),
+    )
+
+
+def tokenize_rows(rows: Sequence[dict], tokenizer, max_seq_length: int, loss_on: str, overlong: str) -> list[TokenizedRow]:
+    """Tokenises rows and applies the over-long policy: truncate, drop, or fail naming the rows."""
+    tokenized = [tokenize_row(row, tokenizer, max_seq_length, loss_on) for row in rows]
+    overlong_rows = [row for row in tokenized if row.original_length > max_seq_length]
+    if overlong_rows and overlong == "fail":
+        raise failure(
+            FailureType.INVALID_DATASET,
+            f"{len(overlong_rows)} rows are longer than model.max_seq_length={max_seq_length} tokens "
+            f"(dataset.overlong is 'fail'); first: {overlong_rows[0].source} with {overlong_rows[0].original_length} tokens",
+            rows=[{"source": row.source, "tokens": row.original_length} for row in overlong_rows[:100]],
+        )
+    if overlong == "drop":
+        tokenized = [row for row in tokenized if row.original_length <= max_seq_length]
+    # A row whose every response token was truncated away teaches nothing and would divide by zero.
+    return [row for row in tokenized if row.trainable_tokens > 0]
+
+
+def length_statistics(rows: Sequence[TokenizedRow], max_seq_length: int) -> dict:
+    lengths = sorted(row.original_length for row in rows)
+    if not lengths:
+        return {"rows": 0, "total_tokens": 0, "trainable_tokens": 0}
+    return {
+        "rows": len(lengths),
+        "total_tokens": sum(len(row.input_ids) for row in rows),
+        "trainable_tokens": sum(row.trainable_tokens for row in rows),
+        "min": lengths[0],
+        "median": statistics.median(lengths),
+        "p95": lengths[min(len(lengths) - 1, math.ceil(0.95 * len(lengths)) - 1)],
+        "max": lengths[-1],
+        "over_max_seq_length": sum(1 for length in lengths if length > max_seq_length),
+    }
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Which rows each optimizer step trains on. Pure arithmetic on (row count, batch sizes, epochs, seed).
+
+    A step takes the next `micro_batch_size * accumulation_steps` rows of its epoch's order, whatever the split
+    into micro-batches: after an out-of-memory retry with a smaller micro-batch and more accumulation, every
+    step still trains on exactly the same rows.
+    """
+
+    row_count: int
+    micro_batch_size: int
+    accumulation_steps: int
+    seed: int
+    epochs: float
+    max_steps: int | None
+
+    @property
+    def rows_per_step(self) -> int:
+        return self.micro_batch_size * self.accumulation_steps
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.row_count / self.rows_per_step)
+
+    @property
+    def total_steps(self) -> int:
+        steps = math.ceil(self.epochs * self.steps_per_epoch)
+        return min(steps, self.max_steps) if self.max_steps else steps
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        # A fresh generator per epoch keyed by (seed, epoch): resuming at any step needs no replay of earlier draws.
+        return np.random.default_rng([self.seed, epoch]).permutation(self.row_count)
+
+    def epoch_of_step(self, step: int) -> int:
+        return step // self.steps_per_epoch
+
+    def micro_batches_for_step(self, step: int) -> list[np.ndarray]:
+        """Row indices of each micro-batch of the 0-based optimizer step."""
+        epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
+        rows = self.epoch_order(epoch)[step_in_epoch * self.rows_per_step : (step_in_epoch + 1) * self.rows_per_step]
+        return [rows[start : start + self.micro_batch_size] for start in range(0, len(rows), self.micro_batch_size)]
+
+
+def collate(rows: Sequence[TokenizedRow], pad_token_id: int) -> dict[str, "torch.Tensor"]:
+    """Right-pads a micro-batch; padding is masked out of attention and loss."""
+    import torch
+
+    width = max(len(row.input_ids) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORED_LABEL, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        length = len(row.input_ids)
+        input_ids[index, :length] = torch.tensor(row.input_ids)
+        labels[index, :length] = torch.tensor(row.labels)
+        attention_mask[index, :length] = 1
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
+
+
+def batches(rows: Sequence[TokenizedRow], size: int) -> Iterator[Sequence[TokenizedRow]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]

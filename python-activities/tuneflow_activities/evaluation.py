@@ -1,0 +1,83 @@
+"""Base vs tuned on the validation rows: loss, perplexity, and greedy generations for the sample prompts.
+
+One base model is loaded and the adapter is applied on top of it; `disable_adapter()` gives the base's outputs,
+so both sides see identical weights, tokenisation and rows.
+"""
+
+import math
+
+from .artifacts import uri_to_path
+from .data import batches, collate, read_prepared_rows, tokenize_rows
+from .loaders import choose_device
+
+EVALUATION_BATCH_SIZE = 8
+
+
+def _validation_loss(model, rows, pad_token_id: int, device: str) -> float | None:
+    import torch
+
+    total_loss, total_tokens = 0.0, 0
+    with torch.no_grad():
+        for batch_rows in batches(rows, EVALUATION_BATCH_SIZE):
+            batch = {key: value.to(device) for key, value in collate(batch_rows, pad_token_id).items()}
+            # num_items_in_batch=1 makes the model return the summed token loss, so the mean is over all tokens.
+            total_loss += model(**batch, num_items_in_batch=1).loss.item()
+            total_tokens += sum(row.trainable_tokens for row in batch_rows)
+    return total_loss / total_tokens if total_tokens else None
+
+
+def _generate(model, tokenizer, prompt: str, max_new_tokens: int, device: str) -> str:
+    import torch
+
+    encoded = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
+    encoded = {key: value.to(device) for key, value in encoded.items()}
+    with torch.no_grad():
+        output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer.decode(output[0][encoded["input_ids"].shape[1] :], skip_special_tokens=True).strip()
+
+
+def evaluate(request: dict) -> dict:
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = request["spec"]
+    device = choose_device(spec)
+    base_directory = uri_to_path(request["model_uri"])
+    tokenizer = AutoTokenizer.from_pretrained(str(base_directory))
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    base = AutoModelForCausalLM.from_pretrained(str(base_directory), dtype=dtype).to(device)
+    model = PeftModel.from_pretrained(base, str(uri_to_path(request["adapter_uri"]))).to(device)
+    model.eval()
+
+    rows = tokenize_rows(
+        read_prepared_rows(uri_to_path(request["val_uri"])),
+        tokenizer,
+        spec["model"]["max_seq_length"],
+        spec["train"]["loss_on"],
+        "truncate",
+    )
+    limit = spec["evaluate"].get("max_rows")
+    rows = rows[:limit] if limit else rows
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with model.disable_adapter():
+        base_loss = _validation_loss(model, rows, pad_token_id, device)
+    tuned_loss = _validation_loss(model, rows, pad_token_id, device)
+
+    max_new_tokens = spec["evaluate"]["max_new_tokens"]
+    samples = []
+    for prompt in spec["evaluate"]["sample_prompts"]:
+        with model.disable_adapter():
+            base_output = _generate(model, tokenizer, prompt, max_new_tokens, device)
+        samples.append({"prompt": prompt, "base": base_output, "tuned": _generate(model, tokenizer, prompt, max_new_tokens, device)})
+    return {
+        "val_rows": len(rows),
+        "val_tokens": sum(row.trainable_tokens for row in rows),
+        "base_val_loss": base_loss,
+        "tuned_val_loss": tuned_loss,
+        "base_perplexity": math.exp(base_loss) if base_loss is not None else None,
+        "tuned_perplexity": math.exp(tuned_loss) if tuned_loss is not None else None,
+        "samples": samples,
+    }

@@ -1,0 +1,288 @@
+"""The training loop: setup → train → save_checkpoint → cleanup, one loop for both model loaders.
+
+Resume is one switch: if the run's checkpoint directory holds a verified checkpoint, the adapter, optimizer,
+LR scheduler and RNG states are restored from the newest one and training continues at its step, on exactly
+the rows that step would have seen (data order is a pure function of seed and epoch; see data.Schedule).
+Temporal is kept out of this module: progress goes to a `report` callback and a `should_stop` callback asks
+whether to checkpoint and stop, so the loop runs the same under a worker, a test or the device benchmark.
+"""
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .artifacts import atomic_directory, path_to_uri, uri_to_path
+from .checkpoint import (
+    Checkpoint,
+    capture_rng_state,
+    load_training_state,
+    prune_checkpoints,
+    restore_rng_state,
+    scan_checkpoints,
+    write_checkpoint,
+)
+from .data import Schedule, collate, read_prepared_rows, tokenize_rows
+from .loaders import load_for_training
+
+logger = logging.getLogger(__name__)
+
+
+class StopRequested(Exception):
+    """Raised after the loop checkpointed because `should_stop` said so (pause, cancel)."""
+
+    def __init__(self, checkpoint: Checkpoint):
+        super().__init__(f"stopped at step {checkpoint.step}")
+        self.checkpoint = checkpoint
+
+
+@dataclass
+class RunDirectories:
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / "train_log.jsonl"
+
+
+def fingerprint(request: dict) -> dict:
+    """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
+    spec = request["spec"]
+    return {
+        "model": request["model_uri"],
+        "train_data": request["train_uri"],
+        "lora_r": spec["lora"]["r"],
+        "lora_alpha": spec["lora"]["alpha"],
+        "lora_target_modules": spec["lora"]["target_modules"],
+        "use_rslora": spec["lora"]["use_rslora"],
+        "rows_per_step": spec["train"]["micro_batch_size"] * spec["train"]["gradient_accumulation_steps"],
+        "seed": spec["train"]["seed"],
+        "max_seq_length": spec["model"]["max_seq_length"],
+        "loss_on": spec["train"]["loss_on"],
+    }
+
+
+def build_optimizer(name: str, parameters, spec: dict, device: str):
+    import torch
+
+    train = spec["train"]
+    if name == "auto":
+        name = "adamw_8bit" if device == "cuda" else "adamw_torch"
+    arguments = {"lr": train["learning_rate"], "weight_decay": train["weight_decay"]}
+    if name == "adamw_torch":
+        return torch.optim.AdamW(parameters, **arguments), name
+    import bitsandbytes
+
+    optimizer_class = bitsandbytes.optim.PagedAdamW8bit if name == "paged_adamw_8bit" else bitsandbytes.optim.AdamW8bit
+    return optimizer_class(parameters, **arguments), name
+
+
+@dataclass
+class Progress:
+    step: int
+    total_steps: int
+    epoch: int
+    loss: float | None
+    tokens_per_second: float
+    last_checkpoint: dict | None
+    resumed_from_step: int
+    attempt_started_at_step: int
+    losses: list = field(default_factory=list)
+
+    def as_heartbeat(self) -> dict:
+        return {
+            "step": self.step,
+            "total_steps": self.total_steps,
+            "epoch": self.epoch,
+            "loss": self.loss,
+            "tokens_per_second": self.tokens_per_second,
+            "last_checkpoint": self.last_checkpoint,
+            "resumed_from_step": self.resumed_from_step,
+        }
+
+
+def append_log(path: Path, record: dict) -> None:
+    # One line per step, flushed: the log is the record of which steps were trained by which attempt.
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def train(
+    request: dict,
+    report: Callable[[Progress], None] = lambda progress: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> dict:
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers import get_scheduler, set_seed
+
+    spec = request["spec"]
+    train_spec = spec["train"]
+    directories = RunDirectories(uri_to_path(request["run_uri"]))
+    directories.checkpoints.mkdir(parents=True, exist_ok=True)
+    attempt = request.get("attempt", 1)
+
+    # --- setup ---------------------------------------------------------------------------------------------
+    set_seed(train_spec["seed"])
+    loaded_at = time.monotonic()
+    loaded = load_for_training(uri_to_path(request["model_uri"]), spec)
+    model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
+    model_load_seconds = time.monotonic() - loaded_at
+    rows = tokenize_rows(
+        read_prepared_rows(uri_to_path(request["train_uri"])),
+        tokenizer,
+        spec["model"]["max_seq_length"],
+        train_spec["loss_on"],
+        spec["dataset"]["overlong"],
+    )
+    schedule = Schedule(
+        row_count=len(rows),
+        micro_batch_size=train_spec["micro_batch_size"],
+        accumulation_steps=train_spec["gradient_accumulation_steps"],
+        seed=train_spec["seed"],
+        epochs=train_spec["epochs"],
+        max_steps=train_spec.get("max_steps"),
+    )
+    total_steps = schedule.total_steps
+    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
+    optimizer, optimizer_name = build_optimizer(train_spec["optimizer"], trainable, spec, device)
+    scheduler = get_scheduler(
+        train_spec["lr_scheduler"],
+        optimizer,
+        num_warmup_steps=train_spec["warmup_steps"],
+        num_training_steps=total_steps,
+    )
+    run_fingerprint = fingerprint(request)
+
+    scan = scan_checkpoints(directories.checkpoints)
+    if scan.corrupt:
+        logger.warning("skipping %d checkpoints that fail verification: %s", len(scan.corrupt), scan.corrupt)
+    start_step = 0
+    last_checkpoint: Checkpoint | None = None
+    if scan.valid:
+        last_checkpoint = scan.valid[-1]
+        state = load_training_state(last_checkpoint, run_fingerprint)
+        set_peft_model_state_dict(model, load_file(last_checkpoint.directory / "adapter" / "adapter_model.safetensors"))
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng_state(state["rng"])
+        start_step = last_checkpoint.step
+        logger.info("resuming at step %d from %s", start_step, last_checkpoint.directory)
+
+    def save(step: int, loss: float | None) -> Checkpoint:
+        checkpoint = write_checkpoint(
+            directories.checkpoints,
+            step,
+            model,
+            {
+                "step": step,
+                "epoch": schedule.epoch_of_step(step),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": capture_rng_state(),
+                "fingerprint": run_fingerprint,
+                "optimizer_name": optimizer_name,
+            },
+            {"train_loss": loss, "total_steps": total_steps, "written_at": time.time()},
+        )
+        prune_checkpoints(directories.checkpoints, spec["checkpoint"]["keep_last"])
+        return checkpoint
+
+    progress = Progress(
+        step=start_step,
+        total_steps=total_steps,
+        epoch=schedule.epoch_of_step(start_step),
+        loss=last_checkpoint.manifest.get("train_loss") if last_checkpoint else None,
+        tokens_per_second=0.0,
+        last_checkpoint={"step": last_checkpoint.step, "uri": last_checkpoint.uri} if last_checkpoint else None,
+        resumed_from_step=start_step,
+        attempt_started_at_step=start_step,
+    )
+    report(progress)
+
+    # --- train ---------------------------------------------------------------------------------------------
+    model.train()
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    first_step_at = None
+    tokens_since_start = 0
+    started_at = time.monotonic()
+    for step in range(start_step, total_steps):
+        if should_stop():
+            if last_checkpoint is None or last_checkpoint.step < step:
+                last_checkpoint = save(step, progress.loss)
+            raise StopRequested(last_checkpoint)
+        micro_batches = [[rows[index] for index in indices] for indices in schedule.micro_batches_for_step(step)]
+        # The loss is averaged over every trained token of the whole step, not per micro-batch: gradient
+        # accumulation then equals one big batch exactly.
+        step_tokens = sum(row.trainable_tokens for batch in micro_batches for row in batch)
+        step_loss = 0.0
+        for batch_rows in micro_batches:
+            batch = {key: value.to(device) for key, value in collate(batch_rows, pad_token_id).items()}
+            outputs = model(**batch, num_items_in_batch=step_tokens)
+            outputs.loss.backward()
+            step_loss += outputs.loss.item()
+            tokens_since_start += int(batch["attention_mask"].sum())
+        torch.nn.utils.clip_grad_norm_(trainable, train_spec["max_grad_norm"])
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        completed = step + 1
+        if first_step_at is None:
+            first_step_at = time.monotonic()
+        elapsed = time.monotonic() - started_at
+        progress.step = completed
+        progress.epoch = schedule.epoch_of_step(step)
+        progress.loss = step_loss
+        progress.tokens_per_second = tokens_since_start / elapsed if elapsed > 0 else 0.0
+        append_log(
+            directories.train_log,
+            {"attempt": attempt, "step": completed, "loss": step_loss, "learning_rate": scheduler.get_last_lr()[0], "time": time.time()},
+        )
+        if completed % spec["checkpoint"]["every_steps"] == 0 or completed == total_steps:
+            last_checkpoint = save(completed, step_loss)
+            progress.last_checkpoint = {"step": completed, "uri": last_checkpoint.uri}
+        report(progress)
+
+    # --- save the final adapter and clean up ----------------------------------------------------------------
+    with atomic_directory(directories.adapter, replace=True) as building:
+        model.save_pretrained(building, safe_serialization=True)
+        tokenizer.save_pretrained(building)
+    result = {
+        "adapter_uri": path_to_uri(directories.adapter),
+        "final_step": total_steps,
+        "total_steps": total_steps,
+        "train_loss": progress.loss,
+        "resumed_from_step": start_step,
+        "steps_trained": total_steps - start_step,
+        "corrupt_checkpoints_skipped": len(scan.corrupt),
+        "last_checkpoint_uri": last_checkpoint.uri if last_checkpoint else None,
+        "backend": loaded.backend,
+        "device": device,
+        "dtype": loaded.dtype,
+        "optimizer": optimizer_name,
+        "gradient_checkpointing": loaded.gradient_checkpointing,
+        "train_rows": len(rows),
+        "tokens_per_second": progress.tokens_per_second,
+        "model_load_seconds": model_load_seconds,
+        "seconds_to_first_step": (first_step_at - loaded_at) if first_step_at else None,
+    }
+    del model, optimizer
+    if device == "cuda":
+        torch.cuda.empty_cache()
+    return result

@@ -1,0 +1,66 @@
+"""`python -m tuneflow_activities.worker`: the activity-only worker on task queue tuneflow-gpu.
+
+It runs no workflows: the TypeScript workflow schedules these activities by name (see contract.py).
+"""
+
+from . import offline  # noqa: F401  (must precede every Hugging Face import)
+
+import argparse
+import datetime
+import asyncio
+import logging
+import os
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from .contract import TaskQueue
+from .loaders import unsloth_available
+
+
+def _import_unsloth_first() -> None:
+    """Unsloth patches transformers and peft at import, so it must be imported before either one."""
+    import torch
+
+    if torch.cuda.is_available() and unsloth_available():
+        import unsloth  # noqa: F401
+
+
+async def run(address: str, namespace: str, max_concurrent: int) -> None:
+    _import_unsloth_first()
+    from .activities import ALL_ACTIVITIES
+
+    client = await Client.connect(address, namespace=namespace)
+    # Training holds the whole accelerator, so by default one activity runs at a time.
+    with ThreadPoolExecutor(max_workers=max_concurrent + 1) as executor:
+        worker = Worker(
+            client,
+            task_queue=TaskQueue.ACCELERATOR.value,
+            activities=ALL_ACTIVITIES,
+            activity_executor=executor,
+            max_concurrent_activities=max_concurrent,
+            graceful_shutdown_timeout=datetime.timedelta(seconds=5),
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signal_number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signal_number, stop.set)
+        async with worker:
+            print(f"tuneflow gpu-worker ready on task queue {TaskQueue.ACCELERATOR.value} at {address}", flush=True)
+            await stop.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--address", default=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"))
+    parser.add_argument("--namespace", default=os.environ.get("TEMPORAL_NAMESPACE", "default"))
+    parser.add_argument("--max-concurrent", type=int, default=int(os.environ.get("TUNEFLOW_GPU_WORKER_CONCURRENCY", "1")))
+    arguments = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run(arguments.address, arguments.namespace, arguments.max_concurrent))
+
+
+if __name__ == "__main__":
+    main()
