@@ -1,0 +1,72 @@
+/**
+ * Remembers every kept row by fixed-size digests instead of its text, so dedupe over millions of rows costs
+ * 12 bytes a slot: 64 bits of the near-duplicate key (case- and whitespace-folded content) and 32 bits of the
+ * exact key. An open-addressing table in one typed array keeps the garbage collector out of it entirely.
+ */
+
+export const Membership = {
+  /** No earlier kept row has the same near key: keep this row. */
+  New: 0,
+  /** An earlier kept row has the same content. */
+  Exact: 1,
+  /** An earlier kept row differs only in case or whitespace. */
+  Near: 2,
+} as const;
+export type Membership = (typeof Membership)[keyof typeof Membership];
+
+const wordsPerSlot = 3;
+/** Linear probing stays short below this load. */
+const maxLoad = 0.75;
+
+export class DigestSet {
+  private slots: Uint32Array;
+  private mask: number;
+  private size = 0;
+
+  constructor(initialCapacity = 1 << 12) {
+    const capacity = 2 ** Math.ceil(Math.log2(Math.max(initialCapacity, 16)));
+    this.slots = new Uint32Array(capacity * wordsPerSlot);
+    this.mask = capacity - 1;
+  }
+
+  get count(): number {
+    return this.size;
+  }
+
+  /** Records a row's keys unless an earlier row has the same near key; says which case applied. */
+  add(nearHigh: number, nearLow: number, exactFingerprint: number): Membership {
+    // An all-zero near key marks an empty slot, so that one key value is nudged; the bias is 2^-64.
+    if (nearHigh === 0 && nearLow === 0) nearLow = 1;
+    const slots = this.slots;
+    for (let slot = nearLow & this.mask; ; slot = (slot + 1) & this.mask) {
+      const offset = slot * wordsPerSlot;
+      const storedHigh = slots[offset]!;
+      const storedLow = slots[offset + 1]!;
+      if (storedHigh === 0 && storedLow === 0) {
+        slots[offset] = nearHigh;
+        slots[offset + 1] = nearLow;
+        slots[offset + 2] = exactFingerprint;
+        if (++this.size > maxLoad * (this.mask + 1)) this.grow();
+        return Membership.New;
+      }
+      if (storedHigh === nearHigh >>> 0 && storedLow === nearLow >>> 0) {
+        return slots[offset + 2] === exactFingerprint >>> 0 ? Membership.Exact : Membership.Near;
+      }
+    }
+  }
+
+  private grow(): void {
+    const old = this.slots;
+    const capacity = (this.mask + 1) * 2;
+    this.slots = new Uint32Array(capacity * wordsPerSlot);
+    this.mask = capacity - 1;
+    for (let offset = 0; offset < old.length; offset += wordsPerSlot) {
+      const high = old[offset]!;
+      const low = old[offset + 1]!;
+      if (high === 0 && low === 0) continue;
+      let slot = low & this.mask;
+      while (this.slots[slot * wordsPerSlot] !== 0 || this.slots[slot * wordsPerSlot + 1] !== 0) slot = (slot + 1) & this.mask;
+      this.slots.set(old.subarray(offset, offset + wordsPerSlot), slot * wordsPerSlot);
+    }
+  }
+}

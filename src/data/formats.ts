@@ -1,0 +1,151 @@
+import { match } from 'ts-pattern';
+import { z } from 'zod';
+import { DatasetFormat } from '../spec/schema.ts';
+
+/**
+ * The dataset row formats users bring, each as a zod schema with its type and guard, and the one normalised row
+ * format the Python trainer reads. Unknown extra fields (ids, metadata) are allowed and dropped: they carry no
+ * training signal. Strings must contain a non-space character because an empty turn teaches the model nothing.
+ */
+
+const nonBlankString = z.string().regex(/\S/, 'must not be empty');
+
+export const ChatRole = ['system', 'user', 'assistant', 'tool'] as const;
+export type ChatRole = (typeof ChatRole)[number];
+
+const hasAssistantTurn = (roles: readonly string[], assistantRole: string): boolean => roles.includes(assistantRole);
+
+export const chatRowSchema = z.object({
+  messages: z
+    .array(z.object({ role: z.enum(ChatRole), content: nonBlankString }))
+    .min(1)
+    .refine((messages) => hasAssistantTurn(messages.map((message) => message.role), 'assistant'), 'needs at least one assistant message'),
+});
+export type ChatRow = z.infer<typeof chatRowSchema>;
+export const isChatRow = (value: unknown): value is ChatRow => chatRowSchema.safeParse(value).success;
+
+export const ShareGptSpeaker = ['human', 'gpt', 'system'] as const;
+export const shareGptRowSchema = z.object({
+  conversations: z
+    .array(z.object({ from: z.enum(ShareGptSpeaker), value: nonBlankString }))
+    .min(1)
+    .refine((turns) => hasAssistantTurn(turns.map((turn) => turn.from), 'gpt'), 'needs at least one gpt turn'),
+});
+export type ShareGptRow = z.infer<typeof shareGptRowSchema>;
+export const isShareGptRow = (value: unknown): value is ShareGptRow => shareGptRowSchema.safeParse(value).success;
+
+/** Alpaca and instruction/output rows share one shape: `input` is optional, and may be empty or null, in both. */
+export const instructionRowSchema = z.object({
+  instruction: nonBlankString,
+  input: z.string().nullish(),
+  output: nonBlankString,
+});
+export type InstructionRow = z.infer<typeof instructionRowSchema>;
+export const isInstructionRow = (value: unknown): value is InstructionRow => instructionRowSchema.safeParse(value).success;
+
+export const textRowSchema = z.object({ text: nonBlankString });
+export type TextRow = z.infer<typeof textRowSchema>;
+export const isTextRow = (value: unknown): value is TextRow => textRowSchema.safeParse(value).success;
+
+export const completionRowSchema = z.object({ prompt: nonBlankString, completion: nonBlankString });
+export type CompletionRow = z.infer<typeof completionRowSchema>;
+export const isCompletionRow = (value: unknown): value is CompletionRow => completionRowSchema.safeParse(value).success;
+
+/**
+ * A row's format family. Alpaca and instruction rows are one family (same fields), so a file that mixes rows
+ * with and without `input` is not "mixed"; the report calls the family alpaca when any row has an `input`.
+ */
+export const RowFamily = {
+  Chat: 'chat',
+  ShareGpt: 'sharegpt',
+  Instruction: 'instruction',
+  Text: 'text',
+  Completion: 'completion',
+} as const;
+export type RowFamily = (typeof RowFamily)[keyof typeof RowFamily];
+/** Stable order so families travel between threads as small integers. */
+export const rowFamilies: readonly RowFamily[] = Object.values(RowFamily);
+
+export type ConcreteFormat = Exclude<DatasetFormat, 'auto'>;
+
+export function familyOfFormat(format: ConcreteFormat): RowFamily {
+  return match(format)
+    .with('chat', () => RowFamily.Chat)
+    .with('sharegpt', () => RowFamily.ShareGpt)
+    .with('alpaca', 'instruction', () => RowFamily.Instruction)
+    .with('text', () => RowFamily.Text)
+    .with('completion', () => RowFamily.Completion)
+    .exhaustive();
+}
+
+/**
+ * Which family a row claims by its keys, in a fixed priority (a chat row may also carry a `text` summary).
+ * Undefined when the row names no known field.
+ */
+export function familyOfRowKeys(row: Record<string, unknown>): RowFamily | undefined {
+  if ('messages' in row) return RowFamily.Chat;
+  if ('conversations' in row) return RowFamily.ShareGpt;
+  if ('instruction' in row) return RowFamily.Instruction;
+  if ('prompt' in row || 'completion' in row) return RowFamily.Completion;
+  if ('text' in row) return RowFamily.Text;
+  return undefined;
+}
+
+export const familyFields: Record<RowFamily, string> = {
+  chat: 'messages',
+  sharegpt: 'conversations',
+  instruction: 'instruction, output',
+  text: 'text',
+  completion: 'prompt, completion',
+};
+
+export type ChatMessage = { role: ChatRole; content: string };
+
+/** The trainer's row, without its source: what dedupe and the split look at. */
+export type NormalisedContent =
+  | { kind: 'chat'; messages: ChatMessage[] }
+  | { kind: 'text'; text: string }
+  | { kind: 'completion'; prompt: string; completion: string };
+
+export type RowSource = { file: string; row: number };
+export type NormalisedRow = NormalisedContent & { source: RowSource };
+
+const shareGptRole: Record<(typeof ShareGptSpeaker)[number], ChatRole> = { human: 'user', gpt: 'assistant', system: 'system' };
+
+export type ParsedRow =
+  | { family: 'chat'; row: ChatRow }
+  | { family: 'sharegpt'; row: ShareGptRow }
+  | { family: 'instruction'; row: InstructionRow }
+  | { family: 'text'; row: TextRow }
+  | { family: 'completion'; row: CompletionRow };
+
+export const familySchemas = {
+  chat: chatRowSchema,
+  sharegpt: shareGptRowSchema,
+  instruction: instructionRowSchema,
+  text: textRowSchema,
+  completion: completionRowSchema,
+} as const satisfies Record<RowFamily, z.ZodType>;
+
+/** Maps every family onto the trainer's three kinds; extra message fields are dropped because the trainer ignores them. */
+export function normaliseRow(parsed: ParsedRow): NormalisedContent {
+  return match(parsed)
+    .with({ family: 'chat' }, ({ row }) => ({
+      kind: 'chat' as const,
+      messages: row.messages.map((message) => ({ role: message.role, content: message.content })),
+    }))
+    .with({ family: 'sharegpt' }, ({ row }) => ({
+      kind: 'chat' as const,
+      messages: row.conversations.map((turn) => ({ role: shareGptRole[turn.from], content: turn.value })),
+    }))
+    .with({ family: 'instruction' }, ({ row }) => ({
+      kind: 'chat' as const,
+      messages: [
+        { role: 'user' as const, content: row.input && /\S/.test(row.input) ? `${row.instruction}\n\n${row.input}` : row.instruction },
+        { role: 'assistant' as const, content: row.output },
+      ],
+    }))
+    .with({ family: 'text' }, ({ row }) => ({ kind: 'text' as const, text: row.text }))
+    .with({ family: 'completion' }, ({ row }) => ({ kind: 'completion' as const, prompt: row.prompt, completion: row.completion }))
+    .exhaustive();
+}

@@ -1,0 +1,159 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { preparedDatasetReportSchema, type PreparedDatasetReport } from './report.ts';
+import type { DatasetFile } from './read.ts';
+
+/**
+ * The content-addressed store of prepared datasets: `<storeRoot>/datasets/<hash>/{train,val}.jsonl, report.json`.
+ * A directory is built under a temporary name and renamed into place, so a reader sees all of it or none of it,
+ * and a crash leaves only a `.tmp-*` directory that no lookup ever mistakes for a result.
+ */
+
+/** Bumped whenever normalisation, dedupe or the split change, so older prepared data stops matching. */
+const prepareVersion = 1;
+
+export const datasetsDirectory = (storeRoot: string): string => join(storeRoot, 'datasets');
+
+export const PreparedFile = { Train: 'train.jsonl', Val: 'val.jsonl', Report: 'report.json' } as const;
+
+/** sha256 over the options, then each file's name, size and raw bytes, length-prefixed so no two inputs collide. */
+export async function computeCacheKey(options: Record<string, unknown>, files: readonly DatasetFile[]): Promise<string> {
+  const digest = createHash('sha256');
+  const addField = (text: string): void => {
+    digest.update(`${Buffer.byteLength(text)}:`);
+    digest.update(text);
+  };
+  addField(JSON.stringify({ prepareVersion, ...options }));
+  for (const file of files) {
+    addField(file.relativePath);
+    addField(String(file.size));
+    for await (const chunk of createReadStream(file.absolutePath, { highWaterMark: 1 << 20 })) digest.update(chunk as Buffer);
+  }
+  return digest.digest('hex');
+}
+
+/** The stored report when `directory` holds a complete prepared dataset; anything less is no cache hit. */
+export async function readStoredReport(directory: string): Promise<PreparedDatasetReport | undefined> {
+  try {
+    const parsed = preparedDatasetReportSchema.safeParse(JSON.parse(await readFile(join(directory, PreparedFile.Report), 'utf8')));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function createBuildDirectory(storeRoot: string, hash: string): Promise<string> {
+  await mkdir(datasetsDirectory(storeRoot), { recursive: true });
+  return mkdtemp(join(datasetsDirectory(storeRoot), `.tmp-${hash}-`));
+}
+
+/**
+ * Renames the finished build directory to its final name. False when another prepare of the same inputs got
+ * there first: both built the same bytes, so theirs stands and ours is discarded.
+ */
+export async function publishBuildDirectory(buildDirectory: string, finalDirectory: string): Promise<boolean> {
+  await syncPath(buildDirectory);
+  try {
+    await rename(buildDirectory, finalDirectory);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw error;
+    await rm(buildDirectory, { recursive: true, force: true });
+    return false;
+  }
+  await syncPath(dirname(finalDirectory));
+  return true;
+}
+
+async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Writes via a temporary name in the same directory, fsynced, then renamed: never a half-written file. */
+export async function writeFileAtomically(path: string, contents: string): Promise<void> {
+  const temporaryPath = `${path}.tmp-${process.pid}`;
+  const handle = await open(temporaryPath, 'w');
+  try {
+    await handle.writeFile(contents);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(temporaryPath, path);
+}
+
+/** Buffers lines and writes them in large blocks: one syscall per megabyte, not per row. */
+export class LineWriter {
+  private parts: string[] = [];
+  private pendingLength = 0;
+  private written = 0;
+
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+  ) {}
+
+  static async create(path: string): Promise<LineWriter> {
+    return new LineWriter(path, await open(path, 'w'));
+  }
+
+  /** Lines appended so far. */
+  get lineCount(): number {
+    return this.written;
+  }
+
+  append(line: string): void {
+    this.parts.push(line, '\n');
+    this.pendingLength += line.length + 1;
+    this.written++;
+  }
+
+  /** Writes out the buffer once it passes a megabyte; call between batches so memory stays flat. */
+  async flushWhenFull(): Promise<void> {
+    if (this.pendingLength >= 1 << 20) await this.flush();
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.handle.sync();
+    await this.handle.close();
+  }
+
+  private async flush(): Promise<void> {
+    if (this.parts.length === 0) return;
+    const block = this.parts.join('');
+    this.parts = [];
+    this.pendingLength = 0;
+    await this.handle.write(block);
+  }
+}
+
+/** Streams a JSONL file's lines, without their newlines. */
+export async function* readLines(path: string): AsyncGenerator<string> {
+  const lines = createInterface({ input: createReadStream(path, { highWaterMark: 1 << 20 }), crlfDelay: Infinity });
+  yield* lines;
+}
+
+/** Removes line `lineIndex` from a JSONL file (rewriting it) and returns that line. */
+export async function extractLine(path: string, lineIndex: number): Promise<string> {
+  const rewritten = await LineWriter.create(`${path}.rewrite`);
+  let extracted: string | undefined;
+  let index = 0;
+  for await (const line of readLines(path)) {
+    if (index++ === lineIndex) extracted = line;
+    else rewritten.append(line);
+    await rewritten.flushWhenFull();
+  }
+  await rewritten.close();
+  if (extracted === undefined) throw new Error(`${path} has no line ${lineIndex}`);
+  await rename(rewritten.path, path);
+  return extracted;
+}

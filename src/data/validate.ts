@@ -1,0 +1,188 @@
+import { isUtf8 } from 'node:buffer';
+import { hash } from 'node:crypto';
+import { match } from 'ts-pattern';
+import type { z } from 'zod';
+import type { DatasetFormat } from '../spec/schema.ts';
+import {
+  familyFields,
+  familyOfFormat,
+  familyOfRowKeys,
+  familySchemas,
+  normaliseRow,
+  rowFamilies,
+  type NormalisedContent,
+  type ParsedRow,
+  type RowFamily,
+} from './formats.ts';
+import type { RowBatch } from './read.ts';
+import { RowErrorKind, type RowError } from './report.ts';
+
+/**
+ * Turns raw rows into trainer rows. Pure and synchronous so it runs the same inline or in a worker thread; the
+ * order-dependent work (dedupe, split, writing) stays with the caller, which sees results in input order.
+ */
+
+export interface BatchSettings {
+  format: DatasetFormat;
+}
+
+/** Marks a row whose keys name no known format. */
+export const noFamily = 255;
+/** Digest words per row: two of the near-duplicate key, two of the exact key. */
+export const digestWordsPerRow = 4;
+
+export interface BatchResult {
+  file: string;
+  count: number;
+  rowNumbers: Uint32Array;
+  /** 1 for a valid row. */
+  valid: Uint8Array;
+  /** Index into `rowFamilies` of the format each row's keys claim, or `noFamily`. */
+  families: Uint8Array;
+  /** Whether any row had an `input` field: tells alpaca from instruction/output in the report. */
+  sawInputField: boolean;
+  digests: Uint32Array;
+  /** The valid rows' output lines joined by '\n', and each row's line length (0 for invalid rows). */
+  lines: string;
+  lineLengths: Uint32Array;
+  /** The invalid rows' errors, in row order. */
+  errors: RowError[];
+}
+
+type RowOutcome =
+  | { valid: true; family: RowFamily; line: string; nearKey: string; exactKey: string }
+  | { valid: false; family: RowFamily | undefined; error: Omit<RowError, 'file' | 'row'> };
+
+export function processBatch(batch: RowBatch, settings: BatchSettings): BatchResult {
+  const { count } = batch;
+  const result: BatchResult = {
+    file: batch.file,
+    count,
+    rowNumbers: batch.rowNumbers,
+    valid: new Uint8Array(count),
+    families: new Uint8Array(count).fill(noFamily),
+    sawInputField: false,
+    digests: new Uint32Array(count * digestWordsPerRow),
+    lines: '',
+    lineLengths: new Uint32Array(count),
+    errors: [],
+  };
+  const sourcePrefix = `"source":{"file":${JSON.stringify(batch.file)},"row":`;
+  const lines: string[] = [];
+  const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
+  for (let index = 0; index < count; index++) {
+    const row = batch.rowNumbers[index]!;
+    const outcome = processRow(bytes.subarray(batch.starts[index], batch.ends[index]), settings.format, `${sourcePrefix}${row}}`, result);
+    if (outcome.family !== undefined) result.families[index] = rowFamilies.indexOf(outcome.family);
+    if (!outcome.valid) {
+      result.errors.push({ file: batch.file, row, ...outcome.error });
+      continue;
+    }
+    result.valid[index] = 1;
+    result.lineLengths[index] = outcome.line.length;
+    lines.push(outcome.line);
+    writeDigestWords(result.digests, index * digestWordsPerRow, outcome.nearKey);
+    writeDigestWords(result.digests, index * digestWordsPerRow + 2, outcome.exactKey);
+  }
+  result.lines = lines.join('\n');
+  return result;
+}
+
+/** sha1 for speed, not secrecy: it only keys dedupe and the split, where 64 bits keep collisions negligible. */
+function writeDigestWords(target: Uint32Array, offset: number, key: string): void {
+  const digest = hash('sha1', key, 'buffer');
+  target[offset] = digest.readUInt32BE(0);
+  target[offset + 1] = digest.readUInt32BE(4);
+}
+
+function processRow(bytes: Buffer, format: DatasetFormat, source: string, result: BatchResult): RowOutcome {
+  if (!isUtf8(bytes)) {
+    return rejected(undefined, null, RowErrorKind.InvalidUtf8, 'row is not valid UTF-8 (a stray binary byte?)');
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    return rejected(undefined, null, RowErrorKind.MalformedJson, `malformed JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return rejected(undefined, null, RowErrorKind.NotAnObject, `row must be a JSON object, got ${describeType(value)}`);
+  }
+  const row = value as Record<string, unknown>;
+  const family = format === 'auto' ? familyOfRowKeys(row) : familyOfFormat(format);
+  if (family === undefined) {
+    const expected = Object.values(familyFields).join(' | ');
+    return rejected(undefined, null, RowErrorKind.UnknownFormat, `no known format's fields (expected ${expected})`);
+  }
+  if ('input' in row) result.sawInputField = true;
+  const parsed = familySchemas[family].safeParse(row);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    return { valid: false, family, error: describeIssue(issue, row) };
+  }
+  const content = normaliseRow({ family, row: parsed.data } as ParsedRow);
+  // The content is serialised once: its text keys the exact dedupe and the split, and becomes the output line
+  // with the source spliced in after the leading `{"kind":"…",`.
+  const body = JSON.stringify(content);
+  const kindEnd = body.indexOf(',') + 1;
+  return {
+    valid: true,
+    family,
+    line: `${body.slice(0, kindEnd)}${source},${body.slice(kindEnd)}`,
+    exactKey: body,
+    nearKey: nearDuplicateKey(content),
+  };
+}
+
+function rejected(family: RowFamily | undefined, field: string | null, kind: RowErrorKind, reason: string): RowOutcome {
+  return { valid: false, family, error: { field, kind, reason } };
+}
+
+const foldForNearDuplicate = (text: string): string => text.toLowerCase().replace(/\s+/g, ' ').trim();
+
+/** Rows equal after case folding and whitespace collapsing are near duplicates; roles stay part of the key. */
+function nearDuplicateKey(content: NormalisedContent): string {
+  return match(content)
+    .with({ kind: 'chat' }, ({ messages }) => `chat\u0001${messages.map((message) => `${message.role}\u0002${foldForNearDuplicate(message.content)}`).join('\u0001')}`)
+    .with({ kind: 'text' }, ({ text }) => `text\u0001${foldForNearDuplicate(text)}`)
+    .with({ kind: 'completion' }, ({ prompt, completion }) => `completion\u0001${foldForNearDuplicate(prompt)}\u0001${foldForNearDuplicate(completion)}`)
+    .exhaustive();
+}
+
+function describeIssue(issue: z.core.$ZodIssue, row: Record<string, unknown>): Omit<RowError, 'file' | 'row'> {
+  const field = formatFieldPath(issue.path);
+  const value = valueAtPath(row, issue.path);
+  if (value === undefined && issue.code === 'invalid_type') {
+    return { field, kind: RowErrorKind.MissingField, reason: 'missing' };
+  }
+  return match(issue)
+    .with({ code: 'invalid_type' }, (typeIssue) => ({ field, kind: RowErrorKind.WrongType, reason: `expected ${typeIssue.expected}, got ${describeType(value)}` }))
+    .with({ code: 'invalid_value' }, (valueIssue) => ({
+      field,
+      kind: RowErrorKind.UnknownRole,
+      reason: `unknown role ${JSON.stringify(value)} (expected ${valueIssue.values.join(', ')})`,
+    }))
+    .with({ code: 'invalid_format' }, { code: 'too_small' }, () => ({ field, kind: RowErrorKind.EmptyField, reason: 'is empty' }))
+    .with({ code: 'custom' }, (customIssue) => ({ field, kind: RowErrorKind.NoAssistantMessage, reason: customIssue.message }))
+    .otherwise((otherIssue) => ({ field, kind: RowErrorKind.WrongType, reason: otherIssue.message }));
+}
+
+function formatFieldPath(path: readonly PropertyKey[]): string | null {
+  if (path.length === 0) return null;
+  return path.map((segment, index) => (typeof segment === 'number' ? `[${segment}]` : index === 0 ? String(segment) : `.${String(segment)}`)).join('');
+}
+
+function valueAtPath(row: unknown, path: readonly PropertyKey[]): unknown {
+  let value = row;
+  for (const segment of path) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[segment];
+  }
+  return value;
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'array';
+  return typeof value;
+}
