@@ -1,0 +1,203 @@
+"""CPU calibration for tuneflow's planner.
+
+Builds randomly initialised Llama-shaped models (no download: the weights do not matter for speed or memory),
+wraps them with PEFT LoRA on every linear layer, trains a few steps with torch AdamW in fp32 and records tokens/s
+and peak resident memory for each setting. The planner's CPU throughput efficiency and CPU memory terms are fitted
+to these numbers, and test/planner/calibration.test.ts checks the planner against them.
+
+Each setting runs in its own child process: peak RSS (VmHWM) only ever grows within a process, and the allocator
+keeps freed memory, so sharing one process would make every setting after the first report the largest so far.
+
+Usage (about 5 minutes on 2 cores):
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/venv-dev/bin/python bench/cpu/calibrate.py
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS_PATH = Path(__file__).parent / "results" / "cpu-calibration.json"
+
+# Llama-shaped models. smollm2-135m is SmolLM2-135M's published config.json; tiny-random-llama is tuneflow's test
+# model; the middle shape fills the gap so the fit sees three very different ratios of vocabulary to body.
+SHAPES = {
+    "tiny-random-llama": dict(
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=49152, tie_word_embeddings=True,
+    ),
+    "llama-mini-256": dict(
+        hidden_size=256, intermediate_size=768, num_hidden_layers=8, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=49152, tie_word_embeddings=True,
+    ),
+    "smollm2-135m": dict(
+        hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+        num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True,
+    ),
+}
+
+# (shape, micro batch, sequence length, gradient checkpointing)
+SETTINGS = [
+    ("tiny-random-llama", 1, 256, False),
+    ("tiny-random-llama", 4, 512, False),
+    ("llama-mini-256", 1, 512, False),
+    ("llama-mini-256", 4, 512, False),
+    ("smollm2-135m", 1, 512, False),
+    ("smollm2-135m", 4, 256, False),
+    ("smollm2-135m", 4, 256, True),
+]
+
+LORA_RANK = 16
+TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+WARMUP_STEPS = 1
+# Steps are timed one by one until both bounds are met; this machine is shared, so the fastest step is the one
+# least disturbed by other processes and is the number recorded as tokens_per_s (the median is kept alongside).
+MINIMUM_MEASURED_STEPS = 3
+MAXIMUM_MEASURED_STEPS = 8
+MINIMUM_MEASURED_SECONDS = 6.0
+
+
+def resident_memory_bytes() -> tuple[int, int]:
+    """(current RSS, peak RSS) of this process from /proc, in bytes."""
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = int(value.split()[0]) * 1024
+    return fields["VmRSS"], fields["VmHWM"]
+
+
+def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gradient_checkpointing: bool) -> dict:
+    import torch
+    import transformers
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    torch.set_num_threads(os.cpu_count() or 1)
+    rss_after_import, _ = resident_memory_bytes()
+
+    config = transformers.LlamaConfig(**SHAPES[shape_name], max_position_embeddings=4096)
+    model = transformers.LlamaForCausalLM(config).to(torch.float32)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    model = get_peft_model(model, LoraConfig(r=LORA_RANK, lora_alpha=LORA_RANK, lora_dropout=0.0, target_modules=TARGET_MODULES))
+    model.train()
+    total_parameters = sum(p.numel() for p in model.parameters())
+    trainable_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    rss_after_model, _ = resident_memory_bytes()
+
+    input_ids = torch.randint(0, config.vocab_size, (micro_batch_size, sequence_length))
+
+    def step() -> float:
+        loss = model(input_ids=input_ids, labels=input_ids).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach().item()
+
+    for _ in range(WARMUP_STEPS):
+        step()
+    load_average_before = os.getloadavg()[0]
+    cpu_seconds_before = time.process_time()
+    step_seconds: list[float] = []
+    while len(step_seconds) < MAXIMUM_MEASURED_STEPS and (len(step_seconds) < MINIMUM_MEASURED_STEPS or sum(step_seconds) < MINIMUM_MEASURED_SECONDS):
+        started = time.perf_counter()
+        step()
+        step_seconds.append(time.perf_counter() - started)
+    cpu_seconds = time.process_time() - cpu_seconds_before
+    _, peak_rss = resident_memory_bytes()
+
+    tokens_per_step = micro_batch_size * sequence_length
+    median_step_seconds = sorted(step_seconds)[len(step_seconds) // 2]
+    return {
+        "shape": shape_name,
+        "architecture": {
+            "num_layers": config.num_hidden_layers,
+            "hidden_size": config.hidden_size,
+            "intermediate_size": config.intermediate_size,
+            "num_attention_heads": config.num_attention_heads,
+            "num_key_value_heads": config.num_key_value_heads,
+            "head_dim": config.hidden_size // config.num_attention_heads,
+            "vocab_size": config.vocab_size,
+            "tie_word_embeddings": config.tie_word_embeddings,
+        },
+        "backend": "hf-peft",
+        "quantization": "none",
+        "dtype": "float32",
+        "attention_implementation": model.config._attn_implementation,
+        "lora_rank": LORA_RANK,
+        "target_modules": TARGET_MODULES,
+        "optimizer": "adamw_torch",
+        "micro_batch_size": micro_batch_size,
+        "sequence_length": sequence_length,
+        "gradient_checkpointing": gradient_checkpointing,
+        "total_parameters": total_parameters,
+        "trainable_parameters": trainable_parameters,
+        "torch_threads": torch.get_num_threads(),
+        "step_seconds": step_seconds,
+        "tokens_per_s": tokens_per_step / min(step_seconds),
+        "median_tokens_per_s": tokens_per_step / median_step_seconds,
+        "process_cpu_seconds_per_step": cpu_seconds / len(step_seconds),
+        "load_average_before": load_average_before,
+        "rss_after_import_bytes": rss_after_import,
+        "rss_after_model_bytes": rss_after_model,
+        "peak_rss_bytes": peak_rss,
+        "peak_rss_gib": peak_rss / 2**30,
+        "peak_rss_growth_gib": (peak_rss - rss_after_import) / 2**30,
+    }
+
+
+def main() -> None:
+    if len(sys.argv) == 6 and sys.argv[1] == "--child":
+        _, _, shape_name, micro_batch_size, sequence_length, gradient_checkpointing = sys.argv
+        result = measure_one(shape_name, int(micro_batch_size), int(sequence_length), gradient_checkpointing == "1")
+        print(json.dumps(result))
+        return
+
+    import peft
+    import torch
+    import transformers
+
+    started = time.perf_counter()
+    measurements = []
+    for shape_name, micro_batch_size, sequence_length, gradient_checkpointing in SETTINGS:
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", shape_name, str(micro_batch_size), str(sequence_length), "1" if gradient_checkpointing else "0"],
+            check=True, capture_output=True, text=True,
+        )
+        measurement = json.loads(child.stdout.strip().splitlines()[-1])
+        print(
+            f"{shape_name:18} b={micro_batch_size} s={sequence_length} ckpt={int(gradient_checkpointing)}: "
+            f"{measurement['tokens_per_s']:8.1f} tokens/s (median {measurement['median_tokens_per_s']:.1f}, load {measurement['load_average_before']:.1f}), peak RSS {measurement['peak_rss_gib']:.3f} GiB "
+            f"(+{measurement['peak_rss_growth_gib']:.3f} over imports)",
+            flush=True,
+        )
+        measurements.append(measurement)
+
+    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_PATH.write_text(json.dumps({
+        "kind": "cpu-calibration",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/venv-dev/bin/python bench/cpu/calibrate.py",
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
+        "nproc": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cpu_model": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor()),
+        "system_memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+        "wall_seconds": time.perf_counter() - started,
+        "measurements": measurements,
+    }, indent=2) + "\n")
+    print(f"wrote {RESULTS_PATH}")
+
+
+if __name__ == "__main__":
+    main()

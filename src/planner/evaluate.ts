@@ -1,0 +1,112 @@
+import { match } from 'ts-pattern';
+import { loraParameters, resolveTargetModules, totalParameters } from './architecture.ts';
+import { multiGpuScaling } from './calibration.ts';
+import { availableGib, dataParallelRanks, resolveDevice, weightShards, type ResolvedDevice } from './device.ts';
+import { memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
+import { bytesToGib, roundToThousandths as round } from './units.ts';
+import type { PlanRequest } from './request.ts';
+import { cpuStepTime, gpuStepTime, totalSeconds } from './throughput.ts';
+
+/** A plan without suggestions: what one candidate configuration costs. The search evaluates many of these. */
+export interface Evaluation {
+  fits: boolean;
+  peak_vram_gib: number;
+  available_gib: number;
+  /** GiB per memory term, per device. */
+  breakdown: Record<string, number>;
+  tokens_per_s: number;
+  tokens_per_hour: number;
+  eta_seconds?: number;
+  /** Seconds per optimizer step (all accumulation micro-steps). */
+  step_seconds: number;
+  effective_batch_size: number;
+  trainable_parameters: number;
+  total_parameters: number;
+  device: { kind: 'cuda' | 'cpu'; name: string; count: number; memory_gib: number };
+  reasons: string[];
+  notes: string[];
+}
+
+export function memoryInputs(request: PlanRequest, device: ResolvedDevice): MemoryInputs {
+  return {
+    architecture: request.architecture,
+    device_kind: device.kind,
+    backend: request.backend,
+    quantization: request.quantization,
+    lora_rank: request.lora_rank,
+    target_modules: resolveTargetModules(request.target_modules),
+    sequence_length: request.sequence_length,
+    micro_batch_size: request.micro_batch_size,
+    gradient_checkpointing: request.gradient_checkpointing,
+    optimizer: request.optimizer,
+    weight_shards: weightShards(device, request.backend),
+  };
+}
+
+export function evaluatePlan(request: PlanRequest): Evaluation {
+  const device = resolveDevice(request.device);
+  const inputs = memoryInputs(request, device);
+  const breakdownBytes = memoryBreakdownBytes(inputs);
+  const peakBytes = Object.values(breakdownBytes).reduce((sum, value) => sum + value, 0);
+  const peakGib = bytesToGib(peakBytes);
+  const available = availableGib(device);
+
+  const ranks = dataParallelRanks(device);
+  const microStepSeconds = totalSeconds(
+    match(device)
+      .with({ kind: 'cuda' }, (gpu) => gpuStepTime(inputs, gpu.gpu))
+      .with({ kind: 'cpu' }, (cpu) => cpuStepTime(inputs, cpu.cores))
+      .exhaustive(),
+  );
+  const scaling = ranks > 1 ? multiGpuScaling : 1;
+  const tokensPerSecond = ((request.micro_batch_size * request.sequence_length * ranks) / microStepSeconds) * scaling;
+  const totalTokens = request.dataset_tokens === undefined ? undefined : request.dataset_tokens * (request.epochs ?? 1);
+
+  const unsupported = unsupportedCombinations(request, device);
+  const fitsMemory = peakGib <= available;
+  return {
+    fits: fitsMemory && unsupported.length === 0,
+    peak_vram_gib: round(peakGib),
+    available_gib: round(available),
+    breakdown: Object.fromEntries(Object.entries(breakdownBytes).map(([term, bytes]) => [term, round(bytesToGib(bytes))])),
+    tokens_per_s: round(tokensPerSecond),
+    tokens_per_hour: Math.round(tokensPerSecond * 3600),
+    ...(totalTokens === undefined ? {} : { eta_seconds: Math.round(totalTokens / tokensPerSecond) }),
+    step_seconds: round((microStepSeconds * request.gradient_accumulation_steps) / scaling),
+    effective_batch_size: request.micro_batch_size * request.gradient_accumulation_steps * ranks,
+    trainable_parameters: loraParameters(request.architecture, request.lora_rank, inputs.target_modules),
+    total_parameters: totalParameters(request.architecture),
+    device: { kind: device.kind, name: device.name, count: device.kind === 'cuda' ? device.count : device.cores, memory_gib: device.memory_gib },
+    reasons: [...unsupported, ...(fitsMemory ? [] : memoryReasons(request, device, breakdownBytes, peakGib, available))],
+    notes: device.notes,
+  };
+}
+
+function unsupportedCombinations(request: PlanRequest, device: ResolvedDevice): string[] {
+  if (device.kind === 'cuda') return [];
+  return [
+    ...(request.backend === 'unsloth' ? ['Unsloth needs a CUDA GPU; on a CPU tuneflow trains with hf-peft'] : []),
+    ...(request.quantization === 'none' ? [] : [`${request.quantization} quantisation (bitsandbytes) needs a CUDA GPU`]),
+    ...(request.optimizer === 'adamw_torch' ? [] : [`${request.optimizer} (bitsandbytes) needs a CUDA GPU; use adamw_torch`]),
+  ];
+}
+
+function memoryReasons(request: PlanRequest, device: ResolvedDevice, breakdownBytes: Record<MemoryTerm, number>, peakGib: number, available: number): string[] {
+  const where = match(device)
+    .with({ kind: 'cuda' }, (gpu) => `each ${gpu.name} has ${round(available)} GiB`)
+    .with({ kind: 'cpu' }, () => `the CPU run may use ${round(available)} GiB of system RAM`)
+    .exhaustive();
+  const largest = Object.entries(breakdownBytes)
+    .sort(([, left], [, right]) => right - left)
+    .slice(0, 3)
+    .map(([term, bytes]) => `${term} ${round(bytesToGib(bytes))} GiB`);
+  const reasons = [`needs ${round(peakGib)} GiB per device but ${where}; largest terms: ${largest.join(', ')}`];
+  const weightsGib = bytesToGib(breakdownBytes.base_weights + breakdownBytes.quantization_constants + breakdownBytes.embeddings_and_head);
+  if (weightsGib > available) {
+    const precision = match(request.quantization).with('none', () => (device.kind === 'cuda' ? '16-bit' : '32-bit')).with('8bit', () => '8-bit').with('4bit', () => '4-bit NF4').exhaustive();
+    reasons.push(
+      `the ${precision} weights of ${request.architecture.name} alone take ${round(weightsGib)} GiB: no change of rank, sequence length or batch size can make this fit`,
+    );
+  }
+  return reasons;
+}

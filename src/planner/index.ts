@@ -1,0 +1,27 @@
+/**
+ * The planner: will a LoRA/QLoRA run fit a device, how fast will it go, how long will it take, and what to change
+ * when it does not fit. Pure functions; the numbers behind them are explained in docs/planner.md.
+ */
+export {
+  architectureFromHuggingFaceConfig,
+  LinearModule,
+  loraParameters,
+  totalParameters,
+  type ModelArchitecture,
+} from './architecture.ts';
+export { architectureCatalog, findArchitecture } from './catalog/architectures.ts';
+export { findGpu, gpuCatalog, type GpuSpecification } from './catalog/gpus.ts';
+export { evaluatePlan, type Evaluation } from './evaluate.ts';
+export { MemoryTerm } from './memory.ts';
+export { planRun, type Plan } from './plan.ts';
+export {
+  DeviceKind,
+  PlannerOptimizer,
+  Quantization,
+  TrainingBackend,
+  type CatalogGpuReference,
+  type DeviceDescription,
+  type PlanRequest,
+} from './request.ts';
+export { largestFittingMicroBatch, nextSmallerMicroBatch, suggestChanges, SuggestionKind, type MicroBatchChoice, type RequestChanges, type Suggestion } from './search.ts';
+export { inferenceMemory, rankTradeOffs, type InferenceMemory, type RankTradeOff } from './tradeoffs.ts';

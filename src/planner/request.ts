@@ -1,0 +1,61 @@
+import type { ModelArchitecture } from './architecture.ts';
+
+export const TrainingBackend = {
+  Unsloth: 'unsloth',
+  HuggingFacePeft: 'hf-peft',
+} as const;
+export type TrainingBackend = (typeof TrainingBackend)[keyof typeof TrainingBackend];
+
+export const Quantization = {
+  None: 'none',
+  EightBit: '8bit',
+  FourBit: '4bit',
+} as const;
+export type Quantization = (typeof Quantization)[keyof typeof Quantization];
+
+export const PlannerOptimizer = {
+  AdamWTorch: 'adamw_torch',
+  AdamW8bit: 'adamw_8bit',
+  PagedAdamW8bit: 'paged_adamw_8bit',
+} as const;
+export type PlannerOptimizer = (typeof PlannerOptimizer)[keyof typeof PlannerOptimizer];
+
+export const DeviceKind = {
+  Cuda: 'cuda',
+  Cpu: 'cpu',
+} as const;
+export type DeviceKind = (typeof DeviceKind)[keyof typeof DeviceKind];
+
+/** A concrete device: what the Python worker reports, or what a catalog GPU resolves to. */
+export interface DeviceDescription {
+  kind: DeviceKind;
+  /** cuda: a catalog id or the name torch reports; cpu: free text. */
+  name: string;
+  /** Per GPU for cuda; system RAM for cpu. */
+  memory_gib: number;
+  /** cuda: number of GPUs; cpu: number of cores. */
+  count: number;
+}
+
+/** A GPU named by its catalog id, optionally with a memory override (a GPU shared with other work). */
+export interface CatalogGpuReference {
+  gpu: string;
+  count?: number;
+  memory_gib?: number;
+}
+
+export interface PlanRequest {
+  architecture: ModelArchitecture;
+  device: DeviceDescription | CatalogGpuReference;
+  backend: TrainingBackend;
+  quantization: Quantization;
+  lora_rank: number;
+  target_modules: 'all-linear' | string[];
+  sequence_length: number;
+  micro_batch_size: number;
+  gradient_accumulation_steps: number;
+  gradient_checkpointing: boolean;
+  optimizer: PlannerOptimizer;
+  dataset_tokens?: number;
+  epochs?: number;
+}
