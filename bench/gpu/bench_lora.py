@@ -327,7 +327,7 @@ def worker(args):
             warmup = args.warmup if mb == 1 else max(2, args.warmup - 1)
             steps = args.steps if mb == 1 else max(3, args.steps - 2)
             r = train_mb(model, opt, size, mb, warmup, steps, args.cpu_test, deadline,
-                         profile_path=args.profile_file, tag=f"{size}/{method}")
+                         profile_path=args.profile_file if mb == 1 else None, tag=f"{size}/{method}")
             rec.update(r)
             tps = r["tokens_per_second"]
             rec["model_flops_per_token"] = fl["model_flops_per_token"]
@@ -588,26 +588,21 @@ def driver(args):
             json.dump(results, f, indent=1)
 
     models_dir = args.model_dir
-    sizes = []
-    for s, _, _ in plan:
-        if s not in sizes:
-            sizes.append(s)
-    if args.notes and "1b" not in sizes and not args.cpu_test:
-        sizes.insert(0, "1b")
-    for s in sizes:
+
+    def ensure_built(s):
         p = os.path.join(models_dir, s)
         if os.path.exists(os.path.join(p, "config.json")):
-            log(f"reusing {p}")
-            continue
+            return True
         rc, dt = run_sub(["--build", s, "--model-path", p] + (["--cpu-test"] if args.cpu_test else []),
                          os.path.join(logs, f"build-{s}.log"), deadline - time.time())
         results["builds"][s] = dict(rc=rc, seconds=round(dt, 1))
         log(f"build {s}: rc={rc} {dt:.1f}s")
         if rc != 0:
             print(tail(os.path.join(logs, f"build-{s}.log")), flush=True)
-    dump()
+        dump()
+        return rc == 0
 
-    if args.notes and not args.cpu_test:
+    if args.notes and not args.cpu_test and ensure_built("1b"):
         nf = os.path.join(scratch, "notes.json")
         rc, dt = run_sub(["--notes-worker", "--model-path", os.path.join(models_dir, "1b"), "--result-file", nf,
                           "--scratch", scratch], os.path.join(logs, "notes.log"), min(180, deadline - time.time()))
@@ -641,6 +636,8 @@ def driver(args):
                     results["records"].append(dict(method=m, model=ARCH[size]["model"], micro_batch_size=int(mb),
                                                    status="skipped", error="call time budget exhausted"))
                 log(f"skip {size}/{m}: {remaining:.0f}s left")
+                continue
+            if not ensure_built(size):
                 continue
             lf = os.path.join(logs, f"{size}-{m}.log")
             argv = ["--worker", "--size", size, "--method", m, "--mbs", mbs, "--model-path", path,

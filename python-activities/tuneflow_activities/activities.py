@@ -14,6 +14,7 @@ from .artifacts import uri_to_path
 from .contract import AcceleratorActivity, FailureType
 from .data import length_statistics, read_prepared_rows, tokenize_rows
 from .errors import failure
+from .loaders import training_setup
 from .models import (
     describe_architecture,
     describe_device,
@@ -70,8 +71,9 @@ def _out_of_memory(error: BaseException) -> bool:
 @activity.defn(name=AcceleratorActivity.RESOLVE_MODEL.value)
 def resolve_model(request: dict) -> dict:
     with Heartbeater({"phase": "resolving model"}).running():
-        resolved = resolve_model_directory(request["source"])
+        resolved = resolve_model_directory(request["spec"]["model"]["source"])
         return {
+            "training": training_setup(request["spec"]),
             "model_uri": model_uri(resolved),
             "source": resolved.source,
             "architecture": describe_architecture(resolved.directory),

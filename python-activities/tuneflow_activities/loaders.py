@@ -49,6 +49,25 @@ def use_gradient_checkpointing(spec: dict, device: str) -> bool:
     return device == "cuda" if setting == "auto" else bool(setting)
 
 
+def choose_optimizer(spec: dict, device: str) -> str:
+    requested = spec["train"]["optimizer"]
+    if requested != "auto":
+        return requested
+    # 8-bit AdamW halves optimizer memory on a GPU; bitsandbytes' 8-bit kernels are CUDA-only.
+    return "adamw_8bit" if device == "cuda" else "adamw_torch"
+
+
+def training_setup(spec: dict) -> dict:
+    """How the spec's 'auto' settings resolve on this worker: what the planner must plan for."""
+    device = choose_device(spec)
+    return {
+        "device": device,
+        "backend": choose_backend(spec, device),
+        "gradient_checkpointing": use_gradient_checkpointing(spec, device),
+        "optimizer": choose_optimizer(spec, device),
+    }
+
+
 def lora_arguments(spec: dict) -> dict:
     lora = spec["lora"]
     return {

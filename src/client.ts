@@ -1,0 +1,134 @@
+import { Client, Connection, type WorkflowHandle, WorkflowFailedError } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { fileURLToPath } from 'node:url';
+import type { TrainProgress } from './accelerator.ts';
+import { AcceleratorActivity, TaskQueue } from './contract.ts';
+import { temporalAddress, temporalNamespace } from './runtime/home.ts';
+import type { RunSpec } from './spec/schema.ts';
+import { type FineTuneInput, type FineTuneResult, type FineTuneState, fineTune, stateQuery } from '../workflows/index.ts';
+
+export async function connectClient(address = temporalAddress(), namespace = temporalNamespace()): Promise<Client> {
+  const connection = await Connection.connect({ address });
+  return new Client({ connection, namespace });
+}
+
+export interface StartOptions {
+  workflowId?: string;
+  artifactRootUri: string;
+}
+
+export function defaultWorkflowId(spec: RunSpec): string {
+  const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+  return `tuneflow-${spec.name ?? 'run'}-${stamp}`;
+}
+
+/** Starts a fine-tune; the spec must be validated and its paths absolute (see loadSpec). */
+export function startFineTune(client: Client, spec: RunSpec, options: StartOptions): Promise<WorkflowHandle<typeof fineTune>> {
+  const input: FineTuneInput = { spec, artifact_root_uri: options.artifactRootUri };
+  return client.workflow.start(fineTune, {
+    taskQueue: TaskQueue.Orchestration,
+    workflowId: options.workflowId ?? defaultWorkflowId(spec),
+    args: [input],
+  });
+}
+
+/** What `tuneflow status --json` prints. Artifact locations are plain paths. */
+export interface RunStatusReport {
+  workflow_id: string;
+  status: string;
+  stage: string | null;
+  step: number | null;
+  total_steps: number | null;
+  loss: number | null;
+  tokens_per_second: number | null;
+  eta_seconds: number | null;
+  last_checkpoint: { step: number; path: string } | null;
+  train_attempt: number | null;
+  error: string | null;
+  artifacts?: { adapter: string; merged: string | null; run: string; run_manifest: string; checkpoints: { step: number; path: string }[] };
+  metrics?: FineTuneResult['metrics'];
+  samples?: FineTuneResult['samples'];
+}
+
+const toPath = (uri: string) => fileURLToPath(uri);
+
+/** The train activity's latest heartbeat, if training is in progress: step, loss and speed live there. */
+async function trainingHeartbeat(handle: WorkflowHandle): Promise<{ progress: TrainProgress | null; attempt: number | null }> {
+  const description = await handle.describe();
+  const pending = description.raw.pendingActivities?.find((activity) => activity.activityType?.name === AcceleratorActivity.Train);
+  const payload = pending?.heartbeatDetails?.payloads?.[0];
+  const progress = payload ? (defaultPayloadConverter.fromPayload(payload) as TrainProgress & { phase?: string }) : null;
+  return { progress: progress && 'step' in progress ? progress : null, attempt: pending?.attempt ?? null };
+}
+
+export async function getRunStatus(client: Client, workflowId: string): Promise<RunStatusReport> {
+  const handle = client.workflow.getHandle(workflowId);
+  const description = await handle.describe();
+  const status = description.status.name.toLowerCase();
+  let state: FineTuneState | null = null;
+  try {
+    state = await handle.query(stateQuery);
+  } catch {
+    // A workflow that failed before its first task has no state to query.
+  }
+  const { progress, attempt } = status === 'running' ? await trainingHeartbeat(handle) : { progress: null, attempt: null };
+  const result = state?.result ?? null;
+  const step = progress?.step ?? result?.training.final_step ?? null;
+  const totalSteps = progress?.total_steps ?? state?.total_steps ?? null;
+  const rate = progress?.tokens_per_second ?? null;
+  // The plan's time for the whole run, scaled to the steps left and to the speed actually measured.
+  const plan = state?.plan;
+  const etaSeconds =
+    progress && plan?.eta_seconds && rate && progress.total_steps > 0
+      ? plan.eta_seconds * (1 - progress.step / progress.total_steps) * (plan.tokens_per_s / rate)
+      : null;
+  return {
+    workflow_id: workflowId,
+    status,
+    stage: state?.stage ?? null,
+    step,
+    total_steps: totalSteps,
+    loss: progress?.loss ?? result?.training.train_loss ?? null,
+    tokens_per_second: rate,
+    eta_seconds: etaSeconds,
+    last_checkpoint: progress?.last_checkpoint ? { step: progress.last_checkpoint.step, path: toPath(progress.last_checkpoint.uri) } : null,
+    train_attempt: attempt,
+    error: state?.error ?? null,
+    ...(result
+      ? {
+          artifacts: {
+            adapter: toPath(result.artifacts.adapter),
+            merged: result.artifacts.merged ? toPath(result.artifacts.merged) : null,
+            run: toPath(result.run_uri),
+            run_manifest: toPath(result.artifacts.run_manifest),
+            checkpoints: result.artifacts.checkpoints.map(({ step: checkpointStep, uri }) => ({ step: checkpointStep, path: toPath(uri) })),
+          },
+          metrics: result.metrics,
+          samples: result.samples,
+        }
+      : {}),
+  };
+}
+
+/** Waits for the result, calling onStatus every interval with the live status (the CLI's progress line). */
+export async function waitForResult(
+  client: Client,
+  workflowId: string,
+  onStatus: (status: RunStatusReport) => void,
+  intervalMilliseconds = 2_000,
+): Promise<FineTuneResult> {
+  const handle = client.workflow.getHandle<typeof fineTune>(workflowId);
+  const result = handle.result();
+  let done = false;
+  void result.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  while (!done) {
+    await Promise.race([result.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, intervalMilliseconds))]);
+    if (!done) onStatus(await getRunStatus(client, workflowId));
+  }
+  return result;
+}
+
+export { WorkflowFailedError };

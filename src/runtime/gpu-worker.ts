@@ -1,0 +1,35 @@
+import { join } from 'node:path';
+import { pythonActivitiesDirectory, readyEnvironment } from '../../scripts/python-environment.mjs';
+import { type ManagedProcess, startProcess } from './processes.ts';
+
+export interface GpuWorkerOptions {
+  address: string;
+  namespace?: string;
+  logFile: string;
+  echo?: boolean;
+  environment?: Record<string, string>;
+}
+
+/** Starts the Python activity worker (task queue tuneflow-gpu) and resolves once it polls. */
+export function startGpuWorker(options: GpuWorkerOptions): Promise<ManagedProcess> {
+  const args = ['-m', 'tuneflow_activities.worker', '--address', options.address];
+  if (options.namespace) args.push('--namespace', options.namespace);
+  return startProcess(readyEnvironment().python, args, {
+    cwd: pythonActivitiesDirectory,
+    logFile: options.logFile,
+    echo: options.echo,
+    readyPattern: /gpu-worker ready/,
+    readyTimeoutMilliseconds: 180_000,
+    env: {
+      ...process.env,
+      PYTHONPATH: pythonActivitiesDirectory,
+      PYTHONUNBUFFERED: '1',
+      HF_HUB_OFFLINE: '1',
+      TRANSFORMERS_OFFLINE: '1',
+      UNSLOTH_DISABLE_STATISTICS: '1',
+      ...options.environment,
+    },
+  });
+}
+
+export const gpuWorkerLogFile = (logs: string): string => join(logs, 'gpu-worker.log');

@@ -1,0 +1,70 @@
+import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A child process whose output goes to a log file (and optionally the console), stoppable gracefully. */
+export interface ManagedProcess {
+  readonly child: ChildProcess;
+  readonly logFile: string;
+  /** SIGTERM, then SIGKILL after the grace period; resolves once the process is gone. */
+  stop(graceMilliseconds?: number): Promise<void>;
+  /** SIGKILL: the crash a user's machine can have at any instant. */
+  kill(): Promise<void>;
+  readonly exited: Promise<number | null>;
+}
+
+export interface StartProcessOptions extends SpawnOptions {
+  logFile: string;
+  /** Resolves start once a line of output matches. */
+  readyPattern?: RegExp;
+  readyTimeoutMilliseconds?: number;
+  echo?: boolean;
+}
+
+export async function startProcess(command: string, args: string[], options: StartProcessOptions): Promise<ManagedProcess> {
+  mkdirSync(dirname(options.logFile), { recursive: true });
+  const log = createWriteStream(options.logFile, { flags: 'a' });
+  // detached: the child leads its own process group, so Ctrl-C in a terminal reaches only the supervisor,
+  // which then stops its children in order.
+  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let ready: () => void = () => {};
+  const readyPromise = new Promise<void>((resolve) => (ready = resolve));
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.on('data', (chunk: Buffer) => {
+      log.write(chunk);
+      if (options.echo) process.stderr.write(chunk);
+      if (options.readyPattern?.test(chunk.toString())) ready();
+    });
+  }
+  const stopWith = async (signal: NodeJS.Signals, graceMilliseconds: number) => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill(signal);
+    const outcome = await Promise.race([exited.then(() => 'exited'), sleep(graceMilliseconds).then(() => 'timeout')]);
+    if (outcome === 'timeout') {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  };
+  const managed: ManagedProcess = {
+    child,
+    logFile: options.logFile,
+    exited,
+    stop: (graceMilliseconds = 10_000) => stopWith('SIGTERM', graceMilliseconds),
+    kill: () => stopWith('SIGKILL', 10_000),
+  };
+  if (options.readyPattern) {
+    const timeout = options.readyTimeoutMilliseconds ?? 120_000;
+    const outcome = await Promise.race([
+      readyPromise.then(() => 'ready'),
+      exited.then((code) => `exited with code ${code}`),
+      sleep(timeout).then(() => `not ready after ${timeout} ms`),
+    ]);
+    if (outcome !== 'ready') {
+      await managed.kill();
+      throw new Error(`${command} ${args.join(' ')} ${outcome}; see ${options.logFile}`);
+    }
+  }
+  return managed;
+}

@@ -1,0 +1,51 @@
+/**
+ * One Temporal dev server for the whole test run (a fresh SQLite file in a temporary directory), and one
+ * workflow bundle: every test file connects to the same server and builds workers from the same bundle.
+ */
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startDevServer } from '../../src/runtime/dev-server.ts';
+import { workflowsPath } from '../../src/workflows-path.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    temporalAddress: string;
+    workflowBundlePath: string;
+    testRoot: string;
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export default async function setup(project: TestProject) {
+  const root = await mkdtemp(join(tmpdir(), 'tuneflow-test-'));
+  const server = await startDevServer({
+    databaseFile: join(root, 'temporal.db'),
+    logFile: join(root, 'temporal.log'),
+    port: await freePort(),
+    uiPort: await freePort(),
+  });
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger: undefined });
+  const workflowBundlePath = join(root, 'workflow-bundle.js');
+  await writeFile(workflowBundlePath, code);
+  project.provide('temporalAddress', server.address);
+  project.provide('workflowBundlePath', workflowBundlePath);
+  project.provide('testRoot', root);
+  return async () => {
+    await server.stop();
+    await rm(root, { recursive: true, force: true });
+  };
+}
