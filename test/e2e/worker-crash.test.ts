@@ -1,0 +1,80 @@
+/**
+ * The promise: a run survives a killed worker and resumes from its last checkpoint. The Python worker is
+ * SIGKILLed mid-training (no cleanup, no goodbye), a new one is started, and the run must complete without
+ * training any step at or before the checkpoint again.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { getRunStatus, startFineTune } from '../../src/client.ts';
+import { loadSpec } from '../../src/spec/load.ts';
+import { startTestCluster, type TestCluster } from '../support/cluster.ts';
+
+const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
+
+interface LogRecord {
+  attempt: number;
+  step: number;
+}
+
+describe('a Python worker killed mid-training', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startTestCluster('worker-crash');
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('resumes on a new worker from the last checkpoint and never retrains a checkpointed step', async () => {
+    const base = loadSpec(tinySpecPath);
+    const spec = {
+      ...base,
+      train: { ...base.train, max_steps: 60, heartbeat_timeout_seconds: 5 },
+      checkpoint: { ...base.checkpoint, every_steps: 5 },
+      merge: { ...base.merge, enabled: false },
+    };
+    const workflowId = `crash-${Date.now()}`;
+    const handle = await startFineTune(cluster.client, spec, { workflowId, artifactRootUri: cluster.artifactRootUri });
+
+    let checkpointAtKill = 0;
+    for (const deadline = Date.now() + 240_000; Date.now() < deadline; await sleep(200)) {
+      const status = await getRunStatus(cluster.client, workflowId);
+      if ((status.last_checkpoint?.step ?? 0) >= 10) {
+        checkpointAtKill = status.last_checkpoint!.step;
+        break;
+      }
+    }
+    expect(checkpointAtKill).toBeGreaterThanOrEqual(10);
+    await cluster.killGpuWorker();
+    await cluster.startGpuWorker();
+
+    const result = await handle.result();
+    expect(result.training.final_step).toBe(60);
+    expect(result.training.resumed_from_step).toBeGreaterThanOrEqual(checkpointAtKill);
+    expect(result.training.steps_trained).toBe(60 - result.training.resumed_from_step);
+
+    const log: LogRecord[] = readFileSync(join(fileURLToPath(result.run_uri), 'train_log.jsonl'), 'utf8')
+      .split('\n')
+      .filter((line) => line.trim())
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as LogRecord];
+        } catch {
+          return []; // the killed process may have died mid-line
+        }
+      });
+    const attempts = [...new Set(log.map((record) => record.attempt))];
+    expect(attempts.length).toBeGreaterThanOrEqual(2);
+    const resumed = result.training.resumed_from_step;
+    for (let step = 1; step <= resumed; step += 1) {
+      expect(log.filter((record) => record.step === step), `step ${step}`).toHaveLength(1);
+    }
+    const lastAttempt = Math.max(...attempts);
+    const retrained = log.filter((record) => record.attempt === lastAttempt).map((record) => record.step);
+    expect(retrained[0]).toBe(resumed + 1);
+    expect(retrained.at(-1)).toBe(60);
+  });
+});
