@@ -1,0 +1,40 @@
+import type { RunStatusReport } from '../client.ts';
+import type { FineTuneResult } from '../../workflows/index.ts';
+
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
+  const whole = Math.max(0, Math.round(seconds));
+  const hours = Math.floor(whole / 3600);
+  const minutes = Math.floor((whole % 3600) / 60);
+  const rest = whole % 60;
+  return hours > 0 ? `${hours}h${String(minutes).padStart(2, '0')}m` : minutes > 0 ? `${minutes}m${String(rest).padStart(2, '0')}s` : `${rest}s`;
+}
+
+const number = (value: number | null | undefined, digits = 4) => (value === null || value === undefined ? '—' : value.toFixed(digits));
+
+/** One line: `train · step 12/36 · loss 0.4123 · 512 tok/s · ETA 1m20s · checkpoint 10`. */
+export function progressLine(status: RunStatusReport): string {
+  const parts = [status.stage ?? status.status];
+  if (status.step !== null && status.total_steps !== null) parts.push(`step ${status.step}/${status.total_steps}`);
+  if (status.loss !== null) parts.push(`loss ${number(status.loss)}`);
+  if (status.tokens_per_second) parts.push(`${Math.round(status.tokens_per_second)} tok/s`);
+  if (status.eta_seconds !== null) parts.push(`ETA ${formatDuration(status.eta_seconds)}`);
+  if (status.last_checkpoint) parts.push(`checkpoint ${status.last_checkpoint.step}`);
+  if (status.train_attempt && status.train_attempt > 1) parts.push(`attempt ${status.train_attempt}`);
+  return parts.join(' · ');
+}
+
+export function evaluationTable(result: FineTuneResult): string {
+  const { metrics } = result;
+  const rows = [
+    ['', 'base', 'tuned'],
+    ['validation loss', number(metrics.base_val_loss), number(metrics.tuned_val_loss)],
+    ['perplexity', number(metrics.base_perplexity, 2), number(metrics.tuned_perplexity, 2)],
+  ];
+  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
+  const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ')).join('\n');
+  const samples = result.samples
+    .map((sample) => `\nprompt: ${sample.prompt.replace(/\n+/g, ' ')}\n  base : ${sample.base.replace(/\n+/g, ' ')}\n  tuned: ${sample.tuned.replace(/\n+/g, ' ')}`)
+    .join('\n');
+  return `${table}\n${samples}`;
+}
