@@ -1,0 +1,75 @@
+import tuneflow_activities.offline  # noqa: F401  (before any Hugging Face import)
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from tuneflow_activities.models import TINY_RANDOM_LLAMA, model_uri, resolve_model_directory
+
+QUICKSTART_DATA = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "data.jsonl"
+
+TINY_SPEC = {
+    "model": {"source": TINY_RANDOM_LLAMA, "max_seq_length": 128},
+    "dataset": {"overlong": "truncate"},
+    "lora": {"r": 8, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
+    "train": {
+        "epochs": 1,
+        "max_steps": 12,
+        "micro_batch_size": 4,
+        "gradient_accumulation_steps": 2,
+        "learning_rate": 0.02,
+        "lr_scheduler": "cosine",
+        "warmup_steps": 2,
+        "weight_decay": 0.01,
+        "max_grad_norm": 1.0,
+        "optimizer": "auto",
+        "gradient_checkpointing": "auto",
+        "loss_on": "responses",
+        "seed": 42,
+    },
+    "checkpoint": {"every_steps": 4, "keep_last": 5},
+    "merge": {"enabled": True, "dtype": "auto"},
+    "evaluate": {"enabled": True, "sample_prompts": ["Extract the person as JSON.\n\nAnna, 52, baker in Gdansk."], "max_new_tokens": 6},
+    "device": {"type": "cpu", "backend": "auto", "quantization": "none"},
+}
+
+
+def chat_row(number: int, row: dict) -> dict:
+    return {
+        "kind": "chat",
+        "source": {"file": "data.jsonl", "row": number},
+        "messages": [
+            {"role": "user", "content": f"{row['instruction']}\n\n{row['input']}"},
+            {"role": "assistant", "content": row["output"]},
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory) -> dict:
+    """The quickstart rows in the prepared (normalised) format the TypeScript prepare stage writes."""
+    directory = tmp_path_factory.mktemp("prepared")
+    rows = [chat_row(number, json.loads(line)) for number, line in enumerate(QUICKSTART_DATA.read_text().splitlines(), 1)]
+    (directory / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:96]))
+    (directory / "val.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[96:112]))
+    return {"train_uri": (directory / "train.jsonl").as_uri(), "val_uri": (directory / "val.jsonl").as_uri()}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_uri() -> str:
+    return model_uri(resolve_model_directory(TINY_RANDOM_LLAMA))
+
+
+@pytest.fixture
+def spec() -> dict:
+    return copy.deepcopy(TINY_SPEC)
+
+
+@pytest.fixture
+def train_request(spec, prepared, tiny_model_uri, tmp_path):
+    def build(run_name: str = "run", **overrides) -> dict:
+        return {"spec": spec, "model_uri": tiny_model_uri, "train_uri": prepared["train_uri"], "run_uri": (tmp_path / run_name).as_uri(), **overrides}
+
+    return build

@@ -1,0 +1,64 @@
+"""Tokenisation masks exactly the prompt, and the schedule is a pure function of (seed, epoch, step)."""
+
+import numpy as np
+import pytest
+from temporalio.exceptions import ApplicationError
+from transformers import AutoTokenizer
+
+from tuneflow_activities.artifacts import uri_to_path
+from tuneflow_activities.data import IGNORED_LABEL, Schedule, tokenize_row, tokenize_rows
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_uri):
+    return AutoTokenizer.from_pretrained(uri_to_path(tiny_model_uri))
+
+
+def trained_text(tokenizer, tokenized) -> str:
+    return tokenizer.decode([token for token, label in zip(tokenized.input_ids, tokenized.labels) if label != IGNORED_LABEL])
+
+
+def test_only_assistant_turns_are_trained_on(tokenizer):
+    row = {
+        "kind": "chat",
+        "messages": [
+            {"role": "system", "content": "Answer in JSON."},
+            {"role": "user", "content": "Who is Anna?"},
+            {"role": "assistant", "content": '{"name": "Anna"}'},
+            {"role": "user", "content": "And Ben?"},
+            {"role": "assistant", "content": '{"name": "Ben"}'},
+        ],
+    }
+    tokenized = tokenize_row(row, tokenizer, 512, "responses")
+    assert trained_text(tokenizer, tokenized) == '{"name": "Anna"}<|im_end|>\n{"name": "Ben"}<|im_end|>\n'
+    whole = tokenizer.apply_chat_template(row["messages"], tokenize=False)
+    assert tokenizer.decode(tokenized.input_ids) == whole
+    assert trained_text(tokenizer, tokenize_row(row, tokenizer, 512, "all")) == whole
+
+
+def test_completion_rows_train_on_the_completion_and_its_end(tokenizer):
+    tokenized = tokenize_row({"kind": "completion", "prompt": "2+2=", "completion": "4"}, tokenizer, 64, "responses")
+    assert trained_text(tokenizer, tokenized) == "4" + tokenizer.eos_token
+
+
+def test_overlong_policy(tokenizer):
+    rows = [{"kind": "text", "text": "word " * 200, "source": {"file": "d.jsonl", "row": 3}}, {"kind": "text", "text": "short"}]
+    assert [len(row.input_ids) for row in tokenize_rows(rows, tokenizer, 32, "all", "truncate")] == [32, 2]
+    assert len(tokenize_rows(rows, tokenizer, 32, "all", "drop")) == 1
+    with pytest.raises(ApplicationError) as failed:
+        tokenize_rows(rows, tokenizer, 32, "all", "fail")
+    assert "{'file': 'd.jsonl', 'row': 3}" in failed.value.message
+
+
+def test_schedule_covers_each_row_once_per_epoch_and_keeps_rows_per_step_across_micro_batch_sizes():
+    schedule = Schedule(row_count=50, micro_batch_size=4, accumulation_steps=2, seed=3, epochs=2, max_steps=None)
+    assert schedule.steps_per_epoch == 7 and schedule.total_steps == 14
+    for epoch in range(2):
+        seen = np.concatenate([np.concatenate(schedule.micro_batches_for_step(step)) for step in range(epoch * 7, epoch * 7 + 7)])
+        assert sorted(seen.tolist()) == list(range(50))
+    assert not np.array_equal(schedule.epoch_order(0), schedule.epoch_order(1))
+    # After an out-of-memory retry with half the micro-batch and twice the accumulation, each step trains on
+    # exactly the same rows.
+    halved = Schedule(row_count=50, micro_batch_size=2, accumulation_steps=4, seed=3, epochs=2, max_steps=None)
+    for step in range(14):
+        assert np.array_equal(np.concatenate(schedule.micro_batches_for_step(step)), np.concatenate(halved.micro_batches_for_step(step)))

@@ -1,0 +1,97 @@
+"""The training loop's promises, on the tiny model on CPU: exact resume, verified checkpoints, refusal of a
+checkpoint written for another spec."""
+
+import hashlib
+import json
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from tuneflow_activities.artifacts import uri_to_path
+from tuneflow_activities.contract import FailureType
+from tuneflow_activities.training import StopRequested, train
+
+
+def adapter_digest(result: dict) -> str:
+    return hashlib.sha256((uri_to_path(result["adapter_uri"]) / "adapter_model.safetensors").read_bytes()).hexdigest()
+
+
+def stop_after(steps: int):
+    """A should_stop that asks to stop once `steps` steps are done (a pause or a cancel)."""
+    calls = {"count": 0}
+
+    def should_stop() -> bool:
+        calls["count"] += 1
+        return calls["count"] > steps
+
+    return should_stop
+
+
+def test_interrupted_run_ends_with_the_same_adapter_bit_for_bit(train_request):
+    uninterrupted = train(train_request("straight"))
+    assert uninterrupted["steps_trained"] == 12
+
+    request = train_request("interrupted")
+    with pytest.raises(StopRequested) as stopped:
+        train(request, should_stop=stop_after(5))
+    # Stopping checkpoints where it stands, even between the every-4-steps checkpoints.
+    assert stopped.value.checkpoint.step == 5
+    with pytest.raises(StopRequested):
+        train(request, should_stop=stop_after(4))
+    resumed = train(request)
+
+    assert resumed["resumed_from_step"] == 9
+    assert resumed["steps_trained"] == 3
+    assert adapter_digest(resumed) == adapter_digest(uninterrupted)
+    assert resumed["train_loss"] == uninterrupted["train_loss"]
+
+
+def test_a_corrupt_newest_checkpoint_is_skipped_and_counted(train_request):
+    request = train_request()
+    with pytest.raises(StopRequested):
+        train(request, should_stop=stop_after(8))
+    checkpoints = uri_to_path(request["run_uri"]) / "checkpoints"
+    newest = checkpoints / "step-00000008" / "adapter" / "adapter_model.safetensors"
+    newest.write_bytes(b"\0" * newest.stat().st_size)
+
+    result = train(request)
+    assert result["corrupt_checkpoints_skipped"] == 1
+    assert result["resumed_from_step"] == 4
+
+
+def test_a_half_written_checkpoint_left_by_a_crash_is_ignored(train_request):
+    request = train_request()
+    with pytest.raises(StopRequested):
+        train(request, should_stop=stop_after(4))
+    checkpoints = uri_to_path(request["run_uri"]) / "checkpoints"
+    # What a process killed in the middle of write_checkpoint leaves: a temporary directory, never renamed.
+    partial = checkpoints / ".tmp-step-00000008-0123456789ab"
+    (partial / "adapter").mkdir(parents=True)
+    (partial / "adapter" / "adapter_model.safetensors").write_bytes(b"partial")
+
+    result = train(request)
+    assert result["resumed_from_step"] == 4
+    assert not partial.exists()
+
+
+def test_a_checkpoint_from_a_different_lora_rank_is_refused(train_request, spec):
+    request = train_request()
+    with pytest.raises(StopRequested):
+        train(request, should_stop=stop_after(4))
+    changed = json.loads(json.dumps(request))
+    changed["spec"]["lora"]["r"] = 16
+
+    with pytest.raises(ApplicationError) as refused:
+        train(changed)
+    assert refused.value.type == FailureType.INCOMPATIBLE_CHECKPOINT.value
+    assert refused.value.non_retryable
+    assert "lora_r was 8, spec says 16" in refused.value.message
+
+
+def test_the_train_log_records_each_step_once_per_attempt(train_request):
+    request = train_request()
+    with pytest.raises(StopRequested):
+        train({**request, "attempt": 1}, should_stop=stop_after(6))
+    train({**request, "attempt": 2})
+    log = [json.loads(line) for line in (uri_to_path(request["run_uri"]) / "train_log.jsonl").read_text().splitlines()]
+    assert [(record["attempt"], record["step"]) for record in log] == [(1, step) for step in range(1, 7)] + [(2, step) for step in range(7, 13)]
