@@ -154,11 +154,16 @@ class Schedule:
         return [rows[start : start + self.micro_batch_size] for start in range(0, len(rows), self.micro_batch_size)]
 
 
-def collate(rows: Sequence[TokenizedRow], pad_token_id: int) -> dict[str, "torch.Tensor"]:
-    """Right-pads a micro-batch; padding is masked out of attention and loss."""
+def bucketed_width(longest: int, max_seq_length: int, smallest: int = 64) -> int:
+    """The next power of two at least as long as the longest row, capped at max_seq_length: a handful of shapes."""
+    return min(max_seq_length, max(smallest, 1 << (longest - 1).bit_length()))
+
+
+def collate(rows: Sequence[TokenizedRow], pad_token_id: int, width: int | None = None) -> dict[str, "torch.Tensor"]:
+    """Right-pads a micro-batch to its longest row (or to width); padding is masked out of attention and loss."""
     import torch
 
-    width = max(len(row.input_ids) for row in rows)
+    width = width or max(len(row.input_ids) for row in rows)
     input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORED_LABEL, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)

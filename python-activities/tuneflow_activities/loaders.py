@@ -22,6 +22,12 @@ class TrainingModel:
     dtype: str
     gradient_checkpointing: bool
 
+    @property
+    def pads_to_fixed_shapes(self) -> bool:
+        """Unsloth compiles each decoder block per input shape (15-30 s each on an H200): batches are padded to
+        a few fixed lengths instead of to their longest row."""
+        return self.backend == "unsloth"
+
 
 def choose_device(spec: dict) -> str:
     import torch
@@ -139,8 +145,10 @@ def _load_with_unsloth(model_directory: Path, spec: dict, device: str) -> Traini
         model_name=str(model_directory),
         max_seq_length=spec["model"]["max_seq_length"],
         dtype=dtype,
+        # Unsloth's default is 4-bit: 16-bit LoRA has to be asked for.
         load_in_4bit=quantization == "4bit",
         load_in_8bit=quantization == "8bit",
+        load_in_16bit=quantization == "none",
         local_files_only=True,
     )
     targets = spec["lora"]["target_modules"]

@@ -7,6 +7,7 @@ Temporal is kept out of this module: progress goes to a `report` callback and a 
 whether to checkpoint and stop, so the loop runs the same under a worker, a test or the device benchmark.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -26,7 +27,7 @@ from .checkpoint import (
     scan_checkpoints,
     write_checkpoint,
 )
-from .data import Schedule, collate, read_prepared_rows, tokenize_rows
+from .data import Schedule, bucketed_width, collate, read_prepared_rows, tokenize_rows
 from .loaders import choose_optimizer, load_for_training
 
 logger = logging.getLogger(__name__)
@@ -215,6 +216,9 @@ def train(
 
     # --- train ---------------------------------------------------------------------------------------------
     model.train()
+    max_seq_length = spec["model"]["max_seq_length"]
+    # bf16 autocast on a GPU (the LoRA weights stay fp32); on a CPU everything is fp32 and exact.
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else contextlib.nullcontext
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     first_step_at = None
     tokens_since_start = 0
@@ -230,8 +234,10 @@ def train(
         step_tokens = sum(row.trainable_tokens for batch in micro_batches for row in batch)
         step_loss = 0.0
         for batch_rows in micro_batches:
-            batch = {key: value.to(device) for key, value in collate(batch_rows, pad_token_id).items()}
-            outputs = model(**batch, num_items_in_batch=step_tokens)
+            width = bucketed_width(max(len(row.input_ids) for row in batch_rows), max_seq_length) if loaded.pads_to_fixed_shapes else None
+            batch = {key: value.to(device) for key, value in collate(batch_rows, pad_token_id, width).items()}
+            with autocast():
+                outputs = model(**batch, num_items_in_batch=step_tokens)
             outputs.loss.backward()
             step_loss += outputs.loss.item()
             tokens_since_start += int(batch["attention_mask"].sum())
