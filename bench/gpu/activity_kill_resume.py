@@ -180,7 +180,9 @@ def main() -> None:
             "resumed_from_a_checkpoint_at_or_after_kill_checkpoint": resumed_from >= KILL_AFTER_CHECKPOINT,
             "no_step_before_the_checkpoint_retrained": all(sum(1 for r in log if r["step"] == step) == 1 for step in range(1, resumed_from + 1)),
             "attempt_2_started_right_after_checkpoint": [r["step"] for r in log if r["attempt"] == 2][0] == resumed_from + 1,
-            "completed_all_steps": check["resumed"]["final_step"] == STEPS,
+            # max_steps caps the run; one epoch of 288 rows at 8 per step is 36 steps.
+            "completed_all_steps": check["resumed"]["final_step"] == check["resumed"]["total_steps"] == check["straight"]["total_steps"],
+            "resumed_adapter_equals_uninterrupted_within_tolerance": check["adapter_max_abs_difference_resumed_vs_straight"] <= 1e-3 * check["adapter_max_abs_value"],
             "backend_is_unsloth": not CUDA or (check["resumed"]["backend"] == "unsloth" and check["straight"]["backend"] == "unsloth"),
             "adapter_loads_and_generates_in_plain_peft": check["adapter_generation_tokens"] > 0,
             "merged_loads_and_generates_in_transformers": check["merged_generation_tokens"] > 0,
