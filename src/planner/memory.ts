@@ -151,16 +151,16 @@ export function activationBytesPerTokenPerLayer(inputs: MemoryInputs): number {
       const layerTensors = bytes * (2 * hidden + queryWidth + 2 * keyValueWidth + 2 * queryWidth + 4 * intermediate);
       const adapterInputCopies = bytes === adapterBytes ? 0 : targets.reduce((sum, module) => sum + adapterBytes * linearShape(architecture, module).in_features, 0);
       const adapterOutputs = adapterBytes * rank * targets.length;
-      return (normInputs + layerTensors + adapterInputCopies + adapterOutputs + attentionLogSumExp) * gpuOrCpuActivationScale(inputs);
+      return normInputs + layerTensors + adapterInputCopies + adapterOutputs + attentionLogSumExp;
     })
     .with('unsloth', () => {
       const layerTensors = bytes * (4 * hidden + 2 * queryWidth + 2 * keyValueWidth + 2 * intermediate);
-      return (layerTensors + bytes * rank * targets.length + attentionLogSumExp) * gpuOrCpuActivationScale(inputs);
+      return layerTensors + bytes * rank * targets.length + attentionLogSumExp;
     })
     .exhaustive();
 }
 
-function gpuOrCpuActivationScale(inputs: MemoryInputs): number {
+function activationScale(inputs: MemoryInputs): number {
   return match(inputs.device_kind)
     .with('cuda', () => gpuCalibration[inputs.backend].activation_scale)
     .with('cpu', () => cpuCalibration.activation_scale)
@@ -179,10 +179,10 @@ function activationBytes(inputs: MemoryInputs): number {
   const bytes = computeBytes(inputs.device_kind);
   const oneLayer = activationBytesPerTokenPerLayer(inputs) * tokens;
   const residualGradients = 2 * hidden * bytes * tokens;
-  if (!inputs.gradient_checkpointing) return layers * oneLayer + residualGradients;
   const checkpointedLayers = match(inputs.backend)
     .with('hf-peft', () => layers)
     .with('unsloth', () => Math.min(layers, 2))
     .exhaustive();
-  return checkpointedLayers * hidden * bytes * tokens + oneLayer + residualGradients;
+  const derived = inputs.gradient_checkpointing ? checkpointedLayers * hidden * bytes * tokens + oneLayer + residualGradients : layers * oneLayer + residualGradients;
+  return derived * activationScale(inputs);
 }
