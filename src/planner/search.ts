@@ -80,9 +80,9 @@ export function largestFittingMicroBatch(request: PlanRequest, effectiveBatchSiz
 
 /**
  * For a plan that does not fit: per kind of change, the mildest version that fits (the largest rank, the longest
- * sequence, the fewest GPUs, the smallest bigger GPU), cheapest kind first. An expensive change that is not enough
- * on its own is tried again on top of all the cheap ones together; when nothing single fits, the cheap ones
- * together are offered too.
+ * sequence, the fewest GPUs, the smallest bigger GPU), cheapest kind first. When no cheap change is enough on its
+ * own, each expensive change that is not enough either is tried again on top of all the cheap ones together, and
+ * the cheap ones together are offered too.
  */
 export function suggestChanges(request: PlanRequest): Suggestion[] {
   const device = resolveDevice(request.device);
@@ -94,7 +94,7 @@ export function suggestChanges(request: PlanRequest): Suggestion[] {
   const strongestCheap = cheap.flatMap((family) => family.at(-1) ?? []);
   const cheapChanges = Object.assign({}, ...strongestCheap.map((candidate) => candidate.changes)) as RequestChanges;
   const combined = expensive.flatMap((family, index) =>
-    expensiveSingles[index]!.length > 0 || strongestCheap.length === 0
+    cheapSingles.length > 0 || expensiveSingles[index]!.length > 0 || strongestCheap.length === 0
       ? []
       : firstFitting(
           request,
