@@ -64,6 +64,12 @@ MINIMUM_MEASURED_SECONDS = 4.0
 # do not inflate (with several threads they do, through OpenMP's spin-waiting). The result is throughput per core;
 # the planner multiplies by the core count and a parallel efficiency.
 TORCH_THREADS = 1
+# glibc's malloc serves allocations below its (growing, up to 32 MiB) mmap threshold from heaps it never returns,
+# so activations freed in one step stay resident and peak RSS ratchets up step after step (SmolLM2-135M shape,
+# micro-batch 4 × 256, checkpointed: 4.06 GiB after five steps, still growing, against 2.04 GiB live). A fixed
+# 64 KiB threshold maps every tensor separately and unmaps it when freed, so RSS follows what is actually alive.
+# tuneflow's CPU worker should run with the same setting; the planner models live memory.
+CHILD_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def resident_memory_bytes() -> tuple[int, int]:
@@ -175,7 +181,7 @@ def main() -> None:
     for shape_name, micro_batch_size, sequence_length, gradient_checkpointing in SETTINGS:
         child = subprocess.run(
             [sys.executable, __file__, "--child", shape_name, str(micro_batch_size), str(sequence_length), "1" if gradient_checkpointing else "0"],
-            check=True, capture_output=True, text=True,
+            check=True, capture_output=True, text=True, env={**os.environ, **CHILD_ENVIRONMENT},
         )
         measurement = json.loads(child.stdout.strip().splitlines()[-1])
         print(
@@ -194,6 +200,7 @@ def main() -> None:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "nproc": os.cpu_count(),
         "torch_threads": TORCH_THREADS,
+        "environment": CHILD_ENVIRONMENT,
         "tokens_per_s_unit": "tokens per CPU-second of one torch thread (median step)",
         "cpu_model": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor()),
         "system_memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,

@@ -5,7 +5,7 @@ import { availableGib, dataParallelRanks, resolveDevice, weightShards, type Reso
 import { memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
 import { bytesToGib, roundToThousandths as round } from './units.ts';
 import type { PlanRequest } from './request.ts';
-import { cpuStepTime, gpuStepTime, totalSeconds } from './throughput.ts';
+import { cpuStepTime, gpuStepTime } from './throughput.ts';
 
 /** A plan without suggestions: what one candidate configuration costs. The search evaluates many of these. */
 export interface Evaluation {
@@ -52,12 +52,10 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
   const available = availableGib(device);
 
   const ranks = dataParallelRanks(device);
-  const microStepSeconds = totalSeconds(
-    match(device)
-      .with({ kind: 'cuda' }, (gpu) => gpuStepTime(inputs, gpu.gpu))
-      .with({ kind: 'cpu' }, (cpu) => cpuStepTime(inputs, cpu.cores))
-      .exhaustive(),
-  );
+  const microStepSeconds = match(device)
+    .with({ kind: 'cuda' }, (gpu) => gpuStepTime(inputs, gpu.gpu))
+    .with({ kind: 'cpu' }, (cpu) => cpuStepTime(inputs, cpu.cores))
+    .exhaustive().seconds;
   const scaling = ranks > 1 ? multiGpuScaling : 1;
   const tokensPerSecond = ((request.micro_batch_size * request.sequence_length * ranks) / microStepSeconds) * scaling;
   const totalTokens = request.dataset_tokens === undefined ? undefined : request.dataset_tokens * (request.epochs ?? 1);

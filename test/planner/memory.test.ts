@@ -6,17 +6,19 @@ const gigabyte = 1e9 / 2 ** 30;
 
 describe('memory model, term by term', () => {
   it('puts the 4-bit weights of a 70B at 35–40 GB: no 24 GB card holds them', () => {
-    const plan = evaluatePlan(requestFor('llama-3.3-70b', { quantization: '4bit', device: { gpu: 'rtx-4090' } }));
+    const plan = evaluatePlan(requestFor('llama-3.3-70b', { quantization: '4bit', backend: 'unsloth', device: { gpu: 'rtx-4090' } }));
     const weights = plan.breakdown['base_weights']! + plan.breakdown['quantization_constants']! + plan.breakdown['embeddings_and_head']!;
     expect(weights).toBeGreaterThan(35 * gigabyte);
     expect(weights).toBeLessThan(40 * gigabyte * 1.05);
     expect(plan.fits).toBe(false);
   });
 
-  it('keeps embeddings and the untied lm_head in 16 bits under quantisation', () => {
-    const full = evaluatePlan(requestFor('llama-3.1-8b'));
-    const quantized = evaluatePlan(requestFor('llama-3.1-8b', { quantization: '4bit' }));
+  it('keeps embeddings and the untied lm_head unquantised: 16-bit with Unsloth, FP32 after PEFT prepare_model_for_kbit_training', () => {
+    const full = evaluatePlan(requestFor('llama-3.1-8b', { backend: 'unsloth' }));
+    const quantized = evaluatePlan(requestFor('llama-3.1-8b', { backend: 'unsloth', quantization: '4bit' }));
+    const peftQuantized = evaluatePlan(requestFor('llama-3.1-8b', { backend: 'hf-peft', quantization: '4bit' }));
     expect(quantized.breakdown['embeddings_and_head']).toBe(full.breakdown['embeddings_and_head']);
+    expect(peftQuantized.breakdown['embeddings_and_head']).toBeCloseTo(2 * full.breakdown['embeddings_and_head']!, 2);
     // 2 × 128256 × 4096 parameters in BF16.
     expect(full.breakdown['embeddings_and_head']).toBeCloseTo((2 * 128256 * 4096 * 2) / 2 ** 30, 1);
     // NF4 with double quantisation: half a byte per weight plus ~0.127 bits of constants.
