@@ -123,9 +123,8 @@ function fitCpu(points: readonly CalibrationPoint[]) {
     worst(
       points.map((point) => {
         const device = resolveDevice(point.request.device);
-        const cores = device.kind === 'cpu' ? device.cores : 1;
         const calibration = { ...cpuCalibration, flops_per_core: parameters[0]!, memory_bytes_per_s: parameters[1]!, host_seconds_per_layer_pass: parameters[2]! };
-        const seconds = cpuStepTime(memoryInputs(point.request, device), cores, calibration).seconds;
+        const seconds = cpuStepTime(memoryInputs(point.request, device), device.count, calibration).seconds;
         return Math.log(tokensPerMicroStep(point) / seconds / point.tokens_per_s);
       }),
     ),

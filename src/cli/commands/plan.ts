@@ -6,6 +6,7 @@ import { match } from 'ts-pattern';
 import { isTuneflowError, ModelNotFoundError, InvalidSpecError } from '../../errors/index.ts';
 import {
   architectureFromHuggingFaceConfig,
+  describeWeightPrecision,
   findArchitecture,
   findGpu,
   gpuCatalog,
@@ -256,11 +257,7 @@ type PlanExtras = {
 
 function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): string {
   const lines: string[] = [];
-  const quantization = match(request.quantization)
-    .with('none', () => (plan.device.kind === 'cuda' ? '16-bit' : '32-bit'))
-    .with('8bit', () => '8-bit')
-    .with('4bit', () => '4-bit NF4')
-    .exhaustive();
+  const quantization = describeWeightPrecision(request.quantization, plan.device.kind);
   const targets = request.target_modules === 'all-linear' ? 'all-linear' : request.target_modules.join(',');
   lines.push(
     `Plan: ${request.architecture.name} (${(plan.total_parameters / 1e9).toFixed(2)} B parameters), ${request.backend}, ${quantization} weights, LoRA r=${request.lora_rank} on ${targets} (${formatCount(plan.trainable_parameters)} trainable)`,
