@@ -3,7 +3,8 @@
  * the planner's error on every measurement with the constants as committed.
  *
  *   npx tsx bench/planner/fit-calibration.ts            # errors with the committed constants
- *   npx tsx bench/planner/fit-calibration.ts --fit      # also least-squares fits, to copy into calibration.ts
+ *   npx tsx bench/planner/fit-calibration.ts --fit      # also fits the constants, to copy into calibration.ts
+ *   npx tsx bench/planner/fit-calibration.ts --hold-out llama-3.1-8b   # fit without the 8B runs, predict them
  *
  * The memory constants enter linearly (a byte count times a scale), so they are an ordinary least-squares fit on
  * relative errors (each row divided by its measured value, so that a 135M model counts as much as an 8B one). The
@@ -11,7 +12,7 @@
  * Writes bench/planner/results/calibration-fit.json.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpuCalibration, gpuCalibration } from '../../src/planner/calibration.ts';
+import { cpuCalibration, gpuCalibration, type BackendCalibration } from '../../src/planner/calibration.ts';
 import { resolveDevice } from '../../src/planner/device.ts';
 import { evaluatePlan, memoryInputs } from '../../src/planner/evaluate.ts';
 import { loadCalibrationPoints, predictedPeakGib, type CalibrationPoint } from '../../src/planner/measurements.ts';
@@ -169,16 +170,29 @@ function fitGpuBackend(points: readonly CalibrationPoint[], backend: TrainingBac
         }),
       ),
   );
-  return {
-    activation_scale: memory[0],
-    logits_bytes_per_element: memory[1],
+  const fitted: BackendCalibration = {
+    activation_scale: memory[0]!,
+    logits_bytes_per_element: memory[1]!,
     allocator_slack_fraction: Math.max(...slackFractions),
-    compute_efficiency_none: efficiencyNone,
-    compute_efficiency_4bit: efficiency4bit,
-    host_seconds_per_step: hostPerStep,
-    host_seconds_per_layer_pass_none: hostPerLayerPassNone,
-    host_seconds_per_layer_pass_4bit: hostPerLayerPass4bit,
+    compute_efficiency: { ...current.compute_efficiency, none: efficiencyNone!, '4bit': efficiency4bit! },
+    host_seconds_per_step: hostPerStep!,
+    host_seconds_per_layer_pass: { ...current.host_seconds_per_layer_pass, none: hostPerLayerPassNone!, '4bit': hostPerLayerPass4bit! },
   };
+  return fitted;
+}
+
+/** The fitted constants' errors on points the fit did not see: peak allocated and tokens/s. */
+function heldOutErrors(points: readonly CalibrationPoint[], backend: TrainingBackend, fitted: BackendCalibration): ErrorRow[] {
+  return points
+    .filter((point) => point.request.backend === backend)
+    .flatMap((point) => {
+      const parts = memoryParts(point);
+      if (parts.device.kind !== 'cuda') return [];
+      const allocated = parts.others + fitted.activation_scale * parts.activations + fitted.logits_bytes_per_element * parts.logits;
+      const measuredAllocated = point.peaks.find((peak) => peak.metric === 'cuda_allocated')!.gib;
+      const seconds = gpuStepTime(memoryInputs(point.request, parts.device), parts.device.gpu, fitted).seconds;
+      return [row(point.label, 'held-out peak cuda_allocated GiB', measuredAllocated, allocated), row(point.label, 'held-out tokens/s', point.tokens_per_s, tokensPerMicroStep(point) / seconds)];
+    });
 }
 
 function main(): void {
@@ -198,8 +212,22 @@ function main(): void {
       }
     : undefined;
   if (fits !== undefined) console.log(JSON.stringify(fits, null, 2));
+  // --hold-out llama-3.1-8b: fit the GPU constants without that model's runs, then predict them.
+  const heldOutIndex = process.argv.indexOf('--hold-out');
+  const heldOutName = heldOutIndex === -1 ? undefined : process.argv[heldOutIndex + 1];
+  const heldOut =
+    heldOutName === undefined
+      ? undefined
+      : (['unsloth', 'hf-peft'] as const).flatMap((backend) => {
+          const fitted = fitGpuBackend(points.filter((point) => !point.label.includes(heldOutName)), backend);
+          return fitted === undefined ? [] : heldOutErrors(points.filter((point) => point.label.includes(heldOutName)), backend, fitted);
+        });
+  for (const error of heldOut ?? []) {
+    console.log(`${error.label.padEnd(52)} ${error.metric.padEnd(34)} measured ${error.measured.toFixed(3).padStart(10)} planned ${error.predicted.toFixed(3).padStart(10)} ${(100 * error.relative_error).toFixed(1).padStart(6)} %`);
+  }
   mkdirSync('bench/planner/results', { recursive: true });
-  writeFileSync('bench/planner/results/calibration-fit.json', `${JSON.stringify({ date: new Date().toISOString(), summary, errors, fits }, null, 2)}\n`);
+  const output = heldOutName === undefined ? 'bench/planner/results/calibration-fit.json' : `bench/planner/results/hold-out-${heldOutName}.json`;
+  writeFileSync(output, `${JSON.stringify({ date: new Date().toISOString(), summary, errors, fits, held_out: heldOut }, null, 2)}\n`);
 }
 
 main();
