@@ -76,7 +76,20 @@ const positiveNumber = (value: string): number => {
 };
 const positiveIntegerList = (value: string): number[] => value.split(',').map((part) => positiveInteger(part.trim()));
 
-export function registerPlanCommand(program: Command, write: (text: string) => void = (text) => process.stdout.write(text)): Command {
+/** Where the command's text and exit code go: the process by default, a buffer in runPlanCommand. */
+export interface PlanCommandIo {
+  write: (text: string) => void;
+  exit: (code: PlanExitCode) => void;
+}
+
+const processIo: PlanCommandIo = {
+  write: (text) => process.stdout.write(text),
+  exit: (code) => {
+    process.exitCode = code;
+  },
+};
+
+export function registerPlanCommand(program: Command, io: PlanCommandIo = processIo): Command {
   return program
     .command('plan')
     .description('Predict peak memory, throughput and time of a LoRA/QLoRA run, and what to change when it does not fit')
@@ -102,8 +115,8 @@ export function registerPlanCommand(program: Command, write: (text: string) => v
     .option('--json', 'print JSON')
     .action((spec: string | undefined, options: PlanCommandOptions) => {
       const result = executePlanCommand(spec, options);
-      write(result.output);
-      process.exitCode = result.exit_code;
+      io.write(result.output);
+      io.exit(result.exit_code);
     });
 }
 
@@ -111,20 +124,16 @@ export function registerPlanCommand(program: Command, write: (text: string) => v
 export async function runPlanCommand(args: readonly string[]): Promise<PlanCommandResult> {
   let output = '';
   let exitCode: PlanExitCode = PlanExitCode.Fits;
-  const program = new Command('tuneflow')
+  const capture = { writeOut: (text: string) => (output += text), writeErr: (text: string) => (output += text) };
+  const program = new Command('tuneflow').exitOverride().configureOutput(capture);
+  registerPlanCommand(program, { write: (text) => (output += text), exit: (code) => (exitCode = code) })
     .exitOverride()
-    .configureOutput({ writeOut: (text) => (output += text), writeErr: (text) => (output += text) });
-  registerPlanCommand(program, (text) => (output += text))
-    .exitOverride()
-    .configureOutput({ writeOut: (text) => (output += text), writeErr: (text) => (output += text) })
-    .hook('postAction', () => {
-      exitCode = (process.exitCode as PlanExitCode | undefined) ?? PlanExitCode.Fits;
-      process.exitCode = undefined;
-    });
+    .configureOutput(capture);
   try {
     await program.parseAsync(['plan', ...args], { from: 'user' });
   } catch (error) {
     if (!(error instanceof CommanderError)) throw error;
+    // --help exits 0 through the same path; anything else commander rejects is bad input.
     return { exit_code: error.exitCode === 0 ? PlanExitCode.Fits : PlanExitCode.InvalidInput, output };
   }
   return { exit_code: exitCode, output };
