@@ -13,7 +13,7 @@ export { architectureCatalog, findArchitecture } from './catalog/architectures.t
 export { findGpu, gpuCatalog, type GpuSpecification } from './catalog/gpus.ts';
 export { describeWeightPrecision, evaluatePlan, type Evaluation } from './evaluate.ts';
 export { MemoryTerm } from './memory.ts';
-export { planRun, type Plan } from './plan.ts';
+export { planDoesNotFitError, planRun, type Plan } from './plan.ts';
 export {
   DeviceKind,
   PlannerOptimizer,

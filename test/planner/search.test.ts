@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { evaluatePlan, largestFittingMicroBatch, nextSmallerMicroBatch, planRun, suggestChanges, SuggestionKind } from '../../src/planner/index.ts';
+import { isPlanDoesNotFitError } from '../../src/errors/index.ts';
+import { evaluatePlan, largestFittingMicroBatch, nextSmallerMicroBatch, planDoesNotFitError, planRun, suggestChanges, SuggestionKind } from '../../src/planner/index.ts';
 import { requestFor } from './helpers.ts';
 
 describe('nextSmallerMicroBatch', () => {
@@ -87,5 +88,16 @@ describe('suggestions', () => {
       const longer = (suggestion.changes.sequence_length ?? 0) * 2;
       expect(evaluatePlan({ ...request, sequence_length: longer }).fits).toBe(false);
     }
+  });
+});
+
+describe('planDoesNotFitError', () => {
+  it('carries the reasons and the cheapest change in its message and the plan in its details', () => {
+    const plan = planRun(requestFor('llama-3.3-70b', { quantization: '4bit', backend: 'unsloth', device: { gpu: 'rtx-4090' } }));
+    const error = planDoesNotFitError(plan);
+    expect(isPlanDoesNotFitError(error)).toBe(true);
+    expect(error.nonRetryable).toBe(true);
+    expect(error.message).toMatch(/alone take .* cheapest change that fits: /);
+    expect(error.details['plan']).toBe(plan);
   });
 });
