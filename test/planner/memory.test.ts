@@ -101,3 +101,20 @@ describe('memory model, term by term', () => {
     expect(sum).toBeCloseTo(plan.peak_vram_gib, 2);
   });
 });
+
+describe('devices the worker reports', () => {
+  it('plans a GPU the catalog does not know with its reported memory and a pessimistic speed, and says so', () => {
+    const plan = evaluatePlan(requestFor('llama-3.1-8b', { quantization: '4bit', device: { kind: 'cuda', name: 'NVIDIA RTX A6000', memory_gib: 47.99, count: 1 } }));
+    expect(plan.available_gib).toBe(47.99);
+    expect(plan.fits).toBe(true);
+    expect(plan.notes.join(' ')).toMatch(/not in the GPU catalog/);
+  });
+
+  it('recognises a catalog GPU by the name torch reports', () => {
+    const reported = evaluatePlan(requestFor('llama-3.1-8b', { device: { kind: 'cuda', name: 'NVIDIA H100 80GB HBM3', memory_gib: 79.19, count: 1 } }));
+    const catalog = evaluatePlan(requestFor('llama-3.1-8b', { device: { gpu: 'h100' } }));
+    expect(reported.notes).toEqual([]);
+    expect(reported.tokens_per_s).toBe(catalog.tokens_per_s);
+    expect(reported.available_gib).toBe(79.19);
+  });
+});
