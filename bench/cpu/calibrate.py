@@ -8,7 +8,7 @@ to these numbers, and test/planner/calibration.test.ts checks the planner agains
 Each setting runs in its own child process: peak RSS (VmHWM) only ever grows within a process, and the allocator
 keeps freed memory, so sharing one process would make every setting after the first report the largest so far.
 
-Usage (about 5 minutes on 2 cores):
+Usage (about 5 minutes):
     HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/venv-dev/bin/python bench/cpu/calibrate.py
 """
 
@@ -56,11 +56,20 @@ SETTINGS = [
 LORA_RANK = 16
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 WARMUP_STEPS = 1
-# Steps are timed one by one until both bounds are met; this machine is shared, so the fastest step is the one
-# least disturbed by other processes and is the number recorded as tokens_per_s (the median is kept alongside).
 MINIMUM_MEASURED_STEPS = 3
-MAXIMUM_MEASURED_STEPS = 8
-MINIMUM_MEASURED_SECONDS = 6.0
+MAXIMUM_MEASURED_STEPS = 6
+MINIMUM_MEASURED_SECONDS = 4.0
+# The machine that recorded the committed numbers was shared with other busy processes: wall-clock steps varied
+# four-fold. Torch therefore runs one thread and each step is timed in process CPU seconds, which other processes
+# do not inflate (with several threads they do, through OpenMP's spin-waiting). The result is throughput per core;
+# the planner multiplies by the core count and a parallel efficiency.
+TORCH_THREADS = 1
+# glibc's malloc serves allocations below its (growing, up to 32 MiB) mmap threshold from heaps it never returns,
+# so activations freed in one step stay resident and peak RSS ratchets up step after step (SmolLM2-135M shape,
+# micro-batch 4 × 256, checkpointed: 4.06 GiB after five steps, still growing, against 2.04 GiB live). A fixed
+# 64 KiB threshold maps every tensor separately and unmaps it when freed, so RSS follows what is actually alive.
+# tuneflow's CPU worker should run with the same setting; the planner models live memory.
+CHILD_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
 def resident_memory_bytes() -> tuple[int, int]:
@@ -80,7 +89,7 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(TORCH_THREADS)
     rss_after_import, _ = resident_memory_bytes()
 
     config = transformers.LlamaConfig(**SHAPES[shape_name], max_position_embeddings=4096)
@@ -107,17 +116,17 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
     for _ in range(WARMUP_STEPS):
         step()
     load_average_before = os.getloadavg()[0]
-    cpu_seconds_before = time.process_time()
-    step_seconds: list[float] = []
-    while len(step_seconds) < MAXIMUM_MEASURED_STEPS and (len(step_seconds) < MINIMUM_MEASURED_STEPS or sum(step_seconds) < MINIMUM_MEASURED_SECONDS):
-        started = time.perf_counter()
+    wall_seconds: list[float] = []
+    cpu_seconds: list[float] = []
+    while len(cpu_seconds) < MAXIMUM_MEASURED_STEPS and (len(cpu_seconds) < MINIMUM_MEASURED_STEPS or sum(cpu_seconds) < MINIMUM_MEASURED_SECONDS):
+        wall_started, cpu_started = time.perf_counter(), time.process_time()
         step()
-        step_seconds.append(time.perf_counter() - started)
-    cpu_seconds = time.process_time() - cpu_seconds_before
+        wall_seconds.append(time.perf_counter() - wall_started)
+        cpu_seconds.append(time.process_time() - cpu_started)
     _, peak_rss = resident_memory_bytes()
 
     tokens_per_step = micro_batch_size * sequence_length
-    median_step_seconds = sorted(step_seconds)[len(step_seconds) // 2]
+    median_cpu_seconds = sorted(cpu_seconds)[len(cpu_seconds) // 2]
     return {
         "shape": shape_name,
         "architecture": {
@@ -143,10 +152,10 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
         "total_parameters": total_parameters,
         "trainable_parameters": trainable_parameters,
         "torch_threads": torch.get_num_threads(),
-        "step_seconds": step_seconds,
-        "tokens_per_s": tokens_per_step / min(step_seconds),
-        "median_tokens_per_s": tokens_per_step / median_step_seconds,
-        "process_cpu_seconds_per_step": cpu_seconds / len(step_seconds),
+        "step_cpu_seconds": cpu_seconds,
+        "step_wall_seconds": wall_seconds,
+        "tokens_per_s": tokens_per_step / median_cpu_seconds,
+        "wall_tokens_per_s": tokens_per_step / min(wall_seconds),
         "load_average_before": load_average_before,
         "rss_after_import_bytes": rss_after_import,
         "rss_after_model_bytes": rss_after_model,
@@ -172,12 +181,12 @@ def main() -> None:
     for shape_name, micro_batch_size, sequence_length, gradient_checkpointing in SETTINGS:
         child = subprocess.run(
             [sys.executable, __file__, "--child", shape_name, str(micro_batch_size), str(sequence_length), "1" if gradient_checkpointing else "0"],
-            check=True, capture_output=True, text=True,
+            check=True, capture_output=True, text=True, env={**os.environ, **CHILD_ENVIRONMENT},
         )
         measurement = json.loads(child.stdout.strip().splitlines()[-1])
         print(
             f"{shape_name:18} b={micro_batch_size} s={sequence_length} ckpt={int(gradient_checkpointing)}: "
-            f"{measurement['tokens_per_s']:8.1f} tokens/s (median {measurement['median_tokens_per_s']:.1f}, load {measurement['load_average_before']:.1f}), peak RSS {measurement['peak_rss_gib']:.3f} GiB "
+            f"{measurement['tokens_per_s']:8.1f} tokens per CPU second (wall {measurement['wall_tokens_per_s']:.1f}/s, load {measurement['load_average_before']:.1f}), peak RSS {measurement['peak_rss_gib']:.3f} GiB "
             f"(+{measurement['peak_rss_growth_gib']:.3f} over imports)",
             flush=True,
         )
@@ -190,7 +199,9 @@ def main() -> None:
         "command": "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/venv-dev/bin/python bench/cpu/calibrate.py",
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
         "nproc": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": TORCH_THREADS,
+        "environment": CHILD_ENVIRONMENT,
+        "tokens_per_s_unit": "tokens per CPU-second of one torch thread (median step)",
         "cpu_model": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor()),
         "system_memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
         "wall_seconds": time.perf_counter() - started,

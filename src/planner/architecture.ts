@@ -1,3 +1,4 @@
+import { match } from 'ts-pattern';
 import { InvalidSpecError } from '../errors/index.ts';
 
 /** The shape of a decoder-only transformer: every number the memory and throughput models need. */
@@ -37,20 +38,13 @@ export function linearShape(architecture: ModelArchitecture, module: LinearModul
   const queryWidth = architecture.num_attention_heads * architecture.head_dim;
   const keyValueWidth = architecture.num_key_value_heads * architecture.head_dim;
   const intermediate = architecture.intermediate_size;
-  switch (module) {
-    case LinearModule.Query:
-      return { in_features: hidden, out_features: queryWidth };
-    case LinearModule.Key:
-    case LinearModule.Value:
-      return { in_features: hidden, out_features: keyValueWidth };
-    case LinearModule.Output:
-      return { in_features: queryWidth, out_features: hidden };
-    case LinearModule.Gate:
-    case LinearModule.Up:
-      return { in_features: hidden, out_features: intermediate };
-    case LinearModule.Down:
-      return { in_features: intermediate, out_features: hidden };
-  }
+  return match(module)
+    .with('q_proj', () => ({ in_features: hidden, out_features: queryWidth }))
+    .with('k_proj', 'v_proj', () => ({ in_features: hidden, out_features: keyValueWidth }))
+    .with('o_proj', () => ({ in_features: queryWidth, out_features: hidden }))
+    .with('gate_proj', 'up_proj', () => ({ in_features: hidden, out_features: intermediate }))
+    .with('down_proj', () => ({ in_features: intermediate, out_features: hidden }))
+    .exhaustive();
 }
 
 /** Weights of the seven linear layers of one decoder layer: what quantisation shrinks and LoRA adapts. */

@@ -7,55 +7,89 @@ import type { TrainingBackend } from './request.ts';
  */
 
 export interface BackendCalibration {
-  /** Scales the derived per-layer activation bytes: absorbs what the term-by-term count misses (temporaries). */
+  /** Scales the derived activation bytes: absorbs what the term-by-term count misses (temporaries). */
   activation_scale: number;
   /** Bytes held per logit (token × vocabulary entry) at the loss's peak. */
   logits_bytes_per_element: number;
-  /** Fraction of the GPU's dense BF16 peak that matrix multiplies reach, by quantisation of the frozen weights. */
+  /** torch.cuda.max_memory_reserved over max_memory_allocated, minus one. */
+  allocator_slack_fraction: number;
+  /** Fraction of the GPU's dense BF16 peak that the step's FLOPs reach, by quantisation of the frozen weights. */
   compute_efficiency: { none: number; '8bit': number; '4bit': number };
-  /** Fixed cost per decoder layer per pass (kernel launches, Python): dominates small models at small batches. */
-  seconds_per_layer_pass: number;
+  /**
+   * Host-side cost of a step: launching every kernel from Python, hooks, the optimizer's per-tensor loop. The GPU
+   * works asynchronously, so a step takes the longer of this and the GPU's own time; small models at micro-batch 1
+   * are bound by it.
+   */
+  host_seconds_per_step: number;
+  /** By quantisation: bitsandbytes launches extra dequantisation kernels per layer. */
+  host_seconds_per_layer_pass: { none: number; '8bit': number; '4bit': number };
 }
 
+// Fitted to bench/gpu/results/2026-11-28-h200.json (18 runs: Llama 3.2 1B, 3.2 3B, 3.1 8B shapes; r=64 on all
+// linear layers; sequence 2048; checkpointing; 8-bit AdamW; micro-batch 1 and 4) by bench/planner/fit-calibration.ts.
 export const gpuCalibration: Record<TrainingBackend, BackendCalibration> = {
   unsloth: {
-    activation_scale: 1,
-    logits_bytes_per_element: 4,
-    compute_efficiency: { none: 0.45, '8bit': 0.25, '4bit': 0.35 },
-    seconds_per_layer_pass: 0.0002,
+    activation_scale: 1.45,
+    // Unsloth's chunked cross-entropy never holds the whole logits matrix: a third of a byte per logit remains.
+    logits_bytes_per_element: 0.3,
+    // Unsloth turns on expandable segments, which leave the allocator little to round up.
+    allocator_slack_fraction: 0.031,
+    // 8-bit (LLM.int8) was not measured: assumed to compute at half the 4-bit efficiency (its int8 matmuls with
+    // outlier decomposition are slower) with 4-bit's host cost.
+    compute_efficiency: { none: 0.525, '8bit': 0.265, '4bit': 0.529 },
+    host_seconds_per_step: 0.0858,
+    host_seconds_per_layer_pass: { none: 0.00172, '8bit': 0.00195, '4bit': 0.00195 },
   },
   'hf-peft': {
-    activation_scale: 1,
-    logits_bytes_per_element: 12,
-    compute_efficiency: { none: 0.35, '8bit': 0.15, '4bit': 0.25 },
-    seconds_per_layer_pass: 0.0004,
+    activation_scale: 0.687,
+    // FP32 logits, their log-softmax and its gradient: about 13 bytes per logit.
+    logits_bytes_per_element: 13.3,
+    allocator_slack_fraction: 0.089,
+    compute_efficiency: { none: 0.364, '8bit': 0.153, '4bit': 0.306 },
+    host_seconds_per_step: 0.0734,
+    host_seconds_per_layer_pass: { none: 0.00331, '8bit': 0.00527, '4bit': 0.00527 },
   },
 };
 
-/** The CUDA context plus cuBLAS/cuDNN workspaces torch creates on first use: outside the caching allocator. */
-export const cudaContextGib = 0.5;
-/** The caching allocator reserves more than it hands out (block rounding, fragmentation). */
-export const cudaAllocatorSlackFraction = 0.05;
+/**
+ * The CUDA context plus cuBLAS/cuDNN workspaces, outside the caching allocator: nvidia-smi's used memory minus
+ * torch's reserved peak was 0.75–0.83 GiB on the H200 (bench/gpu/README.md).
+ */
+export const cudaContextGib = 0.8;
 
 export interface CpuCalibration {
-  /** Sustained FP32 FLOP/s per core in training matmuls (MKL/oneDNN through torch). */
+  /** Sustained FP32 FLOP/s of one torch thread in training matmuls (oneDNN/MKL). */
   flops_per_core: number;
-  /** Bytes per second the whole socket streams for memory-bound work (softmax over the vocabulary, elementwise). */
+  /**
+   * Effective rate of one thread through the memory-bound work (the softmax over the vocabulary, elementwise ops),
+   * in bytes of the planner's traffic count per second. Far below DRAM bandwidth: one thread running eager
+   * elementwise kernels is limited by the kernels, not by DRAM.
+   */
   memory_bytes_per_s: number;
+  /** What each core beyond the first adds, as a fraction of one: threads share memory bandwidth and synchronise. */
+  additional_core_efficiency: number;
   /** Resident memory of Python with torch, transformers and peft imported, before any model exists. */
   runtime_gib: number;
   activation_scale: number;
   logits_bytes_per_element: number;
-  seconds_per_layer_pass: number;
+  host_seconds_per_layer_pass: number;
 }
 
+// Fitted to bench/cpu/results/cpu-calibration.json (7 runs, three Llama shapes from 3 M to 135 M parameters) by
+// bench/planner/fit-calibration.ts. The memory terms needed no fitting: with the allocator setting the calibration
+// uses, the derived activations and 12 bytes per logit (FP32 logits, log-softmax, gradient) land within 4 %, and
+// the runtime is the measured resident size after importing torch, transformers and peft.
 export const cpuCalibration: CpuCalibration = {
-  flops_per_core: 20e9,
-  memory_bytes_per_s: 10e9,
+  flops_per_core: 49.9e9,
+  memory_bytes_per_s: 1.33e9,
+  // Assumed, not measured: the calibration machine was shared with other busy processes, so multi-thread wall
+  // times were not reproducible (see bench/cpu/calibrate.py). 0.7 is typical of two to eight cores.
+  additional_core_efficiency: 0.7,
   runtime_gib: 0.77,
   activation_scale: 1,
   logits_bytes_per_element: 12,
-  seconds_per_layer_pass: 0.0005,
+  // The fit puts the per-layer Python cost at zero: on one CPU thread the kernels themselves dominate.
+  host_seconds_per_layer_pass: 0,
 };
 
 /**

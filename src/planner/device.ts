@@ -6,7 +6,7 @@ import type { CatalogGpuReference, DeviceDescription, TrainingBackend } from './
 /** A device with everything the models need: the GPU's speeds, or the CPU's core count. */
 export type ResolvedDevice =
   | { kind: 'cuda'; name: string; memory_gib: number; count: number; gpu: GpuSpecification; notes: string[] }
-  | { kind: 'cpu'; name: string; memory_gib: number; cores: number; notes: string[] };
+  | { kind: 'cpu'; name: string; memory_gib: number; /** Cores. */ count: number; notes: string[] };
 
 /**
  * The slowest catalog GPU stands in for a GPU the catalog does not know, so that an unknown card gets a
@@ -28,7 +28,7 @@ export function resolveDevice(device: DeviceDescription | CatalogGpuReference): 
     return { kind: 'cuda', name: gpu.id, memory_gib: device.memory_gib ?? gpu.memory_gib, count: device.count ?? 1, gpu, notes: [] };
   }
   if (device.kind === 'cpu') {
-    return { kind: 'cpu', name: device.name, memory_gib: device.memory_gib, cores: device.count, notes: [] };
+    return { kind: 'cpu', name: device.name, memory_gib: device.memory_gib, count: device.count, notes: [] };
   }
   const known = findGpu(device.name);
   return {
@@ -54,7 +54,10 @@ export function availableGib(device: ResolvedDevice): number {
  * FSDP+QLoRA); Unsloth runs data-parallel replicas, so each GPU holds the whole model.
  */
 export function weightShards(device: ResolvedDevice, backend: TrainingBackend): number {
-  return device.kind === 'cuda' && backend === 'hf-peft' ? device.count : 1;
+  return match(device)
+    .with({ kind: 'cuda' }, (gpu) => (backend === 'hf-peft' ? gpu.count : 1))
+    .with({ kind: 'cpu' }, () => 1)
+    .exhaustive();
 }
 
 /** GPUs that each process their own micro-batch. */

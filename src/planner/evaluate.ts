@@ -5,7 +5,7 @@ import { availableGib, dataParallelRanks, resolveDevice, weightShards, type Reso
 import { memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
 import { bytesToGib, roundToThousandths as round } from './units.ts';
 import type { PlanRequest } from './request.ts';
-import { cpuStepTime, gpuStepTime, totalSeconds } from './throughput.ts';
+import { cpuStepTime, gpuStepTime } from './throughput.ts';
 
 /** A plan without suggestions: what one candidate configuration costs. The search evaluates many of these. */
 export interface Evaluation {
@@ -52,12 +52,10 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
   const available = availableGib(device);
 
   const ranks = dataParallelRanks(device);
-  const microStepSeconds = totalSeconds(
-    match(device)
-      .with({ kind: 'cuda' }, (gpu) => gpuStepTime(inputs, gpu.gpu))
-      .with({ kind: 'cpu' }, (cpu) => cpuStepTime(inputs, cpu.cores))
-      .exhaustive(),
-  );
+  const microStepSeconds = match(device)
+    .with({ kind: 'cuda' }, (gpu) => gpuStepTime(inputs, gpu.gpu))
+    .with({ kind: 'cpu' }, (cpu) => cpuStepTime(inputs, cpu.count))
+    .exhaustive().seconds;
   const scaling = ranks > 1 ? multiGpuScaling : 1;
   const tokensPerSecond = ((request.micro_batch_size * request.sequence_length * ranks) / microStepSeconds) * scaling;
   const totalTokens = request.dataset_tokens === undefined ? undefined : request.dataset_tokens * (request.epochs ?? 1);
@@ -76,19 +74,30 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
     effective_batch_size: request.micro_batch_size * request.gradient_accumulation_steps * ranks,
     trainable_parameters: loraParameters(request.architecture, request.lora_rank, inputs.target_modules),
     total_parameters: totalParameters(request.architecture),
-    device: { kind: device.kind, name: device.name, count: device.kind === 'cuda' ? device.count : device.cores, memory_gib: device.memory_gib },
+    device: { kind: device.kind, name: device.name, count: device.count, memory_gib: device.memory_gib },
     reasons: [...unsupported, ...(fitsMemory ? [] : memoryReasons(request, device, breakdownBytes, peakGib, available))],
     notes: device.notes,
   };
 }
 
 function unsupportedCombinations(request: PlanRequest, device: ResolvedDevice): string[] {
-  if (device.kind === 'cuda') return [];
-  return [
+  return match(device)
+    .with({ kind: 'cuda' }, () => [])
+    .with({ kind: 'cpu' }, () => [
     ...(request.backend === 'unsloth' ? ['Unsloth needs a CUDA GPU; on a CPU tuneflow trains with hf-peft'] : []),
     ...(request.quantization === 'none' ? [] : [`${request.quantization} quantisation (bitsandbytes) needs a CUDA GPU`]),
-    ...(request.optimizer === 'adamw_torch' ? [] : [`${request.optimizer} (bitsandbytes) needs a CUDA GPU; use adamw_torch`]),
-  ];
+      ...(request.optimizer === 'adamw_torch' ? [] : [`${request.optimizer} (bitsandbytes) needs a CUDA GPU; use adamw_torch`]),
+    ])
+    .exhaustive();
+}
+
+/** How the frozen weights are stored, in words: "16-bit", "4-bit NF4"… */
+export function describeWeightPrecision(quantization: PlanRequest['quantization'], deviceKind: ResolvedDevice['kind']): string {
+  return match(quantization)
+    .with('none', () => (deviceKind === 'cuda' ? '16-bit' : '32-bit'))
+    .with('8bit', () => '8-bit')
+    .with('4bit', () => '4-bit NF4')
+    .exhaustive();
 }
 
 function memoryReasons(request: PlanRequest, device: ResolvedDevice, breakdownBytes: Record<MemoryTerm, number>, peakGib: number, available: number): string[] {
@@ -103,7 +112,7 @@ function memoryReasons(request: PlanRequest, device: ResolvedDevice, breakdownBy
   const reasons = [`needs ${round(peakGib)} GiB per device but ${where}; largest terms: ${largest.join(', ')}`];
   const weightsGib = bytesToGib(breakdownBytes.base_weights + breakdownBytes.quantization_constants + breakdownBytes.embeddings_and_head);
   if (weightsGib > available) {
-    const precision = match(request.quantization).with('none', () => (device.kind === 'cuda' ? '16-bit' : '32-bit')).with('8bit', () => '8-bit').with('4bit', () => '4-bit NF4').exhaustive();
+    const precision = describeWeightPrecision(request.quantization, device.kind);
     reasons.push(
       `the ${precision} weights of ${request.architecture.name} alone take ${round(weightsGib)} GiB: no change of rank, sequence length or batch size can make this fit`,
     );

@@ -11,9 +11,9 @@ export {
 } from './architecture.ts';
 export { architectureCatalog, findArchitecture } from './catalog/architectures.ts';
 export { findGpu, gpuCatalog, type GpuSpecification } from './catalog/gpus.ts';
-export { evaluatePlan, type Evaluation } from './evaluate.ts';
+export { describeWeightPrecision, evaluatePlan, type Evaluation } from './evaluate.ts';
 export { MemoryTerm } from './memory.ts';
-export { planRun, type Plan } from './plan.ts';
+export { planDoesNotFitError, planRun, type Plan } from './plan.ts';
 export {
   DeviceKind,
   PlannerOptimizer,

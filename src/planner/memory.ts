@@ -9,7 +9,7 @@ import {
   type LinearModule,
   type ModelArchitecture,
 } from './architecture.ts';
-import { cpuCalibration, cudaAllocatorSlackFraction, cudaContextGib, gpuCalibration } from './calibration.ts';
+import { cpuCalibration, cudaContextGib, gpuCalibration } from './calibration.ts';
 import { bytesPerGib } from './units.ts';
 import type { DeviceKind, PlannerOptimizer, Quantization, TrainingBackend } from './request.ts';
 
@@ -53,6 +53,14 @@ const adapterBytes = 4;
 const nf4BlockSize = 64;
 const doubleQuantizationBlocks = 256;
 
+/**
+ * transformers + PEFT quantised runs go through prepare_model_for_kbit_training, the standard QLoRA recipe, which
+ * upcasts the embeddings, lm_head and norms to FP32, and with them the residual stream between layers.
+ */
+function residualBytes(inputs: MemoryInputs): number {
+  return inputs.backend === 'hf-peft' && inputs.quantization !== 'none' ? 4 : computeBytes(inputs.device_kind);
+}
+
 /** GPUs train in BF16; the CPU path trains in FP32 because CPU BF16 matmuls are slow or missing. */
 export function computeBytes(deviceKind: DeviceKind): number {
   return match(deviceKind)
@@ -76,7 +84,7 @@ export function memoryBreakdownBytes(inputs: MemoryInputs): MemoryBreakdown {
   const allocated = {
     base_weights: (linearWeights * storage.bytes_per_weight) / shards + gatheredLayers,
     quantization_constants: storage.constants_bytes / shards,
-    embeddings_and_head: (unquantizedParameters(architecture) * bytes) / shards,
+    embeddings_and_head: (unquantizedParameters(architecture) * residualBytes(inputs)) / shards,
     dequantization_buffer: inputs.quantization === 'none' ? 0 : 2 * largestLinearParameters(architecture) * bytes,
     lora_parameters: (adapterParameters * adapterBytes) / shards,
     lora_gradients: (adapterParameters * adapterBytes) / shards,
@@ -86,7 +94,7 @@ export function memoryBreakdownBytes(inputs: MemoryInputs): MemoryBreakdown {
   };
   const allocatedTotal = Object.values(allocated).reduce((sum, value) => sum + value, 0);
   return match(inputs.device_kind)
-    .with('cuda', () => ({ ...allocated, runtime_context: cudaContextGib * bytesPerGib, allocator_slack: cudaAllocatorSlackFraction * allocatedTotal }))
+    .with('cuda', () => ({ ...allocated, runtime_context: cudaContextGib * bytesPerGib, allocator_slack: gpuCalibration[inputs.backend].allocator_slack_fraction * allocatedTotal }))
     .with('cpu', () => ({ ...allocated, runtime_context: cpuCalibration.runtime_gib * bytesPerGib, allocator_slack: 0 }))
     .exhaustive();
 }
@@ -151,16 +159,16 @@ export function activationBytesPerTokenPerLayer(inputs: MemoryInputs): number {
       const layerTensors = bytes * (2 * hidden + queryWidth + 2 * keyValueWidth + 2 * queryWidth + 4 * intermediate);
       const adapterInputCopies = bytes === adapterBytes ? 0 : targets.reduce((sum, module) => sum + adapterBytes * linearShape(architecture, module).in_features, 0);
       const adapterOutputs = adapterBytes * rank * targets.length;
-      return (normInputs + layerTensors + adapterInputCopies + adapterOutputs + attentionLogSumExp) * gpuOrCpuActivationScale(inputs);
+      return normInputs + layerTensors + adapterInputCopies + adapterOutputs + attentionLogSumExp;
     })
     .with('unsloth', () => {
       const layerTensors = bytes * (4 * hidden + 2 * queryWidth + 2 * keyValueWidth + 2 * intermediate);
-      return (layerTensors + bytes * rank * targets.length + attentionLogSumExp) * gpuOrCpuActivationScale(inputs);
+      return layerTensors + bytes * rank * targets.length + attentionLogSumExp;
     })
     .exhaustive();
 }
 
-function gpuOrCpuActivationScale(inputs: MemoryInputs): number {
+function activationScale(inputs: MemoryInputs): number {
   return match(inputs.device_kind)
     .with('cuda', () => gpuCalibration[inputs.backend].activation_scale)
     .with('cpu', () => cpuCalibration.activation_scale)
@@ -176,13 +184,13 @@ function gpuOrCpuActivationScale(inputs: MemoryInputs): number {
 function activationBytes(inputs: MemoryInputs): number {
   const tokens = inputs.micro_batch_size * inputs.sequence_length;
   const { num_layers: layers, hidden_size: hidden } = inputs.architecture;
-  const bytes = computeBytes(inputs.device_kind);
+  const residual = residualBytes(inputs);
   const oneLayer = activationBytesPerTokenPerLayer(inputs) * tokens;
-  const residualGradients = 2 * hidden * bytes * tokens;
-  if (!inputs.gradient_checkpointing) return layers * oneLayer + residualGradients;
+  const residualGradients = 2 * hidden * residual * tokens;
   const checkpointedLayers = match(inputs.backend)
     .with('hf-peft', () => layers)
     .with('unsloth', () => Math.min(layers, 2))
     .exhaustive();
-  return checkpointedLayers * hidden * bytes * tokens + oneLayer + residualGradients;
+  const derived = inputs.gradient_checkpointing ? checkpointedLayers * hidden * residual * tokens + oneLayer + residualGradients : layers * oneLayer + residualGradients;
+  return derived * activationScale(inputs);
 }

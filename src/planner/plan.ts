@@ -1,3 +1,4 @@
+import { PlanDoesNotFitError } from '../errors/index.ts';
 import { evaluatePlan, type Evaluation } from './evaluate.ts';
 import type { PlanRequest } from './request.ts';
 import { suggestChanges, type Suggestion } from './search.ts';
@@ -11,4 +12,11 @@ export interface Plan extends Evaluation {
 export function planRun(request: PlanRequest): Plan {
   const evaluation = evaluatePlan(request);
   return { ...evaluation, suggestions: evaluation.fits ? [] : suggestChanges(request) };
+}
+
+/** The non-retryable failure for a plan that does not fit: why, and the cheapest change, in the message; the whole plan in the details. */
+export function planDoesNotFitError(plan: Plan): PlanDoesNotFitError {
+  const cheapest = plan.suggestions[0];
+  const remedy = cheapest === undefined ? 'no change the planner knows makes it fit' : `cheapest change that fits: ${cheapest.description} (peak ${cheapest.peak_vram_gib} GiB)`;
+  return new PlanDoesNotFitError(`the run does not fit: ${plan.reasons.join('; ')}; ${remedy}`, { plan });
 }

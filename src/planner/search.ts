@@ -44,7 +44,6 @@ export interface Suggestion {
 
 interface Candidate {
   kind: SuggestionKind;
-  description: string;
   changes: RequestChanges;
 }
 
@@ -81,32 +80,42 @@ export function largestFittingMicroBatch(request: PlanRequest, effectiveBatchSiz
 
 /**
  * For a plan that does not fit: per kind of change, the mildest version that fits (the largest rank, the longest
- * sequence, the fewest GPUs, the smallest bigger GPU), cheapest kind first. When no single change fits, the cheap
- * ones together, then each expensive one on top of them.
+ * sequence, the fewest GPUs, the smallest bigger GPU), cheapest kind first. When no cheap change is enough on its
+ * own, each expensive change that is not enough either is tried again on top of all the cheap ones together, and
+ * the cheap ones together are offered too.
  */
 export function suggestChanges(request: PlanRequest): Suggestion[] {
   const device = resolveDevice(request.device);
-  const singles = candidateFamilies(request, device).flatMap((family) => firstFitting(request, family));
-  if (singles.length > 0) return singles;
+  const cheap = cheapFamilies(request, device);
+  const expensive = expensiveFamilies(request, device);
+  const cheapSingles = cheap.flatMap((family) => firstFitting(request, family));
+  const expensiveSingles = expensive.map((family) => firstFitting(request, family));
 
-  const cheapChanges = Object.assign({}, ...cheapFamilies(request, device).map((family) => family.at(-1)?.changes ?? {})) as RequestChanges;
-  const cheapRequest = applyChanges(request, cheapChanges);
-  const cheapTogether = evaluateCandidate(request, { kind: SuggestionKind.Combined, description: describeAll(cheapFamilies(request, device)), changes: cheapChanges });
-  if (cheapTogether.fits) return [cheapTogether];
-  return expensiveFamilies(cheapRequest, device).flatMap((family) =>
-    firstFitting(
-      request,
-      family.map((candidate) => ({
-        kind: SuggestionKind.Combined,
-        description: `${describeAll(cheapFamilies(request, device))}, and ${candidate.description}`,
-        changes: { ...cheapChanges, ...candidate.changes },
-      })),
-    ),
+  const strongestCheap = cheap.flatMap((family) => family.at(-1) ?? []);
+  const cheapChanges = Object.assign({}, ...strongestCheap.map((candidate) => candidate.changes)) as RequestChanges;
+  const combined = expensive.flatMap((family, index) =>
+    cheapSingles.length > 0 || expensiveSingles[index]!.length > 0 || strongestCheap.length === 0
+      ? []
+      : firstFitting(
+          request,
+          expandFamily(request, device, family, cheapChanges).map((candidate) => ({
+            kind: SuggestionKind.Combined,
+            changes: { ...cheapChanges, ...candidate.changes },
+          })),
+        ),
   );
+  const singles = [...cheapSingles, ...expensiveSingles.flat()];
+  const cheapTogether =
+    singles.length === 0 && strongestCheap.length > 1
+      ? firstFitting(request, [{ kind: SuggestionKind.Combined, changes: cheapChanges }])
+      : [];
+  return [...singles, ...cheapTogether, ...combined];
 }
 
-function describeAll(families: Candidate[][]): string {
-  return families.flatMap((family) => family.at(-1)?.description ?? []).join(', ');
+/** A family's variants again, regenerated for the request with the cheap changes applied (more GPUs re-derives its list). */
+function expandFamily(request: PlanRequest, device: ResolvedDevice, family: Candidate[], cheapChanges: RequestChanges): Candidate[] {
+  const kind = family[0]?.kind;
+  return expensiveFamilies(applyChanges(request, cheapChanges), device).find((candidates) => candidates[0]?.kind === kind) ?? [];
 }
 
 function firstFitting(request: PlanRequest, family: Candidate[]): Suggestion[] {
@@ -118,40 +127,59 @@ function firstFitting(request: PlanRequest, family: Candidate[]): Suggestion[] {
 }
 
 function evaluateCandidate(request: PlanRequest, candidate: Candidate): Suggestion {
-  const plan = evaluatePlan(applyChanges(request, candidate.changes));
-  return { ...candidate, fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, available_gib: plan.available_gib, tokens_per_s: plan.tokens_per_s };
+  const changed = applyChanges(request, candidate.changes);
+  const plan = evaluatePlan(changed);
+  return {
+    kind: candidate.kind,
+    description: describeChanges(changed, candidate.changes),
+    changes: candidate.changes,
+    fits: plan.fits,
+    peak_vram_gib: plan.peak_vram_gib,
+    available_gib: plan.available_gib,
+    tokens_per_s: plan.tokens_per_s,
+  };
+}
+
+/** One description written from the changes themselves, so that combined suggestions read as one configuration. */
+function describeChanges(changed: PlanRequest, changes: RequestChanges): string {
+  const device = resolveDevice(changed.device);
+  const parts = [
+    changes.device === undefined || device.kind !== 'cuda' ? undefined : `${device.count} × ${device.name} (${device.memory_gib} GiB each)`,
+    changes.backend === undefined ? undefined : changes.backend === 'hf-peft' && dataParallelRanks(device) > 1 ? 'hf-peft, whose FSDP shards the weights across the GPUs' : `backend ${changes.backend}`,
+    changes.gradient_checkpointing === true ? 'gradient checkpointing on' : undefined,
+    changes.optimizer === undefined ? undefined : `optimizer ${changes.optimizer}`,
+    changes.micro_batch_size === undefined && changes.gradient_accumulation_steps === undefined
+      ? undefined
+      : `micro-batch ${changed.micro_batch_size} × ${changed.gradient_accumulation_steps} accumulation steps (effective batch ${changed.micro_batch_size * changed.gradient_accumulation_steps * dataParallelRanks(device)})`,
+    changes.quantization === '4bit' ? 'base weights in 4-bit NF4 (QLoRA)' : undefined,
+    changes.lora_rank === undefined ? undefined : `LoRA rank ${changes.lora_rank}`,
+    changes.sequence_length === undefined ? undefined : `sequence length ${changes.sequence_length}`,
+  ];
+  return parts.filter((part) => part !== undefined).join(', ');
 }
 
 function applyChanges(request: PlanRequest, changes: RequestChanges): PlanRequest {
   return { ...request, ...changes, device: changes.device ?? request.device };
 }
 
-function candidateFamilies(request: PlanRequest, device: ResolvedDevice): Candidate[][] {
-  return [...cheapFamilies(request, device), ...expensiveFamilies(request, device)];
-}
-
 /** Each family lists its variants mildest first; the last is the strongest. */
 function cheapFamilies(request: PlanRequest, device: ResolvedDevice): Candidate[][] {
   const onGpu = device.kind === 'cuda';
   const families: Candidate[][] = [
-    request.gradient_checkpointing ? [] : [{ kind: SuggestionKind.EnableGradientCheckpointing, description: 'enable gradient checkpointing', changes: { gradient_checkpointing: true } }],
+    request.gradient_checkpointing ? [] : [{ kind: SuggestionKind.EnableGradientCheckpointing, changes: { gradient_checkpointing: true } }],
     onGpu && request.optimizer === 'adamw_torch'
-      ? [{ kind: SuggestionKind.EightBitOptimizer, description: 'use the 8-bit AdamW optimizer', changes: { optimizer: 'adamw_8bit' } }]
+      ? [{ kind: SuggestionKind.EightBitOptimizer, changes: { optimizer: 'adamw_8bit' } }]
       : [],
     smallerMicroBatches(request),
-    onGpu && request.quantization !== '4bit' ? [{ kind: SuggestionKind.QuantizeFourBit, description: 'load the base model in 4-bit NF4 (QLoRA)', changes: { quantization: '4bit' } }] : [],
+    onGpu && request.quantization !== '4bit' ? [{ kind: SuggestionKind.QuantizeFourBit, changes: { quantization: '4bit' } }] : [],
   ];
   return families.filter((family) => family.length > 0);
 }
 
 function expensiveFamilies(request: PlanRequest, device: ResolvedDevice): Candidate[][] {
   const families: Candidate[][] = [
-    halvings(request.lora_rank, 4).map((rank) => ({ kind: SuggestionKind.SmallerRank, description: `LoRA rank ${rank}`, changes: { lora_rank: rank } })),
-    halvings(request.sequence_length, 128).map((length) => ({
-      kind: SuggestionKind.ShorterSequence,
-      description: `sequence length ${length}`,
-      changes: { sequence_length: length },
-    })),
+    halvings(request.lora_rank, 4).map((rank) => ({ kind: SuggestionKind.SmallerRank, changes: { lora_rank: rank } })),
+    halvings(request.sequence_length, 128).map((length) => ({ kind: SuggestionKind.ShorterSequence, changes: { sequence_length: length } })),
     ...match(device)
       .with({ kind: 'cuda' }, (gpu) => [moreGpus(request, gpu), biggerGpus(gpu)])
       .with({ kind: 'cpu' }, () => [])
@@ -165,7 +193,6 @@ function smallerMicroBatches(request: PlanRequest): Candidate[] {
   for (let smaller = nextSmallerMicroBatch(request); smaller !== null; smaller = nextSmallerMicroBatch(smaller)) {
     candidates.push({
       kind: SuggestionKind.SmallerMicroBatch,
-      description: `micro-batch ${smaller.micro_batch_size} with ${smaller.gradient_accumulation_steps} accumulation steps (same effective batch)`,
       changes: { micro_batch_size: smaller.micro_batch_size, gradient_accumulation_steps: smaller.gradient_accumulation_steps },
     });
   }
@@ -174,24 +201,28 @@ function smallerMicroBatches(request: PlanRequest): Candidate[] {
 
 function moreGpus(request: PlanRequest, device: Extract<ResolvedDevice, { kind: 'cuda' }>): Candidate[] {
   // Only sharding reduces memory per GPU; Unsloth's replicas would not, so the suggestion switches to hf-peft.
+  // Each GPU takes its own micro-batch, so accumulation shrinks to keep the effective batch where it divides.
+  const effective = request.micro_batch_size * request.gradient_accumulation_steps * device.count;
   return [2, 4, 8]
     .filter((count) => count > device.count)
-    .map((count) => ({
-      kind: SuggestionKind.MoreGpus,
-      description: `${count} × ${device.name}${request.backend === 'hf-peft' ? '' : ' with hf-peft (FSDP shards the weights)'}`,
-      changes: { backend: 'hf-peft', device: { gpu: device.gpu.id, count } },
-    }));
+    .map((count) => {
+      const accumulation = effective / (request.micro_batch_size * count);
+      return {
+        kind: SuggestionKind.MoreGpus,
+        changes: {
+          backend: 'hf-peft',
+          device: { gpu: device.gpu.id, count },
+          ...(Number.isInteger(accumulation) ? { gradient_accumulation_steps: accumulation } : {}),
+        },
+      };
+    });
 }
 
 function biggerGpus(device: Extract<ResolvedDevice, { kind: 'cuda' }>): Candidate[] {
   return [...gpuCatalog]
     .filter((gpu) => gpu.memory_gib > device.memory_gib)
     .sort((left, right) => left.memory_gib - right.memory_gib)
-    .map((gpu) => ({
-      kind: SuggestionKind.BiggerGpu,
-      description: `${device.count > 1 ? `${device.count} × ` : ''}${gpu.id} (${gpu.memory_gib} GiB)`,
-      changes: { device: { gpu: gpu.id, count: device.count } },
-    }));
+    .map((gpu) => ({ kind: SuggestionKind.BiggerGpu, changes: { device: { gpu: gpu.id, count: device.count } } }));
 }
 
 function halvings(start: number, minimum: number): number[] {

@@ -1,6 +1,6 @@
 import { match } from 'ts-pattern';
 import { linearParametersPerLayer, loraParameters, matmulParameters, unquantizedParameters } from './architecture.ts';
-import { cpuCalibration, gpuCalibration } from './calibration.ts';
+import { cpuCalibration, gpuCalibration, type BackendCalibration, type CpuCalibration } from './calibration.ts';
 import type { GpuSpecification } from './catalog/gpus.ts';
 import { computeBytes, type MemoryInputs } from './memory.ts';
 
@@ -28,11 +28,14 @@ export function tokenCost(inputs: MemoryInputs): TokenCost {
   return { flops: forward + backward + recompute, layer_passes: inputs.gradient_checkpointing ? 3 : 2 };
 }
 
-/** Compute and memory streams overlap poorly in eager PyTorch, so the step time adds their durations. */
+/** Where a micro-step's time goes. */
 export interface StepTime {
   compute_seconds: number;
   memory_seconds: number;
-  overhead_seconds: number;
+  /** Python, kernel launches, hooks: the host's share. */
+  host_seconds: number;
+  /** How the three combine into the step's duration. */
+  seconds: number;
 }
 
 /** Bytes streamed per micro-step: the weights once per layer pass (quantised ones dequantised to a 16-bit copy, written and read), plus the logits. */
@@ -50,28 +53,29 @@ function memoryTrafficBytes(inputs: MemoryInputs, cost: TokenCost, logitsBytesPe
   return cost.layer_passes * layerWeights * bytesPerWeightPass + 2 * unquantizedParameters(architecture) * bytes + logits;
 }
 
-export function gpuStepTime(inputs: MemoryInputs, gpu: GpuSpecification): StepTime {
-  const calibration = gpuCalibration[inputs.backend];
+/**
+ * On a GPU the host queues kernels while the GPU runs earlier ones, so a micro-step takes the longer of the host's
+ * time and the GPU's (compute and memory traffic, which eager kernels barely overlap, so they add).
+ */
+export function gpuStepTime(inputs: MemoryInputs, gpu: GpuSpecification, calibration: BackendCalibration = gpuCalibration[inputs.backend]): StepTime {
   const cost = tokenCost(inputs);
   const tokens = inputs.micro_batch_size * inputs.sequence_length;
-  const efficiency = calibration.compute_efficiency[inputs.quantization];
-  return {
-    compute_seconds: (tokens * cost.flops) / (gpu.bf16_dense_tflops * 1e12 * efficiency),
-    memory_seconds: memoryTrafficBytes(inputs, cost, calibration.logits_bytes_per_element) / (gpu.memory_bandwidth_gb_per_s * 1e9),
-    overhead_seconds: inputs.architecture.num_layers * cost.layer_passes * calibration.seconds_per_layer_pass,
-  };
+  const compute = (tokens * cost.flops) / (gpu.bf16_dense_tflops * 1e12 * calibration.compute_efficiency[inputs.quantization]);
+  const memory = memoryTrafficBytes(inputs, cost, calibration.logits_bytes_per_element) / (gpu.memory_bandwidth_gb_per_s * 1e9);
+  const host = calibration.host_seconds_per_step + inputs.architecture.num_layers * cost.layer_passes * calibration.host_seconds_per_layer_pass[inputs.quantization];
+  return { compute_seconds: compute, memory_seconds: memory, host_seconds: host, seconds: Math.max(host, compute + memory) };
 }
 
-export function cpuStepTime(inputs: MemoryInputs, cores: number): StepTime {
+/**
+ * On a CPU the same threads run Python and the kernels, so the parts add. The calibration measures one thread;
+ * more cores divide the compute and memory-bound work, not the Python overhead.
+ */
+export function cpuStepTime(inputs: MemoryInputs, cores: number, calibration: CpuCalibration = cpuCalibration): StepTime {
   const cost = tokenCost(inputs);
   const tokens = inputs.micro_batch_size * inputs.sequence_length;
-  return {
-    compute_seconds: (tokens * cost.flops) / (cores * cpuCalibration.flops_per_core),
-    memory_seconds: memoryTrafficBytes(inputs, cost, cpuCalibration.logits_bytes_per_element) / cpuCalibration.memory_bytes_per_s,
-    overhead_seconds: inputs.architecture.num_layers * cost.layer_passes * cpuCalibration.seconds_per_layer_pass,
-  };
-}
-
-export function totalSeconds(time: StepTime): number {
-  return time.compute_seconds + time.memory_seconds + time.overhead_seconds;
+  const effectiveCores = 1 + (cores - 1) * calibration.additional_core_efficiency;
+  const compute = (tokens * cost.flops) / (effectiveCores * calibration.flops_per_core);
+  const memory = memoryTrafficBytes(inputs, cost, calibration.logits_bytes_per_element) / (effectiveCores * calibration.memory_bytes_per_s);
+  const host = inputs.architecture.num_layers * cost.layer_passes * calibration.host_seconds_per_layer_pass;
+  return { compute_seconds: compute, memory_seconds: memory, host_seconds: host, seconds: compute + memory + host };
 }

@@ -1,0 +1,13 @@
+/**
+ * How long one planner candidate takes. Writes bench/planner/results/planner-benchmark.json.
+ *   npx tsx bench/planner/benchmark.ts
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { timePlanner } from '../../src/planner/benchmark.ts';
+
+const timing = timePlanner(20);
+const record = { date: new Date().toISOString(), command: 'npx tsx bench/planner/benchmark.ts', node: process.version, cpu: cpus()[0]?.model, ...timing };
+mkdirSync('bench/planner/results', { recursive: true });
+writeFileSync('bench/planner/results/planner-benchmark.json', `${JSON.stringify(record, null, 2)}\n`);
+console.log(record);

@@ -1,0 +1,335 @@
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { match } from 'ts-pattern';
+import { isTuneflowError, ModelNotFoundError, InvalidSpecError } from '../../errors/index.ts';
+import {
+  architectureFromHuggingFaceConfig,
+  describeWeightPrecision,
+  findArchitecture,
+  findGpu,
+  gpuCatalog,
+  inferenceMemory,
+  largestFittingMicroBatch,
+  planRun,
+  rankTradeOffs,
+  type DeviceDescription,
+  type CatalogGpuReference,
+  type ModelArchitecture,
+  type Plan,
+  type PlannerOptimizer,
+  type PlanRequest,
+  type Quantization,
+  type TrainingBackend,
+} from '../../planner/index.ts';
+import { parse as parseYaml } from 'yaml';
+import { runSpecSchema, type RunSpec } from '../../spec/schema.ts';
+
+/**
+ * `tuneflow plan`: will a run fit, how fast will it go, what to change. Exit code 0 when the plan fits, 1 when it
+ * does not (so scripts can gate on it), 2 when the input is wrong.
+ */
+
+export const PlanExitCode = {
+  Fits: 0,
+  DoesNotFit: 1,
+  InvalidInput: 2,
+} as const;
+export type PlanExitCode = (typeof PlanExitCode)[keyof typeof PlanExitCode];
+
+export interface PlanCommandResult {
+  exit_code: PlanExitCode;
+  output: string;
+}
+
+export interface PlanCommandOptions {
+  model?: string;
+  gpu?: string;
+  gpus?: number;
+  gpuMemory?: number;
+  backend?: TrainingBackend;
+  quant?: Quantization;
+  rank?: number;
+  targetModules?: string;
+  seq?: number;
+  microBatch?: number;
+  gradAccum?: number;
+  gradCkpt?: boolean;
+  optimizer?: PlannerOptimizer;
+  tokens?: number;
+  epochs?: number;
+  ranks?: number[];
+  effectiveBatch?: number;
+  json?: boolean;
+}
+
+const positiveInteger = (value: string): number => {
+  const parsed = Number(value);
+  if (!Number.isInteger(parsed) || parsed <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return parsed;
+};
+const positiveNumber = (value: string): number => {
+  const parsed = Number(value);
+  if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError('expected a positive number');
+  return parsed;
+};
+const positiveIntegerList = (value: string): number[] => value.split(',').map((part) => positiveInteger(part.trim()));
+
+/** Where the command's text and exit code go: the process by default, a buffer in runPlanCommand. */
+export interface PlanCommandIo {
+  write: (text: string) => void;
+  exit: (code: PlanExitCode) => void;
+}
+
+const processIo: PlanCommandIo = {
+  write: (text) => process.stdout.write(text),
+  exit: (code) => {
+    process.exitCode = code;
+  },
+};
+
+export function registerPlanCommand(program: Command, io: PlanCommandIo = processIo): Command {
+  return program
+    .command('plan')
+    .description('Predict peak memory, throughput and time of a LoRA/QLoRA run, and what to change when it does not fit')
+    .argument('[spec]', 'run spec (YAML or JSON); flags override its fields')
+    .option('--model <model>', 'catalog name, Hugging Face id, model directory or config.json')
+    .option('--gpu <gpu>', `GPU from the catalog (${gpuCatalog.map((gpu) => gpu.id).join(', ')}) or "cpu"`)
+    .option('--gpus <count>', 'number of GPUs', positiveInteger)
+    .option('--gpu-memory <gib>', 'override the GPU memory (GiB), e.g. for a shared GPU', positiveNumber)
+    .addOption(new Option('--backend <backend>', 'training backend').choices(['unsloth', 'hf-peft']))
+    .addOption(new Option('--quant <quantization>', 'base weight quantisation').choices(['none', '8bit', '4bit']))
+    .option('--rank <r>', 'LoRA rank', positiveInteger)
+    .option('--target-modules <modules>', 'all-linear or a comma list such as q_proj,v_proj')
+    .option('--seq <tokens>', 'sequence length', positiveInteger)
+    .option('--micro-batch <size>', 'micro-batch size per GPU', positiveInteger)
+    .option('--grad-accum <steps>', 'gradient accumulation steps', positiveInteger)
+    .option('--grad-ckpt', 'gradient checkpointing on')
+    .option('--no-grad-ckpt', 'gradient checkpointing off')
+    .addOption(new Option('--optimizer <optimizer>', 'optimizer').choices(['adamw_torch', 'adamw_8bit', 'paged_adamw_8bit']))
+    .option('--tokens <count>', 'dataset tokens, for the time estimate', positiveInteger)
+    .option('--epochs <count>', 'epochs over the dataset', positiveNumber)
+    .option('--ranks <list>', 'rank trade-off table for these ranks, e.g. 8,16,32,64,128,256', positiveIntegerList)
+    .option('--effective-batch <size>', 'find the largest micro-batch reaching this effective batch', positiveInteger)
+    .option('--json', 'print JSON')
+    .action((spec: string | undefined, options: PlanCommandOptions) => {
+      const result = executePlanCommand(spec, options);
+      io.write(result.output);
+      io.exit(result.exit_code);
+    });
+}
+
+/** Runs `tuneflow plan ARGS` in-process and returns what it would print and its exit code. */
+export async function runPlanCommand(args: readonly string[]): Promise<PlanCommandResult> {
+  let output = '';
+  let exitCode: PlanExitCode = PlanExitCode.Fits;
+  const capture = { writeOut: (text: string) => (output += text), writeErr: (text: string) => (output += text) };
+  const program = new Command('tuneflow').exitOverride().configureOutput(capture);
+  registerPlanCommand(program, { write: (text) => (output += text), exit: (code) => (exitCode = code) })
+    .exitOverride()
+    .configureOutput(capture);
+  try {
+    await program.parseAsync(['plan', ...args], { from: 'user' });
+  } catch (error) {
+    if (!(error instanceof CommanderError)) throw error;
+    // --help exits 0 through the same path; anything else commander rejects is bad input.
+    return { exit_code: error.exitCode === 0 ? PlanExitCode.Fits : PlanExitCode.InvalidInput, output };
+  }
+  return { exit_code: exitCode, output };
+}
+
+export function executePlanCommand(specPath: string | undefined, options: PlanCommandOptions): PlanCommandResult {
+  try {
+    const request = planRequestFrom(specPath === undefined ? undefined : loadRunSpec(specPath), specPath, options);
+    const plan = planRun(request);
+    const extras = {
+      ...(options.ranks === undefined ? {} : { rank_trade_offs: rankTradeOffs(request, options.ranks) }),
+      inference_memory: inferenceMemory(request.architecture, request.sequence_length),
+      ...(options.effectiveBatch === undefined ? {} : { micro_batch_search: microBatchSearch(request, options.effectiveBatch) }),
+    };
+    const output = options.json === true ? `${JSON.stringify({ ...plan, request: describeRequest(request), ...extras }, null, 2)}\n` : formatPlan(request, plan, extras);
+    return { exit_code: plan.fits ? PlanExitCode.Fits : PlanExitCode.DoesNotFit, output };
+  } catch (error) {
+    if (!isTuneflowError(error)) throw error;
+    return { exit_code: PlanExitCode.InvalidInput, output: options.json === true ? `${JSON.stringify({ error: error.message, details: error.details })}\n` : `error: ${error.message}\n` };
+  }
+}
+
+function microBatchSearch(request: PlanRequest, effectiveBatch: number) {
+  const choice = largestFittingMicroBatch(request, effectiveBatch);
+  return choice === null
+    ? { effective_batch_size: effectiveBatch, fits: false }
+    : {
+        effective_batch_size: effectiveBatch,
+        fits: true,
+        micro_batch_size: choice.micro_batch_size,
+        gradient_accumulation_steps: choice.gradient_accumulation_steps,
+        peak_vram_gib: choice.plan.peak_vram_gib,
+        tokens_per_s: choice.plan.tokens_per_s,
+      };
+}
+
+/** Spec values first, flags over them, then the same defaults the training run applies for 'auto'. */
+export function planRequestFrom(spec: RunSpec | undefined, specPath: string | undefined, options: PlanCommandOptions): PlanRequest {
+  const source = options.model ?? spec?.model.source;
+  if (source === undefined) throw new InvalidSpecError('give a run spec or --model', { field: 'model.source' });
+  const architecture = resolveArchitecture(source, specPath === undefined ? undefined : dirname(specPath));
+  const device = resolvePlanDevice(spec, options);
+  const onGpu = !('kind' in device) || device.kind === 'cuda';
+  const specBackend = spec?.device.backend === 'auto' ? undefined : spec?.device.backend;
+  const specOptimizer = spec?.train.optimizer === 'auto' ? undefined : spec?.train.optimizer;
+  const specCheckpointing = spec?.train.gradient_checkpointing === 'auto' ? undefined : spec?.train.gradient_checkpointing;
+  const targetModules = options.targetModules === undefined ? spec?.lora.target_modules : options.targetModules === 'all-linear' ? 'all-linear' : options.targetModules.split(',').map((module) => module.trim());
+  return {
+    architecture,
+    device,
+    backend: options.backend ?? specBackend ?? (onGpu ? 'unsloth' : 'hf-peft'),
+    quantization: options.quant ?? spec?.device.quantization ?? 'none',
+    lora_rank: options.rank ?? spec?.lora.r ?? 16,
+    target_modules: targetModules ?? 'all-linear',
+    sequence_length: options.seq ?? spec?.model.max_seq_length ?? 2048,
+    micro_batch_size: options.microBatch ?? spec?.train.micro_batch_size ?? (onGpu ? 4 : 1),
+    gradient_accumulation_steps: options.gradAccum ?? spec?.train.gradient_accumulation_steps ?? 1,
+    // 'auto' checkpoints on a GPU, where memory is what runs out, and not on a CPU, where time is.
+    gradient_checkpointing: options.gradCkpt ?? specCheckpointing ?? onGpu,
+    optimizer: options.optimizer ?? specOptimizer ?? (onGpu ? 'adamw_8bit' : 'adamw_torch'),
+    ...(options.tokens === undefined ? {} : { dataset_tokens: options.tokens }),
+    ...(options.epochs === undefined ? (spec === undefined ? {} : { epochs: spec.train.epochs }) : { epochs: options.epochs }),
+  };
+}
+
+function resolvePlanDevice(spec: RunSpec | undefined, options: PlanCommandOptions): DeviceDescription | CatalogGpuReference {
+  const requested = options.gpu ?? (spec?.device.type === 'cpu' ? 'cpu' : spec?.device.gpu);
+  if (requested === undefined || requested === 'auto') {
+    throw new InvalidSpecError('which device? pass --gpu (a catalog GPU or "cpu"); the spec says device.gpu: auto', { field: 'device.gpu' });
+  }
+  if (requested === 'cpu') {
+    return { kind: 'cpu', name: 'this machine', memory_gib: totalmem() / 2 ** 30, count: availableParallelism() };
+  }
+  const memory = options.gpuMemory ?? spec?.device.gpu_memory_gib;
+  const count = options.gpus ?? spec?.device.gpu_count ?? 1;
+  if (findGpu(requested) === undefined && memory !== undefined) {
+    return { kind: 'cuda', name: requested, memory_gib: memory, count };
+  }
+  return { gpu: requested, count, ...(memory === undefined ? {} : { memory_gib: memory }) };
+}
+
+/** Reads and validates a spec (YAML is a superset of JSON, so one parser reads both). */
+function loadRunSpec(specPath: string): RunSpec {
+  let value: unknown;
+  try {
+    value = parseYaml(readFileSync(specPath, 'utf8'));
+  } catch (error) {
+    throw new InvalidSpecError(`cannot read spec ${specPath}: ${(error as Error).message}`, { origin: specPath });
+  }
+  const parsed = runSpecSchema.safeParse(value);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(spec)'}: ${issue.message}`);
+    throw new InvalidSpecError(`${specPath} is invalid:\n  ${problems.join('\n  ')}`, { origin: specPath });
+  }
+  return parsed.data;
+}
+
+/**
+ * A catalog name (or alias, or builtin), a Hugging Face model directory, or a config.json; a relative path in a
+ * spec starts at the spec's directory.
+ */
+function resolveArchitecture(source: string, specDirectory: string | undefined): ModelArchitecture {
+  const catalogued = findArchitecture(source);
+  if (catalogued !== undefined) return catalogued;
+  const location = specDirectory === undefined || isAbsolute(source) ? source : resolve(specDirectory, source);
+  if (!existsSync(location)) {
+    throw new ModelNotFoundError(`unknown model "${source}": neither a catalog model nor a directory with config.json (try --model llama-3.1-8b)`, { source });
+  }
+  const configPath = statSync(location).isDirectory() ? join(location, 'config.json') : location;
+  if (configPath.endsWith('.gguf')) {
+    throw new InvalidSpecError(`the planner reads a Hugging Face config.json, not ${basename(configPath)}; plan with --model set to the model's catalog name`, {
+      field: 'model.source',
+    });
+  }
+  if (!existsSync(configPath)) throw new ModelNotFoundError(`${location} has no config.json`, { source });
+  const name = basename(location === configPath ? dirname(location) : location);
+  return architectureFromHuggingFaceConfig(JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>, name);
+}
+
+function describeRequest(request: PlanRequest) {
+  const { architecture, ...rest } = request;
+  return { model: architecture.name, ...rest };
+}
+
+type PlanExtras = {
+  rank_trade_offs?: ReturnType<typeof rankTradeOffs>;
+  inference_memory: ReturnType<typeof inferenceMemory>;
+  micro_batch_search?: ReturnType<typeof microBatchSearch>;
+};
+
+function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): string {
+  const lines: string[] = [];
+  const quantization = describeWeightPrecision(request.quantization, plan.device.kind);
+  const targets = request.target_modules === 'all-linear' ? 'all-linear' : request.target_modules.join(',');
+  lines.push(
+    `Plan: ${request.architecture.name} (${(plan.total_parameters / 1e9).toFixed(2)} B parameters), ${request.backend}, ${quantization} weights, LoRA r=${request.lora_rank} on ${targets} (${formatCount(plan.trainable_parameters)} trainable)`,
+    `      sequence ${request.sequence_length} × micro-batch ${request.micro_batch_size} × ${request.gradient_accumulation_steps} accumulation = effective batch ${plan.effective_batch_size}, gradient checkpointing ${request.gradient_checkpointing ? 'on' : 'off'}, ${request.optimizer}`,
+    plan.device.kind === 'cuda'
+      ? `Device: ${plan.device.count} × ${plan.device.name}, ${plan.device.memory_gib} GiB each`
+      : `Device: CPU, ${plan.device.count} cores, ${plan.device.memory_gib.toFixed(1)} GiB RAM (${plan.available_gib} usable)`,
+    '',
+    `  ${'memory term'.padEnd(24)} ${'GiB'.padStart(9)}`,
+    ...Object.entries(plan.breakdown).map(([term, value]) => `  ${term.padEnd(24)} ${value.toFixed(3).padStart(9)}`),
+    `  ${'peak per device'.padEnd(24)} ${plan.peak_vram_gib.toFixed(3).padStart(9)}   of ${plan.available_gib} GiB available`,
+    '',
+  );
+  if (plan.fits) {
+    lines.push(`FITS with ${(plan.available_gib - plan.peak_vram_gib).toFixed(2)} GiB to spare.`);
+  } else {
+    lines.push('DOES NOT FIT:', ...plan.reasons.map((reason) => `  - ${reason}`));
+    lines.push(
+      ...(plan.suggestions.length === 0
+        ? ['No change the planner knows makes it fit.']
+        : [
+            'What would fit (cheapest change first):',
+            ...plan.suggestions.map((suggestion) => `  - ${suggestion.description}: peak ${suggestion.peak_vram_gib.toFixed(2)} of ${suggestion.available_gib} GiB, ${formatCount(suggestion.tokens_per_s)} tokens/s`),
+          ]),
+    );
+  }
+  lines.push('', `Throughput: ${formatCount(plan.tokens_per_s)} tokens/s, ${formatCount(plan.tokens_per_hour)} tokens/hour; ${plan.step_seconds.toFixed(2)} s per optimizer step`);
+  if (plan.eta_seconds !== undefined) {
+    lines.push(`Time: ${formatCount(request.dataset_tokens ?? 0)} tokens × ${request.epochs ?? 1} epochs ≈ ${formatDuration(plan.eta_seconds)}`);
+  }
+  lines.push(...plan.notes.map((note) => `Note: ${note}`));
+  if (extras.micro_batch_search !== undefined) {
+    const search = extras.micro_batch_search;
+    lines.push(
+      search.fits
+        ? `Effective batch ${search.effective_batch_size}: largest micro-batch that fits is ${search.micro_batch_size} × ${search.gradient_accumulation_steps} accumulation (peak ${search.peak_vram_gib?.toFixed(2)} GiB, ${formatCount(search.tokens_per_s ?? 0)} tokens/s)`
+        : `Effective batch ${search.effective_batch_size}: no micro-batch fits`,
+    );
+  }
+  if (extras.rank_trade_offs !== undefined) {
+    lines.push('', `  ${'rank'.padStart(5)} ${'trainable'.padStart(12)} ${'adapter MiB'.padStart(12)} ${'peak GiB'.padStart(9)} ${'tokens/s'.padStart(9)}  fits`);
+    lines.push(
+      ...extras.rank_trade_offs.map(
+        (row) =>
+          `  ${String(row.rank).padStart(5)} ${formatCount(row.trainable_parameters).padStart(12)} ${row.adapter_size_mib.toFixed(1).padStart(12)} ${row.peak_vram_gib.toFixed(2).padStart(9)} ${formatCount(row.tokens_per_s).padStart(9)}  ${row.fits ? 'yes' : 'no'}`,
+      ),
+    );
+  }
+  lines.push(
+    '',
+    `Serving the merged model (${request.sequence_length}-token context, batch 1): ${extras.inference_memory
+      .map((row) => `${match(row.quantization).with('none', () => '16-bit').with('8bit', () => '8-bit').with('4bit', () => '4-bit').exhaustive()} ${row.total_gib.toFixed(2)} GiB`)
+      .join(', ')}; training peak ${plan.peak_vram_gib.toFixed(2)} GiB`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+function formatCount(value: number): string {
+  return Math.round(value).toLocaleString('en-US');
+}
+
+function formatDuration(seconds: number): string {
+  const hours = Math.floor(seconds / 3600);
+  const minutes = Math.round((seconds % 3600) / 60);
+  return hours > 0 ? `${hours} h ${minutes} min` : `${minutes} min`;
+}

@@ -1,0 +1,91 @@
+import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runPlanCommand } from '../../src/cli/commands/plan.ts';
+
+const workspace = mkdtempSync(join(tmpdir(), 'tuneflow-plan-'));
+
+describe('tuneflow plan', () => {
+  it('says a 70B QLoRA does not fit a 4090, why, and what would', async () => {
+    const result = await runPlanCommand(['--model', 'llama-3.3-70b', '--gpu', 'rtx-4090', '--quant', '4bit']);
+    expect(result.exit_code).toBe(1);
+    expect(result.output).toContain('DOES NOT FIT');
+    expect(result.output).toMatch(/4-bit NF4 weights of llama-3.3-70b alone take 3\d\.\d+ GiB/);
+    expect(result.output).toContain('What would fit');
+    expect(result.output).toMatch(/base_weights\s+3\d\.\d{3}/);
+  });
+
+  it('prints the JSON the workflow and scripts read', async () => {
+    const result = await runPlanCommand(['--model', 'llama-3.1-8b', '--gpu', 'rtx-4090', '--quant', '4bit', '--rank', '16', '--seq', '2048', '--micro-batch', '2', '--json']);
+    expect(result.exit_code).toBe(0);
+    const plan = JSON.parse(result.output) as Record<string, unknown>;
+    expect(plan).toMatchObject({ fits: true, suggestions: [], request: { model: 'llama-3.1-8b', backend: 'unsloth', optimizer: 'adamw_8bit', gradient_checkpointing: true } });
+    for (const field of ['peak_vram_gib', 'tokens_per_s', 'tokens_per_hour']) expect(typeof plan[field]).toBe('number');
+    expect(Object.keys(plan['breakdown'] as object)).toContain('activations');
+    expect(plan['inference_memory']).toHaveLength(3);
+  });
+
+  it('answers the seed questions: rank trade-offs, time for the dataset, training vs serving memory', async () => {
+    const result = await runPlanCommand(['--model', 'llama-3.1-8b', '--gpu', 'h100', '--ranks', '8,16,32,64,128,256', '--tokens', '10000000', '--epochs', '3', '--json']);
+    const plan = JSON.parse(result.output) as { rank_trade_offs: { rank: number; trainable_parameters: number; adapter_size_mib: number; peak_vram_gib: number; tokens_per_s: number }[]; eta_seconds: number; tokens_per_s: number };
+    expect(plan.rank_trade_offs.map((row) => row.rank)).toEqual([8, 16, 32, 64, 128, 256]);
+    const rows = plan.rank_trade_offs;
+    for (let index = 1; index < rows.length; index += 1) {
+      expect(rows[index]!.trainable_parameters).toBe(2 * rows[index - 1]!.trainable_parameters);
+      expect(rows[index]!.peak_vram_gib).toBeGreaterThan(rows[index - 1]!.peak_vram_gib);
+      expect(rows[index]!.tokens_per_s).toBeLessThanOrEqual(rows[index - 1]!.tokens_per_s);
+    }
+    // r=16 on all linear layers of Llama 3.1 8B: 41,943,040 FP32 parameters = 160 MiB.
+    expect(rows[1]!.adapter_size_mib).toBeCloseTo(160, 0);
+    expect(plan.eta_seconds).toBeCloseTo(30_000_000 / plan.tokens_per_s, -1);
+    const text = await runPlanCommand(['--model', 'llama-3.1-8b', '--gpu', 'h100', '--ranks', '8,64', '--tokens', '10000000', '--epochs', '3']);
+    expect(text.output).toMatch(/Time: 10,000,000 tokens × 3 epochs ≈/);
+    expect(text.output).toMatch(/Serving the merged model .*16-bit \d+\.\d+ GiB, 8-bit/);
+  });
+
+  it('plans a spec with a builtin model on the CPU', async () => {
+    const specPath = join(workspace, 'spec.yaml');
+    writeFileSync(specPath, ['model:', '  source: smollm2-135m-instruct', '  max_seq_length: 256', 'dataset:', '  path: data.jsonl', 'device:', '  type: cpu', ''].join('\n'));
+    const result = await runPlanCommand([specPath, '--json']);
+    expect(result.exit_code).toBe(0);
+    expect(JSON.parse(result.output)).toMatchObject({
+      device: { kind: 'cpu' },
+      request: { model: 'smollm2-135m', backend: 'hf-peft', optimizer: 'adamw_torch', gradient_checkpointing: false, sequence_length: 256, micro_batch_size: 4 },
+    });
+  });
+
+  it('reads config.json from a model directory named in a spec, relative to the spec', async () => {
+    const modelDirectory = join(workspace, 'models', 'my-model');
+    mkdirSync(modelDirectory, { recursive: true });
+    writeFileSync(
+      join(modelDirectory, 'config.json'),
+      JSON.stringify({ model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_attention_heads: 32, num_key_value_heads: 8, num_hidden_layers: 16, vocab_size: 128256, tie_word_embeddings: true }),
+    );
+    const specPath = join(workspace, 'directory-spec.json');
+    writeFileSync(specPath, JSON.stringify({ model: { source: 'models/my-model' }, dataset: { path: 'data.jsonl' }, device: { gpu: 'l4', quantization: '4bit' }, lora: { r: 64 } }));
+    const result = await runPlanCommand([specPath, '--json']);
+    expect(JSON.parse(result.output)).toMatchObject({ fits: true, total_parameters: 1_235_814_400, request: { model: 'my-model', lora_rank: 64, quantization: '4bit' } });
+  });
+
+  it('lets flags override the spec', async () => {
+    const specPath = join(workspace, 'override.yaml');
+    writeFileSync(specPath, ['model:', '  source: llama-3.1-8b', 'dataset:', '  path: d.jsonl', 'device:', '  gpu: rtx-4090', ''].join('\n'));
+    const result = await runPlanCommand([specPath, '--gpu', 'h200', '--gpu-memory', '40', '--json']);
+    expect(JSON.parse(result.output)).toMatchObject({ available_gib: 40, device: { name: 'h200' } });
+  });
+
+  it('exits 2 with a readable message on bad input', async () => {
+    const unknownGpu = await runPlanCommand(['--model', 'llama-3.1-8b', '--gpu', 'tpu-v5']);
+    expect(unknownGpu.exit_code).toBe(2);
+    expect(unknownGpu.output).toMatch(/unknown GPU "tpu-v5"; the planner knows rtx-3090/);
+    const unknownModel = await runPlanCommand(['--model', 'no-such-model', '--gpu', 'h100']);
+    expect(unknownModel.exit_code).toBe(2);
+    expect(unknownModel.output).toMatch(/unknown model "no-such-model"/);
+    const noDevice = await runPlanCommand(['--model', 'llama-3.1-8b']);
+    expect(noDevice.output).toMatch(/pass --gpu/);
+    const badNumber = await runPlanCommand(['--model', 'llama-3.1-8b', '--gpu', 'h100', '--rank', 'many']);
+    expect(badNumber.exit_code).toBe(2);
+    expect(badNumber.output).toMatch(/positive integer/);
+  });
+});
