@@ -9,8 +9,8 @@ import { fileURLToPath } from 'node:url';
 import type { ResolvedModel, TokenStatistics } from '../src/accelerator.ts';
 import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
-import { isTuneflowError, PlanDoesNotFitError } from '../src/errors/index.ts';
-import { type Plan, type PlanRequest, planRun as planWithPlanner } from '../src/planner/index.ts';
+import { isTuneflowError } from '../src/errors/index.ts';
+import { type Plan, planDoesNotFitError, type PlanRequest, planRun as planWithPlanner } from '../src/planner/index.ts';
 import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 
@@ -95,12 +95,7 @@ export function planRequestFor({ spec, model, tokens }: PlanRunRequest): PlanReq
 export async function planRun(request: PlanRunRequest): Promise<Plan> {
   return typedFailures(async () => {
     const plan = planWithPlanner(planRequestFor(request));
-    if (!plan.fits) {
-      throw new PlanDoesNotFitError(
-        `the run needs ${plan.peak_vram_gib.toFixed(1)} GiB but ${plan.available_gib.toFixed(1)} GiB are available: ${plan.reasons.join('; ')}`,
-        { plan },
-      );
-    }
+    if (!plan.fits) throw planDoesNotFitError(plan);
     return plan;
   });
 }

@@ -15,6 +15,7 @@ import { homeLayout, temporalAddress } from '../runtime/home.ts';
 import { loadSpec } from '../spec/load.ts';
 import { createOrchestrationWorker } from '../worker.ts';
 import type { FineTuneResult } from '../../workflows/index.ts';
+import { registerPlanCommand } from './commands/plan.ts';
 import { evaluationTable, progressLine } from './format.ts';
 import { startStack } from './stack.ts';
 
@@ -212,6 +213,7 @@ export function buildProgram(): Command {
       process.exitCode = await demoCommand(options);
     });
 
+  registerPlanCommand(program);
   return program;
 }
 

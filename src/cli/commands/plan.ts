@@ -23,8 +23,8 @@ import {
   type Quantization,
   type TrainingBackend,
 } from '../../planner/index.ts';
-import { parse as parseYaml } from 'yaml';
-import { runSpecSchema, type RunSpec } from '../../spec/schema.ts';
+import { loadSpec } from '../../spec/load.ts';
+import type { RunSpec } from '../../spec/schema.ts';
 
 /**
  * `tuneflow plan`: will a run fit, how fast will it go, what to change. Exit code 0 when the plan fits, 1 when it
@@ -141,7 +141,7 @@ export async function runPlanCommand(args: readonly string[]): Promise<PlanComma
 
 export function executePlanCommand(specPath: string | undefined, options: PlanCommandOptions): PlanCommandResult {
   try {
-    const request = planRequestFrom(specPath === undefined ? undefined : loadRunSpec(specPath), specPath, options);
+    const request = planRequestFrom(specPath === undefined ? undefined : loadSpec(specPath), specPath, options);
     const plan = planRun(request);
     const extras = {
       ...(options.ranks === undefined ? {} : { rank_trade_offs: rankTradeOffs(request, options.ranks) }),
@@ -213,22 +213,6 @@ function resolvePlanDevice(spec: RunSpec | undefined, options: PlanCommandOption
     return { kind: 'cuda', name: requested, memory_gib: memory, count };
   }
   return { gpu: requested, count, ...(memory === undefined ? {} : { memory_gib: memory }) };
-}
-
-/** Reads and validates a spec (YAML is a superset of JSON, so one parser reads both). */
-function loadRunSpec(specPath: string): RunSpec {
-  let value: unknown;
-  try {
-    value = parseYaml(readFileSync(specPath, 'utf8'));
-  } catch (error) {
-    throw new InvalidSpecError(`cannot read spec ${specPath}: ${(error as Error).message}`, { origin: specPath });
-  }
-  const parsed = runSpecSchema.safeParse(value);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || '(spec)'}: ${issue.message}`);
-    throw new InvalidSpecError(`${specPath} is invalid:\n  ${problems.join('\n  ')}`, { origin: specPath });
-  }
-  return parsed.data;
 }
 
 /**
