@@ -11,6 +11,7 @@ import { pythonActivitiesDirectory, readyEnvironment } from '../../scripts/pytho
 import { connectClient, getRunStatus, startFineTune, waitForResult } from '../client.ts';
 import { isTuneflowError } from '../errors/index.ts';
 import { startDevServer } from '../runtime/dev-server.ts';
+import { gpuWorkerEnvironment } from '../runtime/gpu-worker.ts';
 import { homeLayout, temporalAddress } from '../runtime/home.ts';
 import { loadSpec } from '../spec/load.ts';
 import { createOrchestrationWorker } from '../worker.ts';
@@ -174,7 +175,7 @@ export function buildProgram(): Command {
       const child = spawn(readyEnvironment().python, ['-m', 'tuneflow_activities.worker', '--address', temporalAddress()], {
         cwd: pythonActivitiesDirectory,
         stdio: 'inherit',
-        env: { ...process.env, PYTHONPATH: pythonActivitiesDirectory, PYTHONUNBUFFERED: '1' },
+        env: gpuWorkerEnvironment(),
       });
       const forward = (signal: NodeJS.Signals) => child.kill(signal);
       process.on('SIGINT', forward).on('SIGTERM', forward);
