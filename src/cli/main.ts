@@ -75,30 +75,57 @@ function printResult(result: FineTuneResult, workflowId: string): void {
   );
 }
 
-async function runCommand(specPath: string, options: { id?: string; detach?: boolean; json?: boolean }): Promise<number> {
+interface RunOptions {
+  id?: string;
+  detach?: boolean;
+  json?: boolean;
+  /** Follow the run with this id if it is still running (an interrupted demo), instead of starting another. */
+  attach?: boolean;
+}
+
+async function startOrAttach(specPath: string, options: RunOptions): Promise<string> {
   const spec = loadSpec(specPath);
   const client = await connectClient();
-  const handle = await startFineTune(client, spec, { workflowId: options.id, artifactRootUri: homeLayout().artifactRootUri });
-  await client.connection.close();
-  log(`started ${handle.workflowId}`);
+  try {
+    if (options.attach && options.id) {
+      const running = await client.workflow
+        .getHandle(options.id)
+        .describe()
+        .then((description) => description.status.name === 'RUNNING')
+        .catch(() => false);
+      if (running) {
+        log(`${options.id} is still running from before: following it (it resumes from its last checkpoint)`);
+        return options.id;
+      }
+    }
+    const handle = await startFineTune(client, spec, { workflowId: options.id, artifactRootUri: homeLayout().artifactRootUri });
+    log(`started ${handle.workflowId}`);
+    return handle.workflowId;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+async function runCommand(specPath: string, options: RunOptions): Promise<number> {
+  const workflowId = await startOrAttach(specPath, options);
   if (options.detach) {
-    process.stdout.write(options.json ? `${JSON.stringify({ workflow_id: handle.workflowId })}\n` : `${handle.workflowId}\n`);
+    process.stdout.write(options.json ? `${JSON.stringify({ workflow_id: workflowId })}\n` : `${workflowId}\n`);
     return 0;
   }
   try {
-    const result = await follow(handle.workflowId);
+    const result = await follow(workflowId);
     if (options.json) {
       const statusClient = await connectClient();
-      process.stdout.write(`${JSON.stringify(await getRunStatus(statusClient, handle.workflowId), null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify(await getRunStatus(statusClient, workflowId), null, 2)}\n`);
       await statusClient.connection.close();
     } else {
-      printResult(result, handle.workflowId);
+      printResult(result, workflowId);
     }
     return 0;
   } catch (error) {
     if (error instanceof WorkflowFailedError) {
       const cause = error.cause?.cause ?? error.cause;
-      log(`run ${handle.workflowId} failed: ${cause instanceof Error ? cause.message : error.message}`);
+      log(`run ${workflowId} failed: ${cause instanceof Error ? cause.message : error.message}`);
       return 1;
     }
     throw error;
@@ -113,7 +140,7 @@ async function demoCommand(options: { port: number; uiPort: number }): Promise<n
   process.env.TEMPORAL_ADDRESS = stack.server.address;
   try {
     log(`fine-tuning SmolLM2-135M-Instruct on examples/quickstart (watch it at ${stack.server.uiUrl})`);
-    return await runCommand(specPath, {});
+    return await runCommand(specPath, { id: 'tuneflow-quickstart-demo', attach: true });
   } finally {
     process.env.TEMPORAL_ADDRESS = previousAddress;
     await stack.stop();
