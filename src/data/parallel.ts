@@ -70,8 +70,8 @@ class WorkerPool implements BatchProcessor {
     const worker = this.workers[id % this.workers.length]!;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const { bytes, starts, ends, rowNumbers } = batch;
-      worker.postMessage({ id, batch }, [bytes.buffer, starts.buffer, ends.buffer, rowNumbers.buffer] as ArrayBuffer[]);
+      const ranges = batch.layout === 'ranges' ? [batch.starts.buffer, batch.ends.buffer, batch.rowNumbers.buffer] : [];
+      worker.postMessage({ id, batch }, [batch.bytes.buffer, ...ranges] as ArrayBuffer[]);
     });
   }
 

@@ -19,16 +19,41 @@ export interface DatasetFile {
   size: number;
 }
 
-/** Rows of one file, copied into one buffer so a batch can move to a worker thread in a single transfer. */
-export interface RowBatch {
+/**
+ * Rows of one file in one freshly allocated buffer, so a batch moves to a worker thread in a single transfer.
+ * JSONL travels as whole lines, split by the worker, which keeps the reading thread's per-row work to counting
+ * newlines; JSON array elements need the reader's scan anyway, so they travel as byte ranges.
+ */
+export type RowBatch = {
   file: string;
-  count: number;
   bytes: Uint8Array;
-  starts: Uint32Array;
-  ends: Uint32Array;
-  rowNumbers: Uint32Array;
+  /** An upper bound on the rows in the batch. */
+  maxRows: number;
   /** File-level problems found after this batch's rows (a JSON array that never closes). */
   trailingErrors: RowError[];
+} & ({ layout: 'lines'; firstLineNumber: number } | { layout: 'ranges'; starts: Uint32Array; ends: Uint32Array; rowNumbers: Uint32Array });
+
+/**
+ * Calls `visit` with each row's byte range and number. JSONL lines lose a trailing CR and a leading BOM (a BOM
+ * opens every seam of concatenated files); blank lines are skipped but still counted, so numbers match an editor's.
+ */
+export function visitRows(batch: RowBatch, visit: (start: number, end: number, rowNumber: number) => void): void {
+  const { bytes } = batch;
+  if (batch.layout === 'ranges') {
+    for (let index = 0; index < batch.rowNumbers.length; index++) visit(batch.starts[index]!, batch.ends[index]!, batch.rowNumbers[index]!);
+    return;
+  }
+  let lineNumber = batch.firstLineNumber;
+  for (let start = 0; start < bytes.length; lineNumber++) {
+    let newline = bytes.indexOf(0x0a, start);
+    if (newline === -1) newline = bytes.length;
+    let end = newline > start && bytes[newline - 1] === 0x0d ? newline - 1 : newline;
+    let first = startsWithByteOrderMark(bytes, start, end) ? start + 3 : start;
+    const contentStart = first;
+    while (first < end && isJsonWhitespace(bytes[first]!)) first++;
+    if (first < end) visit(contentStart, end, lineNumber);
+    start = newline + 1;
+  }
 }
 
 export interface DatasetInputs {
@@ -152,39 +177,39 @@ interface RowSplitter {
   finish(): void;
 }
 
-/** JSONL: one row per line, numbered from 1 counting blank lines, so row numbers match an editor's. */
+/** JSONL: passes on whole lines in batches, counting lines so every batch knows its first line number. */
 class LineSplitter implements RowSplitter {
-  private carry = Buffer.alloc(0);
+  private carry: Buffer = Buffer.alloc(0);
   private lineNumber = 1;
 
   constructor(private readonly batches: RowBatchBuilder) {}
 
   push(chunk: Buffer): void {
-    const bytes = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
-    let start = 0;
-    for (let newline = bytes.indexOf(0x0a, start); newline !== -1; newline = bytes.indexOf(0x0a, start)) {
-      this.addLine(bytes, start, newline);
-      start = newline + 1;
+    const lastNewline = chunk.lastIndexOf(0x0a);
+    if (lastNewline === -1) {
+      this.carry = Buffer.concat([this.carry, chunk]);
+      return;
     }
-    // Copied so the carried tail does not pin the whole chunk.
-    this.carry = Buffer.from(bytes.subarray(start));
+    this.emit(chunk, lastNewline + 1);
+    this.carry = Buffer.from(chunk.subarray(lastNewline + 1));
   }
 
   finish(): void {
     // A last line without a newline is still a row; a truncated one fails JSON parsing with its line number.
-    if (this.carry.length > 0) this.addLine(this.carry, 0, this.carry.length);
-    this.carry = Buffer.alloc(0);
+    if (this.carry.length > 0) this.emit(Buffer.alloc(0), 0);
   }
 
-  private addLine(bytes: Buffer, start: number, end: number): void {
-    const lineNumber = this.lineNumber++;
-    if (end > start && bytes[end - 1] === 0x0d) end--;
-    // A BOM may open any line: concatenated files carry one at each seam.
-    if (startsWithByteOrderMark(bytes, start, end)) start += 3;
-    let first = start;
-    while (first < end && isJsonWhitespace(bytes[first]!)) first++;
-    if (first === end) return;
-    this.batches.add(lineNumber, bytes, start, end);
+  private emit(chunk: Buffer, end: number): void {
+    const bytes = Buffer.allocUnsafeSlow(this.carry.length + end);
+    this.carry.copy(bytes);
+    chunk.copy(bytes, this.carry.length, 0, end);
+    this.carry = Buffer.alloc(0);
+    let lines = 0;
+    for (let newline = bytes.indexOf(0x0a); newline !== -1; newline = bytes.indexOf(0x0a, newline + 1)) lines++;
+    // A final line without a newline still counts.
+    if (bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) lines++;
+    this.batches.addLines(bytes, this.lineNumber, lines);
+    this.lineNumber += lines;
   }
 }
 
@@ -271,7 +296,7 @@ class JsonArraySplitter implements RowSplitter {
   }
 }
 
-/** Packs rows into batch buffers of about `batchBytes`, each a fresh allocation that can be transferred. */
+/** Packs JSON array elements into batch buffers of about `batchBytes`, each a fresh allocation that can be transferred. */
 class RowBatchBuilder {
   private full: RowBatch[] = [];
   private bytes: Buffer;
@@ -302,6 +327,18 @@ class RowBatchBuilder {
     if (this.used >= this.batchBytes) this.seal();
   }
 
+  /** Whole lines, already in a buffer of their own: sealed as one batch, after any pending ranges. */
+  addLines(bytes: Buffer, firstLineNumber: number, lines: number): void {
+    if (this.starts.length > 0) this.seal();
+    this.full.push({ file: this.file, bytes, maxRows: lines, trailingErrors: this.takeTrailingErrors(), layout: 'lines', firstLineNumber });
+  }
+
+  private takeTrailingErrors(): RowError[] {
+    const errors = this.trailingErrors;
+    this.trailingErrors = [];
+    return errors;
+  }
+
   addTrailingError(row: number, kind: RowErrorKind, reason: string): void {
     this.trailingErrors.push({ file: this.file, row, field: null, kind, reason });
   }
@@ -320,18 +357,18 @@ class RowBatchBuilder {
   private seal(): void {
     this.full.push({
       file: this.file,
-      count: this.starts.length,
       bytes: this.bytes.subarray(0, this.used),
+      maxRows: this.starts.length,
+      trailingErrors: this.takeTrailingErrors(),
+      layout: 'ranges',
       starts: Uint32Array.from(this.starts),
       ends: Uint32Array.from(this.ends),
       rowNumbers: Uint32Array.from(this.rowNumbers),
-      trailingErrors: this.trailingErrors,
     });
     this.bytes = Buffer.allocUnsafeSlow(this.batchBytes);
     this.used = 0;
     this.starts = [];
     this.ends = [];
     this.rowNumbers = [];
-    this.trailingErrors = [];
   }
 }

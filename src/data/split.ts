@@ -1,4 +1,5 @@
 import { rm } from 'node:fs/promises';
+import { finalMix } from './row-keys.ts';
 import { extractLine, LineWriter, readLines, writeFileAtomically } from './store.ts';
 
 /**
@@ -7,21 +8,11 @@ import { extractLine, LineWriter, readLines, writeFileAtomically } from './store
  * a fraction split needs no memory at all.
  */
 
-/** murmur3's finaliser: spreads every input bit over the output. */
-function mix32(value: number): number {
-  value ^= value >>> 16;
-  value = Math.imul(value, 0x85ebca6b);
-  value ^= value >>> 13;
-  value = Math.imul(value, 0xc2b2ae35);
-  value ^= value >>> 16;
-  return value >>> 0;
-}
-
 /** A uniform number in [0, 1) from two digest words and the seed; a different seed gives an independent draw. */
 export function seededUnitInterval(digestHigh: number, digestLow: number, seed: number): number {
-  const seedWord = mix32((seed >>> 0) ^ mix32(Math.floor(seed / 2 ** 32) ^ 0x9e3779b9));
-  const high = mix32(digestHigh ^ seedWord);
-  const low = mix32(digestLow ^ mix32(high ^ seedWord ^ 0x7f4a7c15));
+  const seedWord = finalMix((seed >>> 0) ^ finalMix(Math.floor(seed / 2 ** 32) ^ 0x9e3779b9));
+  const high = finalMix(digestHigh ^ seedWord);
+  const low = finalMix(digestLow ^ finalMix(high ^ seedWord ^ 0x7f4a7c15));
   // 53 bits: all a double holds.
   return (high * 2 ** 21 + (low >>> 11)) / 2 ** 53;
 }

@@ -14,7 +14,8 @@ import {
   type ParsedRow,
   type RowFamily,
 } from './formats.ts';
-import type { RowBatch } from './read.ts';
+import { visitRows, type RowBatch } from './read.ts';
+import { NearDuplicateKey } from './row-keys.ts';
 import { RowErrorKind, type RowError } from './report.ts';
 
 /**
@@ -33,6 +34,7 @@ export const digestWordsPerRow = 4;
 
 export interface BatchResult {
   file: string;
+  /** Rows in the batch; the typed arrays may be longer. */
   count: number;
   rowNumbers: Uint32Array;
   /** 1 for a valid row. */
@@ -50,50 +52,59 @@ export interface BatchResult {
 }
 
 type RowOutcome =
-  | { valid: true; family: RowFamily; line: string; nearKey: string; exactKey: string }
+  | { valid: true; family: RowFamily; line: string; nearKey: NearDuplicateKey; exactKey: string }
   | { valid: false; family: RowFamily | undefined; error: Omit<RowError, 'file' | 'row'> };
 
 export function processBatch(batch: RowBatch, settings: BatchSettings): BatchResult {
-  const { count } = batch;
+  const capacity = batch.maxRows;
   const result: BatchResult = {
     file: batch.file,
-    count,
-    rowNumbers: batch.rowNumbers,
-    valid: new Uint8Array(count),
-    families: new Uint8Array(count).fill(noFamily),
+    count: 0,
+    rowNumbers: new Uint32Array(capacity),
+    valid: new Uint8Array(capacity),
+    families: new Uint8Array(capacity).fill(noFamily),
     sawInputField: false,
-    digests: new Uint32Array(count * digestWordsPerRow),
+    digests: new Uint32Array(capacity * digestWordsPerRow),
     lines: '',
-    lineLengths: new Uint32Array(count),
+    lineLengths: new Uint32Array(capacity),
     errors: [],
   };
   const sourcePrefix = `"source":{"file":${JSON.stringify(batch.file)},"row":`;
   const lines: string[] = [];
   const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
-  for (let index = 0; index < count; index++) {
-    const row = batch.rowNumbers[index]!;
-    const outcome = processRow(bytes.subarray(batch.starts[index], batch.ends[index]), settings.format, `${sourcePrefix}${row}}`, result);
+  visitRows(batch, (start, end, row) => {
+    const index = result.count++;
+    result.rowNumbers[index] = row;
+    const outcome = processRow(bytes.subarray(start, end), settings.format, `${sourcePrefix}${row}}`, result);
     if (outcome.family !== undefined) result.families[index] = rowFamilies.indexOf(outcome.family);
     if (!outcome.valid) {
       result.errors.push({ file: batch.file, row, ...outcome.error });
-      continue;
+      return;
     }
     result.valid[index] = 1;
     result.lineLengths[index] = outcome.line.length;
     lines.push(outcome.line);
-    writeDigestWords(result.digests, index * digestWordsPerRow, outcome.nearKey);
-    writeDigestWords(result.digests, index * digestWordsPerRow + 2, outcome.exactKey);
-  }
+    const digest = index * digestWordsPerRow;
+    result.digests[digest] = outcome.nearKey.high;
+    result.digests[digest + 1] = outcome.nearKey.low;
+    writeExactDigestWords(result.digests, digest + 2, outcome.exactKey);
+  });
   result.lines = lines.join('\n');
   return result;
 }
 
-/** sha1 for speed, not secrecy: it only keys dedupe and the split, where 64 bits keep collisions negligible. */
-function writeDigestWords(target: Uint32Array, offset: number, key: string): void {
-  const digest = hash('sha1', key, 'buffer');
-  target[offset] = digest.readUInt32BE(0);
-  target[offset + 1] = digest.readUInt32BE(4);
+/**
+ * sha1 for speed, not secrecy: it only keys exact dedupe and the split. A binary (latin1) digest string is read
+ * by char code because allocating a Buffer per row costs more than the hash.
+ */
+function writeExactDigestWords(target: Uint32Array, offset: number, key: string): void {
+  const digest = hash('sha1', key, 'binary');
+  target[offset] = digestWord(digest, 0);
+  target[offset + 1] = digestWord(digest, 4);
 }
+
+const digestWord = (digest: string, at: number): number =>
+  ((digest.charCodeAt(at) << 24) | (digest.charCodeAt(at + 1) << 16) | (digest.charCodeAt(at + 2) << 8) | digest.charCodeAt(at + 3)) >>> 0;
 
 function processRow(bytes: Buffer, format: DatasetFormat, source: string, result: BatchResult): RowOutcome {
   if (!isUtf8(bytes)) {
@@ -138,15 +149,21 @@ function rejected(family: RowFamily | undefined, field: string | null, kind: Row
   return { valid: false, family, error: { field, kind, reason } };
 }
 
-const foldForNearDuplicate = (text: string): string => text.toLowerCase().replace(/\s+/g, ' ').trim();
-
 /** Rows equal after case folding and whitespace collapsing are near duplicates; roles stay part of the key. */
-function nearDuplicateKey(content: NormalisedContent): string {
-  return match(content)
-    .with({ kind: 'chat' }, ({ messages }) => `chat\u0001${messages.map((message) => `${message.role}\u0002${foldForNearDuplicate(message.content)}`).join('\u0001')}`)
-    .with({ kind: 'text' }, ({ text }) => `text\u0001${foldForNearDuplicate(text)}`)
-    .with({ kind: 'completion' }, ({ prompt, completion }) => `completion\u0001${foldForNearDuplicate(prompt)}\u0001${foldForNearDuplicate(completion)}`)
-    .exhaustive();
+function nearDuplicateKey(content: NormalisedContent): NearDuplicateKey {
+  const key = new NearDuplicateKey().addField(content.kind);
+  // A switch, not ts-pattern: this runs once per row and a match allocates.
+  switch (content.kind) {
+    case 'chat':
+      for (const message of content.messages) key.addField(message.role).addField(message.content);
+      return key;
+    case 'text':
+      return key.addField(content.text);
+    case 'completion':
+      return key.addField(content.prompt).addField(content.completion);
+    default:
+      return content satisfies never;
+  }
 }
 
 function describeIssue(issue: z.core.$ZodIssue, row: Record<string, unknown>): Omit<RowError, 'file' | 'row'> {
