@@ -247,7 +247,7 @@ class JsonArraySplitter implements RowSplitter {
           this.depth++;
         } else if ((byte === 0x7d || byte === 0x5d) && this.depth > 0) {
           this.depth--;
-        } else if (byte === 0x2c || byte === 0x5d) {
+        } else if (this.depth === 0 && (byte === 0x2c || byte === 0x5d)) {
           this.endElement(chunk, elementStart, index);
           this.phase = byte === 0x2c ? ArrayPhase.BetweenElements : ArrayPhase.AfterArray;
         }
