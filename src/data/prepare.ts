@@ -7,7 +7,7 @@ import { InvalidDatasetError, InvalidSpecError } from '../errors/index.ts';
 import type { DatasetFormat } from '../spec/schema.ts';
 import { Membership, DigestSet } from './dedupe.ts';
 import { rowFamilies, type RowFamily } from './formats.ts';
-import { createBatchProcessor, type BatchProcessor } from './parallel.ts';
+import { BatchProcessor } from './parallel.ts';
 import { describeSingleFile, listDatasetFiles, readRowBatches, type DatasetFile } from './read.ts';
 import { isDuplicateKind, RowErrorKind, type DatasetReportDraft, type PreparedDatasetReport, type RowError } from './report.ts';
 import { CountSplitWriter, FileSplitWriter, FractionSplitWriter, seededUnitInterval, type SplitWriter } from './split.ts';
@@ -37,7 +37,7 @@ export interface PrepareDatasetOptions {
   storeRoot: string;
   /** Identifies the tokenizer the prepared data is meant for; part of the cache key. */
   tokenizerIdentity?: string;
-  /** Validation threads; by default none below 32 MiB of input, else one per core up to four. */
+  /** Validation threads besides the main one; by default none below 32 MiB of input, else one per spare core, up to three. */
   workerThreads?: number;
 }
 
@@ -90,8 +90,8 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
   const buildDirectory = await createBuildDirectory(options.storeRoot, hash);
   try {
     const inputBytes = files.reduce((sum, file) => sum + file.size, 0);
-    const workerThreads = options.workerThreads ?? (inputBytes >= parallelInputBytes ? Math.min(availableParallelism(), 4) : 0);
-    const processor = createBatchProcessor({ format: options.format }, workerThreads);
+    const workerThreads = options.workerThreads ?? (inputBytes >= parallelInputBytes ? Math.min(availableParallelism() - 1, 3) : 0);
+    const processor = new BatchProcessor({ format: options.format }, workerThreads);
     const preparation = new Preparation(options, split, await createSplitWriter(split, buildDirectory));
     try {
       await preparation.readAll(files, valFile, processor);

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
@@ -34,26 +35,49 @@ export type RowBatch = {
 } & ({ layout: 'lines'; firstLineNumber: number } | { layout: 'ranges'; starts: Uint32Array; ends: Uint32Array; rowNumbers: Uint32Array });
 
 /**
- * Calls `visit` with each row's byte range and number. JSONL lines lose a trailing CR and a leading BOM (a BOM
- * opens every seam of concatenated files); blank lines are skipped but still counted, so numbers match an editor's.
+ * Calls `visit` with each row's text (undefined when its bytes are not valid UTF-8) and number. JSONL lines lose
+ * a trailing CR and a leading BOM (a BOM opens every seam of concatenated files); blank lines are skipped but
+ * still counted, so numbers match an editor's. A batch of lines is decoded once and sliced, because decoding row
+ * by row costs more than parsing; only a batch with invalid bytes goes back to the bytes of its suspect rows.
  */
-export function visitRows(batch: RowBatch, visit: (start: number, end: number, rowNumber: number) => void): void {
-  const { bytes } = batch;
+export function visitRows(batch: RowBatch, visit: (text: string | undefined, rowNumber: number) => void): void {
+  const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
+  const allValid = isUtf8(bytes);
   if (batch.layout === 'ranges') {
-    for (let index = 0; index < batch.rowNumbers.length; index++) visit(batch.starts[index]!, batch.ends[index]!, batch.rowNumbers[index]!);
+    for (let index = 0; index < batch.rowNumbers.length; index++) {
+      const start = batch.starts[index]!;
+      const end = batch.ends[index]!;
+      const valid = allValid || isUtf8(bytes.subarray(start, end));
+      visit(valid ? bytes.toString('utf8', start, end) : undefined, batch.rowNumbers[index]!);
+    }
     return;
   }
-  let lineNumber = batch.firstLineNumber;
-  for (let start = 0; start < bytes.length; lineNumber++) {
-    let newline = bytes.indexOf(0x0a, start);
-    if (newline === -1) newline = bytes.length;
-    let end = newline > start && bytes[newline - 1] === 0x0d ? newline - 1 : newline;
-    let first = startsWithByteOrderMark(bytes, start, end) ? start + 3 : start;
-    const contentStart = first;
-    while (first < end && isJsonWhitespace(bytes[first]!)) first++;
-    if (first < end) visit(contentStart, end, lineNumber);
+  const text = bytes.toString('utf8');
+  let newlineOffsets: number[] | undefined;
+  for (let start = 0, line = 0; start < text.length; line++) {
+    let newline = text.indexOf('\n', start);
+    if (newline === -1) newline = text.length;
+    const end = newline > start && text.charCodeAt(newline - 1) === 0x0d ? newline - 1 : newline;
+    const contentStart = text.charCodeAt(start) === 0xfeff ? start + 1 : start;
+    const row = text.slice(contentStart, end);
     start = newline + 1;
+    if (/^\s*$/.test(row)) continue;
+    // A newline byte is never part of a multi-byte sequence, so line N of the text is line N of the bytes.
+    if (!allValid && row.includes('\ufffd')) {
+      newlineOffsets ??= byteOffsetsOf(bytes, 0x0a);
+      if (!isUtf8(bytes.subarray(line === 0 ? 0 : newlineOffsets[line - 1]! + 1, newlineOffsets[line] ?? bytes.length))) {
+        visit(undefined, batch.firstLineNumber + line);
+        continue;
+      }
+    }
+    visit(row, batch.firstLineNumber + line);
   }
+}
+
+function byteOffsetsOf(bytes: Buffer, byte: number): number[] {
+  const offsets: number[] = [];
+  for (let offset = bytes.indexOf(byte); offset !== -1; offset = bytes.indexOf(byte, offset + 1)) offsets.push(offset);
+  return offsets;
 }
 
 export interface DatasetInputs {

@@ -4,13 +4,12 @@
  * toLowerCase and a regex costs several times more, per row, than the whole rest of validation.
  */
 
-/** Lower-case code units, filled in on first sight so non-ASCII text pays for toLowerCase once per character. */
+/** Lower-case non-ASCII code units, filled in on first sight so such text pays for toLowerCase once per character. */
 const lowerCase = new Uint16Array(65_536);
-for (let code = 0; code < 128; code++) lowerCase[code] = code >= 65 && code <= 90 ? code + 32 : code;
 
 function foldCase(code: number): number {
   let folded = lowerCase[code]!;
-  if (folded === 0 && code !== 0) {
+  if (folded === 0) {
     // A character whose lower case is longer than one code unit (İ) keeps its first one: close enough for a key.
     folded = String.fromCharCode(code).toLowerCase().charCodeAt(0);
     lowerCase[code] = folded;
@@ -18,9 +17,8 @@ function foldCase(code: number): number {
   return folded;
 }
 
-/** The characters JavaScript's \s matches. */
-function isWhitespace(code: number): boolean {
-  if (code < 128) return code === 32 || (code >= 9 && code <= 13);
+/** The non-ASCII characters JavaScript's \s matches. */
+function isUnicodeWhitespace(code: number): boolean {
   return (
     code === 0xa0 || code === 0x1680 || (code >= 0x2000 && code <= 0x200a) || code === 0x2028 || code === 0x2029 || code === 0x202f || code === 0x205f || code === 0x3000 || code === 0xfeff
   );
@@ -30,36 +28,57 @@ const space = 32;
 /** Separates fields so ("ab", "c") and ("a", "bc") get different keys. */
 const fieldSeparator = 0x10001;
 
+/**
+ * Two independent 32-bit lanes (FNV-1a and a murmur-style multiply-xorshift) make the 64-bit key. The loop
+ * keeps its state in locals and tests ASCII first: it runs over every character of every row.
+ */
 export class NearDuplicateKey {
   private first = 0x811c9dc5;
   private second = 0x9747b28c;
   private length = 0;
 
-  /** Two independent 32-bit lanes (FNV-1a and a murmur-style multiply-xorshift) make the 64-bit key. */
-  private mix(code: number): void {
-    this.first = Math.imul(this.first ^ code, 0x01000193);
-    const second = Math.imul(this.second + code, 0x5bd1e995);
-    this.second = second ^ (second >>> 13);
-    this.length++;
-  }
-
   addField(text: string): this {
+    let first = this.first;
+    let second = this.second;
+    let length = this.length;
     let pendingSpace = false;
     let started = false;
-    for (let index = 0; index < text.length; index++) {
-      const code = text.charCodeAt(index);
-      if (isWhitespace(code)) {
-        pendingSpace = started;
-        continue;
+    for (let index = 0; index <= text.length; index++) {
+      let code: number;
+      if (index === text.length) {
+        code = fieldSeparator;
+      } else {
+        code = text.charCodeAt(index);
+        if (code < 128) {
+          if (code === space || (code >= 9 && code <= 13)) {
+            pendingSpace = started;
+            continue;
+          }
+          if (code >= 65 && code <= 90) code += 32;
+        } else {
+          if (isUnicodeWhitespace(code)) {
+            pendingSpace = started;
+            continue;
+          }
+          code = foldCase(code);
+        }
+        if (pendingSpace) {
+          first = Math.imul(first ^ space, 0x01000193);
+          second = Math.imul(second + space, 0x5bd1e995);
+          second ^= second >>> 13;
+          length++;
+          pendingSpace = false;
+        }
+        started = true;
       }
-      if (pendingSpace) {
-        this.mix(space);
-        pendingSpace = false;
-      }
-      this.mix(foldCase(code));
-      started = true;
+      first = Math.imul(first ^ code, 0x01000193);
+      second = Math.imul(second + code, 0x5bd1e995);
+      second ^= second >>> 13;
+      length++;
     }
-    this.mix(fieldSeparator);
+    this.first = first;
+    this.second = second;
+    this.length = length;
     return this;
   }
 

@@ -1,4 +1,3 @@
-import { isUtf8 } from 'node:buffer';
 import { hash } from 'node:crypto';
 import { match } from 'ts-pattern';
 import type { z } from 'zod';
@@ -71,11 +70,10 @@ export function processBatch(batch: RowBatch, settings: BatchSettings): BatchRes
   };
   const sourcePrefix = `"source":{"file":${JSON.stringify(batch.file)},"row":`;
   const lines: string[] = [];
-  const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
-  visitRows(batch, (start, end, row) => {
+  visitRows(batch, (text, row) => {
     const index = result.count++;
     result.rowNumbers[index] = row;
-    const outcome = processRow(bytes.subarray(start, end), settings.format, `${sourcePrefix}${row}}`, result);
+    const outcome = processRow(text, settings.format, `${sourcePrefix}${row}}`, result);
     if (outcome.family !== undefined) result.families[index] = rowFamilies.indexOf(outcome.family);
     if (!outcome.valid) {
       result.errors.push({ file: batch.file, row, ...outcome.error });
@@ -106,13 +104,14 @@ function writeExactDigestWords(target: Uint32Array, offset: number, key: string)
 const digestWord = (digest: string, at: number): number =>
   ((digest.charCodeAt(at) << 24) | (digest.charCodeAt(at + 1) << 16) | (digest.charCodeAt(at + 2) << 8) | digest.charCodeAt(at + 3)) >>> 0;
 
-function processRow(bytes: Buffer, format: DatasetFormat, source: string, result: BatchResult): RowOutcome {
-  if (!isUtf8(bytes)) {
+/** `text` is undefined when the row's bytes are not valid UTF-8. */
+function processRow(text: string | undefined, format: DatasetFormat, source: string, result: BatchResult): RowOutcome {
+  if (text === undefined) {
     return rejected(undefined, null, RowErrorKind.InvalidUtf8, 'row is not valid UTF-8 (a stray binary byte?)');
   }
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(text);
   } catch (error) {
     return rejected(undefined, null, RowErrorKind.MalformedJson, `malformed JSON: ${(error as Error).message}`);
   }
