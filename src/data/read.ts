@@ -144,15 +144,15 @@ async function statOrThrow(path: string) {
 }
 
 /** Opens a file's raw bytes, or its decompressed bytes when it starts with the gzip magic number. */
-async function openDecodedStream(file: DatasetFile): Promise<Readable> {
+async function openDecodedStream(file: DatasetFile, chunkBytes: number): Promise<Readable> {
   const magic = Buffer.alloc(2);
   const handle = await open(file.absolutePath, 'r').catch((error: unknown) => {
     throw new DatasetNotFoundError(`cannot open ${file.absolutePath}`, { path: file.absolutePath }, { cause: error });
   });
   const { bytesRead } = await handle.read(magic, 0, 2, 0).finally(() => handle.close());
-  const raw = createReadStream(file.absolutePath, { highWaterMark: 1 << 20 });
+  const raw = createReadStream(file.absolutePath, { highWaterMark: chunkBytes });
   if (bytesRead < 2 || magic[0] !== 0x1f || magic[1] !== 0x8b) return raw;
-  const gunzip = createGunzip({ chunkSize: 1 << 20 });
+  const gunzip = createGunzip({ chunkSize: chunkBytes });
   raw.on('error', (error) => gunzip.destroy(error));
   return raw.pipe(gunzip);
 }
@@ -162,12 +162,12 @@ const startsWithByteOrderMark = (bytes: Uint8Array, at: number, end: number): bo
   end - at >= 3 && bytes[at] === byteOrderMark[0] && bytes[at + 1] === byteOrderMark[1] && bytes[at + 2] === byteOrderMark[2];
 const isJsonWhitespace = (byte: number): boolean => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
 
-/** Yields batches of about `batchBytes` of row bytes, in file order. */
+/** Yields batches of about `batchBytes` of row bytes (JSONL: one read chunk's whole lines), in file order. */
 export async function* readRowBatches(file: DatasetFile, batchBytes: number): AsyncGenerator<RowBatch> {
   const batches = new RowBatchBuilder(file.relativePath, batchBytes);
   let splitter: RowSplitter | undefined;
   let head = Buffer.alloc(0);
-  const stream = await openDecodedStream(file);
+  const stream = await openDecodedStream(file, batchBytes);
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       if (splitter === undefined) {

@@ -43,8 +43,11 @@ export interface BatchResult {
   /** Whether any row had an `input` field: tells alpaca from instruction/output in the report. */
   sawInputField: boolean;
   digests: Uint32Array;
-  /** The valid rows' output lines joined by '\n', and each row's line length (0 for invalid rows). */
-  lines: string;
+  /**
+   * The valid rows' output lines as UTF-8, back to back, and each row's line length in bytes (0 for invalid rows).
+   * Bytes, not a string: they cross threads without copying and reach the output file without re-encoding.
+   */
+  lineBytes: Uint8Array;
   lineLengths: Uint32Array;
   /** The invalid rows' errors, in row order. */
   errors: RowError[];
@@ -64,12 +67,14 @@ export function processBatch(batch: RowBatch, settings: BatchSettings): BatchRes
     families: new Uint8Array(capacity).fill(noFamily),
     sawInputField: false,
     digests: new Uint32Array(capacity * digestWordsPerRow),
-    lines: '',
+    lineBytes: new Uint8Array(0),
     lineLengths: new Uint32Array(capacity),
     errors: [],
   };
   const sourcePrefix = `"source":{"file":${JSON.stringify(batch.file)},"row":`;
-  const lines: string[] = [];
+  // Output lines are about the input's size plus the source; growth covers the rest.
+  let output = Buffer.allocUnsafeSlow(batch.bytes.byteLength * 2 + capacity * (sourcePrefix.length + 16));
+  let used = 0;
   visitRows(batch, (text, row) => {
     const index = result.count++;
     result.rowNumbers[index] = row;
@@ -80,14 +85,21 @@ export function processBatch(batch: RowBatch, settings: BatchSettings): BatchRes
       return;
     }
     result.valid[index] = 1;
-    result.lineLengths[index] = outcome.line.length;
-    lines.push(outcome.line);
+    // buffer.write truncates silently, so make room for the worst case of three bytes per UTF-16 unit first.
+    if (used + outcome.line.length * 3 > output.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(output.length * 2, used + outcome.line.length * 3));
+      output.copy(grown, 0, 0, used);
+      output = grown;
+    }
+    const length = output.write(outcome.line, used);
+    used += length;
+    result.lineLengths[index] = length;
     const digest = index * digestWordsPerRow;
     result.digests[digest] = outcome.nearKey.high;
     result.digests[digest + 1] = outcome.nearKey.low;
     writeExactDigestWords(result.digests, digest + 2, outcome.exactKey);
   });
-  result.lines = lines.join('\n');
+  result.lineBytes = output.subarray(0, used);
   return result;
 }
 
