@@ -12,6 +12,11 @@ import { processBatch, type BatchResult, type BatchSettings } from './validate.t
 
 /** Batches queued per worker: one running, one waiting, so a worker never idles on the round trip. */
 const queuedPerWorker = 2;
+/**
+ * Batches the caller may hold unconsumed: enough that the main thread keeps reading and validating while the
+ * oldest batch is still on a worker, instead of idling on it. Batches are small, so this costs little memory.
+ */
+const inFlightBatches = 16;
 
 /**
  * The workers run the same TypeScript sources through tsx's loader, registered by a tiny bootstrap module:
@@ -36,7 +41,7 @@ export class BatchProcessor {
     private readonly settings: BatchSettings,
     workerThreads: number,
   ) {
-    this.inFlightLimit = workerThreads * queuedPerWorker + 1;
+    this.inFlightLimit = workerThreads === 0 ? 1 : inFlightBatches;
     this.workers = Array.from({ length: workerThreads }, () => {
       const thread = new Worker(workerBootstrap, {
         workerData: { settings },

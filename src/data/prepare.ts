@@ -198,7 +198,8 @@ class Preparation {
         continue;
       }
       this.validRows++;
-      this.writer.accept(result.lineBytes, lineStart, lineOffset, seededUnitInterval(words[digest + 2]!, words[digest + 3]!, this.options.seed), fromValFile);
+      // The near key drives the draw: kept rows never share one, and it ignores what dedupe ignores.
+      this.writer.accept(result.lineBytes, lineStart, lineOffset, seededUnitInterval(words[digest]!, words[digest + 1]!, this.options.seed), fromValFile);
     }
     for (const error of trailingErrors) this.reject(error);
     await this.writer.flushWhenFull();

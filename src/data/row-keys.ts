@@ -1,7 +1,8 @@
 /**
- * A 64-bit key that is equal for texts differing only in letter case and whitespace (runs collapsed, ends
- * trimmed). Folding and hashing happen in one pass over the characters: building the folded string with
- * toLowerCase and a regex costs several times more, per row, than the whole rest of validation.
+ * A row's content keys, computed in one pass over its fields' characters: a 64-bit near-duplicate key, equal for
+ * contents differing only in letter case and whitespace (runs collapsed, ends trimmed), and a 32-bit fingerprint
+ * of the exact characters, which tells an exact duplicate from a near one among rows with equal near keys.
+ * Building a folded string with toLowerCase and a regex and hashing it natively costs several times more.
  */
 
 /** Lower-case non-ASCII code units, filled in on first sight so such text pays for toLowerCase once per character. */
@@ -29,17 +30,20 @@ const space = 32;
 const fieldSeparator = 0x10001;
 
 /**
- * Two independent 32-bit lanes (FNV-1a and a murmur-style multiply-xorshift) make the 64-bit key. The loop
- * keeps its state in locals and tests ASCII first: it runs over every character of every row.
+ * Two independent 32-bit lanes (FNV-1a and a murmur-style multiply-xorshift) make the 64-bit near key; a third
+ * FNV-1a lane sees the characters unfolded. The loop keeps its state in locals and tests ASCII first: it runs
+ * over every character of every row.
  */
-export class NearDuplicateKey {
+export class ContentKeys {
   private first = 0x811c9dc5;
   private second = 0x9747b28c;
+  private exact = 0x050c5d1f;
   private length = 0;
 
   addField(text: string): this {
     let first = this.first;
     let second = this.second;
+    let exact = this.exact;
     let length = this.length;
     let pendingSpace = false;
     let started = false;
@@ -47,8 +51,10 @@ export class NearDuplicateKey {
       let code: number;
       if (index === text.length) {
         code = fieldSeparator;
+        exact = Math.imul(exact ^ code, 0x01000193);
       } else {
         code = text.charCodeAt(index);
+        exact = Math.imul(exact ^ code, 0x01000193);
         if (code < 128) {
           if (code === space || (code >= 9 && code <= 13)) {
             pendingSpace = started;
@@ -78,15 +84,20 @@ export class NearDuplicateKey {
     }
     this.first = first;
     this.second = second;
+    this.exact = exact;
     this.length = length;
     return this;
   }
 
-  get high(): number {
+  get exactFingerprint(): number {
+    return finalMix(this.exact);
+  }
+
+  get nearHigh(): number {
     return finalMix(this.first ^ this.length);
   }
 
-  get low(): number {
+  get nearLow(): number {
     return finalMix(this.second ^ Math.imul(this.length, 0x9e3779b1));
   }
 }

@@ -1,4 +1,3 @@
-import { hash } from 'node:crypto';
 import { match } from 'ts-pattern';
 import type { z } from 'zod';
 import type { DatasetFormat } from '../spec/schema.ts';
@@ -14,7 +13,7 @@ import {
   type RowFamily,
 } from './formats.ts';
 import { visitRows, type RowBatch } from './read.ts';
-import { NearDuplicateKey } from './row-keys.ts';
+import { ContentKeys } from './row-keys.ts';
 import { RowErrorKind, type RowError } from './report.ts';
 
 /**
@@ -28,8 +27,8 @@ export interface BatchSettings {
 
 /** Marks a row whose keys name no known format. */
 export const noFamily = 255;
-/** Digest words per row: two of the near-duplicate key, two of the exact key. */
-export const digestWordsPerRow = 4;
+/** Key words per row: two of the near-duplicate key, one exact fingerprint. */
+export const digestWordsPerRow = 3;
 
 export interface BatchResult {
   file: string;
@@ -54,7 +53,7 @@ export interface BatchResult {
 }
 
 type RowOutcome =
-  | { valid: true; family: RowFamily; line: string; nearKey: NearDuplicateKey; exactKey: string }
+  | { valid: true; family: RowFamily; line: string; keys: ContentKeys }
   | { valid: false; family: RowFamily | undefined; error: Omit<RowError, 'file' | 'row'> };
 
 export function processBatch(batch: RowBatch, settings: BatchSettings): BatchResult {
@@ -95,26 +94,13 @@ export function processBatch(batch: RowBatch, settings: BatchSettings): BatchRes
     used += length;
     result.lineLengths[index] = length;
     const digest = index * digestWordsPerRow;
-    result.digests[digest] = outcome.nearKey.high;
-    result.digests[digest + 1] = outcome.nearKey.low;
-    writeExactDigestWords(result.digests, digest + 2, outcome.exactKey);
+    result.digests[digest] = outcome.keys.nearHigh;
+    result.digests[digest + 1] = outcome.keys.nearLow;
+    result.digests[digest + 2] = outcome.keys.exactFingerprint;
   });
   result.lineBytes = output.subarray(0, used);
   return result;
 }
-
-/**
- * sha1 for speed, not secrecy: it only keys exact dedupe and the split. A binary (latin1) digest string is read
- * by char code because allocating a Buffer per row costs more than the hash.
- */
-function writeExactDigestWords(target: Uint32Array, offset: number, key: string): void {
-  const digest = hash('sha1', key, 'binary');
-  target[offset] = digestWord(digest, 0);
-  target[offset + 1] = digestWord(digest, 4);
-}
-
-const digestWord = (digest: string, at: number): number =>
-  ((digest.charCodeAt(at) << 24) | (digest.charCodeAt(at + 1) << 16) | (digest.charCodeAt(at + 2) << 8) | digest.charCodeAt(at + 3)) >>> 0;
 
 /** `text` is undefined when the row's bytes are not valid UTF-8. */
 function processRow(text: string | undefined, format: DatasetFormat, source: string, result: BatchResult): RowOutcome {
@@ -143,26 +129,19 @@ function processRow(text: string | undefined, format: DatasetFormat, source: str
     return { valid: false, family, error: describeIssue(issue, row) };
   }
   const content = normaliseRow({ family, row: parsed.data } as ParsedRow);
-  // The content is serialised once: its text keys the exact dedupe and the split, and becomes the output line
-  // with the source spliced in after the leading `{"kind":"…",`.
+  // The source goes in after the leading `{"kind":"…",` so one serialisation makes the whole line.
   const body = JSON.stringify(content);
   const kindEnd = body.indexOf(',') + 1;
-  return {
-    valid: true,
-    family,
-    line: `${body.slice(0, kindEnd)}${source},${body.slice(kindEnd)}`,
-    exactKey: body,
-    nearKey: nearDuplicateKey(content),
-  };
+  return { valid: true, family, line: `${body.slice(0, kindEnd)}${source},${body.slice(kindEnd)}`, keys: contentKeys(content) };
 }
 
 function rejected(family: RowFamily | undefined, field: string | null, kind: RowErrorKind, reason: string): RowOutcome {
   return { valid: false, family, error: { field, kind, reason } };
 }
 
-/** Rows equal after case folding and whitespace collapsing are near duplicates; roles stay part of the key. */
-function nearDuplicateKey(content: NormalisedContent): NearDuplicateKey {
-  const key = new NearDuplicateKey().addField(content.kind);
+/** Keys over everything the trainer sees: the kind, and each field with its role. */
+function contentKeys(content: NormalisedContent): ContentKeys {
+  const key = new ContentKeys().addField(content.kind);
   // A switch, not ts-pattern: this runs once per row and a match allocates.
   switch (content.kind) {
     case 'chat':
