@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createWriteStream, existsSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -67,22 +68,28 @@ await rm(storeRoot, { recursive: true, force: true });
 const command = [process.execPath, '--import', 'tsx', join(benchDirectory, 'prepare-once.ts'), datasetPath, storeRoot];
 const measure = () => JSON.parse(execFileSync(command[0]!, command.slice(1), { encoding: 'utf8', maxBuffer: 1 << 28 })) as {
   seconds: number;
+  cpu_seconds: number;
   peak_rss_bytes: number;
   report: Record<string, unknown>;
 };
+// The machine may be shared: the load average says how much of its two cores the run could have had.
+const loadBefore = loadavg()[0];
 const cold = measure();
+const loadAfter = loadavg()[0];
 const cached = measure();
 const mib = 2 ** 20;
 const result = {
   date: new Date().toISOString(),
   node: process.version,
-  machine: { cpus: (await import('node:os')).availableParallelism(), platform: process.platform, arch: process.arch },
+  machine: { cpus: availableParallelism(), platform: process.platform, arch: process.arch, load_average_1m_before: loadBefore, load_average_1m_after: loadAfter },
   command: `node --import tsx bench/data/prepare-once.ts ${datasetPath} ${storeRoot}`,
   input_bytes: bytes,
   seconds: cold.seconds,
   throughput_mb_per_s: bytes / 1e6 / cold.seconds,
   throughput_mib_per_s: bytes / mib / cold.seconds,
   peak_rss_mib: cold.peak_rss_bytes / mib,
+  cpu_seconds: cold.cpu_seconds,
+  rows_per_second: Number(cold.report.total_rows) / cold.seconds,
   cached_rerun_seconds: cached.seconds,
   cached_rerun_hit: cached.report.cached,
   report: cold.report,
