@@ -1,7 +1,7 @@
 /**
- * Remembers every kept row by fixed-size digests instead of its text, so dedupe over millions of rows costs
- * 12 bytes a slot: 64 bits of the near-duplicate key (case- and whitespace-folded content) and 32 bits of the
- * exact key. An open-addressing table in one typed array keeps the garbage collector out of it entirely.
+ * Remembers every kept row by fixed-size keys instead of its text, so dedupe over millions of rows costs 12 bytes
+ * a slot: the 64-bit near-duplicate key (case- and whitespace-folded content) and a 32-bit fingerprint of the
+ * exact content. An open-addressing table in one typed array keeps the garbage collector out of it entirely.
  */
 
 export const Membership = {

@@ -21,7 +21,7 @@ import {
   readStoredReport,
   writeFileAtomically,
 } from './store.ts';
-import { digestWordsPerRow, noFamily, type BatchResult } from './validate.ts';
+import { keyWordsPerRow, noFamily, type BatchResult } from './validate.ts';
 
 export interface PrepareDatasetOptions {
   /** Absolute path of a JSON array or JSONL file, optionally gzipped, or of a directory of them. */
@@ -103,6 +103,7 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
       await processor.close();
     }
     const draft = await preparation.finish(hash, inputs.skippedFiles);
+    // finish() has thrown unless some row was valid, and a valid row always has a format.
     const report = locate({ ...draft, format: draft.format! }, finalDirectory, false);
     await writeFileAtomically(join(buildDirectory, PreparedFile.Report), JSON.stringify(report));
     if (await publishBuildDirectory(buildDirectory, finalDirectory)) return report;
@@ -183,9 +184,9 @@ class Preparation {
       }
       const lineStart = lineOffset;
       lineOffset += result.lineLengths[index]!;
-      const digest = index * digestWordsPerRow;
-      const words = result.digests;
-      const membership = this.kept.add(words[digest]!, words[digest + 1]!, words[digest + 2]!);
+      const key = index * keyWordsPerRow;
+      const words = result.keys;
+      const membership = this.kept.add(words[key]!, words[key + 1]!, words[key + 2]!);
       if (membership !== Membership.New) {
         const exact = membership === Membership.Exact;
         this.reject({
@@ -199,7 +200,7 @@ class Preparation {
       }
       this.validRows++;
       // The near key drives the draw: kept rows never share one, and it ignores what dedupe ignores.
-      this.writer.accept(result.lineBytes, lineStart, lineOffset, seededUnitInterval(words[digest]!, words[digest + 1]!, this.options.seed), fromValFile);
+      this.writer.accept(result.lineBytes, lineStart, lineOffset, seededUnitInterval(words[key]!, words[key + 1]!, this.options.seed), fromValFile);
     }
     for (const error of trailingErrors) this.reject(error);
     await this.writer.flushWhenFull();

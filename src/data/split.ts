@@ -3,16 +3,16 @@ import { finalMix } from './row-keys.ts';
 import { extractLine, LineWriter, readLines, writeFileAtomically } from './store.ts';
 
 /**
- * The train/validation split, decided from each row's content digest and the seed alone: no row order, file
- * layout or encoding (JSON array vs JSONL) enters it, so the same rows and seed always give the same split, and
- * a fraction split needs no memory at all.
+ * The train/validation split, decided from each row's content key and the seed alone: no row order, file layout
+ * or encoding (JSON array vs JSONL) enters it, so the same rows and seed always give the same split, and a
+ * fraction split needs no memory at all.
  */
 
-/** A uniform number in [0, 1) from two digest words and the seed; a different seed gives an independent draw. */
-export function seededUnitInterval(digestHigh: number, digestLow: number, seed: number): number {
+/** A uniform number in [0, 1) from a 64-bit key and the seed; a different seed gives an independent draw. */
+export function seededUnitInterval(keyHigh: number, keyLow: number, seed: number): number {
   const seedWord = finalMix((seed >>> 0) ^ finalMix(Math.floor(seed / 2 ** 32) ^ 0x9e3779b9));
-  const high = finalMix(digestHigh ^ seedWord);
-  const low = finalMix(digestLow ^ finalMix(high ^ seedWord ^ 0x7f4a7c15));
+  const high = finalMix(keyHigh ^ seedWord);
+  const low = finalMix(keyLow ^ finalMix(high ^ seedWord ^ 0x7f4a7c15));
   // 53 bits: all a double holds.
   return (high * 2 ** 21 + (low >>> 11)) / 2 ** 53;
 }

@@ -28,7 +28,7 @@ export interface BatchSettings {
 /** Marks a row whose keys name no known format. */
 export const noFamily = 255;
 /** Key words per row: two of the near-duplicate key, one exact fingerprint. */
-export const digestWordsPerRow = 3;
+export const keyWordsPerRow = 3;
 
 export interface BatchResult {
   file: string;
@@ -41,7 +41,8 @@ export interface BatchResult {
   families: Uint8Array;
   /** Whether any row had an `input` field: tells alpaca from instruction/output in the report. */
   sawInputField: boolean;
-  digests: Uint32Array;
+  /** Per row: near key (two words), exact fingerprint. */
+  keys: Uint32Array;
   /**
    * The valid rows' output lines as UTF-8, back to back, and each row's line length in bytes (0 for invalid rows).
    * Bytes, not a string: they cross threads without copying and reach the output file without re-encoding.
@@ -65,7 +66,7 @@ export function processBatch(batch: RowBatch, settings: BatchSettings): BatchRes
     valid: new Uint8Array(capacity),
     families: new Uint8Array(capacity).fill(noFamily),
     sawInputField: false,
-    digests: new Uint32Array(capacity * digestWordsPerRow),
+    keys: new Uint32Array(capacity * keyWordsPerRow),
     lineBytes: new Uint8Array(0),
     lineLengths: new Uint32Array(capacity),
     errors: [],
@@ -93,10 +94,10 @@ export function processBatch(batch: RowBatch, settings: BatchSettings): BatchRes
     const length = output.write(outcome.line, used);
     used += length;
     result.lineLengths[index] = length;
-    const digest = index * digestWordsPerRow;
-    result.digests[digest] = outcome.keys.nearHigh;
-    result.digests[digest + 1] = outcome.keys.nearLow;
-    result.digests[digest + 2] = outcome.keys.exactFingerprint;
+    const key = index * keyWordsPerRow;
+    result.keys[key] = outcome.keys.nearHigh;
+    result.keys[key + 1] = outcome.keys.nearLow;
+    result.keys[key + 2] = outcome.keys.exactFingerprint;
   });
   result.lineBytes = output.subarray(0, used);
   return result;
