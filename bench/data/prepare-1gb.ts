@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createWriteStream, existsSync, statSync } from 'node:fs';
+import { createWriteStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -72,16 +72,25 @@ const measure = () => JSON.parse(execFileSync(command[0]!, command.slice(1), { e
   peak_rss_bytes: number;
   report: Record<string, unknown>;
 };
-// The machine may be shared: the load average says how much of its two cores the run could have had.
+/** CPU time counters from /proc/stat: steal is time the hypervisor gave this VM's CPUs to someone else. */
+function cpuTimes(): { steal: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  return { steal: fields[7] ?? 0, total: fields.reduce((sum, value) => sum + value, 0) };
+}
+
+// The machine may be shared: the load average and the steal share say how much of its cores the run could have had.
 const loadBefore = loadavg()[0];
+const timesBefore = cpuTimes();
 const cold = measure();
+const timesAfter = cpuTimes();
 const loadAfter = loadavg()[0];
+const stealFraction = (timesAfter.steal - timesBefore.steal) / (timesAfter.total - timesBefore.total);
 const cached = measure();
 const mib = 2 ** 20;
 const result = {
   date: new Date().toISOString(),
   node: process.version,
-  machine: { cpus: availableParallelism(), platform: process.platform, arch: process.arch, load_average_1m_before: loadBefore, load_average_1m_after: loadAfter },
+  machine: { cpus: availableParallelism(), platform: process.platform, arch: process.arch, load_average_1m_before: loadBefore, load_average_1m_after: loadAfter, cpu_steal_fraction: stealFraction },
   command: `node --import tsx bench/data/prepare-once.ts ${datasetPath} ${storeRoot}`,
   input_bytes: bytes,
   seconds: cold.seconds,
