@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeEach, describe, expect, test } from 'vitest';
 import { prepareDataset, type PrepareDatasetOptions } from '../../src/data/index.ts';
 import { DigestSet, Membership } from '../../src/data/dedupe.ts';
@@ -136,6 +137,29 @@ describe('policy failures', () => {
     if (!isInvalidDatasetError(error)) return;
     expect(error.nonRetryable).toBe(true);
     expect(error.details.report).toMatchObject({ total_rows: 11, invalid_rows: 1, errors: [{ file: 'bad.jsonl', row: 11, field: 'output', kind: 'missing_field' }] });
+  });
+});
+
+describe('streaming across chunk boundaries', () => {
+  test('a large JSON array, its gzip and the same rows as JSONL prepare identically', async () => {
+    // Strings full of the splitter's structural characters, so any chunk boundary falls somewhere awkward.
+    const rows = Array.from({ length: 4_000 }, (_, index) => ({
+      instruction: `Q${index} [nested, {braces}] "quoted" \\ back\\slash, commas, ]`,
+      output: `A${index} ${'é∑ '.repeat(index % 40)}}`,
+    }));
+    const jsonl = await writeDataset('stream/rows.jsonl', rows);
+    const json = join(workDirectory, 'stream/rows.json');
+    await writeFile(json, JSON.stringify(rows, null, 2));
+    const gzipped = join(workDirectory, 'stream/rows.json.gz');
+    await writeFile(gzipped, gzipSync(await readFile(json)));
+    const strip = async (uri: string) => (await readLines(uri)).map((row) => ({ ...row, source: (row.source as { row: number }).row }));
+    const fromJsonl = await prepare(jsonl, { valCount: 50 });
+    for (const path of [json, gzipped]) {
+      const report = await prepare(path, { valCount: 50 });
+      expect(report.valid_rows).toBe(rows.length);
+      expect(await strip(report.train_uri)).toEqual(await strip(fromJsonl.train_uri));
+      expect(await strip(report.val_uri)).toEqual(await strip(fromJsonl.val_uri));
+    }
   });
 });
 
