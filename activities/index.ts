@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { ResolvedModel, TokenStatistics } from '../src/accelerator.ts';
 import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
-import { isTuneflowError } from '../src/errors/index.ts';
+import { InvalidDatasetError, isInvalidDatasetError, isTuneflowError } from '../src/errors/index.ts';
 import { type Plan, planDoesNotFitError, type PlanRequest, planRun as planWithPlanner } from '../src/planner/index.ts';
 import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
@@ -36,6 +36,17 @@ export interface PrepareDatasetRequest {
   artifact_root_uri: string;
 }
 
+/** Rejected rows carried in a failure: the full list is in the report file, a failure payload must stay small. */
+const errorsInFailure = 100;
+
+function trimReportErrors(error: unknown): unknown {
+  if (!isInvalidDatasetError(error)) return error;
+  const report = error.details.report as PreparedDatasetReport | undefined;
+  if (!report || report.errors.length <= errorsInFailure) return error;
+  const details = { ...error.details, report: { ...report, errors: report.errors.slice(0, errorsInFailure), errors_omitted: report.errors.length - errorsInFailure } };
+  return new InvalidDatasetError(error.message, details, { cause: error });
+}
+
 export async function prepareDataset(request: PrepareDatasetRequest): Promise<PreparedDatasetReport> {
   const { dataset } = request.spec;
   return typedFailures(() =>
@@ -48,6 +59,8 @@ export async function prepareDataset(request: PrepareDatasetRequest): Promise<Pr
       seed: dataset.seed,
       maxInvalidFraction: dataset.max_invalid_fraction,
       storeRoot: fileURLToPath(request.artifact_root_uri),
+    }).catch((error: unknown) => {
+      throw trimReportErrors(error);
     }),
   );
 }

@@ -17,6 +17,7 @@ import { loadSpec } from '../spec/load.ts';
 import { createOrchestrationWorker } from '../worker.ts';
 import type { FineTuneResult } from '../../workflows/index.ts';
 import { registerPlanCommand } from './commands/plan.ts';
+import { registerPrepareCommand } from './commands/prepare.ts';
 import { evaluationTable, progressLine } from './format.ts';
 import { startStack } from './stack.ts';
 
@@ -241,6 +242,7 @@ export function buildProgram(): Command {
       process.exitCode = await demoCommand(options);
     });
 
+  registerPrepareCommand(program);
   registerPlanCommand(program);
   return program;
 }

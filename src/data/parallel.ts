@@ -3,31 +3,20 @@ import type { RowBatch } from './read.ts';
 import { processBatch, type BatchResult, type BatchSettings } from './validate.ts';
 
 /**
- * Validation is CPU-bound (JSON parsing, schema checks, hashing), so large datasets spread it over worker
- * threads while the main thread reads, dedupes, splits and writes. Results come back through promises the caller
- * awaits in submission order, so parallelism never reorders rows.
+ * Validation is CPU-bound (JSON parsing, schema checks, hashing), so large datasets spread it over worker threads
+ * and the main thread: a batch goes to a worker with room in its queue, else the main thread validates it itself
+ * between reading and writing. That balances itself to whatever the main thread's own share of the work leaves,
+ * and one worker per spare core keeps memory low (each thread is a V8 heap). Results come back through promises
+ * the caller awaits in submission order, so parallelism never reorders rows.
  */
-export interface BatchProcessor {
-  process(batch: RowBatch): Promise<BatchResult>;
-  /** How many batches may be in flight before the caller should wait for the oldest. */
-  readonly inFlightLimit: number;
-  close(): Promise<void>;
-}
 
-export function createBatchProcessor(settings: BatchSettings, workerThreads: number): BatchProcessor {
-  return workerThreads > 0 ? new WorkerPool(settings, workerThreads) : new InlineProcessor(settings);
-}
-
-class InlineProcessor implements BatchProcessor {
-  readonly inFlightLimit = 1;
-  constructor(private readonly settings: BatchSettings) {}
-  async process(batch: RowBatch): Promise<BatchResult> {
-    return processBatch(batch, this.settings);
-  }
-  async close(): Promise<void> {}
-}
-
-type Pending = { resolve: (result: BatchResult) => void; reject: (error: unknown) => void };
+/** Batches queued per worker: one running, one waiting, so a worker never idles on the round trip. */
+const queuedPerWorker = 2;
+/**
+ * Batches the caller may hold unconsumed: enough that the main thread keeps reading and validating while the
+ * oldest batch is still on a worker, instead of idling on it. Batches are small, so this costs little memory.
+ */
+const inFlightBatches = 16;
 
 /**
  * The workers run the same TypeScript sources through tsx's loader, registered by a tiny bootstrap module:
@@ -43,27 +32,35 @@ function workerBootstrap(): URL {
   );
 }
 
-class WorkerPool implements BatchProcessor {
+type Pending = { resolve: (result: BatchResult) => void; reject: (error: unknown) => void };
+
+export class BatchProcessor {
+  /** How many batches may be in flight before the caller should consume the oldest. */
   readonly inFlightLimit: number;
-  private readonly workers: Worker[];
+  private readonly workers: { thread: Worker; queued: number }[];
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
 
-  constructor(settings: BatchSettings, size: number) {
-    this.inFlightLimit = size * 2;
-    const bootstrap = workerBootstrap();
-    this.workers = Array.from({ length: size }, () => {
-      const worker = new Worker(bootstrap, {
+  constructor(
+    private readonly settings: BatchSettings,
+    workerThreads: number,
+  ) {
+    this.inFlightLimit = workerThreads === 0 ? 1 : inFlightBatches;
+    const bootstrap = workerThreads === 0 ? undefined : workerBootstrap();
+    this.workers = Array.from({ length: workerThreads }, () => {
+      const thread = new Worker(bootstrap!, {
         workerData: { settings },
-        // Each worker holds about two batches; a small young generation keeps its resident memory small.
+        // Batches are about a megabyte and die young: a small young generation keeps each thread's memory small.
         resourceLimits: { maxYoungGenerationSizeMb: 16 },
       });
-      worker.on('message', ({ id, result }: { id: number; result: BatchResult }) => {
+      const worker = { thread, queued: 0 };
+      thread.on('message', ({ id, result }: { id: number; result: BatchResult }) => {
+        worker.queued--;
         this.pending.get(id)?.resolve(result);
         this.pending.delete(id);
       });
-      worker.on('error', (error) => this.failAll(error));
-      worker.on('exit', (code) => {
+      thread.on('error', (error) => this.failAll(error));
+      thread.on('exit', (code) => {
         if (code !== 0) this.failAll(new Error(`dataset worker exited with code ${code}`));
       });
       return worker;
@@ -71,17 +68,19 @@ class WorkerPool implements BatchProcessor {
   }
 
   process(batch: RowBatch): Promise<BatchResult> {
+    const worker = this.workers.find((candidate) => candidate.queued < queuedPerWorker);
+    if (worker === undefined) return Promise.resolve(processBatch(batch, this.settings));
     const id = this.nextId++;
-    const worker = this.workers[id % this.workers.length]!;
+    worker.queued++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const { bytes, starts, ends, rowNumbers } = batch;
-      worker.postMessage({ id, batch }, [bytes.buffer, starts.buffer, ends.buffer, rowNumbers.buffer] as ArrayBuffer[]);
+      const ranges = batch.layout === 'ranges' ? [batch.starts.buffer, batch.ends.buffer, batch.rowNumbers.buffer] : [];
+      worker.thread.postMessage({ id, batch }, [batch.bytes.buffer, ...ranges] as ArrayBuffer[]);
     });
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.workers.map((worker) => worker.terminate()));
+    await Promise.all(this.workers.map((worker) => worker.thread.terminate()));
   }
 
   private failAll(error: unknown): void {

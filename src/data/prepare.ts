@@ -7,7 +7,7 @@ import { InvalidDatasetError, InvalidSpecError } from '../errors/index.ts';
 import type { DatasetFormat } from '../spec/schema.ts';
 import { Membership, DigestSet } from './dedupe.ts';
 import { rowFamilies, type RowFamily } from './formats.ts';
-import { createBatchProcessor, type BatchProcessor } from './parallel.ts';
+import { BatchProcessor } from './parallel.ts';
 import { describeSingleFile, listDatasetFiles, readRowBatches, type DatasetFile } from './read.ts';
 import { isDuplicateKind, RowErrorKind, type DatasetReportDraft, type PreparedDatasetReport, type RowError } from './report.ts';
 import { CountSplitWriter, FileSplitWriter, FractionSplitWriter, seededUnitInterval, type SplitWriter } from './split.ts';
@@ -21,7 +21,7 @@ import {
   readStoredReport,
   writeFileAtomically,
 } from './store.ts';
-import { digestWordsPerRow, noFamily, type BatchResult } from './validate.ts';
+import { keyWordsPerRow, noFamily, type BatchResult } from './validate.ts';
 
 export interface PrepareDatasetOptions {
   /** Absolute path of a JSON array or JSONL file, optionally gzipped, or of a directory of them. */
@@ -37,12 +37,16 @@ export interface PrepareDatasetOptions {
   storeRoot: string;
   /** Identifies the tokenizer the prepared data is meant for; part of the cache key. */
   tokenizerIdentity?: string;
-  /** Validation threads; by default none below 32 MiB of input, else one per core up to four. */
+  /** Validation threads besides the main one; by default none below 32 MiB of input, else one per spare core, up to three. */
   workerThreads?: number;
 }
 
 export const defaultValFraction = 0.1;
-const batchBytes = 1 << 20;
+/**
+ * Small batches keep every per-batch string (the decoded text) under V8's large-object size, so it dies young
+ * instead of piling up in the old generation between full collections: resident memory stays flat.
+ */
+const batchBytes = 64 << 10;
 const parallelInputBytes = 32 << 20;
 
 type SplitPlan = { kind: 'fraction'; fraction: number } | { kind: 'count'; count: number } | { kind: 'file'; path: string };
@@ -90,8 +94,8 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
   const buildDirectory = await createBuildDirectory(options.storeRoot, hash);
   try {
     const inputBytes = files.reduce((sum, file) => sum + file.size, 0);
-    const workerThreads = options.workerThreads ?? (inputBytes >= parallelInputBytes ? Math.min(availableParallelism(), 4) : 0);
-    const processor = createBatchProcessor({ format: options.format }, workerThreads);
+    const workerThreads = options.workerThreads ?? (inputBytes >= parallelInputBytes ? Math.min(availableParallelism() - 1, 3) : 0);
+    const processor = new BatchProcessor({ format: options.format }, workerThreads);
     const preparation = new Preparation(options, split, await createSplitWriter(split, buildDirectory));
     try {
       await preparation.readAll(files, valFile, processor);
@@ -99,6 +103,7 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
       await processor.close();
     }
     const draft = await preparation.finish(hash, inputs.skippedFiles);
+    // finish() has thrown unless some row was valid, and a valid row always has a format.
     const report = locate({ ...draft, format: draft.format! }, finalDirectory, false);
     await writeFileAtomically(join(buildDirectory, PreparedFile.Report), JSON.stringify(report));
     if (await publishBuildDirectory(buildDirectory, finalDirectory)) return report;
@@ -177,12 +182,11 @@ class Preparation {
         this.reject(result.errors[errorIndex++]!);
         continue;
       }
-      const length = result.lineLengths[index]!;
-      const line = result.lines.slice(lineOffset, lineOffset + length);
-      lineOffset += length + 1;
-      const digest = index * digestWordsPerRow;
-      const words = result.digests;
-      const membership = this.kept.add(words[digest]!, words[digest + 1]!, words[digest + 2]!);
+      const lineStart = lineOffset;
+      lineOffset += result.lineLengths[index]!;
+      const key = index * keyWordsPerRow;
+      const words = result.keys;
+      const membership = this.kept.add(words[key]!, words[key + 1]!, words[key + 2]!);
       if (membership !== Membership.New) {
         const exact = membership === Membership.Exact;
         this.reject({
@@ -195,7 +199,8 @@ class Preparation {
         continue;
       }
       this.validRows++;
-      this.writer.accept(line, seededUnitInterval(words[digest + 2]!, words[digest + 3]!, this.options.seed), fromValFile);
+      // The near key drives the draw: kept rows never share one, and it ignores what dedupe ignores.
+      this.writer.accept(result.lineBytes, lineStart, lineOffset, seededUnitInterval(words[key]!, words[key + 1]!, this.options.seed), fromValFile);
     }
     for (const error of trailingErrors) this.reject(error);
     await this.writer.flushWhenFull();

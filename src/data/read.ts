@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
@@ -19,16 +20,64 @@ export interface DatasetFile {
   size: number;
 }
 
-/** Rows of one file, copied into one buffer so a batch can move to a worker thread in a single transfer. */
-export interface RowBatch {
+/**
+ * Rows of one file in one freshly allocated buffer, so a batch moves to a worker thread in a single transfer.
+ * JSONL travels as whole lines, split by the worker, which keeps the reading thread's per-row work to counting
+ * newlines; JSON array elements need the reader's scan anyway, so they travel as byte ranges.
+ */
+export type RowBatch = {
   file: string;
-  count: number;
   bytes: Uint8Array;
-  starts: Uint32Array;
-  ends: Uint32Array;
-  rowNumbers: Uint32Array;
+  /** An upper bound on the rows in the batch. */
+  maxRows: number;
   /** File-level problems found after this batch's rows (a JSON array that never closes). */
   trailingErrors: RowError[];
+} & ({ layout: 'lines'; firstLineNumber: number } | { layout: 'ranges'; starts: Uint32Array; ends: Uint32Array; rowNumbers: Uint32Array });
+
+/**
+ * Calls `visit` with each row's text (undefined when its bytes are not valid UTF-8) and number. JSONL lines lose
+ * a trailing CR and a leading BOM (a BOM opens every seam of concatenated files); blank lines are skipped but
+ * still counted, so numbers match an editor's. A batch of lines is decoded once and sliced, because decoding row
+ * by row costs more than parsing; only a batch with invalid bytes goes back to the bytes of its suspect rows.
+ */
+export function visitRows(batch: RowBatch, visit: (text: string | undefined, rowNumber: number) => void): void {
+  const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
+  const allValid = isUtf8(bytes);
+  if (batch.layout === 'ranges') {
+    for (let index = 0; index < batch.rowNumbers.length; index++) {
+      const start = batch.starts[index]!;
+      const end = batch.ends[index]!;
+      const valid = allValid || isUtf8(bytes.subarray(start, end));
+      visit(valid ? bytes.toString('utf8', start, end) : undefined, batch.rowNumbers[index]!);
+    }
+    return;
+  }
+  const text = bytes.toString('utf8');
+  let newlineOffsets: number[] | undefined;
+  for (let start = 0, line = 0; start < text.length; line++) {
+    let newline = text.indexOf('\n', start);
+    if (newline === -1) newline = text.length;
+    const end = newline > start && text.charCodeAt(newline - 1) === 0x0d ? newline - 1 : newline;
+    const contentStart = text.charCodeAt(start) === 0xfeff ? start + 1 : start;
+    const row = text.slice(contentStart, end);
+    start = newline + 1;
+    if (/^\s*$/.test(row)) continue;
+    // A newline byte is never part of a multi-byte sequence, so line N of the text is line N of the bytes.
+    if (!allValid && row.includes('\ufffd')) {
+      newlineOffsets ??= byteOffsetsOf(bytes, 0x0a);
+      if (!isUtf8(bytes.subarray(line === 0 ? 0 : newlineOffsets[line - 1]! + 1, newlineOffsets[line] ?? bytes.length))) {
+        visit(undefined, batch.firstLineNumber + line);
+        continue;
+      }
+    }
+    visit(row, batch.firstLineNumber + line);
+  }
+}
+
+function byteOffsetsOf(bytes: Buffer, byte: number): number[] {
+  const offsets: number[] = [];
+  for (let offset = bytes.indexOf(byte); offset !== -1; offset = bytes.indexOf(byte, offset + 1)) offsets.push(offset);
+  return offsets;
 }
 
 export interface DatasetInputs {
@@ -95,15 +144,15 @@ async function statOrThrow(path: string) {
 }
 
 /** Opens a file's raw bytes, or its decompressed bytes when it starts with the gzip magic number. */
-async function openDecodedStream(file: DatasetFile): Promise<Readable> {
+async function openDecodedStream(file: DatasetFile, chunkBytes: number): Promise<Readable> {
   const magic = Buffer.alloc(2);
   const handle = await open(file.absolutePath, 'r').catch((error: unknown) => {
     throw new DatasetNotFoundError(`cannot open ${file.absolutePath}`, { path: file.absolutePath }, { cause: error });
   });
   const { bytesRead } = await handle.read(magic, 0, 2, 0).finally(() => handle.close());
-  const raw = createReadStream(file.absolutePath, { highWaterMark: 1 << 20 });
+  const raw = createReadStream(file.absolutePath, { highWaterMark: chunkBytes });
   if (bytesRead < 2 || magic[0] !== 0x1f || magic[1] !== 0x8b) return raw;
-  const gunzip = createGunzip({ chunkSize: 1 << 20 });
+  const gunzip = createGunzip({ chunkSize: chunkBytes });
   raw.on('error', (error) => gunzip.destroy(error));
   return raw.pipe(gunzip);
 }
@@ -113,12 +162,12 @@ const startsWithByteOrderMark = (bytes: Uint8Array, at: number, end: number): bo
   end - at >= 3 && bytes[at] === byteOrderMark[0] && bytes[at + 1] === byteOrderMark[1] && bytes[at + 2] === byteOrderMark[2];
 const isJsonWhitespace = (byte: number): boolean => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09;
 
-/** Yields batches of about `batchBytes` of row bytes, in file order. */
+/** Yields batches of about `batchBytes` of row bytes (JSONL: one read chunk's whole lines), in file order. */
 export async function* readRowBatches(file: DatasetFile, batchBytes: number): AsyncGenerator<RowBatch> {
   const batches = new RowBatchBuilder(file.relativePath, batchBytes);
   let splitter: RowSplitter | undefined;
   let head = Buffer.alloc(0);
-  const stream = await openDecodedStream(file);
+  const stream = await openDecodedStream(file, batchBytes);
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       if (splitter === undefined) {
@@ -152,39 +201,39 @@ interface RowSplitter {
   finish(): void;
 }
 
-/** JSONL: one row per line, numbered from 1 counting blank lines, so row numbers match an editor's. */
+/** JSONL: passes on whole lines in batches, counting lines so every batch knows its first line number. */
 class LineSplitter implements RowSplitter {
-  private carry = Buffer.alloc(0);
+  private carry: Buffer = Buffer.alloc(0);
   private lineNumber = 1;
 
   constructor(private readonly batches: RowBatchBuilder) {}
 
   push(chunk: Buffer): void {
-    const bytes = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
-    let start = 0;
-    for (let newline = bytes.indexOf(0x0a, start); newline !== -1; newline = bytes.indexOf(0x0a, start)) {
-      this.addLine(bytes, start, newline);
-      start = newline + 1;
+    const lastNewline = chunk.lastIndexOf(0x0a);
+    if (lastNewline === -1) {
+      this.carry = Buffer.concat([this.carry, chunk]);
+      return;
     }
-    // Copied so the carried tail does not pin the whole chunk.
-    this.carry = Buffer.from(bytes.subarray(start));
+    this.emit(chunk, lastNewline + 1);
+    this.carry = Buffer.from(chunk.subarray(lastNewline + 1));
   }
 
   finish(): void {
     // A last line without a newline is still a row; a truncated one fails JSON parsing with its line number.
-    if (this.carry.length > 0) this.addLine(this.carry, 0, this.carry.length);
-    this.carry = Buffer.alloc(0);
+    if (this.carry.length > 0) this.emit(Buffer.alloc(0), 0);
   }
 
-  private addLine(bytes: Buffer, start: number, end: number): void {
-    const lineNumber = this.lineNumber++;
-    if (end > start && bytes[end - 1] === 0x0d) end--;
-    // A BOM may open any line: concatenated files carry one at each seam.
-    if (startsWithByteOrderMark(bytes, start, end)) start += 3;
-    let first = start;
-    while (first < end && isJsonWhitespace(bytes[first]!)) first++;
-    if (first === end) return;
-    this.batches.add(lineNumber, bytes, start, end);
+  private emit(chunk: Buffer, end: number): void {
+    const bytes = Buffer.allocUnsafeSlow(this.carry.length + end);
+    this.carry.copy(bytes);
+    chunk.copy(bytes, this.carry.length, 0, end);
+    this.carry = Buffer.alloc(0);
+    let lines = 0;
+    for (let newline = bytes.indexOf(0x0a); newline !== -1; newline = bytes.indexOf(0x0a, newline + 1)) lines++;
+    // A final line without a newline still counts.
+    if (bytes.length > 0 && bytes[bytes.length - 1] !== 0x0a) lines++;
+    this.batches.addLines(bytes, this.lineNumber, lines);
+    this.lineNumber += lines;
   }
 }
 
@@ -222,7 +271,7 @@ class JsonArraySplitter implements RowSplitter {
           this.depth++;
         } else if ((byte === 0x7d || byte === 0x5d) && this.depth > 0) {
           this.depth--;
-        } else if (byte === 0x2c || byte === 0x5d) {
+        } else if (this.depth === 0 && (byte === 0x2c || byte === 0x5d)) {
           this.endElement(chunk, elementStart, index);
           this.phase = byte === 0x2c ? ArrayPhase.BetweenElements : ArrayPhase.AfterArray;
         }
@@ -271,7 +320,7 @@ class JsonArraySplitter implements RowSplitter {
   }
 }
 
-/** Packs rows into batch buffers of about `batchBytes`, each a fresh allocation that can be transferred. */
+/** Packs JSON array elements into batch buffers of about `batchBytes`, each a fresh allocation that can be transferred. */
 class RowBatchBuilder {
   private full: RowBatch[] = [];
   private bytes: Buffer;
@@ -302,6 +351,18 @@ class RowBatchBuilder {
     if (this.used >= this.batchBytes) this.seal();
   }
 
+  /** Whole lines, already in a buffer of their own: sealed as one batch, after any pending ranges. */
+  addLines(bytes: Buffer, firstLineNumber: number, lines: number): void {
+    if (this.starts.length > 0) this.seal();
+    this.full.push({ file: this.file, bytes, maxRows: lines, trailingErrors: this.takeTrailingErrors(), layout: 'lines', firstLineNumber });
+  }
+
+  private takeTrailingErrors(): RowError[] {
+    const errors = this.trailingErrors;
+    this.trailingErrors = [];
+    return errors;
+  }
+
   addTrailingError(row: number, kind: RowErrorKind, reason: string): void {
     this.trailingErrors.push({ file: this.file, row, field: null, kind, reason });
   }
@@ -320,18 +381,18 @@ class RowBatchBuilder {
   private seal(): void {
     this.full.push({
       file: this.file,
-      count: this.starts.length,
       bytes: this.bytes.subarray(0, this.used),
+      maxRows: this.starts.length,
+      trailingErrors: this.takeTrailingErrors(),
+      layout: 'ranges',
       starts: Uint32Array.from(this.starts),
       ends: Uint32Array.from(this.ends),
       rowNumbers: Uint32Array.from(this.rowNumbers),
-      trailingErrors: this.trailingErrors,
     });
     this.bytes = Buffer.allocUnsafeSlow(this.batchBytes);
     this.used = 0;
     this.starts = [];
     this.ends = [];
     this.rowNumbers = [];
-    this.trailingErrors = [];
   }
 }

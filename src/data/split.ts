@@ -1,27 +1,18 @@
 import { rm } from 'node:fs/promises';
+import { finalMix } from './row-keys.ts';
 import { extractLine, LineWriter, readLines, writeFileAtomically } from './store.ts';
 
 /**
- * The train/validation split, decided from each row's content digest and the seed alone: no row order, file
- * layout or encoding (JSON array vs JSONL) enters it, so the same rows and seed always give the same split, and
- * a fraction split needs no memory at all.
+ * The train/validation split, decided from each row's content key and the seed alone: no row order, file layout
+ * or encoding (JSON array vs JSONL) enters it, so the same rows and seed always give the same split, and a
+ * fraction split needs no memory at all.
  */
 
-/** murmur3's finaliser: spreads every input bit over the output. */
-function mix32(value: number): number {
-  value ^= value >>> 16;
-  value = Math.imul(value, 0x85ebca6b);
-  value ^= value >>> 13;
-  value = Math.imul(value, 0xc2b2ae35);
-  value ^= value >>> 16;
-  return value >>> 0;
-}
-
-/** A uniform number in [0, 1) from two digest words and the seed; a different seed gives an independent draw. */
-export function seededUnitInterval(digestHigh: number, digestLow: number, seed: number): number {
-  const seedWord = mix32((seed >>> 0) ^ mix32(Math.floor(seed / 2 ** 32) ^ 0x9e3779b9));
-  const high = mix32(digestHigh ^ seedWord);
-  const low = mix32(digestLow ^ mix32(high ^ seedWord ^ 0x7f4a7c15));
+/** A uniform number in [0, 1) from a 64-bit key and the seed; a different seed gives an independent draw. */
+export function seededUnitInterval(keyHigh: number, keyLow: number, seed: number): number {
+  const seedWord = finalMix((seed >>> 0) ^ finalMix(Math.floor(seed / 2 ** 32) ^ 0x9e3779b9));
+  const high = finalMix(keyHigh ^ seedWord);
+  const low = finalMix(keyLow ^ finalMix(high ^ seedWord ^ 0x7f4a7c15));
   // 53 bits: all a double holds.
   return (high * 2 ** 21 + (low >>> 11)) / 2 ** 53;
 }
@@ -91,7 +82,8 @@ export class SmallestDraws {
 
 /** Where kept rows go, in input order. Each strategy writes `train.jsonl` and `val.jsonl` and reports their sizes. */
 export interface SplitWriter {
-  accept(line: string, draw: number, fromValFile: boolean): void;
+  /** Takes one kept row: its output line is bytes `start` to `end` of `lines`. */
+  accept(lines: Uint8Array, start: number, end: number, draw: number, fromValFile: boolean): void;
   flushWhenFull(): Promise<void>;
   finish(): Promise<{ trainRows: number; valRows: number }>;
 }
@@ -99,9 +91,9 @@ export interface SplitWriter {
 type Extreme = { draw: number; lineIndex: number };
 
 /**
- * Rows whose draw falls below the fraction go to validation, decided row by row. With two or more rows each side
- * gets at least one whenever the fraction allows it (0 < fraction < 1): the row nearest the threshold moves over,
- * which a rare rewrite of the other file does without reordering anything.
+ * Rows whose draw falls below the fraction go to validation, decided row by row. Training gets at least one row
+ * unless the fraction is 1, and validation at least one of two or more rows unless the fraction is 0: the row
+ * nearest the threshold moves over, which a rare rewrite of the other file does without reordering anything.
  */
 export class FractionSplitWriter implements SplitWriter {
   private lowestTrain: Extreme | undefined;
@@ -113,10 +105,10 @@ export class FractionSplitWriter implements SplitWriter {
     private readonly fraction: number,
   ) {}
 
-  accept(line: string, draw: number): void {
+  accept(lines: Uint8Array, start: number, end: number, draw: number): void {
     const toVal = draw < this.fraction;
     const writer = toVal ? this.val : this.train;
-    writer.append(line);
+    writer.appendBytes(lines, start, end);
     const candidate = { draw, lineIndex: writer.lineCount - 1 };
     if (toVal && (this.highestVal === undefined || draw > this.highestVal.draw)) this.highestVal = candidate;
     if (!toVal && (this.lowestTrain === undefined || draw < this.lowestTrain.draw)) this.lowestTrain = candidate;
@@ -132,14 +124,13 @@ export class FractionSplitWriter implements SplitWriter {
     await this.val.close();
     let trainRows = this.train.lineCount;
     let valRows = this.val.lineCount;
-    if (trainRows + valRows >= 2) {
-      if (valRows === 0 && this.fraction > 0 && this.lowestTrain !== undefined) {
-        await writeFileAtomically(this.val.path, `${await extractLine(this.train.path, this.lowestTrain.lineIndex)}\n`);
-        [trainRows, valRows] = [trainRows - 1, 1];
-      } else if (trainRows === 0 && this.fraction < 1 && this.highestVal !== undefined) {
-        await writeFileAtomically(this.train.path, `${await extractLine(this.val.path, this.highestVal.lineIndex)}\n`);
-        [trainRows, valRows] = [1, valRows - 1];
-      }
+    if (valRows === 0 && trainRows >= 2 && this.fraction > 0 && this.lowestTrain !== undefined) {
+      await writeFileAtomically(this.val.path, `${await extractLine(this.train.path, this.lowestTrain.lineIndex)}\n`);
+      [trainRows, valRows] = [trainRows - 1, 1];
+    } else if (trainRows === 0 && valRows >= 1 && this.fraction < 1 && this.highestVal !== undefined) {
+      // A single row trains: a model can be fitted without validation, not without training data.
+      await writeFileAtomically(this.train.path, `${await extractLine(this.val.path, this.highestVal.lineIndex)}\n`);
+      [trainRows, valRows] = [1, valRows - 1];
     }
     return { trainRows, valRows };
   }
@@ -166,8 +157,8 @@ export class CountSplitWriter implements SplitWriter {
     return this.staging.lineCount;
   }
 
-  accept(line: string, draw: number): void {
-    this.staging.append(line);
+  accept(lines: Uint8Array, start: number, end: number, draw: number): void {
+    this.staging.appendBytes(lines, start, end);
     this.smallest.offer(draw, this.staging.lineCount - 1);
   }
 
@@ -200,8 +191,8 @@ export class FileSplitWriter implements SplitWriter {
     private readonly val: LineWriter,
   ) {}
 
-  accept(line: string, _draw: number, fromValFile: boolean): void {
-    (fromValFile ? this.val : this.train).append(line);
+  accept(lines: Uint8Array, start: number, end: number, _draw: number, fromValFile: boolean): void {
+    (fromValFile ? this.val : this.train).appendBytes(lines, start, end);
   }
 
   async flushWhenFull(): Promise<void> {

@@ -1,5 +1,3 @@
-import { isUtf8 } from 'node:buffer';
-import { hash } from 'node:crypto';
 import { match } from 'ts-pattern';
 import type { z } from 'zod';
 import type { DatasetFormat } from '../spec/schema.ts';
@@ -14,7 +12,8 @@ import {
   type ParsedRow,
   type RowFamily,
 } from './formats.ts';
-import type { RowBatch } from './read.ts';
+import { visitRows, type RowBatch } from './read.ts';
+import { ContentKeys } from './row-keys.ts';
 import { RowErrorKind, type RowError } from './report.ts';
 
 /**
@@ -28,11 +27,12 @@ export interface BatchSettings {
 
 /** Marks a row whose keys name no known format. */
 export const noFamily = 255;
-/** Digest words per row: two of the near-duplicate key, two of the exact key. */
-export const digestWordsPerRow = 4;
+/** Key words per row: two of the near-duplicate key, one exact fingerprint. */
+export const keyWordsPerRow = 3;
 
 export interface BatchResult {
   file: string;
+  /** Rows in the batch; the typed arrays may be longer. */
   count: number;
   rowNumbers: Uint32Array;
   /** 1 for a valid row. */
@@ -41,67 +41,76 @@ export interface BatchResult {
   families: Uint8Array;
   /** Whether any row had an `input` field: tells alpaca from instruction/output in the report. */
   sawInputField: boolean;
-  digests: Uint32Array;
-  /** The valid rows' output lines joined by '\n', and each row's line length (0 for invalid rows). */
-  lines: string;
+  /** Per row: near key (two words), exact fingerprint. */
+  keys: Uint32Array;
+  /**
+   * The valid rows' output lines as UTF-8, back to back, and each row's line length in bytes (0 for invalid rows).
+   * Bytes, not a string: they cross threads without copying and reach the output file without re-encoding.
+   */
+  lineBytes: Uint8Array;
   lineLengths: Uint32Array;
   /** The invalid rows' errors, in row order. */
   errors: RowError[];
 }
 
 type RowOutcome =
-  | { valid: true; family: RowFamily; line: string; nearKey: string; exactKey: string }
+  | { valid: true; family: RowFamily; line: string; keys: ContentKeys }
   | { valid: false; family: RowFamily | undefined; error: Omit<RowError, 'file' | 'row'> };
 
 export function processBatch(batch: RowBatch, settings: BatchSettings): BatchResult {
-  const { count } = batch;
+  const capacity = batch.maxRows;
   const result: BatchResult = {
     file: batch.file,
-    count,
-    rowNumbers: batch.rowNumbers,
-    valid: new Uint8Array(count),
-    families: new Uint8Array(count).fill(noFamily),
+    count: 0,
+    rowNumbers: new Uint32Array(capacity),
+    valid: new Uint8Array(capacity),
+    families: new Uint8Array(capacity).fill(noFamily),
     sawInputField: false,
-    digests: new Uint32Array(count * digestWordsPerRow),
-    lines: '',
-    lineLengths: new Uint32Array(count),
+    keys: new Uint32Array(capacity * keyWordsPerRow),
+    lineBytes: new Uint8Array(0),
+    lineLengths: new Uint32Array(capacity),
     errors: [],
   };
   const sourcePrefix = `"source":{"file":${JSON.stringify(batch.file)},"row":`;
-  const lines: string[] = [];
-  const bytes = Buffer.from(batch.bytes.buffer, batch.bytes.byteOffset, batch.bytes.byteLength);
-  for (let index = 0; index < count; index++) {
-    const row = batch.rowNumbers[index]!;
-    const outcome = processRow(bytes.subarray(batch.starts[index], batch.ends[index]), settings.format, `${sourcePrefix}${row}}`, result);
+  // Output lines are about the input's size plus the source; growth covers the rest.
+  let output = Buffer.allocUnsafeSlow(batch.bytes.byteLength * 2 + capacity * (sourcePrefix.length + 16));
+  let used = 0;
+  visitRows(batch, (text, row) => {
+    const index = result.count++;
+    result.rowNumbers[index] = row;
+    const outcome = processRow(text, settings.format, `${sourcePrefix}${row}}`, result);
     if (outcome.family !== undefined) result.families[index] = rowFamilies.indexOf(outcome.family);
     if (!outcome.valid) {
       result.errors.push({ file: batch.file, row, ...outcome.error });
-      continue;
+      return;
     }
     result.valid[index] = 1;
-    result.lineLengths[index] = outcome.line.length;
-    lines.push(outcome.line);
-    writeDigestWords(result.digests, index * digestWordsPerRow, outcome.nearKey);
-    writeDigestWords(result.digests, index * digestWordsPerRow + 2, outcome.exactKey);
-  }
-  result.lines = lines.join('\n');
+    // buffer.write truncates silently, so make room for the worst case of three bytes per UTF-16 unit first.
+    if (used + outcome.line.length * 3 > output.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(output.length * 2, used + outcome.line.length * 3));
+      output.copy(grown, 0, 0, used);
+      output = grown;
+    }
+    const length = output.write(outcome.line, used);
+    used += length;
+    result.lineLengths[index] = length;
+    const key = index * keyWordsPerRow;
+    result.keys[key] = outcome.keys.nearHigh;
+    result.keys[key + 1] = outcome.keys.nearLow;
+    result.keys[key + 2] = outcome.keys.exactFingerprint;
+  });
+  result.lineBytes = output.subarray(0, used);
   return result;
 }
 
-/** sha1 for speed, not secrecy: it only keys dedupe and the split, where 64 bits keep collisions negligible. */
-function writeDigestWords(target: Uint32Array, offset: number, key: string): void {
-  const digest = hash('sha1', key, 'buffer');
-  target[offset] = digest.readUInt32BE(0);
-  target[offset + 1] = digest.readUInt32BE(4);
-}
-
-function processRow(bytes: Buffer, format: DatasetFormat, source: string, result: BatchResult): RowOutcome {
-  if (!isUtf8(bytes)) {
+/** `text` is undefined when the row's bytes are not valid UTF-8. */
+function processRow(text: string | undefined, format: DatasetFormat, source: string, result: BatchResult): RowOutcome {
+  if (text === undefined) {
     return rejected(undefined, null, RowErrorKind.InvalidUtf8, 'row is not valid UTF-8 (a stray binary byte?)');
   }
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(text);
   } catch (error) {
     return rejected(undefined, null, RowErrorKind.MalformedJson, `malformed JSON: ${(error as Error).message}`);
   }
@@ -121,32 +130,31 @@ function processRow(bytes: Buffer, format: DatasetFormat, source: string, result
     return { valid: false, family, error: describeIssue(issue, row) };
   }
   const content = normaliseRow({ family, row: parsed.data } as ParsedRow);
-  // The content is serialised once: its text keys the exact dedupe and the split, and becomes the output line
-  // with the source spliced in after the leading `{"kind":"…",`.
+  // The source goes in after the leading `{"kind":"…",` so one serialisation makes the whole line.
   const body = JSON.stringify(content);
   const kindEnd = body.indexOf(',') + 1;
-  return {
-    valid: true,
-    family,
-    line: `${body.slice(0, kindEnd)}${source},${body.slice(kindEnd)}`,
-    exactKey: body,
-    nearKey: nearDuplicateKey(content),
-  };
+  return { valid: true, family, line: `${body.slice(0, kindEnd)}${source},${body.slice(kindEnd)}`, keys: contentKeys(content) };
 }
 
 function rejected(family: RowFamily | undefined, field: string | null, kind: RowErrorKind, reason: string): RowOutcome {
   return { valid: false, family, error: { field, kind, reason } };
 }
 
-const foldForNearDuplicate = (text: string): string => text.toLowerCase().replace(/\s+/g, ' ').trim();
-
-/** Rows equal after case folding and whitespace collapsing are near duplicates; roles stay part of the key. */
-function nearDuplicateKey(content: NormalisedContent): string {
-  return match(content)
-    .with({ kind: 'chat' }, ({ messages }) => `chat\u0001${messages.map((message) => `${message.role}\u0002${foldForNearDuplicate(message.content)}`).join('\u0001')}`)
-    .with({ kind: 'text' }, ({ text }) => `text\u0001${foldForNearDuplicate(text)}`)
-    .with({ kind: 'completion' }, ({ prompt, completion }) => `completion\u0001${foldForNearDuplicate(prompt)}\u0001${foldForNearDuplicate(completion)}`)
-    .exhaustive();
+/** Keys over everything the trainer sees: the kind, and each field with its role. */
+function contentKeys(content: NormalisedContent): ContentKeys {
+  const key = new ContentKeys().addField(content.kind);
+  // A switch, not ts-pattern: this runs once per row and a match allocates.
+  switch (content.kind) {
+    case 'chat':
+      for (const message of content.messages) key.addField(message.role).addField(message.content);
+      return key;
+    case 'text':
+      return key.addField(content.text);
+    case 'completion':
+      return key.addField(content.prompt).addField(content.completion);
+    default:
+      return content satisfies never;
+  }
 }
 
 function describeIssue(issue: z.core.$ZodIssue, row: Record<string, unknown>): Omit<RowError, 'file' | 'row'> {

@@ -7,5 +7,5 @@ const settings = (workerData as { settings: BatchSettings }).settings;
 const port = parentPort!;
 port.on('message', ({ id, batch }: { id: number; batch: RowBatch }) => {
   const result = processBatch(batch, settings);
-  port.postMessage({ id, result }, [result.valid.buffer, result.families.buffer, result.digests.buffer, result.lineLengths.buffer] as ArrayBuffer[]);
+  port.postMessage({ id, result }, [result.rowNumbers.buffer, result.valid.buffer, result.families.buffer, result.keys.buffer, result.lineLengths.buffer, result.lineBytes.buffer] as ArrayBuffer[]);
 });
