@@ -75,15 +75,21 @@ export interface TrainRequest {
   spec: RunSpec;
   model_uri: string;
   train_uri: string;
+  /** Scored at checkpoints (and every validation.every_steps) for best-checkpoint retention and early stopping. */
+  val_uri: string;
   run_uri: string;
 }
 export interface TrainResult {
   adapter_uri: string;
   final_step: number;
   total_steps: number;
+  stopped_early: boolean;
   train_loss: number | null;
+  val_loss: number | null;
+  best: { val_loss: number; step: number } | null;
   resumed_from_step: number;
   steps_trained: number;
+  steps_redone: number;
   corrupt_checkpoints_skipped: number;
   last_checkpoint_uri: string | null;
   backend: 'unsloth' | 'hf-peft';
@@ -103,9 +109,11 @@ export interface TrainProgress {
   total_steps: number;
   epoch: number;
   loss: number | null;
+  val_loss: number | null;
   tokens_per_second: number;
   last_checkpoint: { step: number; uri: string } | null;
   resumed_from_step: number;
+  steps_redone: number;
 }
 
 /** merging.py */

@@ -5,7 +5,17 @@ import type { TrainProgress } from './accelerator.ts';
 import { AcceleratorActivity, TaskQueue } from './contract.ts';
 import { temporalAddress, temporalNamespace } from './runtime/home.ts';
 import type { RunSpec } from './spec/schema.ts';
-import { type FineTuneInput, type FineTuneResult, type FineTuneState, fineTune, stateQuery } from '../workflows/index.ts';
+import {
+  checkpointNowSignal,
+  type FineTuneInput,
+  type FineTuneResult,
+  type FineTuneState,
+  fineTune,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  stateQuery,
+} from '../workflows/index.ts';
 
 export async function connectClient(address = temporalAddress(), namespace = temporalNamespace()): Promise<Client> {
   const connection = await Connection.connect({ address });
@@ -40,6 +50,9 @@ export interface RunStatusReport {
   step: number | null;
   total_steps: number | null;
   loss: number | null;
+  val_loss: number | null;
+  resumes: number;
+  steps_redone: number;
   tokens_per_second: number | null;
   eta_seconds: number | null;
   last_checkpoint: { step: number; path: string } | null;
@@ -64,18 +77,21 @@ async function trainingHeartbeat(handle: WorkflowHandle): Promise<{ progress: Tr
 export async function getRunStatus(client: Client, workflowId: string): Promise<RunStatusReport> {
   const handle = client.workflow.getHandle(workflowId);
   const description = await handle.describe();
-  const status = description.status.name.toLowerCase();
+  const temporalStatus = description.status.name.toLowerCase();
   let state: FineTuneState | null = null;
   try {
     state = await handle.query(stateQuery);
   } catch {
     // A workflow that failed before its first task has no state to query.
   }
-  const { progress, attempt } = status === 'running' ? await trainingHeartbeat(handle) : { progress: null, attempt: null };
+  // Temporal says RUNNING for a paused run too; the workflow's own status tells them apart.
+  const status = temporalStatus === 'running' && state?.status === 'paused' ? 'paused' : temporalStatus;
+  const { progress, attempt } = temporalStatus === 'running' ? await trainingHeartbeat(handle) : { progress: null, attempt: null };
   const result = state?.result ?? null;
-  const step = progress?.step ?? result?.training.final_step ?? null;
+  const step = progress?.step ?? result?.training.final_step ?? state?.progress.step ?? null;
   const totalSteps = progress?.total_steps ?? state?.total_steps ?? null;
   const rate = progress?.tokens_per_second ?? null;
+  const lastCheckpoint = progress?.last_checkpoint ?? state?.progress.last_checkpoint ?? null;
   // The plan's time for the whole run, scaled to the steps left and to the speed actually measured.
   const plan = state?.plan;
   const etaSeconds =
@@ -88,10 +104,13 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
     stage: state?.stage ?? null,
     step,
     total_steps: totalSteps,
-    loss: progress?.loss ?? result?.training.train_loss ?? null,
+    loss: progress?.loss ?? result?.training.train_loss ?? state?.progress.loss ?? null,
+    val_loss: progress?.val_loss ?? state?.progress.val_loss ?? null,
+    resumes: state?.progress.resumes ?? 0,
+    steps_redone: progress?.steps_redone ?? state?.progress.steps_redone ?? 0,
     tokens_per_second: rate,
     eta_seconds: etaSeconds,
-    last_checkpoint: progress?.last_checkpoint ? { step: progress.last_checkpoint.step, path: toPath(progress.last_checkpoint.uri) } : null,
+    last_checkpoint: lastCheckpoint ? { step: lastCheckpoint.step, path: toPath(lastCheckpoint.uri) } : null,
     train_attempt: attempt,
     error: state?.error ?? null,
     ...(result
@@ -108,6 +127,50 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
         }
       : {}),
   };
+}
+
+/**
+ * Pause: the train activity writes a checkpoint and stops, freeing the GPU and the worker slot; the workflow
+ * waits (for days if need be) until resumed. Resolves once the workflow reports itself paused.
+ */
+export async function pauseRun(client: Client, workflowId: string): Promise<void> {
+  const handle = client.workflow.getHandle(workflowId);
+  await handle.signal(pauseSignal);
+  await waitForState(client, workflowId, (state) => state.status === 'paused' || state.status !== 'running');
+}
+
+/** Resume a paused run: training restarts from the checkpoint the pause wrote. */
+export async function resumeRun(client: Client, workflowId: string): Promise<void> {
+  await client.workflow.getHandle(workflowId).signal(resumeSignal);
+}
+
+/** Ask the train activity for a checkpoint at its next step, without stopping. */
+export async function checkpointRun(client: Client, workflowId: string): Promise<void> {
+  await client.workflow.getHandle(workflowId).signal(checkpointNowSignal);
+}
+
+/**
+ * Cancel: the train activity checkpoints and stops, artifacts are kept, and the workflow ends CANCELLED.
+ * Resolves once it has ended.
+ */
+export async function cancelRun(client: Client, workflowId: string): Promise<void> {
+  const handle = client.workflow.getHandle(workflowId);
+  await handle.cancel();
+  await handle.result().catch(() => undefined);
+}
+
+/** Progress as of the last checkpoint: step, losses (downsampled history), resumes, steps redone. */
+export function getProgress(client: Client, workflowId: string) {
+  return client.workflow.getHandle(workflowId).query(progressQuery);
+}
+
+async function waitForState(client: Client, workflowId: string, done: (state: FineTuneState) => boolean, timeoutMilliseconds = 600_000) {
+  const handle = client.workflow.getHandle(workflowId);
+  for (const deadline = Date.now() + timeoutMilliseconds; Date.now() < deadline; ) {
+    if (done(await handle.query(stateQuery))) return;
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  throw new Error(`${workflowId} did not reach the expected state within ${timeoutMilliseconds} ms`);
 }
 
 /** Waits for the result, calling onStatus every interval with the live status (the CLI's progress line). */

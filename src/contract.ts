@@ -32,6 +32,17 @@ export const AcceleratorActivity = {
 export type AcceleratorActivity = (typeof AcceleratorActivity)[keyof typeof AcceleratorActivity];
 
 /**
+ * Messages between the train activity and its workflow. The activity signals each checkpoint and each resume (so the workflow can
+ * update search attributes and its progress without an event per step) and queries for control requests such as
+ * "checkpoint now" (queries add no history events).
+ */
+export const WorkflowMessage = {
+  TrainingProgress: 'trainingProgress',
+  TrainingControl: 'trainingControl',
+} as const;
+export type WorkflowMessage = (typeof WorkflowMessage)[keyof typeof WorkflowMessage];
+
+/**
  * Application failure types. Non-retryable ones mean "a human must change something": retrying cannot help.
  * Every other failure (a killed worker, a lost connection) is infrastructure and retries.
  */

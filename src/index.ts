@@ -12,10 +12,10 @@ export type { RunSpec, RunSpecInput, ModelSpec, DatasetSpec, LoraSpec, TrainSpec
 export { loadSpec, parseSpec } from './spec/load.ts';
 
 // Client
-export { connectClient, defaultWorkflowId, getRunStatus, startFineTune, waitForResult } from './client.ts';
+export { cancelRun, checkpointRun, connectClient, defaultWorkflowId, getProgress, getRunStatus, pauseRun, resumeRun, startFineTune, waitForResult } from './client.ts';
 export type { RunStatusReport, StartOptions } from './client.ts';
-export { fineTune, stateQuery } from '../workflows/index.ts';
-export type { FineTuneInput, FineTuneResult, FineTuneState, RunStatus } from '../workflows/index.ts';
+export { checkpointNowSignal, fineTune, pauseSignal, progressQuery, resumeSignal, stateQuery } from '../workflows/index.ts';
+export type { FineTuneInput, FineTuneResult, FineTuneState, RunStatus, TrainingProgressState } from '../workflows/index.ts';
 export type * from './accelerator.ts';
 
 // Workers and the embedded server

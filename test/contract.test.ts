@@ -2,7 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { pythonActivitiesDirectory, readyEnvironment } from '../scripts/python-environment.mjs';
-import { AcceleratorActivity, FailureType, nonRetryableFailureTypes, OrchestrationActivity, SearchAttribute, TaskQueue } from '../src/contract.ts';
+import { AcceleratorActivity, FailureType, nonRetryableFailureTypes, OrchestrationActivity, SearchAttribute, TaskQueue, WorkflowMessage } from '../src/contract.ts';
 import type { AcceleratorActivities } from '../src/accelerator.ts';
 
 const dumpPythonContract = `
@@ -14,6 +14,7 @@ print(json.dumps({
   "orchestration": sorted(a.value for a in c.OrchestrationActivity),
   "accelerator": sorted(a.value for a in c.AcceleratorActivity),
   "failures": sorted(f.value for f in c.FailureType),
+  "messages": sorted(m.value for m in c.WorkflowMessage),
   "non_retryable": sorted(f.value for f in c.NON_RETRYABLE_FAILURE_TYPES),
   "search_attributes": sorted([name, kind] for name, kind in c.SEARCH_ATTRIBUTES.values()),
   "registered": sorted(f.__temporal_activity_definition.name for f in ALL_ACTIVITIES),
@@ -35,6 +36,7 @@ describe('contract', () => {
     expect(python.orchestration).toEqual(sorted(Object.values(OrchestrationActivity)));
     expect(python.accelerator).toEqual(sorted(Object.values(AcceleratorActivity)));
     expect(python.failures).toEqual(sorted(Object.values(FailureType)));
+    expect(python.messages).toEqual(sorted(Object.values(WorkflowMessage)));
     expect(python.non_retryable).toEqual(sorted(nonRetryableFailureTypes));
     expect(python.search_attributes).toEqual(Object.values(SearchAttribute).map(({ name, type }) => [name, type]).sort());
   });

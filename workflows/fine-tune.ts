@@ -2,13 +2,21 @@
  * The fineTune workflow: prepare → plan → train → checkpoint → merge → evaluate, each stage an activity.
  *
  * The workflow only orchestrates: every byte of data and every weight lives in the artifact store and travels
- * as a URI. Training progress travels in the train activity's heartbeats (visible through `describe()` and the
- * Web UI's pending activities), never as one history event per step, so history stays small however long the run.
+ * as a URI. Live training progress travels in the train activity's heartbeats (visible through `describe()` and
+ * the Web UI's pending activities); the activity signals the workflow only at checkpoints and resumes, and the
+ * run continues as new before its history grows large, so history stays bounded however long the run.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
+  CancellationScope,
+  condition,
+  ContinueAsNew,
+  continueAsNew,
   defineQuery,
+  defineSignal,
+  isCancellation,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -17,16 +25,54 @@ import {
 } from '@temporalio/workflow';
 import type * as orchestration from '../activities/index.ts';
 import type { AcceleratorActivities, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainResult } from '../src/accelerator.ts';
-import { nonRetryableFailureTypes, SearchAttribute, Stage, TaskQueue } from '../src/contract.ts';
+import { nonRetryableFailureTypes, SearchAttribute, Stage, TaskQueue, WorkflowMessage } from '../src/contract.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
+
+type PreparedDataset = Awaited<ReturnType<typeof orchestration.prepareDataset>>;
+type RunPlan = Awaited<ReturnType<typeof orchestration.planRun>>;
+
+/** What the stages before training produced: carried across continue-as-new so they never run twice. */
+export interface PreparedRun {
+  dataset: PreparedDataset;
+  model: ResolvedModel;
+  tokens: TokenStatistics;
+  plan: RunPlan;
+}
 
 export interface FineTuneInput {
   spec: RunSpec;
   /** file:// URI of the artifact store root; the run writes under runs/<workflow id>/. */
   artifact_root_uri: string;
+  /** History length at which a training run continues as new (default 8,000, well under the 10,000 budget). */
+  max_history_events?: number;
+  /** Set by continue-as-new: what earlier executions of this run already did. */
+  carried?: { prepared: PreparedRun; progress: TrainingProgressState; control: ControlState; executions: number };
 }
 
-export type RunStatus = 'running' | 'completed' | 'failed';
+export type RunStatus = 'running' | 'paused' | 'completed' | 'failed' | 'cancelled';
+
+/** Training as the workflow knows it: updated at checkpoints and resumes, never per step. */
+export interface TrainingProgressState {
+  step: number;
+  total_steps: number | null;
+  loss: number | null;
+  val_loss: number | null;
+  best: { val_loss: number; step: number } | null;
+  tokens_per_second: number | null;
+  last_checkpoint: { step: number; uri: string } | null;
+  /** Times training restarted from a checkpoint: after a crash, a pause, or a continue-as-new. */
+  resumes: number;
+  /** Steps trained twice because a crash lost them (work after the last checkpoint). */
+  steps_redone: number;
+  /** [step, loss] pairs, halved by averaging neighbours whenever they exceed lossHistoryLimit. */
+  loss_history: [number, number][];
+}
+
+export interface ControlState {
+  paused: boolean;
+  /** Incremented by each checkpointNow signal; the train activity checkpoints when it sees the count grow. */
+  checkpoint_requests: number;
+}
 
 export interface FineTuneResult {
   status: 'completed';
@@ -47,12 +93,14 @@ export interface FineTuneResult {
     final_train_loss: number | null;
   };
   samples: EvaluationResult['samples'];
-  dataset: Awaited<ReturnType<typeof orchestration.prepareDataset>>;
+  dataset: PreparedDataset;
   tokens: TokenStatistics;
-  plan: Awaited<ReturnType<typeof orchestration.planRun>>;
+  plan: RunPlan;
   model: ResolvedModel;
   training: TrainResult;
   merge: MergeResult | null;
+  progress: TrainingProgressState;
+  executions: number;
 }
 
 export interface FineTuneState {
@@ -61,15 +109,47 @@ export interface FineTuneState {
   run_uri: string;
   model: string;
   total_steps: number | null;
-  plan: FineTuneResult['plan'] | null;
-  dataset: FineTuneResult['dataset'] | null;
+  plan: RunPlan | null;
+  dataset: PreparedDataset | null;
   training: TrainResult | null;
+  progress: TrainingProgressState;
+  control: ControlState;
+  executions: number;
   result: FineTuneResult | null;
   error: string | null;
 }
 
-/** The run's stage and what each finished stage produced; live step/loss come from the train heartbeat. */
+/** A message from the train activity (python-activities/tuneflow_activities/training.py, Progress.as_message). */
+export interface TrainingProgressMessage {
+  event: 'checkpoint' | 'resumed';
+  attempt: number;
+  step: number;
+  total_steps: number;
+  loss: number | null;
+  val_loss: number | null;
+  best: { val_loss: number; step: number } | null;
+  tokens_per_second: number;
+  last_checkpoint: { step: number; uri: string } | null;
+  resumed_from_step: number;
+  steps_redone: number;
+  losses: [number, number][];
+}
+
+/** The run's stage and what each finished stage produced. */
 export const stateQuery = defineQuery<FineTuneState>('state');
+/** Training progress as of the last checkpoint; live step/loss come from the train activity's heartbeat. */
+export const progressQuery = defineQuery<TrainingProgressState & { stage: Stage; status: RunStatus }>('progress');
+/** Asked by the train activity every few seconds: queries add no history events. */
+export const trainingControlQuery = defineQuery<ControlState>(WorkflowMessage.TrainingControl);
+export const trainingProgressSignal = defineSignal<[TrainingProgressMessage]>(WorkflowMessage.TrainingProgress);
+/** Checkpoint now, stop training and free the GPU; the paused run holds no worker slot until resumed. */
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+/** Write a checkpoint at the next step without stopping. */
+export const checkpointNowSignal = defineSignal('checkpointNow');
+
+const lossHistoryLimit = 256;
+const defaultMaxHistoryEvents = 8_000;
 
 // Infrastructure failures (a killed worker, a lost connection) retry without limit, backing off to a minute;
 // the contract's non-retryable failure types (bad input, bad spec, a plan that cannot fit) fail at once.
@@ -92,57 +172,178 @@ function accelerator(heartbeatTimeoutSeconds: number, startToCloseTimeout: strin
     startToCloseTimeout,
     // A worker killed mid-activity stops heartbeating; after this long the activity is retried elsewhere.
     heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
+    // A cancelled activity (pause, cancel) is waited for: it writes its checkpoint before acknowledging.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry,
   });
 }
 
+function appendLosses(history: [number, number][], losses: [number, number][]): [number, number][] {
+  let merged = [...history, ...losses];
+  while (merged.length > lossHistoryLimit) {
+    const halved: [number, number][] = [];
+    for (let index = 0; index + 1 < merged.length; index += 2) {
+      const [, first] = merged[index]!;
+      const [step, second] = merged[index + 1]!;
+      halved.push([step, (first + second) / 2]);
+    }
+    if (merged.length % 2 === 1) halved.push(merged.at(-1)!);
+    merged = halved;
+  }
+  return merged;
+}
+
+const emptyProgress = (): TrainingProgressState => ({
+  step: 0,
+  total_steps: null,
+  loss: null,
+  val_loss: null,
+  best: null,
+  tokens_per_second: null,
+  last_checkpoint: null,
+  resumes: 0,
+  steps_redone: 0,
+  loss_history: [],
+});
+
 export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
   const { spec } = input;
+  const root = CancellationScope.current();
   const runUri = `${input.artifact_root_uri.replace(/\/$/, '')}/runs/${encodeURIComponent(workflowInfo().workflowId)}`;
   const state: FineTuneState = {
-    stage: Stage.Prepare,
-    status: 'running',
+    stage: input.carried ? Stage.Train : Stage.Prepare,
+    status: input.carried?.control.paused ? 'paused' : 'running',
     run_uri: runUri,
     model: spec.model.source,
-    total_steps: null,
-    plan: null,
-    dataset: null,
+    total_steps: input.carried?.progress.total_steps ?? null,
+    plan: input.carried?.prepared.plan ?? null,
+    dataset: input.carried?.prepared.dataset ?? null,
     training: null,
+    progress: input.carried?.progress ?? emptyProgress(),
+    control: input.carried?.control ?? { paused: false, checkpoint_requests: 0 },
+    executions: (input.carried?.executions ?? 0) + 1,
     result: null,
     error: null,
   };
-  setHandler(stateQuery, () => state);
+  let trainingScope: CancellationScope | undefined;
+  let rolloverRequested = false;
 
-  const enter = (stage: Stage, extra: Record<string, unknown[]> = {}) => {
-    state.stage = stage;
+  const upsertStatus = (extra: Record<string, unknown[]> = {}) =>
     upsertSearchAttributes({
-      [SearchAttribute.Stage.name]: [stage],
+      [SearchAttribute.Stage.name]: [state.stage],
       [SearchAttribute.Status.name]: [state.status],
       [SearchAttribute.Model.name]: [spec.model.source],
       ...extra,
     });
+  const enter = (stage: Stage, extra: Record<string, unknown[]> = {}) => {
+    state.stage = stage;
+    upsertStatus(extra);
   };
+
+  setHandler(stateQuery, () => state);
+  setHandler(progressQuery, () => ({ ...state.progress, stage: state.stage, status: state.status }));
+  setHandler(trainingControlQuery, () => state.control);
+  setHandler(pauseSignal, () => {
+    if (state.control.paused || state.result) return;
+    state.control.paused = true;
+    state.status = 'paused';
+    upsertStatus();
+    trainingScope?.cancel();
+  });
+  setHandler(resumeSignal, () => {
+    if (!state.control.paused) return;
+    state.control.paused = false;
+    state.status = 'running';
+    upsertStatus();
+  });
+  setHandler(checkpointNowSignal, () => {
+    state.control.checkpoint_requests += 1;
+  });
+  setHandler(trainingProgressSignal, (message) => {
+    const progress = state.progress;
+    progress.step = message.step;
+    progress.total_steps = message.total_steps;
+    progress.loss = message.loss;
+    progress.val_loss = message.val_loss;
+    progress.best = message.best;
+    progress.tokens_per_second = message.tokens_per_second;
+    progress.last_checkpoint = message.last_checkpoint;
+    progress.steps_redone = message.steps_redone;
+    progress.loss_history = appendLosses(progress.loss_history, message.losses);
+    if (message.event === 'resumed') progress.resumes += 1;
+    state.total_steps = message.total_steps;
+    if (message.event === 'checkpoint') {
+      upsertSearchAttributes({
+        [SearchAttribute.Step.name]: [message.step],
+        ...(message.loss === null ? {} : { [SearchAttribute.Loss.name]: [message.loss] }),
+      });
+    }
+    const info = workflowInfo();
+    if (info.continueAsNewSuggested || info.historyLength >= (input.max_history_events ?? defaultMaxHistoryEvents)) {
+      // Checkpoint-and-stop the activity, then continue as new; the next execution resumes from that checkpoint.
+      rolloverRequested = true;
+      trainingScope?.cancel();
+    }
+  });
 
   const heartbeatSeconds = spec.train.heartbeat_timeout_seconds;
   const python = accelerator(heartbeatSeconds, '1 day');
   const trainer = accelerator(heartbeatSeconds, '90 days');
+  const whileNotPaused = () => condition(() => !state.control.paused);
+
+  /** Trains until done; a pause stops the activity (after its checkpoint) and waits for resume. */
+  const trainUntilDone = async (prepared: PreparedRun): Promise<TrainResult> => {
+    for (;;) {
+      await whileNotPaused();
+      trainingScope = new CancellationScope();
+      try {
+        return await trainingScope.run(() =>
+          trainer.train({
+            spec,
+            model_uri: prepared.model.model_uri,
+            train_uri: prepared.dataset.train_uri,
+            val_uri: prepared.dataset.val_uri,
+            run_uri: runUri,
+          }),
+        );
+      } catch (error) {
+        if (!isCancellation(error) || root.consideredCancelled) throw error;
+        if (rolloverRequested) {
+          await continueAsNew<typeof fineTune>({
+            ...input,
+            carried: { prepared, progress: state.progress, control: state.control, executions: state.executions },
+          });
+        }
+      } finally {
+        trainingScope = undefined;
+      }
+    }
+  };
 
   try {
-    enter(Stage.Prepare);
-    const dataset = await bookkeeping.prepareDataset({ spec, artifact_root_uri: input.artifact_root_uri });
-    state.dataset = dataset;
+    let prepared: PreparedRun;
+    if (input.carried) {
+      prepared = input.carried.prepared;
+      upsertStatus();
+    } else {
+      enter(Stage.Prepare);
+      const dataset = await bookkeeping.prepareDataset({ spec, artifact_root_uri: input.artifact_root_uri });
+      state.dataset = dataset;
 
-    enter(Stage.Plan);
-    const model = await python.resolve_model({ spec });
-    const tokens = await python.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
-    const plan = await bookkeeping.planRun({ spec, model, tokens });
-    state.plan = plan;
-    upsertMemo({ plan: { fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, tokens_per_s: plan.tokens_per_s, eta_seconds: plan.eta_seconds } });
+      enter(Stage.Plan);
+      const model = await python.resolve_model({ spec });
+      const tokens = await python.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
+      const plan = await bookkeeping.planRun({ spec, model, tokens });
+      state.plan = plan;
+      upsertMemo({ plan: { fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, tokens_per_s: plan.tokens_per_s, eta_seconds: plan.eta_seconds } });
+      prepared = { dataset, model, tokens, plan };
+      enter(Stage.Train, { [SearchAttribute.Step.name]: [0] });
+    }
 
-    enter(Stage.Train, { [SearchAttribute.Step.name]: [0] });
-    const training = await trainer.train({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, run_uri: runUri });
+    const training = await trainUntilDone(prepared);
     state.training = training;
     state.total_steps = training.total_steps;
+    state.progress.step = training.final_step;
 
     enter(Stage.Checkpoint, {
       [SearchAttribute.Step.name]: [training.final_step],
@@ -150,19 +351,21 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     });
     const book = await bookkeeping.recordCheckpoints({
       run_uri: runUri,
-      summary: { workflow_id: workflowInfo().workflowId, spec, dataset, plan, training },
+      summary: { workflow_id: workflowInfo().workflowId, spec, ...prepared, training, progress: state.progress },
     });
 
     let merged: MergeResult | null = null;
     if (spec.merge.enabled) {
+      await whileNotPaused();
       enter(Stage.Merge);
-      merged = await python.merge({ spec, model_uri: model.model_uri, adapter_uri: training.adapter_uri, run_uri: runUri });
+      merged = await python.merge({ spec, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, run_uri: runUri });
     }
 
     let evaluation: EvaluationResult | null = null;
     if (spec.evaluate.enabled) {
+      await whileNotPaused();
       enter(Stage.Evaluate);
-      evaluation = await python.evaluate({ spec, model_uri: model.model_uri, adapter_uri: training.adapter_uri, val_uri: dataset.val_uri });
+      evaluation = await python.evaluate({ spec, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, val_uri: prepared.dataset.val_uri });
     }
 
     const result: FineTuneResult = {
@@ -173,8 +376,8 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
         merged: merged?.merged_uri ?? null,
         run_manifest: book.run_manifest_uri,
         checkpoints: book.checkpoints.map(({ step, uri }) => ({ step, uri })),
-        prepared_train: dataset.train_uri,
-        prepared_val: dataset.val_uri,
+        prepared_train: prepared.dataset.train_uri,
+        prepared_val: prepared.dataset.val_uri,
       },
       metrics: {
         base_val_loss: evaluation?.base_val_loss ?? null,
@@ -184,21 +387,21 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
         final_train_loss: training.train_loss,
       },
       samples: evaluation?.samples ?? [],
-      dataset,
-      tokens,
-      plan,
-      model,
+      ...prepared,
       training,
       merge: merged,
+      progress: state.progress,
+      executions: state.executions,
     };
     state.status = 'completed';
     state.result = result;
     enter(Stage.Done);
     return result;
   } catch (error) {
-    state.status = 'failed';
+    if (error instanceof ContinueAsNew) throw error;
+    state.status = isCancellation(error) ? 'cancelled' : 'failed';
     state.error = describeFailure(error);
-    upsertSearchAttributes({ [SearchAttribute.Status.name]: ['failed'] });
+    upsertSearchAttributes({ [SearchAttribute.Status.name]: [state.status] });
     throw error;
   }
 }

@@ -1,3 +1,21 @@
-// Everything the worker's workflow bundle registers. Queries (and later signals/updates) sit beside their workflow.
-export { fineTune, stateQuery } from './fine-tune.ts';
-export type { FineTuneInput, FineTuneResult, FineTuneState, RunStatus } from './fine-tune.ts';
+// Everything the worker's workflow bundle registers. Signals and queries sit beside their workflow.
+export {
+  checkpointNowSignal,
+  fineTune,
+  pauseSignal,
+  progressQuery,
+  resumeSignal,
+  stateQuery,
+  trainingControlQuery,
+  trainingProgressSignal,
+} from './fine-tune.ts';
+export type {
+  ControlState,
+  FineTuneInput,
+  FineTuneResult,
+  FineTuneState,
+  PreparedRun,
+  RunStatus,
+  TrainingProgressMessage,
+  TrainingProgressState,
+} from './fine-tune.ts';

@@ -29,7 +29,8 @@ TINY_SPEC = {
         "loss_on": "responses",
         "seed": 42,
     },
-    "checkpoint": {"every_steps": 4, "keep_last": 5},
+    "checkpoint": {"every_steps": 4, "keep_last": 5, "keep_best": True},
+    "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
     "merge": {"enabled": True, "dtype": "auto"},
     "evaluate": {"enabled": True, "sample_prompts": ["Extract the person as JSON.\n\nAnna, 52, baker in Gdansk."], "max_new_tokens": 6},
     "device": {"type": "cpu", "backend": "auto", "quantization": "none"},
@@ -70,6 +71,13 @@ def spec() -> dict:
 @pytest.fixture
 def train_request(spec, prepared, tiny_model_uri, tmp_path):
     def build(run_name: str = "run", **overrides) -> dict:
-        return {"spec": spec, "model_uri": tiny_model_uri, "train_uri": prepared["train_uri"], "run_uri": (tmp_path / run_name).as_uri(), **overrides}
+        return {
+            "spec": spec,
+            "model_uri": tiny_model_uri,
+            "train_uri": prepared["train_uri"],
+            "val_uri": prepared["val_uri"],
+            "run_uri": (tmp_path / run_name).as_uri(),
+            **overrides,
+        }
 
     return build

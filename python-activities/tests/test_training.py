@@ -95,3 +95,38 @@ def test_the_train_log_records_each_step_once_per_attempt(train_request):
     train({**request, "attempt": 2})
     log = [json.loads(line) for line in (uri_to_path(request["run_uri"]) / "train_log.jsonl").read_text().splitlines()]
     assert [(record["attempt"], record["step"]) for record in log] == [(1, step) for step in range(1, 7)] + [(2, step) for step in range(7, 13)]
+
+
+def test_checkpoint_on_request_and_messages_to_the_workflow(train_request, spec):
+    spec["checkpoint"]["every_steps"] = 100
+    requests = iter([False, False, True] + [False] * 20)
+    messages = []
+    request = train_request()
+    with pytest.raises(StopRequested):
+        train(request, should_stop=stop_after(6), checkpoint_requested=lambda: next(requests), progressed=messages.append)
+    # Requested after step 3, then the stop at step 6: two checkpoints although every_steps is 100.
+    assert [(message["event"], message["step"]) for message in messages] == [("checkpoint", 3), ("checkpoint", 6)]
+    assert [step for step, _ in messages[0]["losses"]] == [1, 2, 3]
+    assert messages[1]["val_loss"] is not None
+
+    train(request, progressed=messages.append)
+    resumed = [message for message in messages if message["event"] == "resumed"]
+    assert [(message["step"], message["resumed_from_step"]) for message in resumed] == [(6, 6)]
+
+
+def test_early_stopping_keeps_the_best_checkpoint_and_returns_its_adapter(train_request, spec):
+    # Improvements below min_delta do not count: after the first evaluation sets the best, two more without
+    # a 1.0 drop in validation loss exhaust the patience.
+    spec["train"].update(max_steps=40, epochs=4)
+    spec["checkpoint"].update(every_steps=2, keep_last=1)
+    spec["validation"].update(early_stopping_patience=2, early_stopping_min_delta=1.0)
+    result = train(train_request())
+
+    assert result["stopped_early"]
+    best_step = result["best"]["step"]
+    assert (best_step, result["final_step"]) == (2, 6)
+    checkpoints = sorted(path.name for path in (uri_to_path(train_request()["run_uri"]) / "checkpoints").iterdir())
+    # keep_last 1 plus the best one.
+    assert checkpoints == sorted({f"step-{best_step:08d}", f"step-{result['final_step']:08d}"})
+    best_adapter = uri_to_path(train_request()["run_uri"]) / "checkpoints" / f"step-{best_step:08d}" / "adapter" / "adapter_model.safetensors"
+    assert adapter_digest(result) == hashlib.sha256(best_adapter.read_bytes()).hexdigest()

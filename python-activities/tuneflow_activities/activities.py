@@ -1,17 +1,21 @@
 """The Temporal activities of the Python worker: thin wrappers that give the pure modules heartbeats,
 cancellation and typed failures. Names come from the contract."""
 
+import asyncio
 import contextvars
+import logging
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import CancelledError
 
 from . import evaluation, merging, training
 from .artifacts import uri_to_path
-from .contract import AcceleratorActivity, FailureType
+from .contract import AcceleratorActivity, FailureType, WorkflowMessage
 from .data import length_statistics, read_prepared_rows, tokenize_rows
 from .errors import failure
 from .loaders import training_setup
@@ -23,7 +27,78 @@ from .models import (
     tokenizer_identity,
 )
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_HEARTBEAT_SECONDS = 10.0
+CONTROL_POLL_SECONDS = 5.0
+MESSAGE_TIMEOUT_SECONDS = 10.0
+
+
+class WorkflowLink:
+    """Signals and queries the workflow that scheduled the running activity, from the activity's own thread.
+
+    The worker's client lives on the worker's event loop; the training thread hands coroutines to that loop.
+    A message that fails is logged and dropped: progress reports and control polls must never stop training.
+    """
+
+    def __init__(self, client: Client, loop: asyncio.AbstractEventLoop):
+        self._client = client
+        self._loop = loop
+
+    def _call(self, coroutine) -> object | None:
+        try:
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(MESSAGE_TIMEOUT_SECONDS)
+        except Exception as error:  # noqa: BLE001  (any failure to talk is survivable)
+            logger.warning("message to workflow failed: %s", error)
+            return None
+
+    def _handle(self):
+        info = activity.info()
+        return self._client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
+
+    def signal(self, name: WorkflowMessage, payload: dict) -> None:
+        self._call(self._handle().signal(name.value, payload))
+
+    def query(self, name: WorkflowMessage) -> dict | None:
+        return self._call(self._handle().query(name.value))  # type: ignore[return-value]
+
+
+_workflow_link: WorkflowLink | None = None
+
+
+def connect_workflow_link(client: Client, loop: asyncio.AbstractEventLoop) -> None:
+    """Called by the worker at start. Without it (tests, the device benchmark) activities train unlinked."""
+    global _workflow_link
+    _workflow_link = WorkflowLink(client, loop)
+
+
+class TrainingControl:
+    """Turns the workflow's control state into the training loop's callbacks: stop on cancellation (pause,
+    cancel), checkpoint when the workflow's checkpoint-request counter has grown since this attempt began."""
+
+    def __init__(self, link: WorkflowLink | None):
+        self._link = link
+        self._last_poll = 0.0
+        self._checkpoint_requests = self._poll_requests()
+
+    def _poll_requests(self) -> int:
+        self._last_poll = time.monotonic()
+        control = self._link.query(WorkflowMessage.TRAINING_CONTROL) if self._link else None
+        return int(control.get("checkpoint_requests", 0)) if control else 0
+
+    def should_stop(self) -> bool:
+        return activity.is_cancelled()
+
+    def checkpoint_requested(self) -> bool:
+        if self._link is None or time.monotonic() - self._last_poll < CONTROL_POLL_SECONDS:
+            return False
+        requests = self._poll_requests()
+        requested, self._checkpoint_requests = requests > self._checkpoint_requests, max(requests, self._checkpoint_requests)
+        return requested
+
+    def progressed(self, message: dict) -> None:
+        if self._link:
+            self._link.signal(WorkflowMessage.TRAINING_PROGRESS, message)
 
 
 class Heartbeater:
@@ -106,11 +181,14 @@ def token_statistics(request: dict) -> dict:
 def train(request: dict) -> dict:
     request = {**request, "attempt": activity.info().attempt}
     with Heartbeater({"phase": "loading model"}).running() as heartbeater:
+        control = TrainingControl(_workflow_link)
         try:
             return training.train(
                 request,
                 report=lambda progress: heartbeater.update(progress.as_heartbeat()),
-                should_stop=activity.is_cancelled,
+                should_stop=control.should_stop,
+                checkpoint_requested=control.checkpoint_requested,
+                progressed=control.progressed,
             )
         except training.StopRequested as stop:
             # Cancellation (pause or cancel) is acknowledged only once the checkpoint is safely on disk.

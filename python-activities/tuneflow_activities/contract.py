@@ -27,6 +27,11 @@ class AcceleratorActivity(str, Enum):
     EVALUATE = "evaluate"
 
 
+class WorkflowMessage(str, Enum):
+    TRAINING_PROGRESS = "trainingProgress"
+    TRAINING_CONTROL = "trainingControl"
+
+
 class FailureType(str, Enum):
     INVALID_SPEC = "TuneflowInvalidSpec"
     DATASET_NOT_FOUND = "TuneflowDatasetNotFound"

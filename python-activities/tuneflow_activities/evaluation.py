@@ -13,7 +13,7 @@ from .loaders import choose_device
 EVALUATION_BATCH_SIZE = 8
 
 
-def _validation_loss(model, rows, pad_token_id: int, device: str) -> float | None:
+def validation_loss(model, rows, pad_token_id: int, device: str) -> float | None:
     import torch
 
     total_loss, total_tokens = 0.0, 0
@@ -63,8 +63,8 @@ def evaluate(request: dict) -> dict:
     rows = rows[:limit] if limit else rows
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     with model.disable_adapter():
-        base_loss = _validation_loss(model, rows, pad_token_id, device)
-    tuned_loss = _validation_loss(model, rows, pad_token_id, device)
+        base_loss = validation_loss(model, rows, pad_token_id, device)
+    tuned_loss = validation_loss(model, rows, pad_token_id, device)
 
     max_new_tokens = spec["evaluate"]["max_new_tokens"]
     samples = []

@@ -10,8 +10,8 @@ whether to checkpoint and stop, so the loop runs the same under a worker, a test
 import contextlib
 import json
 import logging
-import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,7 @@ from .artifacts import atomic_directory, path_to_uri, uri_to_path
 from .checkpoint import (
     Checkpoint,
     capture_rng_state,
+    checkpoint_name,
     load_training_state,
     prune_checkpoints,
     restore_rng_state,
@@ -28,6 +29,7 @@ from .checkpoint import (
     write_checkpoint,
 )
 from .data import Schedule, bucketed_width, collate, read_prepared_rows, tokenize_rows
+from .evaluation import validation_loss
 from .loaders import choose_optimizer, load_for_training
 
 logger = logging.getLogger(__name__)
@@ -96,8 +98,11 @@ class Progress:
     tokens_per_second: float
     last_checkpoint: dict | None
     resumed_from_step: int
-    attempt_started_at_step: int
-    losses: list = field(default_factory=list)
+    steps_redone: int
+    val_loss: float | None = None
+    best: dict | None = None
+    # (step, loss) pairs since the last checkpoint: the workflow keeps a downsampled history from them.
+    recent_losses: list = field(default_factory=list)
 
     def as_heartbeat(self) -> dict:
         return {
@@ -105,10 +110,16 @@ class Progress:
             "total_steps": self.total_steps,
             "epoch": self.epoch,
             "loss": self.loss,
+            "val_loss": self.val_loss,
             "tokens_per_second": self.tokens_per_second,
             "last_checkpoint": self.last_checkpoint,
             "resumed_from_step": self.resumed_from_step,
+            "steps_redone": self.steps_redone,
         }
+
+    def as_message(self, event: str, attempt: int) -> dict:
+        """What the workflow hears at a checkpoint or a resume: few events, so no history growth per step."""
+        return {**self.as_heartbeat(), "event": event, "attempt": attempt, "best": self.best, "losses": self.recent_losses}
 
 
 def append_log(path: Path, record: dict) -> None:
@@ -119,10 +130,44 @@ def append_log(path: Path, record: dict) -> None:
         os.fsync(handle.fileno())
 
 
+def steps_redone_so_far(log_path: Path) -> int:
+    """Steps trained more than once across all attempts: records minus distinct steps (a torn last line is skipped)."""
+    if not log_path.exists():
+        return 0
+    steps = []
+    for line in log_path.read_text(encoding="utf-8").splitlines():
+        try:
+            steps.append(json.loads(line)["step"])
+        except (ValueError, KeyError):
+            continue
+    return len(steps) - len(set(steps))
+
+
+@dataclass
+class ValidationState:
+    """Best validation loss so far and the patience counter: saved in every checkpoint, so early stopping and
+    best-checkpoint retention survive a resume."""
+
+    best_val_loss: float | None = None
+    best_step: int | None = None
+    evaluations_without_improvement: int = 0
+
+    def record(self, step: int, val_loss: float, min_delta: float) -> None:
+        if self.best_val_loss is None or val_loss < self.best_val_loss - min_delta:
+            self.best_val_loss, self.best_step, self.evaluations_without_improvement = val_loss, step, 0
+        else:
+            self.evaluations_without_improvement += 1
+
+    def as_dict(self) -> dict:
+        return {"val_loss": self.best_val_loss, "step": self.best_step} if self.best_step is not None else None
+
+
 def train(
     request: dict,
     report: Callable[[Progress], None] = lambda progress: None,
     should_stop: Callable[[], bool] = lambda: False,
+    checkpoint_requested: Callable[[], bool] = lambda: False,
+    progressed: Callable[[dict], None] = lambda message: None,
 ) -> dict:
     import torch
     from peft import set_peft_model_state_dict
@@ -130,7 +175,7 @@ def train(
     from transformers import get_scheduler, set_seed
 
     spec = request["spec"]
-    train_spec = spec["train"]
+    train_spec, checkpoint_spec, validation_spec = spec["train"], spec["checkpoint"], spec["validation"]
     directories = RunDirectories(uri_to_path(request["run_uri"]))
     directories.checkpoints.mkdir(parents=True, exist_ok=True)
     attempt = request.get("attempt", 1)
@@ -141,13 +186,13 @@ def train(
     loaded = load_for_training(uri_to_path(request["model_uri"]), spec)
     model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
     model_load_seconds = time.monotonic() - loaded_at
-    rows = tokenize_rows(
-        read_prepared_rows(uri_to_path(request["train_uri"])),
-        tokenizer,
-        spec["model"]["max_seq_length"],
-        train_spec["loss_on"],
-        spec["dataset"]["overlong"],
-    )
+    max_seq_length = spec["model"]["max_seq_length"]
+
+    def tokenized(uri: str, overlong: str):
+        return tokenize_rows(read_prepared_rows(uri_to_path(uri)), tokenizer, max_seq_length, train_spec["loss_on"], overlong)
+
+    rows = tokenized(request["train_uri"], spec["dataset"]["overlong"])
+    validation_rows = tokenized(request["val_uri"], "truncate")[: validation_spec.get("max_rows") or None] if request.get("val_uri") else []
     schedule = Schedule(
         row_count=len(rows),
         micro_batch_size=train_spec["micro_batch_size"],
@@ -160,13 +205,12 @@ def train(
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer_name = choose_optimizer(spec, device)
     optimizer = build_optimizer(optimizer_name, trainable, spec)
-    scheduler = get_scheduler(
-        train_spec["lr_scheduler"],
-        optimizer,
-        num_warmup_steps=train_spec["warmup_steps"],
-        num_training_steps=total_steps,
-    )
+    scheduler = get_scheduler(train_spec["lr_scheduler"], optimizer, num_warmup_steps=train_spec["warmup_steps"], num_training_steps=total_steps)
     run_fingerprint = fingerprint(request)
+    validation = ValidationState()
+    # bf16 autocast on a GPU (the LoRA weights stay fp32); on a CPU everything is fp32 and exact.
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else contextlib.nullcontext
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     scan = scan_checkpoints(directories.checkpoints)
     if scan.corrupt:
@@ -180,10 +224,21 @@ def train(
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         restore_rng_state(state["rng"])
+        validation = ValidationState(**state["validation"])
         start_step = last_checkpoint.step
         logger.info("resuming at step %d from %s", start_step, last_checkpoint.directory)
 
-    def save(step: int, loss: float | None) -> Checkpoint:
+    def validate(step: int) -> float | None:
+        if not validation_rows:
+            return None
+        model.eval()
+        with autocast():
+            val_loss = validation_loss(model, validation_rows, pad_token_id, device)
+        model.train()
+        validation.record(step, val_loss, validation_spec["early_stopping_min_delta"])
+        return val_loss
+
+    def save(step: int) -> Checkpoint:
         checkpoint = write_checkpoint(
             directories.checkpoints,
             step,
@@ -196,10 +251,16 @@ def train(
                 "rng": capture_rng_state(),
                 "fingerprint": run_fingerprint,
                 "optimizer_name": optimizer_name,
+                "validation": validation.__dict__.copy(),
             },
-            {"train_loss": loss, "total_steps": total_steps, "written_at": time.time()},
+            {"train_loss": progress.loss, "val_loss": progress.val_loss, "total_steps": total_steps, "written_at": time.time()},
         )
-        prune_checkpoints(directories.checkpoints, spec["checkpoint"]["keep_last"])
+        keep = {validation.best_step} if checkpoint_spec["keep_best"] and validation.best_step is not None else set()
+        prune_checkpoints(directories.checkpoints, checkpoint_spec["keep_last"], keep)
+        progress.last_checkpoint = {"step": step, "uri": checkpoint.uri}
+        progress.best = validation.as_dict()
+        progressed(progress.as_message("checkpoint", attempt))
+        progress.recent_losses = []
         return checkpoint
 
     progress = Progress(
@@ -210,23 +271,25 @@ def train(
         tokens_per_second=0.0,
         last_checkpoint={"step": last_checkpoint.step, "uri": last_checkpoint.uri} if last_checkpoint else None,
         resumed_from_step=start_step,
-        attempt_started_at_step=start_step,
+        steps_redone=steps_redone_so_far(directories.train_log),
+        val_loss=last_checkpoint.val_loss if last_checkpoint else None,
+        best=validation.as_dict(),
     )
     report(progress)
+    if start_step > 0:
+        progressed(progress.as_message("resumed", attempt))
 
     # --- train ---------------------------------------------------------------------------------------------
     model.train()
-    max_seq_length = spec["model"]["max_seq_length"]
-    # bf16 autocast on a GPU (the LoRA weights stay fp32); on a CPU everything is fp32 and exact.
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else contextlib.nullcontext
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     first_step_at = None
     tokens_since_start = 0
     started_at = time.monotonic()
+    last_checkpoint_at = started_at
+    stopped_early = False
     for step in range(start_step, total_steps):
         if should_stop():
             if last_checkpoint is None or last_checkpoint.step < step:
-                last_checkpoint = save(step, progress.loss)
+                last_checkpoint = save(step)
             raise StopRequested(last_checkpoint)
         micro_batches = [[rows[index] for index in indices] for indices in schedule.micro_batches_for_step(step)]
         # The loss is averaged over every trained token of the whole step, not per micro-batch: gradient
@@ -247,33 +310,58 @@ def train(
         optimizer.zero_grad(set_to_none=True)
 
         completed = step + 1
-        if first_step_at is None:
-            first_step_at = time.monotonic()
+        first_step_at = first_step_at or time.monotonic()
         elapsed = time.monotonic() - started_at
-        progress.step = completed
-        progress.epoch = schedule.epoch_of_step(step)
-        progress.loss = step_loss
+        progress.step, progress.epoch, progress.loss = completed, schedule.epoch_of_step(step), step_loss
         progress.tokens_per_second = tokens_since_start / elapsed if elapsed > 0 else 0.0
+        progress.recent_losses.append([completed, step_loss])
         append_log(
             directories.train_log,
             {"attempt": attempt, "step": completed, "loss": step_loss, "learning_rate": scheduler.get_last_lr()[0], "time": time.time()},
         )
-        if completed % spec["checkpoint"]["every_steps"] == 0 or completed == total_steps:
-            last_checkpoint = save(completed, step_loss)
-            progress.last_checkpoint = {"step": completed, "uri": last_checkpoint.uri}
+
+        # --- checkpoint policy: every N steps, every M minutes, on request, at the end; validation with each ---
+        every_minutes = checkpoint_spec.get("every_minutes")
+        checkpoint_due = (
+            completed % checkpoint_spec["every_steps"] == 0
+            or completed == total_steps
+            or (every_minutes is not None and time.monotonic() - last_checkpoint_at >= every_minutes * 60)
+            or checkpoint_requested()
+        )
+        validation_due = validation_spec["every_steps"] is not None and completed % validation_spec["every_steps"] == 0
+        if checkpoint_due or validation_due:
+            progress.val_loss = validate(completed)
+        patience = validation_spec["early_stopping_patience"]
+        stopped_early = patience is not None and validation.evaluations_without_improvement >= patience
+        if checkpoint_due or stopped_early:
+            last_checkpoint = save(completed)
+            last_checkpoint_at = time.monotonic()
         report(progress)
+        if stopped_early:
+            logger.info("early stopping at step %d: no improvement in %d evaluations", completed, patience)
+            break
 
     # --- save the final adapter and clean up ----------------------------------------------------------------
     with atomic_directory(directories.adapter, replace=True) as building:
-        model.save_pretrained(building, safe_serialization=True)
+        if stopped_early:
+            # Patience ran out because the later evaluations were worse: the adapter to keep is the best one.
+            best_adapter = directories.checkpoints / checkpoint_name(validation.best_step) / "adapter"
+            for path in best_adapter.iterdir():
+                shutil.copy2(path, building / path.name)
+        else:
+            model.save_pretrained(building, safe_serialization=True)
         tokenizer.save_pretrained(building)
     result = {
         "adapter_uri": path_to_uri(directories.adapter),
-        "final_step": total_steps,
+        "final_step": progress.step,
         "total_steps": total_steps,
+        "stopped_early": stopped_early,
         "train_loss": progress.loss,
+        "val_loss": progress.val_loss,
+        "best": validation.as_dict(),
         "resumed_from_step": start_step,
-        "steps_trained": total_steps - start_step,
+        "steps_trained": progress.step - start_step,
+        "steps_redone": progress.steps_redone,
         "corrupt_checkpoints_skipped": len(scan.corrupt),
         "last_checkpoint_uri": last_checkpoint.uri if last_checkpoint else None,
         "backend": loaded.backend,

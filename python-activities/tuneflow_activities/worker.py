@@ -30,9 +30,10 @@ def _import_unsloth_first() -> None:
 
 async def run(address: str, namespace: str, max_concurrent: int) -> None:
     _import_unsloth_first()
-    from .activities import ALL_ACTIVITIES
+    from .activities import ALL_ACTIVITIES, connect_workflow_link
 
     client = await Client.connect(address, namespace=namespace)
+    connect_workflow_link(client, asyncio.get_running_loop())
     # Training holds the whole accelerator, so by default one activity runs at a time.
     with ThreadPoolExecutor(max_workers=max_concurrent + 1) as executor:
         worker = Worker(
@@ -42,6 +43,10 @@ async def run(address: str, namespace: str, max_concurrent: int) -> None:
             activity_executor=executor,
             max_concurrent_activities=max_concurrent,
             graceful_shutdown_timeout=datetime.timedelta(seconds=5),
+            # Cancellation (pause, cancel) reaches an activity only in a heartbeat's reply: heartbeats go out at
+            # least every 5 s whatever the heartbeat timeout, so a pause takes effect within a step or two.
+            max_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
+            default_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

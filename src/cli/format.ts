@@ -21,6 +21,7 @@ export function progressLine(status: RunStatusReport): string {
   if (status.eta_seconds !== null) parts.push(`ETA ${formatDuration(status.eta_seconds)}`);
   if (status.last_checkpoint) parts.push(`checkpoint ${status.last_checkpoint.step}`);
   if (status.train_attempt && status.train_attempt > 1) parts.push(`attempt ${status.train_attempt}`);
+  if (status.resumes > 0) parts.push(`resumed ${status.resumes}× (${status.steps_redone} steps redone)`);
   return parts.join(' · ');
 }
 

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { pythonActivitiesDirectory, readyEnvironment } from '../../scripts/python-environment.mjs';
-import { connectClient, getRunStatus, startFineTune, waitForResult } from '../client.ts';
+import { cancelRun, checkpointRun, connectClient, getRunStatus, pauseRun, resumeRun, startFineTune, waitForResult } from '../client.ts';
 import { isTuneflowError } from '../errors/index.ts';
 import { startDevServer } from '../runtime/dev-server.ts';
 import { gpuWorkerEnvironment } from '../runtime/gpu-worker.ts';
@@ -232,6 +232,28 @@ export function buildProgram(): Command {
       await client.connection.close();
       process.stdout.write(options.json ? `${JSON.stringify(status, null, 2)}\n` : `${workflowId}: ${status.status} · ${progressLine(status)}\n`);
     });
+
+  const control = [
+    ['pause', 'Checkpoint, stop training and free the GPU; the run waits until resumed', pauseRun, 'paused'],
+    ['resume', 'Resume a paused run from its checkpoint', resumeRun, 'resumed'],
+    ['cancel', 'Checkpoint, stop and end the run as CANCELLED (artifacts are kept)', cancelRun, 'cancelled'],
+    ['checkpoint', 'Write a checkpoint at the next step, without stopping', checkpointRun, 'checkpoint requested'],
+  ] as const;
+  for (const [name, description, act, done] of control) {
+    program
+      .command(name)
+      .description(description)
+      .argument('<id>', 'workflow id')
+      .action(async (workflowId: string) => {
+        const client = await connectClient();
+        try {
+          await act(client, workflowId);
+          log(`${workflowId}: ${done}`);
+        } finally {
+          await client.connection.close();
+        }
+      });
+  }
 
   program
     .command('demo')

@@ -99,7 +99,22 @@ export const trainSpecSchema = z.strictObject({
 
 export const checkpointSpecSchema = z.strictObject({
   every_steps: positiveInt.default(50),
+  /** Also checkpoint when this many minutes passed since the last one (slow steps, big models). */
+  every_minutes: z.number().positive().optional(),
   keep_last: positiveInt.default(3),
+  /** Keep the checkpoint with the best validation loss too, whatever its age. */
+  keep_best: z.boolean().default(true),
+});
+
+/** Validation loss during training: at every checkpoint, and every N steps when set. */
+export const validationSpecSchema = z.strictObject({
+  every_steps: positiveInt.nullable().default(null),
+  /** Validation rows scored during training; all of them when absent. */
+  max_rows: positiveInt.optional(),
+  /** Stop after this many evaluations without improvement; the final adapter is then the best checkpoint's. */
+  early_stopping_patience: positiveInt.nullable().default(null),
+  /** An improvement smaller than this does not count. */
+  early_stopping_min_delta: z.number().nonnegative().default(0),
 });
 
 export const mergeSpecSchema = z.strictObject({
@@ -140,6 +155,7 @@ export const runSpecSchema = z.strictObject({
   lora: loraSpecSchema.prefault({}),
   train: trainSpecSchema.prefault({}),
   checkpoint: checkpointSpecSchema.prefault({}),
+  validation: validationSpecSchema.prefault({}),
   merge: mergeSpecSchema.prefault({}),
   evaluate: evaluateSpecSchema.prefault({}),
   device: deviceSpecSchema.prefault({}),

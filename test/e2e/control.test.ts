@@ -1,0 +1,94 @@
+/**
+ * Pause, resume, checkpoint-now and cancel, from the TypeScript client, on a real server with real workers.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cancelRun, checkpointRun, getProgress, getRunStatus, pauseRun, resumeRun, startFineTune } from '../../src/client.ts';
+import { loadSpec } from '../../src/spec/load.ts';
+import type { RunSpec } from '../../src/spec/schema.ts';
+import { startTestCluster, type TestCluster } from '../support/cluster.ts';
+
+const tiny = loadSpec(fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url)));
+
+function longRun(): RunSpec {
+  return {
+    ...tiny,
+    train: { ...tiny.train, max_steps: 400, heartbeat_timeout_seconds: 10 },
+    checkpoint: { ...tiny.checkpoint, every_steps: 1000 },
+    merge: { ...tiny.merge, enabled: false },
+    evaluate: { ...tiny.evaluate, enabled: false },
+  };
+}
+
+async function waitForStep(cluster: TestCluster, workflowId: string, step: number): Promise<void> {
+  for (const deadline = Date.now() + 180_000; Date.now() < deadline; await sleep(250)) {
+    if (((await getRunStatus(cluster.client, workflowId)).step ?? 0) >= step) return;
+  }
+  throw new Error(`${workflowId} never reached step ${step}`);
+}
+
+const checkpointSteps = (runUri: string) =>
+  existsSync(join(fileURLToPath(runUri), 'checkpoints'))
+    ? readdirSync(join(fileURLToPath(runUri), 'checkpoints')).filter((name) => name.startsWith('step-')).map((name) => Number(name.slice(5)))
+    : [];
+
+describe('run control', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startTestCluster('control');
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('checkpoints on request, pauses (checkpoint, activity stopped), resumes from that checkpoint, and cancels', async () => {
+    const workflowId = `control-${Date.now()}`;
+    const handle = await startFineTune(cluster.client, longRun(), { workflowId, artifactRootUri: cluster.artifactRootUri });
+    await waitForStep(cluster, workflowId, 3);
+
+    // checkpointNow: a checkpoint appears although every_steps is 1000, and training goes on.
+    await checkpointRun(cluster.client, workflowId);
+    let state = await getProgress(cluster.client, workflowId);
+    for (const deadline = Date.now() + 60_000; state.last_checkpoint === null && Date.now() < deadline; await sleep(250)) {
+      state = await getProgress(cluster.client, workflowId);
+    }
+    expect(state.last_checkpoint?.step).toBeGreaterThan(0);
+    const requestedCheckpoint = state.last_checkpoint!.step;
+
+    // pause: a checkpoint at the step where it stopped, no train activity left running.
+    await pauseRun(cluster.client, workflowId);
+    const paused = await getRunStatus(cluster.client, workflowId);
+    expect(paused.status).toBe('paused');
+    const description = await handle.describe();
+    expect(description.raw.pendingActivities ?? []).toHaveLength(0);
+    const pausedProgress = await getProgress(cluster.client, workflowId);
+    expect(pausedProgress.last_checkpoint!.step).toBeGreaterThan(requestedCheckpoint);
+    const pausedAt = pausedProgress.last_checkpoint!.step;
+    await sleep(3_000);
+    expect((await getProgress(cluster.client, workflowId)).last_checkpoint!.step).toBe(pausedAt);
+
+    // resume: training restarts from the pause checkpoint (a resume, no step redone).
+    await resumeRun(cluster.client, workflowId);
+    await waitForStep(cluster, workflowId, pausedAt + 3);
+    const resumed = await getRunStatus(cluster.client, workflowId);
+    expect(resumed.status).toBe('running');
+    expect(resumed.resumes).toBe(1);
+    expect(resumed.steps_redone).toBe(0);
+
+    // cancel: a final checkpoint, the workflow ends CANCELLED, artifacts stay.
+    await cancelRun(cluster.client, workflowId);
+    const failure = await handle.result().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    const final = await getRunStatus(cluster.client, workflowId);
+    expect(final.status).toBe('cancelled');
+    const stateAfter = await handle.query<{ run_uri: string; status: string }>('state');
+    expect(stateAfter.status).toBe('cancelled');
+    const steps = checkpointSteps(stateAfter.run_uri);
+    expect(Math.max(...steps)).toBeGreaterThan(pausedAt);
+  });
+});
