@@ -1,0 +1,92 @@
+/**
+ * `npm run faults -- [--trials N] [--scenarios a,b] [--out FILE] [--timeout SECONDS] [--keep]`
+ *
+ * Runs the fault-injection suite (bench/faults/harness.ts) and writes one JSON file: date, command, versions,
+ * machine, the per-scenario summary, the reference run and every trial's record. Exits non-zero if any trial failed.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { readyEnvironment, repositoryRoot } from '../../scripts/python-environment.mjs';
+import { defaultHeartbeatTimeoutSeconds, faultRunShape, type TrialRecord } from './harness.ts';
+import { scenariosNamed } from './scenarios.ts';
+import { runSuite, summarise, summaryTable } from './suite.ts';
+
+const { values } = parseArgs({
+  options: {
+    trials: { type: 'string', default: '1' },
+    scenarios: { type: 'string' },
+    out: { type: 'string' },
+    timeout: { type: 'string', default: '300' },
+    keep: { type: 'boolean', default: false },
+    'heartbeat-timeout': { type: 'string', default: String(defaultHeartbeatTimeoutSeconds) },
+  },
+});
+const trials = Number(values.trials);
+if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials must be a positive integer, got ${values.trials}`);
+const scenarios = scenariosNamed(values.scenarios?.split(',').map((name) => name.trim()).filter(Boolean));
+const date = new Date().toISOString();
+const out = values.out ?? join(dirname(fileURLToPath(import.meta.url)), 'results', `${date.slice(0, 10)}-faults-${trials}x.json`);
+
+function versions(): Record<string, string> {
+  const environment = readyEnvironment();
+  const python = (code: string) => execFileSync(environment.python, ['-c', code], { encoding: 'utf8' }).trim();
+  const packageVersion = (name: string) => (JSON.parse(readFileSync(join(repositoryRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  return {
+    tuneflow_commit: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repositoryRoot, encoding: 'utf8' }).trim(),
+    tuneflow_tree_dirty: String(execFileSync('git', ['status', '--porcelain'], { cwd: repositoryRoot, encoding: 'utf8' }).trim() !== ''),
+    node: process.version,
+    temporalio_typescript: packageVersion('@temporalio/worker'),
+    temporal_cli: execFileSync(environment.temporal, ['--version'], { encoding: 'utf8' }).trim(),
+    python: python('import sys; print(sys.version.split()[0])'),
+    python_packages: python(
+      'import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in ("temporalio", "torch", "transformers", "peft")))',
+    ),
+  };
+}
+
+const loadBefore = loadavg()[0]!;
+const versionsAtStart = versions();
+const finished: TrialRecord[] = [];
+
+/** Rewritten after every trial, so an interrupted suite still leaves every finished trial on disk. */
+function writeResults(reference: TrialRecord | null, complete: boolean): void {
+  mkdirSync(dirname(out), { recursive: true });
+  const records = finished.filter((record) => record !== reference);
+  const document = {
+    date,
+    command: `npm run faults -- ${process.argv.slice(2).join(' ')}`.trim(),
+    complete,
+    versions: versionsAtStart,
+    machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, platform: process.platform, load_average_1m_before: loadBefore, load_average_1m_after: loadavg()[0] },
+    run_shape: { ...faultRunShape, heartbeatTimeoutSeconds: Number(values['heartbeat-timeout']) },
+    summary: summarise(scenarios, records),
+    reference,
+    records,
+  };
+  writeFileSync(out, JSON.stringify(document, null, 2) + '\n');
+}
+
+console.error(`faults: ${scenarios.length} scenarios × ${trials} trials, results to ${out}`);
+const result = await runSuite({
+  scenarios,
+  trials,
+  timeoutSeconds: Number(values.timeout),
+  heartbeatTimeoutSeconds: Number(values['heartbeat-timeout']),
+  keepSucceeded: values.keep,
+  onRecord: (record) => {
+    console.error(
+      `${record.success ? 'ok  ' : 'FAIL'} ${record.scenario} #${record.trial} ${record.seconds.toFixed(0)} s, redone ${record.steps_redone}, ` +
+        `restart→step ${record.restart_to_first_step_seconds?.toFixed(1) ?? '–'} s (ready→step ${record.ready_to_first_step_seconds?.toFixed(1) ?? '–'} s), landed ${record.fault?.landed ?? '–'}` +
+        (record.failure ? `: ${record.failure} (logs ${record.logs})` : ''),
+    );
+    finished.push(record);
+    writeResults(finished[0] ?? null, false);
+  },
+});
+writeResults(result.reference, true);
+console.log(summaryTable(result.summary));
+if (result.records.some((record) => !record.success)) process.exitCode = 1;

@@ -1,0 +1,41 @@
+/**
+ * Issue 4's fault-injection suite at CI size: one uninterrupted reference run, then one trial of every scenario
+ * (bench/faults/scenarios.ts), each on a dev server and workers of its own. Every trial must complete with an
+ * adapter and a merged model byte-identical to the reference's. `npm run faults -- --trials N` is the full version.
+ */
+import { rm } from 'node:fs/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { prepareSuite, runTrial, type Suite, type TrialRecord } from '../../bench/faults/harness.ts';
+import { scenarios } from '../../bench/faults/scenarios.ts';
+
+const trialTimeoutSeconds = 180;
+
+describe('fault injection: every interrupted run ends byte-identical to an uninterrupted one', () => {
+  let suite: Suite;
+  let reference: TrialRecord;
+
+  beforeAll(async () => {
+    suite = await prepareSuite();
+    reference = await runTrial({ suite, scenario: null, trial: 0, reference: null, timeoutSeconds: trialTimeoutSeconds });
+    expect(reference.failure, `reference run; logs in ${reference.logs}`).toBeNull();
+  }, (trialTimeoutSeconds + 60) * 1000);
+
+  afterAll(async () => {
+    // Failed trials keep their homes (database, artifacts, logs) for a post-mortem; a clean run leaves nothing.
+    if (suite && reference?.success) await rm(suite.workflowBundlePath, { force: true });
+  });
+
+  it.each(scenarios.map((scenario) => [scenario.name, scenario] as const))(
+    '%s',
+    async (_name, scenario) => {
+      expect(reference.hashes, 'the reference run produced artifacts').not.toBeNull();
+      const record = await runTrial({ suite, scenario, trial: 1, reference: reference.hashes, timeoutSeconds: trialTimeoutSeconds });
+      expect(record.failure, `logs in ${record.logs}`).toBeNull();
+      expect(record.adapter_matches_reference).toBe(true);
+      expect(record.merged_matches_reference).toBe(true);
+      // A fault that leaves training alone must not make it redo anything; a kill redoes at most one checkpoint interval.
+      expect(record.steps_redone).toBeLessThanOrEqual(5);
+    },
+    (trialTimeoutSeconds + 30) * 1000,
+  );
+});
