@@ -424,6 +424,12 @@ async function awaitResult(cluster: TrialCluster, workflowId: string, deadline: 
 
 const isoTime = (epochMilliseconds: number) => new Date(epochMilliseconds).toISOString();
 
+/**
+ * Whether a retried train attempt logged steps (Temporal's attempt number, which train_log.jsonl records): only then
+ * was the model loaded again. A pause's resume schedules a new activity at attempt 1, so it does not count here.
+ */
+export const trainingRestarted = (trainAttempts: number[]): boolean => trainAttempts.some((attempt) => attempt > 1);
+
 const withinBound = (secondsToFirstStep: number | null, modelLoadSeconds: number | undefined) =>
   secondsToFirstStep === null || modelLoadSeconds === undefined ? null : secondsToFirstStep <= modelLoadSeconds + 5;
 
@@ -475,6 +481,7 @@ export async function runTrial(options: TrialOptions): Promise<TrialRecord> {
   const restartToFirstStep = seconds(restartedAt, firstNewStep);
   const readyAt = injection?.restarted ? injection.restarted.startedAt + injection.restarted.readySeconds * 1000 : undefined;
   const training = result?.training ?? null;
+  const trainAttempts = [...new Set(log.map((record) => record.attempt))];
 
   const adapterMatches = hashes && options.reference ? hashes.adapter === options.reference.adapter : null;
   const mergedMatches = hashes && options.reference ? hashes.merged === options.reference.merged : null;
@@ -501,7 +508,7 @@ export async function runTrial(options: TrialOptions): Promise<TrialRecord> {
     hashes,
     adapter_matches_reference: adapterMatches,
     merged_matches_reference: mergedMatches,
-    train_attempts: [...new Set(log.map((record) => record.attempt))],
+    train_attempts: trainAttempts,
     steps_logged: log.length,
     steps_redone: stepsRedone(log),
     restart_to_first_step_seconds: restartToFirstStep,
@@ -510,7 +517,9 @@ export async function runTrial(options: TrialOptions): Promise<TrialRecord> {
     resumed_from_step: training?.resumed_from_step ?? null,
     model_load_seconds: training?.model_load_seconds ?? null,
     seconds_to_first_step: training?.seconds_to_first_step ?? null,
-    first_step_within_model_load_plus_5s: withinBound(seconds(readyAt, firstNewStep), training?.model_load_seconds),
+    // Only a restarted train activity loads the model again; when training ran straight through the fault (a TS
+    // worker or server restart) the bound has nothing to judge.
+    first_step_within_model_load_plus_5s: trainingRestarted(trainAttempts) ? withinBound(seconds(readyAt, firstNewStep), training?.model_load_seconds) : null,
     logs: cluster ? cluster.layout.logs : '',
   };
 }

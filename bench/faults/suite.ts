@@ -3,7 +3,7 @@
  * with the reference's artifacts; and the per-scenario summary. Used by bench/faults/run.ts and test/faults.
  */
 import { rm } from 'node:fs/promises';
-import { type ArtifactHashes, type FaultScenario, prepareSuite, runTrial, type TrialRecord } from './harness.ts';
+import { type ArtifactHashes, type FaultScenario, prepareSuite, runTrial, trainingRestarted, type TrialRecord } from './harness.ts';
 
 export interface SuiteOptions {
   scenarios: readonly FaultScenario[];
@@ -74,7 +74,10 @@ const spread = (values: (number | null)[]) => {
 export function summarise(scenarios: readonly FaultScenario[], records: TrialRecord[]): ScenarioSummary[] {
   return scenarios.map(({ name }) => {
     const mine = records.filter((record) => record.scenario === name);
-    const bound = mine.map((record) => record.first_step_within_model_load_plus_5s).filter((met): met is boolean => met !== null);
+    const bound = mine
+      .filter((record) => trainingRestarted(record.train_attempts))
+      .map((record) => record.first_step_within_model_load_plus_5s)
+      .filter((met): met is boolean => met !== null);
     return {
       scenario: name,
       trials: mine.length,
