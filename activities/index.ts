@@ -4,13 +4,14 @@
  * bad input fails once, clearly, instead of retrying.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedModel, TokenStatistics } from '../src/accelerator.ts';
 import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
 import { InvalidDatasetError, isInvalidDatasetError, isTuneflowError } from '../src/errors/index.ts';
-import { type Plan, planDoesNotFitError, type PlanRequest, planRun as planWithPlanner } from '../src/planner/index.ts';
+import { nextSmallerMicroBatch, type Plan, planDoesNotFitError, type PlanRequest, planRun as planWithPlanner } from '../src/planner/index.ts';
 import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 
@@ -113,6 +114,27 @@ export async function planRun(request: PlanRunRequest): Promise<Plan> {
   });
 }
 
+export interface Replan {
+  micro_batch_size: number;
+  gradient_accumulation_steps: number;
+  plan: Plan;
+}
+
+/**
+ * After CUDA ran out of memory: the next smaller micro-batch with the same effective batch (more accumulation,
+ * so every optimizer step still sees the same rows), and its plan. Null when the micro-batch is already 1.
+ */
+export async function replanAfterOutOfMemory(request: PlanRunRequest): Promise<Replan | null> {
+  const smaller = nextSmallerMicroBatch(request.spec.train);
+  if (smaller === null) return null;
+  const spec = { ...request.spec, train: smaller };
+  return {
+    micro_batch_size: smaller.micro_batch_size,
+    gradient_accumulation_steps: smaller.gradient_accumulation_steps,
+    plan: planWithPlanner(planRequestFor({ ...request, spec })),
+  };
+}
+
 export interface RecordCheckpointsRequest {
   run_uri: string;
   summary: Record<string, unknown>;
@@ -129,6 +151,7 @@ export async function recordCheckpoints(request: RecordCheckpointsRequest): Prom
   const runDirectory = fileURLToPath(request.run_uri);
   const all = await listCheckpoints(runDirectory);
   const book = { checkpoints: all.filter((record) => record.verified), corrupt: all.filter((record) => !record.verified) };
+  await mkdir(runDirectory, { recursive: true });
   await writeFileAtomic(join(runDirectory, 'run.json'), `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
   return { ...book, run_manifest_uri: new URL('run.json', `${request.run_uri.replace(/\/?$/, '/')}`).href };
 }

@@ -85,7 +85,7 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
     // A workflow that failed before its first task has no state to query.
   }
   // Temporal says RUNNING for a paused run too; the workflow's own status tells them apart.
-  const status = temporalStatus === 'running' && state?.status === 'paused' ? 'paused' : temporalStatus;
+  const status = temporalStatus === 'running' && (state?.status === 'paused' || state?.status === 'pausing') ? state.status : temporalStatus;
   const { progress, attempt } = temporalStatus === 'running' ? await trainingHeartbeat(handle) : { progress: null, attempt: null };
   const result = state?.result ?? null;
   const step = progress?.step ?? result?.training.final_step ?? state?.progress.step ?? null;
@@ -136,7 +136,7 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
 export async function pauseRun(client: Client, workflowId: string): Promise<void> {
   const handle = client.workflow.getHandle(workflowId);
   await handle.signal(pauseSignal);
-  await waitForState(client, workflowId, (state) => state.status === 'paused' || state.status !== 'running');
+  await waitForState(client, workflowId, (state) => state.status !== 'running' && state.status !== 'pausing');
 }
 
 /** Resume a paused run: training restarts from the checkpoint the pause wrote. */

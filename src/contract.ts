@@ -18,6 +18,7 @@ export const OrchestrationActivity = {
   PrepareDataset: 'prepareDataset',
   PlanRun: 'planRun',
   RecordCheckpoints: 'recordCheckpoints',
+  ReplanAfterOutOfMemory: 'replanAfterOutOfMemory',
 } as const;
 export type OrchestrationActivity = (typeof OrchestrationActivity)[keyof typeof OrchestrationActivity];
 
@@ -57,7 +58,10 @@ export const FailureType = {
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
-/** Failure types that no retry can fix. `OutOfMemory` is absent: the workflow answers it with a smaller micro-batch. */
+/**
+ * Failure types that no retry can fix. `OutOfMemory` is absent: retrying the same configuration cannot help either,
+ * but the workflow answers it with a smaller micro-batch (the train activity's retry policy lists it as final).
+ */
 export const nonRetryableFailureTypes: readonly FailureType[] = [
   FailureType.InvalidSpec,
   FailureType.DatasetNotFound,

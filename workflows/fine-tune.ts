@@ -25,7 +25,7 @@ import {
 } from '@temporalio/workflow';
 import type * as orchestration from '../activities/index.ts';
 import type { AcceleratorActivities, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainResult } from '../src/accelerator.ts';
-import { nonRetryableFailureTypes, SearchAttribute, Stage, TaskQueue, WorkflowMessage } from '../src/contract.ts';
+import { FailureType, nonRetryableFailureTypes, SearchAttribute, Stage, TaskQueue, WorkflowMessage } from '../src/contract.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 
 type PreparedDataset = Awaited<ReturnType<typeof orchestration.prepareDataset>>;
@@ -49,7 +49,7 @@ export interface FineTuneInput {
   carried?: { prepared: PreparedRun; progress: TrainingProgressState; control: ControlState; executions: number };
 }
 
-export type RunStatus = 'running' | 'paused' | 'completed' | 'failed' | 'cancelled';
+export type RunStatus = 'running' | 'pausing' | 'paused' | 'completed' | 'failed' | 'cancelled';
 
 /** Training as the workflow knows it: updated at checkpoints and resumes, never per step. */
 export interface TrainingProgressState {
@@ -66,6 +66,8 @@ export interface TrainingProgressState {
   steps_redone: number;
   /** [step, loss] pairs, halved by averaging neighbours whenever they exceed lossHistoryLimit. */
   loss_history: [number, number][];
+  /** Each out-of-memory recovery: the micro-batch that failed and the one the planner chose instead. */
+  out_of_memory_recoveries: { from_micro_batch_size: number; micro_batch_size: number; gradient_accumulation_steps: number; peak_vram_gib: number }[];
 }
 
 export interface ControlState {
@@ -149,6 +151,8 @@ export const resumeSignal = defineSignal('resume');
 export const checkpointNowSignal = defineSignal('checkpointNow');
 
 const lossHistoryLimit = 256;
+/** Out-of-memory recoveries before the run fails: each halves the micro-batch or so, 8 is more than 256 → 1. */
+const maxOutOfMemoryRecoveries = 8;
 const defaultMaxHistoryEvents = 8_000;
 
 // Infrastructure failures (a killed worker, a lost connection) retry without limit, backing off to a minute;
@@ -174,9 +178,13 @@ function accelerator(heartbeatTimeoutSeconds: number, startToCloseTimeout: strin
     heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
     // A cancelled activity (pause, cancel) is waited for: it writes its checkpoint before acknowledging.
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry,
+    // Out of memory comes back to the workflow at once: the same micro-batch would fail again, a smaller one won't.
+    retry: { ...retry, nonRetryableErrorTypes: [...retry.nonRetryableErrorTypes, FailureType.OutOfMemory] },
   });
 }
+
+const isOutOfMemory = (error: unknown) =>
+  error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === FailureType.OutOfMemory;
 
 function appendLosses(history: [number, number][], losses: [number, number][]): [number, number][] {
   let merged = [...history, ...losses];
@@ -204,10 +212,13 @@ const emptyProgress = (): TrainingProgressState => ({
   resumes: 0,
   steps_redone: 0,
   loss_history: [],
+  out_of_memory_recoveries: [],
 });
 
 export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
   const { spec } = input;
+  /** The spec training runs with: out-of-memory recoveries change its micro-batch and accumulation. */
+  let trainingSpec = spec;
   const root = CancellationScope.current();
   const runUri = `${input.artifact_root_uri.replace(/\/$/, '')}/runs/${encodeURIComponent(workflowInfo().workflowId)}`;
   const state: FineTuneState = {
@@ -246,7 +257,8 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
   setHandler(pauseSignal, () => {
     if (state.control.paused || state.result) return;
     state.control.paused = true;
-    state.status = 'paused';
+    // While training, the run is 'pausing' until the activity has written its checkpoint and stopped.
+    state.status = trainingScope ? 'pausing' : 'paused';
     upsertStatus();
     trainingScope?.cancel();
   });
@@ -291,6 +303,35 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
   const trainer = accelerator(heartbeatSeconds, '90 days');
   const whileNotPaused = () => condition(() => !state.control.paused);
 
+  /** After an out-of-memory failure: the planner's next smaller micro-batch, or a final failure with the plan. */
+  const recoverFromOutOfMemory = async (prepared: PreparedRun, error: unknown) => {
+    const failedMicroBatch = trainingSpec.train.micro_batch_size;
+    const replan =
+      state.progress.out_of_memory_recoveries.length < maxOutOfMemoryRecoveries
+        ? await bookkeeping.replanAfterOutOfMemory({ spec: trainingSpec, model: prepared.model, tokens: prepared.tokens })
+        : null;
+    if (replan === null) {
+      throw ApplicationFailure.create({
+        type: FailureType.OutOfMemory,
+        nonRetryable: true,
+        message: `out of memory at micro_batch_size ${failedMicroBatch} after ${state.progress.out_of_memory_recoveries.length} recoveries; no smaller micro-batch keeps the effective batch: lower sequence length or rank, quantize, or use a bigger GPU`,
+        details: [{ plan: state.plan, recoveries: state.progress.out_of_memory_recoveries }],
+        cause: error instanceof Error ? error : undefined,
+      });
+    }
+    trainingSpec = {
+      ...trainingSpec,
+      train: { ...trainingSpec.train, micro_batch_size: replan.micro_batch_size, gradient_accumulation_steps: replan.gradient_accumulation_steps },
+    };
+    state.plan = replan.plan;
+    state.progress.out_of_memory_recoveries.push({
+      from_micro_batch_size: failedMicroBatch,
+      micro_batch_size: replan.micro_batch_size,
+      gradient_accumulation_steps: replan.gradient_accumulation_steps,
+      peak_vram_gib: replan.plan.peak_vram_gib,
+    });
+  };
+
   /** Trains until done; a pause stops the activity (after its checkpoint) and waits for resume. */
   const trainUntilDone = async (prepared: PreparedRun): Promise<TrainResult> => {
     for (;;) {
@@ -299,7 +340,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       try {
         return await trainingScope.run(() =>
           trainer.train({
-            spec,
+            spec: trainingSpec,
             model_uri: prepared.model.model_uri,
             train_uri: prepared.dataset.train_uri,
             val_uri: prepared.dataset.val_uri,
@@ -307,10 +348,19 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
           }),
         );
       } catch (error) {
+        if (isOutOfMemory(error)) {
+          await recoverFromOutOfMemory(prepared, error);
+          continue;
+        }
         if (!isCancellation(error) || root.consideredCancelled) throw error;
+        if (state.control.paused) {
+          state.status = 'paused';
+          upsertStatus();
+        }
         if (rolloverRequested) {
           await continueAsNew<typeof fineTune>({
             ...input,
+            spec: trainingSpec,
             carried: { prepared, progress: state.progress, control: state.control, executions: state.executions },
           });
         }

@@ -180,7 +180,10 @@ def token_statistics(request: dict) -> dict:
 @activity.defn(name=AcceleratorActivity.TRAIN.value)
 def train(request: dict) -> dict:
     request = {**request, "attempt": activity.info().attempt}
-    with Heartbeater({"phase": "loading model"}).running() as heartbeater:
+    # Temporal cancels a thread-pool activity by raising CancelledError asynchronously inside its thread, wherever
+    # it happens to be (a checkpoint write, a lock). Training shields itself and stops at a step boundary instead,
+    # after writing its checkpoint; the pending cancellation is raised when the shield ends.
+    with Heartbeater({"phase": "loading model"}).running() as heartbeater, activity.shield_thread_cancel_exception():
         control = TrainingControl(_workflow_link)
         try:
             return training.train(

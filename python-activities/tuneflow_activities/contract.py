@@ -17,6 +17,7 @@ class OrchestrationActivity(str, Enum):
     PREPARE_DATASET = "prepareDataset"
     PLAN_RUN = "planRun"
     RECORD_CHECKPOINTS = "recordCheckpoints"
+    REPLAN_AFTER_OUT_OF_MEMORY = "replanAfterOutOfMemory"
 
 
 class AcceleratorActivity(str, Enum):

@@ -34,6 +34,10 @@ from .loaders import choose_optimizer, load_for_training
 
 logger = logging.getLogger(__name__)
 
+# Test hook: pretend CUDA runs out of memory whenever the micro-batch exceeds this size, so that the workflow's
+# out-of-memory recovery can be exercised on a CPU. Unset (the default) in every real deployment.
+INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH = "TUNEFLOW_TEST_OUT_OF_MEMORY_ABOVE_MICRO_BATCH"
+
 
 class StopRequested(Exception):
     """Raised after the loop checkpointed because `should_stop` said so (pause, cancel)."""
@@ -280,6 +284,9 @@ def train(
         progressed(progress.as_message("resumed", attempt))
 
     # --- train ---------------------------------------------------------------------------------------------
+    injected_limit = int(os.environ.get(INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH, "-1"))
+    if injected_limit >= 0 and train_spec["micro_batch_size"] > injected_limit:
+        raise torch.OutOfMemoryError(f"injected: micro_batch_size {train_spec['micro_batch_size']} > {injected_limit}")
     model.train()
     first_step_at = None
     tokens_since_start = 0

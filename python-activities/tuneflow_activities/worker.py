@@ -20,16 +20,24 @@ from .contract import TaskQueue
 from .loaders import unsloth_available
 
 
-def _import_unsloth_first() -> None:
-    """Unsloth patches transformers and peft at import, so it must be imported before either one."""
+def _import_heavy_modules() -> None:
+    """Imports what activities need before the worker polls.
+
+    Importing transformers and peft takes 7-9 s on a small CPU and holds the GIL, so done inside an activity it
+    starves the heartbeat thread (a heartbeat timeout) and a cancellation landing mid-import leaves a module
+    half-imported for the life of the process. Unsloth patches transformers and peft at import, so it goes first.
+    """
     import torch
 
     if torch.cuda.is_available() and unsloth_available():
         import unsloth  # noqa: F401
+    import peft  # noqa: F401
+    import transformers  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401  (resolves the lazy modules)
 
 
 async def run(address: str, namespace: str, max_concurrent: int) -> None:
-    _import_unsloth_first()
+    _import_heavy_modules()
     from .activities import ALL_ACTIVITIES, connect_workflow_link
 
     client = await Client.connect(address, namespace=namespace)

@@ -11,13 +11,14 @@ import { cancelRun, checkpointRun, getProgress, getRunStatus, pauseRun, resumeRu
 import { loadSpec } from '../../src/spec/load.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
 import { startTestCluster, type TestCluster } from '../support/cluster.ts';
+import { recordHistory } from '../support/histories.ts';
 
 const tiny = loadSpec(fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url)));
 
 function longRun(): RunSpec {
   return {
     ...tiny,
-    train: { ...tiny.train, max_steps: 400, heartbeat_timeout_seconds: 10 },
+    train: { ...tiny.train, epochs: 100, max_steps: 5000, heartbeat_timeout_seconds: 10 },
     checkpoint: { ...tiny.checkpoint, every_steps: 1000 },
     merge: { ...tiny.merge, enabled: false },
     evaluate: { ...tiny.evaluate, enabled: false },
@@ -65,9 +66,12 @@ describe('run control', () => {
     expect(paused.status).toBe('paused');
     const description = await handle.describe();
     expect(description.raw.pendingActivities ?? []).toHaveLength(0);
+    // The pause checkpoint is at the step where training stopped (the requested one, if it stopped right there).
     const pausedProgress = await getProgress(cluster.client, workflowId);
-    expect(pausedProgress.last_checkpoint!.step).toBeGreaterThan(requestedCheckpoint);
     const pausedAt = pausedProgress.last_checkpoint!.step;
+    expect(pausedAt).toBeGreaterThanOrEqual(requestedCheckpoint);
+    const runUri = (await handle.query<{ run_uri: string }>('state')).run_uri;
+    expect(checkpointSteps(runUri)).toContain(pausedAt);
     await sleep(3_000);
     expect((await getProgress(cluster.client, workflowId)).last_checkpoint!.step).toBe(pausedAt);
 
@@ -84,11 +88,11 @@ describe('run control', () => {
     const failure = await handle.result().catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((await handle.describe()).status.name).toBe('CANCELLED');
+    recordHistory(workflowId, 'fine-tune-paused-resumed-cancelled');
     const final = await getRunStatus(cluster.client, workflowId);
     expect(final.status).toBe('cancelled');
     const stateAfter = await handle.query<{ run_uri: string; status: string }>('state');
     expect(stateAfter.status).toBe('cancelled');
-    const steps = checkpointSteps(stateAfter.run_uri);
-    expect(Math.max(...steps)).toBeGreaterThan(pausedAt);
+    expect(Math.max(...checkpointSteps(runUri))).toBeGreaterThan(pausedAt);
   });
 });

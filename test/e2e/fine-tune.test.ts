@@ -10,6 +10,7 @@ import { getRunStatus, startFineTune } from '../../src/client.ts';
 import { FailureType } from '../../src/contract.ts';
 import { loadSpec, parseSpec } from '../../src/spec/load.ts';
 import { startTestCluster, type TestCluster } from '../support/cluster.ts';
+import { recordHistory } from '../support/histories.ts';
 
 const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
 
@@ -26,6 +27,7 @@ describe('fineTune on the tiny model', () => {
     const spec = loadSpec(tinySpecPath);
     const handle = await startFineTune(cluster.client, spec, { workflowId: `e2e-tiny-${Date.now()}`, artifactRootUri: cluster.artifactRootUri });
     const result = await handle.result();
+    recordHistory(handle.workflowId, 'fine-tune-completed');
 
     expect(result.status).toBe('completed');
     expect(result.training.total_steps).toBe(24);

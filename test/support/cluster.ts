@@ -19,11 +19,13 @@ export interface TestCluster {
   gpuWorker: () => ManagedProcess;
   /** SIGKILLs the Python worker: no goodbye, no cleanup, as when a machine dies. */
   killGpuWorker(): Promise<void>;
-  startGpuWorker(): Promise<ManagedProcess>;
+  stopGpuWorker(): Promise<void>;
+  /** Starts a Python worker; environment adds variables (test hooks) to the worker's environment. */
+  startGpuWorker(environment?: Record<string, string>): Promise<ManagedProcess>;
   stop(): Promise<void>;
 }
 
-export async function startTestCluster(name: string): Promise<TestCluster> {
+export async function startTestCluster(name: string, gpuWorkerEnvironment: Record<string, string> = {}): Promise<TestCluster> {
   const address = inject('temporalAddress');
   const home = await mkdtemp(join(inject('testRoot'), `${name}-`));
   const artifactRoot = join(home, 'artifacts');
@@ -37,9 +39,9 @@ export async function startTestCluster(name: string): Promise<TestCluster> {
   const client = new Client({ connection });
   let gpuWorker: ManagedProcess | undefined;
   let generation = 0;
-  const startPython = async () => {
+  const startPython = async (environment: Record<string, string> = gpuWorkerEnvironment) => {
     generation += 1;
-    gpuWorker = await startGpuWorker({ address, logFile: join(home, 'logs', `gpu-worker-${generation}.log`) });
+    gpuWorker = await startGpuWorker({ address, environment, logFile: join(home, 'logs', `gpu-worker-${generation}.log`) });
     return gpuWorker;
   };
   await startPython();
@@ -53,6 +55,7 @@ export async function startTestCluster(name: string): Promise<TestCluster> {
     },
     killGpuWorker: async () => gpuWorker?.kill(),
     startGpuWorker: startPython,
+    stopGpuWorker: async () => gpuWorker?.stop(),
     stop: async () => {
       await gpuWorker?.stop();
       worker.shutdown();

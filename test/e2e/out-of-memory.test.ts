@@ -1,0 +1,61 @@
+/**
+ * Out-of-memory recovery: the train activity reports CUDA OOM, the workflow asks the planner for the next smaller
+ * micro-batch with the same effective batch, records it and trains on; when no smaller micro-batch is left the
+ * run fails once, non-retryably, with the plan attached. The OOM is injected (a CPU has no CUDA memory to exhaust)
+ * through the trainer's test hook TUNEFLOW_TEST_OUT_OF_MEMORY_ABOVE_MICRO_BATCH.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startFineTune } from '../../src/client.ts';
+import { FailureType } from '../../src/contract.ts';
+import { loadSpec } from '../../src/spec/load.ts';
+import type { RunSpec } from '../../src/spec/schema.ts';
+import { startTestCluster, type TestCluster } from '../support/cluster.ts';
+
+const hook = 'TUNEFLOW_TEST_OUT_OF_MEMORY_ABOVE_MICRO_BATCH';
+const tiny = loadSpec(fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url)));
+const spec: RunSpec = {
+  ...tiny,
+  train: { ...tiny.train, max_steps: 6, micro_batch_size: 8, gradient_accumulation_steps: 1 },
+  merge: { ...tiny.merge, enabled: false },
+  evaluate: { ...tiny.evaluate, enabled: false },
+};
+
+describe('out of memory', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startTestCluster('out-of-memory', { [hook]: '2' });
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('retries with smaller micro-batches at the same effective batch and completes', async () => {
+    const handle = await startFineTune(cluster.client, spec, { workflowId: `oom-recovers-${Date.now()}`, artifactRootUri: cluster.artifactRootUri });
+    const result = await handle.result();
+    expect(result.progress.out_of_memory_recoveries.map(({ from_micro_batch_size, micro_batch_size, gradient_accumulation_steps }) => [from_micro_batch_size, micro_batch_size, gradient_accumulation_steps])).toEqual([
+      [8, 4, 2],
+      [4, 2, 4],
+    ]);
+    expect(result.training.final_step).toBe(6);
+    expect(result.plan.fits).toBe(true);
+  });
+
+  it('fails once, non-retryably, with the plan attached, when even micro-batch 1 runs out of memory', async () => {
+    await cluster.stopGpuWorker();
+    await cluster.startGpuWorker({ [hook]: '0' });
+    const handle = await startFineTune(cluster.client, { ...spec, train: { ...spec.train, micro_batch_size: 2 } }, { workflowId: `oom-fails-${Date.now()}`, artifactRootUri: cluster.artifactRootUri });
+    const failure = await handle.result().catch((error: unknown) => error);
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const cause = (failure as WorkflowFailedError).cause;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect((cause as ApplicationFailure).type).toBe(FailureType.OutOfMemory);
+    expect((cause as ApplicationFailure).nonRetryable).toBe(true);
+    expect((cause as ApplicationFailure).message).toContain('micro_batch_size 1');
+    const [details] = (cause as ApplicationFailure).details as [{ plan: { peak_vram_gib: number }; recoveries: unknown[] }];
+    expect(details.plan.peak_vram_gib).toBeGreaterThan(0);
+    expect(details.recoveries).toHaveLength(1);
+  });
+});

@@ -1,0 +1,19 @@
+/** Every committed history replays against today's workflow code without a nondeterminism error. */
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils.js';
+import { Worker } from '@temporalio/worker';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, inject, it } from 'vitest';
+import { historiesDirectory } from './support/histories.ts';
+
+const histories = readdirSync(historiesDirectory).filter((name) => name.endsWith('.json'));
+
+describe('workflow determinism', () => {
+  it('has recorded histories to replay', () => {
+    expect(histories.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it.each(histories)('replays %s', async (name) => {
+    const history = historyFromJSON(JSON.parse(readFileSync(`${historiesDirectory}${name}`, 'utf8')));
+    await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history, name);
+  });
+});
