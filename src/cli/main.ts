@@ -3,7 +3,7 @@
  * planner), so that what the CLI does a TypeScript program can do too.
  */
 import { WorkflowFailedError } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
@@ -270,6 +270,8 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // The SDK's INFO lines (worker state changes) would bury the progress line; warnings and errors still show.
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   try {
     await buildProgram().parseAsync(argv);
   } catch (error) {

@@ -2,11 +2,12 @@
  * Pause, resume, checkpoint-now and cancel, from the TypeScript client, on a real server with real workers.
  */
 import { WorkflowFailedError } from '@temporalio/client';
-import { existsSync, readdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cancelRun, checkpointRun, getProgress, getRunStatus, pauseRun, resumeRun, startFineTune } from '../../src/client.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
@@ -94,5 +95,42 @@ describe('run control', () => {
     const stateAfter = await handle.query<{ run_uri: string; status: string }>('state');
     expect(stateAfter.status).toBe('cancelled');
     expect(Math.max(...checkpointSteps(runUri))).toBeGreaterThan(pausedAt);
+  });
+});
+
+describe('run control from the CLI', () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await startTestCluster('control-cli');
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  const tuneflow = (...args: string[]) =>
+    execFileSync('node', [fileURLToPath(new URL('../../scripts/tuneflow.mjs', import.meta.url)), ...args], {
+      encoding: 'utf8',
+      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), TUNEFLOW_HOME: cluster.home },
+    });
+
+  it('run --detach, checkpoint, pause, status --json, resume, cancel', async () => {
+    const specPath = join(cluster.home, 'long.json');
+    writeFileSync(specPath, JSON.stringify(longRun()));
+    const workflowId = `control-cli-${Date.now()}`;
+    expect(JSON.parse(tuneflow('run', specPath, '--id', workflowId, '--detach', '--json'))).toEqual({ workflow_id: workflowId });
+    await waitForStep(cluster, workflowId, 3);
+
+    tuneflow('checkpoint', workflowId);
+    tuneflow('pause', workflowId);
+    const paused = JSON.parse(tuneflow('status', workflowId, '--json'));
+    expect(paused).toMatchObject({ workflow_id: workflowId, status: 'paused', stage: 'train' });
+    expect(paused.last_checkpoint.step).toBeGreaterThan(0);
+
+    tuneflow('resume', workflowId);
+    await waitForStep(cluster, workflowId, paused.last_checkpoint.step + 2);
+    expect(JSON.parse(tuneflow('status', workflowId, '--json')).resumes).toBe(1);
+
+    tuneflow('cancel', workflowId);
+    expect(JSON.parse(tuneflow('status', workflowId, '--json')).status).toBe('cancelled');
   });
 });
