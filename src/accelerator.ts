@@ -2,19 +2,11 @@
  * Requests and results of the Python activities (task queue tuneflow-gpu). JSON, snake_case, mirrored by the
  * Python modules named beside each type. Data, checkpoints and models travel as file:// URIs, never as bytes.
  */
+import type { ModelArchitecture } from './planner/index.ts';
 import type { RunSpec } from './spec/schema.ts';
 
-export interface ModelArchitectureReport {
-  model_type: string | null;
-  num_layers: number;
-  hidden_size: number;
-  intermediate_size: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
-  head_dim: number;
-  vocab_size: number;
-  tie_word_embeddings: boolean;
-}
+/** The planner's architecture numbers as models.describe_architecture reads them from config.json. */
+export type ModelArchitectureReport = Omit<ModelArchitecture, 'name'> & { model_type: string | null };
 
 export interface WorkerDevice {
   kind: 'cuda' | 'cpu';

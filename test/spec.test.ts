@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -22,11 +22,14 @@ describe('run spec', () => {
   });
 
   it('resolves paths against the spec file and leaves builtin model names alone', () => {
+    mkdirSync(join(directory, 'weights'), { recursive: true });
     const path = write('paths.yaml', 'model:\n  source: ./weights\ndataset:\n  path: data/train.jsonl\n');
     const spec = loadSpec(path);
     expect(spec.model.source).toBe(join(directory, 'weights'));
     expect(spec.dataset.path).toBe(join(directory, 'data/train.jsonl'));
     expect(parseSpec({ model: { source: 'tiny-random-llama' }, dataset: { path: 'd' } }, '/x').model.source).toBe('tiny-random-llama');
+    // Names the planner's catalog knows pass through; so does a path that does not exist (reported as written).
+    expect(parseSpec({ model: { source: 'llama-3.1-8b' }, dataset: { path: 'd' } }, directory).model.source).toBe('llama-3.1-8b');
   });
 
   it('reads JSON as well as YAML', () => {

@@ -133,7 +133,7 @@ async function runCommand(specPath: string, options: RunOptions): Promise<number
   }
 }
 
-async function demoCommand(options: { port: number; uiPort: number }): Promise<number> {
+async function demoCommand(options: PortOptions): Promise<number> {
   const layout = homeLayout();
   const specPath = fileURLToPath(new URL('../../examples/quickstart/spec.yaml', import.meta.url));
   const stack = await startStack(layout, options, log);
@@ -149,32 +149,35 @@ async function demoCommand(options: { port: number; uiPort: number }): Promise<n
   }
 }
 
+interface PortOptions {
+  port: number;
+  uiPort: number;
+}
+
+/** The server's ports, shared by every command that starts one. */
+function withPorts(command: Command): Command {
+  return command.option('--port <port>', 'Temporal frontend port', integer, 7233).option('--ui-port <port>', 'Web UI port', integer, 8233);
+}
+
 export function buildProgram(): Command {
   const program = new Command('tuneflow')
     .description('Fine-tune LLMs with LoRA as durable Temporal workflows')
     .showHelpAfterError()
     .exitOverride();
 
-  program
-    .command('dev')
-    .description('Temporal dev server + TypeScript worker + Python worker in one command; Ctrl-C stops all')
-    .option('--port <port>', 'Temporal frontend port', integer, 7233)
-    .option('--ui-port <port>', 'Web UI port', integer, 8233)
-    .action(async (options: { port: number; uiPort: number }) => {
+  withPorts(program.command('dev').description('Temporal dev server + TypeScript worker + Python worker in one command; Ctrl-C stops all')).action(
+    async (options: PortOptions) => {
       const stack = await startStack(homeLayout(), options, log);
       log(`ready: TEMPORAL_ADDRESS=${stack.server.address}; Ctrl-C to stop`);
       const signal = await untilSignal();
       log(`${signal}: stopping workers, then the server`);
       await stack.stop();
-    });
+    },
+  );
 
-  program
-    .command('server')
-    .description('Only the Temporal dev server (persisted under the tuneflow home)')
-    .option('--port <port>', 'Temporal frontend port', integer, 7233)
-    .option('--ui-port <port>', 'Web UI port', integer, 8233)
+  withPorts(program.command('server').description('Only the Temporal dev server (persisted under the tuneflow home)'))
     .option('--ip <ip>', 'address to bind', '127.0.0.1')
-    .action(async (options: { port: number; uiPort: number; ip: string }) => {
+    .action(async (options: PortOptions & { ip: string }) => {
       const layout = homeLayout();
       const server = await startDevServer({ databaseFile: layout.temporalDatabase, logFile: `${layout.logs}/temporal.log`, echo: true, ...options });
       log(`serving at ${server.address}, Web UI ${server.uiUrl}`);
@@ -255,14 +258,11 @@ export function buildProgram(): Command {
       });
   }
 
-  program
-    .command('demo')
-    .description('Everything in one: server, workers, the quickstart fine-tune of SmolLM2-135M, the evaluation table')
-    .option('--port <port>', 'Temporal frontend port', integer, 7233)
-    .option('--ui-port <port>', 'Web UI port', integer, 8233)
-    .action(async (options: { port: number; uiPort: number }) => {
+  withPorts(program.command('demo').description('Everything in one: server, workers, the quickstart fine-tune of SmolLM2-135M, the evaluation table')).action(
+    async (options: PortOptions) => {
       process.exitCode = await demoCommand(options);
-    });
+    },
+  );
 
   registerPrepareCommand(program);
   registerPlanCommand(program);

@@ -19,8 +19,8 @@ import {
   PreparedFile,
   publishBuildDirectory,
   readStoredReport,
-  writeFileAtomically,
 } from './store.ts';
+import { writeFileAtomic } from '../runtime/atomic-write.ts';
 import { keyWordsPerRow, noFamily, type BatchResult } from './validate.ts';
 
 export interface PrepareDatasetOptions {
@@ -105,7 +105,7 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
     const draft = await preparation.finish(hash, inputs.skippedFiles);
     // finish() has thrown unless some row was valid, and a valid row always has a format.
     const report = locate({ ...draft, format: draft.format! }, finalDirectory, false);
-    await writeFileAtomically(join(buildDirectory, PreparedFile.Report), JSON.stringify(report));
+    await writeFileAtomic(join(buildDirectory, PreparedFile.Report), JSON.stringify(report));
     if (await publishBuildDirectory(buildDirectory, finalDirectory)) return report;
     // A concurrent prepare of the same inputs published first; its result is the same, and it is the one on disk.
     const theirs = await readStoredReport(finalDirectory);

@@ -1,6 +1,7 @@
 import { rm } from 'node:fs/promises';
 import { finalMix } from './row-keys.ts';
-import { extractLine, LineWriter, readLines, writeFileAtomically } from './store.ts';
+import { writeFileAtomic } from '../runtime/atomic-write.ts';
+import { extractLine, LineWriter, readLines } from './store.ts';
 
 /**
  * The train/validation split, decided from each row's content key and the seed alone: no row order, file layout
@@ -125,11 +126,11 @@ export class FractionSplitWriter implements SplitWriter {
     let trainRows = this.train.lineCount;
     let valRows = this.val.lineCount;
     if (valRows === 0 && trainRows >= 2 && this.fraction > 0 && this.lowestTrain !== undefined) {
-      await writeFileAtomically(this.val.path, `${await extractLine(this.train.path, this.lowestTrain.lineIndex)}\n`);
+      await writeFileAtomic(this.val.path, `${await extractLine(this.train.path, this.lowestTrain.lineIndex)}\n`);
       [trainRows, valRows] = [trainRows - 1, 1];
     } else if (trainRows === 0 && valRows >= 1 && this.fraction < 1 && this.highestVal !== undefined) {
       // A single row trains: a model can be fitted without validation, not without training data.
-      await writeFileAtomically(this.train.path, `${await extractLine(this.val.path, this.highestVal.lineIndex)}\n`);
+      await writeFileAtomic(this.train.path, `${await extractLine(this.val.path, this.highestVal.lineIndex)}\n`);
       [trainRows, valRows] = [1, valRows - 1];
     }
     return { trainRows, valRows };

@@ -77,19 +77,6 @@ async function syncPath(path: string): Promise<void> {
   }
 }
 
-/** Writes via a temporary name in the same directory, fsynced, then renamed: never a half-written file. */
-export async function writeFileAtomically(path: string, contents: string): Promise<void> {
-  const temporaryPath = `${path}.tmp-${process.pid}`;
-  const handle = await open(temporaryPath, 'w');
-  try {
-    await handle.writeFile(contents);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporaryPath, path);
-}
-
 const blockBytes = 1 << 20;
 
 /**

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
@@ -45,9 +45,12 @@ const builtinModels: readonly string[] = Object.values(BuiltinModel);
 
 function resolvePaths(spec: RunSpec, baseDirectory: string): RunSpec {
   const absolute = (path: string) => (isAbsolute(path) ? path : resolve(baseDirectory, path));
+  // A model source is a builtin name, a name the planner's catalog knows (`tuneflow plan`), or a path: it is
+  // made absolute only when it names something on disk, so names pass through and a typo is reported as given.
+  const modelSource = (source: string) => (builtinModels.includes(source) || !existsSync(absolute(source)) ? source : absolute(source));
   return {
     ...spec,
-    model: { ...spec.model, source: builtinModels.includes(spec.model.source) ? spec.model.source : absolute(spec.model.source) },
+    model: { ...spec.model, source: modelSource(spec.model.source) },
     dataset: {
       ...spec.dataset,
       path: absolute(spec.dataset.path),

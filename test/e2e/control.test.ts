@@ -7,11 +7,11 @@ import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { cancelRun, checkpointRun, getProgress, getRunStatus, pauseRun, resumeRun, startFineTune } from '../../src/client.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
-import { startTestCluster, type TestCluster } from '../support/cluster.ts';
+import { type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { recordHistory } from '../support/histories.ts';
 
 const tiny = loadSpec(fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url)));
@@ -39,58 +39,52 @@ const checkpointSteps = (runUri: string) =>
     : [];
 
 describe('run control', () => {
-  let cluster: TestCluster;
-  beforeAll(async () => {
-    cluster = await startTestCluster('control');
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useTestCluster('control');
 
   it('checkpoints on request, pauses (checkpoint, activity stopped), resumes from that checkpoint, and cancels', async () => {
     const workflowId = `control-${Date.now()}`;
-    const handle = await startFineTune(cluster.client, longRun(), { workflowId, artifactRootUri: cluster.artifactRootUri });
-    await waitForStep(cluster, workflowId, 3);
+    const handle = await startFineTune(cluster().client, longRun(), { workflowId, artifactRootUri: cluster().artifactRootUri });
+    await waitForStep(cluster(), workflowId, 3);
 
     // checkpointNow: a checkpoint appears although every_steps is 1000, and training goes on.
-    await checkpointRun(cluster.client, workflowId);
-    let state = await getProgress(cluster.client, workflowId);
+    await checkpointRun(cluster().client, workflowId);
+    let state = await getProgress(cluster().client, workflowId);
     for (const deadline = Date.now() + 60_000; state.last_checkpoint === null && Date.now() < deadline; await sleep(250)) {
-      state = await getProgress(cluster.client, workflowId);
+      state = await getProgress(cluster().client, workflowId);
     }
     expect(state.last_checkpoint?.step).toBeGreaterThan(0);
     const requestedCheckpoint = state.last_checkpoint!.step;
 
     // pause: a checkpoint at the step where it stopped, no train activity left running.
-    await pauseRun(cluster.client, workflowId);
-    const paused = await getRunStatus(cluster.client, workflowId);
+    await pauseRun(cluster().client, workflowId);
+    const paused = await getRunStatus(cluster().client, workflowId);
     expect(paused.status).toBe('paused');
     const description = await handle.describe();
     expect(description.raw.pendingActivities ?? []).toHaveLength(0);
     // The pause checkpoint is at the step where training stopped (the requested one, if it stopped right there).
-    const pausedProgress = await getProgress(cluster.client, workflowId);
+    const pausedProgress = await getProgress(cluster().client, workflowId);
     const pausedAt = pausedProgress.last_checkpoint!.step;
     expect(pausedAt).toBeGreaterThanOrEqual(requestedCheckpoint);
     const runUri = (await handle.query<{ run_uri: string }>('state')).run_uri;
     expect(checkpointSteps(runUri)).toContain(pausedAt);
     await sleep(3_000);
-    expect((await getProgress(cluster.client, workflowId)).last_checkpoint!.step).toBe(pausedAt);
+    expect((await getProgress(cluster().client, workflowId)).last_checkpoint!.step).toBe(pausedAt);
 
     // resume: training restarts from the pause checkpoint (a resume, no step redone).
-    await resumeRun(cluster.client, workflowId);
-    await waitForStep(cluster, workflowId, pausedAt + 3);
-    const resumed = await getRunStatus(cluster.client, workflowId);
+    await resumeRun(cluster().client, workflowId);
+    await waitForStep(cluster(), workflowId, pausedAt + 3);
+    const resumed = await getRunStatus(cluster().client, workflowId);
     expect(resumed.status).toBe('running');
     expect(resumed.resumes).toBe(1);
     expect(resumed.steps_redone).toBe(0);
 
     // cancel: a final checkpoint, the workflow ends CANCELLED, artifacts stay.
-    await cancelRun(cluster.client, workflowId);
+    await cancelRun(cluster().client, workflowId);
     const failure = await handle.result().catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((await handle.describe()).status.name).toBe('CANCELLED');
     recordHistory(workflowId, 'fine-tune-paused-resumed-cancelled');
-    const final = await getRunStatus(cluster.client, workflowId);
+    const final = await getRunStatus(cluster().client, workflowId);
     expect(final.status).toBe('cancelled');
     const stateAfter = await handle.query<{ run_uri: string; status: string }>('state');
     expect(stateAfter.status).toBe('cancelled');
@@ -99,26 +93,20 @@ describe('run control', () => {
 });
 
 describe('run control from the CLI', () => {
-  let cluster: TestCluster;
-  beforeAll(async () => {
-    cluster = await startTestCluster('control-cli');
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useTestCluster('control-cli');
 
   const tuneflow = (...args: string[]) =>
     execFileSync('node', [fileURLToPath(new URL('../../scripts/tuneflow.mjs', import.meta.url)), ...args], {
       encoding: 'utf8',
-      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), TUNEFLOW_HOME: cluster.home },
+      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), TUNEFLOW_HOME: cluster().home },
     });
 
   it('run --detach, checkpoint, pause, status --json, resume, cancel', async () => {
-    const specPath = join(cluster.home, 'long.json');
+    const specPath = join(cluster().home, 'long.json');
     writeFileSync(specPath, JSON.stringify(longRun()));
     const workflowId = `control-cli-${Date.now()}`;
     expect(JSON.parse(tuneflow('run', specPath, '--id', workflowId, '--detach', '--json'))).toEqual({ workflow_id: workflowId });
-    await waitForStep(cluster, workflowId, 3);
+    await waitForStep(cluster(), workflowId, 3);
 
     tuneflow('checkpoint', workflowId);
     tuneflow('pause', workflowId);
@@ -127,7 +115,7 @@ describe('run control from the CLI', () => {
     expect(paused.last_checkpoint.step).toBeGreaterThan(0);
 
     tuneflow('resume', workflowId);
-    await waitForStep(cluster, workflowId, paused.last_checkpoint.step + 2);
+    await waitForStep(cluster(), workflowId, paused.last_checkpoint.step + 2);
     expect(JSON.parse(tuneflow('status', workflowId, '--json')).resumes).toBe(1);
 
     tuneflow('cancel', workflowId);

@@ -5,27 +5,21 @@ import { WorkflowFailedError } from '@temporalio/client';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { getRunStatus, startFineTune } from '../../src/client.ts';
 import { FailureType } from '../../src/contract.ts';
 import { loadSpec, parseSpec } from '../../src/spec/load.ts';
-import { startTestCluster, type TestCluster } from '../support/cluster.ts';
+import { useTestCluster } from '../support/cluster.ts';
 import { recordHistory } from '../support/histories.ts';
 
 const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
 
 describe('fineTune on the tiny model', () => {
-  let cluster: TestCluster;
-  beforeAll(async () => {
-    cluster = await startTestCluster('fine-tune');
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useTestCluster('fine-tune');
 
   it('runs prepare → plan → train → checkpoint → merge → evaluate and reports where everything is', async () => {
     const spec = loadSpec(tinySpecPath);
-    const handle = await startFineTune(cluster.client, spec, { workflowId: `e2e-tiny-${Date.now()}`, artifactRootUri: cluster.artifactRootUri });
+    const handle = await startFineTune(cluster().client, spec, { workflowId: `e2e-tiny-${Date.now()}`, artifactRootUri: cluster().artifactRootUri });
     const result = await handle.result();
     recordHistory(handle.workflowId, 'fine-tune-completed');
 
@@ -51,15 +45,15 @@ describe('fineTune on the tiny model', () => {
     const manifest = JSON.parse(readFileSync(fileURLToPath(result.artifacts.run_manifest), 'utf8'));
     expect(manifest.corrupt).toEqual([]);
 
-    const status = await getRunStatus(cluster.client, handle.workflowId);
+    const status = await getRunStatus(cluster().client, handle.workflowId);
     expect(status).toMatchObject({ status: 'completed', stage: 'done', step: 24, total_steps: 24 });
     expect(status.artifacts?.adapter).toBe(adapter);
     expect(status.metrics?.tuned_val_loss).toBe(result.metrics.tuned_val_loss);
   });
 
   it('fails at once, without retrying, when the dataset does not exist', async () => {
-    const spec = parseSpec({ model: { source: 'tiny-random-llama' }, dataset: { path: 'no-such-file.jsonl' } }, cluster.home);
-    const handle = await startFineTune(cluster.client, spec, { workflowId: `e2e-missing-${Date.now()}`, artifactRootUri: cluster.artifactRootUri });
+    const spec = parseSpec({ model: { source: 'tiny-random-llama' }, dataset: { path: 'no-such-file.jsonl' } }, cluster().home);
+    const handle = await startFineTune(cluster().client, spec, { workflowId: `e2e-missing-${Date.now()}`, artifactRootUri: cluster().artifactRootUri });
     const started = Date.now();
     const failure = await handle.result().catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);

@@ -7,12 +7,12 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startFineTune } from '../../src/client.ts';
 import { FailureType } from '../../src/contract.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
-import { startTestCluster, type TestCluster } from '../support/cluster.ts';
+import { useTestCluster } from '../support/cluster.ts';
 
 const hook = 'TUNEFLOW_TEST_OUT_OF_MEMORY_ABOVE_MICRO_BATCH';
 const tiny = loadSpec(fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url)));
@@ -24,16 +24,10 @@ const spec: RunSpec = {
 };
 
 describe('out of memory', () => {
-  let cluster: TestCluster;
-  beforeAll(async () => {
-    cluster = await startTestCluster('out-of-memory', { [hook]: '2' });
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useTestCluster('out-of-memory', { [hook]: '2' });
 
   it('retries with smaller micro-batches at the same effective batch and completes', async () => {
-    const handle = await startFineTune(cluster.client, spec, { workflowId: `oom-recovers-${Date.now()}`, artifactRootUri: cluster.artifactRootUri });
+    const handle = await startFineTune(cluster().client, spec, { workflowId: `oom-recovers-${Date.now()}`, artifactRootUri: cluster().artifactRootUri });
     const result = await handle.result();
     expect(result.progress.out_of_memory_recoveries.map(({ from_micro_batch_size, micro_batch_size, gradient_accumulation_steps }) => [from_micro_batch_size, micro_batch_size, gradient_accumulation_steps])).toEqual([
       [8, 4, 2],
@@ -44,9 +38,9 @@ describe('out of memory', () => {
   });
 
   it('fails once, non-retryably, with the plan attached, when even micro-batch 1 runs out of memory', async () => {
-    await cluster.stopGpuWorker();
-    await cluster.startGpuWorker({ [hook]: '0' });
-    const handle = await startFineTune(cluster.client, { ...spec, train: { ...spec.train, micro_batch_size: 2 } }, { workflowId: `oom-fails-${Date.now()}`, artifactRootUri: cluster.artifactRootUri });
+    await cluster().stopGpuWorker();
+    await cluster().startGpuWorker({ [hook]: '0' });
+    const handle = await startFineTune(cluster().client, { ...spec, train: { ...spec.train, micro_batch_size: 2 } }, { workflowId: `oom-fails-${Date.now()}`, artifactRootUri: cluster().artifactRootUri });
     const failure = await handle.result().catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     const cause = (failure as WorkflowFailedError).cause;

@@ -7,10 +7,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { getRunStatus, startFineTune } from '../../src/client.ts';
 import { loadSpec } from '../../src/spec/load.ts';
-import { startTestCluster, type TestCluster } from '../support/cluster.ts';
+import { useTestCluster } from '../support/cluster.ts';
 
 const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
 
@@ -20,13 +20,7 @@ interface LogRecord {
 }
 
 describe('a Python worker killed mid-training', () => {
-  let cluster: TestCluster;
-  beforeAll(async () => {
-    cluster = await startTestCluster('worker-crash');
-  });
-  afterAll(async () => {
-    await cluster?.stop();
-  });
+  const cluster = useTestCluster('worker-crash');
 
   it('resumes on a new worker from the last checkpoint and never retrains a checkpointed step', async () => {
     const base = loadSpec(tinySpecPath);
@@ -37,19 +31,19 @@ describe('a Python worker killed mid-training', () => {
       merge: { ...base.merge, enabled: false },
     };
     const workflowId = `crash-${Date.now()}`;
-    const handle = await startFineTune(cluster.client, spec, { workflowId, artifactRootUri: cluster.artifactRootUri });
+    const handle = await startFineTune(cluster().client, spec, { workflowId, artifactRootUri: cluster().artifactRootUri });
 
     let checkpointAtKill = 0;
     for (const deadline = Date.now() + 240_000; Date.now() < deadline; await sleep(200)) {
-      const status = await getRunStatus(cluster.client, workflowId);
+      const status = await getRunStatus(cluster().client, workflowId);
       if ((status.last_checkpoint?.step ?? 0) >= 10) {
         checkpointAtKill = status.last_checkpoint!.step;
         break;
       }
     }
     expect(checkpointAtKill).toBeGreaterThanOrEqual(10);
-    await cluster.killGpuWorker();
-    await cluster.startGpuWorker();
+    await cluster().killGpuWorker();
+    await cluster().startGpuWorker();
 
     const result = await handle.result();
     expect(result.training.final_step).toBe(60);

@@ -7,7 +7,7 @@ import { NativeConnection } from '@temporalio/worker';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { inject } from 'vitest';
+import { afterAll, beforeAll, inject } from 'vitest';
 import { startGpuWorker } from '../../src/runtime/gpu-worker.ts';
 import type { ManagedProcess } from '../../src/runtime/processes.ts';
 import { createOrchestrationWorker } from '../../src/worker.ts';
@@ -63,5 +63,20 @@ export async function startTestCluster(name: string, gpuWorkerEnvironment: Recor
       await connection.close();
       await nativeConnection.close();
     },
+  };
+}
+
+/** A cluster started before the file's tests and stopped after them; call the returned function inside a test. */
+export function useTestCluster(name: string, gpuWorkerEnvironment: Record<string, string> = {}): () => TestCluster {
+  let cluster: TestCluster | undefined;
+  beforeAll(async () => {
+    cluster = await startTestCluster(name, gpuWorkerEnvironment);
+  });
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+  return () => {
+    if (!cluster) throw new Error(`test cluster ${name} is not running`);
+    return cluster;
   };
 }
