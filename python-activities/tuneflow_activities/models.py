@@ -39,11 +39,13 @@ TINY_RANDOM_LLAMA_SEED = 0
 
 
 def model_cache_directory() -> Path:
+    """TUNEFLOW_MODEL_CACHE, else models/ in tuneflow's cache (TUNEFLOW_CACHE or $XDG_CACHE_HOME/tuneflow), where
+    `npm run setup` builds the builtin models (scripts/python-environment.mjs agrees on the location)."""
     configured = os.environ.get("TUNEFLOW_MODEL_CACHE")
     if configured:
         return Path(configured)
-    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return cache_home / "tuneflow" / "models"
+    cache = os.environ.get("TUNEFLOW_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tuneflow"
+    return Path(cache) / "models"
 
 
 @dataclass(frozen=True)
