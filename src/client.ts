@@ -167,7 +167,9 @@ export function getProgress(client: Client, workflowId: string) {
 async function waitForState(client: Client, workflowId: string, done: (state: FineTuneState) => boolean, timeoutMilliseconds = 600_000) {
   const handle = client.workflow.getHandle(workflowId);
   for (const deadline = Date.now() + timeoutMilliseconds; Date.now() < deadline; ) {
-    if (done(await handle.query(stateQuery))) return;
+    // A query can time out while the worker is busy (a loaded machine, a workflow task in flight): ask again.
+    const state = await handle.query(stateQuery).catch(() => null);
+    if (state && done(state)) return;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
   throw new Error(`${workflowId} did not reach the expected state within ${timeoutMilliseconds} ms`);

@@ -2,7 +2,8 @@
  * Pause, resume, checkpoint-now and cancel, from the TypeScript client, on a real server with real workers.
  */
 import { WorkflowFailedError } from '@temporalio/client';
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +15,7 @@ import type { RunSpec } from '../../src/spec/schema.ts';
 import { type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { recordHistory } from '../support/histories.ts';
 
+const runFile = promisify(execFile);
 const tiny = loadSpec(fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url)));
 
 function longRun(): RunSpec {
@@ -95,30 +97,34 @@ describe('run control', () => {
 describe('run control from the CLI', () => {
   const cluster = useTestCluster('control-cli');
 
-  const tuneflow = (...args: string[]) =>
-    execFileSync('node', [fileURLToPath(new URL('../../scripts/tuneflow.mjs', import.meta.url)), ...args], {
-      encoding: 'utf8',
-      env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), TUNEFLOW_HOME: cluster().home },
-    });
+  // Asynchronous on purpose: the TypeScript worker runs in this process, and a synchronous child would block the
+  // event loop that must answer the CLI's queries.
+  const tuneflow = async (...args: string[]) =>
+    (
+      await runFile('node', [fileURLToPath(new URL('../../scripts/tuneflow.mjs', import.meta.url)), ...args], {
+        encoding: 'utf8',
+        env: { ...process.env, TEMPORAL_ADDRESS: inject('temporalAddress'), TUNEFLOW_HOME: cluster().home },
+      })
+    ).stdout;
 
   it('run --detach, checkpoint, pause, status --json, resume, cancel', async () => {
     const specPath = join(cluster().home, 'long.json');
     writeFileSync(specPath, JSON.stringify(longRun()));
     const workflowId = `control-cli-${Date.now()}`;
-    expect(JSON.parse(tuneflow('run', specPath, '--id', workflowId, '--detach', '--json'))).toEqual({ workflow_id: workflowId });
+    expect(JSON.parse(await tuneflow('run', specPath, '--id', workflowId, '--detach', '--json'))).toEqual({ workflow_id: workflowId });
     await waitForStep(cluster(), workflowId, 3);
 
-    tuneflow('checkpoint', workflowId);
-    tuneflow('pause', workflowId);
-    const paused = JSON.parse(tuneflow('status', workflowId, '--json'));
+    await tuneflow('checkpoint', workflowId);
+    await tuneflow('pause', workflowId);
+    const paused = JSON.parse(await tuneflow('status', workflowId, '--json'));
     expect(paused).toMatchObject({ workflow_id: workflowId, status: 'paused', stage: 'train' });
     expect(paused.last_checkpoint.step).toBeGreaterThan(0);
 
-    tuneflow('resume', workflowId);
+    await tuneflow('resume', workflowId);
     await waitForStep(cluster(), workflowId, paused.last_checkpoint.step + 2);
-    expect(JSON.parse(tuneflow('status', workflowId, '--json')).resumes).toBe(1);
+    expect(JSON.parse(await tuneflow('status', workflowId, '--json')).resumes).toBe(1);
 
-    tuneflow('cancel', workflowId);
-    expect(JSON.parse(tuneflow('status', workflowId, '--json')).status).toBe('cancelled');
+    await tuneflow('cancel', workflowId);
+    expect(JSON.parse(await tuneflow('status', workflowId, '--json')).status).toBe('cancelled');
   });
 });
