@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { Quantization } from '../planner/request.ts';
 
 /**
  * The run spec: everything a fine-tune needs, in one YAML or JSON file. Field names are snake_case because the
@@ -145,7 +146,7 @@ export const deviceSpecSchema = z.strictObject({
   /** Overrides the catalog's memory, for GPUs shared with other work. */
   gpu_memory_gib: z.number().positive().optional(),
   backend: z.enum(Backend).default('auto'),
-  quantization: z.enum(['none', '8bit', '4bit']).default('none'),
+  quantization: z.enum(Quantization).default('none'),
 });
 
 export const runSpecSchema = z.strictObject({
