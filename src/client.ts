@@ -3,6 +3,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
 import type { TrainProgress } from './accelerator.ts';
 import { AcceleratorActivity, TaskQueue } from './contract.ts';
+import { TemporalUnreachableError } from './errors/index.ts';
 import { temporalAddress, temporalNamespace } from './runtime/home.ts';
 import type { RunSpec } from './spec/schema.ts';
 import {
@@ -17,8 +18,11 @@ import {
   stateQuery,
 } from '../workflows/index.ts';
 
+/** Connects to the Temporal server; throws `TemporalUnreachableError` when none answers at `address`. */
 export async function connectClient(address = temporalAddress(), namespace = temporalNamespace()): Promise<Client> {
-  const connection = await Connection.connect({ address });
+  const connection = await Connection.connect({ address }).catch((error: unknown) => {
+    throw new TemporalUnreachableError(address, { cause: error });
+  });
   return new Client({ connection, namespace });
 }
 

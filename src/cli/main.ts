@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { pythonActivitiesDirectory, readyEnvironment } from '../../scripts/python-environment.mjs';
 import { cancelRun, checkpointRun, connectClient, getRunStatus, pauseRun, resumeRun, startFineTune, waitForResult } from '../client.ts';
-import { isTuneflowError } from '../errors/index.ts';
+import { isTemporalUnreachableError, isTuneflowError, TemporalUnreachableError } from '../errors/index.ts';
 import { startDevServer } from '../runtime/dev-server.ts';
 import { gpuWorkerEnvironment } from '../runtime/gpu-worker.ts';
 import { homeLayout, temporalAddress } from '../runtime/home.ts';
@@ -189,10 +189,13 @@ export function buildProgram(): Command {
     .command('worker')
     .description('Only the TypeScript worker (task queue tuneflow), for TEMPORAL_ADDRESS')
     .action(async () => {
-      const connection = await NativeConnection.connect({ address: temporalAddress() });
+      const address = temporalAddress();
+      const connection = await NativeConnection.connect({ address }).catch((error: unknown) => {
+        throw new TemporalUnreachableError(address, { cause: error });
+      });
       const worker = await createOrchestrationWorker({ connection });
       const running = worker.run();
-      log(`worker polling task queue tuneflow at ${temporalAddress()}`);
+      log(`worker polling task queue tuneflow at ${address}`);
       await untilSignal();
       worker.shutdown();
       await running;
@@ -279,7 +282,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = Number(error.exitCode);
       return;
     }
-    log(isTuneflowError(error) ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error));
+    log(isTuneflowError(error) || isTemporalUnreachableError(error) ? error.message : error instanceof Error ? (error.stack ?? error.message) : String(error));
     process.exitCode = 2;
   }
 }

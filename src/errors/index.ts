@@ -4,3 +4,4 @@ export { DatasetNotFoundError, isDatasetNotFoundError } from './dataset-not-foun
 export { InvalidDatasetError, isInvalidDatasetError } from './invalid-dataset-error.ts';
 export { ModelNotFoundError, isModelNotFoundError } from './model-not-found-error.ts';
 export { PlanDoesNotFitError, isPlanDoesNotFitError } from './plan-does-not-fit-error.ts';
+export { TemporalUnreachableError, isTemporalUnreachableError } from './temporal-unreachable-error.ts';
