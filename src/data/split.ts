@@ -89,31 +89,14 @@ export interface SplitWriter {
   finish(): Promise<{ trainRows: number; valRows: number }>;
 }
 
-type Extreme = { draw: number; lineIndex: number };
-
-/**
- * Rows whose draw falls below the fraction go to validation, decided row by row. Training gets at least one row
- * unless the fraction is 1, and validation at least one of two or more rows unless the fraction is 0: the row
- * nearest the threshold moves over, which a rare rewrite of the other file does without reordering anything.
- */
-export class FractionSplitWriter implements SplitWriter {
-  private lowestTrain: Extreme | undefined;
-  private highestVal: Extreme | undefined;
-
+/** Rows go straight to `train.jsonl` or `val.jsonl` as they come. */
+abstract class TrainAndValWriter implements SplitWriter {
   constructor(
-    private readonly train: LineWriter,
-    private readonly val: LineWriter,
-    private readonly fraction: number,
+    protected readonly train: LineWriter,
+    protected readonly val: LineWriter,
   ) {}
 
-  accept(lines: Uint8Array, start: number, end: number, draw: number): void {
-    const toVal = draw < this.fraction;
-    const writer = toVal ? this.val : this.train;
-    writer.appendBytes(lines, start, end);
-    const candidate = { draw, lineIndex: writer.lineCount - 1 };
-    if (toVal && (this.highestVal === undefined || draw > this.highestVal.draw)) this.highestVal = candidate;
-    if (!toVal && (this.lowestTrain === undefined || draw < this.lowestTrain.draw)) this.lowestTrain = candidate;
-  }
+  abstract accept(lines: Uint8Array, start: number, end: number, draw: number, fromValFile: boolean): void;
 
   async flushWhenFull(): Promise<void> {
     await this.train.flushWhenFull();
@@ -123,8 +106,39 @@ export class FractionSplitWriter implements SplitWriter {
   async finish(): Promise<{ trainRows: number; valRows: number }> {
     await this.train.close();
     await this.val.close();
-    let trainRows = this.train.lineCount;
-    let valRows = this.val.lineCount;
+    return { trainRows: this.train.lineCount, valRows: this.val.lineCount };
+  }
+}
+
+type Extreme = { draw: number; lineIndex: number };
+
+/**
+ * Rows whose draw falls below the fraction go to validation, decided row by row. Training gets at least one row
+ * unless the fraction is 1, and validation at least one of two or more rows unless the fraction is 0: the row
+ * nearest the threshold moves over, which a rare rewrite of the other file does without reordering anything.
+ */
+export class FractionSplitWriter extends TrainAndValWriter {
+  private lowestTrain: Extreme | undefined;
+  private highestVal: Extreme | undefined;
+
+  constructor(
+    train: LineWriter,
+    val: LineWriter,
+    private readonly fraction: number,
+  ) {
+    super(train, val);
+  }
+
+  accept(lines: Uint8Array, start: number, end: number, draw: number): void {
+    const toVal = draw < this.fraction;
+    const writer = toVal ? this.val : this.train;
+    writer.appendBytes(lines, start, end);
+    if (toVal && (this.highestVal === undefined || draw > this.highestVal.draw)) this.highestVal = { draw, lineIndex: writer.lineCount - 1 };
+    if (!toVal && (this.lowestTrain === undefined || draw < this.lowestTrain.draw)) this.lowestTrain = { draw, lineIndex: writer.lineCount - 1 };
+  }
+
+  override async finish(): Promise<{ trainRows: number; valRows: number }> {
+    let { trainRows, valRows } = await super.finish();
     if (valRows === 0 && trainRows >= 2 && this.fraction > 0 && this.lowestTrain !== undefined) {
       await writeFileAtomic(this.val.path, `${await extractLine(this.train.path, this.lowestTrain.lineIndex)}\n`);
       [trainRows, valRows] = [trainRows - 1, 1];
@@ -186,24 +200,8 @@ export class CountSplitWriter implements SplitWriter {
 }
 
 /** A separate validation file: its rows are the validation set, the dataset's rows the training set. */
-export class FileSplitWriter implements SplitWriter {
-  constructor(
-    private readonly train: LineWriter,
-    private readonly val: LineWriter,
-  ) {}
-
+export class FileSplitWriter extends TrainAndValWriter {
   accept(lines: Uint8Array, start: number, end: number, _draw: number, fromValFile: boolean): void {
     (fromValFile ? this.val : this.train).appendBytes(lines, start, end);
-  }
-
-  async flushWhenFull(): Promise<void> {
-    await this.train.flushWhenFull();
-    await this.val.flushWhenFull();
-  }
-
-  async finish(): Promise<{ trainRows: number; valRows: number }> {
-    await this.train.close();
-    await this.val.close();
-    return { trainRows: this.train.lineCount, valRows: this.val.lineCount };
   }
 }
