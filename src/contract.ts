@@ -55,6 +55,11 @@ export const FailureType = {
   PlanDoesNotFit: 'TuneflowPlanDoesNotFit',
   IncompatibleCheckpoint: 'TuneflowIncompatibleCheckpoint',
   OutOfMemory: 'TuneflowOutOfMemory',
+  /**
+   * A worker died holding an attempt (SIGKILL, reboot) and a new worker on the same machine proved it: the attempt
+   * is failed at once so that it retries now, not when the heartbeat timeout runs out. Retryable, like any infrastructure failure.
+   */
+  WorkerLost: 'TuneflowWorkerLost',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

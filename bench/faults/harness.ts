@@ -27,7 +27,7 @@ import { startGpuWorker } from '../../src/runtime/gpu-worker.ts';
 import { homeLayout, type HomeLayout } from '../../src/runtime/home.ts';
 import { type ManagedProcess, startProcess } from '../../src/runtime/processes.ts';
 import { loadSpec } from '../../src/spec/load.ts';
-import type { RunSpec } from '../../src/spec/schema.ts';
+import { type RunSpec, trainSpecSchema } from '../../src/spec/schema.ts';
 import { workflowsPath } from '../../src/workflows-path.ts';
 import { freePort } from '../../test/setup/global-setup.ts';
 import type { FineTuneResult } from '../../workflows/index.ts';
@@ -42,12 +42,11 @@ export const faultRunShape = {
 } as const;
 
 /**
- * A killed worker's activity is retried once this long has passed without a heartbeat. 10 s rather than 5: with
- * 5 s a cold Python worker's first token_statistics (its first transformers import, 7–9 s on two cores) misses
- * its heartbeats and is cancelled mid-import, which can leave the worker unable to import transformers again
- * (seen in 1 of 3 runs; see docs/durability.md). Lower it with --heartbeat-timeout once that is fixed.
+ * The product's default heartbeat timeout (two minutes). A killed Python worker's attempt does not wait for it: the
+ * next worker on the machine proves its predecessor dead and takes the attempt over at once
+ * (python-activities/tuneflow_activities/takeover.py), so recovery times measure tuneflow, not this setting.
  */
-export const defaultHeartbeatTimeoutSeconds = 10;
+export const defaultHeartbeatTimeoutSeconds = trainSpecSchema.parse({}).heartbeat_timeout_seconds;
 
 export function faultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSeconds): RunSpec {
   const base = loadSpec(tinySpecPath);

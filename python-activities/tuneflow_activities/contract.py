@@ -41,6 +41,7 @@ class FailureType(str, Enum):
     PLAN_DOES_NOT_FIT = "TuneflowPlanDoesNotFit"
     INCOMPATIBLE_CHECKPOINT = "TuneflowIncompatibleCheckpoint"
     OUT_OF_MEMORY = "TuneflowOutOfMemory"
+    WORKER_LOST = "TuneflowWorkerLost"
 
 
 NON_RETRYABLE_FAILURE_TYPES = (

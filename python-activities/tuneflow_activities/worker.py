@@ -18,6 +18,7 @@ from temporalio.worker import Worker
 
 from .contract import TaskQueue
 from .loaders import unsloth_available
+from .takeover import WorkerIdentity, keep_taking_over
 
 
 def _import_heavy_modules() -> None:
@@ -40,7 +41,8 @@ async def run(address: str, namespace: str, max_concurrent: int) -> None:
     _import_heavy_modules()
     from .activities import ALL_ACTIVITIES, connect_workflow_link
 
-    client = await Client.connect(address, namespace=namespace)
+    identity = WorkerIdentity.of_this_process()
+    client = await Client.connect(address, namespace=namespace, identity=identity.render())
     connect_workflow_link(client, asyncio.get_running_loop())
     # Training holds the whole accelerator, so by default one activity runs at a time.
     with ThreadPoolExecutor(max_workers=max_concurrent + 1) as executor:
@@ -62,7 +64,10 @@ async def run(address: str, namespace: str, max_concurrent: int) -> None:
             loop.add_signal_handler(signal_number, stop.set)
         async with worker:
             print(f"tuneflow gpu-worker ready on task queue {TaskQueue.ACCELERATOR.value} at {address}", flush=True)
+            # Polling already: an attempt taken over from a dead predecessor can come straight back to this worker.
+            takeover = asyncio.create_task(keep_taking_over(client, identity))
             await stop.wait()
+            takeover.cancel()
 
 
 def main() -> None:

@@ -1,7 +1,9 @@
 /**
  * The promise: a run survives a killed worker and resumes from its last checkpoint. The Python worker is
  * SIGKILLed mid-training (no cleanup, no goodbye), a new one is started, and the run must complete without
- * training any step at or before the checkpoint again.
+ * training any step at or before the checkpoint again. The heartbeat timeout is the default two minutes: the new
+ * worker proves its predecessor dead and takes the attempt over, so training restarts within the model's load
+ * time plus 5 s of the new worker being ready, not when the heartbeat timeout runs out.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { getRunStatus, startFineTune } from '../../src/client.ts';
+import { FailureType } from '../../src/contract.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import { useTestCluster } from '../support/cluster.ts';
 
@@ -17,6 +20,8 @@ const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', impo
 interface LogRecord {
   attempt: number;
   step: number;
+  /** Unix seconds. */
+  time: number;
 }
 
 describe('a Python worker killed mid-training', () => {
@@ -26,7 +31,7 @@ describe('a Python worker killed mid-training', () => {
     const base = loadSpec(tinySpecPath);
     const spec = {
       ...base,
-      train: { ...base.train, max_steps: 60, heartbeat_timeout_seconds: 5 },
+      train: { ...base.train, max_steps: 60 },
       checkpoint: { ...base.checkpoint, every_steps: 5 },
       merge: { ...base.merge, enabled: false },
     };
@@ -42,8 +47,10 @@ describe('a Python worker killed mid-training', () => {
       }
     }
     expect(checkpointAtKill).toBeGreaterThanOrEqual(10);
+    expect(spec.train.heartbeat_timeout_seconds).toBe(120);
     await cluster().killGpuWorker();
     await cluster().startGpuWorker();
+    const readyAt = Date.now();
 
     const result = await handle.result();
     expect(result.training.final_step).toBe(60);
@@ -70,5 +77,14 @@ describe('a Python worker killed mid-training', () => {
     const retrained = log.filter((record) => record.attempt === lastAttempt).map((record) => record.step);
     expect(retrained[0]).toBe(resumed + 1);
     expect(retrained.at(-1)).toBe(60);
+
+    // Taken over, not timed out: the dead attempt failed as TuneflowWorkerLost (retried attempts leave no events of
+    // their own; the started event of the attempt that finished carries the last failure), and training restarted quickly.
+    const history = await handle.fetchHistory();
+    const failureTypes = (history.events ?? []).map((event) => event.activityTaskStartedEventAttributes?.lastFailure?.applicationFailureInfo?.type);
+    expect(failureTypes).toContain(FailureType.WorkerLost);
+    const firstNewStep = log.find((record) => record.attempt === lastAttempt)!;
+    const readyToFirstStepSeconds = firstNewStep.time - readyAt / 1000;
+    expect(readyToFirstStepSeconds).toBeLessThanOrEqual(result.training.model_load_seconds + 5);
   });
 });

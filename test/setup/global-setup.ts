@@ -46,6 +46,8 @@ export default async function setup(project: TestProject) {
   project.provide('testRoot', root);
   return async () => {
     await server.stop();
-    await rm(root, { recursive: true, force: true });
+    // TUNEFLOW_KEEP_TEST_ROOT=1 keeps the logs, databases and artifacts of every test for a post-mortem.
+    if (process.env.TUNEFLOW_KEEP_TEST_ROOT === '1') console.log(`test root kept: ${root}`);
+    else await rm(root, { recursive: true, force: true });
   };
 }
