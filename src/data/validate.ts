@@ -54,7 +54,7 @@ export interface BatchResult {
 }
 
 type RowOutcome =
-  | { valid: true; family: RowFamily; line: string; keys: ContentKeys }
+  | { valid: true; family: RowFamily; body: string; keys: ContentKeys }
   | { valid: false; family: RowFamily | undefined; error: Omit<RowError, 'file' | 'row'> };
 
 export function processBatch(batch: RowBatch, settings: BatchSettings): BatchResult {
@@ -78,22 +78,30 @@ export function processBatch(batch: RowBatch, settings: BatchSettings): BatchRes
   visitRows(batch, (text, row) => {
     const index = result.count++;
     result.rowNumbers[index] = row;
-    const outcome = processRow(text, settings.format, `${sourcePrefix}${row}}`, result);
+    const outcome = processRow(text, settings.format, result);
     if (outcome.family !== undefined) result.families[index] = rowFamilies.indexOf(outcome.family);
     if (!outcome.valid) {
       result.errors.push({ file: batch.file, row, ...outcome.error });
       return;
     }
     result.valid[index] = 1;
-    // buffer.write truncates silently, so make room for the worst case of three bytes per UTF-16 unit first.
-    if (used + outcome.line.length * 3 > output.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(output.length * 2, used + outcome.line.length * 3));
+    // The line is the body with the source spliced in after its leading `{"kind":"…",`, written in three parts:
+    // joining them first would copy the whole line once more. buffer.write truncates silently, so make room for
+    // the worst case of three bytes per UTF-16 unit first.
+    const { body } = outcome;
+    const source = `${sourcePrefix}${row}},`;
+    const worstCase = (body.length + source.length) * 3;
+    if (used + worstCase > output.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(output.length * 2, used + worstCase));
       output.copy(grown, 0, 0, used);
       output = grown;
     }
-    const length = output.write(outcome.line, used);
-    used += length;
-    result.lineLengths[index] = length;
+    const kindEnd = body.indexOf(',') + 1;
+    const lineStart = used;
+    used += output.write(body.slice(0, kindEnd), used, 'latin1');
+    used += output.write(source, used);
+    used += output.write(body.slice(kindEnd), used);
+    result.lineLengths[index] = used - lineStart;
     const key = index * keyWordsPerRow;
     result.keys[key] = outcome.keys.nearHigh;
     result.keys[key + 1] = outcome.keys.nearLow;
@@ -104,7 +112,7 @@ export function processBatch(batch: RowBatch, settings: BatchSettings): BatchRes
 }
 
 /** `text` is undefined when the row's bytes are not valid UTF-8. */
-function processRow(text: string | undefined, format: DatasetFormat, source: string, result: BatchResult): RowOutcome {
+function processRow(text: string | undefined, format: DatasetFormat, result: BatchResult): RowOutcome {
   if (text === undefined) {
     return rejected(undefined, null, RowErrorKind.InvalidUtf8, 'row is not valid UTF-8 (a stray binary byte?)');
   }
@@ -130,10 +138,7 @@ function processRow(text: string | undefined, format: DatasetFormat, source: str
     return { valid: false, family, error: describeIssue(issue, row) };
   }
   const content = normaliseRow({ family, row: parsed.data } as ParsedRow);
-  // The source goes in after the leading `{"kind":"…",` so one serialisation makes the whole line.
-  const body = JSON.stringify(content);
-  const kindEnd = body.indexOf(',') + 1;
-  return { valid: true, family, line: `${body.slice(0, kindEnd)}${source},${body.slice(kindEnd)}`, keys: contentKeys(content) };
+  return { valid: true, family, body: JSON.stringify(content), keys: contentKeys(content) };
 }
 
 function rejected(family: RowFamily | undefined, field: string | null, kind: RowErrorKind, reason: string): RowOutcome {
