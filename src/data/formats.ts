@@ -128,8 +128,9 @@ export const familySchemas = {
 } as const satisfies Record<RowFamily, z.ZodType>;
 
 /**
- * V8 serialises a concatenated ("cons") string several times slower than a flat one, and every row is serialised
- * once; converting the string to a number flattens it in place (the number itself is discarded).
+ * V8 reads a concatenated ("cons") string character by character several times slower than a flat one, and every
+ * row's text is read that way (content keys, escaping); converting the string to a number flattens it in place
+ * (the number itself is discarded).
  */
 function flattened(text: string): string {
   Number(text);

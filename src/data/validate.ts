@@ -14,6 +14,7 @@ import {
 } from './formats.ts';
 import { visitRows, type RowBatch } from './read.ts';
 import { ContentKeys } from './row-keys.ts';
+import { maxLineBytes, writeLine } from './serialise.ts';
 import { RowErrorKind, type RowError } from './report.ts';
 
 /**
@@ -54,7 +55,7 @@ export interface BatchResult {
 }
 
 type RowOutcome =
-  | { valid: true; family: RowFamily; body: string; keys: ContentKeys }
+  | { valid: true; family: RowFamily; content: NormalisedContent; keys: ContentKeys }
   | { valid: false; family: RowFamily | undefined; error: Omit<RowError, 'file' | 'row'> };
 
 export function processBatch(batch: RowBatch, settings: BatchSettings): BatchResult {
@@ -85,22 +86,15 @@ export function processBatch(batch: RowBatch, settings: BatchSettings): BatchRes
       return;
     }
     result.valid[index] = 1;
-    // The line is the body with the source spliced in after its leading `{"kind":"…",`, written in three parts:
-    // joining them first would copy the whole line once more. buffer.write truncates silently, so make room for
-    // the worst case of three bytes per UTF-16 unit first.
-    const { body } = outcome;
-    const source = `${sourcePrefix}${row}},`;
-    const worstCase = (body.length + source.length) * 3;
-    if (used + worstCase > output.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(output.length * 2, used + worstCase));
+    const source = `${sourcePrefix}${row}}`;
+    const room = maxLineBytes(outcome.content, source);
+    if (used + room > output.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(output.length * 2, used + room));
       output.copy(grown, 0, 0, used);
       output = grown;
     }
-    const kindEnd = body.indexOf(',') + 1;
     const lineStart = used;
-    used += output.write(body.slice(0, kindEnd), used, 'latin1');
-    used += output.write(source, used);
-    used += output.write(body.slice(kindEnd), used);
+    used = writeLine(output, used, outcome.content, source);
     result.lineLengths[index] = used - lineStart;
     const key = index * keyWordsPerRow;
     result.keys[key] = outcome.keys.nearHigh;
@@ -138,7 +132,7 @@ function processRow(text: string | undefined, format: DatasetFormat, result: Bat
     return { valid: false, family, error: describeIssue(issue, row) };
   }
   const content = normaliseRow({ family, row: parsed.data } as ParsedRow);
-  return { valid: true, family, body: JSON.stringify(content), keys: contentKeys(content) };
+  return { valid: true, family, content, keys: contentKeys(content) };
 }
 
 function rejected(family: RowFamily | undefined, field: string | null, kind: RowErrorKind, reason: string): RowOutcome {
