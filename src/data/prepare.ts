@@ -77,7 +77,9 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
   const inputs = await listDatasetFiles(options.datasetPath);
   const valFile = split.kind === 'file' ? await describeSingleFile(split.path, inputs.baseDirectory) : undefined;
   const files = valFile === undefined ? inputs.files : [...inputs.files, valFile];
-  const hash = await computeCacheKey(
+  const inputBytes = files.reduce((sum, file) => sum + file.size, 0);
+  const directoryOf = (hash: string) => join(datasetsDirectory(options.storeRoot), hash);
+  const lookup = computeCacheKey(
     {
       format: options.format,
       split: split.kind === 'file' ? { kind: 'file', file: valFile?.relativePath } : split,
@@ -86,30 +88,43 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
       tokenizerIdentity: options.tokenizerIdentity ?? '',
     },
     files,
-  );
-  const finalDirectory = join(datasetsDirectory(options.storeRoot), hash);
-  const stored = await readStoredReport(finalDirectory);
-  if (stored !== undefined) return locate(stored, finalDirectory, true);
+  ).then(async (hash) => ({ hash, stored: await readStoredReport(directoryOf(hash)) }));
+  // Awaited below on every path; until then a failure must not count as an unhandled rejection.
+  lookup.catch(() => undefined);
+  const large = inputBytes >= parallelInputBytes;
+  if (!large) {
+    // A small input is hashed before anything else, so a cache hit does no other work.
+    const { hash, stored } = await lookup;
+    if (stored !== undefined) return locate(stored, directoryOf(hash), true);
+  }
 
-  const buildDirectory = await createBuildDirectory(options.storeRoot, hash);
+  // A large one is prepared while it is hashed: two passes over the input at once keep both cores busy, where
+  // hashing first would leave one idle for seconds per gigabyte. On a cache hit the preparation stops at its next
+  // batch and is thrown away.
+  const buildDirectory = await createBuildDirectory(options.storeRoot);
   try {
-    const inputBytes = files.reduce((sum, file) => sum + file.size, 0);
-    const workerThreads = options.workerThreads ?? (inputBytes >= parallelInputBytes ? Math.min(availableParallelism() - 1, 3) : 0);
+    const workerThreads = options.workerThreads ?? (large ? Math.min(availableParallelism() - 1, 3) : 0);
     const processor = new BatchProcessor({ format: options.format }, workerThreads);
     const preparation = new Preparation(options, split, await createSplitWriter(split, buildDirectory));
+    let finished = false;
     try {
+      void lookup.then(({ stored }) => stored !== undefined && preparation.stop(), () => preparation.stop());
       await preparation.readAll(files, valFile, processor);
+      const { hash, stored } = await lookup;
+      if (stored !== undefined) return locate(stored, directoryOf(hash), true);
+      const draft = await preparation.finish(hash, inputs.skippedFiles);
+      finished = true;
+      // finish() has thrown unless some row was valid, and a valid row always has a format.
+      const report = locate({ ...draft, format: draft.format! }, directoryOf(hash), false);
+      await writeFileAtomic(join(buildDirectory, PreparedFile.Report), JSON.stringify(report));
+      if (await publishBuildDirectory(buildDirectory, directoryOf(hash))) return report;
+      // A concurrent prepare of the same inputs published first; its result is the same, and it is the one on disk.
+      const theirs = await readStoredReport(directoryOf(hash));
+      return theirs === undefined ? report : locate(theirs, directoryOf(hash), true);
     } finally {
       await processor.close();
+      if (!finished) await preparation.abandon();
     }
-    const draft = await preparation.finish(hash, inputs.skippedFiles);
-    // finish() has thrown unless some row was valid, and a valid row always has a format.
-    const report = locate({ ...draft, format: draft.format! }, finalDirectory, false);
-    await writeFileAtomic(join(buildDirectory, PreparedFile.Report), JSON.stringify(report));
-    if (await publishBuildDirectory(buildDirectory, finalDirectory)) return report;
-    // A concurrent prepare of the same inputs published first; its result is the same, and it is the one on disk.
-    const theirs = await readStoredReport(finalDirectory);
-    return theirs === undefined ? report : locate(theirs, finalDirectory, true);
   } finally {
     await rm(buildDirectory, { recursive: true, force: true });
   }
@@ -147,6 +162,7 @@ class Preparation {
   private readonly families = new Map<RowFamily, FamilyTally>();
   private sawInputField = false;
   private readonly kept = new DigestSet();
+  private stopped = false;
 
   constructor(
     private readonly options: PrepareDatasetOptions,
@@ -154,10 +170,21 @@ class Preparation {
     private readonly writer: SplitWriter,
   ) {}
 
+  /** Asks `readAll` to return at its next batch, its work unfinished (the result is not needed). */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** Closes the outputs of a preparation that will not be finished. */
+  abandon(): Promise<void> {
+    return this.writer.abandon();
+  }
+
   async readAll(files: readonly DatasetFile[], valFile: DatasetFile | undefined, processor: BatchProcessor): Promise<void> {
     const inFlight: InFlight[] = [];
     for (const file of files) {
       for await (const batch of readRowBatches(file, batchBytes)) {
+        if (this.stopped) return;
         const { trailingErrors } = batch;
         const result = processor.process(batch);
         // Awaited later, in order; until then a failure must not count as an unhandled rejection.

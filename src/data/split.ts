@@ -87,6 +87,8 @@ export interface SplitWriter {
   accept(lines: Uint8Array, start: number, end: number, draw: number, fromValFile: boolean): void;
   flushWhenFull(): Promise<void>;
   finish(): Promise<{ trainRows: number; valRows: number }>;
+  /** Closes the outputs unfinished, when the preparation fails or is not needed after all. */
+  abandon(): Promise<void>;
 }
 
 /** Rows go straight to `train.jsonl` or `val.jsonl` as they come. */
@@ -107,6 +109,11 @@ abstract class TrainAndValWriter implements SplitWriter {
     await this.train.close();
     await this.val.close();
     return { trainRows: this.train.lineCount, valRows: this.val.lineCount };
+  }
+
+  async abandon(): Promise<void> {
+    await this.train.discard();
+    await this.val.discard();
   }
 }
 
@@ -179,6 +186,10 @@ export class CountSplitWriter implements SplitWriter {
 
   flushWhenFull(): Promise<void> {
     return this.staging.flushWhenFull();
+  }
+
+  abandon(): Promise<void> {
+    return this.staging.discard();
   }
 
   async finish(): Promise<{ trainRows: number; valRows: number }> {

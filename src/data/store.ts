@@ -45,9 +45,10 @@ export async function readStoredReport(directory: string): Promise<PreparedDatas
   }
 }
 
-export async function createBuildDirectory(storeRoot: string, hash: string): Promise<string> {
+/** A fresh build directory; named before the hash is known, because large inputs are hashed while they are prepared. */
+export async function createBuildDirectory(storeRoot: string): Promise<string> {
   await mkdir(datasetsDirectory(storeRoot), { recursive: true });
-  return mkdtemp(join(datasetsDirectory(storeRoot), `.tmp-${hash}-`));
+  return mkdtemp(join(datasetsDirectory(storeRoot), '.tmp-prepare-'));
 }
 
 /**
@@ -133,6 +134,11 @@ export class LineWriter {
     this.seal();
     await this.flushWhenFull();
     await this.handle.sync();
+    await this.handle.close();
+  }
+
+  /** Closes the file without writing what is pending: for output that is about to be deleted. */
+  async discard(): Promise<void> {
     await this.handle.close();
   }
 
