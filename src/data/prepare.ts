@@ -79,7 +79,8 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
   const files = valFile === undefined ? inputs.files : [...inputs.files, valFile];
   const inputBytes = files.reduce((sum, file) => sum + file.size, 0);
   const directoryOf = (hash: string) => join(datasetsDirectory(options.storeRoot), hash);
-  const lookup = computeCacheKey(
+  // The hash comes first, so a cache hit reads the input once and does no other work.
+  const hash = await computeCacheKey(
     {
       format: options.format,
       split: split.kind === 'file' ? { kind: 'file', file: valFile?.relativePath } : split,
@@ -88,30 +89,18 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
       tokenizerIdentity: options.tokenizerIdentity ?? '',
     },
     files,
-  ).then(async (hash) => ({ hash, stored: await readStoredReport(directoryOf(hash)) }));
-  // Awaited below on every path; until then a failure must not count as an unhandled rejection.
-  lookup.catch(() => undefined);
-  const large = inputBytes >= parallelInputBytes;
-  if (!large) {
-    // A small input is hashed before anything else, so a cache hit does no other work.
-    const { hash, stored } = await lookup;
-    if (stored !== undefined) return locate(stored, directoryOf(hash), true);
-  }
+  );
+  const stored = await readStoredReport(directoryOf(hash));
+  if (stored !== undefined) return locate(stored, directoryOf(hash), true);
 
-  // A large one is prepared while it is hashed: two passes over the input at once keep both cores busy, where
-  // hashing first would leave one idle for seconds per gigabyte. On a cache hit the preparation stops at its next
-  // batch and is thrown away.
-  const buildDirectory = await createBuildDirectory(options.storeRoot);
+  const buildDirectory = await createBuildDirectory(options.storeRoot, hash);
   try {
-    const workerThreads = options.workerThreads ?? (large ? Math.min(availableParallelism() - 1, 3) : 0);
+    const workerThreads = options.workerThreads ?? (inputBytes >= parallelInputBytes ? Math.min(availableParallelism() - 1, 3) : 0);
     const processor = new BatchProcessor({ format: options.format }, workerThreads);
     const preparation = new Preparation(options, split, await createSplitWriter(split, buildDirectory));
     let finished = false;
     try {
-      void lookup.then(({ stored }) => stored !== undefined && preparation.stop(), () => preparation.stop());
       await preparation.readAll(files, valFile, processor);
-      const { hash, stored } = await lookup;
-      if (stored !== undefined) return locate(stored, directoryOf(hash), true);
       const draft = await preparation.finish(hash, inputs.skippedFiles);
       finished = true;
       // finish() has thrown unless some row was valid, and a valid row always has a format.
@@ -162,18 +151,12 @@ class Preparation {
   private readonly families = new Map<RowFamily, FamilyTally>();
   private sawInputField = false;
   private readonly kept = new DigestSet();
-  private stopped = false;
 
   constructor(
     private readonly options: PrepareDatasetOptions,
     private readonly split: SplitPlan,
     private readonly writer: SplitWriter,
   ) {}
-
-  /** Asks `readAll` to return at its next batch, its work unfinished (the result is not needed). */
-  stop(): void {
-    this.stopped = true;
-  }
 
   /** Closes the outputs of a preparation that will not be finished. */
   abandon(): Promise<void> {
@@ -184,7 +167,6 @@ class Preparation {
     const inFlight: InFlight[] = [];
     for (const file of files) {
       for await (const batch of readRowBatches(file, batchBytes)) {
-        if (this.stopped) return;
         const { trailingErrors } = batch;
         const result = processor.process(batch);
         // Awaited later, in order; until then a failure must not count as an unhandled rejection.

@@ -45,10 +45,9 @@ export async function readStoredReport(directory: string): Promise<PreparedDatas
   }
 }
 
-/** A fresh build directory; named before the hash is known, because large inputs are hashed while they are prepared. */
-export async function createBuildDirectory(storeRoot: string): Promise<string> {
+export async function createBuildDirectory(storeRoot: string, hash: string): Promise<string> {
   await mkdir(datasetsDirectory(storeRoot), { recursive: true });
-  return mkdtemp(join(datasetsDirectory(storeRoot), '.tmp-prepare-'));
+  return mkdtemp(join(datasetsDirectory(storeRoot), `.tmp-${hash}-`));
 }
 
 /**

@@ -180,8 +180,8 @@ describe('worker threads', () => {
   });
 });
 
-describe('a large input (32 MiB or more), hashed while it is prepared', () => {
-  test('gives the same result as a small one would, and a re-run is a cache hit that leaves nothing behind', async () => {
+describe('a large input (32 MiB or more, validated on worker threads)', () => {
+  test('gives the same result as validating inline, and a re-run is a cache hit that leaves nothing behind', async () => {
     const rows = Array.from({ length: 160_000 }, (_, index) => ({ instruction: `Question ${index} ${'pad '.repeat(40)}`, output: `Answer ${index}` }));
     const path = await writeDataset('large.jsonl', rows);
     expect((await stat(path)).size).toBeGreaterThan(32 << 20);
@@ -191,7 +191,7 @@ describe('a large input (32 MiB or more), hashed while it is prepared', () => {
     expect(second.cached).toBe(true);
     expect({ ...second, cached: false }).toEqual(first);
     expect((await readdir(join(storeRoot, 'datasets'))).filter((entry) => entry.startsWith('.tmp-'))).toEqual([]);
-    // The same bytes prepared inline, hash first, into another store: the same key and the same lines.
+    // The same bytes validated inline, into another store: the same key and the same lines.
     const inline = await prepare(path, { workerThreads: 0, storeRoot: `${storeRoot}-inline` });
     expect(inline.hash).toBe(first.hash);
     expect(await readFile(fileURLToPath(inline.train_uri), 'utf8')).toBe(await readFile(fileURLToPath(first.train_uri), 'utf8'));
