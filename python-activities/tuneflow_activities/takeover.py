@@ -106,16 +106,13 @@ class WorkerIdentity:
             return True  # the machine rebooted since
         if self.pid_namespace != observer.pid_namespace:
             return False  # another container: its PIDs are not ours to look up
-        if self == observer:
-            return False
         started = process_start_ticks(self.pid)
         # No such process, or a newer process that reuses the PID.
         return started is None or (bool(self.started) and bool(started) and started != self.started)
 
 
-async def take_over_orphaned_attempts(client: Client, observer: WorkerIdentity) -> list[str]:
-    """Fails every started attempt held by a dead tuneflow worker of this machine; returns what it took over."""
-    taken: list[str] = []
+async def take_over_orphaned_attempts(client: Client, observer: WorkerIdentity) -> None:
+    """Fails every started attempt held by a dead tuneflow worker of this machine, and logs each one."""
     query = f'ExecutionStatus="Running" AND TaskQueue="{TaskQueue.ORCHESTRATION.value}"'
     async for execution in client.list_workflows(query):
         description = await client.get_workflow_handle(execution.id, run_id=execution.run_id).describe()
@@ -138,10 +135,9 @@ async def take_over_orphaned_attempts(client: Client, observer: WorkerIdentity) 
                 if rpc_error.status == RPCStatusCode.NOT_FOUND:
                     continue
                 raise
-            description_text = f"{execution.id} {pending.activity_type.name} attempt {pending.attempt}"
-            logger.warning("took over %s from dead worker %s", description_text, pending.last_worker_identity)
-            taken.append(description_text)
-    return taken
+            logger.warning(
+                "took over %s %s attempt %d from dead worker %s", execution.id, pending.activity_type.name, pending.attempt, pending.last_worker_identity
+            )
 
 
 async def keep_taking_over(client: Client, observer: WorkerIdentity) -> None:

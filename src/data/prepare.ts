@@ -77,8 +77,6 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
   const inputs = await listDatasetFiles(options.datasetPath);
   const valFile = split.kind === 'file' ? await describeSingleFile(split.path, inputs.baseDirectory) : undefined;
   const files = valFile === undefined ? inputs.files : [...inputs.files, valFile];
-  const inputBytes = files.reduce((sum, file) => sum + file.size, 0);
-  const directoryOf = (hash: string) => join(datasetsDirectory(options.storeRoot), hash);
   // The hash comes first, so a cache hit reads the input once and does no other work.
   const hash = await computeCacheKey(
     {
@@ -90,11 +88,13 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
     },
     files,
   );
-  const stored = await readStoredReport(directoryOf(hash));
-  if (stored !== undefined) return locate(stored, directoryOf(hash), true);
+  const finalDirectory = join(datasetsDirectory(options.storeRoot), hash);
+  const stored = await readStoredReport(finalDirectory);
+  if (stored !== undefined) return locate(stored, finalDirectory, true);
 
   const buildDirectory = await createBuildDirectory(options.storeRoot, hash);
   try {
+    const inputBytes = files.reduce((sum, file) => sum + file.size, 0);
     const workerThreads = options.workerThreads ?? (inputBytes >= parallelInputBytes ? Math.min(availableParallelism() - 1, 3) : 0);
     const processor = new BatchProcessor({ format: options.format }, workerThreads);
     const preparation = new Preparation(options, split, await createSplitWriter(split, buildDirectory));
@@ -104,12 +104,12 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
       const draft = await preparation.finish(hash, inputs.skippedFiles);
       finished = true;
       // finish() has thrown unless some row was valid, and a valid row always has a format.
-      const report = locate({ ...draft, format: draft.format! }, directoryOf(hash), false);
+      const report = locate({ ...draft, format: draft.format! }, finalDirectory, false);
       await writeFileAtomic(join(buildDirectory, PreparedFile.Report), JSON.stringify(report));
-      if (await publishBuildDirectory(buildDirectory, directoryOf(hash))) return report;
+      if (await publishBuildDirectory(buildDirectory, finalDirectory)) return report;
       // A concurrent prepare of the same inputs published first; its result is the same, and it is the one on disk.
-      const theirs = await readStoredReport(directoryOf(hash));
-      return theirs === undefined ? report : locate(theirs, directoryOf(hash), true);
+      const theirs = await readStoredReport(finalDirectory);
+      return theirs === undefined ? report : locate(theirs, finalDirectory, true);
     } finally {
       await processor.close();
       if (!finished) await preparation.abandon();
