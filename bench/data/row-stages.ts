@@ -1,0 +1,82 @@
+import { statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { familyOfRowKeys, familySchemas, normaliseRow, type ParsedRow } from '../../src/data/formats.ts';
+import { readRowBatches, visitRows } from '../../src/data/read.ts';
+import { ContentKeys } from '../../src/data/row-keys.ts';
+import { maxLineBytes, writeLine } from '../../src/data/serialise.ts';
+
+/**
+ * Where a row's validation CPU goes, stage by stage, on one thread: each stage runs every stage before it, so the
+ * difference between two rows of the result is one stage's cost. Best of 5 CPU times per stage.
+ * Usage: npx tsx bench/data/row-stages.ts [DATASET] (default: the 100 MB file prepare-1gb.ts --bytes 100000000 makes)
+ */
+const datasetPath = process.argv[2] ?? '/tmp/tuneflow-bench/prepare-100000000.jsonl';
+const file = { absolutePath: datasetPath, relativePath: 'rows.jsonl', size: statSync(datasetPath).size };
+const batches = [];
+for await (const batch of readRowBatches(file, 64 << 10)) batches.push(batch);
+
+const output = Buffer.allocUnsafe(1 << 20);
+const source = '"source":{"file":"rows.jsonl","row":1}';
+function parsed(text: string): ParsedRow | undefined {
+  let row: Record<string, unknown>;
+  try {
+    row = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    return undefined;
+  }
+  const family = familyOfRowKeys(row);
+  if (family === undefined) return undefined;
+  const result = familySchemas[family].safeParse(row);
+  return result.success ? ({ family, row: result.data } as ParsedRow) : undefined;
+}
+function keys(row: ParsedRow): number {
+  const content = normaliseRow(row);
+  const key = new ContentKeys().addField(content.kind);
+  if (content.kind === 'chat') for (const message of content.messages) key.addField(message.role).addField(message.content);
+  return writeLine(output, 0, content, source) + key.nearHigh;
+}
+const stages: Record<string, (text: string) => number> = {
+  decode_and_split: (text) => text.length,
+  json_parse: (text) => {
+    try {
+      return JSON.parse(text) ? 1 : 0;
+    } catch {
+      return 0;
+    }
+  },
+  schema: (text) => (parsed(text) ? 1 : 0),
+  normalise_and_write_line: (text) => {
+    const row = parsed(text);
+    if (!row) return 0;
+    const content = normaliseRow(row);
+    return maxLineBytes(content, source) + writeLine(output, 0, content, source);
+  },
+  content_keys: (text) => {
+    const row = parsed(text);
+    return row ? keys(row) : 0;
+  },
+};
+
+const best: Record<string, number> = {};
+for (let repetition = 0; repetition < 5; repetition++) {
+  for (const [name, stage] of Object.entries(stages)) {
+    const before = process.cpuUsage();
+    let sink = 0;
+    for (const batch of batches) visitRows(batch, (text) => (sink += text === undefined ? 0 : stage(text)));
+    const used = process.cpuUsage(before);
+    best[name] = Math.min(best[name] ?? Infinity, (used.user + used.system) / 1e6);
+  }
+}
+const result = {
+  date: new Date().toISOString(),
+  node: process.version,
+  command: `npx tsx bench/data/row-stages.ts ${datasetPath}`,
+  machine: { cpus: availableParallelism(), load_average_1m: loadavg()[0] },
+  input_bytes: file.size,
+  cumulative_cpu_seconds_best_of_5: best,
+};
+console.log(JSON.stringify(result, null, 2));
+await writeFile(join(dirname(fileURLToPath(import.meta.url)), 'results', 'row-stages.json'), `${JSON.stringify(result, null, 2)}\n`);
