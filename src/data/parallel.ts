@@ -1,4 +1,7 @@
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { buildSync } from 'esbuild';
+import { LineEncoder, lineEncoderModule } from './line-encoder.ts';
 import type { RowBatch } from './read.ts';
 import { processBatch, type BatchResult, type BatchSettings } from './validate.ts';
 
@@ -16,21 +19,38 @@ const queuedPerWorker = 2;
  * Batches the caller may hold unconsumed: enough that the main thread keeps reading and validating while the
  * oldest batch is still on a worker, instead of idling on it. Batches are small, so this costs little memory.
  */
-const inFlightBatches = 16;
+const inFlightBatches = 6;
+/**
+ * A worker's heap is capped (below), so a batch above this size (a row of megabytes) is validated on the main
+ * thread, whose heap is not: a capped heap that runs out ends the thread.
+ */
+const maxWorkerBatchBytes = 1 << 20;
 
 /**
- * The workers run the same TypeScript sources through tsx's loader, registered by a tiny bootstrap module:
- * Node 20 does not apply a parent's loader hooks to worker threads.
+ * The workers run the same sources, bundled once per process into one JavaScript module: a worker that loaded the
+ * TypeScript through tsx would need a loader thread of its own (Node 20 does not apply a parent's loader hooks to
+ * worker threads), about 35 MB of memory, more than a tenth of the 300 MB a large preparation may use.
  */
-// Resolved when a pool starts, not at import: vitest's module runner has no import.meta.resolve, and only
-// datasets above the parallel threshold need the pool.
-function workerBootstrap(): URL {
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  const workerModule = new URL('./worker.ts', import.meta.url).href;
-  return new URL(
-    `data:text/javascript,${encodeURIComponent(`import { register } from ${JSON.stringify(tsxApi)}; register(); await import(${JSON.stringify(workerModule)});`)}`,
-  );
+let workerScript: URL | undefined;
+
+function bundledWorker(): URL {
+  if (workerScript === undefined) {
+    const { outputFiles } = buildSync({
+      entryPoints: [fileURLToPath(new URL('./worker.ts', import.meta.url))],
+      bundle: true,
+      format: 'esm',
+      platform: 'node',
+      target: 'node20',
+      write: false,
+      logLevel: 'silent',
+    });
+    workerScript = new URL(`data:text/javascript,${encodeURIComponent(outputFiles[0]!.text)}`);
+  }
+  return workerScript;
 }
+
+/** The main thread's encoder, shared by every preparation in the process: a batch is encoded in one synchronous call. */
+let mainThreadEncoder: LineEncoder | undefined;
 
 type Pending = { resolve: (result: BatchResult) => void; reject: (error: unknown) => void };
 
@@ -46,12 +66,14 @@ export class BatchProcessor {
     workerThreads: number,
   ) {
     this.inFlightLimit = workerThreads === 0 ? 1 : inFlightBatches;
-    const bootstrap = workerThreads === 0 ? undefined : workerBootstrap();
+    const script = workerThreads === 0 ? undefined : bundledWorker();
     this.workers = Array.from({ length: workerThreads }, () => {
-      const thread = new Worker(bootstrap!, {
-        workerData: { settings },
-        // Batches are about a megabyte and die young: a small young generation keeps each thread's memory small.
-        resourceLimits: { maxYoungGenerationSizeMb: 16 },
+      const thread = new Worker(script!, {
+        // The bundle has no file of its own to find the WebAssembly next to; compiled modules can be shared.
+        workerData: { settings, lineEncoder: lineEncoderModule() },
+        // Batches are small and die young. Left to itself, V8 lets a busy thread's heap grow by tens of megabytes
+        // before collecting; capped, the worker's heap stays small, and a 1 GB preparation within 300 MB.
+        resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 },
       });
       const worker = { thread, queued: 0 };
       thread.on('message', ({ id, result }: { id: number; result: BatchResult }) => {
@@ -68,8 +90,8 @@ export class BatchProcessor {
   }
 
   process(batch: RowBatch): Promise<BatchResult> {
-    const worker = this.workers.find((candidate) => candidate.queued < queuedPerWorker);
-    if (worker === undefined) return Promise.resolve(processBatch(batch, this.settings));
+    const worker = batch.bytes.byteLength > maxWorkerBatchBytes ? undefined : this.workers.find((candidate) => candidate.queued < queuedPerWorker);
+    if (worker === undefined) return Promise.resolve(processBatch(batch, this.settings, (mainThreadEncoder ??= new LineEncoder())));
     const id = this.nextId++;
     worker.queued++;
     return new Promise((resolve, reject) => {

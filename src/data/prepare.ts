@@ -21,7 +21,8 @@ import {
   readStoredReport,
 } from './store.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
-import { keyWordsPerRow, noFamily, type BatchResult } from './validate.ts';
+import { keyWordsPerLine } from './line-encoder.ts';
+import { noFamily, type BatchResult } from './validate.ts';
 
 export interface PrepareDatasetOptions {
   /** Absolute path of a JSON array or JSONL file, optionally gzipped, or of a directory of them. */
@@ -181,6 +182,8 @@ class Preparation {
   private async consume({ result: pending, trailingErrors, fromValFile }: InFlight): Promise<void> {
     const result = await pending;
     this.sawInputField ||= result.sawInputField;
+    const { bytes, lengths, keys } = result.lines;
+    let line = 0;
     let lineOffset = 0;
     let errorIndex = 0;
     for (let index = 0; index < result.count; index++) {
@@ -192,10 +195,9 @@ class Preparation {
         continue;
       }
       const lineStart = lineOffset;
-      lineOffset += result.lineLengths[index]!;
-      const key = index * keyWordsPerRow;
-      const words = result.keys;
-      const membership = this.kept.add(words[key]!, words[key + 1]!, words[key + 2]!);
+      lineOffset += lengths[line]!;
+      const key = line++ * keyWordsPerLine;
+      const membership = this.kept.add(keys[key]!, keys[key + 1]!, keys[key + 2]!);
       if (membership !== Membership.New) {
         const exact = membership === Membership.Exact;
         this.reject({
@@ -209,7 +211,7 @@ class Preparation {
       }
       this.validRows++;
       // The near key drives the draw: kept rows never share one, and it ignores what dedupe ignores.
-      this.writer.accept(result.lineBytes, lineStart, lineOffset, seededUnitInterval(words[key]!, words[key + 1]!, this.options.seed), fromValFile);
+      this.writer.accept(bytes, lineStart, lineOffset, seededUnitInterval(keys[key]!, keys[key + 1]!, this.options.seed), fromValFile);
     }
     for (const error of trailingErrors) this.reject(error);
     await this.writer.flushWhenFull();

@@ -1,5 +1,4 @@
 import { rm } from 'node:fs/promises';
-import { finalMix } from './row-keys.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
 import { extractLine, LineWriter, readLines } from './store.ts';
 
@@ -16,6 +15,16 @@ export function seededUnitInterval(keyHigh: number, keyLow: number, seed: number
   const low = finalMix(keyLow ^ finalMix(high ^ seedWord ^ 0x7f4a7c15));
   // 53 bits: all a double holds.
   return (high * 2 ** 21 + (low >>> 11)) / 2 ** 53;
+}
+
+/** murmur3's finaliser: spreads every input bit over the output. */
+export function finalMix(value: number): number {
+  value ^= value >>> 16;
+  value = Math.imul(value, 0x85ebca6b);
+  value ^= value >>> 13;
+  value = Math.imul(value, 0xc2b2ae35);
+  value ^= value >>> 16;
+  return value >>> 0;
 }
 
 /**

@@ -13,7 +13,7 @@ import type { DatasetFile } from './read.ts';
  */
 
 /** Bumped whenever normalisation, dedupe or the split change, so older prepared data stops matching. */
-const prepareVersion = 1;
+const prepareVersion = 2;
 
 export const datasetsDirectory = (storeRoot: string): string => join(storeRoot, 'datasets');
 

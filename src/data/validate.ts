@@ -13,8 +13,8 @@ import {
   type RowFamily,
 } from './formats.ts';
 import { visitRows, type RowBatch } from './read.ts';
-import { ContentKeys } from './row-keys.ts';
-import { maxLineBytes, writeLine } from './serialise.ts';
+import type { EncodedLines, LineEncoder } from './line-encoder.ts';
+import { lineHeadBytes, lineText } from './serialise.ts';
 import { RowErrorKind, type RowError } from './report.ts';
 
 /**
@@ -28,8 +28,6 @@ export interface BatchSettings {
 
 /** Marks a row whose keys name no known format. */
 export const noFamily = 255;
-/** Key words per row: two of the near-duplicate key, one exact fingerprint. */
-export const keyWordsPerRow = 3;
 
 export interface BatchResult {
   file: string;
@@ -42,71 +40,50 @@ export interface BatchResult {
   families: Uint8Array;
   /** Whether any row had an `input` field: tells alpaca from instruction/output in the report. */
   sawInputField: boolean;
-  /** Per row: near key (two words), exact fingerprint. */
-  keys: Uint32Array;
   /**
-   * The valid rows' output lines as UTF-8, back to back, and each row's line length in bytes (0 for invalid rows).
-   * Bytes, not a string: they cross threads without copying and reach the output file without re-encoding.
+   * The valid rows' lines, in row order: their UTF-8 bytes back to back, each one's length, and each one's content
+   * keys (`keyWordsPerLine` words). Bytes, not strings: they cross threads without copying and reach the output
+   * file without re-encoding.
    */
-  lineBytes: Uint8Array;
-  lineLengths: Uint32Array;
+  lines: EncodedLines;
   /** The invalid rows' errors, in row order. */
   errors: RowError[];
 }
 
 type RowOutcome =
-  | { valid: true; family: RowFamily; content: NormalisedContent; keys: ContentKeys }
+  | { valid: true; family: RowFamily; content: NormalisedContent }
   | { valid: false; family: RowFamily | undefined; error: Omit<RowError, 'file' | 'row'> };
 
-export function processBatch(batch: RowBatch, settings: BatchSettings): BatchResult {
+/** `lines` encodes the batch's lines; one per thread, reused from batch to batch. */
+export function processBatch(batch: RowBatch, settings: BatchSettings, lines: LineEncoder): BatchResult {
   const capacity = batch.maxRows;
-  const result: BatchResult = {
-    file: batch.file,
-    count: 0,
-    rowNumbers: new Uint32Array(capacity),
-    valid: new Uint8Array(capacity),
-    families: new Uint8Array(capacity).fill(noFamily),
-    sawInputField: false,
-    keys: new Uint32Array(capacity * keyWordsPerRow),
-    lineBytes: new Uint8Array(0),
-    lineLengths: new Uint32Array(capacity),
-    errors: [],
-  };
+  const rowNumbers = new Uint32Array(capacity);
+  const valid = new Uint8Array(capacity);
+  const families = new Uint8Array(capacity).fill(noFamily);
+  const errors: RowError[] = [];
+  const seen = { sawInputField: false };
   const sourcePrefix = `"source":{"file":${JSON.stringify(batch.file)},"row":`;
-  // Output lines are about the input's size plus the source; growth covers the rest.
-  let output = Buffer.allocUnsafeSlow(batch.bytes.byteLength * 2 + capacity * (sourcePrefix.length + 16));
-  let used = 0;
+  // The file name may be non-ASCII; the rest of the source member is ASCII.
+  const sourcePrefixExtraBytes = Buffer.byteLength(sourcePrefix) - sourcePrefix.length;
+  let count = 0;
   visitRows(batch, (text, row) => {
-    const index = result.count++;
-    result.rowNumbers[index] = row;
-    const outcome = processRow(text, settings.format, result);
-    if (outcome.family !== undefined) result.families[index] = rowFamilies.indexOf(outcome.family);
+    const index = count++;
+    rowNumbers[index] = row;
+    const outcome = processRow(text, settings.format, seen);
+    if (outcome.family !== undefined) families[index] = rowFamilies.indexOf(outcome.family);
     if (!outcome.valid) {
-      result.errors.push({ file: batch.file, row, ...outcome.error });
+      errors.push({ file: batch.file, row, ...outcome.error });
       return;
     }
-    result.valid[index] = 1;
+    valid[index] = 1;
     const source = `${sourcePrefix}${row}}`;
-    const room = maxLineBytes(outcome.content, source);
-    if (used + room > output.length) {
-      const grown = Buffer.allocUnsafeSlow(Math.max(output.length * 2, used + room));
-      output.copy(grown, 0, 0, used);
-      output = grown;
-    }
-    const lineStart = used;
-    used = writeLine(output, used, outcome.content, source);
-    result.lineLengths[index] = used - lineStart;
-    const key = index * keyWordsPerRow;
-    result.keys[key] = outcome.keys.nearHigh;
-    result.keys[key + 1] = outcome.keys.nearLow;
-    result.keys[key + 2] = outcome.keys.exactFingerprint;
+    lines.add(lineText(outcome.content, source), lineHeadBytes(outcome.content.kind, source.length + sourcePrefixExtraBytes));
   });
-  result.lineBytes = output.subarray(0, used);
-  return result;
+  return { file: batch.file, count, rowNumbers, valid, families, sawInputField: seen.sawInputField, lines: lines.finish(), errors };
 }
 
 /** `text` is undefined when the row's bytes are not valid UTF-8. */
-function processRow(text: string | undefined, format: DatasetFormat, result: BatchResult): RowOutcome {
+function processRow(text: string | undefined, format: DatasetFormat, seen: { sawInputField: boolean }): RowOutcome {
   if (text === undefined) {
     return rejected(undefined, null, RowErrorKind.InvalidUtf8, 'row is not valid UTF-8 (a stray binary byte?)');
   }
@@ -125,35 +102,17 @@ function processRow(text: string | undefined, format: DatasetFormat, result: Bat
     const expected = Object.values(familyFields).join(' | ');
     return rejected(undefined, null, RowErrorKind.UnknownFormat, `no known format's fields (expected ${expected})`);
   }
-  if ('input' in row) result.sawInputField = true;
+  if ('input' in row) seen.sawInputField = true;
   const parsed = familySchemas[family].safeParse(row);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     return { valid: false, family, error: describeIssue(issue, row) };
   }
-  const content = normaliseRow({ family, row: parsed.data } as ParsedRow);
-  return { valid: true, family, content, keys: contentKeys(content) };
+  return { valid: true, family, content: normaliseRow({ family, row: parsed.data } as ParsedRow) };
 }
 
 function rejected(family: RowFamily | undefined, field: string | null, kind: RowErrorKind, reason: string): RowOutcome {
   return { valid: false, family, error: { field, kind, reason } };
-}
-
-/** Keys over everything the trainer sees: the kind, and each field with its role. */
-function contentKeys(content: NormalisedContent): ContentKeys {
-  const key = new ContentKeys().addField(content.kind);
-  // A switch, not ts-pattern: this runs once per row and a match allocates.
-  switch (content.kind) {
-    case 'chat':
-      for (const message of content.messages) key.addField(message.role).addField(message.content);
-      return key;
-    case 'text':
-      return key.addField(content.text);
-    case 'completion':
-      return key.addField(content.prompt).addField(content.completion);
-    default:
-      return content satisfies never;
-  }
 }
 
 function describeIssue(issue: z.core.$ZodIssue, row: Record<string, unknown>): Omit<RowError, 'file' | 'row'> {

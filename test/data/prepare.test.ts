@@ -178,6 +178,16 @@ describe('worker threads', () => {
     expect(await readFile(fileURLToPath(threaded.val_uri), 'utf8')).toBe(await readFile(fileURLToPath(inline.val_uri), 'utf8'));
     expect(inline.duplicates_removed).toBeGreaterThan(9_000);
   });
+
+  test('rows of megabytes (validated on the main thread, whose heap is not capped) among small ones', async () => {
+    const huge = (index: number) => ({ instruction: `Huge ${index}`, output: `${'long answer\n'.repeat(200_000)}${index}` });
+    const rows = Array.from({ length: 30_000 }, (_, index) => (index % 10_000 === 5 ? huge(index) : { instruction: `Question ${index}`, output: `Answer ${index}` }));
+    const path = await writeDataset('huge-rows.jsonl', rows);
+    const inline = await prepare(path, { workerThreads: 0 });
+    const threaded = await prepare(path, { workerThreads: 1, storeRoot: `${storeRoot}-huge-threaded` });
+    expect(threaded).toMatchObject({ hash: inline.hash, valid_rows: 30_000 });
+    expect(await readFile(fileURLToPath(threaded.train_uri), 'utf8')).toBe(await readFile(fileURLToPath(inline.train_uri), 'utf8'));
+  });
 });
 
 describe('a large input (32 MiB or more, validated on worker threads)', () => {
@@ -199,14 +209,18 @@ describe('a large input (32 MiB or more, validated on worker threads)', () => {
 });
 
 describe('DigestSet', () => {
-  test('tells new, exact and near keys apart across growth', () => {
+  test('tells new, exact and near keys apart across growth, in every shard', () => {
     const set = new DigestSet(16);
-    for (let key = 1; key <= 10_000; key++) expect(set.add(key * 7919, key, key)).toBe(Membership.New);
-    for (let key = 1; key <= 10_000; key++) {
-      expect(set.add(key * 7919, key, key)).toBe(Membership.Exact);
-      expect(set.add(key * 7919, key, key + 1)).toBe(Membership.Near);
+    // The high words spread over the whole 32-bit range, so every shard grows several times.
+    const high = (key: number): number => Math.imul(key, 0x9e3779b1) >>> 0;
+    for (let key = 1; key <= 20_000; key++) expect(set.add(high(key), key, key)).toBe(Membership.New);
+    for (let key = 1; key <= 20_000; key++) {
+      expect(set.add(high(key), key, key)).toBe(Membership.Exact);
+      expect(set.add(high(key), key, key + 1)).toBe(Membership.Near);
     }
-    expect(set.count).toBe(10_000);
+    expect(set.add(0, 0, 5)).toBe(Membership.New);
+    expect(set.add(0, 0, 5)).toBe(Membership.Exact);
+    expect(set.count).toBe(20_001);
   });
 });
 
