@@ -125,6 +125,17 @@ describe('splits', () => {
     expect((await readLines(report.val_uri))[0]).toMatchObject({ source: { file: 'val.jsonl', row: 1 } });
   });
 
+  test('a row repeated in another file, whose name is not ASCII, is still a duplicate: keys ignore the source', async () => {
+    await writeDataset('sources/a.jsonl', numbered(3));
+    await writeDataset('sources/données/ünïcode 😀.jsonl', [numbered(3)[1], { instruction: 'QUESTION   1', output: 'answer 1 ' }, { instruction: 'New', output: 'row' }]);
+    const report = await prepare(join(workDirectory, 'sources'), { valFraction: 0 });
+    expect([report.train_rows, report.duplicates_removed]).toEqual([4, 2]);
+    expect(report.errors.map(({ file, row, kind }) => ({ file, row, kind }))).toEqual([
+      { file: 'données/ünïcode 😀.jsonl', row: 1, kind: 'duplicate' },
+      { file: 'données/ünïcode 😀.jsonl', row: 2, kind: 'near_duplicate' },
+    ]);
+  });
+
   test('giving two of fraction, count and file is refused', async () => {
     await expect(prepare(await writeDataset('both.jsonl', numbered(3)), { valFraction: 0.5, valCount: 1 })).rejects.toThrow(/at most one/);
   });
