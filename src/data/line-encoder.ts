@@ -63,7 +63,8 @@ const maxFoldedGrowth = 1.5;
  * WebAssembly memory cannot shrink and would otherwise hold that batch's size until the thread ends.
  */
 const keptMemoryBytes = 64 << 20;
-const align = (offset: number): number => (offset + 15) & ~15;
+/** Arithmetic, not bitwise: offsets may pass 2^31 in a memory of up to 4 GiB. */
+const align = (offset: number): number => Math.ceil(offset / 16) * 16;
 
 let compiled: WebAssembly.Module | undefined;
 
@@ -99,8 +100,22 @@ export class LineEncoder {
     this.ranges.push(start, start + headBytes, this.staged);
   }
 
+  /** Forgets the lines staged since the last `finish`. */
+  discard(): void {
+    this.staged = 0;
+    this.ranges = [];
+  }
+
   /** Escapes and keys every line staged since the last call, and starts afresh. */
   finish(): EncodedLines {
+    try {
+      return this.encode();
+    } finally {
+      this.discard();
+    }
+  }
+
+  private encode(): EncodedLines {
     const count = this.ranges.length / 3;
     const lines = align(this.staging + this.staged + slack);
     const lengths = align(lines + count * 12);
@@ -110,7 +125,8 @@ export class LineEncoder {
     const scratch = align(output + this.staged + escapes * extraBytesPerEscape + slack);
     this.memory = this.reserve(scratch);
     new Uint32Array(this.memory.buffer, lines, count * 3).set(this.ranges);
-    const written = this.exports.escapeLines(this.staging, lines, count, output, lengths);
+    // WebAssembly's i32 arrives signed: an output of 2 GiB or more would read as negative.
+    const written = this.exports.escapeLines(this.staging, lines, count, output, lengths) >>> 0;
     const lineLengths = new Uint32Array(this.memory.buffer, lengths, count);
     let longestLine = 0;
     for (const length of lineLengths) longestLine = Math.max(longestLine, length);
@@ -122,8 +138,6 @@ export class LineEncoder {
       lengths: new Uint32Array(buffer.slice(lengths, lengths + count * 4)),
       keys: new Uint32Array(buffer.slice(keys, keys + count * keyWordsPerLine * 4)),
     };
-    this.staged = 0;
-    this.ranges = [];
     if (buffer.byteLength > keptMemoryBytes) this.instantiate();
     return encoded;
   }

@@ -52,61 +52,87 @@ function bundledWorker(): URL {
 /** The main thread's encoder, shared by every preparation in the process: a batch is encoded in one synchronous call. */
 let mainThreadEncoder: LineEncoder | undefined;
 
-type Pending = { resolve: (result: BatchResult) => void; reject: (error: unknown) => void };
+/**
+ * Worker deaths a processor recovers from by starting another worker; after that many, it validates inline. A
+ * worker dies when its capped heap runs out (a row that makes the schema report tens of thousands of issues can),
+ * or on a bug, which then fails its batch on the main thread too, with the bug's own error.
+ */
+const maxWorkerRestarts = 3;
+
+type Pending = { batch: RowBatch; resolve: (result: BatchResult) => void; reject: (error: unknown) => void };
+type PoolWorker = { thread: Worker; pending: Map<number, Pending>; retired: boolean };
 
 export class BatchProcessor {
   /** How many batches may be in flight before the caller should consume the oldest. */
   readonly inFlightLimit: number;
-  private readonly workers: { thread: Worker; queued: number }[];
-  private readonly pending = new Map<number, Pending>();
+  private readonly workers: PoolWorker[];
   private nextId = 0;
+  private restarts = 0;
+  private closing = false;
 
   constructor(
     private readonly settings: BatchSettings,
     workerThreads: number,
   ) {
     this.inFlightLimit = workerThreads === 0 ? 1 : inFlightBatches;
-    const script = workerThreads === 0 ? undefined : bundledWorker();
-    this.workers = Array.from({ length: workerThreads }, () => {
-      const thread = new Worker(script!, {
-        // The bundle has no file of its own to find the WebAssembly next to; compiled modules can be shared.
-        workerData: { settings, lineEncoder: lineEncoderModule() },
-        // Batches are small and die young. Left to itself, V8 lets a busy thread's heap grow by tens of megabytes
-        // before collecting; capped, the worker's heap stays small, and a 1 GB preparation within 300 MB.
-        resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 },
-      });
-      const worker = { thread, queued: 0 };
-      thread.on('message', ({ id, result }: { id: number; result: BatchResult }) => {
-        worker.queued--;
-        this.pending.get(id)?.resolve(result);
-        this.pending.delete(id);
-      });
-      thread.on('error', (error) => this.failAll(error));
-      thread.on('exit', (code) => {
-        if (code !== 0) this.failAll(new Error(`dataset worker exited with code ${code}`));
-      });
-      return worker;
-    });
+    this.workers = Array.from({ length: workerThreads }, () => this.startWorker());
   }
 
   process(batch: RowBatch): Promise<BatchResult> {
-    const worker = batch.bytes.byteLength > maxWorkerBatchBytes ? undefined : this.workers.find((candidate) => candidate.queued < queuedPerWorker);
-    if (worker === undefined) return Promise.resolve(processBatch(batch, this.settings, (mainThreadEncoder ??= new LineEncoder())));
+    const worker = batch.bytes.byteLength > maxWorkerBatchBytes ? undefined : this.workers.find((candidate) => candidate.pending.size < queuedPerWorker);
+    if (worker === undefined) return Promise.resolve(this.processInline(batch));
     const id = this.nextId++;
-    worker.queued++;
     return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      const ranges = batch.layout === 'ranges' ? [batch.starts.buffer, batch.ends.buffer, batch.rowNumbers.buffer] : [];
-      worker.thread.postMessage({ id, batch }, [batch.bytes.buffer, ...ranges] as ArrayBuffer[]);
+      worker.pending.set(id, { batch, resolve, reject });
+      // Copied, not transferred: should the worker die, its batches are validated again here.
+      worker.thread.postMessage({ id, batch });
     });
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((worker) => worker.thread.terminate()));
   }
 
-  private failAll(error: unknown): void {
-    for (const pending of this.pending.values()) pending.reject(error);
-    this.pending.clear();
+  private processInline(batch: RowBatch): BatchResult {
+    return processBatch(batch, this.settings, (mainThreadEncoder ??= new LineEncoder()));
+  }
+
+  private startWorker(): PoolWorker {
+    const thread = new Worker(bundledWorker(), {
+      // The bundle has no file of its own to find the WebAssembly next to; compiled modules can be shared.
+      workerData: { settings: this.settings, lineEncoder: lineEncoderModule() },
+      // Batches are small and die young. Left to itself, V8 lets a busy thread's heap grow by tens of megabytes
+      // before collecting; capped, the worker's heap stays small, and a 1 GB preparation within 300 MB.
+      resourceLimits: { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 32 },
+    });
+    const worker: PoolWorker = { thread, pending: new Map(), retired: false };
+    thread.on('message', ({ id, result }: { id: number; result: BatchResult }) => {
+      const pending = worker.pending.get(id);
+      worker.pending.delete(id);
+      pending?.resolve(result);
+    });
+    thread.on('error', () => this.retire(worker));
+    thread.on('exit', (code) => {
+      if (code !== 0) this.retire(worker);
+    });
+    return worker;
+  }
+
+  /** Replaces a dead worker (up to `maxWorkerRestarts` times) and validates its batches here. */
+  private retire(worker: PoolWorker): void {
+    if (worker.retired || this.closing) return;
+    worker.retired = true;
+    const index = this.workers.indexOf(worker);
+    if (this.restarts++ < maxWorkerRestarts) this.workers[index] = this.startWorker();
+    else this.workers.splice(index, 1);
+    for (const { batch, resolve, reject } of worker.pending.values()) {
+      try {
+        resolve(this.processInline(batch));
+      } catch (error) {
+        reject(error);
+      }
+    }
+    worker.pending.clear();
   }
 }

@@ -213,6 +213,8 @@ class Preparation {
       // The near key drives the draw: kept rows never share one, and it ignores what dedupe ignores.
       this.writer.accept(bytes, lineStart, lineOffset, seededUnitInterval(keys[key]!, keys[key + 1]!, this.options.seed), fromValFile);
     }
+    // Lines pair with valid rows by position: a mismatch would put one row's text under another's source.
+    if (line !== lengths.length) throw new Error(`batch of ${result.file} has ${lengths.length} encoded lines for ${line} valid rows`);
     for (const error of trailingErrors) this.reject(error);
     await this.writer.flushWhenFull();
   }

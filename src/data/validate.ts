@@ -66,20 +66,26 @@ export function processBatch(batch: RowBatch, settings: BatchSettings, lines: Li
   // The file name may be non-ASCII; the rest of the source member is ASCII.
   const sourcePrefixExtraBytes = Buffer.byteLength(sourcePrefix) - sourcePrefix.length;
   let count = 0;
-  visitRows(batch, (text, row) => {
-    const index = count++;
-    rowNumbers[index] = row;
-    const outcome = processRow(text, settings.format, seen);
-    if (outcome.family !== undefined) families[index] = rowFamilies.indexOf(outcome.family);
-    if (!outcome.valid) {
-      errors.push({ file: batch.file, row, ...outcome.error });
-      return;
-    }
-    valid[index] = 1;
-    const source = `${sourcePrefix}${row}}`;
-    lines.add(lineText(outcome.content, source), lineHeadBytes(outcome.content.kind, source.length + sourcePrefixExtraBytes));
-  });
-  return { file: batch.file, count, rowNumbers, valid, families, sawInputField: seen.sawInputField, lines: lines.finish(), errors };
+  try {
+    visitRows(batch, (text, row) => {
+      const index = count++;
+      rowNumbers[index] = row;
+      const outcome = processRow(text, settings.format, seen);
+      if (outcome.family !== undefined) families[index] = rowFamilies.indexOf(outcome.family);
+      if (!outcome.valid) {
+        errors.push({ file: batch.file, row, ...outcome.error });
+        return;
+      }
+      valid[index] = 1;
+      const source = `${sourcePrefix}${row}}`;
+      lines.add(lineText(outcome.content, source), lineHeadBytes(outcome.content.kind, source.length + sourcePrefixExtraBytes));
+    });
+    return { file: batch.file, count, rowNumbers, valid, families, sawInputField: seen.sawInputField, lines: lines.finish(), errors };
+  } catch (error) {
+    // The encoder outlives the batch: lines staged before the failure must not open the next batch.
+    lines.discard();
+    throw error;
+  }
 }
 
 /** `text` is undefined when the row's bytes are not valid UTF-8. */
@@ -126,7 +132,7 @@ function describeIssue(issue: z.core.$ZodIssue, row: Record<string, unknown>): O
     .with({ code: 'invalid_value' }, (valueIssue) => ({
       field,
       kind: RowErrorKind.UnknownRole,
-      reason: `unknown role ${JSON.stringify(value)} (expected ${valueIssue.values.join(', ')})`,
+      reason: `unknown role ${describeValue(value)} (expected ${valueIssue.values.join(', ')})`,
     }))
     .with({ code: 'invalid_format' }, { code: 'too_small' }, () => ({ field, kind: RowErrorKind.EmptyField, reason: 'is empty' }))
     .with({ code: 'custom' }, (customIssue) => ({ field, kind: RowErrorKind.NoAssistantMessage, reason: customIssue.message }))
@@ -145,6 +151,12 @@ function valueAtPath(row: unknown, path: readonly PropertyKey[]): unknown {
     value = (value as Record<PropertyKey, unknown>)[segment];
   }
   return value;
+}
+
+/** A short rendering of a row's value for a reason: strings quoted and cut, anything else by its type. */
+function describeValue(value: unknown): string {
+  if (typeof value !== 'string') return describeType(value);
+  return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
 }
 
 function describeType(value: unknown): string {

@@ -190,6 +190,28 @@ describe('worker threads', () => {
     expect(inline.duplicates_removed).toBeGreaterThan(9_000);
   });
 
+  test('a worker killed by its heap cap is replaced and its batches are validated on the main thread', async () => {
+    // A row whose schema check reports 60,000 issues outgrows the worker's 32 MB heap.
+    const pathological = { messages: Array.from({ length: 60_000 }, () => 1) };
+    const chat = (index: number) => ({ messages: [{ role: 'user', content: `Question ${index}` }, { role: 'assistant', content: `Answer ${index}` }] });
+    const rows = Array.from({ length: 20_000 }, (_, index) => (index % 5_000 === 7 ? pathological : chat(index)));
+    const path = await writeDataset('worker-killer.jsonl', rows);
+    const inline = await prepare(path, { workerThreads: 0 });
+    const threaded = await prepare(path, { workerThreads: 1, storeRoot: `${storeRoot}-killer-threaded` });
+    expect(threaded).toMatchObject({ hash: inline.hash, invalid_rows: 4, valid_rows: 19_996 });
+    expect(threaded.errors).toEqual(inline.errors);
+    expect(await readFile(fileURLToPath(threaded.train_uri), 'utf8')).toBe(await readFile(fileURLToPath(inline.train_uri), 'utf8'));
+  }, 120_000);
+
+  test('a role nested 20,000 levels deep is one rejected row, not a failed preparation', async () => {
+    const path = join(workDirectory, 'deep-role.jsonl');
+    const valid = { messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }] };
+    await writeFile(path, `${JSON.stringify(valid)}\n{"messages":[{"role":${'['.repeat(20_000)}"user"${']'.repeat(20_000)},"content":"x"}]}\n`);
+    const report = await prepare(path, { maxInvalidFraction: 0.5 });
+    expect(report).toMatchObject({ valid_rows: 1, invalid_rows: 1 });
+    expect(report.errors[0]).toMatchObject({ row: 2, field: 'messages[0].role', reason: expect.stringContaining('unknown role array') });
+  });
+
   test('rows of megabytes (validated on the main thread, whose heap is not capped) among small ones', async () => {
     const huge = (index: number) => ({ instruction: `Huge ${index}`, output: `${'long answer\n'.repeat(200_000)}${index}` });
     const rows = Array.from({ length: 30_000 }, (_, index) => (index % 10_000 === 5 ? huge(index) : { instruction: `Question ${index}`, output: `Answer ${index}` }));

@@ -78,6 +78,14 @@ describe('lineText + LineEncoder', () => {
     );
   });
 
+  test('lines staged before a discard (a batch that failed) never reach the next batch', () => {
+    encoder.add(lineText({ kind: 'text', text: 'from a failed batch' }, '"source":{"file":"a","row":1}'), lineHeadBytes('text', 29));
+    encoder.discard();
+    expect(encode([{ content: { kind: 'text', text: 'next' }, source: '"source":{"file":"b","row":1}' }]).map(({ line }) => line)).toEqual([
+      '{"kind":"text","source":{"file":"b","row":1},"text":"next"}',
+    ]);
+  });
+
   test('a line far larger than the encoder memory it starts with', () => {
     const text = `${'word '.repeat(400_000)}\u0001end`;
     expect(only({ kind: 'text', text }).line).toBe(reference({ kind: 'text', text }, '"source":{"file":"data.jsonl","row":1}'));

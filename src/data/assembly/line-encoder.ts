@@ -1,11 +1,13 @@
 /**
- * AssemblyScript, compiled to `line-keys.wasm` beside it by `npm run build:wasm` (a test checks that the committed
- * binary is this source's build). Content keys of prepared lines, read off their UTF-8 bytes: `../line-keys.ts`
- * says what the keys mean and lays out the memory. Every byte of every row passes through here, so the common case (ASCII text inside a string)
- * costs a load, a store and no unpredictable branch; hashing works on 8-byte words, not characters.
+ * AssemblyScript, compiled to `line-encoder.wasm` beside it by `npm run build:wasm` (a test checks that the
+ * committed binary is this source's build). Escapes prepared lines' control characters and reads their content
+ * keys off the UTF-8 bytes: `../line-encoder.ts` says what the keys mean and lays out the memory. Every byte of
+ * every row passes through here, so the common case (ASCII text inside a string) takes sixteen bytes a step with
+ * no unpredictable branch, and hashing works on 8-byte words, not characters.
  *
- * Memory is laid out by the host: the lines' bytes, their [start, end) byte ranges as u32 pairs, the output keys
- * (three u32 per line), a scratch area of twice the longest line for the folded text, and a u16 table mapping each
+ * Memory is laid out by the host: the staged lines, their (start, content start, end) offsets as u32 triples,
+ * the escaped lines and their lengths, the output keys (three u32 per line), a scratch area for the folded text
+ * (1.5 times the longest line: folding can turn a two-byte character into three), and a u16 table mapping each
  * BMP code unit to its lower case.
  */
 
