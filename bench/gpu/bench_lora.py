@@ -57,6 +57,11 @@ METHODS = {
     "a4": dict(backend="hf-peft", quantization="4bit", gradient_checkpointing=True),
     "b": dict(backend="unsloth", quantization="none", gradient_checkpointing="unsloth"),
     "c": dict(backend="unsloth", quantization="4bit", gradient_checkpointing="unsloth"),
+    # The planner's terms session 1 modelled without measuring: LLM.int8 and no gradient checkpointing.
+    "a8": dict(backend="hf-peft", quantization="8bit", gradient_checkpointing=True),
+    "b8": dict(backend="unsloth", quantization="8bit", gradient_checkpointing="unsloth"),
+    "an": dict(backend="hf-peft", quantization="none", gradient_checkpointing=False),
+    "bn": dict(backend="unsloth", quantization="none", gradient_checkpointing=False),
 }
 
 
@@ -164,14 +169,15 @@ def load_model(method, path, cpu_test, tm):
         info["unsloth_import_s"] = round(time.time() - t, 2)
         import torch
         t = time.time()
+        quantization = METHODS[method]["quantization"]
         model, tok = FastLanguageModel.from_pretrained(
-            model_name=path, max_seq_length=SEQ, load_in_4bit=(method == "c"),
-            load_in_16bit=(method == "b"), dtype=torch.bfloat16)
+            model_name=path, max_seq_length=SEQ, load_in_4bit=(quantization == "4bit"),
+            load_in_8bit=(quantization == "8bit"), load_in_16bit=(quantization == "none"), dtype=torch.bfloat16)
         info["load_s"] = round(time.time() - t, 2)
         t = time.time()
         model = FastLanguageModel.get_peft_model(
             model, r=RANK, lora_alpha=RANK, target_modules=TARGETS, lora_dropout=0, bias="none",
-            use_gradient_checkpointing="unsloth", random_state=3407, max_seq_length=SEQ)
+            use_gradient_checkpointing=METHODS[method]["gradient_checkpointing"], random_state=3407, max_seq_length=SEQ)
         FastLanguageModel.for_training(model)
         info["peft_s"] = round(time.time() - t, 2)
         try:
@@ -186,20 +192,25 @@ def load_model(method, path, cpu_test, tm):
     dev = "cpu" if cpu_test else {"": 0}
     t = time.time()
     kw = dict(dtype=torch.bfloat16, device_map=dev, attn_implementation="sdpa")
-    if method == "a4":
+    quantization = METHODS[method]["quantization"]
+    if quantization == "4bit":
         from transformers import BitsAndBytesConfig
         kw["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16)
+    elif quantization == "8bit":
+        from transformers import BitsAndBytesConfig
+        kw["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
     model = AutoModelForCausalLM.from_pretrained(path, **kw)
     info["load_s"] = round(time.time() - t, 2)
     t = time.time()
     model.config.use_cache = False
     gck = {"use_reentrant": False}
-    if method == "a4":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=True,
+    checkpointing = METHODS[method]["gradient_checkpointing"]
+    if quantization != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
                                                 gradient_checkpointing_kwargs=gck)
-    else:
+    elif checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gck)
         model.enable_input_require_grads()
     model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=RANK, lora_dropout=0.0, bias="none",

@@ -145,7 +145,7 @@ function pointsFromFile(file: string, content: unknown): CalibrationPoint[] {
       .map((record) => gpuRecord.parse(record))
       .map((record) => ({
         source,
-        label: `${gpu.data.gpu_name} ${record.model} ${record.backend} ${record.quantization} b=${record.micro_batch_size}`,
+        label: `${gpu.data.gpu_name} ${record.model} ${record.backend} ${record.quantization} b=${record.micro_batch_size}${record.gradient_checkpointing === false ? ' no-ckpt' : ''}`,
         request: {
           architecture: architectureFromHuggingFaceConfig(record.architecture, record.model),
           device: { kind: 'cuda', name: gpu.data.gpu_name, memory_gib: gpu.data.gpu_total_gib, count: 1 },
