@@ -23,6 +23,12 @@ export interface BackendCalibration {
   host_seconds_per_step: number;
   /** By quantisation: bitsandbytes launches extra dequantisation kernels per layer. */
   host_seconds_per_layer_pass: { none: number; '8bit': number; '4bit': number };
+  /**
+   * LLM.int8 with gradient checkpointing: bytes per layer, hidden unit and token still held for the backward pass.
+   * bitsandbytes' 8-bit matmul keeps tensors on its autograd context, out of reach of checkpointing's saved-tensor
+   * hooks, so every layer keeps them.
+   */
+  int8_retained_bytes_per_hidden_unit: number;
 }
 
 // Fitted to bench/gpu/results/2026-11-28-h200.json (18 runs: Llama 3.2 1B, 3.2 3B, 3.1 8B shapes; r=64 on all
@@ -34,20 +40,25 @@ export const gpuCalibration: Record<TrainingBackend, BackendCalibration> = {
     logits_bytes_per_element: 0.3,
     // Unsloth turns on expandable segments, which leave the allocator little to round up.
     allocator_slack_fraction: 0.031,
-    // 8-bit (LLM.int8) was not measured: assumed to compute at half the 4-bit efficiency (its int8 matmuls with
-    // outlier decomposition are slower) with 4-bit's host cost.
-    compute_efficiency: { none: 0.525, '8bit': 0.265, '4bit': 0.529 },
+    // 8-bit (LLM.int8) from bench/gpu/unfitted (four runs, 1B to 8B): its int8 matmuls with outlier decomposition
+    // reach a fifth of the bf16 efficiency.
+    compute_efficiency: { none: 0.525, '8bit': 0.1165, '4bit': 0.529 },
     host_seconds_per_step: 0.0858,
-    host_seconds_per_layer_pass: { none: 0.00172, '8bit': 0.00195, '4bit': 0.00195 },
+    host_seconds_per_layer_pass: { none: 0.00172, '8bit': 0.00637, '4bit': 0.00195 },
+    // Unsloth's own checkpointing frees them: its 8-bit runs need no such term.
+    int8_retained_bytes_per_hidden_unit: 0,
   },
   'hf-peft': {
     activation_scale: 0.687,
     // FP32 logits, their log-softmax and its gradient: about 13 bytes per logit.
     logits_bytes_per_element: 13.3,
     allocator_slack_fraction: 0.089,
-    compute_efficiency: { none: 0.364, '8bit': 0.153, '4bit': 0.306 },
+    // 8-bit from bench/gpu/unfitted, as for Unsloth.
+    compute_efficiency: { none: 0.364, '8bit': 0.0789, '4bit': 0.306 },
     host_seconds_per_step: 0.0734,
-    host_seconds_per_layer_pass: { none: 0.00331, '8bit': 0.00527, '4bit': 0.00527 },
+    host_seconds_per_layer_pass: { none: 0.00331, '8bit': 0.00777, '4bit': 0.00527 },
+    // Fitted to the four hf-peft 8-bit runs of bench/gpu/unfitted (within ±5 %); about eight FP32 values per hidden unit.
+    int8_retained_bytes_per_hidden_unit: 33.3,
   },
 };
 

@@ -192,5 +192,15 @@ function activationBytes(inputs: MemoryInputs): number {
     .with('unsloth', () => Math.min(layers, 2))
     .exhaustive();
   const derived = inputs.gradient_checkpointing ? checkpointedLayers * hidden * residual * tokens + oneLayer + residualGradients : layers * oneLayer + residualGradients;
-  return derived * activationScale(inputs);
+  return derived * activationScale(inputs) + int8RetainedBytes(inputs, tokens);
+}
+
+/** What LLM.int8 keeps past checkpointing (see `int8_retained_bytes_per_hidden_unit`); without it, all is kept anyway. */
+function int8RetainedBytes(inputs: MemoryInputs, tokens: number): number {
+  if (inputs.quantization !== '8bit' || !inputs.gradient_checkpointing) return 0;
+  const perHiddenUnit = match(inputs.device_kind)
+    .with('cuda', () => gpuCalibration[inputs.backend].int8_retained_bytes_per_hidden_unit)
+    .with('cpu', () => 0)
+    .exhaustive();
+  return inputs.architecture.num_layers * inputs.architecture.hidden_size * tokens * perHiddenUnit;
 }
