@@ -24,9 +24,9 @@ export interface BackendCalibration {
   /** By quantisation: bitsandbytes launches extra dequantisation kernels per layer. */
   host_seconds_per_layer_pass: { none: number; '8bit': number; '4bit': number };
   /**
-   * LLM.int8 with gradient checkpointing: bytes per layer, hidden unit and token still held for the backward pass.
-   * bitsandbytes' 8-bit matmul keeps tensors on its autograd context, out of reach of checkpointing's saved-tensor
-   * hooks, so every layer keeps them.
+   * LLM.int8 with gradient checkpointing: bytes per layer, hidden unit and token still held for the backward pass,
+   * as if every layer kept part of its tensors. Fitted, not derived; the likely cause (unconfirmed) is that
+   * bitsandbytes' 8-bit matmul keeps tensors on its autograd context, where checkpointing does not free them.
    */
   int8_retained_bytes_per_hidden_unit: number;
 }
