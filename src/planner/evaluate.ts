@@ -76,8 +76,22 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
     total_parameters: totalParameters(request.architecture),
     device: { kind: device.kind, name: device.name, count: device.count, memory_gib: device.memory_gib },
     reasons: [...unsupported, ...(fitsMemory ? [] : memoryReasons(request, device, breakdownBytes, peakGib, available))],
-    notes: device.notes,
+    notes: [...device.notes, ...accuracyNotes(request, device)],
   };
+}
+
+/**
+ * Where measurements show the model off by more than the calibration test allows, the plan says so rather than
+ * implying its usual accuracy (bench/gpu/unfitted/README.md has the runs).
+ */
+function accuracyNotes(request: PlanRequest, device: ResolvedDevice): string[] {
+  if (device.kind !== 'cuda') return [];
+  return [
+    ...(request.gradient_checkpointing
+      ? []
+      : ['without gradient checkpointing the model is not yet refitted: on an H200, peak memory ran up to 20 % below this estimate and tokens/s up to 51 % above it']),
+    ...(request.backend === 'unsloth' && request.quantization === '8bit' ? ['Unsloth 8-bit used up to 0.5 GiB more than planned on a 1B model at micro-batch 1 (H200)'] : []),
+  ];
 }
 
 function unsupportedCombinations(request: PlanRequest, device: ResolvedDevice): string[] {

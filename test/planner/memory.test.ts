@@ -118,3 +118,14 @@ describe('devices the worker reports', () => {
     expect(reported.available_gib).toBe(79.19);
   });
 });
+
+describe('where measurements show the model off', () => {
+  it('says so on a GPU plan without gradient checkpointing or with Unsloth 8-bit, and only there', () => {
+    const withoutCheckpointing = evaluatePlan(requestFor('llama-3.2-1b', { gradient_checkpointing: false, device: { gpu: 'h200' } }));
+    expect(withoutCheckpointing.notes.join(' ')).toMatch(/without gradient checkpointing .* up to 20 % below .* up to 51 % above/);
+    const unsloth8bit = evaluatePlan(requestFor('llama-3.2-1b', { backend: 'unsloth', quantization: '8bit', device: { gpu: 'h200' } }));
+    expect(unsloth8bit.notes.join(' ')).toMatch(/Unsloth 8-bit used up to 0.5 GiB more/);
+    expect(evaluatePlan(requestFor('llama-3.2-1b', { backend: 'hf-peft', quantization: '8bit', device: { gpu: 'h200' } })).notes).toEqual([]);
+    expect(evaluatePlan(requestFor('llama-3.2-1b', { gradient_checkpointing: false, device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 2 }, backend: 'hf-peft', quantization: 'none', optimizer: 'adamw_torch' })).notes).toEqual([]);
+  });
+});
