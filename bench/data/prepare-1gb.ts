@@ -4,6 +4,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { median } from '../statistics.ts';
 
 /**
  * The issue-6 benchmark: prepares a 1 GiB JSONL of ~300-byte alpaca rows (with a sprinkling of malformed rows,
@@ -99,12 +100,8 @@ for (let trial = 0; trial < trialCount; trial++) {
   });
 }
 const cached = measure();
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((left, right) => left - right);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-};
-const medianThroughput = median(trials.map((trial) => trial.throughput_mb_per_s));
+// At least one trial ran, so there is a median.
+const medianThroughput = median(trials.map((trial) => trial.throughput_mb_per_s))!;
 const highestPeakRss = Math.max(...trials.map((trial) => trial.peak_rss_mib));
 const targets = { throughput_mb_per_s: 50, peak_rss_mib: 300 };
 const result = {

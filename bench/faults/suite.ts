@@ -4,6 +4,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { type ArtifactHashes, type FaultScenario, prepareSuite, runTrial, trainingRestarted, type TrialRecord } from './harness.ts';
+import { median } from '../statistics.ts';
 
 export interface SuiteOptions {
   scenarios: readonly FaultScenario[];
@@ -57,13 +58,6 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
     // Failed trials keep their homes for a post-mortem; the bundle and empty directories go.
     if (!options.root) await rm(suite.workflowBundlePath, { force: true });
   }
-}
-
-function median(values: number[]): number | null {
-  if (values.length === 0) return null;
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 const spread = (values: (number | null)[]) => {
