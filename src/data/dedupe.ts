@@ -55,7 +55,6 @@ class Shard {
 
 export class DigestSet {
   private readonly shards: Shard[];
-  private size = 0;
 
   constructor(initialSlotsPerShard = 256) {
     const capacity = 2 ** Math.ceil(Math.log2(Math.max(initialSlotsPerShard, 16)));
@@ -63,7 +62,7 @@ export class DigestSet {
   }
 
   get count(): number {
-    return this.size;
+    return this.shards.reduce((sum, shard) => sum + shard.size, 0);
   }
 
   /** Records a row's keys unless an earlier row has the same near key; says which case applied. */
@@ -80,7 +79,6 @@ export class DigestSet {
         slots[offset] = nearHigh;
         slots[offset + 1] = nearLow;
         slots[offset + 2] = exactFingerprint;
-        this.size++;
         if (++shard.size > maxLoad * (mask + 1)) shard.grow();
         return Membership.New;
       }
