@@ -98,15 +98,16 @@ function fold(start: usize, end: usize, scratch: usize, foldTable: usize): usize
     let afterSpace: u32 = 1;
     while (at < end) {
       if (at + 16 <= end) {
-        // Sixteen bytes at a time up to the first one that needs a closer look: not printable ASCII, or whitespace
-        // after whitespace (to collapse or drop). Letters are lowered on the way.
+        // Sixteen bytes at a time up to the first one that needs a closer look: not ASCII, a quote or backslash, or
+        // a space after whitespace (to collapse or drop). Letters are lowered on the way. Lines arrive escaped, so
+        // their only raw whitespace is the space.
         const chunk = v128.load(at);
         const spaces = i8x16.eq(chunk, i8x16.splat(<i8>space));
         // Each lane's left neighbour is a space: lane 0's is the byte before the chunk.
         const afterSpaces = i8x16.shuffle(i8x16.splat(<i8>(0 - afterSpace)), spaces, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30);
         const stops = v128.or(
-          v128.or(i8x16.lt_u(chunk, i8x16.splat(<i8>space)), i8x16.lt_s(chunk, i8x16.splat(0))),
-          v128.or(v128.or(i8x16.eq(chunk, i8x16.splat(<i8>quote)), i8x16.eq(chunk, i8x16.splat(<i8>backslash))), v128.and(spaces, afterSpaces)),
+          v128.or(i8x16.lt_s(chunk, i8x16.splat(0)), v128.and(spaces, afterSpaces)),
+          v128.or(i8x16.eq(chunk, i8x16.splat(<i8>quote)), i8x16.eq(chunk, i8x16.splat(<i8>backslash))),
         );
         const plain = ctz<u32>(i8x16.bitmask(stops) | 0x10000);
         if (plain > 0) {
@@ -121,7 +122,7 @@ function fold(start: usize, end: usize, scratch: usize, foldTable: usize): usize
       }
       byte = <u32>load<u8>(at++);
       if (byte < 0x80 && byte != quote && byte != backslash) {
-        const isSpace = <u32>(byte == space) | <u32>(byte - 9 < 5);
+        const isSpace = <u32>(byte == space);
         const lowered = byte + (<u32>(byte - 0x41 < 26) << 5);
         store<u8>(out, isSpace ? space : lowered);
         out += 1 - (isSpace & afterSpace);
