@@ -29,7 +29,7 @@ const maxWorkerBatchBytes = 1 << 20;
 /**
  * The workers run the same sources, bundled once per process into one JavaScript module: a worker that loaded the
  * TypeScript through tsx would need a loader thread of its own (Node 20 does not apply a parent's loader hooks to
- * worker threads), about 35 MB of memory, more than a tenth of the 300 MB a large preparation may use.
+ * worker threads): one more V8 heap, which a preparation held to 300 MB cannot afford.
  */
 let workerScript: URL | undefined;
 
