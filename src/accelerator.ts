@@ -139,6 +139,22 @@ export interface EvaluationResult {
   samples: { prompt: string; base: string; tuned: string }[];
 }
 
+/** exporting.py: GGUF files of a merged model, written whole under `<run>/exports/` (docs/exports.md). */
+export type GgufFormat = 'f16' | 'q8_0';
+export interface ExportGgufRequest {
+  /** A merged 16/32-bit Hugging Face directory (the merge activity's `merged_uri`). */
+  model_uri: string;
+  run_uri: string;
+  formats: GgufFormat[];
+  /** Written as GGUF's general.name. */
+  name: string;
+}
+export interface ExportGgufResult {
+  exports: { format: GgufFormat; uri: string; bytes: number; sha256: string }[];
+  modelfile_uri: string;
+  source_uri: string;
+}
+
 /** The Python activities as the workflow calls them: property names are the activity names in the contract. */
 export interface AcceleratorActivities {
   resolve_model(request: ResolveModelRequest): Promise<ResolvedModel>;
@@ -146,4 +162,5 @@ export interface AcceleratorActivities {
   train(request: TrainRequest): Promise<TrainResult>;
   merge(request: MergeRequest): Promise<MergeResult>;
   evaluate(request: EvaluateRequest): Promise<EvaluationResult>;
+  export_gguf(request: ExportGgufRequest): Promise<ExportGgufResult>;
 }

@@ -29,6 +29,7 @@ export const AcceleratorActivity = {
   Train: 'train',
   Merge: 'merge',
   Evaluate: 'evaluate',
+  ExportGguf: 'export_gguf',
 } as const;
 export type AcceleratorActivity = (typeof AcceleratorActivity)[keyof typeof AcceleratorActivity];
 

@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import CancelledError
 
-from . import evaluation, merging, training
+from . import evaluation, exporting, merging, training
 from .artifacts import uri_to_path
 from .contract import AcceleratorActivity, FailureType, WorkflowMessage
 from .data import length_statistics, read_prepared_rows, tokenize_rows
@@ -218,4 +218,10 @@ def evaluate(request: dict) -> dict:
         return evaluation.evaluate(request)
 
 
-ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate]
+@activity.defn(name=AcceleratorActivity.EXPORT_GGUF.value)
+def export_gguf(request: dict) -> dict:
+    with Heartbeater({"phase": "exporting gguf"}).running():
+        return exporting.export_gguf(request)
+
+
+ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate, export_gguf]

@@ -26,6 +26,7 @@ class AcceleratorActivity(str, Enum):
     TRAIN = "train"
     MERGE = "merge"
     EVALUATE = "evaluate"
+    EXPORT_GGUF = "export_gguf"
 
 
 class WorkflowMessage(str, Enum):
