@@ -42,8 +42,7 @@ class LlamaHyperparameters:
         if not set(architectures) & set(SUPPORTED_ARCHITECTURES):
             raise failure(
                 FailureType.INVALID_SPEC,
-                f"{config_path}: architectures {architectures} cannot be exported as GGUF "
-                f"(supported: {', '.join(SUPPORTED_ARCHITECTURES)})",
+                f"{config_path}: architectures {architectures} cannot be exported as GGUF (supported: {', '.join(SUPPORTED_ARCHITECTURES)})",
             )
         # transformers 5 nests rope settings in rope_parameters; older configs keep rope_theta at the top level.
         rope = config.get("rope_parameters") or {"rope_theta": config.get("rope_theta", 10000.0), "rope_type": "default"}
@@ -176,9 +175,7 @@ def _gguf_tensor_type(array, gguf_format: str):
     return gguf.GGMLQuantizationType.F16
 
 
-def write_gguf(
-    directory: Path, parameters: LlamaHyperparameters, vocabulary: Vocabulary, target: Path, gguf_format: str, name: str
-) -> None:
+def write_gguf(directory: Path, parameters: LlamaHyperparameters, vocabulary: Vocabulary, target: Path, gguf_format: str, name: str) -> None:
     """Writes one GGUF file of the model in directory: metadata, tokenizer, then every tensor under its GGUF name."""
     import gguf
 
@@ -282,4 +279,3 @@ def export_gguf(request: dict) -> dict:
         result = {"exports": exports, "modelfile_uri": path_to_uri(target / "Modelfile"), "source_uri": request["model_uri"]}
         (building / "export.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return result
-

@@ -4,7 +4,7 @@ what transformers does with the same prompt (prompt ids, greedy continuation, to
 argv: model source (a builtin name), run directory, user prompt, number of greedy tokens.
 """
 
-import tuneflow_activities.offline  # noqa: F401  (before any Hugging Face import)
+import tuneflow_activities.offline  # noqa: F401, I001  (before any Hugging Face import)
 
 import json
 import sys

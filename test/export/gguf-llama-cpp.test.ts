@@ -62,7 +62,7 @@ describe('GGUF export of smollm2-135m-instruct', () => {
 
   const path = (format: 'f16' | 'q8_0') => fileURLToPath(reference.exports.find((entry) => entry.format === format)?.uri ?? '');
 
-  it('F16: llama.cpp tokenises like transformers and its first greedy tokens are transformers\'', async () => {
+  it("F16: llama.cpp tokenises like transformers and its first greedy tokens are transformers'", async () => {
     const { promptIds, generated, template } = await greedy(llama, path('f16'), reference.prompt_text);
     expect(promptIds).toEqual(reference.prompt_ids);
     expect(template).toContain('<|im_start|>');
@@ -71,7 +71,7 @@ describe('GGUF export of smollm2-135m-instruct', () => {
     expect(generated).toEqual(reference.greedy_ids);
   });
 
-  it('Q8_0: loads and generates, starting with one of transformers\' top tokens', async () => {
+  it("Q8_0: loads and generates, starting with one of transformers' top tokens", async () => {
     const { promptIds, generated } = await greedy(llama, path('q8_0'), reference.prompt_text);
     expect(promptIds).toEqual(reference.prompt_ids);
     expect(generated.length).toBeGreaterThan(0);
