@@ -56,6 +56,9 @@ export const FailureType = {
   PlanDoesNotFit: 'TuneflowPlanDoesNotFit',
   IncompatibleCheckpoint: 'TuneflowIncompatibleCheckpoint',
   OutOfMemory: 'TuneflowOutOfMemory',
+  /** A registry compare-and-swap lost to a concurrent writer (the champion changed meanwhile). */
+  RegistryConflict: 'TuneflowRegistryConflict',
+  ModelVersionNotFound: 'TuneflowModelVersionNotFound',
   /**
    * A worker died holding an attempt (SIGKILL, reboot) and a new worker on the same machine proved it: the attempt
    * is failed at once so that it retries now, not when the heartbeat timeout runs out. Retryable, like any infrastructure failure.
@@ -75,6 +78,8 @@ export const nonRetryableFailureTypes: readonly FailureType[] = [
   FailureType.ModelNotFound,
   FailureType.PlanDoesNotFit,
   FailureType.IncompatibleCheckpoint,
+  FailureType.RegistryConflict,
+  FailureType.ModelVersionNotFound,
 ];
 
 /** Search attributes registered on the dev server and upserted by the workflow at stage changes. */

@@ -43,6 +43,8 @@ class FailureType(str, Enum):
     INCOMPATIBLE_CHECKPOINT = "TuneflowIncompatibleCheckpoint"
     OUT_OF_MEMORY = "TuneflowOutOfMemory"
     WORKER_LOST = "TuneflowWorkerLost"
+    REGISTRY_CONFLICT = "TuneflowRegistryConflict"
+    MODEL_VERSION_NOT_FOUND = "TuneflowModelVersionNotFound"
 
 
 NON_RETRYABLE_FAILURE_TYPES = (
@@ -52,6 +54,8 @@ NON_RETRYABLE_FAILURE_TYPES = (
     FailureType.MODEL_NOT_FOUND,
     FailureType.PLAN_DOES_NOT_FIT,
     FailureType.INCOMPATIBLE_CHECKPOINT,
+    FailureType.REGISTRY_CONFLICT,
+    FailureType.MODEL_VERSION_NOT_FOUND,
 )
 
 SEARCH_ATTRIBUTES = {
