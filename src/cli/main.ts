@@ -16,6 +16,7 @@ import { homeLayout, temporalAddress } from '../runtime/home.ts';
 import { loadSpec } from '../spec/load.ts';
 import { createOrchestrationWorker } from '../worker.ts';
 import type { FineTuneResult } from '../../workflows/index.ts';
+import { registerModelsCommand } from './commands/models.ts';
 import { registerPlanCommand } from './commands/plan.ts';
 import { registerPrepareCommand } from './commands/prepare.ts';
 import { evaluationTable, progressLine } from './format.ts';
@@ -269,6 +270,7 @@ export function buildProgram(): Command {
 
   registerPrepareCommand(program);
   registerPlanCommand(program);
+  registerModelsCommand(program);
   return program;
 }
 
