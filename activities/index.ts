@@ -3,34 +3,19 @@
  * bookkeeping. Each converts tuneflow's typed errors into Temporal failures whose type is in the contract, so
  * bad input fails once, clearly, instead of retrying.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ResolvedModel, TokenStatistics } from '../src/accelerator.ts';
 import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
-import { InvalidDatasetError, isInvalidDatasetError, isTuneflowError } from '../src/errors/index.ts';
+import { InvalidDatasetError, isInvalidDatasetError } from '../src/errors/index.ts';
+import { typedFailures } from '../src/errors/typed-failures.ts';
 import { nextSmallerMicroBatch, type Plan, planDoesNotFitError, type PlanRequest, planRun as planWithPlanner } from '../src/planner/index.ts';
 import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 
-async function typedFailures<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (isTuneflowError(error)) {
-      throw ApplicationFailure.create({
-        type: error.failureType,
-        message: error.message,
-        nonRetryable: error.nonRetryable,
-        details: [error.details],
-        cause: error,
-      });
-    }
-    throw error;
-  }
-}
+export { compareWithChampion, loadRetrainSpec, promoteModel, recordModelExports, registerModel } from '../src/registry/activities.ts';
 
 export interface PrepareDatasetRequest {
   spec: RunSpec;
@@ -44,7 +29,10 @@ function trimReportErrors(error: unknown): unknown {
   if (!isInvalidDatasetError(error)) return error;
   const report = error.details.report as PreparedDatasetReport | undefined;
   if (!report || report.errors.length <= errorsInFailure) return error;
-  const details = { ...error.details, report: { ...report, errors: report.errors.slice(0, errorsInFailure), errors_omitted: report.errors.length - errorsInFailure } };
+  const details = {
+    ...error.details,
+    report: { ...report, errors: report.errors.slice(0, errorsInFailure), errors_omitted: report.errors.length - errorsInFailure },
+  };
   return new InvalidDatasetError(error.message, details, { cause: error });
 }
 

@@ -19,6 +19,11 @@ export const OrchestrationActivity = {
   PlanRun: 'planRun',
   RecordCheckpoints: 'recordCheckpoints',
   ReplanAfterOutOfMemory: 'replanAfterOutOfMemory',
+  LoadRetrainSpec: 'loadRetrainSpec',
+  CompareWithChampion: 'compareWithChampion',
+  RegisterModel: 'registerModel',
+  PromoteModel: 'promoteModel',
+  RecordModelExports: 'recordModelExports',
 } as const;
 export type OrchestrationActivity = (typeof OrchestrationActivity)[keyof typeof OrchestrationActivity];
 

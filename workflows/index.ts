@@ -19,3 +19,4 @@ export type {
   TrainingProgressMessage,
   TrainingProgressState,
 } from './fine-tune.ts';
+export * from './retrain.ts';

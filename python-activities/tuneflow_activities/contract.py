@@ -18,6 +18,11 @@ class OrchestrationActivity(str, Enum):
     PLAN_RUN = "planRun"
     RECORD_CHECKPOINTS = "recordCheckpoints"
     REPLAN_AFTER_OUT_OF_MEMORY = "replanAfterOutOfMemory"
+    LOAD_RETRAIN_SPEC = "loadRetrainSpec"
+    COMPARE_WITH_CHAMPION = "compareWithChampion"
+    REGISTER_MODEL = "registerModel"
+    PROMOTE_MODEL = "promoteModel"
+    RECORD_MODEL_EXPORTS = "recordModelExports"
 
 
 class AcceleratorActivity(str, Enum):

@@ -19,6 +19,7 @@ import type { FineTuneResult } from '../../workflows/index.ts';
 import { registerModelsCommand } from './commands/models.ts';
 import { registerPlanCommand } from './commands/plan.ts';
 import { registerPrepareCommand } from './commands/prepare.ts';
+import { registerScheduleCommand } from './commands/schedule.ts';
 import { evaluationTable, progressLine } from './format.ts';
 import { startStack } from './stack.ts';
 
@@ -271,6 +272,7 @@ export function buildProgram(): Command {
   registerPrepareCommand(program);
   registerPlanCommand(program);
   registerModelsCommand(program);
+  registerScheduleCommand(program);
   return program;
 }
 
