@@ -180,7 +180,8 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
       adapter_uri: trained.artifacts.adapter,
       merged_uri: trained.artifacts.merged,
       lineage: {
-        ...base,
+        spec_hash: comparison.spec_hash,
+        dataset_hash: dataset.hash,
         base_model: spec.model.source,
         parent_checkpoint: trained.training.last_checkpoint_uri,
         workflow_id: trainWorkflowId,

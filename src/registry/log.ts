@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { InvalidSpecError } from '../errors/index.ts';
+import { describeIssues } from '../spec/load.ts';
 import { type ProposedEvent, type RegistryEvent, registryEventSchema } from './schema.ts';
 
 /**
@@ -56,7 +58,10 @@ export async function appendEvent(directory: string, decide: (events: readonly R
   for (;;) {
     const events = await readEvents(directory);
     const sequence = events.length + 1;
-    const event = registryEventSchema.parse({ ...decide(events), sequence, at: new Date().toISOString() });
+    const parsed = registryEventSchema.safeParse({ ...decide(events), sequence, at: new Date().toISOString() });
+    // A malformed record is the caller's mistake: refused before it reaches the log, and no retry can fix it.
+    if (!parsed.success) throw new InvalidSpecError(`invalid registry record: ${describeIssues(parsed.error.issues).join('; ')}`, { directory });
+    const event = parsed.data;
     const temporary = join(directory, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`);
     const handle = await open(temporary, 'wx');
     try {
