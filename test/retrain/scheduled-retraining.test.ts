@@ -54,6 +54,8 @@ describe('scheduled retraining', () => {
   let cluster: TestCluster;
   let directory: string;
   let registry: ModelRegistry;
+  /** The first cluster's store: the restarted workers keep using it, as a real deployment's would. */
+  let artifactRootUri: string;
   const name = `people-${Date.now().toString(36)}`;
 
   /** Writes the example's spec with the first `rows` quickstart rows as its dataset, at the given learning rate. */
@@ -68,7 +70,7 @@ describe('scheduled retraining', () => {
     return path;
   }
 
-  const options = (specPath: string): RetrainScheduleOptions => ({ name, specPath, artifactRootUri: cluster.artifactRootUri, every: '2s' });
+  const options = (specPath: string): RetrainScheduleOptions => ({ name, specPath, artifactRootUri, every: '2s' });
 
   async function runDirectly(specPath: string, extra: Partial<RetrainScheduleOptions>, label: string) {
     return cluster.client.workflow.start('retrain', {
@@ -81,7 +83,8 @@ describe('scheduled retraining', () => {
   beforeAll(async () => {
     cluster = await startTestCluster('retrain');
     directory = await mkdtemp(join(inject('testRoot'), 'retrain-data-'));
-    registry = new ModelRegistry(cluster.artifactRootUri);
+    artifactRootUri = cluster.artifactRootUri;
+    registry = new ModelRegistry(artifactRootUri);
   });
   afterAll(async () => {
     await deleteSchedule(cluster.client, name).catch(() => undefined);
@@ -116,11 +119,11 @@ describe('scheduled retraining', () => {
 
   it('grown data and a better spec: the challenger waits for approval across a worker restart, then is promoted and exported', async () => {
     const strong = await writeSpec('strong.yaml', 160, 0.02);
-    const handle = await runDirectly(strong, { gate: { require_approval: true, margin: 0.01 }, exportFormats: ['q8_0'] }, 'approval');
+    const started = await runDirectly(strong, { gate: { require_approval: true, margin: 0.01 }, exportFormats: ['q8_0'] }, 'approval');
     const proposal = await until(
       'the approval wait',
       async () => {
-        const state = await handle.query(retrainStateQuery);
+        const state = await started.query(retrainStateQuery);
         return state.stage === 'awaiting_approval' ? state.proposal : undefined;
       },
       240_000,
@@ -131,6 +134,7 @@ describe('scheduled retraining', () => {
     // Both workers go away and come back: the wait is a durable timer in the server, not state in a process.
     await cluster.stop();
     cluster = await startTestCluster('retrain-restarted');
+    const handle = cluster.client.workflow.getHandle(started.workflowId);
     expect((await handle.query(retrainStateQuery)).stage).toBe('awaiting_approval');
     await decideApproval(cluster.client, handle.workflowId, { approved: true, by: 'test' });
 
