@@ -1,8 +1,8 @@
 import { Client, Connection, type WorkflowHandle, WorkflowFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
-import type { TrainProgress } from './accelerator.ts';
-import { AcceleratorActivity, TaskQueue } from './contract.ts';
+import type { TrainProgress } from './contract/index.ts';
+import { AcceleratorActivity, TaskQueue } from './contract/index.ts';
 import { TemporalUnreachableError } from './errors/index.ts';
 import { temporalAddress, temporalNamespace } from './runtime/home.ts';
 import type { RunSpec } from './spec/schema.ts';

@@ -2,8 +2,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { pythonActivitiesDirectory, readyEnvironment } from '../scripts/python-environment.mjs';
-import { AcceleratorActivity, FailureType, nonRetryableFailureTypes, OrchestrationActivity, SearchAttribute, TaskQueue, WorkflowMessage } from '../src/contract.ts';
-import type { AcceleratorActivities } from '../src/accelerator.ts';
+import { AcceleratorActivity, FailureType, nonRetryableFailureTypes, OrchestrationActivity, SearchAttribute, TaskQueue, WorkflowMessage } from '../src/contract/index.ts';
+import type { AcceleratorActivities } from '../src/contract/index.ts';
 
 const dumpPythonContract = `
 import json

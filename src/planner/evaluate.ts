@@ -4,28 +4,12 @@ import { multiGpuScaling } from './calibration.ts';
 import { availableGib, dataParallelRanks, resolveDevice, weightShards, type ResolvedDevice } from './device.ts';
 import { memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
 import { bytesToGib, roundToThousandths as round } from './units.ts';
+import type { Evaluation } from '../contract/orchestration.ts';
 import type { PlanRequest } from './request.ts';
 import { cpuStepTime, gpuStepTime } from './throughput.ts';
 
 /** A plan without suggestions: what one candidate configuration costs. The search evaluates many of these. */
-export interface Evaluation {
-  fits: boolean;
-  peak_vram_gib: number;
-  available_gib: number;
-  /** GiB per memory term, per device. */
-  breakdown: Record<string, number>;
-  tokens_per_s: number;
-  tokens_per_hour: number;
-  eta_seconds?: number;
-  /** Seconds per optimizer step (all accumulation micro-steps). */
-  step_seconds: number;
-  effective_batch_size: number;
-  trainable_parameters: number;
-  total_parameters: number;
-  device: { kind: 'cuda' | 'cpu'; name: string; count: number; memory_gib: number };
-  reasons: string[];
-  notes: string[];
-}
+export type { Evaluation };
 
 export function memoryInputs(request: PlanRequest, device: ResolvedDevice): MemoryInputs {
   return {

@@ -1,13 +1,11 @@
 import { PlanDoesNotFitError } from '../errors/index.ts';
-import { evaluatePlan, type Evaluation } from './evaluate.ts';
+import type { Plan } from '../contract/orchestration.ts';
+import { evaluatePlan } from './evaluate.ts';
 import type { PlanRequest } from './request.ts';
-import { suggestChanges, type Suggestion } from './search.ts';
+import { suggestChanges } from './search.ts';
 
-/** The plan stage's answer. snake_case: it travels as JSON through Temporal and `tuneflow plan --json`. */
-export interface Plan extends Evaluation {
-  /** Empty when the plan fits; otherwise the cheapest changes that make it fit, each with its new peak. */
-  suggestions: Suggestion[];
-}
+/** The plan stage's answer (its schema is in the contract): it travels as JSON through Temporal and `tuneflow plan --json`. */
+export type { Plan };
 
 export function planRun(request: PlanRequest): Plan {
   const evaluation = evaluatePlan(request);

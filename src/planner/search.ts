@@ -2,45 +2,11 @@ import { match } from 'ts-pattern';
 import { gpuCatalog } from './catalog/gpus.ts';
 import { dataParallelRanks, resolveDevice, type ResolvedDevice } from './device.ts';
 import { evaluatePlan, type Evaluation } from './evaluate.ts';
-import type { CatalogGpuReference, PlanRequest } from './request.ts';
+import type { RequestChanges, Suggestion } from '../contract/orchestration.ts';
+import { SuggestionKind, type CatalogGpuReference, type PlanRequest } from './request.ts';
 
-/** The changes the planner proposes, cheapest first: the order users should try them in. */
-export const SuggestionKind = {
-  /** Slower by about a third, costs nothing else. */
-  EnableGradientCheckpointing: 'enable-gradient-checkpointing',
-  /** Quality-neutral in practice. */
-  EightBitOptimizer: 'eight-bit-optimizer',
-  /** Same effective batch through more accumulation: same result, slower. */
-  SmallerMicroBatch: 'smaller-micro-batch',
-  /** QLoRA: a small quality cost, less memory. */
-  QuantizeFourBit: 'quantize-4bit',
-  /** Less adapter capacity. */
-  SmallerRank: 'smaller-rank',
-  /** Truncates longer examples: changes what is learned. */
-  ShorterSequence: 'shorter-sequence',
-  /** Costs money: more GPUs of the same kind, sharding the weights. */
-  MoreGpus: 'more-gpus',
-  /** Costs money: one bigger GPU. */
-  BiggerGpu: 'bigger-gpu',
-  /** Several of the above together, when no single one is enough. */
-  Combined: 'combined',
-} as const;
-export type SuggestionKind = (typeof SuggestionKind)[keyof typeof SuggestionKind];
-
-/** The request fields a suggestion changes; JSON, so it can travel in a plan. */
-export type RequestChanges = Partial<
-  Pick<PlanRequest, 'backend' | 'quantization' | 'lora_rank' | 'sequence_length' | 'micro_batch_size' | 'gradient_accumulation_steps' | 'gradient_checkpointing' | 'optimizer'>
-> & { device?: CatalogGpuReference };
-
-export interface Suggestion {
-  kind: SuggestionKind;
-  description: string;
-  changes: RequestChanges;
-  fits: boolean;
-  peak_vram_gib: number;
-  available_gib: number;
-  tokens_per_s: number;
-}
+export { SuggestionKind };
+export type { RequestChanges, Suggestion };
 
 interface Candidate {
   kind: SuggestionKind;
