@@ -1,6 +1,12 @@
-/** The TypeScript and Python halves of the contract must name the same queues, activities and failures. */
+/**
+ * The TypeScript and Python halves of the contract must name the same queues, activities and failures, and the
+ * JSON Schema the Python worker validates against must be the one generated from today's zod schemas.
+ */
 import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { generatedSchemas, pythonSchemasDirectory } from '../scripts/generate-schemas.ts';
 import { pythonActivitiesDirectory, readyEnvironment } from '../scripts/python-environment.mjs';
 import { AcceleratorActivity, FailureType, nonRetryableFailureTypes, OrchestrationActivity, SearchAttribute, TaskQueue, WorkflowMessage } from '../src/contract/index.ts';
 import type { AcceleratorActivities } from '../src/contract/index.ts';
@@ -51,5 +57,19 @@ describe('contract', () => {
   it('exports every orchestration activity from the TypeScript worker under its contract name', async () => {
     const activities = await import('../activities/index.ts');
     for (const name of Object.values(OrchestrationActivity)) expect(typeof activities[name]).toBe('function');
+  });
+});
+
+describe('generated JSON Schema', () => {
+  const fresh = generatedSchemas();
+
+  it('is committed exactly as a fresh generation writes it (regenerate with `npm run generate:schemas`)', () => {
+    const stale = [...fresh]
+      .filter(([path, text]) => !existsSync(path) || readFileSync(path, 'utf8') !== text)
+      .map(([path]) => relative(process.cwd(), path));
+    expect(stale, 'these files differ from the contract: run `npm run generate:schemas` and commit the result').toEqual([]);
+    const committed = readdirSync(pythonSchemasDirectory).map((name) => join(pythonSchemasDirectory, name));
+    const orphaned = committed.filter((path) => !fresh.has(path)).map((path) => relative(process.cwd(), path));
+    expect(orphaned, 'these files describe no shape of the contract: run `npm run generate:schemas`').toEqual([]);
   });
 });

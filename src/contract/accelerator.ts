@@ -10,7 +10,7 @@ import { runSpecSchema } from '../spec/schema.ts';
 import { AcceleratorActivity } from './names.ts';
 
 const count = z.number().int().nonnegative();
-const fileUri = z.string().startsWith('file://');
+const fileUri = z.string().regex(/^file:\/\//);
 
 /** The device a worker trains on, as it reports it. */
 export const workerDeviceSchema = z.object({

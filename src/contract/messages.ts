@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { WorkflowMessage } from './names.ts';
 
 const count = z.number().int().nonnegative();
-const checkpointReference = z.object({ step: count, uri: z.string().startsWith('file://') });
+const checkpointReference = z.object({ step: count, uri: z.string().regex(/^file:\/\//) });
 
 /** Heartbeat details of every Python activity but train, and of train while it loads its model. */
 export const phaseHeartbeatSchema = z.object({ phase: z.string().min(1) });

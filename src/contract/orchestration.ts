@@ -13,7 +13,7 @@ const positiveInt = z.number().int().positive();
 
 export const prepareDatasetRequestSchema = z.object({
   spec: runSpecSchema,
-  artifact_root_uri: z.string().startsWith('file://'),
+  artifact_root_uri: z.string().regex(/^file:\/\//),
 });
 export type PrepareDatasetRequest = z.infer<typeof prepareDatasetRequestSchema>;
 export { preparedDatasetReportSchema };
