@@ -8,8 +8,8 @@ of as a KeyError deep in training.
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from jsonschema import Draft202012Validator
 

@@ -12,6 +12,7 @@ export {
 export { architectureCatalog, findArchitecture } from './catalog/architectures.ts';
 export { findGpu, gpuCatalog, type GpuSpecification } from './catalog/gpus.ts';
 export { describeWeightPrecision, evaluatePlan, type Evaluation } from './evaluate.ts';
+export { unknownGpuError } from './device.ts';
 export { MemoryTerm } from './memory.ts';
 export { planDoesNotFitError, planRun, type Plan } from './plan.ts';
 export {
