@@ -17,6 +17,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -376,7 +377,9 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       enter(Stage.Plan);
       const model = await python.resolve_model({ spec });
       const tokens = await python.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
-      const { setup, plan } = await bookkeeping.planRun({ spec, model, tokens });
+      const planned = await bookkeeping.planRun({ spec, model, tokens });
+      // Runs planned before planRun decided the setup got a bare Plan, and the worker's own setup in model.training.
+      const { setup, plan } = patched('plan-run-decides-setup') ? planned : { setup: (model as unknown as { training: TrainingSetup }).training, plan: planned as unknown as RunPlan };
       state.plan = plan;
       upsertMemo({ plan: { fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, tokens_per_s: plan.tokens_per_s, eta_seconds: plan.eta_seconds } });
       prepared = { dataset, model, tokens, setup, plan };
