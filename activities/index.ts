@@ -7,7 +7,17 @@ import { ApplicationFailure } from '@temporalio/common';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { PlanRunRequest, PrepareDatasetRequest, Replan, ReplanRequest, RunPlan, TrainingSetup } from '../src/contract/index.ts';
+import {
+  checkPayload,
+  type PlanRunRequest,
+  planRunRequestSchema,
+  type PrepareDatasetRequest,
+  type Replan,
+  type ReplanRequest,
+  replanRequestSchema,
+  type RunPlan,
+  type TrainingSetup,
+} from '../src/contract/index.ts';
 import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
 import { InvalidDatasetError, isInvalidDatasetError, isTuneflowError } from '../src/errors/index.ts';
@@ -93,7 +103,7 @@ export function planRequestFor(request: PlanRunRequest, setup: TrainingSetup): P
  */
 export async function planRun(request: PlanRunRequest): Promise<RunPlan> {
   return typedFailures(async () => {
-    const { setup, plan } = planTrainingRun(runPlanInput(request));
+    const { setup, plan } = planTrainingRun(runPlanInput(checkPayload(planRunRequestSchema, request, 'the planRun request')));
     if (!plan.fits) throw planDoesNotFitError(plan);
     return { setup, plan };
   });
@@ -104,15 +114,18 @@ export async function planRun(request: PlanRunRequest): Promise<RunPlan> {
  * so every optimizer step still sees the same rows), and its plan with the setup already decided. Null when the
  * micro-batch is already 1.
  */
-export async function replanAfterOutOfMemory({ setup, ...request }: ReplanRequest): Promise<Replan | null> {
-  const smaller = nextSmallerMicroBatch(request.spec.train);
-  if (smaller === null) return null;
-  const spec = { ...request.spec, train: smaller };
-  return {
-    micro_batch_size: smaller.micro_batch_size,
-    gradient_accumulation_steps: smaller.gradient_accumulation_steps,
-    plan: planWithPlanner(planRequestFor({ ...request, spec }, setup)),
-  };
+export async function replanAfterOutOfMemory(request: ReplanRequest): Promise<Replan | null> {
+  return typedFailures(async () => {
+    const { setup, ...planned } = checkPayload(replanRequestSchema, request, 'the replanAfterOutOfMemory request');
+    const smaller = nextSmallerMicroBatch(planned.spec.train);
+    if (smaller === null) return null;
+    const spec = { ...planned.spec, train: smaller };
+    return {
+      micro_batch_size: smaller.micro_batch_size,
+      gradient_accumulation_steps: smaller.gradient_accumulation_steps,
+      plan: planWithPlanner(planRequestFor({ ...planned, spec }, setup)),
+    };
+  });
 }
 
 export interface RecordCheckpointsRequest {

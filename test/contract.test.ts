@@ -7,6 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generatedSchemas, pythonSchemasDirectory } from '../scripts/generate-schemas.ts';
+import { runSpecSchema } from '../src/spec/schema.ts';
 import { pythonActivitiesDirectory, readyEnvironment } from '../scripts/python-environment.mjs';
 import { AcceleratorActivity, FailureType, nonRetryableFailureTypes, OrchestrationActivity, SearchAttribute, TaskQueue, WorkflowMessage } from '../src/contract/index.ts';
 import type { AcceleratorActivities } from '../src/contract/index.ts';
@@ -57,6 +58,28 @@ describe('contract', () => {
   it('exports every orchestration activity from the TypeScript worker under its contract name', async () => {
     const activities = await import('../activities/index.ts');
     for (const name of Object.values(OrchestrationActivity)) expect(typeof activities[name]).toBe('function');
+  });
+});
+
+describe('payload checks on the TypeScript side', () => {
+  it('refuse a malformed planRun request with a non-retryable contract violation naming the field', async () => {
+    const { planRun } = await import('../activities/index.ts');
+    const split = { rows: 1, total_tokens: 10, trainable_tokens: 5, rows_trained: 1, tokens_trained: 10 };
+    const facts = {
+      model_uri: 'file:///models/tiny',
+      source: 'tiny',
+      tokenizer_identity: '0'.repeat(64),
+      device: { kind: 'cpu', name: 'cpu', memory_gib: 8, count: 1 },
+      cuda_bf16_supported: false,
+      unsloth_importable: false,
+      bitsandbytes_importable: 'no',
+    };
+    const request = { spec: runSpecSchema.parse({ model: { source: 'tiny' }, dataset: { path: '/data.jsonl' } }), model: facts, tokens: { train: split, val: split } };
+    await expect(planRun(request as never)).rejects.toMatchObject({
+      type: FailureType.ContractViolation,
+      nonRetryable: true,
+      message: expect.stringMatching(/^the planRun request violates the contract at \$\.model\.bitsandbytes_importable: .*\(and 1 more\)$/),
+    });
   });
 });
 

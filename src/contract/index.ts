@@ -4,6 +4,7 @@
  * so nothing here may import a Node built-in.
  */
 export * from './accelerator.ts';
+export { checkPayload } from './check.ts';
 export * from './messages.ts';
 export * from './names.ts';
 export * from './orchestration.ts';

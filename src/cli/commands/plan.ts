@@ -3,8 +3,8 @@ import { availableParallelism, totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { match } from 'ts-pattern';
-import { type ModelFacts, modelFactsSchema, type WorkerFacts } from '../../contract/index.ts';
-import { ContractViolationError, InvalidSpecError, isTuneflowError, ModelNotFoundError } from '../../errors/index.ts';
+import { checkPayload, type ModelFacts, modelFactsSchema, type WorkerFacts } from '../../contract/index.ts';
+import { InvalidSpecError, isTuneflowError, ModelNotFoundError } from '../../errors/index.ts';
 import {
   architectureFromHuggingFaceConfig,
   describeWeightPrecision,
@@ -252,12 +252,7 @@ function readModelFacts(path: string): ModelFacts {
   } catch (error) {
     throw new InvalidSpecError(`--facts ${path} is not a readable JSON file: ${(error as Error).message}`, { field: 'facts' });
   }
-  const facts = modelFactsSchema.safeParse(parsed);
-  if (!facts.success) {
-    const [issue] = facts.error.issues;
-    throw new ContractViolationError(`--facts ${path} is not a worker's facts (resolve_model's result): ${issue?.path.join('.') || 'the document'}: ${issue?.message}`, { file: path });
-  }
-  return facts.data;
+  return checkPayload(modelFactsSchema, parsed, `--facts ${path} (a worker's facts, resolve_model's result)`);
 }
 
 /**
