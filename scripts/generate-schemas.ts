@@ -27,7 +27,8 @@ function sortedKeys(value: unknown): unknown {
   );
 }
 
-const document = (schema: z.ZodType, io: 'input' | 'output') => `${JSON.stringify(sortedKeys(z.toJSONSchema(schema, { io, target: 'draft-2020-12' })), null, 2)}\n`;
+const document = (schema: z.ZodType, io: 'input' | 'output') =>
+  `${JSON.stringify(sortedKeys(z.toJSONSchema(schema, { io, target: 'draft-2020-12' })), null, 2)}\n`;
 
 /**
  * Every generated file by path. Requests carry the parsed spec (defaults applied), so payloads are described as

@@ -9,7 +9,15 @@ import { describe, expect, it } from 'vitest';
 import { generatedSchemas, pythonSchemasDirectory } from '../scripts/generate-schemas.ts';
 import { runSpecSchema } from '../src/spec/schema.ts';
 import { pythonActivitiesDirectory, readyEnvironment } from '../scripts/python-environment.mjs';
-import { AcceleratorActivity, FailureType, nonRetryableFailureTypes, OrchestrationActivity, SearchAttribute, TaskQueue, WorkflowMessage } from '../src/contract/index.ts';
+import {
+  AcceleratorActivity,
+  FailureType,
+  nonRetryableFailureTypes,
+  OrchestrationActivity,
+  SearchAttribute,
+  TaskQueue,
+  WorkflowMessage,
+} from '../src/contract/index.ts';
 import type { AcceleratorActivities } from '../src/contract/index.ts';
 
 const dumpPythonContract = `
@@ -45,7 +53,11 @@ describe('contract', () => {
     expect(python.failures).toEqual(sorted(Object.values(FailureType)));
     expect(python.messages).toEqual(sorted(Object.values(WorkflowMessage)));
     expect(python.non_retryable).toEqual(sorted(nonRetryableFailureTypes));
-    expect(python.search_attributes).toEqual(Object.values(SearchAttribute).map(({ name, type }) => [name, type]).sort());
+    expect(python.search_attributes).toEqual(
+      Object.values(SearchAttribute)
+        .map(({ name, type }) => [name, type])
+        .sort(),
+    );
   });
 
   it('registers exactly the accelerator activities on the Python worker, under their contract names', () => {
@@ -74,7 +86,11 @@ describe('payload checks on the TypeScript side', () => {
       unsloth_importable: false,
       bitsandbytes_importable: 'no',
     };
-    const request = { spec: runSpecSchema.parse({ model: { source: 'tiny' }, dataset: { path: '/data.jsonl' } }), model: facts, tokens: { train: split, val: split } };
+    const request = {
+      spec: runSpecSchema.parse({ model: { source: 'tiny' }, dataset: { path: '/data.jsonl' } }),
+      model: facts,
+      tokens: { train: split, val: split },
+    };
     await expect(planRun(request as never)).rejects.toMatchObject({
       type: FailureType.ContractViolation,
       nonRetryable: true,
@@ -87,9 +103,7 @@ describe('generated JSON Schema', () => {
   const fresh = generatedSchemas();
 
   it('is committed exactly as a fresh generation writes it (regenerate with `npm run generate:schemas`)', () => {
-    const stale = [...fresh]
-      .filter(([path, text]) => !existsSync(path) || readFileSync(path, 'utf8') !== text)
-      .map(([path]) => relative(process.cwd(), path));
+    const stale = [...fresh].filter(([path, text]) => !existsSync(path) || readFileSync(path, 'utf8') !== text).map(([path]) => relative(process.cwd(), path));
     expect(stale, 'these files differ from the contract: run `npm run generate:schemas` and commit the result').toEqual([]);
     const committed = readdirSync(pythonSchemasDirectory).map((name) => join(pythonSchemasDirectory, name));
     const orphaned = committed.filter((path) => !fresh.has(path)).map((path) => relative(process.cwd(), path));

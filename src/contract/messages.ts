@@ -4,10 +4,10 @@
  * with their types; the guards read payloads that arrive untyped (heartbeat details, signal arguments).
  */
 import { z } from 'zod';
+import { bestValidationSchema, checkpointReferenceSchema } from './accelerator.ts';
 import { WorkflowMessage } from './names.ts';
 
 const count = z.number().int().nonnegative();
-const checkpointReference = z.object({ step: count, uri: z.string().regex(/^file:\/\//) });
 
 /** Heartbeat details of every Python activity but train, and of train while it loads its model. */
 export const phaseHeartbeatSchema = z.object({ phase: z.string().min(1) });
@@ -21,7 +21,7 @@ export const trainHeartbeatSchema = z.object({
   loss: z.number().nullable(),
   val_loss: z.number().nullable(),
   tokens_per_second: z.number().nonnegative(),
-  last_checkpoint: checkpointReference.nullable(),
+  last_checkpoint: checkpointReferenceSchema.nullable(),
   resumed_from_step: count,
   steps_redone: count,
 });
@@ -43,7 +43,7 @@ export type TrainingProgressEvent = (typeof TrainingProgressEvent)[keyof typeof 
 export const trainingProgressMessageSchema = trainHeartbeatSchema.extend({
   event: z.enum(TrainingProgressEvent),
   attempt: z.number().int().positive(),
-  best: z.object({ val_loss: z.number(), step: count }).nullable(),
+  best: bestValidationSchema.nullable(),
   /** [step, loss] pairs since the previous message. */
   losses: z.array(z.tuple([count, z.number()])),
 });

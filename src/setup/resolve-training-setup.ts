@@ -25,15 +25,22 @@ export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts):
 
   const unsloth = onCuda && facts.unsloth_importable;
   if (spec.device.backend === 'unsloth' && !unsloth) {
-    throw new InvalidSpecError(`device.backend is unsloth but ${onCuda ? 'Unsloth does not import on the worker' : 'the run trains on a CPU'}; use auto or hf-peft`, {
-      field: 'device.backend',
-    });
+    throw new InvalidSpecError(
+      `device.backend is unsloth but ${onCuda ? 'Unsloth does not import on the worker' : 'the run trains on a CPU'}; use auto or hf-peft`,
+      {
+        field: 'device.backend',
+      },
+    );
   }
   if (spec.device.quantization !== 'none' && !bitsandbytes) {
-    throw new InvalidSpecError(`device.quantization ${spec.device.quantization} needs CUDA and bitsandbytes on the worker; use none`, { field: 'device.quantization' });
+    throw new InvalidSpecError(`device.quantization ${spec.device.quantization} needs CUDA and bitsandbytes on the worker; use none`, {
+      field: 'device.quantization',
+    });
   }
   if ((spec.train.optimizer === 'adamw_8bit' || spec.train.optimizer === 'paged_adamw_8bit') && !bitsandbytes) {
-    throw new InvalidSpecError(`train.optimizer ${spec.train.optimizer} needs CUDA and bitsandbytes on the worker; use auto or adamw_torch`, { field: 'train.optimizer' });
+    throw new InvalidSpecError(`train.optimizer ${spec.train.optimizer} needs CUDA and bitsandbytes on the worker; use auto or adamw_torch`, {
+      field: 'train.optimizer',
+    });
   }
 
   return {

@@ -47,7 +47,19 @@ describe('the CLI plan and the workflow plan', () => {
       }),
     ),
   );
-  const spec = ['model:', '  source: tiny-random-llama', '  max_seq_length: 256', 'dataset:', '  path: data.jsonl', 'lora:', '  r: 8', 'train:', '  micro_batch_size: 2', '  epochs: 2', ''].join('\n');
+  const spec = [
+    'model:',
+    '  source: tiny-random-llama',
+    '  max_seq_length: 256',
+    'dataset:',
+    '  path: data.jsonl',
+    'lora:',
+    '  r: 8',
+    'train:',
+    '  micro_batch_size: 2',
+    '  epochs: 2',
+    '',
+  ].join('\n');
 
   it('are equal on the CPU worker resolve_model reported', async () => {
     const { cli, workflow } = await bothPlans(spec, cpuFacts);

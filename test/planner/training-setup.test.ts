@@ -57,17 +57,29 @@ describe('resolveTrainingSetup', () => {
 
   it('falls back where the worker lacks a package: fp16 without bf16, hf-peft without Unsloth, torch AdamW without bitsandbytes', () => {
     const bare = { ...gpuWorker, cuda_bf16_supported: false, unsloth_importable: false, bitsandbytes_importable: false };
-    expect(resolveTrainingSetup(choices(), bare)).toMatchObject({ backend: 'hf-peft', dtype: 'float16', optimizer: 'adamw_torch', gradient_checkpointing: true });
+    expect(resolveTrainingSetup(choices(), bare)).toMatchObject({
+      backend: 'hf-peft',
+      dtype: 'float16',
+      optimizer: 'adamw_torch',
+      gradient_checkpointing: true,
+    });
   });
 
   it('keeps explicit choices, and a CPU run on a CUDA worker trains as a CPU run', () => {
-    expect(resolveTrainingSetup(choices({ backend: 'hf-peft', quantization: '4bit' }, { optimizer: 'paged_adamw_8bit', gradient_checkpointing: false }), gpuWorker)).toMatchObject({
+    expect(
+      resolveTrainingSetup(choices({ backend: 'hf-peft', quantization: '4bit' }, { optimizer: 'paged_adamw_8bit', gradient_checkpointing: false }), gpuWorker),
+    ).toMatchObject({
       backend: 'hf-peft',
       quantization: '4bit',
       optimizer: 'paged_adamw_8bit',
       gradient_checkpointing: false,
     });
-    expect(resolveTrainingSetup(choices({ type: 'cpu' }), gpuWorker)).toMatchObject({ device: 'cpu', backend: 'hf-peft', dtype: 'float32', optimizer: 'adamw_torch' });
+    expect(resolveTrainingSetup(choices({ type: 'cpu' }), gpuWorker)).toMatchObject({
+      device: 'cpu',
+      backend: 'hf-peft',
+      dtype: 'float32',
+      optimizer: 'adamw_torch',
+    });
   });
 
   it('refuses what the worker cannot do, naming the field', () => {
@@ -75,7 +87,9 @@ describe('resolveTrainingSetup', () => {
     expect(invalidField(() => resolveTrainingSetup(choices({ backend: 'unsloth' }), cpuWorker))).toBe('device.backend');
     expect(invalidField(() => resolveTrainingSetup(choices({ backend: 'unsloth' }), { ...gpuWorker, unsloth_importable: false }))).toBe('device.backend');
     expect(invalidField(() => resolveTrainingSetup(choices({ quantization: '4bit' }), cpuWorker))).toBe('device.quantization');
-    expect(invalidField(() => resolveTrainingSetup(choices({ quantization: '8bit' }), { ...gpuWorker, bitsandbytes_importable: false }))).toBe('device.quantization');
+    expect(invalidField(() => resolveTrainingSetup(choices({ quantization: '8bit' }), { ...gpuWorker, bitsandbytes_importable: false }))).toBe(
+      'device.quantization',
+    );
     expect(invalidField(() => resolveTrainingSetup(choices({}, { optimizer: 'adamw_8bit' }), cpuWorker))).toBe('train.optimizer');
   });
 });

@@ -151,11 +151,17 @@ export function executePlanCommand(specPath: string | undefined, options: PlanCo
       inference_memory: inferenceMemory(request.architecture, request.sequence_length),
       ...(options.effectiveBatch === undefined ? {} : { micro_batch_search: microBatchSearch(request, options.effectiveBatch) }),
     };
-    const output = options.json === true ? `${JSON.stringify({ ...plan, setup, request: describeRequest(request), ...extras }, null, 2)}\n` : formatPlan(request, plan, extras);
+    const output =
+      options.json === true
+        ? `${JSON.stringify({ ...plan, setup, request: describeRequest(request), ...extras }, null, 2)}\n`
+        : formatPlan(request, plan, extras);
     return { exit_code: plan.fits ? PlanExitCode.Fits : PlanExitCode.DoesNotFit, output };
   } catch (error) {
     if (!isTuneflowError(error)) throw error;
-    return { exit_code: PlanExitCode.InvalidInput, output: options.json === true ? `${JSON.stringify({ error: error.message, details: error.details })}\n` : `error: ${error.message}\n` };
+    return {
+      exit_code: PlanExitCode.InvalidInput,
+      output: options.json === true ? `${JSON.stringify({ error: error.message, details: error.details })}\n` : `error: ${error.message}\n`,
+    };
   }
 }
 
@@ -197,7 +203,11 @@ function plannedSpecFrom(spec: RunSpec | undefined, options: PlanCommandOptions)
   const gpu = options.gpu === 'cpu' ? undefined : options.gpu;
   const type = options.gpu === undefined ? (spec?.device.type ?? 'auto') : gpu === undefined ? 'cpu' : 'cuda';
   const targetModules =
-    options.targetModules === undefined ? spec?.lora.target_modules : options.targetModules === 'all-linear' ? 'all-linear' : options.targetModules.split(',').map((module) => module.trim());
+    options.targetModules === undefined
+      ? spec?.lora.target_modules
+      : options.targetModules === 'all-linear'
+        ? 'all-linear'
+        : options.targetModules.split(',').map((module) => module.trim());
   return {
     model: { max_seq_length: options.seq ?? spec?.model.max_seq_length ?? 2048 },
     lora: { r: options.rank ?? spec?.lora.r ?? 16, target_modules: targetModules ?? 'all-linear' },
@@ -233,7 +243,9 @@ function assumedWorker(device: PlannedSpec['device']): WorkerFacts {
     };
   }
   if (device.gpu === 'auto') {
-    throw new InvalidSpecError(`which device? pass --gpu (a catalog GPU or "cpu") or --facts (a worker's facts); the spec says device.gpu: auto`, { field: 'device.gpu' });
+    throw new InvalidSpecError(`which device? pass --gpu (a catalog GPU or "cpu") or --facts (a worker's facts); the spec says device.gpu: auto`, {
+      field: 'device.gpu',
+    });
   }
   const memory = device.gpu_memory_gib ?? findGpu(device.gpu)?.memory_gib;
   if (memory === undefined) throw unknownGpuError(device.gpu);
@@ -313,11 +325,17 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
         ? ['No change the planner knows makes it fit.']
         : [
             'What would fit (cheapest change first):',
-            ...plan.suggestions.map((suggestion) => `  - ${suggestion.description}: peak ${suggestion.peak_vram_gib.toFixed(2)} of ${suggestion.available_gib} GiB, ${formatCount(suggestion.tokens_per_s)} tokens/s`),
+            ...plan.suggestions.map(
+              (suggestion) =>
+                `  - ${suggestion.description}: peak ${suggestion.peak_vram_gib.toFixed(2)} of ${suggestion.available_gib} GiB, ${formatCount(suggestion.tokens_per_s)} tokens/s`,
+            ),
           ]),
     );
   }
-  lines.push('', `Throughput: ${formatCount(plan.tokens_per_s)} tokens/s, ${formatCount(plan.tokens_per_hour)} tokens/hour; ${plan.step_seconds.toFixed(2)} s per optimizer step`);
+  lines.push(
+    '',
+    `Throughput: ${formatCount(plan.tokens_per_s)} tokens/s, ${formatCount(plan.tokens_per_hour)} tokens/hour; ${plan.step_seconds.toFixed(2)} s per optimizer step`,
+  );
   if (plan.eta_seconds !== undefined) {
     lines.push(`Time: ${formatCount(request.dataset_tokens ?? 0)} tokens × ${request.epochs ?? 1} epochs ≈ ${formatDuration(plan.eta_seconds)}`);
   }
@@ -331,7 +349,10 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
     );
   }
   if (extras.rank_trade_offs !== undefined) {
-    lines.push('', `  ${'rank'.padStart(5)} ${'trainable'.padStart(12)} ${'adapter MiB'.padStart(12)} ${'peak GiB'.padStart(9)} ${'tokens/s'.padStart(9)}  fits`);
+    lines.push(
+      '',
+      `  ${'rank'.padStart(5)} ${'trainable'.padStart(12)} ${'adapter MiB'.padStart(12)} ${'peak GiB'.padStart(9)} ${'tokens/s'.padStart(9)}  fits`,
+    );
     lines.push(
       ...extras.rank_trade_offs.map(
         (row) =>
@@ -342,7 +363,14 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
   lines.push(
     '',
     `Serving the merged model (${request.sequence_length}-token context, batch 1): ${extras.inference_memory
-      .map((row) => `${match(row.quantization).with('none', () => '16-bit').with('8bit', () => '8-bit').with('4bit', () => '4-bit').exhaustive()} ${row.total_gib.toFixed(2)} GiB`)
+      .map(
+        (row) =>
+          `${match(row.quantization)
+            .with('none', () => '16-bit')
+            .with('8bit', () => '8-bit')
+            .with('4bit', () => '4-bit')
+            .exhaustive()} ${row.total_gib.toFixed(2)} GiB`,
+      )
       .join(', ')}; training peak ${plan.peak_vram_gib.toFixed(2)} GiB`,
   );
   return `${lines.join('\n')}\n`;
