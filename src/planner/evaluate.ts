@@ -73,8 +73,12 @@ function accuracyNotes(request: PlanRequest, device: ResolvedDevice): string[] {
   return [
     ...(request.gradient_checkpointing
       ? []
-      : ['without gradient checkpointing the model is not yet refitted: on an H200, peak memory ran up to 20 % below this estimate and tokens/s up to 51 % above it']),
-    ...(request.backend === 'unsloth' && request.quantization === '8bit' ? ['Unsloth 8-bit used up to 0.5 GiB more than planned on a 1B model at micro-batch 1 (H200)'] : []),
+      : [
+          'without gradient checkpointing the model is not yet refitted: on an H200, peak memory ran up to 20 % below this estimate and tokens/s up to 51 % above it',
+        ]),
+    ...(request.backend === 'unsloth' && request.quantization === '8bit'
+      ? ['Unsloth 8-bit used up to 0.5 GiB more than planned on a 1B model at micro-batch 1 (H200)']
+      : []),
   ];
 }
 
@@ -82,8 +86,8 @@ function unsupportedCombinations(request: PlanRequest, device: ResolvedDevice): 
   return match(device)
     .with({ kind: 'cuda' }, () => [])
     .with({ kind: 'cpu' }, () => [
-    ...(request.backend === 'unsloth' ? ['Unsloth needs a CUDA GPU; on a CPU tuneflow trains with hf-peft'] : []),
-    ...(request.quantization === 'none' ? [] : [`${request.quantization} quantisation (bitsandbytes) needs a CUDA GPU`]),
+      ...(request.backend === 'unsloth' ? ['Unsloth needs a CUDA GPU; on a CPU tuneflow trains with hf-peft'] : []),
+      ...(request.quantization === 'none' ? [] : [`${request.quantization} quantisation (bitsandbytes) needs a CUDA GPU`]),
       ...(request.optimizer === 'adamw_torch' ? [] : [`${request.optimizer} (bitsandbytes) needs a CUDA GPU; use adamw_torch`]),
     ])
     .exhaustive();

@@ -25,5 +25,13 @@ export {
   type PlanRequest,
 } from './request.ts';
 export { planRequestForRun, planTrainingRun, type PlannedSpec, type PlannedTokens, type RunPlanInput, type TrainingRunPlan } from './run.ts';
-export { largestFittingMicroBatch, nextSmallerMicroBatch, suggestChanges, SuggestionKind, type MicroBatchChoice, type RequestChanges, type Suggestion } from './search.ts';
+export {
+  largestFittingMicroBatch,
+  nextSmallerMicroBatch,
+  suggestChanges,
+  SuggestionKind,
+  type MicroBatchChoice,
+  type RequestChanges,
+  type Suggestion,
+} from './search.ts';
 export { inferenceMemory, rankTradeOffs, type InferenceMemory, type RankTradeOff } from './tradeoffs.ts';

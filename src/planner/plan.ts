@@ -15,6 +15,9 @@ export function planRun(request: PlanRequest): Plan {
 /** The non-retryable failure for a plan that does not fit: why, and the cheapest change, in the message; the whole plan in the details. */
 export function planDoesNotFitError(plan: Plan): PlanDoesNotFitError {
   const cheapest = plan.suggestions[0];
-  const remedy = cheapest === undefined ? 'no change the planner knows makes it fit' : `cheapest change that fits: ${cheapest.description} (peak ${cheapest.peak_vram_gib} GiB)`;
+  const remedy =
+    cheapest === undefined
+      ? 'no change the planner knows makes it fit'
+      : `cheapest change that fits: ${cheapest.description} (peak ${cheapest.peak_vram_gib} GiB)`;
   return new PlanDoesNotFitError(`the run does not fit: ${plan.reasons.join('; ')}; ${remedy}`, { plan });
 }

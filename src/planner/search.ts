@@ -72,9 +72,7 @@ export function suggestChanges(request: PlanRequest): Suggestion[] {
   );
   const singles = [...cheapSingles, ...expensiveSingles.flat()];
   const cheapTogether =
-    singles.length === 0 && strongestCheap.length > 1
-      ? firstFitting(request, [{ kind: SuggestionKind.Combined, changes: cheapChanges }])
-      : [];
+    singles.length === 0 && strongestCheap.length > 1 ? firstFitting(request, [{ kind: SuggestionKind.Combined, changes: cheapChanges }]) : [];
   return [...singles, ...cheapTogether, ...combined];
 }
 
@@ -111,7 +109,11 @@ function describeChanges(changed: PlanRequest, changes: RequestChanges): string 
   const device = resolveDevice(changed.device);
   const parts = [
     changes.device === undefined || device.kind !== 'cuda' ? undefined : `${device.count} × ${device.name} (${device.memory_gib} GiB each)`,
-    changes.backend === undefined ? undefined : changes.backend === 'hf-peft' && dataParallelRanks(device) > 1 ? 'hf-peft, whose FSDP shards the weights across the GPUs' : `backend ${changes.backend}`,
+    changes.backend === undefined
+      ? undefined
+      : changes.backend === 'hf-peft' && dataParallelRanks(device) > 1
+        ? 'hf-peft, whose FSDP shards the weights across the GPUs'
+        : `backend ${changes.backend}`,
     changes.gradient_checkpointing === true ? 'gradient checkpointing on' : undefined,
     changes.optimizer === undefined ? undefined : `optimizer ${changes.optimizer}`,
     changes.micro_batch_size === undefined && changes.gradient_accumulation_steps === undefined
@@ -133,9 +135,7 @@ function cheapFamilies(request: PlanRequest, device: ResolvedDevice): Candidate[
   const onGpu = device.kind === 'cuda';
   const families: Candidate[][] = [
     request.gradient_checkpointing ? [] : [{ kind: SuggestionKind.EnableGradientCheckpointing, changes: { gradient_checkpointing: true } }],
-    onGpu && request.optimizer === 'adamw_torch'
-      ? [{ kind: SuggestionKind.EightBitOptimizer, changes: { optimizer: 'adamw_8bit' } }]
-      : [],
+    onGpu && request.optimizer === 'adamw_torch' ? [{ kind: SuggestionKind.EightBitOptimizer, changes: { optimizer: 'adamw_8bit' } }] : [],
     smallerMicroBatches(request),
     onGpu && request.quantization !== '4bit' ? [{ kind: SuggestionKind.QuantizeFourBit, changes: { quantization: '4bit' } }] : [],
   ];
