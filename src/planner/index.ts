@@ -19,6 +19,7 @@ export {
   DeviceKind,
   PlannerOptimizer,
   Quantization,
+  SuggestionKind,
   TrainingBackend,
   type CatalogGpuReference,
   type DeviceDescription,
@@ -29,9 +30,7 @@ export {
   largestFittingMicroBatch,
   nextSmallerMicroBatch,
   suggestChanges,
-  SuggestionKind,
   type MicroBatchChoice,
-  type RequestChanges,
-  type Suggestion,
 } from './search.ts';
+export type { RequestChanges, Suggestion } from '../contract/orchestration.ts';
 export { inferenceMemory, rankTradeOffs, type InferenceMemory, type RankTradeOff } from './tradeoffs.ts';

@@ -3,10 +3,7 @@ import { gpuCatalog } from './catalog/gpus.ts';
 import { dataParallelRanks, resolveDevice, type ResolvedDevice } from './device.ts';
 import { evaluatePlan, type Evaluation } from './evaluate.ts';
 import type { RequestChanges, Suggestion } from '../contract/orchestration.ts';
-import { SuggestionKind, type CatalogGpuReference, type PlanRequest } from './request.ts';
-
-export { SuggestionKind };
-export type { RequestChanges, Suggestion };
+import { type PlanRequest, SuggestionKind } from './request.ts';
 
 interface Candidate {
   kind: SuggestionKind;
