@@ -81,4 +81,15 @@ describe('the CLI plan and the workflow plan', () => {
     expect(workflow.setup).toMatchObject({ device: 'cuda', backend: 'unsloth', dtype: 'bfloat16', optimizer: 'adamw_8bit', gradient_checkpointing: true });
     expect(workflow.plan.device).toMatchObject({ kind: 'cuda', name: 'h200' });
   });
+
+  it("refuses a facts file that is not a worker's facts, naming the field", async () => {
+    const specPath = join(workspace, 'spec-bad-facts.yaml');
+    const factsPath = join(workspace, 'bad-facts.json');
+    writeFileSync(specPath, spec);
+    const { device: _device, ...withoutDevice } = cpuFacts;
+    writeFileSync(factsPath, JSON.stringify(withoutDevice));
+    const result = await runPlanCommand([specPath, '--facts', factsPath]);
+    expect(result.exit_code).toBe(2);
+    expect(result.output).toMatch(/^error: --facts .*bad-facts\.json \(a worker's facts, resolve_model's result\) violates the contract at \$\.device: /);
+  });
 });
