@@ -20,8 +20,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type * as orchestration from '../activities/index.ts';
-import type { AcceleratorActivities, GgufFormat } from '../src/accelerator.ts';
-import { FailureType, nonRetryableFailureTypes, SearchAttribute, TaskQueue } from '../src/contract.ts';
+import type { AcceleratorActivities, GgufFormat } from '../src/contract/index.ts';
+import { FailureType, nonRetryableFailureTypes, SearchAttribute, TaskQueue } from '../src/contract/index.ts';
 import type { ModelVersion } from '../src/registry/schema.ts';
 import { fineTune } from './fine-tune.ts';
 
@@ -166,6 +166,8 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
         : await python.resolve_model({ spec: { ...spec, model: { ...spec.model, source: champion.lineage.base_model } } });
     const scored = await python.evaluate({
       spec: { ...spec, evaluate: { ...spec.evaluate, sample_prompts: [] } },
+      // The challenger's setup: both adapters load the same way (a 4-bit run scores both in 4-bit).
+      setup: trained.setup,
       model_uri: championBase.model_uri,
       adapter_uri: champion.adapter_uri,
       val_uri: dataset.val_uri,

@@ -1,4 +1,4 @@
-import { FailureType } from '../contract.ts';
+import { FailureType } from '../contract/index.ts';
 import { hasFailureType, TuneflowError } from '../errors/tuneflow-error.ts';
 
 /** The registry has no such model, version, or earlier champion to roll back to. */

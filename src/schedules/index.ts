@@ -5,8 +5,8 @@
  */
 import { type Client, ScheduleOverlapPolicy, type ScheduleDescription } from '@temporalio/client';
 import { resolve } from 'node:path';
-import type { GgufFormat } from '../accelerator.ts';
-import { SearchAttribute, TaskQueue } from '../contract.ts';
+import type { GgufFormat } from '../contract/index.ts';
+import { SearchAttribute, TaskQueue } from '../contract/index.ts';
 import { InvalidSpecError } from '../errors/index.ts';
 import { type ApprovalDecision, approvalSignal, type RetrainGate, type RetrainInput } from '../../workflows/retrain.ts';
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { TaskQueue } from '../../src/contract.ts';
+import { TaskQueue } from '../../src/contract/index.ts';
 import { ModelRegistry } from '../../src/registry/index.ts';
 import {
   createRetrainSchedule,
