@@ -101,7 +101,8 @@ def run(prepared, tmp_path_factory) -> dict:
     finally:
         activities._workflow_link = previous_link
     adapter_uri = trained["adapter_uri"]
-    call("merge", activities.merge, {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "run_uri": run_uri})
+    merged = call("merge", activities.merge, {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "run_uri": run_uri})
+    call("export_gguf", activities.export_gguf, {"model_uri": merged["merged_uri"], "run_uri": run_uri, "formats": ["q8_0"], "name": "tiny"})
     call("evaluate", activities.evaluate, {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "val_uri": prepared["val_uri"]})
     recorded["signals"] = link.signals
     recorded["control"] = link.control
