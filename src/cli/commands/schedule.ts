@@ -1,4 +1,4 @@
-import { ScheduleNotFoundError } from '@temporalio/client';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError } from '@temporalio/client';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { connectClient } from '../../client.ts';
 import { homeLayout } from '../../runtime/home.ts';
@@ -40,8 +40,10 @@ async function withClient(name: string | undefined, work: (client: Awaited<Retur
   try {
     await work(client);
   } catch (error) {
-    if (!(error instanceof ScheduleNotFoundError)) throw error;
-    process.stderr.write(`[tuneflow] no schedule named ${name}: \`tuneflow schedule list\` shows them\n`);
+    if (error instanceof ScheduleNotFoundError) process.stderr.write(`[tuneflow] no schedule named ${name}: \`tuneflow schedule list\` shows them\n`);
+    else if (error instanceof ScheduleAlreadyRunning)
+      process.stderr.write(`[tuneflow] schedule ${name} exists: \`tuneflow schedule delete ${name}\` first, or choose another name\n`);
+    else throw error;
     process.exitCode = 2;
   } finally {
     await client.connection.close();
