@@ -32,6 +32,20 @@ export interface RetrainGate {
   require_approval: boolean;
   /** How long to wait for a decision; no decision by then means not promoted. */
   approval_timeout: string;
+  /** An activity of yours that must also pass a challenger that beat the champion's loss (its name and task queue). */
+  evaluation?: { activity: string; task_queue: string };
+}
+
+/** What a gate evaluation activity receives: both models as the registry has them, and the shared held-out set. */
+export interface GateEvaluationRequest {
+  model_name: string;
+  challenger: ModelVersion;
+  champion: ModelVersion | null;
+  val_uri: string;
+}
+export interface GateEvaluationResult {
+  passes: boolean;
+  reason: string;
 }
 
 export interface RetrainInput {
@@ -205,6 +219,18 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
 
   const gate = gatePasses(challengerLoss, championLoss, input.gate.margin);
   if (!gate.passes) return finish({ ...summary, outcome: RetrainOutcome.NotPromoted, reason: gate.reason });
+  let reason = gate.reason;
+  if (input.gate.evaluation) {
+    const { activity, task_queue } = input.gate.evaluation;
+    const judges = proxyActivities<Record<string, (request: GateEvaluationRequest) => Promise<GateEvaluationResult>>>({
+      taskQueue: task_queue,
+      startToCloseTimeout: '1 day',
+      retry,
+    });
+    const verdict = await judges[activity]!({ model_name: input.model_name, challenger, champion, val_uri: dataset.val_uri });
+    if (!verdict.passes) return finish({ ...summary, outcome: RetrainOutcome.NotPromoted, reason: `${activity}: ${verdict.reason}` });
+    reason = `${reason}; ${activity}: ${verdict.reason}`;
+  }
 
   if (input.gate.require_approval) {
     state.stage = 'awaiting_approval';
@@ -233,7 +259,7 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
       name: input.model_name,
       version: challenger.version,
       expected_champion: champion?.version ?? null,
-      reason: `${workflowInfo().workflowId}: ${gate.reason}`,
+      reason: `${workflowInfo().workflowId}: ${reason}`,
     });
   } catch (error) {
     if (!isRegistryConflict(error)) throw error;
@@ -254,5 +280,5 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
       exports: exported.exports,
     });
   }
-  return finish({ ...summary, outcome: RetrainOutcome.Promoted, reason: gate.reason });
+  return finish({ ...summary, outcome: RetrainOutcome.Promoted, reason });
 }

@@ -6,6 +6,7 @@
  * restores the previous champion.
  */
 import type { Client } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -24,7 +25,8 @@ import {
   type RetrainScheduleOptions,
   triggerSchedule,
 } from '../../src/schedules/index.ts';
-import { type RetrainResult, retrainStateQuery } from '../../workflows/retrain.ts';
+import type { GateEvaluationRequest, GateEvaluationResult, RetrainResult } from '../../workflows/retrain.ts';
+import { retrainStateQuery } from '../../workflows/retrain.ts';
 import { startTestCluster, type TestCluster } from '../support/cluster.ts';
 
 const exampleSpec = fileURLToPath(new URL('../../examples/scheduled-retraining/spec.yaml', import.meta.url));
@@ -119,7 +121,26 @@ describe('scheduled retraining', () => {
 
   it('grown data and a better spec: the challenger waits for approval across a worker restart, then is promoted and exported', async () => {
     const strong = await writeSpec('strong.yaml', 160, 0.02);
-    const started = await runDirectly(strong, { gate: { require_approval: true, margin: 0.01 }, exportFormats: ['q8_0'] }, 'approval');
+    // A user's own evaluation activity on its own worker and task queue: the gate asks it too.
+    const judged: GateEvaluationRequest[] = [];
+    const judgeQueue = `judge-${name}`;
+    const connection = await NativeConnection.connect({ address: inject('temporalAddress') });
+    const judge = await Worker.create({
+      connection,
+      taskQueue: judgeQueue,
+      activities: {
+        judgeChallenger: async (request: GateEvaluationRequest): Promise<GateEvaluationResult> => {
+          judged.push(request);
+          return { passes: true, reason: 'answers look right' };
+        },
+      },
+    });
+    const judging = judge.run();
+    const started = await runDirectly(
+      strong,
+      { gate: { require_approval: true, margin: 0.01, evaluation: { activity: 'judgeChallenger', task_queue: judgeQueue } }, exportFormats: ['q8_0'] },
+      'approval',
+    );
     const proposal = await until(
       'the approval wait',
       async () => {
@@ -129,6 +150,10 @@ describe('scheduled retraining', () => {
       240_000,
     );
     expect(proposal).toMatchObject({ challenger: 2, champion: 1 });
+    expect(judged.map((request) => [request.challenger.version, request.champion?.version])).toEqual([[2, 1]]);
+    judge.shutdown();
+    await judging;
+    await connection.close();
     expect(proposal?.challenger_val_loss).toBeLessThan(proposal?.champion_val_loss ?? 0);
 
     // Both workers go away and come back: the wait is a durable timer in the server, not state in a process.
@@ -144,7 +169,7 @@ describe('scheduled retraining', () => {
     expect(champion?.version).toBe(2);
     expect(champion?.exports.map((entry) => entry.format)).toEqual(['q8_0']);
     expect(existsSync(fileURLToPath(champion?.exports[0]?.uri ?? 'file:///missing'))).toBe(true);
-    expect((await registry.model(name)).history.at(-1)?.reason).toContain('≤');
+    expect((await registry.model(name)).history.at(-1)?.reason).toMatch(/≤.*judgeChallenger: answers look right/);
   });
 
   it('grown data and a weak spec: the worse challenger is registered but not promoted', async () => {

@@ -59,6 +59,8 @@ interface CreateOptions {
   margin: number;
   requireApproval?: boolean;
   approvalTimeout: string;
+  evaluationActivity?: string;
+  evaluationTaskQueue: string;
   export?: ('f16' | 'q8_0')[];
   catchupWindow: string;
   paused?: boolean;
@@ -79,6 +81,8 @@ export function registerScheduleCommand(program: Command): Command {
     .option('--margin <fraction>', 'promote only at val loss ≤ champion × (1 − margin)', fraction, defaultGate.margin)
     .option('--require-approval', 'wait for `tuneflow schedule approve RUN` before promoting')
     .option('--approval-timeout <duration>', 'how long to wait for approval', defaultGate.approval_timeout)
+    .option('--evaluation-activity <name>', 'an activity of yours that must also pass the challenger (GateEvaluationRequest → {passes, reason})')
+    .option('--evaluation-task-queue <queue>', 'the task queue your evaluation activity runs on', 'tuneflow-evaluations')
     .addOption(new Option('--export <format...>', 'GGUF files to export from a promoted model').choices(['f16', 'q8_0']))
     .option('--catchup-window <duration>', 'after an outage, take a missed run this late at most', defaultCatchupWindow)
     .option('--paused', 'create paused')
@@ -92,7 +96,12 @@ export function registerScheduleCommand(program: Command): Command {
           every: options.every,
           timezone: options.timezone,
           modelName: options.model,
-          gate: { margin: options.margin, require_approval: options.requireApproval ?? false, approval_timeout: options.approvalTimeout },
+          gate: {
+            margin: options.margin,
+            require_approval: options.requireApproval ?? false,
+            approval_timeout: options.approvalTimeout,
+            ...(options.evaluationActivity ? { evaluation: { activity: options.evaluationActivity, task_queue: options.evaluationTaskQueue } } : {}),
+          },
           exportFormats: options.export,
           catchupWindow: options.catchupWindow,
           paused: options.paused,
