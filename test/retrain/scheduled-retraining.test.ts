@@ -97,8 +97,14 @@ describe('scheduled retraining', () => {
     const weak = await writeSpec('weak.yaml', 120, weakLearningRate);
     await createRetrainSchedule(cluster.client, options(weak));
     const first = await until('the schedule to take a run', async () => (await describeSchedule(cluster.client, name)).recent_runs[0]?.workflow_id);
-    await pauseSchedule(cluster.client, name);
     const result: RetrainResult = await cluster.client.workflow.getHandle(first).result();
+    await pauseSchedule(cluster.client, name);
+    // Every 2 s while a retrain trains for longer: the overlap policy skipped those runs instead of stacking them.
+    const schedule = await until('no run in progress', async () => {
+      const report = await describeSchedule(cluster.client, name);
+      return report.running.length === 0 ? report : undefined;
+    });
+    expect(schedule.runs_skipped_overlap).toBeGreaterThan(0);
     expect(result).toMatchObject({ outcome: 'promoted', model_name: name, champion: null, challenger: { version: 1 } });
     const champion = await registry.champion(name);
     expect(champion?.version).toBe(1);
