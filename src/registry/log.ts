@@ -3,6 +3,7 @@ import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidSpecError } from '../errors/index.ts';
 import { describeIssues } from '../spec/load.ts';
+import { RegistryCorruptError } from './registry-corrupt-error.ts';
 import { type ProposedEvent, type RegistryEvent, registryEventSchema } from './schema.ts';
 
 /**
@@ -17,8 +18,6 @@ import { type ProposedEvent, type RegistryEvent, registryEventSchema } from './s
 
 const eventFile = /^(\d{12})\.json$/;
 const fileName = (sequence: number) => `${String(sequence).padStart(12, '0')}.json`;
-
-export class RegistryCorruptError extends Error {}
 
 export async function readEvents(directory: string): Promise<RegistryEvent[]> {
   const names = await readdir(directory).catch((error: NodeJS.ErrnoException) => {
@@ -35,7 +34,13 @@ export async function readEvents(directory: string): Promise<RegistryEvent[]> {
     const path = join(directory, fileName(sequence));
     // Sequence numbers are taken one after another by link(2); a gap means a file was removed by hand.
     if (sequence !== index + 1) throw new RegistryCorruptError(`${path}: expected event ${index + 1}, found ${sequence} (a missing log file)`);
-    const parsed = registryEventSchema.safeParse(JSON.parse(await readFile(path, 'utf8')));
+    let value: unknown;
+    try {
+      value = JSON.parse(await readFile(path, 'utf8'));
+    } catch (error) {
+      throw new RegistryCorruptError(`${path}: not JSON (${(error as Error).message})`);
+    }
+    const parsed = registryEventSchema.safeParse(value);
     if (!parsed.success) throw new RegistryCorruptError(`${path}: ${parsed.error.message}`);
     if (parsed.data.sequence !== sequence) throw new RegistryCorruptError(`${path}: holds sequence ${parsed.data.sequence}`);
     events.push(parsed.data);

@@ -3,13 +3,20 @@
  * processes at once (each its own Node process, as separate workers or CLI invocations would be).
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { diffVersions, isModelVersionNotFoundError, isRegistryConflictError, ModelRegistry, readEvents } from '../../src/registry/index.ts';
+import {
+  diffVersions,
+  isModelVersionNotFoundError,
+  isRegistryConflictError,
+  isRegistryCorruptError,
+  ModelRegistry,
+  readEvents,
+} from '../../src/registry/index.ts';
 import { exampleVersion } from './example-version.ts';
 
 const writer = fileURLToPath(new URL('./concurrent-writer.ts', import.meta.url));
@@ -78,6 +85,17 @@ describe('model registry', () => {
     const stale = await registry.promote('people', 2, { expectedChampion: null }).catch((error: unknown) => error);
     expect(isRegistryConflictError(stale)).toBe(true);
     expect(await readEvents(registry.logDirectory)).toHaveLength(events);
+  });
+
+  it('a missing or torn event file is reported as corruption, never skipped', async () => {
+    const { registry } = await freshRegistry();
+    for (const run of ['run-1', 'run-2', 'run-3']) await registry.register(exampleVersion('people', { workflowId: run, valLoss: 1 }));
+    await writeFile(join(registry.logDirectory, '000000000003.json'), '{"sequence": 3, "event": "registered"');
+    const torn = await registry.models().catch((error: unknown) => error);
+    expect(isRegistryCorruptError(torn)).toBe(true);
+    await rm(join(registry.logDirectory, '000000000002.json'));
+    const gap = await registry.models().catch((error: unknown) => error);
+    expect(isRegistryCorruptError(gap) && gap.message).toMatch(/expected event 2, found 3/);
   });
 
   it(`${WRITERS} processes registering at once get distinct consecutive versions`, async () => {
