@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, inject, it } from 'vitest';
 import { cancelRun, checkpointRun, getProgress, getRunStatus, pauseRun, resumeRun, startFineTune } from '../../src/client.ts';
 import { loadSpec } from '../../src/spec/load.ts';
+import { trainingWorkflowId } from '../../workflows/index.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
 import { type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { recordHistory } from '../support/histories.ts';
@@ -61,8 +62,9 @@ describe('run control', () => {
     await pauseRun(cluster().client, workflowId);
     const paused = await getRunStatus(cluster().client, workflowId);
     expect(paused.status).toBe('paused');
-    const description = await handle.describe();
-    expect(description.raw.pendingActivities ?? []).toHaveLength(0);
+    // Training runs in the run's child workflow: its train activity is the one that must have stopped.
+    const training = cluster().client.workflow.getHandle(trainingWorkflowId(workflowId));
+    expect((await training.describe()).raw.pendingActivities ?? []).toHaveLength(0);
     // The pause checkpoint is at the step where training stopped (the requested one, if it stopped right there).
     const pausedProgress = await getProgress(cluster().client, workflowId);
     const pausedAt = pausedProgress.last_checkpoint!.step;
@@ -85,6 +87,8 @@ describe('run control', () => {
     const failure = await handle.result().catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((await handle.describe()).status.name).toBe('CANCELLED');
+    // The cancellation reached the training child, which checkpointed before it stopped.
+    expect((await training.describe()).status.name).toBe('CANCELLED');
     recordHistory(workflowId, 'fine-tune-paused-resumed-cancelled');
     const final = await getRunStatus(cluster().client, workflowId);
     expect(final.status).toBe('cancelled');
