@@ -4,7 +4,7 @@
  * server. A user's own pipeline runs on a worker of its own (its workflows, its activities, its task queue) beside
  * these: the stages it calls run on tuneflow's queues.
  */
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities/index.ts';
 import { TaskQueue } from './contract.ts';
 import { workflowsPath } from './workflows-path.ts';

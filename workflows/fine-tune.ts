@@ -147,14 +147,22 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     await enter(Stage.Plan);
     const run = await plan(spec, dataset, { runUri: state.run_uri });
     state.plan = run.plan;
-    upsertMemo({ plan: { fits: run.plan.fits, peak_vram_gib: run.plan.peak_vram_gib, tokens_per_s: run.plan.tokens_per_s, eta_seconds: run.plan.eta_seconds } });
+    upsertMemo({
+      plan: { fits: run.plan.fits, peak_vram_gib: run.plan.peak_vram_gib, tokens_per_s: run.plan.tokens_per_s, eta_seconds: run.plan.eta_seconds },
+    });
 
     // Not `enter`: a pause during planning reaches the child, which starts paused and holds no GPU.
     state.stage = Stage.Train;
     upsertStatus();
     state.training_workflow_id = trainingWorkflowId(workflowId);
     const trained = await train(run, { control, ...(input.max_history_events === undefined ? {} : { maxHistoryEvents: input.max_history_events }) });
-    Object.assign(state, { training: trained.training, plan: trained.run.plan, progress: trained.progress, executions: trained.executions, total_steps: trained.training.total_steps });
+    Object.assign(state, {
+      training: trained.training,
+      plan: trained.run.plan,
+      progress: trained.progress,
+      executions: trained.executions,
+      total_steps: trained.training.total_steps,
+    });
 
     await enter(Stage.Checkpoint);
     const book: CheckpointBook = await recordCheckpoints(run, trained);

@@ -25,7 +25,14 @@ import {
 import type { TrainResult } from '../src/accelerator.ts';
 import { FailureType, SearchAttribute, WorkflowMessage } from '../src/contract.ts';
 import { bookkeeping, isOutOfMemory, trainer } from './activities.ts';
-import { applyProgressMessage, type ControlState, emptyProgress, type RunStatus, type TrainingProgressMessage, type TrainingProgressState } from './progress.ts';
+import {
+  applyProgressMessage,
+  type ControlState,
+  emptyProgress,
+  type RunStatus,
+  type TrainingProgressMessage,
+  type TrainingProgressState,
+} from './progress.ts';
 import type { PlannedRun } from './stages/plan.ts';
 
 export interface TrainAdapterInput {
@@ -168,7 +175,13 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
         if (state.control.paused) state.status = 'paused';
         if (rolloverRequested) {
           // The run as it is now, replanned micro-batch and plan included: not the run this execution started with.
-          await continueAsNew<typeof trainAdapter>({ ...input, run: state.run, control: state.control, progress: state.progress, executions: state.executions });
+          await continueAsNew<typeof trainAdapter>({
+            ...input,
+            run: state.run,
+            control: state.control,
+            progress: state.progress,
+            executions: state.executions,
+          });
         }
       } finally {
         trainingScope = undefined;

@@ -5,4 +5,5 @@ import { hasFailureType, TuneflowError } from './tuneflow-error.ts';
 export class IncompatibleCheckpointError extends TuneflowError {
   readonly failureType = FailureType.IncompatibleCheckpoint;
 }
-export const isIncompatibleCheckpointError = (error: unknown): error is IncompatibleCheckpointError => hasFailureType(error, FailureType.IncompatibleCheckpoint);
+export const isIncompatibleCheckpointError = (error: unknown): error is IncompatibleCheckpointError =>
+  hasFailureType(error, FailureType.IncompatibleCheckpoint);

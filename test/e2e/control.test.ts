@@ -38,7 +38,9 @@ async function waitForStep(cluster: TestCluster, workflowId: string, step: numbe
 
 const checkpointSteps = (runUri: string) =>
   existsSync(join(fileURLToPath(runUri), 'checkpoints'))
-    ? readdirSync(join(fileURLToPath(runUri), 'checkpoints')).filter((name) => name.startsWith('step-')).map((name) => Number(name.slice(5)))
+    ? readdirSync(join(fileURLToPath(runUri), 'checkpoints'))
+        .filter((name) => name.startsWith('step-'))
+        .map((name) => Number(name.slice(5)))
     : [];
 
 describe('run control', () => {

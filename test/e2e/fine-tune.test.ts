@@ -62,7 +62,9 @@ describe('fineTune on the tiny model', () => {
     expect(cause?.message).toContain('no-such-file.jsonl');
     expect(Date.now() - started).toBeLessThan(15_000);
     const history = await handle.fetchHistory();
-    const attempts = history.events?.filter((event) => event.activityTaskStartedEventAttributes).map((event) => event.activityTaskStartedEventAttributes!.attempt);
+    const attempts = history.events
+      ?.filter((event) => event.activityTaskStartedEventAttributes)
+      .map((event) => event.activityTaskStartedEventAttributes!.attempt);
     expect(attempts).toEqual([1]);
   });
 });

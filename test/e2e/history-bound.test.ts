@@ -46,7 +46,17 @@ function fakeAccelerator(client: Client) {
         model_uri: 'file:///fake/model',
         source: 'fake',
         training: { device: 'cpu', backend: 'hf-peft', gradient_checkpointing: false, optimizer: 'adamw_torch' },
-        architecture: { model_type: 'llama', num_layers: 2, hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 49152, tie_word_embeddings: true },
+        architecture: {
+          model_type: 'llama',
+          num_layers: 2,
+          hidden_size: 64,
+          intermediate_size: 128,
+          num_attention_heads: 4,
+          num_key_value_heads: 2,
+          head_dim: 16,
+          vocab_size: 49152,
+          tie_word_embeddings: true,
+        },
         tokenizer_identity: 'fake',
         device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 1, cores: 2 },
       };

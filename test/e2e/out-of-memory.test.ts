@@ -32,7 +32,13 @@ describe('out of memory', () => {
   it('retries with smaller micro-batches at the same effective batch and completes', async () => {
     const handle = await startFineTune(cluster().client, spec, { workflowId: `oom-recovers-${Date.now()}`, artifactRootUri: cluster().artifactRootUri });
     const result = await handle.result();
-    expect(result.progress.out_of_memory_recoveries.map(({ from_micro_batch_size, micro_batch_size, gradient_accumulation_steps }) => [from_micro_batch_size, micro_batch_size, gradient_accumulation_steps])).toEqual([
+    expect(
+      result.progress.out_of_memory_recoveries.map(({ from_micro_batch_size, micro_batch_size, gradient_accumulation_steps }) => [
+        from_micro_batch_size,
+        micro_batch_size,
+        gradient_accumulation_steps,
+      ]),
+    ).toEqual([
       [8, 4, 2],
       [4, 2, 4],
     ]);
@@ -59,7 +65,11 @@ describe('out of memory', () => {
   it('fails once, non-retryably, with the plan attached, when even micro-batch 1 runs out of memory', async () => {
     await cluster().stopGpuWorker();
     await cluster().startGpuWorker({ [hook]: '0' });
-    const handle = await startFineTune(cluster().client, { ...spec, train: { ...spec.train, micro_batch_size: 2 } }, { workflowId: `oom-fails-${Date.now()}`, artifactRootUri: cluster().artifactRootUri });
+    const handle = await startFineTune(
+      cluster().client,
+      { ...spec, train: { ...spec.train, micro_batch_size: 2 } },
+      { workflowId: `oom-fails-${Date.now()}`, artifactRootUri: cluster().artifactRootUri },
+    );
     const failure = await handle.result().catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     // The train stage's child workflow raised it: the run's failure wraps the child's, which is the OutOfMemory failure.

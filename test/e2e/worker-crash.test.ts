@@ -72,7 +72,10 @@ describe('a Python worker killed mid-training', () => {
     expect(attempts.length).toBeGreaterThanOrEqual(2);
     const resumed = result.training.resumed_from_step;
     for (let step = 1; step <= resumed; step += 1) {
-      expect(log.filter((record) => record.step === step), `step ${step}`).toHaveLength(1);
+      expect(
+        log.filter((record) => record.step === step),
+        `step ${step}`,
+      ).toHaveLength(1);
     }
     const lastAttempt = Math.max(...attempts);
     const retrained = log.filter((record) => record.attempt === lastAttempt).map((record) => record.step);
