@@ -23,7 +23,7 @@ import { describeFailure } from './failures.ts';
 import { type FineTuneBeforeStagesInput, fineTuneBeforeStages } from './legacy/fine-tune-before-stages.ts';
 import { type ControlState, emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
 import { acceptRunControl } from './run-control.ts';
-import { evaluate, merge, type PreparedDataset, plan, prepare, recordCheckpoints, train } from './stages/index.ts';
+import { evaluate, merge, type PreparedDataset, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
 import { trainingWorkflowId } from './train-adapter.ts';
 
 export interface FineTuneInput {
@@ -106,7 +106,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
   const state: FineTuneState = {
     stage: Stage.Prepare,
     status: 'running',
-    run_uri: `${input.artifact_root_uri.replace(/\/$/, '')}/runs/${encodeURIComponent(workflowId)}`,
+    run_uri: runDirectoryUri(input.artifact_root_uri),
     model: spec.model.source,
     training_workflow_id: null,
     total_steps: null,
@@ -145,7 +145,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     state.dataset = dataset;
 
     await enter(Stage.Plan);
-    const run = await plan(spec, dataset, { runUri: state.run_uri });
+    const run = await plan(spec, dataset, { artifactRootUri: input.artifact_root_uri });
     state.plan = run.plan;
     upsertMemo({
       plan: { fits: run.plan.fits, peak_vram_gib: run.plan.peak_vram_gib, tokens_per_s: run.plan.tokens_per_s, eta_seconds: run.plan.eta_seconds },

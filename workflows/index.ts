@@ -18,6 +18,6 @@ export {
 export type { TrainAdapterInput, TrainAdapterState, TrainedAdapter } from './train-adapter.ts';
 export { acceptRunControl } from './run-control.ts';
 export type { RunControl } from './run-control.ts';
-export { evaluate, merge, plan, prepare, recordCheckpoints, train } from './stages/index.ts';
+export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
 export type { PlannedRun, PreparedDataset, TrainOptions } from './stages/index.ts';
 export type { ControlState, RunStatus, TrainingProgressMessage, TrainingProgressState } from './progress.ts';

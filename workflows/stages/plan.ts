@@ -1,3 +1,4 @@
+import { workflowInfo } from '@temporalio/workflow';
 import type { ResolvedModel, TokenStatistics } from '../../src/accelerator.ts';
 import type { Plan } from '../../src/planner/index.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
@@ -15,15 +16,20 @@ export interface PlannedRun {
   plan: Plan;
 }
 
+/** Where a workflow's run writes: `<artifact root>/runs/<workflow id>`, the id escaped to one path segment. */
+export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowInfo().workflowId) =>
+  `${artifactRootUri.replace(/\/$/, '')}/runs/${encodeURIComponent(workflowId)}`;
+
 /**
  * Plan stage: resolves the model on the Python worker (the weights, the device it will train on), measures the
  * prepared dataset in the model's tokens, and plans memory and time. A plan that cannot fit the device fails
- * here, non-retryably, with the cheapest change that would fit, before any GPU time is spent.
+ * here, non-retryably, with the cheapest change that would fit, before any GPU time is spent. The run will write
+ * under `runDirectoryUri(artifactRootUri)`.
  */
-export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { runUri: string }): Promise<PlannedRun> {
+export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { artifactRootUri: string }): Promise<PlannedRun> {
   const accelerator = python(spec.train.heartbeat_timeout_seconds);
   const model = await accelerator.resolve_model({ spec });
   const tokens = await accelerator.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
   const plan = await bookkeeping.planRun({ spec, model, tokens });
-  return { spec, run_uri: options.runUri, dataset, model, tokens, plan };
+  return { spec, run_uri: runDirectoryUri(options.artifactRootUri), dataset, model, tokens, plan };
 }
