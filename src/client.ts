@@ -1,4 +1,4 @@
-import { Client, Connection, type WorkflowHandle, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
 import type { TrainProgress } from './accelerator.ts';
@@ -72,7 +72,11 @@ const toPath = (uri: string) => fileURLToPath(uri);
 
 /** The train activity's latest heartbeat, if training is in progress: step, loss and speed live there. */
 async function trainingHeartbeat(handle: WorkflowHandle): Promise<{ progress: TrainProgress | null; attempt: number | null }> {
-  const description = await handle.describe();
+  const description = await handle.describe().catch((error: unknown) => {
+    if (error instanceof WorkflowNotFoundError) return null; // the training child has not started yet
+    throw error;
+  });
+  if (description === null) return { progress: null, attempt: null };
   const pending = description.raw.pendingActivities?.find((activity) => activity.activityType?.name === AcceleratorActivity.Train);
   const payload = pending?.heartbeatDetails?.payloads?.[0];
   const progress = payload ? (defaultPayloadConverter.fromPayload(payload) as TrainProgress & { phase?: string }) : null;
@@ -118,8 +122,7 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
   const status = temporalStatus === 'running' && (state?.status === 'paused' || state?.status === 'pausing') ? state.status : temporalStatus;
   // The train activity belongs to the training child (runs started before the stages scheduled it themselves).
   const trainingHandle = state?.training_workflow_id ? client.workflow.getHandle(state.training_workflow_id) : handle;
-  const { progress, attempt } =
-    temporalStatus === 'running' ? await trainingHeartbeat(trainingHandle).catch(() => ({ progress: null, attempt: null })) : { progress: null, attempt: null };
+  const { progress, attempt } = temporalStatus === 'running' ? await trainingHeartbeat(trainingHandle) : { progress: null, attempt: null };
   const result = state?.result ?? null;
   const step = progress?.step ?? result?.training.final_step ?? state?.progress.step ?? null;
   const totalSteps = progress?.total_steps ?? state?.total_steps ?? null;
