@@ -91,7 +91,8 @@ describe('run control', () => {
     expect((await handle.describe()).status.name).toBe('CANCELLED');
     // The cancellation reached the training child, which checkpointed before it stopped.
     expect((await training.describe()).status.name).toBe('CANCELLED');
-    recordHistory(workflowId, 'fine-tune-paused-resumed-cancelled');
+    recordHistory(workflowId, 'fine-tune-stages-paused-resumed-cancelled');
+    recordHistory(trainingWorkflowId(workflowId), 'train-adapter-paused-resumed-cancelled');
     const final = await getRunStatus(cluster().client, workflowId);
     expect(final.status).toBe('cancelled');
     const stateAfter = await handle.query<{ run_uri: string; status: string }>('state');
