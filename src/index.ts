@@ -5,7 +5,7 @@
  */
 
 // Contract shared with the Python worker
-export { AcceleratorActivity, FailureType, nonRetryableFailureTypes, OrchestrationActivity, SearchAttribute, Stage, TaskQueue } from './contract.ts';
+export * from './contract/index.ts';
 
 // Run specs
 export { BuiltinModel, Backend, DatasetFormat, Optimizer, runSpecSchema } from './spec/schema.ts';
@@ -28,13 +28,13 @@ export {
 } from './client.ts';
 export type { RunStatusReport, StartOptions } from './client.ts';
 export type { FineTuneInput, FineTuneResult, FineTuneState, RunStatus, TrainingProgressState } from '../workflows/index.ts';
-export type * from './accelerator.ts';
 
 // Where runs live on this machine
 export { homeLayout, tuneflowHome, temporalAddress } from './runtime/home.ts';
 export type { HomeLayout } from './runtime/home.ts';
 
-// Data and planning
+// Data, training setup and planning
+export { resolveTrainingSetup } from './setup/index.ts';
 export { prepareDataset } from './data/index.ts';
 export type { PrepareDatasetOptions, PreparedDatasetReport } from './data/index.ts';
 export { planRun, nextSmallerMicroBatch, findArchitecture, findGpu, architectureFromHuggingFaceConfig } from './planner/index.ts';

@@ -6,7 +6,7 @@
  */
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities/index.ts';
-import { TaskQueue } from './contract.ts';
+import { TaskQueue } from './contract/index.ts';
 import { workflowsPath } from './workflows-path.ts';
 
 export { startDevServer } from './runtime/dev-server.ts';

@@ -4,8 +4,8 @@
  * trainAdapter child and fineTune, run control, the messages, and the contract's names and payload types.
  */
 export * from '../workflows/index.ts';
-export { FailureType, SearchAttribute, Stage, TaskQueue } from './contract.ts';
-export type * from './accelerator.ts';
+export { FailureType, SearchAttribute, Stage, TaskQueue } from './contract/index.ts';
+export type * from './contract/index.ts';
 export type { CheckpointBook } from '../activities/index.ts';
 export type { Plan } from './planner/index.ts';
 export type { DatasetSpec, RunSpec } from './spec/schema.ts';

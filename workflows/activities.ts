@@ -5,8 +5,8 @@
  */
 import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
 import type * as orchestration from '../activities/index.ts';
-import type { AcceleratorActivities } from '../src/accelerator.ts';
-import { FailureType, nonRetryableFailureTypes, TaskQueue } from '../src/contract.ts';
+import type { AcceleratorActivities } from '../src/contract/index.ts';
+import { FailureType, nonRetryableFailureTypes, TaskQueue } from '../src/contract/index.ts';
 
 // Infrastructure failures (a killed worker, a lost connection) retry without limit, backing off to a minute;
 // the contract's non-retryable failure types (bad input, bad spec, a plan that cannot fit) fail at once.

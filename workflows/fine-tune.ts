@@ -15,13 +15,13 @@
  */
 import { defineQuery, isCancellation, patched, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { CheckpointBook } from '../activities/index.ts';
-import type { EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainResult } from '../src/accelerator.ts';
-import { SearchAttribute, Stage } from '../src/contract.ts';
+import type { ControlState, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainResult } from '../src/contract/index.ts';
+import { SearchAttribute, Stage } from '../src/contract/index.ts';
 import type { Plan } from '../src/planner/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 import { describeFailure } from './failures.ts';
 import { type FineTuneBeforeStagesInput, fineTuneBeforeStages } from './legacy/fine-tune-before-stages.ts';
-import { type ControlState, emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
+import { emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
 import { acceptRunControl } from './run-control.ts';
 import { evaluate, merge, type PreparedDataset, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
 import { trainingWorkflowId } from './train-adapter.ts';

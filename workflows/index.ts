@@ -20,4 +20,4 @@ export { acceptRunControl } from './run-control.ts';
 export type { RunControl } from './run-control.ts';
 export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
 export type { PlannedRun, PreparedDataset, TrainOptions } from './stages/index.ts';
-export type { ControlState, RunStatus, TrainingProgressMessage, TrainingProgressState } from './progress.ts';
+export type { RunStatus, TrainingProgressState } from './progress.ts';

@@ -1,3 +1,5 @@
+import type { TrainingProgressMessage } from '../src/contract/index.ts';
+
 /**
  * Training progress and run control as the workflows hold them: updated at checkpoints and resumes, never per step
  * (live step and loss travel in the train activity's heartbeats).
@@ -21,28 +23,6 @@ export interface TrainingProgressState {
   loss_history: [number, number][];
   /** Each out-of-memory recovery: the micro-batch that failed and the one the planner chose instead. */
   out_of_memory_recoveries: { from_micro_batch_size: number; micro_batch_size: number; gradient_accumulation_steps: number; peak_vram_gib: number }[];
-}
-
-export interface ControlState {
-  paused: boolean;
-  /** Incremented by each checkpointNow signal; the train activity checkpoints when it sees the count grow. */
-  checkpoint_requests: number;
-}
-
-/** A message from the train activity (python-activities/tuneflow_activities/training.py, Progress.as_message). */
-export interface TrainingProgressMessage {
-  event: 'checkpoint' | 'resumed';
-  attempt: number;
-  step: number;
-  total_steps: number;
-  loss: number | null;
-  val_loss: number | null;
-  best: { val_loss: number; step: number } | null;
-  tokens_per_second: number;
-  last_checkpoint: { step: number; uri: string } | null;
-  resumed_from_step: number;
-  steps_redone: number;
-  losses: [number, number][];
 }
 
 const lossHistoryLimit = 256;

@@ -5,7 +5,7 @@
  * history events per signal a person sends, none per step or checkpoint.
  */
 import { type ChildWorkflowHandle, condition, type SignalDefinition, setHandler } from '@temporalio/workflow';
-import type { ControlState } from './progress.ts';
+import type { ControlState } from '../src/contract/index.ts';
 import { checkpointNowSignal, pauseSignal, resumeSignal, type trainAdapter } from './train-adapter.ts';
 
 export interface RunControl {

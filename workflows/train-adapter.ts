@@ -22,17 +22,10 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { TrainResult } from '../src/accelerator.ts';
-import { FailureType, SearchAttribute, WorkflowMessage } from '../src/contract.ts';
+import type { ControlState, TrainingProgressMessage, TrainResult } from '../src/contract/index.ts';
+import { FailureType, SearchAttribute, WorkflowMessage } from '../src/contract/index.ts';
 import { bookkeeping, isOutOfMemory, trainer } from './activities.ts';
-import {
-  applyProgressMessage,
-  type ControlState,
-  emptyProgress,
-  type RunStatus,
-  type TrainingProgressMessage,
-  type TrainingProgressState,
-} from './progress.ts';
+import { applyProgressMessage, emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
 import type { PlannedRun } from './stages/plan.ts';
 
 export interface TrainAdapterInput {
@@ -141,7 +134,9 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
     const failedMicroBatch = run.spec.train.micro_batch_size;
     const recoveries = state.progress.out_of_memory_recoveries;
     const replan =
-      recoveries.length < maxOutOfMemoryRecoveries ? await bookkeeping.replanAfterOutOfMemory({ spec: run.spec, model: run.model, tokens: run.tokens }) : null;
+      recoveries.length < maxOutOfMemoryRecoveries
+        ? await bookkeeping.replanAfterOutOfMemory({ spec: run.spec, model: run.model, tokens: run.tokens, setup: run.setup })
+        : null;
     if (replan === null) {
       throw ApplicationFailure.create({
         type: FailureType.OutOfMemory,
@@ -164,7 +159,14 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
       trainingScope = new CancellationScope();
       try {
         return await trainingScope.run(() =>
-          train.train({ spec: run.spec, model_uri: run.model.model_uri, train_uri: run.dataset.train_uri, val_uri: run.dataset.val_uri, run_uri: run.run_uri }),
+          train.train({
+            spec: run.spec,
+            setup: run.setup,
+            model_uri: run.model.model_uri,
+            train_uri: run.dataset.train_uri,
+            val_uri: run.dataset.val_uri,
+            run_uri: run.run_uri,
+          }),
         );
       } catch (error) {
         if (isOutOfMemory(error)) {

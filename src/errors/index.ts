@@ -8,3 +8,4 @@ export { TemporalUnreachableError, isTemporalUnreachableError } from './temporal
 export { OutOfMemoryError, isOutOfMemoryError } from './out-of-memory-error.ts';
 export { IncompatibleCheckpointError, isIncompatibleCheckpointError } from './incompatible-checkpoint-error.ts';
 export { failureOf } from './failure-of.ts';
+export { ContractViolationError, isContractViolationError } from './contract-violation-error.ts';

@@ -23,7 +23,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { FailureType, nonRetryableFailureTypes, SearchAttribute, Stage, TaskQueue, WorkflowMessage } from '../../src/contract.ts';
+import { FailureType, nonRetryableFailureTypes, SearchAttribute, Stage, TaskQueue, WorkflowMessage } from '../../src/contract/index.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
 
 /** The activity payloads as this code read them: only the fields it uses, the rest passes through untouched. */

@@ -1,4 +1,4 @@
-import type { EvaluationResult } from '../../src/accelerator.ts';
+import type { EvaluationResult } from '../../src/contract/index.ts';
 import { python } from '../activities.ts';
 import type { TrainedAdapter } from '../train-adapter.ts';
 import type { PreparedDataset } from './prepare.ts';
@@ -12,6 +12,7 @@ import type { PlannedRun } from './plan.ts';
 export function evaluate(run: PlannedRun, trained: TrainedAdapter, options: { dataset?: PreparedDataset } = {}): Promise<EvaluationResult> {
   return python(run.spec.train.heartbeat_timeout_seconds).evaluate({
     spec: run.spec,
+    setup: run.setup,
     model_uri: run.model.model_uri,
     adapter_uri: trained.training.adapter_uri,
     val_uri: (options.dataset ?? run.dataset).val_uri,

@@ -1,5 +1,5 @@
 import { workflowInfo } from '@temporalio/workflow';
-import type { ResolvedModel, TokenStatistics } from '../../src/accelerator.ts';
+import type { ResolvedModel, TokenStatistics, TrainingSetup } from '../../src/contract/index.ts';
 import type { Plan } from '../../src/planner/index.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
 import { bookkeeping, python } from '../activities.ts';
@@ -13,6 +13,8 @@ export interface PlannedRun {
   dataset: PreparedDataset;
   model: ResolvedModel;
   tokens: TokenStatistics;
+  /** How the run trains (device, backend, quantization, dtype, checkpointing, optimizer): every Python request carries it. */
+  setup: TrainingSetup;
   plan: Plan;
 }
 
@@ -21,8 +23,8 @@ export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowIn
   `${artifactRootUri.replace(/\/$/, '')}/runs/${encodeURIComponent(workflowId)}`;
 
 /**
- * Plan stage: resolves the model on the Python worker (the weights, the device it will train on), measures the
- * prepared dataset in the model's tokens, and plans memory and time. A plan that cannot fit the device fails
+ * Plan stage: resolves the model on the Python worker (the weights, the facts of the device it will train on),
+ * measures the prepared dataset in the model's tokens, decides the training setup and plans memory and time. A plan that cannot fit the device fails
  * here, non-retryably, with the cheapest change that would fit, before any GPU time is spent. The run will write
  * under `runDirectoryUri(artifactRootUri)`.
  */
@@ -30,6 +32,6 @@ export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { a
   const accelerator = python(spec.train.heartbeat_timeout_seconds);
   const model = await accelerator.resolve_model({ spec });
   const tokens = await accelerator.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
-  const plan = await bookkeeping.planRun({ spec, model, tokens });
-  return { spec, run_uri: runDirectoryUri(options.artifactRootUri), dataset, model, tokens, plan };
+  const { setup, plan } = await bookkeeping.planRun({ spec, model, tokens });
+  return { spec, run_uri: runDirectoryUri(options.artifactRootUri), dataset, model, tokens, setup, plan };
 }

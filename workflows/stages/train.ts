@@ -1,5 +1,5 @@
 import { startChild, workflowInfo } from '@temporalio/workflow';
-import { TaskQueue } from '../../src/contract.ts';
+import { TaskQueue } from '../../src/contract/index.ts';
 import type { RunControl } from '../run-control.ts';
 import { type TrainedAdapter, trainAdapter, trainingWorkflowId } from '../train-adapter.ts';
 import type { PlannedRun } from './plan.ts';
