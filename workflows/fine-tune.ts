@@ -15,7 +15,7 @@
  */
 import { defineQuery, isCancellation, patched, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { CheckpointBook } from '../activities/index.ts';
-import type { ControlState, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainResult } from '../src/contract/index.ts';
+import type { ControlState, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainingSetup, TrainResult } from '../src/contract/index.ts';
 import { SearchAttribute, Stage } from '../src/contract/index.ts';
 import type { Plan } from '../src/planner/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
@@ -57,6 +57,8 @@ export interface FineTuneResult {
   samples: EvaluationResult['samples'];
   dataset: PreparedDataset;
   tokens: TokenStatistics;
+  /** How the run trained: device, backend, quantization, dtype, checkpointing, optimizer. */
+  setup: TrainingSetup;
   /** The plan training ran with: after an out-of-memory recovery, the replanned one. */
   plan: Plan;
   model: ResolvedModel;
@@ -201,6 +203,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       samples: evaluation?.samples ?? [],
       dataset,
       tokens: run.tokens,
+      setup: run.setup,
       plan: trained.run.plan,
       model: run.model,
       training,
