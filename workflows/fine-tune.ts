@@ -129,7 +129,8 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     });
   const control = acceptRunControl((changed) => {
     state.control = { ...changed };
-    if (state.result === null) state.status = changed.paused ? 'paused' : 'running';
+    // A finished run (completed, failed, cancelled) keeps its final status.
+    if (state.status === 'running' || state.status === 'paused') state.status = changed.paused ? 'paused' : 'running';
     upsertStatus();
   });
   /** Waits out a pause, then enters the stage. */

@@ -169,6 +169,8 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
           }),
         );
       } catch (error) {
+        // The activity has stopped: from here on a pause takes effect at once (no 'pausing' while replanning).
+        trainingScope = undefined;
         if (isOutOfMemory(error)) {
           await recoverFromOutOfMemory(error);
           continue;
@@ -185,8 +187,6 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
             executions: state.executions,
           });
         }
-      } finally {
-        trainingScope = undefined;
       }
     }
   };

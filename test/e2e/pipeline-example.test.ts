@@ -12,15 +12,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { decide, pipelineInput, review, startReviewedFineTune } from '../../examples/pipeline/client.ts';
-import { type PipelineWorkers, startPipelineWorkers } from '../../examples/pipeline/worker.ts';
+import type { PipelineWorkers } from '../../examples/pipeline/worker.ts';
 import type { Review } from '../../examples/pipeline/workflows.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import { trainingWorkflowId } from '../../workflows/index.ts';
 
 const runFile = promisify(execFile);
-const example = (path: string) => fileURLToPath(new URL(`../../examples/${path}`, import.meta.url));
+const examplePath = (path: string) => fileURLToPath(new URL(`../../examples/${path}`, import.meta.url));
 const heldOutRows = 16;
+// The example's modules import the built package: they are loaded once the build is current (beforeAll).
+let example: { client: typeof import('../../examples/pipeline/client.ts'); worker: typeof import('../../examples/pipeline/worker.ts') };
 
 describe('examples/pipeline', () => {
   let workers: PipelineWorkers;
@@ -29,8 +30,9 @@ describe('examples/pipeline', () => {
   beforeAll(async () => {
     // The example imports the package as a user does: from dist/, built here if a source changed.
     await runFile(process.execPath, [fileURLToPath(new URL('../../scripts/build.mjs', import.meta.url))]);
+    example = { client: await import('../../examples/pipeline/client.ts'), worker: await import('../../examples/pipeline/worker.ts') };
     home = await mkdtemp(join(inject('testRoot'), 'pipeline-'));
-    workers = await startPipelineWorkers({ address: inject('temporalAddress'), logDirectory: home });
+    workers = await example.worker.startPipelineWorkers({ address: inject('temporalAddress'), logDirectory: home });
     client = new Client({ connection: await Connection.connect({ address: inject('temporalAddress') }) });
   });
   afterAll(async () => {
@@ -38,15 +40,16 @@ describe('examples/pipeline', () => {
     await client?.connection.close();
   });
 
-  it('prepares two datasets in parallel, trains, judges the held-out answers, waits for approval, then merges', async () => {
-    const tiny = loadSpec(example('tiny/spec.yaml'));
+  it('prepares two datasets in parallel, trains, judges the held-out answers, waits for approval, then merges', { timeout: 900_000 }, async () => {
+    const tiny = loadSpec(examplePath('tiny/spec.yaml'));
     const spec = { ...tiny, train: { ...tiny.train, max_steps: 8 } };
-    const input = pipelineInput(spec, example('pipeline/held-out.jsonl'), pathToFileURL(join(home, 'artifacts')).href);
+    const { decide, pipelineInput, review, startReviewedFineTune } = example.client;
+    const input = pipelineInput(spec, examplePath('pipeline/held-out.jsonl'), pathToFileURL(join(home, 'artifacts')).href);
     const workflowId = `pipeline-${Date.now()}`;
     const handle = await startReviewedFineTune(client, input, workflowId);
 
     let scored: Review | null = null;
-    for (const deadline = Date.now() + 240_000; scored === null && Date.now() < deadline; await sleep(500)) {
+    for (const deadline = Date.now() + 600_000; scored === null && Date.now() < deadline; await sleep(500)) {
       scored = await review(client, workflowId).catch(() => null);
     }
     expect(scored).not.toBeNull();
