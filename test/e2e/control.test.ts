@@ -1,7 +1,7 @@
 /**
  * Pause, resume, checkpoint-now and cancel, from the TypeScript client, on a real server with real workers.
  */
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
@@ -98,6 +98,30 @@ describe('run control', () => {
     const stateAfter = await handle.query<{ run_uri: string; status: string }>('state');
     expect(stateAfter.status).toBe('cancelled');
     expect(Math.max(...checkpointSteps(runUri))).toBeGreaterThan(pausedAt);
+  });
+});
+
+describe('run control before training', () => {
+  const cluster = useTestCluster('control-early');
+
+  it('holds a run paused before training at its next stage, starting no training until resumed', async () => {
+    const spec: RunSpec = { ...longRun(), train: { ...longRun().train, epochs: 1, max_steps: 4 } };
+    const workflowId = `control-early-${Date.now()}`;
+    const handle = await startFineTune(cluster().client, spec, { workflowId, artifactRootUri: cluster().artifactRootUri });
+    await pauseRun(cluster().client, workflowId);
+    expect((await getRunStatus(cluster().client, workflowId)).status).toBe('paused');
+    await sleep(5_000);
+    const held = await getRunStatus(cluster().client, workflowId);
+    expect(held).toMatchObject({ status: 'paused' });
+    expect(['prepare', 'plan']).toContain(held.stage);
+    // No training child exists while the run is held.
+    const training = cluster().client.workflow.getHandle(trainingWorkflowId(workflowId));
+    expect(await training.describe().catch((error: unknown) => error)).toBeInstanceOf(WorkflowNotFoundError);
+
+    await resumeRun(cluster().client, workflowId);
+    const result = await handle.result();
+    expect(result.training.final_step).toBe(4);
+    expect(result.progress.resumes).toBe(0);
   });
 });
 
