@@ -7,8 +7,8 @@
  * tells what was tried and why it lost. Data travels as URIs; the registry is touched only by activities.
  */
 import {
-  ApplicationFailure,
   ActivityFailure,
+  ApplicationFailure,
   condition,
   defineQuery,
   defineSignal,
@@ -19,11 +19,12 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type * as orchestration from '../activities/index.ts';
-import type { AcceleratorActivities, GgufFormat } from '../src/contract/index.ts';
-import { FailureType, nonRetryableFailureTypes, SearchAttribute, TaskQueue } from '../src/contract/index.ts';
+import type { GgufFormat } from '../src/contract/index.ts';
+import { FailureType, SearchAttribute, TaskQueue } from '../src/contract/index.ts';
 import type { ModelVersion } from '../src/registry/schema.ts';
+import { bookkeeping, python, retry } from './activities.ts';
 import { fineTune } from './fine-tune.ts';
+import { prepare } from './stages/index.ts';
 
 export interface RetrainGate {
   /** The challenger must reach val loss ≤ champion's × (1 − margin) on the same held-out set. */
@@ -103,15 +104,6 @@ export interface ApprovalDecision {
 export const approvalSignal = defineSignal<[ApprovalDecision]>('approval');
 export const retrainStateQuery = defineQuery<RetrainState>('retrainState');
 
-const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', nonRetryableErrorTypes: [...nonRetryableFailureTypes] };
-const bookkeeping = proxyActivities<typeof orchestration>({ taskQueue: TaskQueue.Orchestration, startToCloseTimeout: '30 minutes', retry });
-const python = proxyActivities<AcceleratorActivities>({
-  taskQueue: TaskQueue.Accelerator,
-  startToCloseTimeout: '1 day',
-  heartbeatTimeout: '2 minutes',
-  retry,
-});
-
 const isRegistryConflict = (error: unknown) =>
   error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === FailureType.RegistryConflict;
 
@@ -143,7 +135,7 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   };
 
   const spec = await bookkeeping.loadRetrainSpec({ spec_path: input.spec_path });
-  const dataset = await bookkeeping.prepareDataset({ spec, artifact_root_uri: input.artifact_root_uri });
+  const dataset = await prepare(spec, { artifactRootUri: input.artifact_root_uri });
   const comparison = await bookkeeping.compareWithChampion({
     artifact_root_uri: input.artifact_root_uri,
     model_name: input.model_name,
@@ -174,11 +166,12 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   state.stage = 'evaluate';
   let championLoss: number | null = null;
   if (champion) {
+    const accelerator = python(spec.train.heartbeat_timeout_seconds);
     const championBase =
       champion.lineage.base_model === spec.model.source
         ? trained.model
-        : await python.resolve_model({ spec: { ...spec, model: { ...spec.model, source: champion.lineage.base_model } } });
-    const scored = await python.evaluate({
+        : await accelerator.resolve_model({ spec: { ...spec, model: { ...spec.model, source: champion.lineage.base_model } } });
+    const scored = await accelerator.evaluate({
       spec: { ...spec, evaluate: { ...spec.evaluate, sample_prompts: [] } },
       // The challenger's setup: both adapters load the same way (a 4-bit run scores both in 4-bit).
       setup: trained.setup,
@@ -225,6 +218,7 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
     const judges = proxyActivities<Record<string, (request: GateEvaluationRequest) => Promise<GateEvaluationResult>>>({
       taskQueue: task_queue,
       startToCloseTimeout: '1 day',
+      // The stages' retry rule: infrastructure failures retry, the contract's non-retryable types do not.
       retry,
     });
     const verdict = await judges[activity]!({ model_name: input.model_name, challenger, champion, val_uri: dataset.val_uri });
@@ -267,7 +261,7 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   }
 
   if (input.export_formats?.length && trained.artifacts.merged) {
-    const exported = await python.export_gguf({
+    const exported = await python(spec.train.heartbeat_timeout_seconds).export_gguf({
       model_uri: trained.artifacts.merged,
       run_uri: trained.run_uri,
       formats: input.export_formats,
