@@ -16,10 +16,12 @@ export interface WorkerDevice {
   cores?: number;
 }
 
-/** How the spec's 'auto' settings resolve on the worker (loaders.training_setup). */
+/** The resolved training setup every train/evaluate/merge request carries (loaders.TrainingSetup); never `auto`. */
 export interface TrainingSetup {
   device: 'cuda' | 'cpu';
   backend: 'unsloth' | 'hf-peft';
+  quantization: 'none' | '4bit' | '8bit';
+  dtype: 'bfloat16' | 'float16' | 'float32';
   gradient_checkpointing: boolean;
   optimizer: 'adamw_torch' | 'adamw_8bit' | 'paged_adamw_8bit';
 }
@@ -54,21 +56,26 @@ export interface SplitTokenStatistics {
 export interface TokenStatisticsRequest {
   spec: RunSpec;
   model_uri: string;
+  tokenizer_identity: string;
   train_uri: string;
   val_uri: string;
 }
 export interface TokenStatistics {
   train: SplitTokenStatistics;
   val: SplitTokenStatistics;
+  /** The splits' token ids, written once beside the prepared data (data.write_tokenized_split). */
+  train_tokens_uri: string;
+  val_tokens_uri: string;
 }
 
 /** training.py */
 export interface TrainRequest {
   spec: RunSpec;
+  setup: TrainingSetup;
   model_uri: string;
-  train_uri: string;
+  train_tokens_uri: string;
   /** Scored at checkpoints (and every validation.every_steps) for best-checkpoint retention and early stopping. */
-  val_uri: string;
+  val_tokens_uri: string;
   run_uri: string;
 }
 export interface TrainResult {
@@ -111,6 +118,7 @@ export interface TrainProgress {
 /** merging.py */
 export interface MergeRequest {
   spec: RunSpec;
+  setup: TrainingSetup;
   model_uri: string;
   adapter_uri: string;
   run_uri: string;
@@ -125,9 +133,10 @@ export interface MergeResult {
 /** evaluation.py */
 export interface EvaluateRequest {
   spec: RunSpec;
+  setup: TrainingSetup;
   model_uri: string;
   adapter_uri: string;
-  val_uri: string;
+  val_tokens_uri: string;
 }
 export interface EvaluationResult {
   val_rows: number;
@@ -139,6 +148,26 @@ export interface EvaluationResult {
   samples: { prompt: string; base: string; tuned: string }[];
 }
 
+/** A checkpoint directory of a run, as checkpoint.Checkpoint.as_record / corrupt_record describe it. */
+export interface CheckpointRecord {
+  step: number;
+  uri: string;
+  /** Every file matches the sha256 its manifest records. */
+  verified: boolean;
+  train_loss: number | null;
+  val_loss: number | null;
+}
+
+/** activities.verify_checkpoints */
+export interface VerifyCheckpointsRequest {
+  run_uri: string;
+}
+export interface VerifiedCheckpoints {
+  /** Verified checkpoints, oldest first. */
+  checkpoints: CheckpointRecord[];
+  corrupt: CheckpointRecord[];
+}
+
 /** The Python activities as the workflow calls them: property names are the activity names in the contract. */
 export interface AcceleratorActivities {
   resolve_model(request: ResolveModelRequest): Promise<ResolvedModel>;
@@ -146,4 +175,5 @@ export interface AcceleratorActivities {
   train(request: TrainRequest): Promise<TrainResult>;
   merge(request: MergeRequest): Promise<MergeResult>;
   evaluate(request: EvaluateRequest): Promise<EvaluationResult>;
+  verify_checkpoints(request: VerifyCheckpointsRequest): Promise<VerifiedCheckpoints>;
 }

@@ -41,6 +41,10 @@ class Checkpoint:
     def val_loss(self) -> float | None:
         return self.manifest.get("val_loss")
 
+    def as_record(self) -> dict:
+        """The checkpoint as the workflow and run.json list it (a CheckpointRecord)."""
+        return {"step": self.step, "uri": self.uri, "verified": True, "train_loss": self.manifest.get("train_loss"), "val_loss": self.val_loss}
+
 
 def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
@@ -100,6 +104,11 @@ def verify_checkpoint(directory: Path) -> Checkpoint | None:
 class CheckpointScan:
     valid: list[Checkpoint]
     corrupt: list[Path]
+
+
+def corrupt_record(directory: Path) -> dict:
+    """A checkpoint directory that failed verification, as a CheckpointRecord: its step is its name's."""
+    return {"step": int(directory.name.removeprefix("step-")), "uri": path_to_uri(directory), "verified": False, "train_loss": None, "val_loss": None}
 
 
 def scan_checkpoints(checkpoints_directory: Path) -> CheckpointScan:

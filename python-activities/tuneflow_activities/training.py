@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .artifacts import atomic_directory, path_to_uri, uri_to_path
+from .artifacts import RunLayout, atomic_directory, path_to_uri, uri_to_path
 from .checkpoint import (
     Checkpoint,
     capture_rng_state,
@@ -28,9 +28,9 @@ from .checkpoint import (
     scan_checkpoints,
     write_checkpoint,
 )
-from .data import Schedule, bucketed_width, collate, read_prepared_rows, tokenize_rows
+from .data import Schedule, bucketed_width, collate, read_tokenized_split, rows_for_training
 from .evaluation import validation_loss
-from .loaders import choose_optimizer, load_for_training
+from .loaders import TrainingSetup, load_for_training
 
 logger = logging.getLogger(__name__)
 
@@ -47,29 +47,12 @@ class StopRequested(Exception):
         self.checkpoint = checkpoint
 
 
-@dataclass
-class RunDirectories:
-    root: Path
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def adapter(self) -> Path:
-        return self.root / "adapter"
-
-    @property
-    def train_log(self) -> Path:
-        return self.root / "train_log.jsonl"
-
-
 def fingerprint(request: dict) -> dict:
     """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
     spec = request["spec"]
     return {
         "model": request["model_uri"],
-        "train_data": request["train_uri"],
+        "train_data": request["train_tokens_uri"],
         "lora_r": spec["lora"]["r"],
         "lora_alpha": spec["lora"]["alpha"],
         "lora_target_modules": spec["lora"]["target_modules"],
@@ -180,23 +163,24 @@ def train(
 
     spec = request["spec"]
     train_spec, checkpoint_spec, validation_spec = spec["train"], spec["checkpoint"], spec["validation"]
-    directories = RunDirectories(uri_to_path(request["run_uri"]))
+    directories = RunLayout(uri_to_path(request["run_uri"]))
     directories.checkpoints.mkdir(parents=True, exist_ok=True)
     attempt = request.get("attempt", 1)
 
     # --- setup ---------------------------------------------------------------------------------------------
     set_seed(train_spec["seed"])
     loaded_at = time.monotonic()
-    loaded = load_for_training(uri_to_path(request["model_uri"]), spec)
-    model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
+    setup = TrainingSetup.from_request(request)
+    loaded = load_for_training(uri_to_path(request["model_uri"]), spec, setup)
+    model, tokenizer, device = loaded.model, loaded.tokenizer, setup.device
     model_load_seconds = time.monotonic() - loaded_at
     max_seq_length = spec["model"]["max_seq_length"]
 
     def tokenized(uri: str, overlong: str):
-        return tokenize_rows(read_prepared_rows(uri_to_path(uri)), tokenizer, max_seq_length, train_spec["loss_on"], overlong)
+        return rows_for_training(read_tokenized_split(uri_to_path(uri)), max_seq_length, train_spec["loss_on"], overlong)
 
-    rows = tokenized(request["train_uri"], spec["dataset"]["overlong"])
-    validation_rows = tokenized(request["val_uri"], "truncate")[: validation_spec.get("max_rows") or None] if request.get("val_uri") else []
+    rows = tokenized(request["train_tokens_uri"], spec["dataset"]["overlong"])
+    validation_rows = tokenized(request["val_tokens_uri"], "truncate")[: validation_spec.get("max_rows") or None] if request.get("val_tokens_uri") else []
     schedule = Schedule(
         row_count=len(rows),
         micro_batch_size=train_spec["micro_batch_size"],
@@ -207,13 +191,13 @@ def train(
     )
     total_steps = schedule.total_steps
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    optimizer_name = choose_optimizer(spec, device)
+    optimizer_name = setup.optimizer
     optimizer = build_optimizer(optimizer_name, trainable, spec)
     scheduler = get_scheduler(train_spec["lr_scheduler"], optimizer, num_warmup_steps=train_spec["warmup_steps"], num_training_steps=total_steps)
     run_fingerprint = fingerprint(request)
     validation = ValidationState()
-    # bf16 autocast on a GPU (the LoRA weights stay fp32); on a CPU everything is fp32 and exact.
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else contextlib.nullcontext
+    # 16-bit autocast on a GPU (the LoRA weights stay fp32); on a CPU everything is fp32 and exact.
+    autocast = (lambda: torch.autocast("cuda", dtype=setup.torch_dtype)) if device == "cuda" else contextlib.nullcontext
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
     scan = scan_checkpoints(directories.checkpoints)
@@ -304,7 +288,7 @@ def train(
         step_tokens = sum(row.trainable_tokens for batch in micro_batches for row in batch)
         step_loss = 0.0
         for batch_rows in micro_batches:
-            width = bucketed_width(max(len(row.input_ids) for row in batch_rows), max_seq_length) if loaded.pads_to_fixed_shapes else None
+            width = bucketed_width(max(len(row.input_ids) for row in batch_rows), max_seq_length) if setup.pads_to_fixed_shapes else None
             batch = {key: value.to(device) for key, value in collate(batch_rows, pad_token_id, width).items()}
             with autocast():
                 outputs = model(**batch, num_items_in_batch=step_tokens)
@@ -371,11 +355,11 @@ def train(
         "steps_redone": progress.steps_redone,
         "corrupt_checkpoints_skipped": len(scan.corrupt),
         "last_checkpoint_uri": last_checkpoint.uri if last_checkpoint else None,
-        "backend": loaded.backend,
+        "backend": setup.backend,
         "device": device,
-        "dtype": loaded.dtype,
+        "dtype": setup.dtype,
         "optimizer": optimizer_name,
-        "gradient_checkpointing": loaded.gradient_checkpointing,
+        "gradient_checkpointing": setup.gradient_checkpointing,
         "train_rows": len(rows),
         "tokens_per_second": progress.tokens_per_second,
         "model_load_seconds": model_load_seconds,
