@@ -1,15 +1,18 @@
-import tuneflow_activities.offline  # noqa: F401  (before any Hugging Face import)
-
 import copy
 import json
 from pathlib import Path
 
 import pytest
-
 from temporalio.testing import ActivityEnvironment
 
+import tuneflow_activities.offline  # noqa: F401  (before any Hugging Face import)
 from tuneflow_activities.activities import token_statistics
-from tuneflow_activities.models import TINY_RANDOM_LLAMA, model_uri, resolve_model_directory, tokenizer_identity
+from tuneflow_activities.models import (
+    TINY_RANDOM_LLAMA,
+    model_uri,
+    resolve_model_directory,
+    tokenizer_identity,
+)
 
 QUICKSTART_DATA = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "data.jsonl"
 

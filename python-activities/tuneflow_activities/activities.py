@@ -4,10 +4,11 @@ cancellation and typed failures. Names come from the contract."""
 import asyncio
 import contextvars
 import logging
+import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from temporalio import activity
 from temporalio.client import Client
@@ -145,6 +146,19 @@ class Heartbeater:
             self._thread.join()
 
 
+# Test hook: pretend CUDA runs out of memory whenever the micro-batch exceeds this size, so that the workflow's
+# out-of-memory recovery can be exercised on a CPU. Unset (the default) in every real deployment.
+INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH = "TUNEFLOW_TEST_OUT_OF_MEMORY_ABOVE_MICRO_BATCH"
+
+
+def _raise_injected_out_of_memory(micro_batch_size: int) -> None:
+    import torch
+
+    limit = int(os.environ.get(INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH, "-1"))
+    if limit >= 0 and micro_batch_size > limit:
+        raise torch.OutOfMemoryError(f"injected: micro_batch_size {micro_batch_size} > {limit}")
+
+
 def _out_of_memory(error: BaseException) -> bool:
     import torch
 
@@ -226,6 +240,7 @@ def train(request: dict) -> dict:
     with Heartbeater({"phase": "loading model"}).running() as heartbeater, activity.shield_thread_cancel_exception():
         control = TrainingControl(_workflow_link)
         try:
+            _raise_injected_out_of_memory(request["spec"]["train"]["micro_batch_size"])
             return training.train(
                 request,
                 report=lambda progress: heartbeater.update(progress.as_heartbeat()),

@@ -11,9 +11,9 @@ import hashlib
 import os
 import shutil
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 
