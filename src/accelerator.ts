@@ -97,7 +97,8 @@ export interface TrainResult {
   optimizer: string;
   gradient_checkpointing: boolean;
   train_rows: number;
-  tokens_per_second: number;
+  /** Steady-state real tokens per second of the last attempt (null when it trained too few steps to tell). */
+  tokens_per_second: number | null;
   model_load_seconds: number;
   seconds_to_first_step: number | null;
 }
@@ -109,7 +110,13 @@ export interface TrainProgress {
   epoch: number;
   loss: number | null;
   val_loss: number | null;
-  tokens_per_second: number;
+  /** Real (non-padding) tokens per second in steady state: a moving window past the warm-up steps; null before. */
+  tokens_per_second: number | null;
+  /** Tokens the model computed on per second, padding included. */
+  padded_tokens_per_second: number | null;
+  padding_fraction: number | null;
+  /** The steps left (max_steps, epochs) at the steady-state seconds per step. */
+  eta_seconds: number | null;
   last_checkpoint: { step: number; uri: string } | null;
   resumed_from_step: number;
   steps_redone: number;

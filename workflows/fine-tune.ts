@@ -131,7 +131,10 @@ export interface TrainingProgressMessage {
   loss: number | null;
   val_loss: number | null;
   best: { val_loss: number; step: number } | null;
-  tokens_per_second: number;
+  tokens_per_second: number | null;
+  padded_tokens_per_second: number | null;
+  padding_fraction: number | null;
+  eta_seconds: number | null;
   last_checkpoint: { step: number; uri: string } | null;
   resumed_from_step: number;
   steps_redone: number;
