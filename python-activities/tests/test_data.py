@@ -29,7 +29,7 @@ def tokenize_row(row: dict, tokenizer, max_seq_length: int, loss_on: str):
 
 
 def trained_text(tokenizer, tokenized) -> str:
-    return tokenizer.decode([token for token, label in zip(tokenized.input_ids, tokenized.labels) if label != IGNORED_LABEL])
+    return tokenizer.decode([token for token, label in zip(tokenized.input_ids, tokenized.labels, strict=True) if label != IGNORED_LABEL])
 
 
 def test_only_assistant_turns_are_trained_on(tokenizer):

@@ -57,7 +57,7 @@ class WorkflowLink:
     def _call(self, coroutine) -> object | None:
         try:
             return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(MESSAGE_TIMEOUT_SECONDS)
-        except Exception as error:  # noqa: BLE001  (any failure to talk is survivable)
+        except Exception as error:
             logger.warning("message to workflow failed: %s", error)
             return None
 
@@ -250,7 +250,7 @@ def train(request: dict) -> dict:
             )
         except training.StopRequested as stop:
             # Cancellation (pause or cancel) is acknowledged only once the checkpoint is safely on disk.
-            raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}")
+            raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}") from None
         except RuntimeError as error:
             if _out_of_memory(error):
                 raise failure(

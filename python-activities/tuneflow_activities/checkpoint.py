@@ -118,9 +118,7 @@ def write_checkpoint(layout: RunLayout, snapshot: CheckpointSnapshot) -> Checkpo
         snapshot.adapter_config.save_pretrained(building / ADAPTER)
         save_file(snapshot.adapter, building / ADAPTER / ADAPTER_WEIGHTS, metadata={"format": "pt"})
         torch.save(snapshot.training_state, building / TRAINING_STATE)
-        files = {
-            str(path.relative_to(building)): sha256_of_file(path) for path in sorted(building.rglob("*")) if path.is_file()
-        }
+        files = {str(path.relative_to(building)): sha256_of_file(path) for path in sorted(building.rglob("*")) if path.is_file()}
         manifest = {"format_version": FORMAT_VERSION, "step": snapshot.step, "files": files, **snapshot.summary}
         (building / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return Checkpoint(step=snapshot.step, directory=target, manifest=manifest)
@@ -153,7 +151,7 @@ class CheckpointWriter:
                 prune_checkpoints(self._layout.checkpoints, self._keep_last, keep)
                 self._written = checkpoint
                 self._finished.put((checkpoint, announcement))
-            except BaseException as error:  # noqa: BLE001  (handed to the training thread)
+            except BaseException as error:
                 self._error = error
 
         self._thread = threading.Thread(target=write, name=f"tuneflow-checkpoint-{snapshot.step}", daemon=True)
@@ -224,11 +222,7 @@ def load_training_state(checkpoint: Checkpoint, expected_fingerprint: dict) -> d
 
     state = torch.load(checkpoint.directory / TRAINING_STATE, weights_only=False)
     recorded = state["fingerprint"]
-    differences = {
-        key: {"checkpoint": recorded.get(key), "spec": value}
-        for key, value in expected_fingerprint.items()
-        if recorded.get(key) != value
-    }
+    differences = {key: {"checkpoint": recorded.get(key), "spec": value} for key, value in expected_fingerprint.items() if recorded.get(key) != value}
     if differences:
         raise failure(
             FailureType.INCOMPATIBLE_CHECKPOINT,

@@ -233,7 +233,7 @@ def bucketed_width(longest: int, max_seq_length: int, smallest: int = 64) -> int
     return min(max_seq_length, max(smallest, 1 << (longest - 1).bit_length()))
 
 
-def collate(rows: Sequence[TokenizedRow], pad_token_id: int, width: int | None = None) -> dict[str, "torch.Tensor"]:
+def collate(rows: Sequence[TokenizedRow], pad_token_id: int, width: int | None = None) -> dict:
     """Right-pads a micro-batch to its longest row (or to width); padding is masked out of attention and loss."""
     import torch
 

@@ -30,9 +30,7 @@ def validation_loss(model, rows, pad_token_id: int, device: str) -> float | None
 def _generate(model, tokenizer, prompt: str, max_new_tokens: int, device: str) -> str:
     import torch
 
-    encoded = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    encoded = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
     encoded = {key: value.to(device) for key, value in encoded.items()}
     with torch.no_grad():
         output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)

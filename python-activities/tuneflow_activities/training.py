@@ -202,6 +202,34 @@ class ValidationState:
         return {"val_loss": self.best_val_loss, "step": self.best_step} if self.best_step is not None else None
 
 
+def autocast_for(setup: TrainingSetup) -> Callable[[], contextlib.AbstractContextManager]:
+    """16-bit autocast on a GPU (the LoRA weights stay fp32); on a CPU everything is fp32 and exact."""
+    import torch
+
+    if setup.device == "cuda":
+        return lambda: torch.autocast("cuda", dtype=setup.torch_dtype)
+    return contextlib.nullcontext
+
+
+def forward_backward(model, batch: dict, num_items_in_batch: int, autocast) -> float:
+    """One micro-batch's forward and backward; the loss is summed over the tokens and divided by num_items_in_batch
+    (the trained tokens of the whole optimizer step), so accumulated micro-batches equal one big batch exactly."""
+    with autocast():
+        outputs = model(**batch, num_items_in_batch=num_items_in_batch)
+    outputs.loss.backward()
+    return outputs.loss.item()
+
+
+def apply_gradients(optimizer, scheduler, trainable: list, max_grad_norm: float) -> None:
+    """The end of an optimizer step: clip, step the optimizer and the learning rate, drop the gradients."""
+    import torch
+
+    torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 @dataclass
 class Callbacks:
     """How the recipe talks to whoever runs it (the activity, a test, a benchmark)."""
@@ -255,7 +283,6 @@ class FineTuneRecipe:
 
     # --- setup ---------------------------------------------------------------------------------------------------
     def set_up(self) -> None:
-        import torch
         from transformers import get_scheduler, set_seed
 
         train_spec = self.spec["train"]
@@ -268,9 +295,12 @@ class FineTuneRecipe:
         self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
 
         max_seq_length, loss_on = self.spec["model"]["max_seq_length"], train_spec["loss_on"]
-        self.rows = rows_for_training(read_tokenized_split(uri_to_path(self.request["train_tokens_uri"])), max_seq_length, loss_on, self.spec["dataset"]["overlong"])
-        validation_tokens = self.request.get("val_tokens_uri")
-        validation_rows = rows_for_training(read_tokenized_split(uri_to_path(validation_tokens)), max_seq_length, loss_on, "truncate") if validation_tokens else []
+
+        def rows(uri: str | None, overlong: str) -> list:
+            return rows_for_training(read_tokenized_split(uri_to_path(uri)), max_seq_length, loss_on, overlong) if uri else []
+
+        self.rows = rows(self.request["train_tokens_uri"], self.spec["dataset"]["overlong"])
+        validation_rows = rows(self.request.get("val_tokens_uri"), "truncate")
         self.validation_rows = validation_rows[: self.spec["validation"].get("max_rows") or None]
         self.schedule = Schedule(
             row_count=len(self.rows),
@@ -286,9 +316,7 @@ class FineTuneRecipe:
             train_spec["lr_scheduler"], optimizer, num_warmup_steps=train_spec["warmup_steps"], num_training_steps=self.schedule.total_steps
         )
         self.state = TrainingState(optimizer, scheduler, self.setup.optimizer, fingerprint(self.request))
-        # 16-bit autocast on a GPU (the LoRA weights stay fp32); on a CPU everything is fp32 and exact.
-        cuda = self.setup.device == "cuda"
-        self.autocast = (lambda: torch.autocast("cuda", dtype=self.setup.torch_dtype)) if cuda else contextlib.nullcontext
+        self.autocast = autocast_for(self.setup)
         self.writer = CheckpointWriter(self.layout, self.spec["checkpoint"]["keep_last"])
 
     # --- resume ----------------------------------------------------------------------------------------------------
@@ -367,8 +395,6 @@ class FineTuneRecipe:
 
     def step(self, step: int) -> float:
         """One optimizer step on the schedule's rows for `step`; returns the step's loss."""
-        import torch
-
         micro_batches = [[self.rows[index] for index in indices] for indices in self.schedule.micro_batches_for_step(step)]
         # The loss is averaged over every trained token of the whole step, not per micro-batch: gradient
         # accumulation then equals one big batch exactly.
@@ -378,16 +404,10 @@ class FineTuneRecipe:
         for batch_rows in micro_batches:
             width = bucketed_width(max(len(row.input_ids) for row in batch_rows), max_seq_length) if self.setup.pads_to_fixed_shapes else None
             batch = {key: value.to(self.setup.device) for key, value in collate(batch_rows, self.pad_token_id, width).items()}
-            with self.autocast():
-                outputs = self.model(**batch, num_items_in_batch=step_tokens)
-            outputs.loss.backward()
-            step_loss += outputs.loss.item()
+            step_loss += forward_backward(self.model, batch, step_tokens, self.autocast)
             real_tokens += int(batch["attention_mask"].sum())
             padded_tokens += batch["attention_mask"].numel()
-        torch.nn.utils.clip_grad_norm_(self.trainable, self.spec["train"]["max_grad_norm"])
-        self.state.optimizer.step()
-        self.state.scheduler.step()
-        self.state.optimizer.zero_grad(set_to_none=True)
+        apply_gradients(self.state.optimizer, self.state.scheduler, self.trainable, self.spec["train"]["max_grad_norm"])
         self.progress.throughput.record(real_tokens, padded_tokens)
         return step_loss
 
@@ -410,7 +430,9 @@ class FineTuneRecipe:
         snapshot = take_snapshot(self.model, step, self.state.as_checkpoint(self.schedule.epoch_of_step(step)), summary)
         keep = {validation.best_step} if self.spec["checkpoint"]["keep_best"] and validation.best_step is not None else set()
         self.progress.best = validation.as_dict()
-        announcement = {**self.progress.as_message("checkpoint", self.attempt), "last_checkpoint": {"step": step, "uri": path_to_uri(self.layout.checkpoint(step))}}
+        # What the workflow hears once the write is done, as things stand at this step.
+        announcement = self.progress.as_message("checkpoint", self.attempt)
+        announcement["last_checkpoint"] = {"step": step, "uri": path_to_uri(self.layout.checkpoint(step))}
         self.progress.recent_losses = []
         self.writer.submit(snapshot, keep, announcement)
 
