@@ -37,7 +37,7 @@ def spec() -> dict:
         "lora": {"r": 16, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
         "train": {"epochs": 1, "max_steps": STEPS, "micro_batch_size": 8, "gradient_accumulation_steps": 1, "learning_rate": 4e-4,
                   "lr_scheduler": "cosine", "warmup_steps": 2, "weight_decay": 0.0, "max_grad_norm": 1.0, "optimizer": "auto",
-                  "gradient_checkpointing": "auto", "loss_on": "responses", "seed": 42},
+                  "gradient_checkpointing": "auto", "packing": False, "loss_on": "responses", "seed": 42},
         "checkpoint": {"every_steps": CHECKPOINT_EVERY, "keep_last": 10, "keep_best": True},
         "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
         "merge": {"enabled": True, "dtype": "bfloat16"},

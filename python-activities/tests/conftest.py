@@ -32,6 +32,7 @@ TINY_SPEC = {
         "max_grad_norm": 1.0,
         "optimizer": "auto",
         "gradient_checkpointing": "auto",
+        "packing": "auto",
         "loss_on": "responses",
         "seed": 42,
     },

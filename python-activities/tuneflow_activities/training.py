@@ -34,6 +34,8 @@ from .data import (
     Schedule,
     bucketed_width,
     collate,
+    collate_packed,
+    pack_rows,
     read_tokenized_split,
     rows_for_training,
 )
@@ -51,10 +53,19 @@ class StopRequested(Exception):
         self.checkpoint = checkpoint
 
 
-def fingerprint(request: dict) -> dict:
+def packing_enabled(spec: dict, setup: TrainingSetup) -> bool:
+    """train.packing, with `auto` on where the loader's attention takes row boundaries natively: Unsloth's padding-free
+    path (varlen kernels). hf-peft packs when asked (transformers builds a block-diagonal mask from the position ids,
+    which on sdpa rules out the flash kernel), so `auto` leaves it unpacked there."""
+    requested = spec["train"]["packing"]
+    return setup.backend == "unsloth" if requested == "auto" else bool(requested)
+
+
+def fingerprint(request: dict, packing: bool) -> dict:
     """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
     spec = request["spec"]
-    return {
+    # Packing changes every step's rows; it is recorded only when on, so unpacked checkpoints of earlier versions resume.
+    return ({"packing": True} if packing else {}) | {
         "model": request["model_uri"],
         "train_data": request["train_tokens_uri"],
         "lora_r": spec["lora"]["r"],
@@ -215,7 +226,9 @@ def forward_backward(model, batch: dict, num_items_in_batch: int, autocast) -> f
     """One micro-batch's forward and backward; the loss is summed over the tokens and divided by num_items_in_batch
     (the trained tokens of the whole optimizer step), so accumulated micro-batches equal one big batch exactly."""
     with autocast():
-        outputs = model(**batch, num_items_in_batch=num_items_in_batch)
+        # Training never reads a KV cache, and with one transformers ignores packed position ids (the rows of a pack
+        # would attend to each other).
+        outputs = model(**batch, num_items_in_batch=num_items_in_batch, use_cache=False)
     outputs.loss.backward()
     return outputs.loss.item()
 
@@ -302,8 +315,11 @@ class FineTuneRecipe:
         self.rows = rows(self.request["train_tokens_uri"], self.spec["dataset"]["overlong"])
         validation_rows = rows(self.request.get("val_tokens_uri"), "truncate")
         self.validation_rows = validation_rows[: self.spec["validation"].get("max_rows") or None]
+        self.packing = packing_enabled(self.spec, self.setup)
+        # What the schedule orders and the model sees one of per batch row: a pack of rows, or one row.
+        self.sequences = pack_rows([len(row.input_ids) for row in self.rows], max_seq_length) if self.packing else [[index] for index in range(len(self.rows))]
         self.schedule = Schedule(
-            row_count=len(self.rows),
+            row_count=len(self.sequences),
             micro_batch_size=train_spec["micro_batch_size"],
             accumulation_steps=train_spec["gradient_accumulation_steps"],
             seed=train_spec["seed"],
@@ -315,7 +331,7 @@ class FineTuneRecipe:
         scheduler = get_scheduler(
             train_spec["lr_scheduler"], optimizer, num_warmup_steps=train_spec["warmup_steps"], num_training_steps=self.schedule.total_steps
         )
-        self.state = TrainingState(optimizer, scheduler, self.setup.optimizer, fingerprint(self.request))
+        self.state = TrainingState(optimizer, scheduler, self.setup.optimizer, fingerprint(self.request, self.packing))
         self.autocast = autocast_for(self.setup)
         self.writer = CheckpointWriter(self.layout, self.spec["checkpoint"]["keep_last"])
 
@@ -394,22 +410,33 @@ class FineTuneRecipe:
                 break
 
     def step(self, step: int) -> float:
-        """One optimizer step on the schedule's rows for `step`; returns the step's loss."""
-        micro_batches = [[self.rows[index] for index in indices] for indices in self.schedule.micro_batches_for_step(step)]
+        """One optimizer step on the schedule's sequences for `step`; returns the step's loss."""
+        micro_batches = [[[self.rows[row] for row in self.sequences[index]] for index in indices] for indices in self.schedule.micro_batches_for_step(step)]
         # The loss is averaged over every trained token of the whole step, not per micro-batch: gradient
-        # accumulation then equals one big batch exactly.
-        step_tokens = sum(row.trainable_tokens for batch in micro_batches for row in batch)
-        max_seq_length = self.spec["model"]["max_seq_length"]
+        # accumulation then equals one big batch exactly (and a packed step one unpacked step).
+        step_tokens = sum(row.trainable_tokens for batch in micro_batches for sequence in batch for row in sequence)
         step_loss, real_tokens, padded_tokens = 0.0, 0, 0
-        for batch_rows in micro_batches:
-            width = bucketed_width(max(len(row.input_ids) for row in batch_rows), max_seq_length) if self.setup.pads_to_fixed_shapes else None
-            batch = {key: value.to(self.setup.device) for key, value in collate(batch_rows, self.pad_token_id, width).items()}
+        for sequences in micro_batches:
+            batch = self.collate(sequences)
             step_loss += forward_backward(self.model, batch, step_tokens, self.autocast)
-            real_tokens += int(batch["attention_mask"].sum())
-            padded_tokens += batch["attention_mask"].numel()
+            real_tokens += sum(len(row.input_ids) for sequence in sequences for row in sequence)
+            padded_tokens += batch["input_ids"].numel()
         apply_gradients(self.state.optimizer, self.state.scheduler, self.trainable, self.spec["train"]["max_grad_norm"])
         self.progress.throughput.record(real_tokens, padded_tokens)
         return step_loss
+
+    def collate(self, sequences: list[list]) -> dict:
+        """A micro-batch on the device: packs (collate_packed) or rows padded to the longest (collate)."""
+        longest = max(sum(len(row.input_ids) for row in sequence) for sequence in sequences)
+        width = bucketed_width(longest, self.spec["model"]["max_seq_length"]) if self.setup.pads_to_fixed_shapes else None
+        if self.packing:
+            batch = collate_packed(sequences, self.pad_token_id, width)
+            if self.setup.backend != "unsloth":
+                # transformers reads the boundaries from the position ids; only Unsloth's kernels take the lengths.
+                del batch["packed_seq_lengths"]
+        else:
+            batch = collate([row for (row,) in sequences], self.pad_token_id, width)
+        return {key: value.to(self.setup.device) for key, value in batch.items()}
 
     def validate(self, step: int) -> float | None:
         if not self.validation_rows:
@@ -484,6 +511,8 @@ class FineTuneRecipe:
             "optimizer": self.setup.optimizer,
             "gradient_checkpointing": self.setup.gradient_checkpointing,
             "train_rows": len(self.rows),
+            "packing": self.packing,
+            "train_sequences": len(self.sequences),
             "tokens_per_second": self.progress.throughput.real_tokens_per_second,
             "model_load_seconds": self.model_load_seconds,
             "seconds_to_first_step": (self.first_step_at - self.loaded_at) if self.first_step_at else None,
