@@ -1,5 +1,6 @@
 """The Temporal activities of the Python worker: thin wrappers that give the pure modules heartbeats,
-cancellation and typed failures. Names come from the contract."""
+cancellation and typed failures. Names come from the contract; every request and result is validated against the
+contract's schema at the boundary (validation.checked)."""
 
 import asyncio
 import contextvars
@@ -27,14 +28,8 @@ from .data import (
     write_tokenized_split,
 )
 from .errors import failure
-from .loaders import unsloth_available
-from .models import (
-    describe_architecture,
-    describe_device,
-    model_uri,
-    resolve_model_directory,
-    tokenizer_identity,
-)
+from .models import model_facts, resolve_model_directory, tokenizer_identity
+from .validation import checked
 
 logger = logging.getLogger(__name__)
 
@@ -165,42 +160,15 @@ def _out_of_memory(error: BaseException) -> bool:
     return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
-def _training_setup_until_typescript_decides(spec: dict) -> dict:
-    """Transitional, until TypeScript's resolveTrainingSetup (src/setup/) lands and resolve_model reports only facts:
-    the rule the loaders used to apply themselves, now resolved once here and carried in every request's `setup`."""
-    import torch
-
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if spec["device"]["type"] == "auto" else spec["device"]["type"]
-    backend = spec["device"]["backend"]
-    if backend == "auto":
-        backend = "unsloth" if device == "cuda" and unsloth_available() else "hf-peft"
-    checkpointing = spec["train"]["gradient_checkpointing"]
-    optimizer = spec["train"]["optimizer"]
-    return {
-        "device": device,
-        "backend": backend,
-        "quantization": spec["device"]["quantization"],
-        "dtype": ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device == "cuda" else "float32",
-        "gradient_checkpointing": device == "cuda" if checkpointing == "auto" else bool(checkpointing),
-        "optimizer": ("adamw_8bit" if device == "cuda" else "adamw_torch") if optimizer == "auto" else optimizer,
-    }
-
-
 @activity.defn(name=AcceleratorActivity.RESOLVE_MODEL.value)
+@checked(AcceleratorActivity.RESOLVE_MODEL)
 def resolve_model(request: dict) -> dict:
     with Heartbeater({"phase": "resolving model"}).running():
-        resolved = resolve_model_directory(request["spec"]["model"]["source"])
-        return {
-            "training": _training_setup_until_typescript_decides(request["spec"]),
-            "model_uri": model_uri(resolved),
-            "source": resolved.source,
-            "architecture": describe_architecture(resolved.directory),
-            "tokenizer_identity": tokenizer_identity(resolved.directory),
-            "device": describe_device(),
-        }
+        return model_facts(resolve_model_directory(request["spec"]["model"]["source"]))
 
 
 @activity.defn(name=AcceleratorActivity.TOKEN_STATISTICS.value)
+@checked(AcceleratorActivity.TOKEN_STATISTICS)
 def token_statistics(request: dict) -> dict:
     """Tokenises each split once, writes the ids beside the prepared data (keyed by tokenizer identity) for training
     and evaluation to read, and counts them for the planner."""
@@ -232,6 +200,7 @@ def token_statistics(request: dict) -> dict:
 
 
 @activity.defn(name=AcceleratorActivity.TRAIN.value)
+@checked(AcceleratorActivity.TRAIN)
 def train(request: dict) -> dict:
     request = {**request, "attempt": activity.info().attempt}
     # Temporal cancels a thread-pool activity by raising CancelledError asynchronously inside its thread, wherever
@@ -262,18 +231,21 @@ def train(request: dict) -> dict:
 
 
 @activity.defn(name=AcceleratorActivity.MERGE.value)
+@checked(AcceleratorActivity.MERGE)
 def merge(request: dict) -> dict:
     with Heartbeater({"phase": "merging"}).running():
         return merging.merge(request)
 
 
 @activity.defn(name=AcceleratorActivity.EVALUATE.value)
+@checked(AcceleratorActivity.EVALUATE)
 def evaluate(request: dict) -> dict:
     with Heartbeater({"phase": "evaluating"}).running():
         return evaluation.evaluate(request)
 
 
 @activity.defn(name=AcceleratorActivity.VERIFY_CHECKPOINTS.value)
+@checked(AcceleratorActivity.VERIFY_CHECKPOINTS)
 def verify_checkpoints(request: dict) -> dict:
     """Every checkpoint of the run checked against its manifest's sha256s: the one place checkpoints are verified,
     for resume (training) and for the run's record (the workflow) alike."""
