@@ -3,10 +3,9 @@ import json
 from pathlib import Path
 
 import pytest
-from temporalio.testing import ActivityEnvironment
 
 import tuneflow_activities.offline  # noqa: F401  (before any Hugging Face import)
-from tuneflow_activities.activities import token_statistics
+from tuneflow_activities.data import tokenize_dataset
 from tuneflow_activities.models import (
     TINY_RANDOM_LLAMA,
     model_uri,
@@ -90,7 +89,7 @@ def tokens(prepared, tiny_model_uri) -> dict:
         "tokenizer_identity": tokenizer_identity(resolve_model_directory(TINY_RANDOM_LLAMA).directory),
         **prepared,
     }
-    return ActivityEnvironment().run(token_statistics, request)
+    return tokenize_dataset(request)
 
 
 @pytest.fixture

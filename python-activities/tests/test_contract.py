@@ -94,7 +94,8 @@ def run(prepared, tmp_path_factory) -> dict:
     facts = call("resolve_model", activities.resolve_model, {"spec": spec})
     setup = decide_as_the_workflow(spec_input, facts)["setup"]
     model_uri = facts["model_uri"]
-    tokens = call("token_statistics", activities.token_statistics, {"spec": spec, "model_uri": model_uri, "tokenizer_identity": facts["tokenizer_identity"], **prepared})
+    statistics_request = {"spec": spec, "model_uri": model_uri, "tokenizer_identity": facts["tokenizer_identity"], **prepared}
+    tokens = call("token_statistics", activities.token_statistics, statistics_request)
     token_uris = {"train_tokens_uri": tokens["train_tokens_uri"], "val_tokens_uri": tokens["val_tokens_uri"]}
     previous_link, activities._workflow_link = activities._workflow_link, link
     try:
@@ -104,7 +105,8 @@ def run(prepared, tmp_path_factory) -> dict:
     adapter_uri = trained["adapter_uri"]
     call("verify_checkpoints", activities.verify_checkpoints, {"run_uri": run_uri})
     call("merge", activities.merge, {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "run_uri": run_uri})
-    call("evaluate", activities.evaluate, {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "val_tokens_uri": tokens["val_tokens_uri"]})
+    evaluate_request = {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "val_tokens_uri": tokens["val_tokens_uri"]}
+    call("evaluate", activities.evaluate, evaluate_request)
     recorded["signals"] = link.signals
     recorded["control"] = link.control
     return recorded

@@ -16,19 +16,12 @@ from temporalio.client import Client
 from temporalio.exceptions import CancelledError
 
 from . import evaluation, merging, training
-from .artifacts import RunLayout, path_to_uri, uri_to_path
+from .artifacts import RunLayout, uri_to_path
 from .checkpoint import corrupt_record, scan_checkpoints
 from .contract import AcceleratorActivity, FailureType, WorkflowMessage
-from .data import (
-    length_statistics,
-    read_prepared_rows,
-    rows_for_training,
-    tokenize_split,
-    tokenized_split_directory,
-    write_tokenized_split,
-)
+from .data import tokenize_dataset
 from .errors import failure
-from .models import model_facts, resolve_model_directory, tokenizer_identity
+from .models import model_facts, resolve_model_directory
 from .validation import checked
 
 logger = logging.getLogger(__name__)
@@ -170,33 +163,8 @@ def resolve_model(request: dict) -> dict:
 @activity.defn(name=AcceleratorActivity.TOKEN_STATISTICS.value)
 @checked(AcceleratorActivity.TOKEN_STATISTICS)
 def token_statistics(request: dict) -> dict:
-    """Tokenises each split once, writes the ids beside the prepared data (keyed by tokenizer identity) for training
-    and evaluation to read, and counts them for the planner."""
-    from transformers import AutoTokenizer
-
-    spec = request["spec"]
-    loss_on, max_seq_length = spec["train"]["loss_on"], spec["model"]["max_seq_length"]
     with Heartbeater({"phase": "counting tokens"}).running():
-        model_directory = uri_to_path(request["model_uri"])
-        identity = request["tokenizer_identity"]
-        if identity != tokenizer_identity(model_directory):
-            raise failure(FailureType.INVALID_SPEC, f"tokenizer_identity {identity} is not the identity of the tokenizer in {model_directory}")
-        tokenizer = AutoTokenizer.from_pretrained(str(model_directory))
-        result = {}
-        for split in ("train", "val"):
-            split_path = uri_to_path(request[f"{split}_uri"])
-            tokenized = tokenize_split(read_prepared_rows(split_path), tokenizer)
-            directory = tokenized_split_directory(split_path, identity)
-            write_tokenized_split(tokenized, directory)
-            full_length = [row for row in tokenized.rows(None, loss_on) if row.trainable_tokens > 0]
-            statistics = length_statistics(full_length, max_seq_length)
-            # The policy check (fail/drop) runs here too, so a bad dataset fails before any training starts.
-            kept = rows_for_training(tokenized, max_seq_length, loss_on, spec["dataset"]["overlong"])
-            statistics["rows_trained"] = len(kept)
-            statistics["tokens_trained"] = sum(len(row.input_ids) for row in kept)
-            result[split] = statistics
-            result[f"{split}_tokens_uri"] = path_to_uri(directory)
-        return result
+        return tokenize_dataset(request)
 
 
 @activity.defn(name=AcceleratorActivity.TRAIN.value)

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .artifacts import DatasetLayout, atomic_directory
+from .artifacts import DatasetLayout, atomic_directory, path_to_uri, uri_to_path
 from .contract import FailureType
 from .errors import failure
+from .models import tokenizer_identity
 
 IGNORED_LABEL = -100
 # Bumped whenever tokenisation (segments, special tokens) or the files below change: older ids stop matching.
@@ -168,6 +169,35 @@ def rows_for_training(split: TokenizedSplit, max_seq_length: int, loss_on: str, 
         tokenized = [row for row in tokenized if row.original_length <= max_seq_length]
     # A row whose every response token was truncated away teaches nothing and would divide by zero.
     return [row for row in tokenized if row.trainable_tokens > 0]
+
+
+def tokenize_dataset(request: dict) -> dict:
+    """The token_statistics activity's body: tokenises each split once, writes the ids beside the prepared data (keyed
+    by tokenizer identity) for training and evaluation to read, and counts them for the planner."""
+    from transformers import AutoTokenizer
+
+    spec = request["spec"]
+    loss_on, max_seq_length = spec["train"]["loss_on"], spec["model"]["max_seq_length"]
+    model_directory = uri_to_path(request["model_uri"])
+    identity = request["tokenizer_identity"]
+    if identity != tokenizer_identity(model_directory):
+        raise failure(FailureType.INVALID_SPEC, f"tokenizer_identity {identity} is not the identity of the tokenizer in {model_directory}")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_directory))
+    result = {}
+    for split in ("train", "val"):
+        split_path = uri_to_path(request[f"{split}_uri"])
+        tokenized = tokenize_split(read_prepared_rows(split_path), tokenizer)
+        directory = tokenized_split_directory(split_path, identity)
+        write_tokenized_split(tokenized, directory)
+        full_length = [row for row in tokenized.rows(None, loss_on) if row.trainable_tokens > 0]
+        statistics = length_statistics(full_length, max_seq_length)
+        # The policy check (fail/drop) runs here too, so a bad dataset fails before any training starts.
+        kept = rows_for_training(tokenized, max_seq_length, loss_on, spec["dataset"]["overlong"])
+        statistics["rows_trained"] = len(kept)
+        statistics["tokens_trained"] = sum(len(row.input_ids) for row in kept)
+        result[split] = statistics
+        result[f"{split}_tokens_uri"] = path_to_uri(directory)
+    return result
 
 
 def length_statistics(rows: Sequence[TokenizedRow], max_seq_length: int) -> dict:
