@@ -96,7 +96,7 @@ describe('payload checks on the TypeScript side', () => {
     const request = {
       spec: runSpecSchema.parse({ model: { source: 'tiny' }, dataset: { path: '/data.jsonl' } }),
       model: facts,
-      tokens: { train: split, val: split },
+      tokens: { train: split, val: split, train_tokens_uri: 'file:///tokens/train', val_tokens_uri: 'file:///tokens/val' },
     };
     await expect(planRun(request as never)).rejects.toMatchObject({
       type: FailureType.ContractViolation,
