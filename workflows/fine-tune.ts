@@ -388,7 +388,9 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       });
       const planned = await bookkeeping.planRun({ spec, model, tokens });
       // Runs planned before planRun decided the setup got a bare Plan, and the worker's own setup in model.training.
-      const { setup, plan } = patched('plan-run-decides-setup') ? planned : { setup: (model as unknown as { training: TrainingSetup }).training, plan: planned as unknown as RunPlan };
+      const { setup, plan } = patched('plan-run-decides-setup')
+        ? planned
+        : { setup: (model as unknown as { training: TrainingSetup }).training, plan: planned as unknown as RunPlan };
       state.plan = plan;
       upsertMemo({ plan: { fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, tokens_per_s: plan.tokens_per_s, eta_seconds: plan.eta_seconds } });
       prepared = { dataset, model, tokens, setup, plan };
@@ -406,9 +408,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     });
     // Histories recorded before verification moved to Python scheduled no verify_checkpoints: they replay the old
     // command sequence (recordCheckpoints then verified by itself; its recorded result stands in replay).
-    const checkpoints = patched(Patch.PythonVerifiesCheckpoints)
-      ? await python.verify_checkpoints({ run_uri: runUri })
-      : { checkpoints: [], corrupt: [] };
+    const checkpoints = patched(Patch.PythonVerifiesCheckpoints) ? await python.verify_checkpoints({ run_uri: runUri }) : { checkpoints: [], corrupt: [] };
     const book = await bookkeeping.recordCheckpoints({
       run_uri: runUri,
       summary: { workflow_id: workflowInfo().workflowId, spec, ...prepared, training, progress: state.progress },

@@ -11,13 +11,7 @@ import { BatchProcessor } from './parallel.ts';
 import { describeSingleFile, listDatasetFiles, readRowBatches, type DatasetFile } from './read.ts';
 import { isDuplicateKind, RowErrorKind, type DatasetReportDraft, type PreparedDatasetReport, type RowError } from './report.ts';
 import { CountSplitWriter, FileSplitWriter, FractionSplitWriter, seededUnitInterval, type SplitWriter } from './split.ts';
-import {
-  computeCacheKey,
-  createBuildDirectory,
-  LineWriter,
-  publishBuildDirectory,
-  readStoredReport,
-} from './store.ts';
+import { computeCacheKey, createBuildDirectory, LineWriter, publishBuildDirectory, readStoredReport } from './store.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
 import { DatasetLayout, PreparedFile } from '../runtime/layout.ts';
 import { keyWordsPerLine } from './line-encoder.ts';
@@ -55,7 +49,8 @@ function planSplit(options: PrepareDatasetOptions): SplitPlan {
   const given = [options.valFraction, options.valCount, options.valPath].filter((value) => value !== undefined);
   if (given.length > 1) throw new InvalidSpecError('give at most one of valFraction, valCount, valPath');
   if (options.valCount !== undefined) {
-    if (!Number.isInteger(options.valCount) || options.valCount < 0) throw new InvalidSpecError(`valCount must be a non-negative integer, got ${options.valCount}`);
+    if (!Number.isInteger(options.valCount) || options.valCount < 0)
+      throw new InvalidSpecError(`valCount must be a non-negative integer, got ${options.valCount}`);
     return { kind: 'count', count: options.valCount };
   }
   if (options.valPath !== undefined) return { kind: 'file', path: options.valPath };
@@ -119,7 +114,11 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
   }
 }
 
-function locate(report: Omit<PreparedDatasetReport, 'train_uri' | 'val_uri' | 'report_uri' | 'cached'>, directory: string, cached: boolean): PreparedDatasetReport {
+function locate(
+  report: Omit<PreparedDatasetReport, 'train_uri' | 'val_uri' | 'report_uri' | 'cached'>,
+  directory: string,
+  cached: boolean,
+): PreparedDatasetReport {
   const layout = DatasetLayout.at(directory);
   return {
     ...report,

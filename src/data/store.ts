@@ -17,7 +17,6 @@ import type { DatasetFile } from './read.ts';
 /** Bumped whenever normalisation, dedupe or the split change, so older prepared data stops matching. */
 const prepareVersion = 2;
 
-
 /** sha256 over the options, then each file's name, size and raw bytes, length-prefixed so no two inputs collide. */
 export async function computeCacheKey(options: Record<string, unknown>, files: readonly DatasetFile[]): Promise<string> {
   const digest = createHash('sha256');

@@ -48,7 +48,16 @@ function fakeAccelerator(client: Client) {
       return {
         model_uri: 'file:///fake/model',
         source: 'fake',
-        config: { model_type: 'llama', num_hidden_layers: 2, hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 49152, tie_word_embeddings: true },
+        config: {
+          model_type: 'llama',
+          num_hidden_layers: 2,
+          hidden_size: 64,
+          intermediate_size: 128,
+          num_attention_heads: 4,
+          num_key_value_heads: 2,
+          vocab_size: 49152,
+          tie_word_embeddings: true,
+        },
         tokenizer_identity: '0'.repeat(64),
         device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 1, cores: 2 },
         cuda_bf16_supported: false,

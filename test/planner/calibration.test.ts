@@ -22,7 +22,10 @@ describe('calibration against committed measurements', () => {
     });
 
     it('tokens/s within ±25 %', () => {
-      expect(Math.abs(plan.tokens_per_s / point.tokens_per_s - 1), `planned ${plan.tokens_per_s.toFixed(1)}, measured ${point.tokens_per_s.toFixed(1)}`).toBeLessThanOrEqual(0.25);
+      expect(
+        Math.abs(plan.tokens_per_s / point.tokens_per_s - 1),
+        `planned ${plan.tokens_per_s.toFixed(1)}, measured ${point.tokens_per_s.toFixed(1)}`,
+      ).toBeLessThanOrEqual(0.25);
     });
   });
 });
