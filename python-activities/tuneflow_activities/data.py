@@ -111,6 +111,12 @@ def length_statistics(rows: Sequence[TokenizedRow], max_seq_length: int) -> dict
     }
 
 
+def epoch_order(seed: int, epoch: int, row_count: int) -> np.ndarray:
+    """The epoch's row order, unpacked or packed (packing.PackedSchedule packs rows in this order)."""
+    # A fresh generator per epoch keyed by (seed, epoch): resuming at any step needs no replay of earlier draws.
+    return np.random.default_rng([seed, epoch]).permutation(row_count)
+
+
 @dataclass(frozen=True)
 class Schedule:
     """Which rows each optimizer step trains on. Pure arithmetic on (row count, batch sizes, epochs, seed).
@@ -141,8 +147,7 @@ class Schedule:
         return min(steps, self.max_steps) if self.max_steps else steps
 
     def epoch_order(self, epoch: int) -> np.ndarray:
-        # A fresh generator per epoch keyed by (seed, epoch): resuming at any step needs no replay of earlier draws.
-        return np.random.default_rng([self.seed, epoch]).permutation(self.row_count)
+        return epoch_order(self.seed, epoch, self.row_count)
 
     def epoch_of_step(self, step: int) -> int:
         return step // self.steps_per_epoch

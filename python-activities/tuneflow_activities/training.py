@@ -31,6 +31,7 @@ from .checkpoint import (
 from .data import Schedule, bucketed_width, collate, read_prepared_rows, tokenize_rows
 from .evaluation import validation_loss
 from .loaders import choose_optimizer, load_for_training
+from .packing import PackedSchedule, collate_packed
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +65,17 @@ class RunDirectories:
         return self.root / "train_log.jsonl"
 
 
+def packing_enabled(request: dict) -> bool:
+    """TypeScript decides (train.packing, auto on CUDA) and sends the decision in the request's setup; a request
+    without setup (written before the TrainingSetup contract carried it) trains unpacked."""
+    return bool(request.get("setup", {}).get("packing", False))
+
+
 def fingerprint(request: dict) -> dict:
     """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
     spec = request["spec"]
     return {
+        "packing": packing_enabled(request),
         "model": request["model_uri"],
         "train_data": request["train_uri"],
         "lora_r": spec["lora"]["r"],
@@ -197,13 +205,19 @@ def train(
 
     rows = tokenized(request["train_uri"], spec["dataset"]["overlong"])
     validation_rows = tokenized(request["val_uri"], "truncate")[: validation_spec.get("max_rows") or None] if request.get("val_uri") else []
-    schedule = Schedule(
-        row_count=len(rows),
-        micro_batch_size=train_spec["micro_batch_size"],
-        accumulation_steps=train_spec["gradient_accumulation_steps"],
-        seed=train_spec["seed"],
-        epochs=train_spec["epochs"],
-        max_steps=train_spec.get("max_steps"),
+    packing = packing_enabled(request)
+    batching = {
+        "micro_batch_size": train_spec["micro_batch_size"],
+        "accumulation_steps": train_spec["gradient_accumulation_steps"],
+        "seed": train_spec["seed"],
+        "epochs": train_spec["epochs"],
+        "max_steps": train_spec.get("max_steps"),
+    }
+    # Packed, a step counts packs of up to max_seq_length tokens instead of rows (see packing.py).
+    schedule = (
+        PackedSchedule(lengths=[len(row.input_ids) for row in rows], max_seq_length=max_seq_length, **batching)
+        if packing
+        else Schedule(row_count=len(rows), **batching)
     )
     total_steps = schedule.total_steps
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -303,14 +317,22 @@ def train(
         # accumulation then equals one big batch exactly.
         step_tokens = sum(row.trainable_tokens for batch in micro_batches for row in batch)
         step_loss = 0.0
+        step_real_tokens = step_batch_tokens = 0
         for batch_rows in micro_batches:
-            width = bucketed_width(max(len(row.input_ids) for row in batch_rows), max_seq_length) if loaded.pads_to_fixed_shapes else None
-            batch = {key: value.to(device) for key, value in collate(batch_rows, pad_token_id, width).items()}
+            if packing:
+                batch = collate_packed(batch_rows)
+            else:
+                width = bucketed_width(max(len(row.input_ids) for row in batch_rows), max_seq_length) if loaded.pads_to_fixed_shapes else None
+                batch = collate(batch_rows, pad_token_id, width)
+            batch = {key: value.to(device) for key, value in batch.items()}
             with autocast():
-                outputs = model(**batch, num_items_in_batch=step_tokens)
+                # No KV cache: with one, transformers drops the block-diagonal mask of packed rows (they would leak).
+                outputs = model(**batch, num_items_in_batch=step_tokens, use_cache=False)
             outputs.loss.backward()
             step_loss += outputs.loss.item()
-            tokens_since_start += int(batch["attention_mask"].sum())
+            step_real_tokens += sum(len(row.input_ids) for row in batch_rows)
+            step_batch_tokens += batch["input_ids"].numel()
+        tokens_since_start += step_real_tokens
         torch.nn.utils.clip_grad_norm_(trainable, train_spec["max_grad_norm"])
         optimizer.step()
         scheduler.step()
@@ -324,7 +346,9 @@ def train(
         progress.recent_losses.append([completed, step_loss])
         append_log(
             directories.train_log,
-            {"attempt": attempt, "step": completed, "loss": step_loss, "learning_rate": scheduler.get_last_lr()[0], "time": time.time()},
+            # tokens: real (non-padding) tokens trained; batch_tokens: what the model computed on, padding included.
+            {"attempt": attempt, "step": completed, "loss": step_loss, "learning_rate": scheduler.get_last_lr()[0], "time": time.time(),
+             "tokens": step_real_tokens, "batch_tokens": step_batch_tokens},
         )
 
         # --- checkpoint policy: every N steps, every M minutes, on request, at the end; validation with each ---
