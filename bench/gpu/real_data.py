@@ -154,7 +154,7 @@ def steady_state(log: list[dict], checkpoint_every: int) -> dict:
     }
 
 
-def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: float) -> list[dict]:
+def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: float, selected: set[str] | None) -> list[dict]:
     """One worker process: the real `train` activity under Temporal's ActivityEnvironment, run after run."""
     import tuneflow_activities.offline  # noqa: F401
 
@@ -182,7 +182,12 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
             checkpoint_writes.append(time.monotonic() - started)
 
     training.write_checkpoint = timed_write_checkpoint
-    for name, data, packing, max_steps, seconds_cap in TUNEFLOW_RUNS:
+    runs = [run for run in TUNEFLOW_RUNS if selected is None or run[0] in selected]
+    if CUDA and any(run[2] for run in runs):
+        check = varlen_route_check(built["model_uri"], quantization)
+        records.append({"run": "packed-attention-check", "status": "ok", **check})
+        print("packed attention check", json.dumps(check), flush=True)
+    for name, data, packing, max_steps, seconds_cap in runs:
         if time.monotonic() - started_all > budget_seconds:
             records.append({"run": name, "status": "skipped (budget)"})
             continue
@@ -196,7 +201,7 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         checkpoint_writes.clear()
-        cap = threading.Timer(seconds_cap if CUDA else seconds_cap / 4, environment.cancel)
+        cap = threading.Timer(seconds_cap if CUDA else seconds_cap / 2, environment.cancel)
         started = time.monotonic()
         cap.start()
         try:
@@ -210,7 +215,11 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
         finally:
             cap.cancel()
         wall = time.monotonic() - started
-        log = [json.loads(line) for line in (work / f"{quantization}-{name}" / "train_log.jsonl").read_text().splitlines()]
+        log_path = work / f"{quantization}-{name}" / "train_log.jsonl"
+        if not log_path.exists():
+            records.append({"run": name, "status": f"{status}, before its first step"})
+            continue
+        log = [json.loads(line) for line in log_path.read_text().splitlines()]
         steady = steady_state(log, CHECKPOINT_EVERY)
         reported = [beat["tokens_per_second"] for beat in heartbeats if isinstance(beat, dict) and "tokens_per_second" in beat]
         record = {
@@ -232,7 +241,7 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
     return records
 
 
-def packed_attention_check(model, device: str) -> dict:
+def packed_attention_check(model, device: str, reference=None) -> tuple[dict, "torch.Tensor"]:
     """Row B's logits with row A perturbed, packed as one row with restarting position ids (the layout tuneflow's
     collate_packed sends): unchanged if no row attends to another."""
     import torch
@@ -248,12 +257,33 @@ def packed_attention_check(model, device: str) -> dict:
 
     packed, changed, alone = logits([first, second]), logits([perturbed, second]), logits([second])
     own = slice(len(first), len(first) + len(second))
-    return {
+    summary = {
         "row_b_max_abs_change_when_row_a_changes": (packed[own] - changed[own]).abs().max().item(),
         "row_a_max_abs_change": (packed[: len(first)] - changed[: len(first)]).abs().max().item(),
         "row_b_packed_vs_alone_max_abs_difference": (packed[own] - alone).abs().max().item(),
         "logit_max_abs": packed.abs().max().item(),
     }
+    if reference is not None:
+        summary["packed_vs_reference_max_abs_difference"] = (packed - reference).abs().max().item()
+    return summary, packed
+
+
+def varlen_route_check(model_uri: str, quantization: str) -> dict:
+    """Under tuneflow's Unsloth loader: the packed check on Unsloth's per-segment SDPA route, then on the flash varlen
+    route packing.route_unsloth_packed_attention_to_flash_varlen switches on (every later packed run uses it)."""
+    import torch
+
+    from tuneflow_activities.artifacts import uri_to_path
+    from tuneflow_activities.loaders import load_for_training
+    from tuneflow_activities.packing import route_unsloth_packed_attention_to_flash_varlen
+
+    loaded = load_for_training(uri_to_path(model_uri), spec(quantization, None))
+    segments, reference = packed_attention_check(loaded.model, "cuda")
+    routed = route_unsloth_packed_attention_to_flash_varlen()
+    varlen, _ = packed_attention_check(loaded.model, "cuda", reference)
+    del loaded
+    torch.cuda.empty_cache()
+    return {"segments_route": segments, "varlen_route_enabled": routed, "varlen_route": varlen}
 
 
 def run_seed(work: Path, built: dict, quantization: str) -> dict:
@@ -286,7 +316,7 @@ def run_seed(work: Path, built: dict, quantization: str) -> dict:
         model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_directory), LoraConfig(r=64, lora_alpha=64, target_modules="all-linear", task_type="CAUSAL_LM"))
         tokenizer = AutoTokenizer.from_pretrained(model_directory)
     load_seconds = time.monotonic() - started
-    attention = packed_attention_check(model, "cuda" if CUDA else "cpu")
+    attention, _ = packed_attention_check(model, "cuda" if CUDA else "cpu")
     model.train()
     rows = read_prepared_rows(uri_to_path(built["data"]["real"]))
     dataset = Dataset.from_list([{"prompt": row["prompt"], "completion": row["completion"]} for row in rows])
@@ -366,16 +396,19 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/tuneflow-real-data"))
     parser.add_argument("--budget-seconds", type=float, default=330, help="tuneflow runs that cannot start within this many seconds are skipped")
     parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--runs", help="comma-separated tuneflow runs to make (default: all)")
+    parser.add_argument("--label", help="names the output files (default: the quantization)")
     parser.add_argument("--phase", choices=["tuneflow", "seed"])
     arguments = parser.parse_args()
     work = arguments.work / arguments.quantization
     built_path = work / "built.json"
     if arguments.phase:
         built = json.loads(built_path.read_text())
-        result = run_tuneflow(work, built, arguments.quantization, arguments.budget_seconds) if arguments.phase == "tuneflow" else run_seed(work, built, arguments.quantization)
+        selected = set(arguments.runs.split(",")) if arguments.runs else None
+        result = run_tuneflow(work, built, arguments.quantization, arguments.budget_seconds, selected) if arguments.phase == "tuneflow" else run_seed(work, built, arguments.quantization)
         # Also under --out at once: a device call cut short still brings back the phases that finished.
         arguments.out.mkdir(parents=True, exist_ok=True)
-        (arguments.out / f"{arguments.quantization}-{arguments.phase}.json").write_text(json.dumps(result, indent=2))
+        (arguments.out / f"{arguments.label or arguments.quantization}-{arguments.phase}.json").write_text(json.dumps(result, indent=2))
         return (work / f"{arguments.phase}.json").write_text(json.dumps(result, indent=2))
 
     import shutil
@@ -389,7 +422,8 @@ def main() -> None:
     lengths = {name: length_summary(uri, model_directory) for name, uri in built["data"].items()}
     print("lengths", json.dumps(lengths), flush=True)
     me = [sys.executable, __file__, "--tokenizer", str(arguments.tokenizer), "--out", str(arguments.out), "--quantization", arguments.quantization,
-          "--work", str(arguments.work), "--budget-seconds", str(arguments.budget_seconds)]
+          "--work", str(arguments.work), "--budget-seconds", str(arguments.budget_seconds),
+          *(["--runs", arguments.runs] if arguments.runs else []), *(["--label", arguments.label] if arguments.label else [])]
     phases = {}
     for phase in ["tuneflow"] + ([] if arguments.skip_seed else ["seed"]):
         phase_started = time.monotonic()
@@ -426,7 +460,7 @@ def main() -> None:
         "total_seconds": time.monotonic() - started,
     }
     arguments.out.mkdir(parents=True, exist_ok=True)
-    (arguments.out / f"real-data-{arguments.quantization}.json").write_text(json.dumps(report, indent=2))
+    (arguments.out / f"real-data-{arguments.label or arguments.quantization}.json").write_text(json.dumps(report, indent=2))
     rows = [record for record in tuneflow.values() if "real_tokens" in record] + ([phases["seed"]["result"]] if phases.get("seed", {}).get("result") else [])
     print("| run | status | real tokens/s | padding | peak GiB | median step s | checkpoint write s | planner ETA error |")
     for record in rows:

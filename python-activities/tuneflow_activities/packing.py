@@ -143,3 +143,38 @@ def collate_packed(rows: Sequence[TokenizedRow]) -> dict[str, "torch.Tensor"]:
         "labels": torch.tensor([labels], dtype=torch.long),
         "position_ids": torch.tensor([position_ids], dtype=torch.long),
     }
+
+
+def route_unsloth_packed_attention_to_flash_varlen() -> bool:
+    """One flash-attention varlen call per layer for packed rows under Unsloth, instead of one SDPA call per run of
+    equal-length rows. Returns whether the route was changed.
+
+    Unsloth 2026.10.9 sends packed rows to torch's varlen kernel only when `torch.nn.attention.varlen.varlen_attn`
+    takes `enable_gqa` (torch 2.12+, `utils/attention_dispatch.py:_load_torch_varlen_attn`); on torch 2.11 it falls
+    back to `_sdpa_packed_segments`, which at ~100-token rows is 2.5 s of a 4 s step (8B, 8 packs of 2048 tokens;
+    bench/gpu/NOTES.md). Its own lean path (`_LeanFlashVarlen`) calls aten's flash varlen kernel directly, which takes
+    grouped key/value heads natively and exists in torch 2.11 with the same signature, so it is switched on here. The
+    cuDNN route is kept off: torch 2.11's cuDNN varlen has no grouped heads.
+    """
+    import torch
+
+    if not torch.cuda.is_available() or not torch.backends.cuda.is_flash_attention_available():
+        return False
+    from unsloth.utils import attention_dispatch
+
+    if attention_dispatch._TORCH_VARLEN_ATTN is not None:
+        return False
+    from torch.nn.attention.varlen import varlen_attn
+
+    def varlen_attn_with_grouped_heads(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, scale=None, window_size=(-1, -1), enable_gqa=False):
+        # Only reached under torch.compile (Unsloth leaves packed decoder blocks uncompiled): the eager route is
+        # _LeanFlashVarlen. torch 2.11's varlen_attn has no enable_gqa, so grouped heads are expanded here.
+        if enable_gqa:
+            groups = query.shape[1] // key.shape[1]
+            key, value = key.repeat_interleave(groups, dim=1), value.repeat_interleave(groups, dim=1)
+        return varlen_attn(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, scale=scale, window_size=window_size)
+
+    attention_dispatch._TORCH_VARLEN_ATTN = varlen_attn_with_grouped_heads
+    attention_dispatch._LEAN_VARLEN = True
+    attention_dispatch._varlen_can_use_cudnn = lambda *arguments, **keywords: False
+    return True

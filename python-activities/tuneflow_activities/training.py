@@ -31,7 +31,7 @@ from .checkpoint import (
 from .data import Schedule, bucketed_width, collate, read_prepared_rows, tokenize_rows
 from .evaluation import validation_loss
 from .loaders import choose_optimizer, load_for_training
-from .packing import PackedSchedule, collate_packed
+from .packing import PackedSchedule, collate_packed, route_unsloth_packed_attention_to_flash_varlen
 
 logger = logging.getLogger(__name__)
 
@@ -206,6 +206,8 @@ def train(
     rows = tokenized(request["train_uri"], spec["dataset"]["overlong"])
     validation_rows = tokenized(request["val_uri"], "truncate")[: validation_spec.get("max_rows") or None] if request.get("val_uri") else []
     packing = packing_enabled(request)
+    if packing and loaded.backend == "unsloth" and route_unsloth_packed_attention_to_flash_varlen():
+        logger.info("packed rows attend through flash-attention varlen (one call per layer)")
     batching = {
         "micro_batch_size": train_spec["micro_batch_size"],
         "accumulation_steps": train_spec["gradient_accumulation_steps"],
