@@ -5,14 +5,13 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ResolvedModel, TokenStatistics } from '../src/accelerator.ts';
-import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
+import type { ResolvedModel, TokenStatistics, VerifiedCheckpoints } from '../src/accelerator.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
 import { InvalidDatasetError, isInvalidDatasetError, isTuneflowError } from '../src/errors/index.ts';
 import { nextSmallerMicroBatch, type Plan, planDoesNotFitError, type PlanRequest, planRun as planWithPlanner } from '../src/planner/index.ts';
 import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
+import { RunLayout } from '../src/runtime/layout.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 
 async function typedFailures<T>(work: () => Promise<T>): Promise<T> {
@@ -138,20 +137,19 @@ export async function replanAfterOutOfMemory(request: PlanRunRequest): Promise<R
 export interface RecordCheckpointsRequest {
   run_uri: string;
   summary: Record<string, unknown>;
+  /** What the Python verify_checkpoints activity found: verification lives there alone. */
+  checkpoints: VerifiedCheckpoints;
 }
 
-export interface CheckpointBook {
-  checkpoints: CheckpointRecord[];
-  corrupt: CheckpointRecord[];
+export interface CheckpointBook extends VerifiedCheckpoints {
   run_manifest_uri: string;
 }
 
-/** Verifies every checkpoint of the run and writes the run's manifest (run.json) beside them. */
+/** Writes the run's manifest (run.json): the summary and the checkpoints it is given. */
 export async function recordCheckpoints(request: RecordCheckpointsRequest): Promise<CheckpointBook> {
-  const runDirectory = fileURLToPath(request.run_uri);
-  const all = await listCheckpoints(runDirectory);
-  const book = { checkpoints: all.filter((record) => record.verified), corrupt: all.filter((record) => !record.verified) };
-  await mkdir(runDirectory, { recursive: true });
-  await writeFileAtomic(join(runDirectory, 'run.json'), `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
-  return { ...book, run_manifest_uri: new URL('run.json', `${request.run_uri.replace(/\/?$/, '/')}`).href };
+  const layout = RunLayout.at(request.run_uri);
+  const book = { checkpoints: request.checkpoints.checkpoints, corrupt: request.checkpoints.corrupt };
+  await mkdir(fileURLToPath(layout.root), { recursive: true });
+  await writeFileAtomic(fileURLToPath(layout.manifest), `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
+  return { ...book, run_manifest_uri: layout.manifest };
 }

@@ -16,10 +16,12 @@ export interface WorkerDevice {
   cores?: number;
 }
 
-/** How the spec's 'auto' settings resolve on the worker (loaders.training_setup). */
+/** The resolved training setup every train/evaluate/merge request carries (loaders.TrainingSetup); never `auto`. */
 export interface TrainingSetup {
   device: 'cuda' | 'cpu';
   backend: 'unsloth' | 'hf-peft';
+  quantization: 'none' | '4bit' | '8bit';
+  dtype: 'bfloat16' | 'float16' | 'float32';
   gradient_checkpointing: boolean;
   optimizer: 'adamw_torch' | 'adamw_8bit' | 'paged_adamw_8bit';
 }
@@ -54,21 +56,26 @@ export interface SplitTokenStatistics {
 export interface TokenStatisticsRequest {
   spec: RunSpec;
   model_uri: string;
+  tokenizer_identity: string;
   train_uri: string;
   val_uri: string;
 }
 export interface TokenStatistics {
   train: SplitTokenStatistics;
   val: SplitTokenStatistics;
+  /** The splits' token ids, written once beside the prepared data (data.write_tokenized_split). */
+  train_tokens_uri: string;
+  val_tokens_uri: string;
 }
 
 /** training.py */
 export interface TrainRequest {
   spec: RunSpec;
+  setup: TrainingSetup;
   model_uri: string;
-  train_uri: string;
+  train_tokens_uri: string;
   /** Scored at checkpoints (and every validation.every_steps) for best-checkpoint retention and early stopping. */
-  val_uri: string;
+  val_tokens_uri: string;
   run_uri: string;
 }
 export interface TrainResult {
@@ -90,7 +97,8 @@ export interface TrainResult {
   optimizer: string;
   gradient_checkpointing: boolean;
   train_rows: number;
-  tokens_per_second: number;
+  /** Steady-state real tokens per second of the last attempt (null when it trained too few steps to tell). */
+  tokens_per_second: number | null;
   model_load_seconds: number;
   seconds_to_first_step: number | null;
 }
@@ -102,7 +110,13 @@ export interface TrainProgress {
   epoch: number;
   loss: number | null;
   val_loss: number | null;
-  tokens_per_second: number;
+  /** Real (non-padding) tokens per second in steady state: a moving window past the warm-up steps; null before. */
+  tokens_per_second: number | null;
+  /** Tokens the model computed on per second, padding included. */
+  padded_tokens_per_second: number | null;
+  padding_fraction: number | null;
+  /** The steps left (max_steps, epochs) at the steady-state seconds per step. */
+  eta_seconds: number | null;
   last_checkpoint: { step: number; uri: string } | null;
   resumed_from_step: number;
   steps_redone: number;
@@ -111,6 +125,7 @@ export interface TrainProgress {
 /** merging.py */
 export interface MergeRequest {
   spec: RunSpec;
+  setup: TrainingSetup;
   model_uri: string;
   adapter_uri: string;
   run_uri: string;
@@ -125,9 +140,10 @@ export interface MergeResult {
 /** evaluation.py */
 export interface EvaluateRequest {
   spec: RunSpec;
+  setup: TrainingSetup;
   model_uri: string;
   adapter_uri: string;
-  val_uri: string;
+  val_tokens_uri: string;
 }
 export interface EvaluationResult {
   val_rows: number;
@@ -139,6 +155,26 @@ export interface EvaluationResult {
   samples: { prompt: string; base: string; tuned: string }[];
 }
 
+/** A checkpoint directory of a run, as checkpoint.Checkpoint.as_record / corrupt_record describe it. */
+export interface CheckpointRecord {
+  step: number;
+  uri: string;
+  /** Every file matches the sha256 its manifest records. */
+  verified: boolean;
+  train_loss: number | null;
+  val_loss: number | null;
+}
+
+/** activities.verify_checkpoints */
+export interface VerifyCheckpointsRequest {
+  run_uri: string;
+}
+export interface VerifiedCheckpoints {
+  /** Verified checkpoints, oldest first. */
+  checkpoints: CheckpointRecord[];
+  corrupt: CheckpointRecord[];
+}
+
 /** The Python activities as the workflow calls them: property names are the activity names in the contract. */
 export interface AcceleratorActivities {
   resolve_model(request: ResolveModelRequest): Promise<ResolvedModel>;
@@ -146,4 +182,5 @@ export interface AcceleratorActivities {
   train(request: TrainRequest): Promise<TrainResult>;
   merge(request: MergeRequest): Promise<MergeResult>;
   evaluate(request: EvaluateRequest): Promise<EvaluationResult>;
+  verify_checkpoints(request: VerifyCheckpointsRequest): Promise<VerifiedCheckpoints>;
 }

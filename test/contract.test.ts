@@ -44,7 +44,14 @@ describe('contract', () => {
   it('registers exactly the accelerator activities on the Python worker, under their contract names', () => {
     expect(python.registered).toEqual(sorted(Object.values(AcceleratorActivity)));
     // The workflow calls them through this interface; its method names must be the contract's names.
-    const called: Record<keyof AcceleratorActivities, true> = { resolve_model: true, token_statistics: true, train: true, merge: true, evaluate: true };
+    const called: Record<keyof AcceleratorActivities, true> = {
+      resolve_model: true,
+      token_statistics: true,
+      train: true,
+      merge: true,
+      evaluate: true,
+      verify_checkpoints: true,
+    };
     expect(sorted(Object.keys(called))).toEqual(sorted(Object.values(AcceleratorActivity)));
   });
 

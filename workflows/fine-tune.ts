@@ -17,6 +17,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -130,7 +131,10 @@ export interface TrainingProgressMessage {
   loss: number | null;
   val_loss: number | null;
   best: { val_loss: number; step: number } | null;
-  tokens_per_second: number;
+  tokens_per_second: number | null;
+  padded_tokens_per_second: number | null;
+  padding_fraction: number | null;
+  eta_seconds: number | null;
   last_checkpoint: { step: number; uri: string } | null;
   resumed_from_step: number;
   steps_redone: number;
@@ -149,6 +153,9 @@ export const pauseSignal = defineSignal('pause');
 export const resumeSignal = defineSignal('resume');
 /** Write a checkpoint at the next step without stopping. */
 export const checkpointNowSignal = defineSignal('checkpointNow');
+
+/** patched() ids: each names a change to the command sequence that committed histories predate. */
+const Patch = { PythonVerifiesCheckpoints: 'python-verifies-checkpoints' } as const;
 
 const lossHistoryLimit = 256;
 /** Out-of-memory recoveries before the run fails: each halves the micro-batch or so, 8 is more than 256 → 1. */
@@ -341,9 +348,10 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
         return await trainingScope.run(() =>
           trainer.train({
             spec: trainingSpec,
+            setup: prepared.model.training,
             model_uri: prepared.model.model_uri,
-            train_uri: prepared.dataset.train_uri,
-            val_uri: prepared.dataset.val_uri,
+            train_tokens_uri: prepared.tokens.train_tokens_uri,
+            val_tokens_uri: prepared.tokens.val_tokens_uri,
             run_uri: runUri,
           }),
         );
@@ -382,7 +390,13 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
 
       enter(Stage.Plan);
       const model = await python.resolve_model({ spec });
-      const tokens = await python.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
+      const tokens = await python.token_statistics({
+        spec,
+        model_uri: model.model_uri,
+        tokenizer_identity: model.tokenizer_identity,
+        train_uri: dataset.train_uri,
+        val_uri: dataset.val_uri,
+      });
       const plan = await bookkeeping.planRun({ spec, model, tokens });
       state.plan = plan;
       upsertMemo({ plan: { fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, tokens_per_s: plan.tokens_per_s, eta_seconds: plan.eta_seconds } });
@@ -399,23 +413,35 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       [SearchAttribute.Step.name]: [training.final_step],
       ...(training.train_loss === null ? {} : { [SearchAttribute.Loss.name]: [training.train_loss] }),
     });
+    // Histories recorded before verification moved to Python scheduled no verify_checkpoints: they replay the old
+    // command sequence (recordCheckpoints then verified by itself; its recorded result stands in replay).
+    const checkpoints = patched(Patch.PythonVerifiesCheckpoints)
+      ? await python.verify_checkpoints({ run_uri: runUri })
+      : { checkpoints: [], corrupt: [] };
     const book = await bookkeeping.recordCheckpoints({
       run_uri: runUri,
       summary: { workflow_id: workflowInfo().workflowId, spec, ...prepared, training, progress: state.progress },
+      checkpoints,
     });
 
     let merged: MergeResult | null = null;
     if (spec.merge.enabled) {
       await whileNotPaused();
       enter(Stage.Merge);
-      merged = await python.merge({ spec, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, run_uri: runUri });
+      merged = await python.merge({ spec, setup: prepared.model.training, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, run_uri: runUri });
     }
 
     let evaluation: EvaluationResult | null = null;
     if (spec.evaluate.enabled) {
       await whileNotPaused();
       enter(Stage.Evaluate);
-      evaluation = await python.evaluate({ spec, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, val_uri: prepared.dataset.val_uri });
+      evaluation = await python.evaluate({
+        spec,
+        setup: prepared.model.training,
+        model_uri: prepared.model.model_uri,
+        adapter_uri: training.adapter_uri,
+        val_tokens_uri: prepared.tokens.val_tokens_uri,
+      });
     }
 
     const result: FineTuneResult = {

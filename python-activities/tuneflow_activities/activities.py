@@ -4,21 +4,30 @@ cancellation and typed failures. Names come from the contract."""
 import asyncio
 import contextvars
 import logging
+import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import CancelledError
 
 from . import evaluation, merging, training
-from .artifacts import uri_to_path
+from .artifacts import RunLayout, path_to_uri, uri_to_path
+from .checkpoint import corrupt_record, scan_checkpoints
 from .contract import AcceleratorActivity, FailureType, WorkflowMessage
-from .data import length_statistics, read_prepared_rows, tokenize_rows
+from .data import (
+    length_statistics,
+    read_prepared_rows,
+    rows_for_training,
+    tokenize_split,
+    tokenized_split_directory,
+    write_tokenized_split,
+)
 from .errors import failure
-from .loaders import training_setup
+from .loaders import unsloth_available
 from .models import (
     describe_architecture,
     describe_device,
@@ -48,7 +57,7 @@ class WorkflowLink:
     def _call(self, coroutine) -> object | None:
         try:
             return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(MESSAGE_TIMEOUT_SECONDS)
-        except Exception as error:  # noqa: BLE001  (any failure to talk is survivable)
+        except Exception as error:
             logger.warning("message to workflow failed: %s", error)
             return None
 
@@ -137,10 +146,44 @@ class Heartbeater:
             self._thread.join()
 
 
+# Test hook: pretend CUDA runs out of memory whenever the micro-batch exceeds this size, so that the workflow's
+# out-of-memory recovery can be exercised on a CPU. Unset (the default) in every real deployment.
+INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH = "TUNEFLOW_TEST_OUT_OF_MEMORY_ABOVE_MICRO_BATCH"
+
+
+def _raise_injected_out_of_memory(micro_batch_size: int) -> None:
+    import torch
+
+    limit = int(os.environ.get(INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH, "-1"))
+    if limit >= 0 and micro_batch_size > limit:
+        raise torch.OutOfMemoryError(f"injected: micro_batch_size {micro_batch_size} > {limit}")
+
+
 def _out_of_memory(error: BaseException) -> bool:
     import torch
 
     return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
+
+
+def _training_setup_until_typescript_decides(spec: dict) -> dict:
+    """Transitional, until TypeScript's resolveTrainingSetup (src/setup/) lands and resolve_model reports only facts:
+    the rule the loaders used to apply themselves, now resolved once here and carried in every request's `setup`."""
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if spec["device"]["type"] == "auto" else spec["device"]["type"]
+    backend = spec["device"]["backend"]
+    if backend == "auto":
+        backend = "unsloth" if device == "cuda" and unsloth_available() else "hf-peft"
+    checkpointing = spec["train"]["gradient_checkpointing"]
+    optimizer = spec["train"]["optimizer"]
+    return {
+        "device": device,
+        "backend": backend,
+        "quantization": spec["device"]["quantization"],
+        "dtype": ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if device == "cuda" else "float32",
+        "gradient_checkpointing": device == "cuda" if checkpointing == "auto" else bool(checkpointing),
+        "optimizer": ("adamw_8bit" if device == "cuda" else "adamw_torch") if optimizer == "auto" else optimizer,
+    }
 
 
 @activity.defn(name=AcceleratorActivity.RESOLVE_MODEL.value)
@@ -148,7 +191,7 @@ def resolve_model(request: dict) -> dict:
     with Heartbeater({"phase": "resolving model"}).running():
         resolved = resolve_model_directory(request["spec"]["model"]["source"])
         return {
-            "training": training_setup(request["spec"]),
+            "training": _training_setup_until_typescript_decides(request["spec"]),
             "model_uri": model_uri(resolved),
             "source": resolved.source,
             "architecture": describe_architecture(resolved.directory),
@@ -159,22 +202,33 @@ def resolve_model(request: dict) -> dict:
 
 @activity.defn(name=AcceleratorActivity.TOKEN_STATISTICS.value)
 def token_statistics(request: dict) -> dict:
+    """Tokenises each split once, writes the ids beside the prepared data (keyed by tokenizer identity) for training
+    and evaluation to read, and counts them for the planner."""
     from transformers import AutoTokenizer
 
     spec = request["spec"]
+    loss_on, max_seq_length = spec["train"]["loss_on"], spec["model"]["max_seq_length"]
     with Heartbeater({"phase": "counting tokens"}).running():
-        tokenizer = AutoTokenizer.from_pretrained(str(uri_to_path(request["model_uri"])))
-        max_seq_length = spec["model"]["max_seq_length"]
-        statistics = {}
+        model_directory = uri_to_path(request["model_uri"])
+        identity = request["tokenizer_identity"]
+        if identity != tokenizer_identity(model_directory):
+            raise failure(FailureType.INVALID_SPEC, f"tokenizer_identity {identity} is not the identity of the tokenizer in {model_directory}")
+        tokenizer = AutoTokenizer.from_pretrained(str(model_directory))
+        result = {}
         for split in ("train", "val"):
-            rows = read_prepared_rows(uri_to_path(request[f"{split}_uri"]))
-            untruncated = tokenize_rows(rows, tokenizer, 10**9, spec["train"]["loss_on"], "truncate")
-            statistics[split] = length_statistics(untruncated, max_seq_length)
+            split_path = uri_to_path(request[f"{split}_uri"])
+            tokenized = tokenize_split(read_prepared_rows(split_path), tokenizer)
+            directory = tokenized_split_directory(split_path, identity)
+            write_tokenized_split(tokenized, directory)
+            full_length = [row for row in tokenized.rows(None, loss_on) if row.trainable_tokens > 0]
+            statistics = length_statistics(full_length, max_seq_length)
             # The policy check (fail/drop) runs here too, so a bad dataset fails before any training starts.
-            kept = tokenize_rows(rows, tokenizer, max_seq_length, spec["train"]["loss_on"], spec["dataset"]["overlong"])
-            statistics[split]["rows_trained"] = len(kept)
-            statistics[split]["tokens_trained"] = sum(len(row.input_ids) for row in kept)
-        return statistics
+            kept = rows_for_training(tokenized, max_seq_length, loss_on, spec["dataset"]["overlong"])
+            statistics["rows_trained"] = len(kept)
+            statistics["tokens_trained"] = sum(len(row.input_ids) for row in kept)
+            result[split] = statistics
+            result[f"{split}_tokens_uri"] = path_to_uri(directory)
+        return result
 
 
 @activity.defn(name=AcceleratorActivity.TRAIN.value)
@@ -186,6 +240,7 @@ def train(request: dict) -> dict:
     with Heartbeater({"phase": "loading model"}).running() as heartbeater, activity.shield_thread_cancel_exception():
         control = TrainingControl(_workflow_link)
         try:
+            _raise_injected_out_of_memory(request["spec"]["train"]["micro_batch_size"])
             return training.train(
                 request,
                 report=lambda progress: heartbeater.update(progress.as_heartbeat()),
@@ -195,7 +250,7 @@ def train(request: dict) -> dict:
             )
         except training.StopRequested as stop:
             # Cancellation (pause or cancel) is acknowledged only once the checkpoint is safely on disk.
-            raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}")
+            raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}") from None
         except RuntimeError as error:
             if _out_of_memory(error):
                 raise failure(
@@ -218,4 +273,13 @@ def evaluate(request: dict) -> dict:
         return evaluation.evaluate(request)
 
 
-ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate]
+@activity.defn(name=AcceleratorActivity.VERIFY_CHECKPOINTS.value)
+def verify_checkpoints(request: dict) -> dict:
+    """Every checkpoint of the run checked against its manifest's sha256s: the one place checkpoints are verified,
+    for resume (training) and for the run's record (the workflow) alike."""
+    with Heartbeater({"phase": "verifying checkpoints"}).running():
+        scan = scan_checkpoints(RunLayout(uri_to_path(request["run_uri"])).checkpoints)
+        return {"checkpoints": [checkpoint.as_record() for checkpoint in scan.valid], "corrupt": [corrupt_record(directory) for directory in scan.corrupt]}
+
+
+ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate, verify_checkpoints]

@@ -1,147 +1,73 @@
 """Sequence packing: short rows share a sequence instead of being padded, each row still attending only to itself.
 
-A pack holds up to `max_seq_length` tokens of whole rows. With packing on, the unit a step counts is a pack:
-a step trains the next `micro_batch_size * accumulation_steps` packs of its epoch, and a micro-batch is
-`micro_batch_size` packs laid end to end as one row of at most `micro_batch_size * max_seq_length` tokens
-(no padding at all). The packs are a pure function of (seed, epoch, row lengths, max_seq_length), never of the
-micro-batch size, so an exact resume trains the same packs and an out-of-memory retry (smaller micro-batch, more
-accumulation, same product) trains every step on exactly the same rows.
+Rows are grouped into packs of up to `max_seq_length` tokens (`pack_rows`, a pure function of the lengths); the
+schedule (data.Schedule) orders the packs per epoch by seed, and a step trains `micro_batch_size *
+accumulation_steps` packs, so resume and an out-of-memory retry (smaller micro-batch, more accumulation, same
+product) train every step on exactly the same rows.
 
-Row boundaries reach attention through `position_ids`, which restart at 0 for every row:
-- transformers (hf-peft loader; sdpa or eager) turns restarting position ids with no attention mask into a
+A micro-batch of packs is laid end to end as ONE row (`collate_packed`): no padding at all, position ids restarting
+at every row, no attention mask. That is the layout both loaders' attention reads row boundaries from:
+- transformers (hf-peft; sdpa or eager) turns restarting position ids without a mask and without a KV cache into a
   block-diagonal causal mask (`masking_utils.find_packed_sequence_indices`);
-- Unsloth infers `packed_seq_lengths` from them for a one-row batch without a mask and runs its padding-free
-  attention (one causal SDPA call per run of equal-length rows on torch 2.11; see bench/gpu/NOTES.md).
-Labels: a row's first token is never a target (nothing of the row precedes it), exactly as in an unpadded row,
-so the flattened shift never asks a row to predict the next row's first token.
+- Unsloth's padding-free path takes `packed_seq_lengths` for a one-row batch only (`_sdpa_packed_segments` and its
+  varlen route require batch size 1; with several rows and lengths it would build one mask over all of them), and
+  on torch 2.11 needs `route_unsloth_packed_attention_to_flash_varlen` to be fast (bench/gpu/NOTES.md).
 """
 
 import bisect
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .data import IGNORED_LABEL, TokenizedRow, epoch_order
+import numpy as np
+
+from .data import IGNORED_LABEL, TokenizedRow
 
 if TYPE_CHECKING:
     import torch
 
 
-def pack_rows(
-    order: Sequence[int], lengths: Sequence[int], capacity: int
-) -> list[list[int]]:
-    """Best fit in the given order: each row goes into the open pack it fills most tightly, else a new pack.
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Row indices grouped into packs of at most `capacity` tokens: best fit, longest rows first.
 
-    Deterministic (ties go to the older pack). Rows are at most `capacity` long (tokenisation truncates or drops
-    longer ones). Packs are returned in the order they were opened.
+    A pure function of the lengths: the packs are the same in every attempt and every epoch (the schedule shuffles
+    the packs per epoch, by seed), so resume and an out-of-memory retry see exactly the same sequences. Best-fit
+    decreasing leaves little room unused: long rows open packs, short rows fill the gaps.
     """
     packs: list[list[int]] = []
-    # (free tokens, pack index) of every pack with room left, sorted: bisect finds the tightest fit.
-    free: list[tuple[int, int]] = []
-    for row in order:
-        length = lengths[row]
-        if length > capacity:
-            raise ValueError(
-                f"row {row} has {length} tokens, more than a pack holds ({capacity})"
-            )
-        position = bisect.bisect_left(free, (length, -1))
-        if position == len(free):
-            packs.append([row])
-            pack, remaining = len(packs) - 1, capacity - length
+    # (room left, pack index), sorted: the tightest pack with room for a row is found by bisection.
+    room: list[tuple[int, int]] = []
+    for index in sorted(range(len(lengths)), key=lambda row: (-lengths[row], row)):
+        length = lengths[index]
+        position = bisect.bisect_left(room, (length, -1))
+        if position == len(room):
+            packs.append([index])
+            bisect.insort(room, (capacity - length, len(packs) - 1))
         else:
-            remaining, pack = free.pop(position)
-            packs[pack].append(row)
-            remaining -= length
-        if remaining > 0:
-            bisect.insort(free, (remaining, pack))
-    return packs
+            left, pack = room.pop(position)
+            packs[pack].append(index)
+            bisect.insort(room, (left - length, pack))
+    return [sorted(pack) for pack in packs]
 
 
-@dataclass
-class PackedSchedule:
-    """Which rows each optimizer step trains on when rows are packed; the interface of data.Schedule."""
+def collate_packed(packs: Sequence[Sequence[TokenizedRow]]) -> dict[str, "torch.Tensor"]:
+    """The rows of a micro-batch's packs end to end as one row, without padding.
 
-    lengths: Sequence[int]
-    max_seq_length: int
-    micro_batch_size: int
-    accumulation_steps: int
-    seed: int
-    epochs: float
-    max_steps: int | None
-    _packs: dict = field(default_factory=dict, init=False, repr=False)
-
-    @property
-    def packs_per_step(self) -> int:
-        return self.micro_batch_size * self.accumulation_steps
-
-    def packs_of_epoch(self, epoch: int) -> list[list[int]]:
-        if epoch not in self._packs:
-            order = epoch_order(self.seed, epoch, len(self.lengths))
-            self._packs[epoch] = pack_rows(
-                order.tolist(), self.lengths, self.max_seq_length
-            )
-        return self._packs[epoch]
-
-    def steps_in_epoch(self, epoch: int) -> int:
-        return math.ceil(len(self.packs_of_epoch(epoch)) / self.packs_per_step)
-
-    @property
-    def total_steps(self) -> int:
-        # Each epoch shuffles differently, so its pack count (and step count) can differ by a pack or two.
-        whole, fraction = divmod(self.epochs, 1)
-        steps = sum(self.steps_in_epoch(epoch) for epoch in range(int(whole)))
-        if fraction:
-            steps += math.ceil(fraction * self.steps_in_epoch(int(whole)))
-        return min(steps, self.max_steps) if self.max_steps else steps
-
-    def _locate(self, step: int) -> tuple[int, int]:
-        epoch = 0
-        while step >= self.steps_in_epoch(epoch):
-            step -= self.steps_in_epoch(epoch)
-            epoch += 1
-        return epoch, step
-
-    def epoch_of_step(self, step: int) -> int:
-        return self._locate(step)[0]
-
-    def micro_batches_for_step(self, step: int) -> list[list[int]]:
-        """Row indices of each micro-batch of the 0-based optimizer step: the rows of its packs, pack by pack."""
-        epoch, step_in_epoch = self._locate(step)
-        packs = self.packs_of_epoch(epoch)[
-            step_in_epoch * self.packs_per_step : (step_in_epoch + 1)
-            * self.packs_per_step
-        ]
-        return [
-            [
-                row
-                for pack in packs[start : start + self.micro_batch_size]
-                for row in pack
-            ]
-            for start in range(0, len(packs), self.micro_batch_size)
-        ]
-
-
-def collate_packed(rows: Sequence[TokenizedRow]) -> dict[str, "torch.Tensor"]:
-    """The rows of a micro-batch end to end as one row: position ids restart per row, each row's first label is
-    ignored (it would be predicted from the previous row), and there is no attention mask and no padding.
-
-    Forward it with `use_cache=False`: transformers builds the block-diagonal mask only without a KV cache, and a
-    model in eval mode (or training without gradient checkpointing) creates one by default."""
+    Position ids restart at every row, which tells attention where rows end; `packed_seq_lengths` carries the same
+    boundaries for Unsloth's kernels (transformers does not take it: drop it for hf-peft). The first token of every
+    row is unlabelled, as it is in an unpacked row: otherwise the row before would be trained to predict it. Forward
+    with `use_cache=False`: with a KV cache transformers ignores packed position ids.
+    """
     import torch
 
-    input_ids: list[int] = []
-    labels: list[int] = []
-    position_ids: list[int] = []
-    for row in rows:
-        input_ids.extend(row.input_ids)
-        labels.append(IGNORED_LABEL)
-        labels.extend(row.labels[1:])
-        position_ids.extend(range(len(row.input_ids)))
+    rows = [row for pack in packs for row in pack]
+    input_ids = torch.from_numpy(np.concatenate([row.input_ids for row in rows])).long()
+    labels = torch.from_numpy(np.concatenate([np.concatenate([[IGNORED_LABEL], row.labels[1:]]) for row in rows])).long()
+    position_ids = torch.cat([torch.arange(len(row.input_ids)) for row in rows])
     return {
-        "input_ids": torch.tensor([input_ids], dtype=torch.long),
-        "labels": torch.tensor([labels], dtype=torch.long),
-        "position_ids": torch.tensor([position_ids], dtype=torch.long),
+        "input_ids": input_ids[None],
+        "labels": labels[None],
+        "position_ids": position_ids[None],
+        "packed_seq_lengths": torch.tensor([len(row.input_ids) for row in rows], dtype=torch.int32),
     }
 
 

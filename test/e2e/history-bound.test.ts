@@ -8,7 +8,7 @@ import { Client, Connection } from '@temporalio/client';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ResolvedModel, TokenStatistics, TrainRequest, TrainResult } from '../../src/accelerator.ts';
+import type { ResolvedModel, TokenStatistics, TrainRequest, TrainResult, VerifiedCheckpoints } from '../../src/accelerator.ts';
 import { startFineTune } from '../../src/client.ts';
 import { TaskQueue } from '../../src/contract.ts';
 import { parseSpec } from '../../src/spec/load.ts';
@@ -34,6 +34,9 @@ function fakeAccelerator(client: Client) {
     val_loss: null,
     best: null,
     tokens_per_second: 1e6,
+    padded_tokens_per_second: 1e6,
+    padding_fraction: 0,
+    eta_seconds: null,
     last_checkpoint: { step, uri: `file:///fake/step-${step}` },
     resumed_from_step: resumedFrom,
     steps_redone: 0,
@@ -44,7 +47,7 @@ function fakeAccelerator(client: Client) {
       return {
         model_uri: 'file:///fake/model',
         source: 'fake',
-        training: { device: 'cpu', backend: 'hf-peft', gradient_checkpointing: false, optimizer: 'adamw_torch' },
+        training: { device: 'cpu', backend: 'hf-peft', quantization: 'none', dtype: 'float32', gradient_checkpointing: false, optimizer: 'adamw_torch' },
         architecture: { model_type: 'llama', num_layers: 2, hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 49152, tie_word_embeddings: true },
         tokenizer_identity: 'fake',
         device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 1, cores: 2 },
@@ -52,7 +55,10 @@ function fakeAccelerator(client: Client) {
     },
     async token_statistics(): Promise<TokenStatistics> {
       const split = { rows: 100, total_tokens: 10_000, trainable_tokens: 5_000, max: 128, rows_trained: 100, tokens_trained: 10_000 };
-      return { train: split, val: split };
+      return { train: split, val: split, train_tokens_uri: 'file:///fake/tokens/train', val_tokens_uri: 'file:///fake/tokens/val' };
+    },
+    async verify_checkpoints(): Promise<VerifiedCheckpoints> {
+      return { checkpoints: [], corrupt: [] };
     },
     async train(request: TrainRequest): Promise<TrainResult> {
       const context = Context.current();

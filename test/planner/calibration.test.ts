@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { evaluatePlan } from '../../src/planner/index.ts';
-import { loadCalibrationPoints, predictedPeakGib } from '../../src/planner/measurements.ts';
+import { loadCalibrationPoints, predictedPeakGib } from '../../bench/planner/measurements.ts';
 
 /**
  * The planner against every committed measurement: peak memory within ±10 %, tokens/s within ±25 %.
