@@ -58,18 +58,24 @@ WORDS = ("the of and to in is was for on that with as by at from his her they th
          "where most used state made part such even many back year because good each those people make well way").split()
 
 
-def spec(quantization: str, max_steps: int | None) -> dict:
+def spec(quantization: str, max_steps: int | None, packing: bool = False) -> dict:
     return {
         "model": {"source": "local", "max_seq_length": SEQUENCE},
         "dataset": {"overlong": "truncate"},
         "lora": {"r": 64, "alpha": 64, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
         "train": {"epochs": 1, "max_steps": max_steps, "micro_batch_size": MICRO_BATCH, "gradient_accumulation_steps": 1, "learning_rate": 1e-4,
                   "lr_scheduler": "linear", "warmup_steps": 2, "weight_decay": 0.0, "max_grad_norm": 1.0, "optimizer": "auto",
-                  "gradient_checkpointing": "auto", "loss_on": "responses", "seed": 42},
+                  "gradient_checkpointing": "auto", "packing": packing, "loss_on": "responses", "seed": 42},
         "checkpoint": {"every_steps": CHECKPOINT_EVERY, "keep_last": 2, "keep_best": False},
         "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
         "device": {"type": "cuda", "backend": "unsloth", "quantization": quantization} if CUDA else {"type": "cpu", "backend": "hf-peft", "quantization": "none"},
     }
+
+
+def setup(quantization: str) -> dict:
+    """What resolveTrainingSetup decides for spec() on this device."""
+    return {"device": "cuda" if CUDA else "cpu", "backend": "unsloth" if CUDA else "hf-peft", "quantization": quantization if CUDA else "none",
+            "dtype": "bfloat16" if CUDA else "float32", "gradient_checkpointing": CUDA, "optimizer": "adamw_8bit" if CUDA else "adamw_torch"}
 
 
 def text_of(random, tokens: int) -> str:
@@ -111,36 +117,41 @@ def build(work: Path, tokenizer_directory: Path) -> dict:
         # Longer than the sequence: truncation makes every row exactly SEQUENCE tokens.
         "fixed": [completion_row(number, SEQUENCE + 64) for number in range(1, FIXED_ROWS + 1)],
     }
-    uris = {}
+    import tuneflow_activities.offline  # noqa: F401
+    from temporalio.testing import ActivityEnvironment
+
+    from tuneflow_activities.activities import token_statistics
+    from tuneflow_activities.models import tokenizer_identity
+
+    uris, tokens, lengths = {}, {}, {}
     for name, rows in datasets.items():
-        path = work / f"{name}.jsonl"
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        uris[name] = path.as_uri()
-    return {"model_uri": model_directory.as_uri(), "data": uris}
-
-
-def length_summary(uri: str, model_directory: Path) -> dict:
-    from transformers import AutoTokenizer
-
-    from tuneflow_activities.artifacts import uri_to_path
-    from tuneflow_activities.data import length_statistics, read_prepared_rows, tokenize_rows
-
-    tokenizer = AutoTokenizer.from_pretrained(model_directory)
-    rows = tokenize_rows(read_prepared_rows(uri_to_path(uri)), tokenizer, 10**9, "responses", "truncate")
-    return length_statistics(rows, SEQUENCE)
+        directory = work / "datasets" / name
+        directory.mkdir(parents=True)
+        (directory / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+        (directory / "val.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:8]))
+        uris[name] = (directory / "train.jsonl").as_uri()
+        # Tokenised once, as the workflow's plan stage does; the train activity reads the ids.
+        statistics = ActivityEnvironment().run(token_statistics, {
+            "spec": spec("none", None), "model_uri": model_directory.as_uri(), "tokenizer_identity": tokenizer_identity(model_directory),
+            "train_uri": uris[name], "val_uri": (directory / "val.jsonl").as_uri(),
+        })
+        tokens[name], lengths[name] = statistics["train_tokens_uri"], statistics["train"]
+    return {"model_uri": model_directory.as_uri(), "data": uris, "tokens": tokens, "lengths": lengths}
 
 
 def steady_state(log: list[dict], checkpoint_every: int) -> dict:
     """From train_log.jsonl: per-step intervals, real and batch tokens/s past the warm-up, checkpoint cost.
 
-    A step's record is written before its checkpoint, so the interval of the step after a checkpoint holds the
-    checkpoint; those intervals are left out of the steady window and their excess over the median is the
-    checkpoint's cost."""
+    A step's record is written before its checkpoint, so the interval of the step after a checkpoint holds the copy
+    off the GPU, and the next one may share the machine with the background write: those two intervals are left out
+    of the steady window, and their excess over two median steps is what the checkpoint cost in wall time."""
     intervals = [(record["step"], record["time"] - previous["time"], record["tokens"], record["batch_tokens"]) for previous, record in zip(log, log[1:])]
-    after_checkpoint = {step for step, *_ in intervals if (step - 1) % checkpoint_every == 0 and step > 1}
+    checkpointed = {step for step, *_ in intervals if (step - 1) % checkpoint_every == 0 and step > 1}
+    after_checkpoint = checkpointed | {step + 1 for step in checkpointed}
     steady = [interval for interval in intervals if interval[0] > WARMUP_STEPS and interval[0] not in after_checkpoint]
     median_step = statistics.median(seconds for _, seconds, *_ in steady)
-    checkpoint_seconds = [seconds - median_step for step, seconds, *_ in intervals if step in after_checkpoint]
+    seconds_of = {step: seconds for step, seconds, *_ in intervals}
+    checkpoint_seconds = [seconds_of[step] + seconds_of[step + 1] - 2 * median_step for step in sorted(checkpointed) if step + 1 in seconds_of]
     seconds = sum(interval[1] for interval in steady)
     return {
         "steady_steps": len(steady),
@@ -165,23 +176,36 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
 
     from temporalio.exceptions import CancelledError
 
-    from tuneflow_activities import training
+    from tuneflow_activities import checkpoint, training
     from tuneflow_activities.activities import train
 
     started_all = time.monotonic()
     records = []
+    checkpoint_snapshots: list[float] = []
     checkpoint_writes: list[float] = []
-    write_checkpoint = training.write_checkpoint
+    step_tokens: list[tuple[int, int]] = []
 
-    def timed_write_checkpoint(*arguments, **keywords):
-        # What the step that checkpoints waits for: serialise, fsync, sha256, rename (training.save's write).
-        started = time.monotonic()
-        try:
-            return write_checkpoint(*arguments, **keywords)
-        finally:
-            checkpoint_writes.append(time.monotonic() - started)
+    def timed(function, seconds: list[float]):
+        def call(*arguments, **keywords):
+            started = time.monotonic()
+            try:
+                return function(*arguments, **keywords)
+            finally:
+                seconds.append(time.monotonic() - started)
 
-    training.write_checkpoint = timed_write_checkpoint
+        return call
+
+    # What the step that checkpoints waits for (the copy off the GPU), and the write on the background thread.
+    training.take_snapshot = timed(training.take_snapshot, checkpoint_snapshots)
+    checkpoint.write_checkpoint = timed(checkpoint.write_checkpoint, checkpoint_writes)
+    # Real and padded tokens of every step, in order (the train log records times, the throughput these).
+    record_tokens = training.Throughput.record
+
+    def recording(throughput, real_tokens: int, padded_tokens: int) -> None:
+        step_tokens.append((real_tokens, padded_tokens))
+        record_tokens(throughput, real_tokens, padded_tokens)
+
+    training.Throughput.record = recording
     runs = [run for run in TUNEFLOW_RUNS if selected is None or run[0] in selected]
     if CUDA and any(run[2] for run in runs):
         check = varlen_route_check(built["model_uri"], quantization)
@@ -191,8 +215,8 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
         if time.monotonic() - started_all > budget_seconds:
             records.append({"run": name, "status": "skipped (budget)"})
             continue
-        request = {"spec": spec(quantization, max_steps), "setup": {"packing": packing}, "model_uri": built["model_uri"],
-                   "train_uri": built["data"][data], "run_uri": (work / f"{quantization}-{name}").as_uri()}
+        request = {"spec": spec(quantization, max_steps, packing), "setup": setup(quantization), "model_uri": built["model_uri"],
+                   "train_tokens_uri": built["tokens"][data], "run_uri": (work / f"{quantization}-{name}").as_uri()}
         environment = ActivityEnvironment()
         environment.info = dataclasses.replace(environment.info, attempt=1)
         heartbeats = []
@@ -201,6 +225,8 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         checkpoint_writes.clear()
+        checkpoint_snapshots.clear()
+        step_tokens.clear()
         cap = threading.Timer(seconds_cap if CUDA else seconds_cap / 2, environment.cancel)
         started = time.monotonic()
         cap.start()
@@ -220,12 +246,14 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
             records.append({"run": name, "status": f"{status}, before its first step"})
             continue
         log = [json.loads(line) for line in log_path.read_text().splitlines()]
+        log = [{**record, "tokens": real, "batch_tokens": padded} for record, (real, padded) in zip(log, step_tokens, strict=False)]
         steady = steady_state(log, CHECKPOINT_EVERY)
-        reported = [beat["tokens_per_second"] for beat in heartbeats if isinstance(beat, dict) and "tokens_per_second" in beat]
+        reported = [beat["tokens_per_second"] for beat in heartbeats if isinstance(beat, dict) and beat.get("tokens_per_second")]
         record = {
             "run": name, "status": status, "data": data, "packing": packing, "quantization": quantization, "max_steps": max_steps,
             "steps": log[-1]["step"], "wall_seconds": wall, "model_load_seconds": result and result["model_load_seconds"],
             "seconds_to_first_step": result and result["seconds_to_first_step"], "checkpoint_write_seconds": list(checkpoint_writes),
+            "checkpoint_snapshot_seconds": list(checkpoint_snapshots),
             # From the first step's end to the last step's end: training time after load and the first (compiling) step.
             "seconds_after_first_step": log[-1]["time"] - log[0]["time"],
             "reported_tokens_per_s_final": reported[-1] if reported else None,
@@ -274,10 +302,10 @@ def varlen_route_check(model_uri: str, quantization: str) -> dict:
     import torch
 
     from tuneflow_activities.artifacts import uri_to_path
-    from tuneflow_activities.loaders import load_for_training
+    from tuneflow_activities.loaders import TrainingSetup, load_for_training
     from tuneflow_activities.packing import route_unsloth_packed_attention_to_flash_varlen
 
-    loaded = load_for_training(uri_to_path(model_uri), spec(quantization, None))
+    loaded = load_for_training(uri_to_path(model_uri), spec(quantization, None), TrainingSetup(**setup(quantization)))
     segments, reference = packed_attention_check(loaded.model, "cuda")
     routed = route_unsloth_packed_attention_to_flash_varlen()
     varlen, _ = packed_attention_check(loaded.model, "cuda", reference)
@@ -418,8 +446,7 @@ def main() -> None:
     started = time.monotonic()
     built = build(work, arguments.tokenizer)
     built_path.write_text(json.dumps(built))
-    model_directory = Path(built["model_uri"].removeprefix("file://"))
-    lengths = {name: length_summary(uri, model_directory) for name, uri in built["data"].items()}
+    lengths = built["lengths"]
     print("lengths", json.dumps(lengths), flush=True)
     me = [sys.executable, __file__, "--tokenizer", str(arguments.tokenizer), "--out", str(arguments.out), "--quantization", arguments.quantization,
           "--work", str(arguments.work), "--budget-seconds", str(arguments.budget_seconds),
@@ -441,8 +468,8 @@ def main() -> None:
             record["planner_eta_seconds"] = record["real_tokens"] / plan["tokens_per_s"]
             record["planner_eta_error"] = abs(record["planner_eta_seconds"] / record["wall_seconds"] - 1)
             record["reported_tokens_per_s_error"] = abs(record["reported_tokens_per_s_final"] / record["real_tokens_per_s"] - 1) if record["reported_tokens_per_s_final"] else None
-            if record["checkpoint_write_seconds"]:
-                checkpoint = statistics.median(record["checkpoint_write_seconds"])
+            if record["checkpoint_seconds"]:
+                checkpoint = max(0.0, statistics.median(record["checkpoint_seconds"]))
                 record["checkpoint_overhead_fraction_default_policy"] = checkpoint / (DEFAULT_CHECKPOINT_EVERY * record["median_step_seconds"] + checkpoint)
     report = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
