@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from tuneflow_activities.artifacts import uri_to_path
-from tuneflow_activities.data import collate, collate_packed, pack_rows, read_tokenized_split, rows_for_training
+from tuneflow_activities.data import IGNORED_LABEL, collate, read_tokenized_split, rows_for_training
 from tuneflow_activities.loaders import TrainingSetup, load_for_training
+from tuneflow_activities.packing import collate_packed, pack_rows
 from tuneflow_activities.training import StopRequested, train
 
 # fp32 on a CPU: the packed forward runs the same arithmetic on differently shaped matrices, so sums are reordered;
@@ -54,7 +55,7 @@ def test_a_packed_step_has_the_unpacked_loss_and_gradients(model_and_rows):
         return loss.item(), [parameter.grad.clone() for parameter in model.parameters() if parameter.requires_grad]
 
     unpacked_loss, unpacked_gradients = loss_and_gradients(collate(rows, pad_token_id))
-    packed_batch = collate_packed(packs, pad_token_id)
+    packed_batch = collate_packed(packs)
     del packed_batch["packed_seq_lengths"]
     assert "attention_mask" not in packed_batch
     packed_loss, packed_gradients = loss_and_gradients(packed_batch)
@@ -69,9 +70,41 @@ def test_rows_in_a_pack_do_not_see_each_other(model_and_rows):
     first, second = rows[0], rows[1]
     with torch.no_grad():
         alone = model(**collate([second], pad_token_id)).logits[0, : len(second.input_ids)]
-        packed_batch = {key: value for key, value in collate_packed([[first, second]], pad_token_id).items() if key != "packed_seq_lengths"}
+        packed_batch = {key: value for key, value in collate_packed([[first, second]]).items() if key != "packed_seq_lengths"}
         packed = model(**packed_batch, use_cache=False).logits
     assert torch.allclose(packed[0, len(first.input_ids) :], alone, atol=1e-5)
+
+
+def test_row_b_is_unchanged_when_row_a_changes(model_and_rows):
+    """The same check bench/gpu/real_data.py makes under Unsloth on the H200: perturb one row, the other's logits stay."""
+    model, _, rows = model_and_rows
+    first, second = rows[0], rows[1]
+    perturbed = type(first)((first.input_ids + 17) % 1000, first.labels, first.source, first.original_length)
+
+    def logits(pack) -> torch.Tensor:
+        batch = {key: value for key, value in collate_packed([pack]).items() if key != "packed_seq_lengths"}
+        with torch.no_grad():
+            return model(**batch, use_cache=False).logits[0]
+
+    packed, changed = logits([first, second]), logits([perturbed, second])
+    own = slice(len(first.input_ids), None)
+    assert not torch.allclose(packed[: len(first.input_ids)], changed[: len(first.input_ids)])
+    assert torch.equal(packed[own], changed[own])
+
+
+def test_a_micro_batch_of_packs_is_one_unpadded_row_with_the_response_masks_kept(model_and_rows):
+    _, _, rows = model_and_rows
+    packs = [rows[:3], rows[3:5]]
+    batch = collate_packed(packs)
+    total = sum(len(row.input_ids) for row in rows[:5])
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["position_ids"].shape == (1, total)
+    assert batch["packed_seq_lengths"].tolist() == [len(row.input_ids) for row in rows[:5]]
+    labels, positions = batch["labels"][0], batch["position_ids"][0]
+    assert (labels[positions == 0] == IGNORED_LABEL).all()
+    start = 0
+    for row in rows[:5]:
+        assert labels[start + 1 : start + len(row.labels)].tolist() == row.labels[1:].tolist()
+        start += len(row.labels)
 
 
 def adapter_digest(result: dict) -> str:

@@ -7,7 +7,6 @@ every later reader. Training and evaluation read them and apply the length polic
 (`rows_for_training`), so a row counts, truncates and trains the same way everywhere.
 """
 
-import bisect
 import errno
 import json
 import math
@@ -257,65 +256,6 @@ class Schedule:
         epoch, step_in_epoch = divmod(step, self.steps_per_epoch)
         rows = self.epoch_order(epoch)[step_in_epoch * self.rows_per_step : (step_in_epoch + 1) * self.rows_per_step]
         return [rows[start : start + self.micro_batch_size] for start in range(0, len(rows), self.micro_batch_size)]
-
-
-def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """Row indices grouped into packs of at most `capacity` tokens: best fit, longest rows first.
-
-    A pure function of the lengths: the packs are the same in every attempt and every epoch (the schedule shuffles
-    the packs per epoch, by seed), so resume and an out-of-memory retry see exactly the same sequences. Best-fit
-    decreasing leaves little room unused: long rows open packs, short rows fill the gaps.
-    """
-    packs: list[list[int]] = []
-    # (room left, pack index), sorted: the tightest pack with room for a row is found by bisection.
-    room: list[tuple[int, int]] = []
-    for index in sorted(range(len(lengths)), key=lambda row: (-lengths[row], row)):
-        length = lengths[index]
-        position = bisect.bisect_left(room, (length, -1))
-        if position == len(room):
-            packs.append([index])
-            bisect.insort(room, (capacity - length, len(packs) - 1))
-        else:
-            left, pack = room.pop(position)
-            packs[pack].append(index)
-            bisect.insort(room, (left - length, pack))
-    return [sorted(pack) for pack in packs]
-
-
-def collate_packed(packs: Sequence[Sequence[TokenizedRow]], pad_token_id: int, width: int | None = None) -> dict:
-    """A micro-batch of packs: each pack's rows end to end, no attention mask, position ids restarting at every row.
-
-    The restart is what tells attention where rows end: transformers turns position ids without an attention mask into
-    a block-diagonal causal mask (sdpa, eager) or varlen boundaries (flash attention); Unsloth reads the same boundaries
-    from `packed_seq_lengths`. The first token of every row is unlabelled, as it is in an unpacked row: otherwise the
-    row before would be trained to predict it. A pack shorter than the batch's widest is padded; the padding is a
-    segment of its own (positions restart, labels ignored) that no row attends to.
-    """
-    import torch
-
-    width = width or max(sum(len(row.input_ids) for row in pack) for pack in packs)
-    input_ids = torch.full((len(packs), width), pad_token_id, dtype=torch.long)
-    labels = torch.full((len(packs), width), IGNORED_LABEL, dtype=torch.long)
-    position_ids = torch.zeros((len(packs), width), dtype=torch.long)
-    segment_lengths: list[int] = []
-    for index, pack in enumerate(packs):
-        start = 0
-        for row in pack:
-            length = len(row.input_ids)
-            input_ids[index, start : start + length] = torch.from_numpy(row.input_ids)
-            labels[index, start + 1 : start + length] = torch.from_numpy(row.labels[1:])
-            position_ids[index, start : start + length] = torch.arange(length)
-            segment_lengths.append(length)
-            start += length
-        if start < width:
-            position_ids[index, start:] = torch.arange(width - start)
-            segment_lengths.append(width - start)
-    return {
-        "input_ids": input_ids,
-        "labels": labels,
-        "position_ids": position_ids,
-        "packed_seq_lengths": torch.tensor(segment_lengths, dtype=torch.int32),
-    }
 
 
 def bucketed_width(longest: int, max_seq_length: int, smallest: int = 64) -> int:

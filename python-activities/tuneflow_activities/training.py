@@ -34,13 +34,12 @@ from .data import (
     Schedule,
     bucketed_width,
     collate,
-    collate_packed,
-    pack_rows,
     read_tokenized_split,
     rows_for_training,
 )
 from .evaluation import validation_loss
 from .loaders import TrainingSetup, load_for_training
+from .packing import collate_packed, pack_rows, route_unsloth_packed_attention_to_flash_varlen
 
 logger = logging.getLogger(__name__)
 
@@ -316,6 +315,8 @@ class FineTuneRecipe:
         validation_rows = rows(self.request.get("val_tokens_uri"), "truncate")
         self.validation_rows = validation_rows[: self.spec["validation"].get("max_rows") or None]
         self.packing = packing_enabled(self.spec, self.setup)
+        if self.packing and self.setup.backend == "unsloth" and route_unsloth_packed_attention_to_flash_varlen():
+            logger.info("packed rows attend through flash-attention varlen (one call per layer)")
         # What the schedule orders and the model sees one of per batch row: a pack of rows, or one row.
         self.sequences = pack_rows([len(row.input_ids) for row in self.rows], max_seq_length) if self.packing else [[index] for index in range(len(self.rows))]
         self.schedule = Schedule(
@@ -426,15 +427,17 @@ class FineTuneRecipe:
         return step_loss
 
     def collate(self, sequences: list[list]) -> dict:
-        """A micro-batch on the device: packs (collate_packed) or rows padded to the longest (collate)."""
-        longest = max(sum(len(row.input_ids) for row in sequence) for sequence in sequences)
-        width = bucketed_width(longest, self.spec["model"]["max_seq_length"]) if self.setup.pads_to_fixed_shapes else None
+        """A micro-batch on the device: its packs end to end as one unpadded row (collate_packed), or rows padded to
+        the longest (collate; to a few bucketed widths under Unsloth, which compiles per shape)."""
         if self.packing:
-            batch = collate_packed(sequences, self.pad_token_id, width)
+            # Unsloth leaves packed decoder blocks uncompiled, so a new length per micro-batch costs no compile.
+            batch = collate_packed(sequences)
             if self.setup.backend != "unsloth":
                 # transformers reads the boundaries from the position ids; only Unsloth's kernels take the lengths.
                 del batch["packed_seq_lengths"]
         else:
+            longest = max(len(row.input_ids) for (row,) in sequences)
+            width = bucketed_width(longest, self.spec["model"]["max_seq_length"]) if self.setup.pads_to_fixed_shapes else None
             batch = collate([row for (row,) in sequences], self.pad_token_id, width)
         return {key: value.to(self.setup.device) for key, value in batch.items()}
 
