@@ -23,6 +23,7 @@ import {
   type Quantization,
   type TrainingBackend,
 } from '../../planner/index.ts';
+import { examples } from './examples.ts';
 import { loadSpec } from '../../spec/load.ts';
 import type { RunSpec } from '../../spec/schema.ts';
 
@@ -113,6 +114,14 @@ export function registerPlanCommand(program: Command, io: PlanCommandIo = proces
     .option('--ranks <list>', 'rank trade-off table for these ranks, e.g. 8,16,32,64,128,256', positiveIntegerList)
     .option('--effective-batch <size>', 'find the largest micro-batch reaching this effective batch', positiveInteger)
     .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      examples([
+        'tuneflow plan examples/quickstart/spec.yaml --gpu cpu',
+        'tuneflow plan --model llama-3.1-8b --gpu rtx-4090 --quant 4bit',
+        'tuneflow plan --model qwen2.5-7b --gpu a100-80gb --ranks 8,16,32,64 --json',
+      ]),
+    )
     .action((spec: string | undefined, options: PlanCommandOptions) => {
       const result = executePlanCommand(spec, options);
       io.write(result.output);
