@@ -14,7 +14,9 @@ export type FollowOutcome = { ended: true; status: RunStatusReport } | { ended: 
 export async function followRun(client: Client, workflowId: string, interrupted: Promise<unknown>, intervalMilliseconds = 1_000): Promise<FollowOutcome> {
   const view = progressView();
   let ended = false;
-  const result = client.workflow.getHandle<typeof fineTune>(workflowId).result();
+  // The result's long poll is aborted on the way out: left running, it would retry on the closed connection.
+  const abort = new AbortController();
+  const result = client.withAbortSignal(abort.signal, () => client.workflow.getHandle<typeof fineTune>(workflowId).result());
   const settled = result.then(
     () => (ended = true),
     () => (ended = true),
@@ -34,6 +36,7 @@ export async function followRun(client: Client, workflowId: string, interrupted:
     view.update(status);
     return { ended: true, status };
   } finally {
+    abort.abort();
     view.stop();
   }
 }
