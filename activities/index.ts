@@ -7,13 +7,31 @@ import { ApplicationFailure } from '@temporalio/common';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ResolvedModel, TokenStatistics } from '../src/accelerator.ts';
+import {
+  checkPayload,
+  type PlanRunRequest,
+  planRunRequestSchema,
+  type PrepareDatasetRequest,
+  type Replan,
+  type ReplanRequest,
+  replanRequestSchema,
+  type RunPlan,
+  type TrainingSetup,
+} from '../src/contract/index.ts';
 import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
 import { InvalidDatasetError, isInvalidDatasetError, isTuneflowError } from '../src/errors/index.ts';
-import { nextSmallerMicroBatch, type Plan, planDoesNotFitError, type PlanRequest, planRun as planWithPlanner } from '../src/planner/index.ts';
+import {
+  architectureFromHuggingFaceConfig,
+  nextSmallerMicroBatch,
+  planDoesNotFitError,
+  type PlanRequest,
+  planRequestForRun,
+  planTrainingRun,
+  planRun as planWithPlanner,
+  type RunPlanInput,
+} from '../src/planner/index.ts';
 import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
-import type { RunSpec } from '../src/spec/schema.ts';
 
 async function typedFailures<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -30,11 +48,6 @@ async function typedFailures<T>(work: () => Promise<T>): Promise<T> {
     }
     throw error;
   }
-}
-
-export interface PrepareDatasetRequest {
-  spec: RunSpec;
-  artifact_root_uri: string;
 }
 
 /** Rejected rows carried in a failure: the full list is in the report file, a failure payload must stay small. */
@@ -66,73 +79,53 @@ export async function prepareDataset(request: PrepareDatasetRequest): Promise<Pr
   );
 }
 
-export interface PlanRunRequest {
-  spec: RunSpec;
-  model: ResolvedModel;
-  tokens: TokenStatistics;
-}
-
 /**
- * The planner's request for a spec on the worker that will train it: the worker's real device and the backend,
- * checkpointing and optimizer its 'auto' settings resolve to. A spec naming a catalog GPU plans for that GPU
- * when the worker has one (the catalog knows its speed); a CPU worker is planned as the CPU it is.
+ * The planner's input for a run on the worker that resolved its model: the architecture from the model's own
+ * config.json, the worker's facts, and what token statistics say of the dataset.
  */
-export function planRequestFor({ spec, model, tokens }: PlanRunRequest): PlanRequest {
-  const { device, training } = model;
-  const plannedDevice: PlanRequest['device'] =
-    device.kind === 'cuda' && spec.device.gpu !== 'auto'
-      ? { gpu: spec.device.gpu, count: spec.device.gpu_count, memory_gib: spec.device.gpu_memory_gib }
-      : {
-          kind: device.kind,
-          name: device.name,
-          memory_gib: spec.device.gpu_memory_gib ?? device.memory_gib,
-          count: device.kind === 'cpu' ? (device.cores ?? 1) : device.count,
-        };
+function runPlanInput({ spec, model, tokens }: PlanRunRequest): RunPlanInput {
   return {
-    architecture: { name: spec.model.source, ...model.architecture },
-    device: plannedDevice,
-    backend: training.backend,
-    quantization: spec.device.quantization,
-    lora_rank: spec.lora.r,
-    target_modules: spec.lora.target_modules,
-    sequence_length: Math.min(spec.model.max_seq_length, tokens.train.max ?? spec.model.max_seq_length),
-    micro_batch_size: spec.train.micro_batch_size,
-    gradient_accumulation_steps: spec.train.gradient_accumulation_steps,
-    gradient_checkpointing: training.gradient_checkpointing,
-    optimizer: training.optimizer,
-    dataset_tokens: tokens.train.tokens_trained,
-    epochs: spec.train.epochs,
+    spec,
+    worker: model,
+    architecture: architectureFromHuggingFaceConfig(model.config, spec.model.source),
+    tokens: { longest_row: tokens.train.max, dataset_tokens: tokens.train.tokens_trained },
   };
 }
 
-/** Plans memory and time for the spec on its device; a plan that cannot fit fails here, before training. */
-export async function planRun(request: PlanRunRequest): Promise<Plan> {
-  return typedFailures(async () => {
-    const plan = planWithPlanner(planRequestFor(request));
-    if (!plan.fits) throw planDoesNotFitError(plan);
-    return plan;
-  });
+/** The planner's request for a spec trained with `setup` on the worker that resolved its model. */
+export function planRequestFor(request: PlanRunRequest, setup: TrainingSetup): PlanRequest {
+  return planRequestForRun(runPlanInput(request), setup);
 }
 
-export interface Replan {
-  micro_batch_size: number;
-  gradient_accumulation_steps: number;
-  plan: Plan;
+/**
+ * Decides the training setup (every 'auto' of the spec, from the worker's facts) and plans memory and time for
+ * it; a plan that cannot fit fails here, before training.
+ */
+export async function planRun(request: PlanRunRequest): Promise<RunPlan> {
+  return typedFailures(async () => {
+    const { setup, plan } = planTrainingRun(runPlanInput(checkPayload(planRunRequestSchema, request, 'the planRun request')));
+    if (!plan.fits) throw planDoesNotFitError(plan);
+    return { setup, plan };
+  });
 }
 
 /**
  * After CUDA ran out of memory: the next smaller micro-batch with the same effective batch (more accumulation,
- * so every optimizer step still sees the same rows), and its plan. Null when the micro-batch is already 1.
+ * so every optimizer step still sees the same rows), and its plan with the setup already decided. Null when the
+ * micro-batch is already 1.
  */
-export async function replanAfterOutOfMemory(request: PlanRunRequest): Promise<Replan | null> {
-  const smaller = nextSmallerMicroBatch(request.spec.train);
-  if (smaller === null) return null;
-  const spec = { ...request.spec, train: smaller };
-  return {
-    micro_batch_size: smaller.micro_batch_size,
-    gradient_accumulation_steps: smaller.gradient_accumulation_steps,
-    plan: planWithPlanner(planRequestFor({ ...request, spec })),
-  };
+export async function replanAfterOutOfMemory(request: ReplanRequest): Promise<Replan | null> {
+  return typedFailures(async () => {
+    const { setup, ...planned } = checkPayload(replanRequestSchema, request, 'the replanAfterOutOfMemory request');
+    const smaller = nextSmallerMicroBatch(planned.spec.train);
+    if (smaller === null) return null;
+    const spec = { ...planned.spec, train: smaller };
+    return {
+      micro_batch_size: smaller.micro_batch_size,
+      gradient_accumulation_steps: smaller.gradient_accumulation_steps,
+      plan: planWithPlanner(planRequestFor({ ...planned, spec }, setup)),
+    };
+  });
 }
 
 export interface RecordCheckpointsRequest {

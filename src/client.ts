@@ -1,8 +1,7 @@
 import { Client, Connection, type WorkflowHandle, WorkflowFailedError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
-import type { TrainProgress } from './accelerator.ts';
-import { AcceleratorActivity, TaskQueue } from './contract.ts';
+import { AcceleratorActivity, isTrainHeartbeat, TaskQueue, type TrainHeartbeat } from './contract/index.ts';
 import { TemporalUnreachableError } from './errors/index.ts';
 import { temporalAddress, temporalNamespace } from './runtime/home.ts';
 import type { RunSpec } from './spec/schema.ts';
@@ -70,12 +69,13 @@ export interface RunStatusReport {
 const toPath = (uri: string) => fileURLToPath(uri);
 
 /** The train activity's latest heartbeat, if training is in progress: step, loss and speed live there. */
-async function trainingHeartbeat(handle: WorkflowHandle): Promise<{ progress: TrainProgress | null; attempt: number | null }> {
+async function trainingHeartbeat(handle: WorkflowHandle): Promise<{ progress: TrainHeartbeat | null; attempt: number | null }> {
   const description = await handle.describe();
   const pending = description.raw.pendingActivities?.find((activity) => activity.activityType?.name === AcceleratorActivity.Train);
   const payload = pending?.heartbeatDetails?.payloads?.[0];
-  const progress = payload ? (defaultPayloadConverter.fromPayload(payload) as TrainProgress & { phase?: string }) : null;
-  return { progress: progress && 'step' in progress ? progress : null, attempt: pending?.attempt ?? null };
+  const details: unknown = payload ? defaultPayloadConverter.fromPayload(payload) : null;
+  // While it loads the model the train activity heartbeats its phase only; progress starts with the first step.
+  return { progress: isTrainHeartbeat(details) ? details : null, attempt: pending?.attempt ?? null };
 }
 
 export async function getRunStatus(client: Client, workflowId: string): Promise<RunStatusReport> {

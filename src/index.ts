@@ -4,7 +4,7 @@
  */
 
 // Contract shared with the Python worker
-export { AcceleratorActivity, FailureType, nonRetryableFailureTypes, OrchestrationActivity, SearchAttribute, Stage, TaskQueue } from './contract.ts';
+export * from './contract/index.ts';
 
 // Run specs
 export { BuiltinModel, Backend, DatasetFormat, Optimizer, runSpecSchema } from './spec/schema.ts';
@@ -16,7 +16,6 @@ export { cancelRun, checkpointRun, connectClient, defaultWorkflowId, getProgress
 export type { RunStatusReport, StartOptions } from './client.ts';
 export { checkpointNowSignal, fineTune, pauseSignal, progressQuery, resumeSignal, stateQuery } from '../workflows/index.ts';
 export type { FineTuneInput, FineTuneResult, FineTuneState, RunStatus, TrainingProgressState } from '../workflows/index.ts';
-export type * from './accelerator.ts';
 
 // Workers and the embedded server
 export { createOrchestrationWorker } from './worker.ts';
@@ -28,7 +27,8 @@ export { startGpuWorker } from './runtime/gpu-worker.ts';
 export { homeLayout, tuneflowHome, temporalAddress } from './runtime/home.ts';
 export type { HomeLayout } from './runtime/home.ts';
 
-// Data and planning
+// Data, training setup and planning
+export { resolveTrainingSetup } from './setup/index.ts';
 export { prepareDataset } from './data/index.ts';
 export type { PrepareDatasetOptions, PreparedDatasetReport } from './data/index.ts';
 export { planRun, nextSmallerMicroBatch, findArchitecture, findGpu, architectureFromHuggingFaceConfig } from './planner/index.ts';

@@ -1,6 +1,6 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities/index.ts';
-import { TaskQueue } from './contract.ts';
+import { TaskQueue } from './contract/index.ts';
 import { workflowsPath } from './workflows-path.ts';
 
 export interface OrchestrationWorkerOptions {

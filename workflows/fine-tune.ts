@@ -17,6 +17,7 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -24,18 +25,30 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type * as orchestration from '../activities/index.ts';
-import type { AcceleratorActivities, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainResult } from '../src/accelerator.ts';
-import { FailureType, nonRetryableFailureTypes, SearchAttribute, Stage, TaskQueue, WorkflowMessage } from '../src/contract.ts';
+import type {
+  AcceleratorActivities,
+  ControlState,
+  EvaluationResult,
+  MergeResult,
+  ResolvedModel,
+  TokenStatistics,
+  TrainingProgressMessage,
+  TrainingSetup,
+  TrainResult,
+} from '../src/contract/index.ts';
+import { FailureType, nonRetryableFailureTypes, SearchAttribute, Stage, TaskQueue, WorkflowMessage } from '../src/contract/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 
 type PreparedDataset = Awaited<ReturnType<typeof orchestration.prepareDataset>>;
-type RunPlan = Awaited<ReturnType<typeof orchestration.planRun>>;
+type RunPlan = Awaited<ReturnType<typeof orchestration.planRun>>['plan'];
 
 /** What the stages before training produced: carried across continue-as-new so they never run twice. */
 export interface PreparedRun {
   dataset: PreparedDataset;
   model: ResolvedModel;
   tokens: TokenStatistics;
+  /** How the run trains, decided by planRun; every Python request carries it. */
+  setup: TrainingSetup;
   plan: RunPlan;
 }
 
@@ -70,11 +83,7 @@ export interface TrainingProgressState {
   out_of_memory_recoveries: { from_micro_batch_size: number; micro_batch_size: number; gradient_accumulation_steps: number; peak_vram_gib: number }[];
 }
 
-export interface ControlState {
-  paused: boolean;
-  /** Incremented by each checkpointNow signal; the train activity checkpoints when it sees the count grow. */
-  checkpoint_requests: number;
-}
+export type { ControlState, TrainingProgressMessage };
 
 export interface FineTuneResult {
   status: 'completed';
@@ -119,22 +128,6 @@ export interface FineTuneState {
   executions: number;
   result: FineTuneResult | null;
   error: string | null;
-}
-
-/** A message from the train activity (python-activities/tuneflow_activities/training.py, Progress.as_message). */
-export interface TrainingProgressMessage {
-  event: 'checkpoint' | 'resumed';
-  attempt: number;
-  step: number;
-  total_steps: number;
-  loss: number | null;
-  val_loss: number | null;
-  best: { val_loss: number; step: number } | null;
-  tokens_per_second: number;
-  last_checkpoint: { step: number; uri: string } | null;
-  resumed_from_step: number;
-  steps_redone: number;
-  losses: [number, number][];
 }
 
 /** The run's stage and what each finished stage produced. */
@@ -308,7 +301,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     const failedMicroBatch = trainingSpec.train.micro_batch_size;
     const replan =
       state.progress.out_of_memory_recoveries.length < maxOutOfMemoryRecoveries
-        ? await bookkeeping.replanAfterOutOfMemory({ spec: trainingSpec, model: prepared.model, tokens: prepared.tokens })
+        ? await bookkeeping.replanAfterOutOfMemory({ spec: trainingSpec, model: prepared.model, tokens: prepared.tokens, setup: prepared.setup })
         : null;
     if (replan === null) {
       throw ApplicationFailure.create({
@@ -341,6 +334,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
         return await trainingScope.run(() =>
           trainer.train({
             spec: trainingSpec,
+            setup: prepared.setup,
             model_uri: prepared.model.model_uri,
             train_uri: prepared.dataset.train_uri,
             val_uri: prepared.dataset.val_uri,
@@ -383,10 +377,12 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       enter(Stage.Plan);
       const model = await python.resolve_model({ spec });
       const tokens = await python.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
-      const plan = await bookkeeping.planRun({ spec, model, tokens });
+      const planned = await bookkeeping.planRun({ spec, model, tokens });
+      // Runs planned before planRun decided the setup got a bare Plan, and the worker's own setup in model.training.
+      const { setup, plan } = patched('plan-run-decides-setup') ? planned : { setup: (model as unknown as { training: TrainingSetup }).training, plan: planned as unknown as RunPlan };
       state.plan = plan;
       upsertMemo({ plan: { fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, tokens_per_s: plan.tokens_per_s, eta_seconds: plan.eta_seconds } });
-      prepared = { dataset, model, tokens, plan };
+      prepared = { dataset, model, tokens, setup, plan };
       enter(Stage.Train, { [SearchAttribute.Step.name]: [0] });
     }
 
@@ -408,14 +404,14 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     if (spec.merge.enabled) {
       await whileNotPaused();
       enter(Stage.Merge);
-      merged = await python.merge({ spec, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, run_uri: runUri });
+      merged = await python.merge({ spec, setup: prepared.setup, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, run_uri: runUri });
     }
 
     let evaluation: EvaluationResult | null = null;
     if (spec.evaluate.enabled) {
       await whileNotPaused();
       enter(Stage.Evaluate);
-      evaluation = await python.evaluate({ spec, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, val_uri: prepared.dataset.val_uri });
+      evaluation = await python.evaluate({ spec, setup: prepared.setup, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, val_uri: prepared.dataset.val_uri });
     }
 
     const result: FineTuneResult = {

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { getRunStatus, startFineTune } from '../../src/client.ts';
-import { AcceleratorActivity } from '../../src/contract.ts';
+import { AcceleratorActivity } from '../../src/contract/index.ts';
 import { type DevServer, startDevServer } from '../../src/runtime/dev-server.ts';
 import { startGpuWorker } from '../../src/runtime/gpu-worker.ts';
 import { homeLayout, type HomeLayout } from '../../src/runtime/home.ts';

@@ -1,5 +1,6 @@
 """The Temporal activities of the Python worker: thin wrappers that give the pure modules heartbeats,
-cancellation and typed failures. Names come from the contract."""
+cancellation and typed failures. Names come from the contract; every request and result is validated against the
+contract's schema at the boundary (validation.checked)."""
 
 import asyncio
 import contextvars
@@ -18,14 +19,8 @@ from .artifacts import uri_to_path
 from .contract import AcceleratorActivity, FailureType, WorkflowMessage
 from .data import length_statistics, read_prepared_rows, tokenize_rows
 from .errors import failure
-from .loaders import training_setup
-from .models import (
-    describe_architecture,
-    describe_device,
-    model_uri,
-    resolve_model_directory,
-    tokenizer_identity,
-)
+from .models import model_facts, resolve_model_directory
+from .validation import checked
 
 logger = logging.getLogger(__name__)
 
@@ -144,20 +139,14 @@ def _out_of_memory(error: BaseException) -> bool:
 
 
 @activity.defn(name=AcceleratorActivity.RESOLVE_MODEL.value)
+@checked(AcceleratorActivity.RESOLVE_MODEL)
 def resolve_model(request: dict) -> dict:
     with Heartbeater({"phase": "resolving model"}).running():
-        resolved = resolve_model_directory(request["spec"]["model"]["source"])
-        return {
-            "training": training_setup(request["spec"]),
-            "model_uri": model_uri(resolved),
-            "source": resolved.source,
-            "architecture": describe_architecture(resolved.directory),
-            "tokenizer_identity": tokenizer_identity(resolved.directory),
-            "device": describe_device(),
-        }
+        return model_facts(resolve_model_directory(request["spec"]["model"]["source"]))
 
 
 @activity.defn(name=AcceleratorActivity.TOKEN_STATISTICS.value)
+@checked(AcceleratorActivity.TOKEN_STATISTICS)
 def token_statistics(request: dict) -> dict:
     from transformers import AutoTokenizer
 
@@ -178,6 +167,7 @@ def token_statistics(request: dict) -> dict:
 
 
 @activity.defn(name=AcceleratorActivity.TRAIN.value)
+@checked(AcceleratorActivity.TRAIN)
 def train(request: dict) -> dict:
     request = {**request, "attempt": activity.info().attempt}
     # Temporal cancels a thread-pool activity by raising CancelledError asynchronously inside its thread, wherever
@@ -207,12 +197,14 @@ def train(request: dict) -> dict:
 
 
 @activity.defn(name=AcceleratorActivity.MERGE.value)
+@checked(AcceleratorActivity.MERGE)
 def merge(request: dict) -> dict:
     with Heartbeater({"phase": "merging"}).running():
         return merging.merge(request)
 
 
 @activity.defn(name=AcceleratorActivity.EVALUATE.value)
+@checked(AcceleratorActivity.EVALUATE)
 def evaluate(request: dict) -> dict:
     with Heartbeater({"phase": "evaluating"}).running():
         return evaluation.evaluate(request)

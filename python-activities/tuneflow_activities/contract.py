@@ -1,8 +1,8 @@
-"""The Python half of tuneflow's contract; its TypeScript twin is src/contract.ts.
+"""The Python half of tuneflow's contract names; its TypeScript twin is src/contract/names.ts.
 
 Every task queue, activity name, failure type and search attribute is declared once per language, and
-test/contract.test.ts proves the two declarations are equal. Payloads crossing the boundary are JSON with
-snake_case fields.
+test/contract.test.ts proves the two declarations are equal. Payload shapes are not declared here: they are the
+JSON Schema files in schemas/, generated from the TypeScript contract and checked by validation.py.
 """
 
 from enum import Enum
@@ -42,6 +42,7 @@ class FailureType(str, Enum):
     INCOMPATIBLE_CHECKPOINT = "TuneflowIncompatibleCheckpoint"
     OUT_OF_MEMORY = "TuneflowOutOfMemory"
     WORKER_LOST = "TuneflowWorkerLost"
+    CONTRACT_VIOLATION = "TuneflowContractViolation"
 
 
 NON_RETRYABLE_FAILURE_TYPES = (
@@ -51,6 +52,7 @@ NON_RETRYABLE_FAILURE_TYPES = (
     FailureType.MODEL_NOT_FOUND,
     FailureType.PLAN_DOES_NOT_FIT,
     FailureType.INCOMPATIBLE_CHECKPOINT,
+    FailureType.CONTRACT_VIOLATION,
 )
 
 SEARCH_ATTRIBUTES = {

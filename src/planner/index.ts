@@ -12,16 +12,25 @@ export {
 export { architectureCatalog, findArchitecture } from './catalog/architectures.ts';
 export { findGpu, gpuCatalog, type GpuSpecification } from './catalog/gpus.ts';
 export { describeWeightPrecision, evaluatePlan, type Evaluation } from './evaluate.ts';
+export { unknownGpuError } from './device.ts';
 export { MemoryTerm } from './memory.ts';
 export { planDoesNotFitError, planRun, type Plan } from './plan.ts';
 export {
   DeviceKind,
   PlannerOptimizer,
   Quantization,
+  SuggestionKind,
   TrainingBackend,
   type CatalogGpuReference,
   type DeviceDescription,
   type PlanRequest,
 } from './request.ts';
-export { largestFittingMicroBatch, nextSmallerMicroBatch, suggestChanges, SuggestionKind, type MicroBatchChoice, type RequestChanges, type Suggestion } from './search.ts';
+export { planRequestForRun, planTrainingRun, type PlannedSpec, type PlannedTokens, type RunPlanInput, type TrainingRunPlan } from './run.ts';
+export {
+  largestFittingMicroBatch,
+  nextSmallerMicroBatch,
+  suggestChanges,
+  type MicroBatchChoice,
+} from './search.ts';
+export type { RequestChanges, Suggestion } from '../contract/orchestration.ts';
 export { inferenceMemory, rankTradeOffs, type InferenceMemory, type RankTradeOff } from './tradeoffs.ts';

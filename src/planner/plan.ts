@@ -1,13 +1,11 @@
 import { PlanDoesNotFitError } from '../errors/index.ts';
-import { evaluatePlan, type Evaluation } from './evaluate.ts';
+import type { Plan } from '../contract/orchestration.ts';
+import { evaluatePlan } from './evaluate.ts';
 import type { PlanRequest } from './request.ts';
-import { suggestChanges, type Suggestion } from './search.ts';
+import { suggestChanges } from './search.ts';
 
-/** The plan stage's answer. snake_case: it travels as JSON through Temporal and `tuneflow plan --json`. */
-export interface Plan extends Evaluation {
-  /** Empty when the plan fits; otherwise the cheapest changes that make it fit, each with its new peak. */
-  suggestions: Suggestion[];
-}
+/** The plan stage's answer (its schema is in the contract): it travels as JSON through Temporal and `tuneflow plan --json`. */
+export type { Plan };
 
 export function planRun(request: PlanRequest): Plan {
   const evaluation = evaluatePlan(request);
@@ -17,6 +15,9 @@ export function planRun(request: PlanRequest): Plan {
 /** The non-retryable failure for a plan that does not fit: why, and the cheapest change, in the message; the whole plan in the details. */
 export function planDoesNotFitError(plan: Plan): PlanDoesNotFitError {
   const cheapest = plan.suggestions[0];
-  const remedy = cheapest === undefined ? 'no change the planner knows makes it fit' : `cheapest change that fits: ${cheapest.description} (peak ${cheapest.peak_vram_gib} GiB)`;
+  const remedy =
+    cheapest === undefined
+      ? 'no change the planner knows makes it fit'
+      : `cheapest change that fits: ${cheapest.description} (peak ${cheapest.peak_vram_gib} GiB)`;
   return new PlanDoesNotFitError(`the run does not fit: ${plan.reasons.join('; ')}; ${remedy}`, { plan });
 }

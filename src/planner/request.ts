@@ -59,3 +59,26 @@ export interface PlanRequest {
   dataset_tokens?: number;
   epochs?: number;
 }
+
+/** The changes the planner proposes, cheapest first: the order users should try them in. */
+export const SuggestionKind = {
+  /** Slower by about a third, costs nothing else. */
+  EnableGradientCheckpointing: 'enable-gradient-checkpointing',
+  /** Quality-neutral in practice. */
+  EightBitOptimizer: 'eight-bit-optimizer',
+  /** Same effective batch through more accumulation: same result, slower. */
+  SmallerMicroBatch: 'smaller-micro-batch',
+  /** QLoRA: a small quality cost, less memory. */
+  QuantizeFourBit: 'quantize-4bit',
+  /** Less adapter capacity. */
+  SmallerRank: 'smaller-rank',
+  /** Truncates longer examples: changes what is learned. */
+  ShorterSequence: 'shorter-sequence',
+  /** Costs money: more GPUs of the same kind, sharding the weights. */
+  MoreGpus: 'more-gpus',
+  /** Costs money: one bigger GPU. */
+  BiggerGpu: 'bigger-gpu',
+  /** Several of the above together, when no single one is enough. */
+  Combined: 'combined',
+} as const;
+export type SuggestionKind = (typeof SuggestionKind)[keyof typeof SuggestionKind];

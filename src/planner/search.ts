@@ -2,45 +2,8 @@ import { match } from 'ts-pattern';
 import { gpuCatalog } from './catalog/gpus.ts';
 import { dataParallelRanks, resolveDevice, type ResolvedDevice } from './device.ts';
 import { evaluatePlan, type Evaluation } from './evaluate.ts';
-import type { CatalogGpuReference, PlanRequest } from './request.ts';
-
-/** The changes the planner proposes, cheapest first: the order users should try them in. */
-export const SuggestionKind = {
-  /** Slower by about a third, costs nothing else. */
-  EnableGradientCheckpointing: 'enable-gradient-checkpointing',
-  /** Quality-neutral in practice. */
-  EightBitOptimizer: 'eight-bit-optimizer',
-  /** Same effective batch through more accumulation: same result, slower. */
-  SmallerMicroBatch: 'smaller-micro-batch',
-  /** QLoRA: a small quality cost, less memory. */
-  QuantizeFourBit: 'quantize-4bit',
-  /** Less adapter capacity. */
-  SmallerRank: 'smaller-rank',
-  /** Truncates longer examples: changes what is learned. */
-  ShorterSequence: 'shorter-sequence',
-  /** Costs money: more GPUs of the same kind, sharding the weights. */
-  MoreGpus: 'more-gpus',
-  /** Costs money: one bigger GPU. */
-  BiggerGpu: 'bigger-gpu',
-  /** Several of the above together, when no single one is enough. */
-  Combined: 'combined',
-} as const;
-export type SuggestionKind = (typeof SuggestionKind)[keyof typeof SuggestionKind];
-
-/** The request fields a suggestion changes; JSON, so it can travel in a plan. */
-export type RequestChanges = Partial<
-  Pick<PlanRequest, 'backend' | 'quantization' | 'lora_rank' | 'sequence_length' | 'micro_batch_size' | 'gradient_accumulation_steps' | 'gradient_checkpointing' | 'optimizer'>
-> & { device?: CatalogGpuReference };
-
-export interface Suggestion {
-  kind: SuggestionKind;
-  description: string;
-  changes: RequestChanges;
-  fits: boolean;
-  peak_vram_gib: number;
-  available_gib: number;
-  tokens_per_s: number;
-}
+import type { RequestChanges, Suggestion } from '../contract/orchestration.ts';
+import { type PlanRequest, SuggestionKind } from './request.ts';
 
 interface Candidate {
   kind: SuggestionKind;
@@ -106,9 +69,7 @@ export function suggestChanges(request: PlanRequest): Suggestion[] {
   );
   const singles = [...cheapSingles, ...expensiveSingles.flat()];
   const cheapTogether =
-    singles.length === 0 && strongestCheap.length > 1
-      ? firstFitting(request, [{ kind: SuggestionKind.Combined, changes: cheapChanges }])
-      : [];
+    singles.length === 0 && strongestCheap.length > 1 ? firstFitting(request, [{ kind: SuggestionKind.Combined, changes: cheapChanges }]) : [];
   return [...singles, ...cheapTogether, ...combined];
 }
 
@@ -145,7 +106,11 @@ function describeChanges(changed: PlanRequest, changes: RequestChanges): string 
   const device = resolveDevice(changed.device);
   const parts = [
     changes.device === undefined || device.kind !== 'cuda' ? undefined : `${device.count} × ${device.name} (${device.memory_gib} GiB each)`,
-    changes.backend === undefined ? undefined : changes.backend === 'hf-peft' && dataParallelRanks(device) > 1 ? 'hf-peft, whose FSDP shards the weights across the GPUs' : `backend ${changes.backend}`,
+    changes.backend === undefined
+      ? undefined
+      : changes.backend === 'hf-peft' && dataParallelRanks(device) > 1
+        ? 'hf-peft, whose FSDP shards the weights across the GPUs'
+        : `backend ${changes.backend}`,
     changes.gradient_checkpointing === true ? 'gradient checkpointing on' : undefined,
     changes.optimizer === undefined ? undefined : `optimizer ${changes.optimizer}`,
     changes.micro_batch_size === undefined && changes.gradient_accumulation_steps === undefined
@@ -167,9 +132,7 @@ function cheapFamilies(request: PlanRequest, device: ResolvedDevice): Candidate[
   const onGpu = device.kind === 'cuda';
   const families: Candidate[][] = [
     request.gradient_checkpointing ? [] : [{ kind: SuggestionKind.EnableGradientCheckpointing, changes: { gradient_checkpointing: true } }],
-    onGpu && request.optimizer === 'adamw_torch'
-      ? [{ kind: SuggestionKind.EightBitOptimizer, changes: { optimizer: 'adamw_8bit' } }]
-      : [],
+    onGpu && request.optimizer === 'adamw_torch' ? [{ kind: SuggestionKind.EightBitOptimizer, changes: { optimizer: 'adamw_8bit' } }] : [],
     smallerMicroBatches(request),
     onGpu && request.quantization !== '4bit' ? [{ kind: SuggestionKind.QuantizeFourBit, changes: { quantization: '4bit' } }] : [],
   ];

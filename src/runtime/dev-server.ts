@@ -1,6 +1,6 @@
 import { Connection } from '@temporalio/client';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SearchAttribute } from '../contract.ts';
+import { SearchAttribute } from '../contract/index.ts';
 import { readyEnvironment } from '../../scripts/python-environment.mjs';
 import { type ManagedProcess, startProcess } from './processes.ts';
 

@@ -56,17 +56,18 @@ export const datasetSpecSchema = z
     message: 'give at most one of val_fraction, val_count, val_path',
   });
 
-export const loraSpecSchema = z
-  .strictObject({
-    r: positiveInt.default(16),
-    /** Defaults to r (scale 1), current practice; older guides used r/4. */
-    alpha: z.number().positive().optional(),
-    dropout: z.number().min(0).max(0.9).default(0),
-    /** 'all-linear' or explicit module names such as q_proj, v_proj. */
-    target_modules: z.union([z.literal('all-linear'), z.array(z.string().min(1)).min(1)]).default('all-linear'),
-    use_rslora: z.boolean().default(false),
-  })
-  .transform((lora) => ({ ...lora, alpha: lora.alpha ?? lora.r }));
+const loraSpecInputSchema = z.strictObject({
+  r: positiveInt.default(16),
+  /** Defaults to r (scale 1), current practice; older guides used r/4. */
+  alpha: z.number().positive().optional(),
+  dropout: z.number().min(0).max(0.9).default(0),
+  /** 'all-linear' or explicit module names such as q_proj, v_proj. */
+  target_modules: z.union([z.literal('all-linear'), z.array(z.string().min(1)).min(1)]).default('all-linear'),
+  use_rslora: z.boolean().default(false),
+});
+
+// The pipe states the parsed shape (alpha always present), so the parsed spec has a JSON Schema too (the contract's).
+export const loraSpecSchema = loraSpecInputSchema.transform((lora) => ({ ...lora, alpha: lora.alpha ?? lora.r })).pipe(loraSpecInputSchema.required());
 
 export const Optimizer = {
   /** 8-bit AdamW (bitsandbytes) on a GPU, torch AdamW on a CPU. */

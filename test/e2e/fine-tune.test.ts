@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { getRunStatus, startFineTune } from '../../src/client.ts';
-import { FailureType } from '../../src/contract.ts';
+import { FailureType } from '../../src/contract/index.ts';
 import { loadSpec, parseSpec } from '../../src/spec/load.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { recordHistory } from '../support/histories.ts';

@@ -8,9 +8,9 @@ import { Client, Connection } from '@temporalio/client';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ResolvedModel, TokenStatistics, TrainRequest, TrainResult } from '../../src/accelerator.ts';
+import type { ResolvedModel, TokenStatistics, TrainRequest, TrainResult } from '../../src/contract/index.ts';
 import { startFineTune } from '../../src/client.ts';
-import { TaskQueue } from '../../src/contract.ts';
+import { TaskQueue } from '../../src/contract/index.ts';
 import { parseSpec } from '../../src/spec/load.ts';
 import { createOrchestrationWorker } from '../../src/worker.ts';
 import { type TrainingProgressMessage, trainingProgressSignal } from '../../workflows/index.ts';
@@ -30,6 +30,7 @@ function fakeAccelerator(client: Client) {
     attempt: Context.current().info.attempt,
     step,
     total_steps: totalSteps,
+    epoch: 0,
     loss: 1 / (1 + step / 1000),
     val_loss: null,
     best: null,
@@ -44,10 +45,12 @@ function fakeAccelerator(client: Client) {
       return {
         model_uri: 'file:///fake/model',
         source: 'fake',
-        training: { device: 'cpu', backend: 'hf-peft', gradient_checkpointing: false, optimizer: 'adamw_torch' },
-        architecture: { model_type: 'llama', num_layers: 2, hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2, head_dim: 16, vocab_size: 49152, tie_word_embeddings: true },
-        tokenizer_identity: 'fake',
+        config: { model_type: 'llama', num_hidden_layers: 2, hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 49152, tie_word_embeddings: true },
+        tokenizer_identity: '0'.repeat(64),
         device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 1, cores: 2 },
+        cuda_bf16_supported: false,
+        unsloth_importable: false,
+        bitsandbytes_importable: false,
       };
     },
     async token_statistics(): Promise<TokenStatistics> {

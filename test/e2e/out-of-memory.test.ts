@@ -9,7 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { startFineTune } from '../../src/client.ts';
-import { FailureType } from '../../src/contract.ts';
+import { FailureType } from '../../src/contract/index.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
 import { useTestCluster } from '../support/cluster.ts';

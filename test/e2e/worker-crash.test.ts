@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { getRunStatus, startFineTune } from '../../src/client.ts';
-import { FailureType } from '../../src/contract.ts';
+import { FailureType } from '../../src/contract/index.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import { useTestCluster } from '../support/cluster.ts';
 

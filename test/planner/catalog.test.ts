@@ -84,6 +84,11 @@ describe('architectureFromHuggingFaceConfig', () => {
     expect(architectureFromHuggingFaceConfig(config, 'gemma-3-4b')).toMatchObject({ num_layers: 34, hidden_size: 2560, head_dim: 256, vocab_size: 262208 });
   });
 
+  it('applies the defaults inside text_config too, and reads a null head_dim as absent', () => {
+    const config = { model_type: 'llava', text_config: { model_type: 'llama', hidden_size: 512, intermediate_size: 1024, num_attention_heads: 8, head_dim: null, num_hidden_layers: 4, vocab_size: 1000 } };
+    expect(architectureFromHuggingFaceConfig(config, 'vision')).toMatchObject({ num_key_value_heads: 8, head_dim: 64, tie_word_embeddings: false });
+  });
+
   it('names the missing field', () => {
     expect(() => architectureFromHuggingFaceConfig({ hidden_size: 64 }, 'broken')).toThrow(InvalidSpecError);
     expect(() => architectureFromHuggingFaceConfig({ hidden_size: 64 }, 'broken')).toThrow(/num_attention_heads/);

@@ -3,7 +3,8 @@ import { availableParallelism, totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { match } from 'ts-pattern';
-import { isTuneflowError, ModelNotFoundError, InvalidSpecError } from '../../errors/index.ts';
+import { checkPayload, type ModelFacts, modelFactsSchema, type WorkerFacts } from '../../contract/index.ts';
+import { InvalidSpecError, isTuneflowError, ModelNotFoundError } from '../../errors/index.ts';
 import {
   architectureFromHuggingFaceConfig,
   describeWeightPrecision,
@@ -12,16 +13,17 @@ import {
   gpuCatalog,
   inferenceMemory,
   largestFittingMicroBatch,
-  planRun,
-  rankTradeOffs,
-  type DeviceDescription,
-  type CatalogGpuReference,
   type ModelArchitecture,
   type Plan,
+  type PlannedSpec,
   type PlannerOptimizer,
   type PlanRequest,
+  planTrainingRun,
   type Quantization,
+  rankTradeOffs,
+  type RunPlanInput,
   type TrainingBackend,
+  unknownGpuError,
 } from '../../planner/index.ts';
 import { examples } from './examples.ts';
 import { loadSpec } from '../../spec/load.ts';
@@ -62,6 +64,7 @@ export interface PlanCommandOptions {
   epochs?: number;
   ranks?: number[];
   effectiveBatch?: number;
+  facts?: string;
   json?: boolean;
 }
 
@@ -113,6 +116,7 @@ export function registerPlanCommand(program: Command, io: PlanCommandIo = proces
     .option('--epochs <count>', 'epochs over the dataset', positiveNumber)
     .option('--ranks <list>', 'rank trade-off table for these ranks, e.g. 8,16,32,64,128,256', positiveIntegerList)
     .option('--effective-batch <size>', 'find the largest micro-batch reaching this effective batch', positiveInteger)
+    .option('--facts <file>', "a worker's facts (resolve_model's result, a finished run's model): plan exactly as the workflow would there")
     .option('--json', 'print JSON')
     .addHelpText(
       'after',
@@ -150,18 +154,23 @@ export async function runPlanCommand(args: readonly string[]): Promise<PlanComma
 
 export function executePlanCommand(specPath: string | undefined, options: PlanCommandOptions): PlanCommandResult {
   try {
-    const request = planRequestFrom(specPath === undefined ? undefined : loadSpec(specPath), specPath, options);
-    const plan = planRun(request);
+    const { setup, request, plan } = planTrainingRun(planInputFrom(specPath === undefined ? undefined : loadSpec(specPath), specPath, options));
     const extras = {
       ...(options.ranks === undefined ? {} : { rank_trade_offs: rankTradeOffs(request, options.ranks) }),
       inference_memory: inferenceMemory(request.architecture, request.sequence_length),
       ...(options.effectiveBatch === undefined ? {} : { micro_batch_search: microBatchSearch(request, options.effectiveBatch) }),
     };
-    const output = options.json === true ? `${JSON.stringify({ ...plan, request: describeRequest(request), ...extras }, null, 2)}\n` : formatPlan(request, plan, extras);
+    const output =
+      options.json === true
+        ? `${JSON.stringify({ ...plan, setup, request: describeRequest(request), ...extras }, null, 2)}\n`
+        : formatPlan(request, plan, extras);
     return { exit_code: plan.fits ? PlanExitCode.Fits : PlanExitCode.DoesNotFit, output };
   } catch (error) {
     if (!isTuneflowError(error)) throw error;
-    return { exit_code: PlanExitCode.InvalidInput, output: options.json === true ? `${JSON.stringify({ error: error.message, details: error.details })}\n` : `error: ${error.message}\n` };
+    return {
+      exit_code: PlanExitCode.InvalidInput,
+      output: options.json === true ? `${JSON.stringify({ error: error.message, details: error.details })}\n` : `error: ${error.message}\n`,
+    };
   }
 }
 
@@ -179,49 +188,92 @@ function microBatchSearch(request: PlanRequest, effectiveBatch: number) {
       };
 }
 
-/** Spec values first, flags over them, then the same defaults the training run applies for 'auto'. */
-export function planRequestFrom(spec: RunSpec | undefined, specPath: string | undefined, options: PlanCommandOptions): PlanRequest {
+/**
+ * The planner's input, by the same path as the workflow's plan stage: spec values first, flags over them, and as
+ * the worker either the facts one reported (--facts) or the machine the flags name. 'auto' stays 'auto' here:
+ * resolveTrainingSetup decides it, as it does for a run.
+ */
+export function planInputFrom(spec: RunSpec | undefined, specPath: string | undefined, options: PlanCommandOptions): RunPlanInput {
+  const planned = plannedSpecFrom(spec, options);
+  const tokens = options.tokens === undefined ? {} : { dataset_tokens: options.tokens };
+  if (options.facts !== undefined) {
+    const facts = readModelFacts(options.facts);
+    const name = options.model ?? spec?.model.source ?? facts.source;
+    return { spec: planned, worker: facts, architecture: architectureFromHuggingFaceConfig(facts.config, name), tokens };
+  }
   const source = options.model ?? spec?.model.source;
   if (source === undefined) throw new InvalidSpecError('give a run spec or --model', { field: 'model.source' });
   const architecture = resolveArchitecture(source, specPath === undefined ? undefined : dirname(specPath));
-  const device = resolvePlanDevice(spec, options);
-  const onGpu = !('kind' in device) || device.kind === 'cuda';
-  const specBackend = spec?.device.backend === 'auto' ? undefined : spec?.device.backend;
-  const specOptimizer = spec?.train.optimizer === 'auto' ? undefined : spec?.train.optimizer;
-  const specCheckpointing = spec?.train.gradient_checkpointing === 'auto' ? undefined : spec?.train.gradient_checkpointing;
-  const targetModules = options.targetModules === undefined ? spec?.lora.target_modules : options.targetModules === 'all-linear' ? 'all-linear' : options.targetModules.split(',').map((module) => module.trim());
+  return { spec: planned, worker: assumedWorker(planned.device), architecture, tokens };
+}
+
+/** The spec fields the planner reads, flags over the spec's; without a spec, a micro-batch of 4 on a GPU and 1 on a CPU. */
+function plannedSpecFrom(spec: RunSpec | undefined, options: PlanCommandOptions): PlannedSpec {
+  const gpu = options.gpu === 'cpu' ? undefined : options.gpu;
+  const type = options.gpu === undefined ? (spec?.device.type ?? 'auto') : gpu === undefined ? 'cpu' : 'cuda';
+  const targetModules =
+    options.targetModules === undefined
+      ? spec?.lora.target_modules
+      : options.targetModules === 'all-linear'
+        ? 'all-linear'
+        : options.targetModules.split(',').map((module) => module.trim());
   return {
-    architecture,
-    device,
-    backend: options.backend ?? specBackend ?? (onGpu ? 'unsloth' : 'hf-peft'),
-    quantization: options.quant ?? spec?.device.quantization ?? 'none',
-    lora_rank: options.rank ?? spec?.lora.r ?? 16,
-    target_modules: targetModules ?? 'all-linear',
-    sequence_length: options.seq ?? spec?.model.max_seq_length ?? 2048,
-    micro_batch_size: options.microBatch ?? spec?.train.micro_batch_size ?? (onGpu ? 4 : 1),
-    gradient_accumulation_steps: options.gradAccum ?? spec?.train.gradient_accumulation_steps ?? 1,
-    // 'auto' checkpoints on a GPU, where memory is what runs out, and not on a CPU, where time is.
-    gradient_checkpointing: options.gradCkpt ?? specCheckpointing ?? onGpu,
-    optimizer: options.optimizer ?? specOptimizer ?? (onGpu ? 'adamw_8bit' : 'adamw_torch'),
-    ...(options.tokens === undefined ? {} : { dataset_tokens: options.tokens }),
-    ...(options.epochs === undefined ? (spec === undefined ? {} : { epochs: spec.train.epochs }) : { epochs: options.epochs }),
+    model: { max_seq_length: options.seq ?? spec?.model.max_seq_length ?? 2048 },
+    lora: { r: options.rank ?? spec?.lora.r ?? 16, target_modules: targetModules ?? 'all-linear' },
+    train: {
+      micro_batch_size: options.microBatch ?? spec?.train.micro_batch_size ?? (type === 'cpu' ? 1 : 4),
+      gradient_accumulation_steps: options.gradAccum ?? spec?.train.gradient_accumulation_steps ?? 1,
+      epochs: options.epochs ?? spec?.train.epochs ?? 1,
+      optimizer: options.optimizer ?? spec?.train.optimizer ?? 'auto',
+      gradient_checkpointing: options.gradCkpt ?? spec?.train.gradient_checkpointing ?? 'auto',
+    },
+    device: {
+      type,
+      gpu: gpu ?? spec?.device.gpu ?? 'auto',
+      gpu_count: options.gpus ?? spec?.device.gpu_count ?? 1,
+      gpu_memory_gib: options.gpuMemory ?? spec?.device.gpu_memory_gib,
+      backend: options.backend ?? spec?.device.backend ?? 'auto',
+      quantization: options.quant ?? spec?.device.quantization ?? 'none',
+    },
   };
 }
 
-function resolvePlanDevice(spec: RunSpec | undefined, options: PlanCommandOptions): DeviceDescription | CatalogGpuReference {
-  const requested = options.gpu ?? (spec?.device.type === 'cpu' ? 'cpu' : spec?.device.gpu);
-  if (requested === undefined || requested === 'auto') {
-    throw new InvalidSpecError('which device? pass --gpu (a catalog GPU or "cpu"); the spec says device.gpu: auto', { field: 'device.gpu' });
+/**
+ * The worker a run would get on the machine the flags name. A GPU is taken to have what a tuneflow GPU worker
+ * installs (Unsloth, bitsandbytes) and bf16 (every catalog GPU is Ampere or newer); a CPU is this machine.
+ */
+function assumedWorker(device: PlannedSpec['device']): WorkerFacts {
+  if (device.type === 'cpu') {
+    return {
+      device: { kind: 'cpu', name: 'this machine', memory_gib: totalmem() / 2 ** 30, count: 1, cores: availableParallelism() },
+      cuda_bf16_supported: false,
+      unsloth_importable: false,
+      bitsandbytes_importable: false,
+    };
   }
-  if (requested === 'cpu') {
-    return { kind: 'cpu', name: 'this machine', memory_gib: totalmem() / 2 ** 30, count: availableParallelism() };
+  if (device.gpu === 'auto') {
+    throw new InvalidSpecError(`which device? pass --gpu (a catalog GPU or "cpu") or --facts (a worker's facts); the spec says device.gpu: auto`, {
+      field: 'device.gpu',
+    });
   }
-  const memory = options.gpuMemory ?? spec?.device.gpu_memory_gib;
-  const count = options.gpus ?? spec?.device.gpu_count ?? 1;
-  if (findGpu(requested) === undefined && memory !== undefined) {
-    return { kind: 'cuda', name: requested, memory_gib: memory, count };
+  const memory = device.gpu_memory_gib ?? findGpu(device.gpu)?.memory_gib;
+  if (memory === undefined) throw unknownGpuError(device.gpu);
+  return {
+    device: { kind: 'cuda', name: device.gpu, memory_gib: memory, count: device.gpu_count },
+    cuda_bf16_supported: true,
+    unsloth_importable: true,
+    bitsandbytes_importable: true,
+  };
+}
+
+function readModelFacts(path: string): ModelFacts {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new InvalidSpecError(`--facts ${path} is not a readable JSON file: ${(error as Error).message}`, { field: 'facts' });
   }
-  return { gpu: requested, count, ...(memory === undefined ? {} : { memory_gib: memory }) };
+  return checkPayload(modelFactsSchema, parsed, `--facts ${path} (a worker's facts, resolve_model's result)`);
 }
 
 /**
@@ -282,11 +334,17 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
         ? ['No change the planner knows makes it fit.']
         : [
             'What would fit (cheapest change first):',
-            ...plan.suggestions.map((suggestion) => `  - ${suggestion.description}: peak ${suggestion.peak_vram_gib.toFixed(2)} of ${suggestion.available_gib} GiB, ${formatCount(suggestion.tokens_per_s)} tokens/s`),
+            ...plan.suggestions.map(
+              (suggestion) =>
+                `  - ${suggestion.description}: peak ${suggestion.peak_vram_gib.toFixed(2)} of ${suggestion.available_gib} GiB, ${formatCount(suggestion.tokens_per_s)} tokens/s`,
+            ),
           ]),
     );
   }
-  lines.push('', `Throughput: ${formatCount(plan.tokens_per_s)} tokens/s, ${formatCount(plan.tokens_per_hour)} tokens/hour; ${plan.step_seconds.toFixed(2)} s per optimizer step`);
+  lines.push(
+    '',
+    `Throughput: ${formatCount(plan.tokens_per_s)} tokens/s, ${formatCount(plan.tokens_per_hour)} tokens/hour; ${plan.step_seconds.toFixed(2)} s per optimizer step`,
+  );
   if (plan.eta_seconds !== undefined) {
     lines.push(`Time: ${formatCount(request.dataset_tokens ?? 0)} tokens × ${request.epochs ?? 1} epochs ≈ ${formatDuration(plan.eta_seconds)}`);
   }
@@ -300,7 +358,10 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
     );
   }
   if (extras.rank_trade_offs !== undefined) {
-    lines.push('', `  ${'rank'.padStart(5)} ${'trainable'.padStart(12)} ${'adapter MiB'.padStart(12)} ${'peak GiB'.padStart(9)} ${'tokens/s'.padStart(9)}  fits`);
+    lines.push(
+      '',
+      `  ${'rank'.padStart(5)} ${'trainable'.padStart(12)} ${'adapter MiB'.padStart(12)} ${'peak GiB'.padStart(9)} ${'tokens/s'.padStart(9)}  fits`,
+    );
     lines.push(
       ...extras.rank_trade_offs.map(
         (row) =>
@@ -311,7 +372,14 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
   lines.push(
     '',
     `Serving the merged model (${request.sequence_length}-token context, batch 1): ${extras.inference_memory
-      .map((row) => `${match(row.quantization).with('none', () => '16-bit').with('8bit', () => '8-bit').with('4bit', () => '4-bit').exhaustive()} ${row.total_gib.toFixed(2)} GiB`)
+      .map(
+        (row) =>
+          `${match(row.quantization)
+            .with('none', () => '16-bit')
+            .with('8bit', () => '8-bit')
+            .with('4bit', () => '4-bit')
+            .exhaustive()} ${row.total_gib.toFixed(2)} GiB`,
+      )
       .join(', ')}; training peak ${plan.peak_vram_gib.toFixed(2)} GiB`,
   );
   return `${lines.join('\n')}\n`;

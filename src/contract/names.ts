@@ -1,8 +1,8 @@
 /**
- * The contract between the TypeScript side (workflows, bookkeeping activities, client) and the Python activity
- * worker. Every task queue, activity name, failure type and search attribute lives here once; its Python twin is
- * `python-activities/tuneflow_activities/contract.py`, and `test/contract.test.ts` proves the two are equal.
- * Payloads that cross the language boundary are JSON with snake_case fields.
+ * The names of the contract between the TypeScript side (workflows, bookkeeping activities, client) and the Python
+ * activity worker. Every task queue, activity name, failure type and search attribute lives here once; its Python
+ * twin is `python-activities/tuneflow_activities/contract.py`, and `test/contract.test.ts` proves the two are equal.
+ * The shapes of the payloads under these names are the zod schemas beside this file.
  */
 
 export const TaskQueue = {
@@ -55,6 +55,8 @@ export const FailureType = {
   PlanDoesNotFit: 'TuneflowPlanDoesNotFit',
   IncompatibleCheckpoint: 'TuneflowIncompatibleCheckpoint',
   OutOfMemory: 'TuneflowOutOfMemory',
+  /** A payload crossing an activity boundary does not match its schema in the contract: a bug, never retried. */
+  ContractViolation: 'TuneflowContractViolation',
   /**
    * A worker died holding an attempt (SIGKILL, reboot) and a new worker on the same machine proved it: the attempt
    * is failed at once so that it retries now, not when the heartbeat timeout runs out. Retryable, like any infrastructure failure.
@@ -74,6 +76,7 @@ export const nonRetryableFailureTypes: readonly FailureType[] = [
   FailureType.ModelNotFound,
   FailureType.PlanDoesNotFit,
   FailureType.IncompatibleCheckpoint,
+  FailureType.ContractViolation,
 ];
 
 /** Search attributes registered on the dev server and upserted by the workflow at stage changes. */

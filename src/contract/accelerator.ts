@@ -1,0 +1,193 @@
+/**
+ * Requests and results of the Python activities (task queue tuneflow-gpu), as zod schemas with their types. JSON,
+ * snake_case. The Python worker validates every request and result against the JSON Schema generated from these
+ * (`npm run generate:schemas` → python-activities/tuneflow_activities/schemas/). Data, checkpoints and models travel
+ * as file:// URIs, never as bytes.
+ */
+import { z } from 'zod';
+import { DeviceKind, PlannerOptimizer, Quantization, TrainingBackend } from '../planner/request.ts';
+import { runSpecSchema } from '../spec/schema.ts';
+import { AcceleratorActivity } from './names.ts';
+
+const count = z.number().int().nonnegative();
+const fileUri = z.string().regex(/^file:\/\//);
+
+/** The device a worker trains on, as it reports it. */
+export const workerDeviceSchema = z.object({
+  kind: z.enum(DeviceKind),
+  /** The name torch reports for a GPU; 'cpu' for a CPU. */
+  name: z.string(),
+  /** Per GPU for cuda; system RAM for cpu. */
+  memory_gib: z.number().positive(),
+  /** Number of GPUs (1 on a CPU). */
+  count: z.number().int().positive(),
+  /** CPU cores, reported by CPU workers. */
+  cores: z.number().int().positive().optional(),
+});
+export type WorkerDevice = z.infer<typeof workerDeviceSchema>;
+
+/** What a worker can do, as facts: TypeScript decides what 'auto' means from them (src/setup). */
+export const workerFactsSchema = z.object({
+  device: workerDeviceSchema,
+  cuda_bf16_supported: z.boolean(),
+  unsloth_importable: z.boolean(),
+  bitsandbytes_importable: z.boolean(),
+});
+export type WorkerFacts = z.infer<typeof workerFactsSchema>;
+
+/** resolve_model's answer: the model the spec names, as a local directory, and the worker's facts. */
+export const modelFactsSchema = workerFactsSchema.extend({
+  model_uri: fileUri,
+  /** The spec's model.source, as given. */
+  source: z.string(),
+  /** A content hash of the tokenizer files: token counts and prepared data are valid for one tokenizer only. */
+  tokenizer_identity: z.string().regex(/^[0-9a-f]{64}$/),
+  /** The model's config.json as it is; the planner parses it (architectureFromHuggingFaceConfig). */
+  config: z.record(z.string(), z.unknown()),
+});
+export type ModelFacts = z.infer<typeof modelFactsSchema>;
+/** The name this shape had before resolve_model reported facts only. */
+export type ResolvedModel = ModelFacts;
+
+export const TrainingDtype = {
+  BFloat16: 'bfloat16',
+  Float16: 'float16',
+  Float32: 'float32',
+} as const;
+export type TrainingDtype = (typeof TrainingDtype)[keyof typeof TrainingDtype];
+
+/** How a run trains, decided once by resolveTrainingSetup: no field is ever 'auto'. */
+export const trainingSetupSchema = z.object({
+  device: z.enum(DeviceKind),
+  backend: z.enum(TrainingBackend),
+  quantization: z.enum(Quantization),
+  dtype: z.enum(TrainingDtype),
+  gradient_checkpointing: z.boolean(),
+  optimizer: z.enum(PlannerOptimizer),
+});
+export type TrainingSetup = z.infer<typeof trainingSetupSchema>;
+
+/** models.py */
+export const resolveModelRequestSchema = z.object({ spec: runSpecSchema });
+export type ResolveModelRequest = z.infer<typeof resolveModelRequestSchema>;
+
+/** Token counts of one prepared split; the length percentiles are absent for an empty split. */
+export const splitTokenStatisticsSchema = z.object({
+  rows: count,
+  total_tokens: count,
+  trainable_tokens: count,
+  min: count.optional(),
+  median: z.number().nonnegative().optional(),
+  p95: count.optional(),
+  max: count.optional(),
+  over_max_seq_length: count.optional(),
+  /** Rows and tokens left after the dataset.overlong policy: what training sees. */
+  rows_trained: count,
+  tokens_trained: count,
+});
+export type SplitTokenStatistics = z.infer<typeof splitTokenStatisticsSchema>;
+
+/** data.py via activities.token_statistics */
+export const tokenStatisticsRequestSchema = z.object({
+  spec: runSpecSchema,
+  model_uri: fileUri,
+  train_uri: fileUri,
+  val_uri: fileUri,
+});
+export type TokenStatisticsRequest = z.infer<typeof tokenStatisticsRequestSchema>;
+export const tokenStatisticsSchema = z.object({ train: splitTokenStatisticsSchema, val: splitTokenStatisticsSchema });
+export type TokenStatistics = z.infer<typeof tokenStatisticsSchema>;
+
+/** A checkpoint as progress reports name it. */
+export const checkpointReferenceSchema = z.object({ step: count, uri: fileUri });
+/** The best validation loss so far and the step that reached it. */
+export const bestValidationSchema = z.object({ val_loss: z.number(), step: count });
+
+/** training.py */
+export const trainRequestSchema = z.object({
+  spec: runSpecSchema,
+  setup: trainingSetupSchema,
+  model_uri: fileUri,
+  train_uri: fileUri,
+  /** Scored at checkpoints (and every validation.every_steps) for best-checkpoint retention and early stopping. */
+  val_uri: fileUri,
+  run_uri: fileUri,
+});
+export type TrainRequest = z.infer<typeof trainRequestSchema>;
+export const trainResultSchema = z.object({
+  adapter_uri: fileUri,
+  final_step: count,
+  total_steps: count,
+  stopped_early: z.boolean(),
+  train_loss: z.number().nullable(),
+  val_loss: z.number().nullable(),
+  best: bestValidationSchema.nullable(),
+  resumed_from_step: count,
+  steps_trained: count,
+  steps_redone: count,
+  corrupt_checkpoints_skipped: count,
+  last_checkpoint_uri: fileUri.nullable(),
+  backend: z.enum(TrainingBackend),
+  device: z.enum(DeviceKind),
+  dtype: z.enum(TrainingDtype),
+  optimizer: z.enum(PlannerOptimizer),
+  gradient_checkpointing: z.boolean(),
+  train_rows: count,
+  tokens_per_second: z.number().nonnegative(),
+  model_load_seconds: z.number().nonnegative(),
+  seconds_to_first_step: z.number().nonnegative().nullable(),
+});
+export type TrainResult = z.infer<typeof trainResultSchema>;
+
+/** merging.py */
+export const mergeRequestSchema = z.object({
+  spec: runSpecSchema,
+  setup: trainingSetupSchema,
+  model_uri: fileUri,
+  adapter_uri: fileUri,
+  run_uri: fileUri,
+});
+export type MergeRequest = z.infer<typeof mergeRequestSchema>;
+export const mergeResultSchema = z.object({
+  merged_uri: fileUri,
+  dtype: z.enum(TrainingDtype),
+  parameters: count,
+  bytes: count,
+});
+export type MergeResult = z.infer<typeof mergeResultSchema>;
+
+/** evaluation.py */
+export const evaluateRequestSchema = z.object({
+  spec: runSpecSchema,
+  setup: trainingSetupSchema,
+  model_uri: fileUri,
+  adapter_uri: fileUri,
+  val_uri: fileUri,
+});
+export type EvaluateRequest = z.infer<typeof evaluateRequestSchema>;
+export const evaluationResultSchema = z.object({
+  val_rows: count,
+  val_tokens: count,
+  base_val_loss: z.number().nullable(),
+  tuned_val_loss: z.number().nullable(),
+  base_perplexity: z.number().nullable(),
+  tuned_perplexity: z.number().nullable(),
+  samples: z.array(z.object({ prompt: z.string(), base: z.string(), tuned: z.string() })),
+});
+export type EvaluationResult = z.infer<typeof evaluationResultSchema>;
+
+/** Each Python activity's request and result schema, under its contract name: what the JSON Schema files are made of. */
+export const acceleratorActivitySchemas = {
+  [AcceleratorActivity.ResolveModel]: { request: resolveModelRequestSchema, result: modelFactsSchema },
+  [AcceleratorActivity.TokenStatistics]: { request: tokenStatisticsRequestSchema, result: tokenStatisticsSchema },
+  [AcceleratorActivity.Train]: { request: trainRequestSchema, result: trainResultSchema },
+  [AcceleratorActivity.Merge]: { request: mergeRequestSchema, result: mergeResultSchema },
+  [AcceleratorActivity.Evaluate]: { request: evaluateRequestSchema, result: evaluationResultSchema },
+} as const satisfies Record<AcceleratorActivity, { request: z.ZodType; result: z.ZodType }>;
+
+type ActivitySchemas = typeof acceleratorActivitySchemas;
+
+/** The Python activities as the workflow calls them: property names are the activity names in the contract. */
+export type AcceleratorActivities = {
+  [Name in keyof ActivitySchemas]: (request: z.infer<ActivitySchemas[Name]['request']>) => Promise<z.infer<ActivitySchemas[Name]['result']>>;
+};

@@ -1,0 +1,94 @@
+/**
+ * Requests and results of the TypeScript activities (task queue tuneflow), as zod schemas with their types. The
+ * planner's answer (Plan) is defined here because it travels: through Temporal, into run.json, out of
+ * `tuneflow plan --json`.
+ */
+import { z } from 'zod';
+import { preparedDatasetReportSchema } from '../data/report.ts';
+import { DeviceKind, PlannerOptimizer, Quantization, SuggestionKind, TrainingBackend } from '../planner/request.ts';
+import { runSpecSchema } from '../spec/schema.ts';
+import { modelFactsSchema, tokenStatisticsSchema, trainingSetupSchema } from './accelerator.ts';
+
+const positiveInt = z.number().int().positive();
+
+export const prepareDatasetRequestSchema = z.object({
+  spec: runSpecSchema,
+  artifact_root_uri: z.string().regex(/^file:\/\//),
+});
+export type PrepareDatasetRequest = z.infer<typeof prepareDatasetRequestSchema>;
+export { preparedDatasetReportSchema };
+
+/** A plan without suggestions: what one candidate configuration costs. The search evaluates many of these. */
+export const evaluationSchema = z.object({
+  fits: z.boolean(),
+  peak_vram_gib: z.number(),
+  available_gib: z.number(),
+  /** GiB per memory term, per device. */
+  breakdown: z.record(z.string(), z.number()),
+  tokens_per_s: z.number(),
+  tokens_per_hour: z.number(),
+  eta_seconds: z.number().optional(),
+  /** Seconds per optimizer step (all accumulation micro-steps). */
+  step_seconds: z.number(),
+  effective_batch_size: positiveInt,
+  trainable_parameters: z.number().int(),
+  total_parameters: z.number().int(),
+  device: z.object({ kind: z.enum(DeviceKind), name: z.string(), count: positiveInt, memory_gib: z.number() }),
+  reasons: z.array(z.string()),
+  notes: z.array(z.string()),
+});
+export type Evaluation = z.infer<typeof evaluationSchema>;
+
+/** The request fields a suggestion changes. */
+export const requestChangesSchema = z.object({
+  backend: z.enum(TrainingBackend).optional(),
+  quantization: z.enum(Quantization).optional(),
+  lora_rank: positiveInt.optional(),
+  sequence_length: positiveInt.optional(),
+  micro_batch_size: positiveInt.optional(),
+  gradient_accumulation_steps: positiveInt.optional(),
+  gradient_checkpointing: z.boolean().optional(),
+  optimizer: z.enum(PlannerOptimizer).optional(),
+  device: z.object({ gpu: z.string(), count: positiveInt.optional(), memory_gib: z.number().positive().optional() }).optional(),
+});
+export type RequestChanges = z.infer<typeof requestChangesSchema>;
+
+export const suggestionSchema = z.object({
+  kind: z.enum(SuggestionKind),
+  description: z.string(),
+  changes: requestChangesSchema,
+  fits: z.boolean(),
+  peak_vram_gib: z.number(),
+  available_gib: z.number(),
+  tokens_per_s: z.number(),
+});
+export type Suggestion = z.infer<typeof suggestionSchema>;
+
+export const planSchema = evaluationSchema.extend({
+  /** Empty when the plan fits; otherwise the cheapest changes that make it fit, each with its new peak. */
+  suggestions: z.array(suggestionSchema),
+});
+export type Plan = z.infer<typeof planSchema>;
+
+export const planRunRequestSchema = z.object({
+  spec: runSpecSchema,
+  model: modelFactsSchema,
+  tokens: tokenStatisticsSchema,
+});
+export type PlanRunRequest = z.infer<typeof planRunRequestSchema>;
+
+/** planRun's answer: how the run trains (every 'auto' decided) and what that costs. */
+export const runPlanSchema = z.object({ setup: trainingSetupSchema, plan: planSchema });
+export type RunPlan = z.infer<typeof runPlanSchema>;
+
+/** After an out-of-memory failure the setup stays as decided; only the micro-batch changes. */
+export const replanRequestSchema = planRunRequestSchema.extend({ setup: trainingSetupSchema });
+export type ReplanRequest = z.infer<typeof replanRequestSchema>;
+export const replanSchema = z
+  .object({
+    micro_batch_size: positiveInt,
+    gradient_accumulation_steps: positiveInt,
+    plan: planSchema,
+  })
+  .nullable();
+export type Replan = NonNullable<z.infer<typeof replanSchema>>;

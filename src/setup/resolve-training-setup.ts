@@ -1,0 +1,57 @@
+import type { TrainingSetup, WorkerFacts } from '../contract/index.ts';
+import { InvalidSpecError } from '../errors/index.ts';
+import type { DeviceSpec, TrainSpec } from '../spec/schema.ts';
+
+/** The spec fields that choose how to train; a whole RunSpec is one. */
+export interface TrainingChoices {
+  device: Pick<DeviceSpec, 'type' | 'backend' | 'quantization'>;
+  train: Pick<TrainSpec, 'optimizer' | 'gradient_checkpointing'>;
+}
+
+/**
+ * What every 'auto' in the spec means on a worker with these facts: the one rule, used by the workflow's plan
+ * stage and by `tuneflow plan` alike. The Python side receives the answer and decides nothing. A choice the worker
+ * cannot honour (Unsloth without Unsloth, bitsandbytes without CUDA) is bad input, named by its field.
+ */
+export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts): TrainingSetup {
+  const cuda = facts.device.kind === 'cuda';
+  if (spec.device.type === 'cuda' && !cuda) {
+    throw new InvalidSpecError('device.type is cuda but the worker has no CUDA device', { field: 'device.type' });
+  }
+  const device = spec.device.type === 'auto' ? facts.device.kind : spec.device.type;
+  const onCuda = device === 'cuda';
+  // bitsandbytes' 4/8-bit weights and 8-bit optimizers have CUDA kernels only.
+  const bitsandbytes = onCuda && facts.bitsandbytes_importable;
+
+  const unsloth = onCuda && facts.unsloth_importable;
+  if (spec.device.backend === 'unsloth' && !unsloth) {
+    throw new InvalidSpecError(
+      `device.backend is unsloth but ${onCuda ? 'Unsloth does not import on the worker' : 'the run trains on a CPU'}; use auto or hf-peft`,
+      {
+        field: 'device.backend',
+      },
+    );
+  }
+  if (spec.device.quantization !== 'none' && !bitsandbytes) {
+    throw new InvalidSpecError(`device.quantization ${spec.device.quantization} needs CUDA and bitsandbytes on the worker; use none`, {
+      field: 'device.quantization',
+    });
+  }
+  if ((spec.train.optimizer === 'adamw_8bit' || spec.train.optimizer === 'paged_adamw_8bit') && !bitsandbytes) {
+    throw new InvalidSpecError(`train.optimizer ${spec.train.optimizer} needs CUDA and bitsandbytes on the worker; use auto or adamw_torch`, {
+      field: 'train.optimizer',
+    });
+  }
+
+  return {
+    device,
+    // Unsloth's fused kernels: about 2x faster and far less memory, where it runs.
+    backend: spec.device.backend === 'auto' ? (unsloth ? 'unsloth' : 'hf-peft') : spec.device.backend,
+    quantization: spec.device.quantization,
+    dtype: onCuda ? (facts.cuda_bf16_supported ? 'bfloat16' : 'float16') : 'float32',
+    // On a GPU memory is the constraint; on a CPU memory is plentiful and recomputation costs a third more time.
+    gradient_checkpointing: spec.train.gradient_checkpointing === 'auto' ? onCuda : spec.train.gradient_checkpointing,
+    // 8-bit AdamW halves optimizer memory where bitsandbytes runs.
+    optimizer: spec.train.optimizer === 'auto' ? (bitsandbytes ? 'adamw_8bit' : 'adamw_torch') : spec.train.optimizer,
+  };
+}

@@ -1,0 +1,95 @@
+/** resolveTrainingSetup: what every 'auto' means on a worker, and which explicit choices a worker cannot honour. */
+import { describe, expect, it } from 'vitest';
+import type { WorkerFacts } from '../../src/contract/index.ts';
+import { isInvalidSpecError } from '../../src/errors/index.ts';
+import { resolveTrainingSetup, type TrainingChoices } from '../../src/setup/index.ts';
+
+const gpuWorker: WorkerFacts = {
+  device: { kind: 'cuda', name: 'NVIDIA H200', memory_gib: 139.8, count: 1 },
+  cuda_bf16_supported: true,
+  unsloth_importable: true,
+  bitsandbytes_importable: true,
+};
+const cpuWorker: WorkerFacts = {
+  device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 1, cores: 2 },
+  cuda_bf16_supported: false,
+  unsloth_importable: false,
+  bitsandbytes_importable: false,
+};
+
+const choices = (device: Partial<TrainingChoices['device']> = {}, train: Partial<TrainingChoices['train']> = {}): TrainingChoices => ({
+  device: { type: 'auto', backend: 'auto', quantization: 'none', ...device },
+  train: { optimizer: 'auto', gradient_checkpointing: 'auto', ...train },
+});
+
+function invalidField(run: () => unknown): unknown {
+  try {
+    run();
+  } catch (error) {
+    expect(isInvalidSpecError(error)).toBe(true);
+    return (error as { details: { field: unknown } }).details.field;
+  }
+  throw new Error('expected an InvalidSpec error');
+}
+
+describe('resolveTrainingSetup', () => {
+  it('resolves auto on a CUDA worker with Unsloth to Unsloth, bf16, checkpointing and 8-bit AdamW', () => {
+    expect(resolveTrainingSetup(choices(), gpuWorker)).toEqual({
+      device: 'cuda',
+      backend: 'unsloth',
+      quantization: 'none',
+      dtype: 'bfloat16',
+      gradient_checkpointing: true,
+      optimizer: 'adamw_8bit',
+    });
+  });
+
+  it('resolves auto on a CPU worker to hf-peft in float32 without checkpointing, torch AdamW', () => {
+    expect(resolveTrainingSetup(choices(), cpuWorker)).toEqual({
+      device: 'cpu',
+      backend: 'hf-peft',
+      quantization: 'none',
+      dtype: 'float32',
+      gradient_checkpointing: false,
+      optimizer: 'adamw_torch',
+    });
+  });
+
+  it('falls back where the worker lacks a package: fp16 without bf16, hf-peft without Unsloth, torch AdamW without bitsandbytes', () => {
+    const bare = { ...gpuWorker, cuda_bf16_supported: false, unsloth_importable: false, bitsandbytes_importable: false };
+    expect(resolveTrainingSetup(choices(), bare)).toMatchObject({
+      backend: 'hf-peft',
+      dtype: 'float16',
+      optimizer: 'adamw_torch',
+      gradient_checkpointing: true,
+    });
+  });
+
+  it('keeps explicit choices, and a CPU run on a CUDA worker trains as a CPU run', () => {
+    expect(
+      resolveTrainingSetup(choices({ backend: 'hf-peft', quantization: '4bit' }, { optimizer: 'paged_adamw_8bit', gradient_checkpointing: false }), gpuWorker),
+    ).toMatchObject({
+      backend: 'hf-peft',
+      quantization: '4bit',
+      optimizer: 'paged_adamw_8bit',
+      gradient_checkpointing: false,
+    });
+    expect(resolveTrainingSetup(choices({ type: 'cpu' }), gpuWorker)).toMatchObject({
+      device: 'cpu',
+      backend: 'hf-peft',
+      dtype: 'float32',
+      optimizer: 'adamw_torch',
+    });
+  });
+
+  it('refuses what the worker cannot do, naming the field', () => {
+    expect(invalidField(() => resolveTrainingSetup(choices({ type: 'cuda' }), cpuWorker))).toBe('device.type');
+    expect(invalidField(() => resolveTrainingSetup(choices({ backend: 'unsloth' }), cpuWorker))).toBe('device.backend');
+    expect(invalidField(() => resolveTrainingSetup(choices({ backend: 'unsloth' }), { ...gpuWorker, unsloth_importable: false }))).toBe('device.backend');
+    expect(invalidField(() => resolveTrainingSetup(choices({ quantization: '4bit' }), cpuWorker))).toBe('device.quantization');
+    expect(invalidField(() => resolveTrainingSetup(choices({ quantization: '8bit' }), { ...gpuWorker, bitsandbytes_importable: false }))).toBe(
+      'device.quantization',
+    );
+    expect(invalidField(() => resolveTrainingSetup(choices({}, { optimizer: 'adamw_8bit' }), cpuWorker))).toBe('train.optimizer');
+  });
+});
