@@ -6,7 +6,7 @@ import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
-import { SearchAttribute } from '../contract.ts';
+import { SearchAttribute } from '../contract/index.ts';
 import { homeLayout } from '../runtime/home.ts';
 import { type FineTuneResult, type fineTune, stateQuery } from '../../workflows/index.ts';
 import { CommandError } from './command-error.ts';

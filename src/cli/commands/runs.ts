@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { cancelRun, checkpointRun, connectClient, getRunStatus, pauseRun, type RunStatusReport, resumeRun, startFineTune } from '../../client.ts';
-import { Stage } from '../../contract.ts';
+import { Stage } from '../../contract/index.ts';
 import { homeLayout } from '../../runtime/home.ts';
 import { loadSpec } from '../../spec/load.ts';
 import type { FineTuneResult } from '../../../workflows/index.ts';
