@@ -65,6 +65,7 @@ function terminalView(stream: NodeJS.WriteStream): ProgressView {
 
 function plainView(stream: NodeJS.WriteStream): ProgressView {
   let previous: RunStatusReport | undefined;
+  let printed = '';
   let printedAt = 0;
   return {
     update: (status) => {
@@ -72,9 +73,11 @@ function plainView(stream: NodeJS.WriteStream): ProgressView {
       const stageChanged = previous === undefined || previous.stage !== status.stage;
       previous = status;
       for (const note of notes) stream.write(`${note}\n`);
-      if (!stageChanged && notes.length === 0 && Date.now() - printedAt < plainLineInterval) return;
+      const line = progressLine(status);
+      if (line === printed || (!stageChanged && notes.length === 0 && Date.now() - printedAt < plainLineInterval)) return;
+      printed = line;
       printedAt = Date.now();
-      stream.write(`${progressLine(status)}\n`);
+      stream.write(`${line}\n`);
     },
     stop: () => undefined,
   };
