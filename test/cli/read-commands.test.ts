@@ -38,7 +38,7 @@ describe('tuneflow read commands on a real run', () => {
     environment = { TEMPORAL_ADDRESS: inject('temporalAddress'), TUNEFLOW_HOME: cluster().home };
     const base = loadSpec(tinySpecPath);
     const specFile = join(home, 'spec.yaml');
-    writeFileSync(specFile, stringify({ ...base, train: { ...base.train, max_steps: 48 }, checkpoint: { ...base.checkpoint, every_steps: 4 } }));
+    writeFileSync(specFile, stringify({ ...base, train: { ...base.train, max_steps: 24 }, checkpoint: { ...base.checkpoint, every_steps: 4 } }));
 
     const started = await tuneflow('run', specFile, '--detach', '--id', workflowId, '--json');
     expect(started.code, started.stderr).toBe(0);
@@ -50,28 +50,28 @@ describe('tuneflow read commands on a real run', () => {
     }
     await cluster().killGpuWorker();
     await cluster().startGpuWorker();
-    const { code } = await follower.waitForExit(180_000);
+    const { code } = await follower.waitForExit(300_000);
     if (code !== 0) follower.child.kill('SIGKILL');
     expect(code, follower.output()).toBe(0);
     expect(follower.output()).toMatch(/resumed from step \d+/);
-    expect(follower.output()).toMatch(/train · step \d+\/48 · loss \d+\.\d{4}/);
+    expect(follower.output()).toMatch(/train · step \d+\/24 · loss \d+\.\d{4}/);
     expect(follower.output()).toContain(`run ${workflowId} completed`);
     // Not a terminal: plain lines, no colour codes, no carriage-return redraws.
     expect(follower.output()).not.toMatch(/\x1b\[|\r/);
-  }, 480_000);
+  }, 600_000);
 
   test('list filters through the search attributes, in text and JSON', async () => {
     const byModel = await tuneflow('list', '--model', 'tiny-random-llama', '--stage', 'done', '--status', 'completed', '--json');
     expect(byModel.code, byModel.stderr).toBe(0);
     const runs = JSON.parse(byModel.stdout) as { workflow_id: string; status: string; stage: string; model: string; step: number }[];
-    expect(runs.find((run) => run.workflow_id === workflowId)).toMatchObject({ status: 'completed', stage: 'done', model: 'tiny-random-llama', step: 48 });
+    expect(runs.find((run) => run.workflow_id === workflowId)).toMatchObject({ status: 'completed', stage: 'done', model: 'tiny-random-llama', step: 24 });
 
     const other = await tuneflow('list', '--model', 'no-such-model', '--json');
     expect(JSON.parse(other.stdout)).toEqual([]);
 
     const text = await tuneflow('list', '--model', 'tiny-random-llama');
     expect(text.stdout.split('\n')[0]).toMatch(/^ID\s+STATUS\s+STAGE\s+MODEL\s+STEP\s+LOSS\s+STARTED$/);
-    expect(text.stdout).toMatch(new RegExp(`${workflowId}\\s+completed\\s+done\\s+tiny-random-llama\\s+48`));
+    expect(text.stdout).toMatch(new RegExp(`${workflowId}\\s+completed\\s+done\\s+tiny-random-llama\\s+24`));
 
     const badStage = await tuneflow('list', '--stage', 'baking');
     expect(badStage.code).toBe(2);
@@ -82,7 +82,7 @@ describe('tuneflow read commands on a real run', () => {
     const status = await tuneflow('status', workflowId, '--json');
     expect(status.code).toBe(0);
     const report = JSON.parse(status.stdout) as { status: string; step: number; resumes: number; metrics: { tuned_val_loss: number }; artifacts: { adapter: string } };
-    expect(report).toMatchObject({ status: 'completed', step: 48 });
+    expect(report).toMatchObject({ status: 'completed', step: 24 });
     expect(report.resumes).toBeGreaterThanOrEqual(1);
     expect(existsSync(report.artifacts.adapter)).toBe(true);
     expect(report.metrics.tuned_val_loss).toBeGreaterThan(0);
@@ -96,11 +96,11 @@ describe('tuneflow read commands on a real run', () => {
     const logs = await tuneflow('logs', workflowId, '--json');
     expect(logs.code, logs.stderr).toBe(0);
     const records = JSON.parse(logs.stdout) as { step: number; attempt: number; loss: number }[];
-    expect(records.at(-1)!.step).toBe(48);
+    expect(records.at(-1)!.step).toBe(24);
     expect(new Set(records.map((record) => record.attempt)).size).toBeGreaterThanOrEqual(2);
     const tail = await tuneflow('logs', workflowId, '--tail', '2');
     expect(tail.stdout.trim().split('\n')).toHaveLength(2);
-    expect(tail.stdout).toMatch(/^step\s+48\s+loss \d+\.\d{4}\s+lr /m);
+    expect(tail.stdout).toMatch(/^step\s+24\s+loss \d+\.\d{4}\s+lr /m);
   });
 
   test('report writes HTML with inline SVG charts, PNG and SVG files, evaluation, samples and artifacts', async () => {
