@@ -30,7 +30,7 @@ export function listenForStopSignal(): StopSignal {
       resolveReceived(signal);
       return;
     }
-    log(phase === 'starting' ? `${signal} while starting: exiting; the children stop with this process` : `${signal} again: exiting now`);
+    log(phase === 'starting' ? `${signal} while starting: exiting now` : `${signal} again: exiting now`);
     process.exit(ExitCode.Interrupted);
   };
   process.on('SIGINT', handler).on('SIGTERM', handler);
