@@ -7,7 +7,7 @@ import type { ReportData } from './data.ts';
 
 const escape = (text: string) => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
 const fixed = (value: number | null | undefined, digits: number) => (value === null || value === undefined ? '—' : value.toFixed(digits));
-const count = (value: number) => Math.round(value).toLocaleString('en-US');
+const count = (value: number | null) => (value === null ? '—' : Math.round(value).toLocaleString('en-US'));
 
 function duration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
