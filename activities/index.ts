@@ -4,7 +4,6 @@
  * bad input fails once, clearly, instead of retrying.
  */
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   checkPayload,
@@ -16,8 +15,8 @@ import {
   replanRequestSchema,
   type RunPlan,
   type TrainingSetup,
+  type VerifiedCheckpoints,
 } from '../src/contract/index.ts';
-import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
 import { InvalidDatasetError, isInvalidDatasetError } from '../src/errors/index.ts';
 import { typedFailures } from '../src/errors/typed-failures.ts';
@@ -32,6 +31,7 @@ import {
   type RunPlanInput,
 } from '../src/planner/index.ts';
 import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
+import { RunLayout } from '../src/runtime/layout.ts';
 
 export { compareWithChampion, loadRetrainSpec, promoteModel, recordModelExports, registerModel } from '../src/registry/activities.ts';
 
@@ -119,20 +119,19 @@ export async function replanAfterOutOfMemory(request: ReplanRequest): Promise<Re
 export interface RecordCheckpointsRequest {
   run_uri: string;
   summary: Record<string, unknown>;
+  /** What the Python verify_checkpoints activity found: verification lives there alone. */
+  checkpoints: VerifiedCheckpoints;
 }
 
-export interface CheckpointBook {
-  checkpoints: CheckpointRecord[];
-  corrupt: CheckpointRecord[];
+export interface CheckpointBook extends VerifiedCheckpoints {
   run_manifest_uri: string;
 }
 
-/** Verifies every checkpoint of the run and writes the run's manifest (run.json) beside them. */
+/** Writes the run's manifest (run.json): the summary and the checkpoints it is given. */
 export async function recordCheckpoints(request: RecordCheckpointsRequest): Promise<CheckpointBook> {
-  const runDirectory = fileURLToPath(request.run_uri);
-  const all = await listCheckpoints(runDirectory);
-  const book = { checkpoints: all.filter((record) => record.verified), corrupt: all.filter((record) => !record.verified) };
-  await mkdir(runDirectory, { recursive: true });
-  await writeFileAtomic(join(runDirectory, 'run.json'), `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
-  return { ...book, run_manifest_uri: new URL('run.json', `${request.run_uri.replace(/\/?$/, '/')}`).href };
+  const layout = RunLayout.at(request.run_uri);
+  const book = { checkpoints: request.checkpoints.checkpoints, corrupt: request.checkpoints.corrupt };
+  await mkdir(fileURLToPath(layout.root), { recursive: true });
+  await writeFileAtomic(fileURLToPath(layout.manifest), `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
+  return { ...book, run_manifest_uri: layout.manifest };
 }

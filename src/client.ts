@@ -128,12 +128,8 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
   const totalSteps = progress?.total_steps ?? state?.total_steps ?? null;
   const rate = progress?.tokens_per_second ?? null;
   const lastCheckpoint = progress?.last_checkpoint ?? state?.progress.last_checkpoint ?? null;
-  // The plan's time for the whole run, scaled to the steps left and to the speed actually measured.
-  const plan = state?.plan;
-  const etaSeconds =
-    progress && plan?.eta_seconds && rate && progress.total_steps > 0
-      ? plan.eta_seconds * (1 - progress.step / progress.total_steps) * (plan.tokens_per_s / rate)
-      : null;
+  // The trainer's own: the steps left (max_steps and epochs) at its steady-state seconds per step.
+  const etaSeconds = progress?.eta_seconds ?? null;
   return {
     workflow_id: workflowId,
     status,

@@ -167,17 +167,29 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   let championLoss: number | null = null;
   if (champion) {
     const accelerator = python(spec.train.heartbeat_timeout_seconds);
-    const championBase =
-      champion.lineage.base_model === spec.model.source
-        ? trained.model
-        : await accelerator.resolve_model({ spec: { ...spec, model: { ...spec.model, source: champion.lineage.base_model } } });
+    // Same base: the challenger's tokenised held-out rows serve both. Another base has its own tokenizer, so the
+    // same rows are tokenised for it.
+    const championSpec = { ...spec, model: { ...spec.model, source: champion.lineage.base_model }, evaluate: { ...spec.evaluate, sample_prompts: [] } };
+    let championBase = trained.model;
+    let valTokensUri = trained.tokens.val_tokens_uri;
+    if (champion.lineage.base_model !== spec.model.source) {
+      championBase = await accelerator.resolve_model({ spec: championSpec });
+      const tokens = await accelerator.token_statistics({
+        spec: championSpec,
+        model_uri: championBase.model_uri,
+        tokenizer_identity: championBase.tokenizer_identity,
+        train_uri: dataset.train_uri,
+        val_uri: dataset.val_uri,
+      });
+      valTokensUri = tokens.val_tokens_uri;
+    }
     const scored = await accelerator.evaluate({
-      spec: { ...spec, evaluate: { ...spec.evaluate, sample_prompts: [] } },
+      spec: championSpec,
       // The challenger's setup: both adapters load the same way (a 4-bit run scores both in 4-bit).
       setup: trained.setup,
       model_uri: championBase.model_uri,
       adapter_uri: champion.adapter_uri,
-      val_uri: dataset.val_uri,
+      val_tokens_uri: valTokensUri,
     });
     championLoss = scored.tuned_val_loss;
   }

@@ -163,8 +163,8 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
             spec: run.spec,
             setup: run.setup,
             model_uri: run.model.model_uri,
-            train_uri: run.dataset.train_uri,
-            val_uri: run.dataset.val_uri,
+            train_tokens_uri: run.tokens.train_tokens_uri,
+            val_tokens_uri: run.tokens.val_tokens_uri,
             run_uri: run.run_uri,
           }),
         );

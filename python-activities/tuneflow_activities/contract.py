@@ -32,6 +32,7 @@ class AcceleratorActivity(str, Enum):
     MERGE = "merge"
     EVALUATE = "evaluate"
     EXPORT_GGUF = "export_gguf"
+    VERIFY_CHECKPOINTS = "verify_checkpoints"
 
 
 class WorkflowMessage(str, Enum):

@@ -91,11 +91,19 @@ export type SplitTokenStatistics = z.infer<typeof splitTokenStatisticsSchema>;
 export const tokenStatisticsRequestSchema = z.object({
   spec: runSpecSchema,
   model_uri: fileUri,
+  /** resolve_model's tokenizer_identity: the key the token ids are written under. */
+  tokenizer_identity: z.string().regex(/^[0-9a-f]{64}$/),
   train_uri: fileUri,
   val_uri: fileUri,
 });
 export type TokenStatisticsRequest = z.infer<typeof tokenStatisticsRequestSchema>;
-export const tokenStatisticsSchema = z.object({ train: splitTokenStatisticsSchema, val: splitTokenStatisticsSchema });
+export const tokenStatisticsSchema = z.object({
+  train: splitTokenStatisticsSchema,
+  val: splitTokenStatisticsSchema,
+  /** Each split's token ids, written once beside the prepared data (data.write_tokenized_split); train and evaluate read them. */
+  train_tokens_uri: fileUri,
+  val_tokens_uri: fileUri,
+});
 export type TokenStatistics = z.infer<typeof tokenStatisticsSchema>;
 
 /** A checkpoint as progress reports name it. */
@@ -108,9 +116,9 @@ export const trainRequestSchema = z.object({
   spec: runSpecSchema,
   setup: trainingSetupSchema,
   model_uri: fileUri,
-  train_uri: fileUri,
+  train_tokens_uri: fileUri,
   /** Scored at checkpoints (and every validation.every_steps) for best-checkpoint retention and early stopping. */
-  val_uri: fileUri,
+  val_tokens_uri: fileUri,
   run_uri: fileUri,
 });
 export type TrainRequest = z.infer<typeof trainRequestSchema>;
@@ -133,7 +141,11 @@ export const trainResultSchema = z.object({
   optimizer: z.enum(PlannerOptimizer),
   gradient_checkpointing: z.boolean(),
   train_rows: count,
-  tokens_per_second: z.number().nonnegative(),
+  /** Whether rows were packed (train.packing resolved), and how many sequences the rows made. */
+  packing: z.boolean(),
+  train_sequences: count,
+  /** Steady-state real tokens per second of this attempt; null when it trained too few steps to tell. */
+  tokens_per_second: z.number().nonnegative().nullable(),
   model_load_seconds: z.number().nonnegative(),
   seconds_to_first_step: z.number().nonnegative().nullable(),
 });
@@ -162,7 +174,7 @@ export const evaluateRequestSchema = z.object({
   setup: trainingSetupSchema,
   model_uri: fileUri,
   adapter_uri: fileUri,
-  val_uri: fileUri,
+  val_tokens_uri: fileUri,
 });
 export type EvaluateRequest = z.infer<typeof evaluateRequestSchema>;
 export const evaluationResultSchema = z.object({
@@ -194,6 +206,26 @@ export const exportGgufResultSchema = z.object({
   source_uri: fileUri,
 });
 export type ExportGgufResult = z.infer<typeof exportGgufResultSchema>;
+/** A checkpoint directory of a run as checkpoint.Checkpoint.as_record / corrupt_record describe it. */
+export const checkpointRecordSchema = z.object({
+  step: count,
+  uri: fileUri,
+  /** Every file matches the sha256 its manifest records. */
+  verified: z.boolean(),
+  train_loss: z.number().nullable(),
+  val_loss: z.number().nullable(),
+});
+export type CheckpointRecord = z.infer<typeof checkpointRecordSchema>;
+
+/** activities.verify_checkpoints: checkpoints are verified in Python only. */
+export const verifyCheckpointsRequestSchema = z.object({ run_uri: fileUri });
+export type VerifyCheckpointsRequest = z.infer<typeof verifyCheckpointsRequestSchema>;
+export const verifiedCheckpointsSchema = z.object({
+  /** Verified checkpoints, oldest first. */
+  checkpoints: z.array(checkpointRecordSchema),
+  corrupt: z.array(checkpointRecordSchema),
+});
+export type VerifiedCheckpoints = z.infer<typeof verifiedCheckpointsSchema>;
 
 /** Each Python activity's request and result schema, under its contract name: what the JSON Schema files are made of. */
 export const acceleratorActivitySchemas = {
@@ -203,6 +235,7 @@ export const acceleratorActivitySchemas = {
   [AcceleratorActivity.Merge]: { request: mergeRequestSchema, result: mergeResultSchema },
   [AcceleratorActivity.Evaluate]: { request: evaluateRequestSchema, result: evaluationResultSchema },
   [AcceleratorActivity.ExportGguf]: { request: exportGgufRequestSchema, result: exportGgufResultSchema },
+  [AcceleratorActivity.VerifyCheckpoints]: { request: verifyCheckpointsRequestSchema, result: verifiedCheckpointsSchema },
 } as const satisfies Record<AcceleratorActivity, { request: z.ZodType; result: z.ZodType }>;
 
 type ActivitySchemas = typeof acceleratorActivitySchemas;

@@ -35,6 +35,7 @@ export const AcceleratorActivity = {
   Merge: 'merge',
   Evaluate: 'evaluate',
   ExportGguf: 'export_gguf',
+  VerifyCheckpoints: 'verify_checkpoints',
 } as const;
 export type AcceleratorActivity = (typeof AcceleratorActivity)[keyof typeof AcceleratorActivity];
 

@@ -9,7 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ResolvedModel, TokenStatistics, TrainingProgressMessage, TrainRequest, TrainResult } from '../../src/contract/index.ts';
+import type { ResolvedModel, TokenStatistics, TrainingProgressMessage, TrainRequest, TrainResult, VerifiedCheckpoints } from '../../src/contract/index.ts';
 import { startFineTune } from '../../src/client.ts';
 import { TaskQueue } from '../../src/contract/index.ts';
 import { parseSpec } from '../../src/spec/load.ts';
@@ -36,6 +36,9 @@ function fakeAccelerator(client: Client) {
     val_loss: null,
     best: null,
     tokens_per_second: 1e6,
+    padded_tokens_per_second: 1e6,
+    padding_fraction: 0,
+    eta_seconds: null,
     last_checkpoint: { step, uri: `file:///fake/step-${step}` },
     resumed_from_step: resumedFrom,
     steps_redone: 0,
@@ -65,7 +68,10 @@ function fakeAccelerator(client: Client) {
     },
     async token_statistics(): Promise<TokenStatistics> {
       const split = { rows: 100, total_tokens: 10_000, trainable_tokens: 5_000, max: 128, rows_trained: 100, tokens_trained: 10_000 };
-      return { train: split, val: split };
+      return { train: split, val: split, train_tokens_uri: 'file:///fake/tokens/train', val_tokens_uri: 'file:///fake/tokens/val' };
+    },
+    async verify_checkpoints(): Promise<VerifiedCheckpoints> {
+      return { checkpoints: [], corrupt: [] };
     },
     async train(request: TrainRequest): Promise<TrainResult> {
       const context = Context.current();
@@ -98,6 +104,8 @@ function fakeAccelerator(client: Client) {
         optimizer: 'adamw_torch',
         gradient_checkpointing: false,
         train_rows: 100,
+        packing: false,
+        train_sequences: 100,
         tokens_per_second: 1e6,
         model_load_seconds: 0,
         seconds_to_first_step: 0,

@@ -31,7 +31,13 @@ export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowIn
 export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { artifactRootUri: string }): Promise<PlannedRun> {
   const accelerator = python(spec.train.heartbeat_timeout_seconds);
   const model = await accelerator.resolve_model({ spec });
-  const tokens = await accelerator.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
+  const tokens = await accelerator.token_statistics({
+    spec,
+    model_uri: model.model_uri,
+    tokenizer_identity: model.tokenizer_identity,
+    train_uri: dataset.train_uri,
+    val_uri: dataset.val_uri,
+  });
   const { setup, plan } = await bookkeeping.planRun({ spec, model, tokens });
   return { spec, run_uri: runDirectoryUri(options.artifactRootUri), dataset, model, tokens, setup, plan };
 }
