@@ -29,13 +29,13 @@ describe('tuneflow models', () => {
     expect((await tuneflow('promote', 'people', '2', '--expect-champion', '1')).stdout).toContain('people: v2 is the champion (was v1;');
     const stale = await tuneflow('promote', 'people', '1', '--expect-champion', '1');
     expect(stale.code).toBe(2);
-    expect(stale.stderr).toBe('[tuneflow] cannot promote people version 1: the champion is 2, not 1 as expected\n');
+    expect(stale.stderr).toBe('[tuneflow] error: cannot promote people version 1: the champion is 2, not 1 as expected\n');
     expect(JSON.parse((await tuneflow('diff', 'people', '1', '2', '--json')).stdout).metrics).toEqual([{ metric: 'val_loss', a: 1.5, b: 1.25, delta: -0.25 }]);
     expect((await tuneflow('rollback', 'people')).stdout).toBe('people: v1 is the champion again (v2 demoted)\n');
     expect(JSON.parse((await tuneflow('show', 'people', '--json')).stdout).champion.version).toBe(1);
 
     const unknown = await tuneflow('show', 'nobody');
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toBe('[tuneflow] the registry has no model named nobody\n');
+    expect(unknown.stderr).toBe('[tuneflow] error: the registry has no model named nobody\n');
   }, 120_000);
 });

@@ -33,16 +33,18 @@ describe('tuneflow schedule', () => {
 
     const again = await tuneflow('create', name, '--spec', exampleSpec, '--every', '7d');
     expect(again.code).toBe(2);
-    expect(again.stderr).toBe(`[tuneflow] schedule ${name} exists: \`tuneflow schedule delete ${name}\` first, or choose another name\n`);
+    expect(again.stderr).toBe(
+      `[tuneflow] error: schedule ${name} exists\n[tuneflow] hint: \`tuneflow schedule delete ${name}\` first, or choose another name\n`,
+    );
     expect((await tuneflow('unpause', name)).stdout).toBe(`schedule ${name} unpaused\n`);
     expect((await tuneflow('pause', name)).stdout).toBe(`schedule ${name} paused\n`);
     expect((await tuneflow('delete', name)).stdout).toBe(`schedule ${name} deleted\n`);
 
     const missing = await tuneflow('describe', name);
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toBe(`[tuneflow] no schedule named ${name}: \`tuneflow schedule list\` shows them\n`);
+    expect(missing.stderr).toBe(`[tuneflow] error: no schedule named ${name}\n[tuneflow] hint: \`tuneflow schedule list\` shows them\n`);
     const both = await tuneflow('create', name, '--spec', exampleSpec);
     expect(both.code).toBe(2);
-    expect(both.stderr).toBe(`[tuneflow] schedule ${name}: give exactly one of cron and every\n`);
+    expect(both.stderr).toBe(`[tuneflow] error: schedule ${name}: give exactly one of cron and every\n`);
   }, 120_000);
 });

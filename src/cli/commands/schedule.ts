@@ -2,6 +2,8 @@ import { ScheduleAlreadyRunning, ScheduleNotFoundError } from '@temporalio/clien
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { connectClient } from '../../client.ts';
 import { homeLayout } from '../../runtime/home.ts';
+import { CommandError } from '../command-error.ts';
+import { ExitCode } from '../exit-code.ts';
 import {
   backfillSchedule,
   createRetrainSchedule,
@@ -34,17 +36,21 @@ function fraction(value: string): number {
   return parsed;
 }
 
-/** Connects, runs, closes; a schedule that does not exist is one line with a hint, not a stack. */
+/** Connects, runs, closes; a schedule that does not exist (or already does) is one line with a hint, not a stack. */
 async function withClient(name: string | undefined, work: (client: Awaited<ReturnType<typeof connectClient>>) => Promise<void>): Promise<void> {
   const client = await connectClient();
   try {
     await work(client);
   } catch (error) {
-    if (error instanceof ScheduleNotFoundError) process.stderr.write(`[tuneflow] no schedule named ${name}: \`tuneflow schedule list\` shows them\n`);
-    else if (error instanceof ScheduleAlreadyRunning)
-      process.stderr.write(`[tuneflow] schedule ${name} exists: \`tuneflow schedule delete ${name}\` first, or choose another name\n`);
-    else throw error;
-    process.exitCode = 2;
+    if (error instanceof ScheduleNotFoundError) {
+      throw new CommandError(`no schedule named ${name}`, ExitCode.InvalidInput, '`tuneflow schedule list` shows them', { cause: error });
+    }
+    if (error instanceof ScheduleAlreadyRunning) {
+      throw new CommandError(`schedule ${name} exists`, ExitCode.InvalidInput, `\`tuneflow schedule delete ${name}\` first, or choose another name`, {
+        cause: error,
+      });
+    }
+    throw error;
   } finally {
     await client.connection.close();
   }
