@@ -1,5 +1,6 @@
 import type { EvaluationResult } from '../../src/contract/index.ts';
-import { python } from '../activities.ts';
+import { Stage } from '../../src/contract/index.ts';
+import { activitySummary, python } from '../activities.ts';
 import type { TrainedAdapter } from '../train-adapter.ts';
 import type { PlannedRun } from './plan.ts';
 import type { PreparedDataset } from './prepare.ts';
@@ -10,7 +11,7 @@ import type { PreparedDataset } from './prepare.ts';
  * (a held-out set, prepared by the prepare stage), which is tokenised first, once, like the run's own data.
  */
 export async function evaluate(run: PlannedRun, trained: TrainedAdapter, options: { dataset?: PreparedDataset } = {}): Promise<EvaluationResult> {
-  const accelerator = python(run.spec.train.heartbeat_timeout_seconds);
+  const accelerator = python(run.spec.train.heartbeat_timeout_seconds, activitySummary(Stage.Evaluate, run.spec.model.source, 'base vs tuned'));
   const valTokensUri = options.dataset
     ? (
         await accelerator.token_statistics({
