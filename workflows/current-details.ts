@@ -40,7 +40,7 @@ export function describeRunDetails(details: RunDetails): string {
     ['Status', details.status],
     ['Model', details.model],
   ];
-  if (progress.total_steps !== null) rows.push(['Step', `${progress.step}/${progress.total_steps}`]);
+  if (progress.total_steps !== null) rows.push(['Step', `${progress.step} of ${progress.total_steps}`]);
   if (progress.loss !== null) rows.push(['Loss', progress.loss.toFixed(4)]);
   if (progress.val_loss !== null) rows.push(['Validation loss', progress.val_loss.toFixed(4)]);
   const eta = details.status === 'running' ? etaSeconds(details) : null;
