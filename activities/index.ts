@@ -91,7 +91,7 @@ function runPlanInput({ spec, model, tokens }: PlanRunRequest): RunPlanInput {
     spec,
     worker: model,
     architecture: architectureFromHuggingFaceConfig(model.config, spec.model.source),
-    tokens: { longest_row: tokens.train.max, dataset_tokens: tokens.train.tokens_trained },
+    tokens: { longest_row: tokens.train.max, dataset_tokens: tokens.train.tokens_trained, lengths: tokens.train.length_histogram },
   };
 }
 

@@ -126,7 +126,8 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
 
     config = transformers.LlamaConfig(**SHAPES[shape_name], max_position_embeddings=4096)
     setup = TrainingSetup(
-        device="cpu", backend="hf-peft", quantization="none", dtype="float32", gradient_checkpointing=gradient_checkpointing, optimizer="adamw_torch"
+        device="cpu", backend="hf-peft", quantization="none", dtype="float32", gradient_checkpointing=gradient_checkpointing, optimizer="adamw_torch",
+        packing=False,
     )
     spec = calibration_spec(sequence_length)
     # The product's loader reads a model directory: the random model is saved (and freed) first, then loaded as

@@ -181,6 +181,7 @@ def bench_setup(method, cpu_test):
         dtype="bfloat16",
         gradient_checkpointing=bool(METHODS[method]["gradient_checkpointing"]),
         optimizer="adamw_torch" if cpu_test else "adamw_8bit",
+        packing=False,
     )
 
 

@@ -72,10 +72,10 @@ def spec(quantization: str, max_steps: int | None, packing: bool = False) -> dic
     }
 
 
-def setup(quantization: str) -> dict:
+def setup(quantization: str, packing: bool = False) -> dict:
     """What resolveTrainingSetup decides for spec() on this device."""
     return {"device": "cuda" if CUDA else "cpu", "backend": "unsloth" if CUDA else "hf-peft", "quantization": quantization if CUDA else "none",
-            "dtype": "bfloat16" if CUDA else "float32", "gradient_checkpointing": CUDA, "optimizer": "adamw_8bit" if CUDA else "adamw_torch"}
+            "dtype": "bfloat16" if CUDA else "float32", "gradient_checkpointing": CUDA, "optimizer": "adamw_8bit" if CUDA else "adamw_torch", "packing": packing}
 
 
 def text_of(random, tokens: int) -> str:
@@ -215,7 +215,7 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
         if time.monotonic() - started_all > budget_seconds:
             records.append({"run": name, "status": "skipped (budget)"})
             continue
-        request = {"spec": spec(quantization, max_steps, packing), "setup": setup(quantization), "model_uri": built["model_uri"],
+        request = {"spec": spec(quantization, max_steps, packing), "setup": setup(quantization, packing), "model_uri": built["model_uri"],
                    "train_tokens_uri": built["tokens"][data], "run_uri": (work / f"{quantization}-{name}").as_uri()}
         environment = ActivityEnvironment()
         environment.info = dataclasses.replace(environment.info, attempt=1)

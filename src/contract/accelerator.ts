@@ -64,6 +64,8 @@ export const trainingSetupSchema = z.object({
   dtype: z.enum(TrainingDtype),
   gradient_checkpointing: z.boolean(),
   optimizer: z.enum(PlannerOptimizer),
+  /** Rows packed into sequences of up to model.max_seq_length tokens (train.packing decided). */
+  packing: z.boolean(),
 });
 export type TrainingSetup = z.infer<typeof trainingSetupSchema>;
 
@@ -84,6 +86,11 @@ export const splitTokenStatisticsSchema = z.object({
   /** Rows and tokens left after the dataset.overlong policy: what training sees. */
   rows_trained: count,
   tokens_trained: count,
+  /**
+   * The trained rows' lengths (after the overlong policy), binned by data.length_histogram: rows of length in
+   * (previous bin's up_to, up_to], with their tokens. The planner's padded widths, packs and compiled shapes come from it.
+   */
+  length_histogram: z.array(z.object({ up_to: count.positive(), rows: count.positive(), tokens: count.positive() })),
 });
 export type SplitTokenStatistics = z.infer<typeof splitTokenStatisticsSchema>;
 

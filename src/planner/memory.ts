@@ -40,6 +40,11 @@ export interface MemoryInputs {
   lora_rank: number;
   target_modules: readonly LinearModule[];
   sequence_length: number;
+  /**
+   * How many earlier tokens each token attends to on average, where rows are shorter than the sequence (packed
+   * rows: the sum of squared row lengths over the sum of lengths); the sequence length when absent.
+   */
+  attention_span?: number;
   micro_batch_size: number;
   gradient_checkpointing: boolean;
   optimizer: PlannerOptimizer;

@@ -21,7 +21,7 @@ export function tokenCost(inputs: MemoryInputs): TokenCost {
   const { architecture } = inputs;
   const adapter = loraParameters(architecture, inputs.lora_rank, inputs.target_modules);
   const layerMatmuls = architecture.num_layers * linearParametersPerLayer(architecture);
-  const attentionForward = 2 * architecture.num_layers * inputs.sequence_length * architecture.num_attention_heads * architecture.head_dim;
+  const attentionForward = 2 * architecture.num_layers * (inputs.attention_span ?? inputs.sequence_length) * architecture.num_attention_heads * architecture.head_dim;
   const forward = 2 * matmulParameters(architecture) + 2 * adapter + attentionForward;
   const backward = 2 * matmulParameters(architecture) + 4 * adapter + 2 * attentionForward;
   const recompute = inputs.gradient_checkpointing ? 2 * layerMatmuls + 2 * adapter + attentionForward : 0;

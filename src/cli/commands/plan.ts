@@ -217,6 +217,8 @@ function plannedSpecFrom(spec: RunSpec | undefined, options: PlanCommandOptions)
       epochs: options.epochs ?? spec?.train.epochs ?? 1,
       optimizer: options.optimizer ?? spec?.train.optimizer ?? 'auto',
       gradient_checkpointing: options.gradCkpt ?? spec?.train.gradient_checkpointing ?? 'auto',
+      packing: spec?.train.packing ?? 'auto',
+      ...(spec?.train.max_steps === undefined ? {} : { max_steps: spec.train.max_steps }),
     },
     device: {
       type,
