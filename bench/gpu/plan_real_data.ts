@@ -52,4 +52,6 @@ const plans = Object.fromEntries(
   ]),
 );
 const commit = execFileSync('git', ['rev-parse', 'HEAD'], { encoding: 'utf8' }).trim();
-process.stdout.write(`${JSON.stringify({ command: 'npx tsx bench/gpu/plan_real_data.ts > bench/gpu/results/real-data-plans.json', planner_commit: commit, plans }, null, 2)}\n`);
+process.stdout.write(
+  `${JSON.stringify({ command: 'npx tsx bench/gpu/plan_real_data.ts > bench/gpu/results/real-data-plans.json', planner_commit: commit, plans }, null, 2)}\n`,
+);

@@ -113,7 +113,8 @@ export function architectureFromHuggingFaceConfig(config: Record<string, unknown
   const textConfig = config['text_config'];
   const source = isRecord(textConfig) ? { ...config, ...textConfig } : config;
   const modelType = typeof source['model_type'] === 'string' ? source['model_type'] : undefined;
-  const architectureName = name ?? (typeof source['_name_or_path'] === 'string' && source['_name_or_path'] !== '' ? source['_name_or_path'] : (modelType ?? 'custom'));
+  const architectureName =
+    name ?? (typeof source['_name_or_path'] === 'string' && source['_name_or_path'] !== '' ? source['_name_or_path'] : (modelType ?? 'custom'));
 
   const integer = (keys: readonly string[], fallback?: number): number => {
     for (const key of keys) {

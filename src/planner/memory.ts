@@ -99,7 +99,11 @@ export function memoryBreakdownBytes(inputs: MemoryInputs): MemoryBreakdown {
   };
   const allocatedTotal = Object.values(allocated).reduce((sum, value) => sum + value, 0);
   return match(inputs.device_kind)
-    .with('cuda', () => ({ ...allocated, runtime_context: cudaContextGib * bytesPerGib, allocator_slack: gpuCalibration[inputs.backend].allocator_slack_fraction * allocatedTotal }))
+    .with('cuda', () => ({
+      ...allocated,
+      runtime_context: cudaContextGib * bytesPerGib,
+      allocator_slack: gpuCalibration[inputs.backend].allocator_slack_fraction * allocatedTotal,
+    }))
     .with('cpu', () => ({ ...allocated, runtime_context: cpuCalibration.runtime_gib * bytesPerGib, allocator_slack: 0 }))
     .exhaustive();
 }
@@ -162,7 +166,8 @@ export function activationBytesPerTokenPerLayer(inputs: MemoryInputs): number {
     .with('hf-peft', () => {
       const normInputs = 2 * 4 * hidden;
       const layerTensors = bytes * (2 * hidden + queryWidth + 2 * keyValueWidth + 2 * queryWidth + 4 * intermediate);
-      const adapterInputCopies = bytes === adapterBytes ? 0 : targets.reduce((sum, module) => sum + adapterBytes * linearShape(architecture, module).in_features, 0);
+      const adapterInputCopies =
+        bytes === adapterBytes ? 0 : targets.reduce((sum, module) => sum + adapterBytes * linearShape(architecture, module).in_features, 0);
       const adapterOutputs = adapterBytes * rank * targets.length;
       return normInputs + layerTensors + adapterInputCopies + adapterOutputs + attentionLogSumExp;
     })
@@ -196,7 +201,9 @@ function activationBytes(inputs: MemoryInputs): number {
     .with('hf-peft', () => layers)
     .with('unsloth', () => Math.min(layers, 2))
     .exhaustive();
-  const derived = inputs.gradient_checkpointing ? checkpointedLayers * hidden * residual * tokens + oneLayer + residualGradients : layers * oneLayer + residualGradients;
+  const derived = inputs.gradient_checkpointing
+    ? checkpointedLayers * hidden * residual * tokens + oneLayer + residualGradients
+    : layers * oneLayer + residualGradients;
   return derived * activationScale(inputs) + int8RetainedBytes(inputs, tokens);
 }
 

@@ -108,10 +108,7 @@ export function predictRunTime(inputs: MemoryInputs, device: ResolvedDevice, run
   if (run.packing) {
     const squaredLengths = run.lengths.reduce((sum, bin) => sum + bin.rows * (bin.tokens / bin.rows) ** 2, 0);
     const tokensPerMicroStep = (micro * realTokens) / sequences;
-    microStep = microStepSeconds(
-      { ...inputs, micro_batch_size: 1, sequence_length: tokensPerMicroStep, attention_span: squaredLengths / realTokens },
-      device,
-    );
+    microStep = microStepSeconds({ ...inputs, micro_batch_size: 1, sequence_length: tokensPerMicroStep, attention_span: squaredLengths / realTokens }, device);
     paddedTokensPerStep = realTokensPerStep;
     // Unsloth runs packed decoder blocks eagerly (docs/gpu.md): nothing is compiled.
     compiledShapes = 0;

@@ -11,7 +11,10 @@ import type { CatalogGpuReference, DeviceDescription, PlanRequest } from './requ
 export interface PlannedSpec {
   model: Pick<RunSpec['model'], 'max_seq_length'>;
   lora: Pick<RunSpec['lora'], 'r' | 'target_modules'>;
-  train: Pick<RunSpec['train'], 'micro_batch_size' | 'gradient_accumulation_steps' | 'epochs' | 'optimizer' | 'gradient_checkpointing' | 'packing' | 'max_steps'>;
+  train: Pick<
+    RunSpec['train'],
+    'micro_batch_size' | 'gradient_accumulation_steps' | 'epochs' | 'optimizer' | 'gradient_checkpointing' | 'packing' | 'max_steps'
+  >;
   device: Pick<RunSpec['device'], 'type' | 'gpu' | 'gpu_count' | 'gpu_memory_gib' | 'backend' | 'quantization'>;
 }
 

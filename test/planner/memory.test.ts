@@ -104,7 +104,9 @@ describe('memory model, term by term', () => {
 
 describe('devices the worker reports', () => {
   it('plans a GPU the catalog does not know with its reported memory and a pessimistic speed, and says so', () => {
-    const plan = evaluatePlan(requestFor('llama-3.1-8b', { quantization: '4bit', device: { kind: 'cuda', name: 'NVIDIA RTX A6000', memory_gib: 47.99, count: 1 } }));
+    const plan = evaluatePlan(
+      requestFor('llama-3.1-8b', { quantization: '4bit', device: { kind: 'cuda', name: 'NVIDIA RTX A6000', memory_gib: 47.99, count: 1 } }),
+    );
     expect(plan.available_gib).toBe(47.99);
     expect(plan.fits).toBe(true);
     expect(plan.notes.join(' ')).toMatch(/not in the GPU catalog/);
@@ -126,6 +128,16 @@ describe('where measurements show the model off', () => {
     const unsloth8bit = evaluatePlan(requestFor('llama-3.2-1b', { backend: 'unsloth', quantization: '8bit', device: { gpu: 'h200' } }));
     expect(unsloth8bit.notes.join(' ')).toMatch(/Unsloth 8-bit used up to 0.5 GiB more/);
     expect(evaluatePlan(requestFor('llama-3.2-1b', { backend: 'hf-peft', quantization: '8bit', device: { gpu: 'h200' } })).notes).toEqual([]);
-    expect(evaluatePlan(requestFor('llama-3.2-1b', { gradient_checkpointing: false, device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 2 }, backend: 'hf-peft', quantization: 'none', optimizer: 'adamw_torch' })).notes).toEqual([]);
+    expect(
+      evaluatePlan(
+        requestFor('llama-3.2-1b', {
+          gradient_checkpointing: false,
+          device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 2 },
+          backend: 'hf-peft',
+          quantization: 'none',
+          optimizer: 'adamw_torch',
+        }),
+      ).notes,
+    ).toEqual([]);
   });
 });
