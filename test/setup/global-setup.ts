@@ -14,6 +14,8 @@ import { workflowsPath } from '../../src/workflows-path.ts';
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
+    /** The dev server's Web UI, for the browser test. */
+    temporalUiUrl: string;
     workflowBundlePath: string;
     testRoot: string;
   }
@@ -42,6 +44,7 @@ export default async function setup(project: TestProject) {
   const workflowBundlePath = join(root, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, code);
   project.provide('temporalAddress', server.address);
+  project.provide('temporalUiUrl', server.uiUrl);
   project.provide('workflowBundlePath', workflowBundlePath);
   project.provide('testRoot', root);
   return async () => {
