@@ -57,7 +57,10 @@ export interface RunStatusReport {
   val_loss: number | null;
   resumes: number;
   steps_redone: number;
+  /** The trainer's steady-state real (non-padding) tokens/s; null before its warm-up steps are past. */
   tokens_per_second: number | null;
+  /** Of the tokens the model computes on, the share that is padding (the trainer's, same window). */
+  padding_fraction: number | null;
   eta_seconds: number | null;
   last_checkpoint: { step: number; path: string } | null;
   train_attempt: number | null;
@@ -141,6 +144,7 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
     resumes: state?.progress.resumes ?? 0,
     steps_redone: progress?.steps_redone ?? state?.progress.steps_redone ?? 0,
     tokens_per_second: rate,
+    padding_fraction: progress?.padding_fraction ?? null,
     eta_seconds: etaSeconds,
     last_checkpoint: lastCheckpoint ? { step: lastCheckpoint.step, path: toPath(lastCheckpoint.uri) } : null,
     train_attempt: attempt,
