@@ -32,5 +32,7 @@ for name, lengths in trained.items():
         if value != measured[name][field]:
             raise SystemExit(f"{name}: regenerated {field} {value} != measured {measured[name][field]}")
 histograms = {name: length_histogram(lengths) for name, lengths in trained.items()}
-(HERE / "results" / "real-data-lengths.json").write_text(json.dumps({"command": "bench/gpu/real_data_lengths.py", "length_histogram": histograms}, indent=1) + "\n")
+(HERE / "results" / "real-data-lengths.json").write_text(
+    json.dumps({"command": "bench/gpu/real_data_lengths.py", "length_histogram": histograms}, indent=1) + "\n"
+)
 print({name: len(histogram) for name, histogram in histograms.items()})

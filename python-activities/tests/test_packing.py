@@ -31,7 +31,9 @@ def test_packs_hold_every_row_once_within_capacity_and_depend_only_on_lengths():
 
 @pytest.fixture(scope="module")
 def model_and_rows(tiny_model_uri, tokens):
-    setup = TrainingSetup(device="cpu", backend="hf-peft", quantization="none", dtype="float32", gradient_checkpointing=False, optimizer="adamw_torch", packing=True)
+    setup = TrainingSetup(
+        device="cpu", backend="hf-peft", quantization="none", dtype="float32", gradient_checkpointing=False, optimizer="adamw_torch", packing=True
+    )
     spec = {
         "model": {"max_seq_length": 512},
         "lora": {"r": 8, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
