@@ -34,6 +34,18 @@ function rowLengths(lengths: LengthHistogram, scale: number): number[] {
  * proportional sample and the count scaled back.
  */
 function packCount(lengths: LengthHistogram, capacity: number): number {
+  // The fit search evaluates many candidates on one histogram: pack it once per capacity.
+  const known = packCounts.get(lengths) ?? new Map<number, number>();
+  packCounts.set(lengths, known);
+  const cached = known.get(capacity);
+  if (cached !== undefined) return cached;
+  const packs = bestFitDecreasingPacks(lengths, capacity);
+  known.set(capacity, packs);
+  return packs;
+}
+const packCounts = new WeakMap<LengthHistogram, Map<number, number>>();
+
+function bestFitDecreasingPacks(lengths: LengthHistogram, capacity: number): number {
   const rows = lengths.reduce((sum, bin) => sum + bin.rows, 0);
   const scale = Math.max(1, rows / 100_000);
   // packsWithRoom[r]: how many packs have exactly r tokens of room left.
