@@ -74,7 +74,7 @@ def build(work: Path, tokenizer_directory: Path) -> dict:
     })
     # What resolveTrainingSetup decides for spec() on this device.
     setup = {"device": DEVICE, "backend": "unsloth" if CUDA else "hf-peft", "quantization": "none", "dtype": "bfloat16" if CUDA else "float32",
-             "gradient_checkpointing": CUDA, "optimizer": "adamw_8bit" if CUDA else "adamw_torch"}
+             "gradient_checkpointing": CUDA, "optimizer": "adamw_8bit" if CUDA else "adamw_torch", "packing": False}
     return {"spec": spec(), "setup": setup, "model_uri": model_directory.as_uri(),
             "train_tokens_uri": tokens["train_tokens_uri"], "val_tokens_uri": tokens["val_tokens_uri"]}
 
