@@ -25,6 +25,7 @@ import {
   nextSmallerMicroBatch,
   planDoesNotFitError,
   type PlanRequest,
+  plannedTokensFrom,
   planRequestForRun,
   planTrainingRun,
   planRun as planWithPlanner,
@@ -76,7 +77,7 @@ function runPlanInput({ spec, model, tokens }: PlanRunRequest): RunPlanInput {
     spec,
     worker: model,
     architecture: architectureFromHuggingFaceConfig(model.config, spec.model.source),
-    tokens: { longest_row: tokens.train.max, dataset_tokens: tokens.train.tokens_trained, lengths: tokens.train.length_histogram },
+    tokens: plannedTokensFrom(tokens),
   };
 }
 

@@ -26,7 +26,7 @@ export {
   type PlanRequest,
 } from './request.ts';
 export { predictRunTime, type LengthHistogram, type RunLength, type RunTime } from './run-time.ts';
-export { planRequestForRun, planTrainingRun, type PlannedSpec, type PlannedTokens, type RunPlanInput, type TrainingRunPlan } from './run.ts';
+export { plannedTokensFrom, planRequestForRun, planTrainingRun, type PlannedSpec, type PlannedTokens, type RunPlanInput, type TrainingRunPlan } from './run.ts';
 export {
   largestFittingMicroBatch,
   nextSmallerMicroBatch,

@@ -1,4 +1,4 @@
-import type { TrainingSetup, WorkerDevice, WorkerFacts } from '../contract/index.ts';
+import type { TokenStatistics, TrainingSetup, WorkerDevice, WorkerFacts } from '../contract/index.ts';
 import { resolveTrainingSetup } from '../setup/index.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { ModelArchitecture } from './architecture.ts';
@@ -26,6 +26,12 @@ export interface PlannedTokens {
   longest_row?: number;
   dataset_tokens?: number;
   lengths?: LengthHistogram;
+}
+
+/** What token_statistics says of the training split, as the planner reads it: the plan stage and `tuneflow plan` alike. */
+export function plannedTokensFrom(statistics: TokenStatistics): PlannedTokens {
+  const train = statistics.train;
+  return { longest_row: train.max, dataset_tokens: train.tokens_trained, lengths: train.length_histogram };
 }
 
 export interface RunPlanInput {
