@@ -274,7 +274,12 @@ export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefi
  * Calls onEntry synchronously, from inside the inotify callback, for the first entry of directory whose name
  * matches — so a SIGKILL sent there lands within a millisecond or so of the entry appearing. Resolves with the name.
  */
-export async function onDirectoryEntry(directory: string, matches: (name: string) => boolean, onEntry: (name: string) => void, options: WaitOptions): Promise<string> {
+export async function onDirectoryEntry(
+  directory: string,
+  matches: (name: string) => boolean,
+  onEntry: (name: string) => void,
+  options: WaitOptions,
+): Promise<string> {
   await waitFor(() => (existsSync(directory) ? true : undefined), { ...options, what: `${directory} to exist` });
   return new Promise<string>((resolve, reject) => {
     let settled = false;
@@ -289,12 +294,15 @@ export async function onDirectoryEntry(directory: string, matches: (name: string
     const watcher = watch(directory, (_event, name) => {
       if (name !== null && matches(name)) settle(name);
     });
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      watcher.close();
-      reject(new DeadlineExceeded(`timed out waiting for ${options.what}`));
-    }, Math.max(0, options.deadline - Date.now()));
+    const timer = setTimeout(
+      () => {
+        if (settled) return;
+        settled = true;
+        watcher.close();
+        reject(new DeadlineExceeded(`timed out waiting for ${options.what}`));
+      },
+      Math.max(0, options.deadline - Date.now()),
+    );
     // An entry made between the existence check and the watch would raise no event.
     const already = readdirSync(directory).find(matches);
     if (already !== undefined) settle(already);
@@ -360,11 +368,13 @@ export interface TrialRecord {
   failure: string | null;
   workflow_id: string;
   seconds: number;
-  fault: Omit<FaultInjection, 'faultAt' | 'restarted'> & {
-    fault_at: string;
-    restarted_at: string | null;
-    restart_ready_seconds: number | null;
-  } | null;
+  fault:
+    | (Omit<FaultInjection, 'faultAt' | 'restarted'> & {
+        fault_at: string;
+        restarted_at: string | null;
+        restart_ready_seconds: number | null;
+      })
+    | null;
   hashes: ArtifactHashes | null;
   adapter_matches_reference: boolean | null;
   merged_matches_reference: boolean | null;

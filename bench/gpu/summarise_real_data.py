@@ -18,7 +18,9 @@ import statistics
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-REPORTS = {name: json.loads((RESULTS / "real-data" / f"2026-12-01-h200-{name}.json").read_text()) for name in ("4bit-segments", "4bit-varlen", "4bit-merged", "16bit")}
+REPORTS = {
+    name: json.loads((RESULTS / "real-data" / f"2026-12-01-h200-{name}.json").read_text()) for name in ("4bit-segments", "4bit-varlen", "4bit-merged", "16bit")
+}
 DEFAULT_CHECKPOINT_EVERY = 50
 PLANS = json.loads((RESULTS / "real-data-plans.json").read_text())
 PRECISION = {"4bit-segments": "4bit", "4bit-varlen": "4bit", "4bit-merged": "4bit", "16bit": "none"}
@@ -70,7 +72,9 @@ summary = {
 (RESULTS / "real-data-summary.json").write_text(json.dumps(summary, indent=2) + "\n")
 print(json.dumps(summary, indent=2))
 
-print("\n| precision | commit | run | attention route | real tokens/s (steady) | × seed | padding | median step s | peak alloc GiB | checkpoint s (blocking write; at bf0658f wall-time excess of a background write) | reported tokens/s (final heartbeat) | planner ETA / wall s |")
+print(
+    "\n| precision | commit | run | attention route | real tokens/s (steady) | × seed | padding | median step s | peak alloc GiB | checkpoint s (blocking write; at bf0658f wall-time excess of a background write) | reported tokens/s (final heartbeat) | planner ETA / wall s |"
+)
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
@@ -93,8 +97,15 @@ for precision, tables in (
             writes = record.get("checkpoint_write_seconds")
             writes = record.get("checkpoint_seconds") if commit == "bf0658f" else writes
             cells = [
-                precision, commit, name, route(name, record, varlen_route), f"{record['real_tokens_per_s']:,.0f}", f"{record['real_tokens_per_s'] / seed_record['real_tokens_per_s']:.2f}",
-                f"{record['padding_fraction']:.1%}", f"{record['median_step_seconds']:.2f}", f"{record['peak_vram_allocated_gib']:.1f}",
+                precision,
+                commit,
+                name,
+                route(name, record, varlen_route),
+                f"{record['real_tokens_per_s']:,.0f}",
+                f"{record['real_tokens_per_s'] / seed_record['real_tokens_per_s']:.2f}",
+                f"{record['padding_fraction']:.1%}",
+                f"{record['median_step_seconds']:.2f}",
+                f"{record['peak_vram_allocated_gib']:.1f}",
                 f"{statistics.median(writes):.2f}" if writes else "–",
                 f"{record['reported_tokens_per_s_final']:,.0f}" if record.get("reported_tokens_per_s_final") else "–",
                 f"{planned_eta(report, name):.0f} / {record['wall_seconds']:.0f}" if "wall_seconds" in record else "–",

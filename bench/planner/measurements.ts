@@ -37,8 +37,8 @@ export function predictedPeakGib(plan: Evaluation, metric: PeakMetric): number {
   const breakdown = plan.breakdown;
   return match(metric)
     .with('process_resident', () => plan.peak_vram_gib)
-    .with('cuda_reserved', () => plan.peak_vram_gib - (breakdown['runtime_context'] ?? 0))
-    .with('cuda_allocated', () => plan.peak_vram_gib - (breakdown['runtime_context'] ?? 0) - (breakdown['allocator_slack'] ?? 0))
+    .with('cuda_reserved', () => plan.peak_vram_gib - (breakdown.runtime_context ?? 0))
+    .with('cuda_allocated', () => plan.peak_vram_gib - (breakdown.runtime_context ?? 0) - (breakdown.allocator_slack ?? 0))
     .exhaustive();
 }
 

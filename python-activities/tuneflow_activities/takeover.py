@@ -145,6 +145,6 @@ async def keep_taking_over(client: Client, observer: WorkerIdentity) -> None:
     while True:
         try:
             await take_over_orphaned_attempts(client, observer)
-        except Exception:  # noqa: BLE001  (the server may be restarting: try again next round)
+        except Exception:  # the server may be restarting: try again next round
             logger.exception("taking over orphaned attempts failed; retrying in %.0f s", TAKEOVER_INTERVAL_SECONDS)
         await asyncio.sleep(TAKEOVER_INTERVAL_SECONDS)

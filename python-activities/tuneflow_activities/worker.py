@@ -3,11 +3,13 @@
 It runs no workflows: the TypeScript workflow schedules these activities by name (see contract.py).
 """
 
+# isort: off
 from . import offline  # noqa: F401  (must precede every Hugging Face import)
 
+# isort: on
 import argparse
-import datetime
 import asyncio
+import datetime
 import logging
 import os
 import signal

@@ -43,9 +43,9 @@ describe('the Temporal Web UI shows a tuneflow run', () => {
 
     const body = page.locator('body');
     for (const attribute of [SearchAttribute.Model.name, SearchAttribute.Stage.name, SearchAttribute.Status.name]) {
-      await expect.poll(() => body.innerText(), { timeout: 30_000 }).toContain(attribute);
+      await expect.poll(() => body.textContent(), { timeout: 30_000 }).toContain(attribute);
     }
-    const text = await body.innerText();
+    const text = await body.textContent();
     expect(text).toContain('tiny-random-llama');
     expect(text).toMatch(/TuneflowStage\s*\n?\s*done/);
 

@@ -40,8 +40,8 @@ describe('tuneflow plan', () => {
       request: { model: 'llama-3.1-8b', backend: 'unsloth', optimizer: 'adamw_8bit', gradient_checkpointing: true },
     });
     for (const field of ['peak_vram_gib', 'tokens_per_s', 'tokens_per_hour']) expect(typeof plan[field]).toBe('number');
-    expect(Object.keys(plan['breakdown'] as object)).toContain('activations');
-    expect(plan['inference_memory']).toHaveLength(3);
+    expect(Object.keys(plan.breakdown as object)).toContain('activations');
+    expect(plan.inference_memory).toHaveLength(3);
   });
 
   it('answers the seed questions: rank trade-offs, time for the dataset, training vs serving memory', async () => {

@@ -120,6 +120,6 @@ describe('planDoesNotFitError', () => {
     expect(isPlanDoesNotFitError(error)).toBe(true);
     expect(error.nonRetryable).toBe(true);
     expect(error.message).toMatch(/alone take .* cheapest change that fits: /);
-    expect(error.details['plan']).toBe(plan);
+    expect(error.details.plan).toBe(plan);
   });
 });

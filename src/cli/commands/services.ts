@@ -116,9 +116,14 @@ async function demo(options: PortOptions): Promise<number> {
 }
 
 export function registerServiceCommands(program: Command): void {
-  withPorts(program.command('dev').summary('Temporal dev server + both workers in one command').description(
-    'Starts the Temporal dev server (database, artifacts and logs under TUNEFLOW_HOME), the TypeScript worker and the Python worker. Ctrl-C or SIGTERM stops all of them and frees the ports.',
-  ))
+  withPorts(
+    program
+      .command('dev')
+      .summary('Temporal dev server + both workers in one command')
+      .description(
+        'Starts the Temporal dev server (database, artifacts and logs under TUNEFLOW_HOME), the TypeScript worker and the Python worker. Ctrl-C or SIGTERM stops all of them and frees the ports.',
+      ),
+  )
     .addHelpText('after', examples(['tuneflow dev', 'TUNEFLOW_HOME=/data/tuneflow tuneflow dev --port 7300 --ui-port 8300']))
     .action(async (options: PortOptions) => {
       process.exitCode = await dev(options);
