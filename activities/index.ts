@@ -4,8 +4,7 @@
  * bad input fails once, clearly, instead of retrying.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   checkPayload,
@@ -18,6 +17,7 @@ import {
   type RunPlan,
   type TrainingSetup,
 } from '../src/contract/index.ts';
+import { artifactStoreFor, isObjectStoreUri, listStoredCheckpoints } from '../src/artifacts/index.ts';
 import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
 import { InvalidDatasetError, isInvalidDatasetError, isTuneflowError } from '../src/errors/index.ts';
@@ -31,7 +31,7 @@ import {
   planRun as planWithPlanner,
   type RunPlanInput,
 } from '../src/planner/index.ts';
-import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
+import { tuneflowHome } from '../src/runtime/home.ts';
 
 async function typedFailures<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -72,11 +72,29 @@ export async function prepareDataset(request: PrepareDatasetRequest): Promise<Pr
       valPath: dataset.val_path,
       seed: dataset.seed,
       maxInvalidFraction: dataset.max_invalid_fraction,
-      storeRoot: fileURLToPath(request.artifact_root_uri),
-    }).catch((error: unknown) => {
-      throw trimReportErrors(error);
-    }),
+      storeRoot: isObjectStoreUri(request.artifact_root_uri) ? objectStoreStagingRoot() : fileURLToPath(request.artifact_root_uri),
+    })
+      .then((report) => (isObjectStoreUri(request.artifact_root_uri) ? publishPreparedDataset(report, request.artifact_root_uri) : report))
+      .catch((error: unknown) => {
+        throw trimReportErrors(error);
+      }),
   );
+}
+
+/** Where this worker prepares data bound for object storage: a local store, also its cache of what it uploaded. */
+const objectStoreStagingRoot = () => join(process.env.TUNEFLOW_WORKER_CACHE ?? join(tuneflowHome(), 'cache'), 'staging');
+
+/**
+ * Uploads a dataset prepared in the local staging store to `<root>/datasets/<hash>/`, the report last: a report in
+ * the bucket means the splits beside it are complete (content-addressed, so one already there is reused).
+ */
+async function publishPreparedDataset(report: PreparedDatasetReport, artifactRootUri: string): Promise<PreparedDatasetReport> {
+  const store = artifactStoreFor(artifactRootUri);
+  const localDirectory = dirname(fileURLToPath(report.report_uri));
+  const remoteDirectory = `${artifactRootUri.replace(/\/+$/, '')}/datasets/${basename(localDirectory)}`;
+  const remote = (name: string) => `${remoteDirectory}/${name}`;
+  if ((await store.getText(remote('report.json'))) === null) await store.putDirectory(localDirectory, remoteDirectory, 'report.json');
+  return { ...report, train_uri: remote('train.jsonl'), val_uri: remote('val.jsonl'), report_uri: remote('report.json') };
 }
 
 /**
@@ -141,10 +159,10 @@ export interface CheckpointBook {
 
 /** Verifies every checkpoint of the run and writes the run's manifest (run.json) beside them. */
 export async function recordCheckpoints(request: RecordCheckpointsRequest): Promise<CheckpointBook> {
-  const runDirectory = fileURLToPath(request.run_uri);
-  const all = await listCheckpoints(runDirectory);
+  const store = artifactStoreFor(request.run_uri);
+  const all = isObjectStoreUri(request.run_uri) ? await listStoredCheckpoints(store, request.run_uri) : await listCheckpoints(fileURLToPath(request.run_uri));
   const book = { checkpoints: all.filter((record) => record.verified), corrupt: all.filter((record) => !record.verified) };
-  await mkdir(runDirectory, { recursive: true });
-  await writeFileAtomic(join(runDirectory, 'run.json'), `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
-  return { ...book, run_manifest_uri: new URL('run.json', `${request.run_uri.replace(/\/?$/, '/')}`).href };
+  const runManifestUri = `${request.run_uri.replace(/\/+$/, '')}/run.json`;
+  await store.putText(runManifestUri, `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
+  return { ...book, run_manifest_uri: runManifestUri };
 }

@@ -20,6 +20,7 @@ from .contract import AcceleratorActivity, FailureType, WorkflowMessage
 from .data import length_statistics, read_prepared_rows, tokenize_rows
 from .errors import failure
 from .models import model_facts, resolve_model_directory
+from .object_store import activity_files
 from .validation import checked
 
 logger = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ def token_statistics(request: dict) -> dict:
 
     spec = request["spec"]
     with Heartbeater({"phase": "counting tokens"}).running():
+        request = activity_files(request).request
         tokenizer = AutoTokenizer.from_pretrained(str(uri_to_path(request["model_uri"])))
         max_seq_length = spec["model"]["max_seq_length"]
         statistics = {}
@@ -175,14 +177,18 @@ def train(request: dict) -> dict:
     # after writing its checkpoint; the pending cancellation is raised when the shield ends.
     with Heartbeater({"phase": "loading model"}).running() as heartbeater, activity.shield_thread_cancel_exception():
         control = TrainingControl(_workflow_link)
+        # On object storage the loop trains in a local mirror; checkpoints upload in the background as it goes.
+        files = activity_files(request)
         try:
-            return training.train(
-                request,
-                report=lambda progress: heartbeater.update(progress.as_heartbeat()),
-                should_stop=control.should_stop,
-                checkpoint_requested=control.checkpoint_requested,
-                progressed=control.progressed,
-            )
+            with files.training():
+                result = training.train(
+                    files.request,
+                    report=lambda progress: heartbeater.update(files.heartbeat(progress.as_heartbeat())),
+                    should_stop=control.should_stop,
+                    checkpoint_requested=control.checkpoint_requested,
+                    progressed=lambda message: control.progressed(files.checkpoint_written(message)),
+                )
+            return files.publish(result, ("adapter_uri",))
         except training.StopRequested as stop:
             # Cancellation (pause or cancel) is acknowledged only once the checkpoint is safely on disk.
             raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}")
@@ -200,14 +206,15 @@ def train(request: dict) -> dict:
 @checked(AcceleratorActivity.MERGE)
 def merge(request: dict) -> dict:
     with Heartbeater({"phase": "merging"}).running():
-        return merging.merge(request)
+        files = activity_files(request)
+        return files.publish(merging.merge(files.request), ("merged_uri",))
 
 
 @activity.defn(name=AcceleratorActivity.EVALUATE.value)
 @checked(AcceleratorActivity.EVALUATE)
 def evaluate(request: dict) -> dict:
     with Heartbeater({"phase": "evaluating"}).running():
-        return evaluation.evaluate(request)
+        return evaluation.evaluate(activity_files(request).request)
 
 
 ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate]

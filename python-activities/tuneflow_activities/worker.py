@@ -14,6 +14,7 @@ import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
+from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
 from .contract import TaskQueue
@@ -37,12 +38,28 @@ def _import_heavy_modules() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401  (resolves the lazy modules)
 
 
-async def run(address: str, namespace: str, max_concurrent: int) -> None:
+def connect_config(address: str | None, namespace: str | None) -> dict:
+    """Temporal's standard environment configuration (TEMPORAL_CONFIG_FILE's TEMPORAL_PROFILE, TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*), as the TypeScript side and the temporal CLI read it;
+    --address and --namespace override it. Address and namespace default to a local dev server."""
+    config = dict(ClientConfig.load_client_connect_config())
+    config.setdefault("target_host", "localhost:7233")
+    config.setdefault("namespace", "default")
+    if address:
+        config["target_host"] = address
+    if namespace:
+        config["namespace"] = namespace
+    return config
+
+
+async def run(address: str | None, namespace: str | None, max_concurrent: int) -> None:
     _import_heavy_modules()
     from .activities import ALL_ACTIVITIES, connect_workflow_link
 
     identity = WorkerIdentity.of_this_process()
-    client = await Client.connect(address, namespace=namespace, identity=identity.render())
+    config = connect_config(address, namespace)
+    address = config["target_host"]
+    client = await Client.connect(**config, identity=identity.render())
     connect_workflow_link(client, asyncio.get_running_loop())
     # Training holds the whole accelerator, so by default one activity runs at a time.
     with ThreadPoolExecutor(max_workers=max_concurrent + 1) as executor:
@@ -72,8 +89,8 @@ async def run(address: str, namespace: str, max_concurrent: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--address", default=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"))
-    parser.add_argument("--namespace", default=os.environ.get("TEMPORAL_NAMESPACE", "default"))
+    parser.add_argument("--address", help="overrides the environment configuration's address")
+    parser.add_argument("--namespace", help="overrides the environment configuration's namespace")
     parser.add_argument("--max-concurrent", type=int, default=int(os.environ.get("TUNEFLOW_GPU_WORKER_CONCURRENCY", "1")))
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -8,11 +8,12 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { pythonActivitiesDirectory, readyEnvironment } from '../../scripts/python-environment.mjs';
+import { displayLocation } from '../artifacts/index.ts';
 import { cancelRun, checkpointRun, connectClient, getRunStatus, pauseRun, resumeRun, startFineTune, waitForResult } from '../client.ts';
 import { isTemporalUnreachableError, isTuneflowError, TemporalUnreachableError } from '../errors/index.ts';
 import { startDevServer } from '../runtime/dev-server.ts';
 import { gpuWorkerEnvironment } from '../runtime/gpu-worker.ts';
-import { homeLayout, temporalAddress } from '../runtime/home.ts';
+import { homeLayout, temporalConnectConfig } from '../runtime/home.ts';
 import { loadSpec } from '../spec/load.ts';
 import { createOrchestrationWorker } from '../worker.ts';
 import type { FineTuneResult } from '../../workflows/index.ts';
@@ -60,7 +61,7 @@ async function follow(workflowId: string): Promise<FineTuneResult> {
 }
 
 function printResult(result: FineTuneResult, workflowId: string): void {
-  const path = (uri: string | null) => (uri ? fileURLToPath(uri) : '—');
+  const path = (uri: string | null) => (uri ? displayLocation(uri) : '—');
   process.stdout.write(
     [
       `run ${workflowId} completed: ${result.training.final_step} steps on ${result.training.device} (${result.training.backend}), ` +
@@ -189,11 +190,12 @@ export function buildProgram(): Command {
     .command('worker')
     .description('Only the TypeScript worker (task queue tuneflow), for TEMPORAL_ADDRESS')
     .action(async () => {
-      const address = temporalAddress();
-      const connection = await NativeConnection.connect({ address }).catch((error: unknown) => {
+      const { connectionOptions, namespace } = temporalConnectConfig();
+      const address = connectionOptions.address;
+      const connection = await NativeConnection.connect(connectionOptions).catch((error: unknown) => {
         throw new TemporalUnreachableError(address, { cause: error });
       });
-      const worker = await createOrchestrationWorker({ connection });
+      const worker = await createOrchestrationWorker({ connection, namespace });
       const running = worker.run();
       log(`worker polling task queue tuneflow at ${address}`);
       await untilSignal();
@@ -206,7 +208,8 @@ export function buildProgram(): Command {
     .command('gpu-worker')
     .description('Only the Python worker (task queue tuneflow-gpu), for TEMPORAL_ADDRESS')
     .action(async () => {
-      const child = spawn(readyEnvironment().python, ['-m', 'tuneflow_activities.worker', '--address', temporalAddress()], {
+      // No --address: the Python worker reads the same environment configuration (profile file, TLS, API key).
+      const child = spawn(readyEnvironment().python, ['-m', 'tuneflow_activities.worker'], {
         cwd: pythonActivitiesDirectory,
         stdio: 'inherit',
         env: gpuWorkerEnvironment(),

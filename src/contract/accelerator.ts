@@ -2,7 +2,7 @@
  * Requests and results of the Python activities (task queue tuneflow-gpu), as zod schemas with their types. JSON,
  * snake_case. The Python worker validates every request and result against the JSON Schema generated from these
  * (`npm run generate:schemas` → python-activities/tuneflow_activities/schemas/). Data, checkpoints and models travel
- * as file:// URIs, never as bytes.
+ * as URIs (file://, or s3:// for the artifact store on object storage), never as bytes.
  */
 import { z } from 'zod';
 import { DeviceKind, PlannerOptimizer, Quantization, TrainingBackend } from '../planner/request.ts';
@@ -11,6 +11,8 @@ import { AcceleratorActivity } from './names.ts';
 
 const count = z.number().int().nonnegative();
 const fileUri = z.string().regex(/^file:\/\//);
+/** Where the artifact store keeps a run's data and outputs: the filesystem or S3-compatible object storage (src/artifacts). */
+const artifactUri = z.string().regex(/^(file|s3):\/\//);
 
 /** The device a worker trains on, as it reports it. */
 export const workerDeviceSchema = z.object({
@@ -91,15 +93,15 @@ export type SplitTokenStatistics = z.infer<typeof splitTokenStatisticsSchema>;
 export const tokenStatisticsRequestSchema = z.object({
   spec: runSpecSchema,
   model_uri: fileUri,
-  train_uri: fileUri,
-  val_uri: fileUri,
+  train_uri: artifactUri,
+  val_uri: artifactUri,
 });
 export type TokenStatisticsRequest = z.infer<typeof tokenStatisticsRequestSchema>;
 export const tokenStatisticsSchema = z.object({ train: splitTokenStatisticsSchema, val: splitTokenStatisticsSchema });
 export type TokenStatistics = z.infer<typeof tokenStatisticsSchema>;
 
 /** A checkpoint as progress reports name it. */
-export const checkpointReferenceSchema = z.object({ step: count, uri: fileUri });
+export const checkpointReferenceSchema = z.object({ step: count, uri: artifactUri });
 /** The best validation loss so far and the step that reached it. */
 export const bestValidationSchema = z.object({ val_loss: z.number(), step: count });
 
@@ -108,14 +110,14 @@ export const trainRequestSchema = z.object({
   spec: runSpecSchema,
   setup: trainingSetupSchema,
   model_uri: fileUri,
-  train_uri: fileUri,
+  train_uri: artifactUri,
   /** Scored at checkpoints (and every validation.every_steps) for best-checkpoint retention and early stopping. */
-  val_uri: fileUri,
-  run_uri: fileUri,
+  val_uri: artifactUri,
+  run_uri: artifactUri,
 });
 export type TrainRequest = z.infer<typeof trainRequestSchema>;
 export const trainResultSchema = z.object({
-  adapter_uri: fileUri,
+  adapter_uri: artifactUri,
   final_step: count,
   total_steps: count,
   stopped_early: z.boolean(),
@@ -126,7 +128,7 @@ export const trainResultSchema = z.object({
   steps_trained: count,
   steps_redone: count,
   corrupt_checkpoints_skipped: count,
-  last_checkpoint_uri: fileUri.nullable(),
+  last_checkpoint_uri: artifactUri.nullable(),
   backend: z.enum(TrainingBackend),
   device: z.enum(DeviceKind),
   dtype: z.enum(TrainingDtype),
@@ -144,12 +146,12 @@ export const mergeRequestSchema = z.object({
   spec: runSpecSchema,
   setup: trainingSetupSchema,
   model_uri: fileUri,
-  adapter_uri: fileUri,
-  run_uri: fileUri,
+  adapter_uri: artifactUri,
+  run_uri: artifactUri,
 });
 export type MergeRequest = z.infer<typeof mergeRequestSchema>;
 export const mergeResultSchema = z.object({
-  merged_uri: fileUri,
+  merged_uri: artifactUri,
   dtype: z.enum(TrainingDtype),
   parameters: count,
   bytes: count,
@@ -161,8 +163,8 @@ export const evaluateRequestSchema = z.object({
   spec: runSpecSchema,
   setup: trainingSetupSchema,
   model_uri: fileUri,
-  adapter_uri: fileUri,
-  val_uri: fileUri,
+  adapter_uri: artifactUri,
+  val_uri: artifactUri,
 });
 export type EvaluateRequest = z.infer<typeof evaluateRequestSchema>;
 export const evaluationResultSchema = z.object({
