@@ -57,7 +57,10 @@ function trimReportErrors(error: unknown): unknown {
   if (!isInvalidDatasetError(error)) return error;
   const report = error.details.report as PreparedDatasetReport | undefined;
   if (!report || report.errors.length <= errorsInFailure) return error;
-  const details = { ...error.details, report: { ...report, errors: report.errors.slice(0, errorsInFailure), errors_omitted: report.errors.length - errorsInFailure } };
+  const details = {
+    ...error.details,
+    report: { ...report, errors: report.errors.slice(0, errorsInFailure), errors_omitted: report.errors.length - errorsInFailure },
+  };
   return new InvalidDatasetError(error.message, details, { cause: error });
 }
 

@@ -163,9 +163,9 @@ const bookkeeping = proxyActivities<typeof orchestration>({
   retry,
 });
 
-function accelerator(heartbeatTimeoutSeconds: number, startToCloseTimeout: string) {
+function accelerator(heartbeatTimeoutSeconds: number, startToCloseTimeout: string, taskQueue: string = TaskQueue.Accelerator) {
   return proxyActivities<AcceleratorActivities>({
-    taskQueue: TaskQueue.Accelerator,
+    taskQueue,
     startToCloseTimeout,
     // A worker killed mid-activity stops heartbeating; after this long the activity is retried elsewhere.
     heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
@@ -175,6 +175,31 @@ function accelerator(heartbeatTimeoutSeconds: number, startToCloseTimeout: strin
     retry: { ...retry, nonRetryableErrorTypes: [...retry.nonRetryableErrorTypes, FailureType.OutOfMemory] },
   });
 }
+
+/** How long a run's merge or evaluation waits for the worker that trained it (and holds its files) to take it. */
+const stickyScheduleToStart = '30 seconds';
+
+/**
+ * The activities of the worker that trained the run, on its own task queue, tried once each: a worker that is
+ * gone or busy lets the schedule-to-start timeout pass, and the caller then offers the step to every GPU worker.
+ */
+function onTrainingWorker(taskQueue: string, heartbeatTimeoutSeconds: number) {
+  return proxyActivities<AcceleratorActivities>({
+    taskQueue,
+    scheduleToStartTimeout: stickyScheduleToStart,
+    startToCloseTimeout: '1 day',
+    heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { ...retry, maximumAttempts: 1 },
+  });
+}
+
+/** A failure that another worker would meet too (bad input, out of memory) or a cancellation: not worth a retry elsewhere. */
+const failsEverywhere = (error: unknown) =>
+  isCancellation(error) ||
+  (error instanceof ActivityFailure &&
+    error.cause instanceof ApplicationFailure &&
+    [...nonRetryableFailureTypes, FailureType.OutOfMemory].includes(error.cause.type as FailureType));
 
 const isOutOfMemory = (error: unknown) =>
   error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === FailureType.OutOfMemory;
@@ -379,7 +404,9 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       const tokens = await python.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
       const planned = await bookkeeping.planRun({ spec, model, tokens });
       // Runs planned before planRun decided the setup got a bare Plan, and the worker's own setup in model.training.
-      const { setup, plan } = patched('plan-run-decides-setup') ? planned : { setup: (model as unknown as { training: TrainingSetup }).training, plan: planned as unknown as RunPlan };
+      const { setup, plan } = patched('plan-run-decides-setup')
+        ? planned
+        : { setup: (model as unknown as { training: TrainingSetup }).training, plan: planned as unknown as RunPlan };
       state.plan = plan;
       upsertMemo({ plan: { fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, tokens_per_s: plan.tokens_per_s, eta_seconds: plan.eta_seconds } });
       prepared = { dataset, model, tokens, setup, plan };
@@ -400,18 +427,42 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       summary: { workflow_id: workflowInfo().workflowId, spec, ...prepared, training, progress: state.progress },
     });
 
+    // Sticky routing: merge and evaluation go first to the worker that trained (it holds the adapter and the run's
+    // mirror), and to any GPU worker when that one is gone or busy (they then read the files from the store).
+    const trainingWorker =
+      training.worker_task_queue && patched('sticky-merge-evaluate') ? onTrainingWorker(training.worker_task_queue, heartbeatSeconds) : null;
+    const stickyFirst = async <T>(step: (activities: AcceleratorActivities) => Promise<T>): Promise<T> => {
+      if (!trainingWorker) return step(python);
+      try {
+        return await step(trainingWorker);
+      } catch (error) {
+        if (failsEverywhere(error)) throw error;
+        return step(python);
+      }
+    };
+
     let merged: MergeResult | null = null;
     if (spec.merge.enabled) {
       await whileNotPaused();
       enter(Stage.Merge);
-      merged = await python.merge({ spec, setup: prepared.setup, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, run_uri: runUri });
+      merged = await stickyFirst((activities) =>
+        activities.merge({ spec, setup: prepared.setup, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, run_uri: runUri }),
+      );
     }
 
     let evaluation: EvaluationResult | null = null;
     if (spec.evaluate.enabled) {
       await whileNotPaused();
       enter(Stage.Evaluate);
-      evaluation = await python.evaluate({ spec, setup: prepared.setup, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, val_uri: prepared.dataset.val_uri });
+      evaluation = await stickyFirst((activities) =>
+        activities.evaluate({
+          spec,
+          setup: prepared.setup,
+          model_uri: prepared.model.model_uri,
+          adapter_uri: training.adapter_uri,
+          val_uri: prepared.dataset.val_uri,
+        }),
+      );
     }
 
     const result: FineTuneResult = {

@@ -21,6 +21,7 @@ from .data import length_statistics, read_prepared_rows, tokenize_rows
 from .errors import failure
 from .models import model_facts, resolve_model_directory
 from .object_store import activity_files
+from .takeover import WorkerIdentity
 from .validation import checked
 
 logger = logging.getLogger(__name__)
@@ -188,7 +189,8 @@ def train(request: dict) -> dict:
                     checkpoint_requested=control.checkpoint_requested,
                     progressed=lambda message: control.progressed(files.checkpoint_written(message)),
                 )
-            return files.publish(result, ("adapter_uri",))
+            # Where this worker's own queue is: the workflow offers the run's merge and evaluation there first.
+            return {**files.publish(result, ("adapter_uri",)), "worker_task_queue": WorkerIdentity.of_this_process().task_queue}
         except training.StopRequested as stop:
             # Cancellation (pause or cancel) is acknowledged only once the checkpoint is safely on disk.
             raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}")
@@ -218,3 +220,5 @@ def evaluate(request: dict) -> dict:
 
 
 ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate]
+# What a worker serves on its own task queue: the steps that read a run's trained files.
+STICKY_ACTIVITIES = [merge, evaluate]

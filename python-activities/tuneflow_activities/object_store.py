@@ -426,7 +426,11 @@ class ObjectStoreFiles(LocalFiles):
 
     def __init__(self, request: dict):
         self._mirror = RunMirror(request["run_uri"])
-        super().__init__({**request, **{field: self._input(request[field]) for field in INPUT_FIELDS if request.get(field)}, "run_uri": self._mirror.local_uri})
+        inputs = {field: request[field] for field in INPUT_FIELDS if request.get(field)}
+        # stored_uris: what the inputs are in the store, for what must not depend on the worker (the checkpoint's
+        # fingerprint); the loop reads the local copies.
+        localized = {field: self._input(uri) for field, uri in inputs.items()}
+        super().__init__({**request, **localized, "run_uri": self._mirror.local_uri, "stored_uris": {**inputs, "run_uri": request["run_uri"]}})
 
     def _input(self, uri: str) -> str:
         """This run's own outputs (the adapter, for merge and evaluate) come from the mirror when this worker holds

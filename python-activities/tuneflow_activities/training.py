@@ -67,9 +67,11 @@ class RunDirectories:
 def fingerprint(request: dict) -> dict:
     """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
     spec = request["spec"]
+    # A worker on object storage reads its own cached copy of the data: the run is about the URI in the store.
+    stored = request.get("stored_uris", {})
     return {
         "model": request["model_uri"],
-        "train_data": request["train_uri"],
+        "train_data": stored.get("train_uri", request["train_uri"]),
         "lora_r": spec["lora"]["r"],
         "lora_alpha": spec["lora"]["alpha"],
         "lora_target_modules": spec["lora"]["target_modules"],

@@ -54,7 +54,7 @@ def connect_config(address: str | None, namespace: str | None) -> dict:
 
 async def run(address: str | None, namespace: str | None, max_concurrent: int) -> None:
     _import_heavy_modules()
-    from .activities import ALL_ACTIVITIES, connect_workflow_link
+    from .activities import ALL_ACTIVITIES, STICKY_ACTIVITIES, connect_workflow_link
 
     identity = WorkerIdentity.of_this_process()
     config = connect_config(address, namespace)
@@ -62,11 +62,8 @@ async def run(address: str | None, namespace: str | None, max_concurrent: int) -
     client = await Client.connect(**config, identity=identity.render())
     connect_workflow_link(client, asyncio.get_running_loop())
     # Training holds the whole accelerator, so by default one activity runs at a time.
-    with ThreadPoolExecutor(max_workers=max_concurrent + 1) as executor:
-        worker = Worker(
-            client,
-            task_queue=TaskQueue.ACCELERATOR.value,
-            activities=ALL_ACTIVITIES,
+    with ThreadPoolExecutor(max_workers=2 * max_concurrent + 1) as executor:
+        common = dict(
             activity_executor=executor,
             max_concurrent_activities=max_concurrent,
             graceful_shutdown_timeout=datetime.timedelta(seconds=5),
@@ -75,11 +72,14 @@ async def run(address: str | None, namespace: str | None, max_concurrent: int) -
             max_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
             default_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
         )
+        worker = Worker(client, task_queue=TaskQueue.ACCELERATOR.value, activities=ALL_ACTIVITIES, **common)
+        # The worker's own queue: merge and evaluation of the runs it trained, whose files it holds.
+        sticky = Worker(client, task_queue=identity.task_queue, activities=STICKY_ACTIVITIES, **common)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, stop.set)
-        async with worker:
+        async with worker, sticky:
             print(f"tuneflow gpu-worker ready on task queue {TaskQueue.ACCELERATOR.value} at {address}", flush=True)
             # Polling already: an attempt taken over from a dead predecessor can come straight back to this worker.
             takeover = asyncio.create_task(keep_taking_over(client, identity))

@@ -23,7 +23,8 @@ export async function listStoredCheckpoints(store: ArtifactStore, runUri: string
       const uri = manifestUri.replace(/\/manifest\.json$/, '');
       const text = await store.getText(manifestUri);
       const manifest = text === null ? null : (JSON.parse(text) as CheckpointManifest);
-      if (manifest === null) return { step: Number(uri.split('step-').pop()), uri, train_loss: null, written_at: null, verified: false, problem: 'manifest vanished' };
+      if (manifest === null)
+        return { step: Number(uri.split('step-').pop()), uri, train_loss: null, written_at: null, verified: false, problem: 'manifest vanished' };
       const missing = Object.keys(manifest.files).filter((relative) => !objects.has(`${uri}/${relative.split('/').map(encodeURIComponent).join('/')}`));
       const record = { step: manifest.step, uri, train_loss: manifest.train_loss ?? null, written_at: manifest.written_at ?? null };
       return missing.length === 0 ? { ...record, verified: true } : { ...record, verified: false, problem: `objects missing: ${missing.join(', ')}` };

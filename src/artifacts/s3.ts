@@ -78,9 +78,7 @@ export class S3ArtifactStore implements ArtifactStore {
         const { ETag } = await this.client.send(new UploadPartCommand({ Bucket: location.bucket, Key: location.key, UploadId, PartNumber, Body: buffer }));
         parts.push({ ETag, PartNumber });
       }
-      await this.client.send(
-        new CompleteMultipartUploadCommand({ Bucket: location.bucket, Key: location.key, UploadId, MultipartUpload: { Parts: parts } }),
-      );
+      await this.client.send(new CompleteMultipartUploadCommand({ Bucket: location.bucket, Key: location.key, UploadId, MultipartUpload: { Parts: parts } }));
     } finally {
       await file.close();
     }

@@ -138,6 +138,8 @@ export const trainResultSchema = z.object({
   tokens_per_second: z.number().nonnegative(),
   model_load_seconds: z.number().nonnegative(),
   seconds_to_first_step: z.number().nonnegative().nullable(),
+  /** The task queue of the worker that trained: the run's merge and evaluation are offered there first (its files are). */
+  worker_task_queue: z.string().optional(),
 });
 export type TrainResult = z.infer<typeof trainResultSchema>;
 

@@ -67,7 +67,10 @@ describe('the S3 server restarted mid-upload', () => {
     const s3 = s3ClientFromEnvironment();
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: cluster.bucket, Prefix: `${runPrefix}/checkpoints/` }));
     const manifests = (listed.Contents ?? []).map((entry) => entry.Key!).filter((key) => key.endsWith('/manifest.json'));
-    const newest = manifests.sort().at(-1)!.replace(/\/manifest\.json$/, '');
+    const newest = manifests
+      .sort()
+      .at(-1)!
+      .replace(/\/manifest\.json$/, '');
     const planted = `${runPrefix}/checkpoints/step-00000039`;
     for (const key of (listed.Contents ?? []).map((entry) => entry.Key!).filter((key) => key.startsWith(`${newest}/`))) {
       const target = key.replace(newest, planted);
