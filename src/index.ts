@@ -1,6 +1,7 @@
 /**
- * tuneflow's public API. Everything a TypeScript program needs to run, watch and control fine-tunes;
- * the CLI is built on exactly these exports.
+ * `tuneflow`: the Node side of the public API. Everything a TypeScript program needs to run, watch and control
+ * fine-tunes (the CLI is built on exactly these exports), and the spec, data and planner it runs on. Workflow code
+ * imports `tuneflow/workflow`; the workers and the dev server are in `tuneflow/worker`.
  */
 
 // Contract shared with the Python worker
@@ -12,18 +13,23 @@ export type { RunSpec, RunSpecInput, ModelSpec, DatasetSpec, LoraSpec, TrainSpec
 export { loadSpec, parseSpec } from './spec/load.ts';
 
 // Client
-export { cancelRun, checkpointRun, connectClient, defaultWorkflowId, getProgress, getRunStatus, pauseRun, resumeRun, startFineTune, waitForResult } from './client.ts';
+export {
+  cancelRun,
+  checkpointRun,
+  connectClient,
+  defaultWorkflowId,
+  getProgress,
+  getRunStatus,
+  pauseRun,
+  queryRunState,
+  resumeRun,
+  startFineTune,
+  waitForResult,
+} from './client.ts';
 export type { RunStatusReport, StartOptions } from './client.ts';
-export { checkpointNowSignal, fineTune, pauseSignal, progressQuery, resumeSignal, stateQuery } from '../workflows/index.ts';
 export type { FineTuneInput, FineTuneResult, FineTuneState, RunStatus, TrainingProgressState } from '../workflows/index.ts';
 
-// Workers and the embedded server
-export { createOrchestrationWorker } from './worker.ts';
-export type { OrchestrationWorkerOptions } from './worker.ts';
-export { workflowsPath } from './workflows-path.ts';
-export { startDevServer } from './runtime/dev-server.ts';
-export type { DevServer, DevServerOptions } from './runtime/dev-server.ts';
-export { startGpuWorker } from './runtime/gpu-worker.ts';
+// Where runs live on this machine
 export { homeLayout, tuneflowHome, temporalAddress } from './runtime/home.ts';
 export type { HomeLayout } from './runtime/home.ts';
 

@@ -1,4 +1,9 @@
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Under ESM there is no __dirname: the workflow bundle's entry is located from this module's URL. */
-export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/**
+ * The workflow bundle's entry, located from this module's URL (ESM has no __dirname). It sits in the same tree as
+ * this module with the same extension: `workflows/index.ts` beside the sources under tsx, `workflows/index.js`
+ * in the built package's `dist/`.
+ */
+export const workflowsPath = fileURLToPath(new URL(`../workflows/index${extname(import.meta.url)}`, import.meta.url));

@@ -63,7 +63,14 @@ describe('contract', () => {
   it('registers exactly the accelerator activities on the Python worker, under their contract names', () => {
     expect(python.registered).toEqual(sorted(Object.values(AcceleratorActivity)));
     // The workflow calls them through this interface; its method names must be the contract's names.
-    const called: Record<keyof AcceleratorActivities, true> = { resolve_model: true, token_statistics: true, train: true, merge: true, evaluate: true };
+    const called: Record<keyof AcceleratorActivities, true> = {
+      resolve_model: true,
+      token_statistics: true,
+      train: true,
+      merge: true,
+      evaluate: true,
+      verify_checkpoints: true,
+    };
     expect(sorted(Object.keys(called))).toEqual(sorted(Object.values(AcceleratorActivity)));
   });
 
@@ -89,7 +96,7 @@ describe('payload checks on the TypeScript side', () => {
     const request = {
       spec: runSpecSchema.parse({ model: { source: 'tiny' }, dataset: { path: '/data.jsonl' } }),
       model: facts,
-      tokens: { train: split, val: split },
+      tokens: { train: split, val: split, train_tokens_uri: 'file:///tokens/train', val_tokens_uri: 'file:///tokens/val' },
     };
     await expect(planRun(request as never)).rejects.toMatchObject({
       type: FailureType.ContractViolation,

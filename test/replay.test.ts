@@ -13,7 +13,11 @@ describe('workflow determinism', () => {
 
   it.each(histories)('replays %s', async (name) => {
     // The worker converts the temporal CLI's JSON export itself.
-    const history: unknown = JSON.parse(readFileSync(`${historiesDirectory}${name}`, 'utf8'));
-    await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history, name);
+    const history = JSON.parse(readFileSync(`${historiesDirectory}${name}`, 'utf8')) as {
+      events: { workflowExecutionStartedEventAttributes?: { workflowId?: string } }[];
+    };
+    // Replayed under the id it ran with: the training child's id is derived from it, and the history records it.
+    const workflowId = history.events[0]?.workflowExecutionStartedEventAttributes?.workflowId ?? name;
+    await Worker.runReplayHistory({ workflowBundle: { codePath: inject('workflowBundlePath') } }, history, workflowId);
   });
 });

@@ -1,89 +1,40 @@
 /**
- * The fineTune workflow: prepare → plan → train → checkpoint → merge → evaluate, each stage an activity.
+ * The fineTune workflow: prepare → plan → train → checkpoint → merge → evaluate, each a stage from `./stages/`,
+ * the same stages a user's own workflow composes.
  *
- * The workflow only orchestrates: every byte of data and every weight lives in the artifact store and travels
- * as a URI. Live training progress travels in the train activity's heartbeats (visible through `describe()` and
- * the Web UI's pending activities); the activity signals the workflow only at checkpoints and resumes, and the
- * run continues as new before its history grows large, so history stays bounded however long the run.
+ * The workflow only orchestrates: every byte of data and every weight lives in the artifact store and travels as a
+ * URI. Training runs in the trainAdapter child workflow, which owns pause, out-of-memory recovery and
+ * continue-as-new, so this workflow's history stays a few dozen events however long the run.
+ *
+ * Control and progress between the two: pause, resume and checkpointNow sent to this workflow are forwarded to the
+ * child (`acceptRunControl`): a few events per signal a person sends. Progress goes the other way without any
+ * message: the child's id is deterministic (`trainingWorkflowId`), and a client asks the child directly (its
+ * `trainingStateQuery`, its pending train activity's heartbeat) while this workflow is in the train stage; the
+ * child's result brings the final progress back. Forwarding every checkpoint to this workflow instead would grow
+ * its history with the run's length, and only the child can continue as new.
  */
-import {
-  ActivityCancellationType,
-  ActivityFailure,
-  ApplicationFailure,
-  CancellationScope,
-  condition,
-  ContinueAsNew,
-  continueAsNew,
-  defineQuery,
-  defineSignal,
-  isCancellation,
-  patched,
-  proxyActivities,
-  setHandler,
-  upsertMemo,
-  upsertSearchAttributes,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type * as orchestration from '../activities/index.ts';
-import type {
-  AcceleratorActivities,
-  ControlState,
-  EvaluationResult,
-  MergeResult,
-  ResolvedModel,
-  TokenStatistics,
-  TrainingProgressMessage,
-  TrainingSetup,
-  TrainResult,
-} from '../src/contract/index.ts';
-import { FailureType, nonRetryableFailureTypes, SearchAttribute, Stage, TaskQueue, WorkflowMessage } from '../src/contract/index.ts';
+import { defineQuery, isCancellation, patched, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { CheckpointBook } from '../activities/index.ts';
+import type { ControlState, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainingSetup, TrainResult } from '../src/contract/index.ts';
+import { SearchAttribute, Stage } from '../src/contract/index.ts';
+import type { Plan } from '../src/planner/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
-
-type PreparedDataset = Awaited<ReturnType<typeof orchestration.prepareDataset>>;
-type RunPlan = Awaited<ReturnType<typeof orchestration.planRun>>['plan'];
-
-/** What the stages before training produced: carried across continue-as-new so they never run twice. */
-export interface PreparedRun {
-  dataset: PreparedDataset;
-  model: ResolvedModel;
-  tokens: TokenStatistics;
-  /** How the run trains, decided by planRun; every Python request carries it. */
-  setup: TrainingSetup;
-  plan: RunPlan;
-}
+import { describeFailure } from './failures.ts';
+import { type FineTuneBeforeStagesInput, fineTuneBeforeStages } from './legacy/fine-tune-before-stages.ts';
+import { emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
+import { acceptRunControl } from './run-control.ts';
+import { evaluate, merge, type PreparedDataset, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
+import { trainingWorkflowId } from './train-adapter.ts';
 
 export interface FineTuneInput {
   spec: RunSpec;
   /** file:// URI of the artifact store root; the run writes under runs/<workflow id>/. */
   artifact_root_uri: string;
-  /** History length at which a training run continues as new (default 8,000, well under the 10,000 budget). */
+  /** History length at which the training child continues as new (default 8,000, well under the 10,000 budget). */
   max_history_events?: number;
-  /** Set by continue-as-new: what earlier executions of this run already did. */
-  carried?: { prepared: PreparedRun; progress: TrainingProgressState; control: ControlState; executions: number };
+  /** Set only by executions started before the stages, by their own continue-as-new. */
+  carried?: FineTuneBeforeStagesInput['carried'];
 }
-
-export type RunStatus = 'running' | 'pausing' | 'paused' | 'completed' | 'failed' | 'cancelled';
-
-/** Training as the workflow knows it: updated at checkpoints and resumes, never per step. */
-export interface TrainingProgressState {
-  step: number;
-  total_steps: number | null;
-  loss: number | null;
-  val_loss: number | null;
-  best: { val_loss: number; step: number } | null;
-  tokens_per_second: number | null;
-  last_checkpoint: { step: number; uri: string } | null;
-  /** Times training restarted from a checkpoint: after a crash, a pause, or a continue-as-new. */
-  resumes: number;
-  /** Steps trained twice because a crash lost them (work after the last checkpoint). */
-  steps_redone: number;
-  /** [step, loss] pairs, halved by averaging neighbours whenever they exceed lossHistoryLimit. */
-  loss_history: [number, number][];
-  /** Each out-of-memory recovery: the micro-batch that failed and the one the planner chose instead. */
-  out_of_memory_recoveries: { from_micro_batch_size: number; micro_batch_size: number; gradient_accumulation_steps: number; peak_vram_gib: number }[];
-}
-
-export type { ControlState, TrainingProgressMessage };
 
 export interface FineTuneResult {
   status: 'completed';
@@ -106,23 +57,31 @@ export interface FineTuneResult {
   samples: EvaluationResult['samples'];
   dataset: PreparedDataset;
   tokens: TokenStatistics;
-  plan: RunPlan;
+  /** How the run trained: device, backend, quantization, dtype, checkpointing, optimizer. */
+  setup: TrainingSetup;
+  /** The plan training ran with: after an out-of-memory recovery, the replanned one. */
+  plan: Plan;
   model: ResolvedModel;
   training: TrainResult;
   merge: MergeResult | null;
   progress: TrainingProgressState;
+  /** Executions of the training child, counting each continue-as-new. */
   executions: number;
 }
 
 export interface FineTuneState {
   stage: Stage;
+  /** This workflow's status; while training, the training child's status says whether a pause has taken effect. */
   status: RunStatus;
   run_uri: string;
   model: string;
+  /** Where the train stage runs, once it has started: query it for live training progress. */
+  training_workflow_id: string | null;
   total_steps: number | null;
-  plan: RunPlan | null;
+  plan: Plan | null;
   dataset: PreparedDataset | null;
   training: TrainResult | null;
+  /** Progress as of the end of training; during training, the child's trainingStateQuery has it. */
   progress: TrainingProgressState;
   control: ControlState;
   executions: number;
@@ -132,349 +91,108 @@ export interface FineTuneState {
 
 /** The run's stage and what each finished stage produced. */
 export const stateQuery = defineQuery<FineTuneState>('state');
-/** Training progress as of the last checkpoint; live step/loss come from the train activity's heartbeat. */
+/** Training progress as this workflow knows it; live step and loss come from the training child and its heartbeat. */
 export const progressQuery = defineQuery<TrainingProgressState & { stage: Stage; status: RunStatus }>('progress');
-/** Asked by the train activity every few seconds: queries add no history events. */
-export const trainingControlQuery = defineQuery<ControlState>(WorkflowMessage.TrainingControl);
-export const trainingProgressSignal = defineSignal<[TrainingProgressMessage]>(WorkflowMessage.TrainingProgress);
-/** Checkpoint now, stop training and free the GPU; the paused run holds no worker slot until resumed. */
-export const pauseSignal = defineSignal('pause');
-export const resumeSignal = defineSignal('resume');
-/** Write a checkpoint at the next step without stopping. */
-export const checkpointNowSignal = defineSignal('checkpointNow');
 
-const lossHistoryLimit = 256;
-/** Out-of-memory recoveries before the run fails: each halves the micro-batch or so, 8 is more than 256 → 1. */
-const maxOutOfMemoryRecoveries = 8;
-const defaultMaxHistoryEvents = 8_000;
-
-// Infrastructure failures (a killed worker, a lost connection) retry without limit, backing off to a minute;
-// the contract's non-retryable failure types (bad input, bad spec, a plan that cannot fit) fail at once.
-const retry = {
-  initialInterval: '1 second',
-  backoffCoefficient: 2,
-  maximumInterval: '1 minute',
-  nonRetryableErrorTypes: [...nonRetryableFailureTypes],
-};
-
-const bookkeeping = proxyActivities<typeof orchestration>({
-  taskQueue: TaskQueue.Orchestration,
-  startToCloseTimeout: '30 minutes',
-  retry,
-});
-
-function accelerator(heartbeatTimeoutSeconds: number, startToCloseTimeout: string, taskQueue: string = TaskQueue.Accelerator) {
-  return proxyActivities<AcceleratorActivities>({
-    taskQueue,
-    startToCloseTimeout,
-    // A worker killed mid-activity stops heartbeating; after this long the activity is retried elsewhere.
-    heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
-    // A cancelled activity (pause, cancel) is waited for: it writes its checkpoint before acknowledging.
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    // Out of memory comes back to the workflow at once: the same micro-batch would fail again, a smaller one won't.
-    retry: { ...retry, nonRetryableErrorTypes: [...retry.nonRetryableErrorTypes, FailureType.OutOfMemory] },
-  });
-}
-
-/** How long a run's merge or evaluation waits for the worker that trained it (and holds its files) to take it. */
-const stickyScheduleToStart = '30 seconds';
-
-/**
- * The activities of the worker that trained the run, on its own task queue, tried once each: a worker that is
- * gone or busy lets the schedule-to-start timeout pass, and the caller then offers the step to every GPU worker.
- */
-function onTrainingWorker(taskQueue: string, heartbeatTimeoutSeconds: number) {
-  return proxyActivities<AcceleratorActivities>({
-    taskQueue,
-    scheduleToStartTimeout: stickyScheduleToStart,
-    startToCloseTimeout: '1 day',
-    heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { ...retry, maximumAttempts: 1 },
-  });
-}
-
-/** A failure that another worker would meet too (bad input, out of memory) or a cancellation: not worth a retry elsewhere. */
-const failsEverywhere = (error: unknown) =>
-  isCancellation(error) ||
-  (error instanceof ActivityFailure &&
-    error.cause instanceof ApplicationFailure &&
-    [...nonRetryableFailureTypes, FailureType.OutOfMemory].includes(error.cause.type as FailureType));
-
-const isOutOfMemory = (error: unknown) =>
-  error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === FailureType.OutOfMemory;
-
-function appendLosses(history: [number, number][], losses: [number, number][]): [number, number][] {
-  let merged = [...history, ...losses];
-  while (merged.length > lossHistoryLimit) {
-    const halved: [number, number][] = [];
-    for (let index = 0; index + 1 < merged.length; index += 2) {
-      const [, first] = merged[index]!;
-      const [step, second] = merged[index + 1]!;
-      halved.push([step, (first + second) / 2]);
-    }
-    if (merged.length % 2 === 1) halved.push(merged.at(-1)!);
-    merged = halved;
-  }
-  return merged;
-}
-
-const emptyProgress = (): TrainingProgressState => ({
-  step: 0,
-  total_steps: null,
-  loss: null,
-  val_loss: null,
-  best: null,
-  tokens_per_second: null,
-  last_checkpoint: null,
-  resumes: 0,
-  steps_redone: 0,
-  loss_history: [],
-  out_of_memory_recoveries: [],
-});
+/** Marks executions that run the stages; executions without it started earlier and replay the frozen code. */
+const stagesPatch = 'tuneflow-stages';
 
 export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
+  // An execution continued-as-new by the frozen code carries `carried`: it stays on the frozen code for good.
+  if (input.carried !== undefined || !patched(stagesPatch)) {
+    // Executions started before the stages return the result of then; its shape differs in fields added since.
+    return (await fineTuneBeforeStages(input)) as unknown as FineTuneResult;
+  }
   const { spec } = input;
-  /** The spec training runs with: out-of-memory recoveries change its micro-batch and accumulation. */
-  let trainingSpec = spec;
-  const root = CancellationScope.current();
-  const runUri = `${input.artifact_root_uri.replace(/\/$/, '')}/runs/${encodeURIComponent(workflowInfo().workflowId)}`;
+  const { workflowId } = workflowInfo();
   const state: FineTuneState = {
-    stage: input.carried ? Stage.Train : Stage.Prepare,
-    status: input.carried?.control.paused ? 'paused' : 'running',
-    run_uri: runUri,
+    stage: Stage.Prepare,
+    status: 'running',
+    run_uri: runDirectoryUri(input.artifact_root_uri),
     model: spec.model.source,
-    total_steps: input.carried?.progress.total_steps ?? null,
-    plan: input.carried?.prepared.plan ?? null,
-    dataset: input.carried?.prepared.dataset ?? null,
+    training_workflow_id: null,
+    total_steps: null,
+    plan: null,
+    dataset: null,
     training: null,
-    progress: input.carried?.progress ?? emptyProgress(),
-    control: input.carried?.control ?? { paused: false, checkpoint_requests: 0 },
-    executions: (input.carried?.executions ?? 0) + 1,
+    progress: emptyProgress(),
+    control: { paused: false, checkpoint_requests: 0 },
+    executions: 1,
     result: null,
     error: null,
   };
-  let trainingScope: CancellationScope | undefined;
-  let rolloverRequested = false;
-
-  const upsertStatus = (extra: Record<string, unknown[]> = {}) =>
+  const upsertStatus = () =>
     upsertSearchAttributes({
       [SearchAttribute.Stage.name]: [state.stage],
       [SearchAttribute.Status.name]: [state.status],
       [SearchAttribute.Model.name]: [spec.model.source],
-      ...extra,
     });
-  const enter = (stage: Stage, extra: Record<string, unknown[]> = {}) => {
+  const control = acceptRunControl((changed) => {
+    state.control = { ...changed };
+    // A finished run (completed, failed, cancelled) keeps its final status.
+    if (state.status === 'running' || state.status === 'paused') state.status = changed.paused ? 'paused' : 'running';
+    upsertStatus();
+  });
+  /** Waits out a pause, then enters the stage. */
+  const enter = async (stage: Stage) => {
+    await control.untilResumed();
     state.stage = stage;
-    upsertStatus(extra);
+    upsertStatus();
   };
-
   setHandler(stateQuery, () => state);
   setHandler(progressQuery, () => ({ ...state.progress, stage: state.stage, status: state.status }));
-  setHandler(trainingControlQuery, () => state.control);
-  setHandler(pauseSignal, () => {
-    if (state.control.paused || state.result) return;
-    state.control.paused = true;
-    // While training, the run is 'pausing' until the activity has written its checkpoint and stopped.
-    state.status = trainingScope ? 'pausing' : 'paused';
-    upsertStatus();
-    trainingScope?.cancel();
-  });
-  setHandler(resumeSignal, () => {
-    if (!state.control.paused) return;
-    state.control.paused = false;
-    state.status = 'running';
-    upsertStatus();
-  });
-  setHandler(checkpointNowSignal, () => {
-    state.control.checkpoint_requests += 1;
-  });
-  setHandler(trainingProgressSignal, (message) => {
-    const progress = state.progress;
-    progress.step = message.step;
-    progress.total_steps = message.total_steps;
-    progress.loss = message.loss;
-    progress.val_loss = message.val_loss;
-    progress.best = message.best;
-    progress.tokens_per_second = message.tokens_per_second;
-    progress.last_checkpoint = message.last_checkpoint;
-    progress.steps_redone = message.steps_redone;
-    progress.loss_history = appendLosses(progress.loss_history, message.losses);
-    if (message.event === 'resumed') progress.resumes += 1;
-    state.total_steps = message.total_steps;
-    if (message.event === 'checkpoint') {
-      upsertSearchAttributes({
-        [SearchAttribute.Step.name]: [message.step],
-        ...(message.loss === null ? {} : { [SearchAttribute.Loss.name]: [message.loss] }),
-      });
-    }
-    const info = workflowInfo();
-    if (info.continueAsNewSuggested || info.historyLength >= (input.max_history_events ?? defaultMaxHistoryEvents)) {
-      // Checkpoint-and-stop the activity, then continue as new; the next execution resumes from that checkpoint.
-      rolloverRequested = true;
-      trainingScope?.cancel();
-    }
-  });
-
-  const heartbeatSeconds = spec.train.heartbeat_timeout_seconds;
-  const python = accelerator(heartbeatSeconds, '1 day');
-  const trainer = accelerator(heartbeatSeconds, '90 days');
-  const whileNotPaused = () => condition(() => !state.control.paused);
-
-  /** After an out-of-memory failure: the planner's next smaller micro-batch, or a final failure with the plan. */
-  const recoverFromOutOfMemory = async (prepared: PreparedRun, error: unknown) => {
-    const failedMicroBatch = trainingSpec.train.micro_batch_size;
-    const replan =
-      state.progress.out_of_memory_recoveries.length < maxOutOfMemoryRecoveries
-        ? await bookkeeping.replanAfterOutOfMemory({ spec: trainingSpec, model: prepared.model, tokens: prepared.tokens, setup: prepared.setup })
-        : null;
-    if (replan === null) {
-      throw ApplicationFailure.create({
-        type: FailureType.OutOfMemory,
-        nonRetryable: true,
-        message: `out of memory at micro_batch_size ${failedMicroBatch} after ${state.progress.out_of_memory_recoveries.length} recoveries; no smaller micro-batch keeps the effective batch: lower sequence length or rank, quantize, or use a bigger GPU`,
-        details: [{ plan: state.plan, recoveries: state.progress.out_of_memory_recoveries }],
-        cause: error instanceof Error ? error : undefined,
-      });
-    }
-    trainingSpec = {
-      ...trainingSpec,
-      train: { ...trainingSpec.train, micro_batch_size: replan.micro_batch_size, gradient_accumulation_steps: replan.gradient_accumulation_steps },
-    };
-    state.plan = replan.plan;
-    state.progress.out_of_memory_recoveries.push({
-      from_micro_batch_size: failedMicroBatch,
-      micro_batch_size: replan.micro_batch_size,
-      gradient_accumulation_steps: replan.gradient_accumulation_steps,
-      peak_vram_gib: replan.plan.peak_vram_gib,
-    });
-  };
-
-  /** Trains until done; a pause stops the activity (after its checkpoint) and waits for resume. */
-  const trainUntilDone = async (prepared: PreparedRun): Promise<TrainResult> => {
-    for (;;) {
-      await whileNotPaused();
-      trainingScope = new CancellationScope();
-      try {
-        return await trainingScope.run(() =>
-          trainer.train({
-            spec: trainingSpec,
-            setup: prepared.setup,
-            model_uri: prepared.model.model_uri,
-            train_uri: prepared.dataset.train_uri,
-            val_uri: prepared.dataset.val_uri,
-            run_uri: runUri,
-          }),
-        );
-      } catch (error) {
-        if (isOutOfMemory(error)) {
-          await recoverFromOutOfMemory(prepared, error);
-          continue;
-        }
-        if (!isCancellation(error) || root.consideredCancelled) throw error;
-        if (state.control.paused) {
-          state.status = 'paused';
-          upsertStatus();
-        }
-        if (rolloverRequested) {
-          await continueAsNew<typeof fineTune>({
-            ...input,
-            spec: trainingSpec,
-            carried: { prepared, progress: state.progress, control: state.control, executions: state.executions },
-          });
-        }
-      } finally {
-        trainingScope = undefined;
-      }
-    }
-  };
 
   try {
-    let prepared: PreparedRun;
-    if (input.carried) {
-      prepared = input.carried.prepared;
-      upsertStatus();
-    } else {
-      enter(Stage.Prepare);
-      const dataset = await bookkeeping.prepareDataset({ spec, artifact_root_uri: input.artifact_root_uri });
-      state.dataset = dataset;
+    await enter(Stage.Prepare);
+    const dataset = await prepare(spec, { artifactRootUri: input.artifact_root_uri });
+    state.dataset = dataset;
 
-      enter(Stage.Plan);
-      const model = await python.resolve_model({ spec });
-      const tokens = await python.token_statistics({ spec, model_uri: model.model_uri, train_uri: dataset.train_uri, val_uri: dataset.val_uri });
-      const planned = await bookkeeping.planRun({ spec, model, tokens });
-      // Runs planned before planRun decided the setup got a bare Plan, and the worker's own setup in model.training.
-      const { setup, plan } = patched('plan-run-decides-setup')
-        ? planned
-        : { setup: (model as unknown as { training: TrainingSetup }).training, plan: planned as unknown as RunPlan };
-      state.plan = plan;
-      upsertMemo({ plan: { fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, tokens_per_s: plan.tokens_per_s, eta_seconds: plan.eta_seconds } });
-      prepared = { dataset, model, tokens, setup, plan };
-      enter(Stage.Train, { [SearchAttribute.Step.name]: [0] });
-    }
-
-    const training = await trainUntilDone(prepared);
-    state.training = training;
-    state.total_steps = training.total_steps;
-    state.progress.step = training.final_step;
-
-    enter(Stage.Checkpoint, {
-      [SearchAttribute.Step.name]: [training.final_step],
-      ...(training.train_loss === null ? {} : { [SearchAttribute.Loss.name]: [training.train_loss] }),
-    });
-    const book = await bookkeeping.recordCheckpoints({
-      run_uri: runUri,
-      summary: { workflow_id: workflowInfo().workflowId, spec, ...prepared, training, progress: state.progress },
+    await enter(Stage.Plan);
+    const run = await plan(spec, dataset, { artifactRootUri: input.artifact_root_uri });
+    state.plan = run.plan;
+    upsertMemo({
+      plan: { fits: run.plan.fits, peak_vram_gib: run.plan.peak_vram_gib, tokens_per_s: run.plan.tokens_per_s, eta_seconds: run.plan.eta_seconds },
     });
 
-    // Sticky routing: merge and evaluation go first to the worker that trained (it holds the adapter and the run's
-    // mirror), and to any GPU worker when that one is gone or busy (they then read the files from the store).
-    const trainingWorker =
-      training.worker_task_queue && patched('sticky-merge-evaluate') ? onTrainingWorker(training.worker_task_queue, heartbeatSeconds) : null;
-    const stickyFirst = async <T>(step: (activities: AcceleratorActivities) => Promise<T>): Promise<T> => {
-      if (!trainingWorker) return step(python);
-      try {
-        return await step(trainingWorker);
-      } catch (error) {
-        if (failsEverywhere(error)) throw error;
-        return step(python);
-      }
-    };
+    // Not `enter`: a pause during planning reaches the child, which starts paused and holds no GPU.
+    state.stage = Stage.Train;
+    upsertStatus();
+    state.training_workflow_id = trainingWorkflowId(workflowId);
+    const trained = await train(run, { control, ...(input.max_history_events === undefined ? {} : { maxHistoryEvents: input.max_history_events }) });
+    Object.assign(state, {
+      training: trained.training,
+      plan: trained.run.plan,
+      progress: trained.progress,
+      executions: trained.executions,
+      total_steps: trained.training.total_steps,
+    });
+
+    await enter(Stage.Checkpoint);
+    const book: CheckpointBook = await recordCheckpoints(run, trained);
 
     let merged: MergeResult | null = null;
     if (spec.merge.enabled) {
-      await whileNotPaused();
-      enter(Stage.Merge);
-      merged = await stickyFirst((activities) =>
-        activities.merge({ spec, setup: prepared.setup, model_uri: prepared.model.model_uri, adapter_uri: training.adapter_uri, run_uri: runUri }),
-      );
+      await enter(Stage.Merge);
+      merged = await merge(run, trained);
     }
 
     let evaluation: EvaluationResult | null = null;
     if (spec.evaluate.enabled) {
-      await whileNotPaused();
-      enter(Stage.Evaluate);
-      evaluation = await stickyFirst((activities) =>
-        activities.evaluate({
-          spec,
-          setup: prepared.setup,
-          model_uri: prepared.model.model_uri,
-          adapter_uri: training.adapter_uri,
-          val_uri: prepared.dataset.val_uri,
-        }),
-      );
+      await enter(Stage.Evaluate);
+      evaluation = await evaluate(run, trained);
     }
 
-    const result: FineTuneResult = {
+    const { training } = trained;
+    state.result = {
       status: 'completed',
-      run_uri: runUri,
+      run_uri: state.run_uri,
       artifacts: {
         adapter: training.adapter_uri,
         merged: merged?.merged_uri ?? null,
         run_manifest: book.run_manifest_uri,
         checkpoints: book.checkpoints.map(({ step, uri }) => ({ step, uri })),
-        prepared_train: prepared.dataset.train_uri,
-        prepared_val: prepared.dataset.val_uri,
+        prepared_train: dataset.train_uri,
+        prepared_val: dataset.val_uri,
       },
       metrics: {
         base_val_loss: evaluation?.base_val_loss ?? null,
@@ -484,28 +202,24 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
         final_train_loss: training.train_loss,
       },
       samples: evaluation?.samples ?? [],
-      ...prepared,
+      dataset,
+      tokens: run.tokens,
+      setup: run.setup,
+      plan: trained.run.plan,
+      model: run.model,
       training,
       merge: merged,
-      progress: state.progress,
-      executions: state.executions,
+      progress: trained.progress,
+      executions: trained.executions,
     };
     state.status = 'completed';
-    state.result = result;
-    enter(Stage.Done);
-    return result;
+    state.stage = Stage.Done;
+    upsertStatus();
+    return state.result;
   } catch (error) {
-    if (error instanceof ContinueAsNew) throw error;
     state.status = isCancellation(error) ? 'cancelled' : 'failed';
     state.error = describeFailure(error);
     upsertSearchAttributes({ [SearchAttribute.Status.name]: [state.status] });
     throw error;
   }
-}
-
-function describeFailure(error: unknown): string {
-  if (error instanceof ActivityFailure && error.cause instanceof ApplicationFailure) {
-    return `${error.cause.type ?? 'failure'}: ${error.cause.message}`;
-  }
-  return error instanceof Error ? error.message : String(error);
 }

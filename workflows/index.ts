@@ -1,21 +1,23 @@
-// Everything the worker's workflow bundle registers. Signals and queries sit beside their workflow.
+/**
+ * tuneflow's workflow code: what a worker's workflow bundle registers (fineTune and its training child), and what
+ * a user's own workflow composes (the stages, run control, the messages). Sandbox-safe: nothing here, directly or
+ * transitively, imports a Node built-in; activities and Node-side modules are imported as types only.
+ */
+export { fineTune, progressQuery, stateQuery } from './fine-tune.ts';
+export type { FineTuneInput, FineTuneResult, FineTuneState } from './fine-tune.ts';
 export {
   checkpointNowSignal,
-  fineTune,
   pauseSignal,
-  progressQuery,
   resumeSignal,
-  stateQuery,
+  trainAdapter,
   trainingControlQuery,
   trainingProgressSignal,
-} from './fine-tune.ts';
-export type {
-  ControlState,
-  FineTuneInput,
-  FineTuneResult,
-  FineTuneState,
-  PreparedRun,
-  RunStatus,
-  TrainingProgressMessage,
-  TrainingProgressState,
-} from './fine-tune.ts';
+  trainingStateQuery,
+  trainingWorkflowId,
+} from './train-adapter.ts';
+export type { TrainAdapterInput, TrainAdapterState, TrainedAdapter } from './train-adapter.ts';
+export { acceptRunControl } from './run-control.ts';
+export type { RunControl } from './run-control.ts';
+export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
+export type { PlannedRun, PreparedDataset, TrainOptions } from './stages/index.ts';
+export type { RunStatus, TrainingProgressState } from './progress.ts';

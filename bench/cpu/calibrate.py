@@ -1,8 +1,9 @@
 """CPU calibration for tuneflow's planner.
 
 Builds randomly initialised Llama-shaped models (no download: the weights do not matter for speed or memory),
-wraps them with PEFT LoRA on every linear layer, trains a few steps with torch AdamW in fp32 and records tokens/s
-and peak resident memory for each setting. The planner's CPU throughput efficiency and CPU memory terms are fitted
+loads them through tuneflow's own loader (tuneflow_activities.loaders: PEFT LoRA on every linear layer, fp32 on the
+CPU), trains a few steps with the product's optimizer and training step (tuneflow_activities.training) and records
+tokens/s and peak resident memory for each setting: what is measured is what ships. The planner's CPU throughput efficiency and CPU memory terms are fitted
 to these numbers, and test/planner/calibration.test.ts checks the planner against them.
 
 Each setting runs in its own child process: peak RSS (VmHWM) only ever grows within a process, and the allocator
@@ -22,6 +23,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python-activities"))
 
 RESULTS_PATH = Path(__file__).parent / "results" / "cpu-calibration.json"
 
@@ -72,6 +75,21 @@ TORCH_THREADS = 1
 CHILD_ENVIRONMENT = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
+def _word_tokenizer(vocabulary_size: int):
+    """A word-level tokenizer of the right vocabulary size: the loader loads one beside the weights; its words are never used."""
+    from tokenizers import Tokenizer, models
+
+    return Tokenizer(models.WordLevel({f"w{index}": index for index in range(vocabulary_size)}, unk_token="w0"))
+
+
+def _save_random_model(config, directory: Path) -> None:
+    import torch
+    import transformers
+
+    transformers.LlamaForCausalLM(config).to(torch.float32).save_pretrained(directory)
+    transformers.PreTrainedTokenizerFast(tokenizer_object=_word_tokenizer(config.vocab_size)).save_pretrained(directory)
+
+
 def resident_memory_bytes() -> tuple[int, int]:
     """(current RSS, peak RSS) of this process from /proc, in bytes."""
     fields = {}
@@ -83,35 +101,56 @@ def resident_memory_bytes() -> tuple[int, int]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
+def calibration_spec(sequence_length: int) -> dict:
+    """The parts of a run spec the product's loader and optimizer read."""
+    return {
+        "model": {"max_seq_length": sequence_length},
+        "lora": {"r": LORA_RANK, "alpha": LORA_RANK, "dropout": 0.0, "target_modules": TARGET_MODULES, "use_rslora": False},
+        "train": {"seed": 0, "learning_rate": 2e-4, "weight_decay": 0.0, "max_grad_norm": 1.0},
+    }
+
+
 def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gradient_checkpointing: bool) -> dict:
+    import tempfile
+
     import torch
     import transformers
-    from peft import LoraConfig, get_peft_model
+    from transformers import get_scheduler
+
+    from tuneflow_activities.loaders import TrainingSetup, load_for_training
+    from tuneflow_activities.training import apply_gradients, autocast_for, build_optimizer, forward_backward
 
     torch.manual_seed(0)
     torch.set_num_threads(TORCH_THREADS)
     rss_after_import, _ = resident_memory_bytes()
 
     config = transformers.LlamaConfig(**SHAPES[shape_name], max_position_embeddings=4096)
-    model = transformers.LlamaForCausalLM(config).to(torch.float32)
-    if gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        model.enable_input_require_grads()
-    model = get_peft_model(model, LoraConfig(r=LORA_RANK, lora_alpha=LORA_RANK, lora_dropout=0.0, target_modules=TARGET_MODULES))
+    setup = TrainingSetup(
+        device="cpu", backend="hf-peft", quantization="none", dtype="float32", gradient_checkpointing=gradient_checkpointing, optimizer="adamw_torch"
+    )
+    spec = calibration_spec(sequence_length)
+    # The product's loader reads a model directory: the random model is saved (and freed) first, then loaded as
+    # training loads it.
+    with tempfile.TemporaryDirectory(prefix="tuneflow-calibrate-") as directory:
+        _save_random_model(config, Path(directory))
+        model = load_for_training(Path(directory), spec, setup).model
     model.train()
     total_parameters = sum(p.numel() for p in model.parameters())
-    trainable_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable_parameters = sum(p.numel() for p in trainable)
+    optimizer = build_optimizer(setup.optimizer, trainable, spec)
+    scheduler = get_scheduler("constant", optimizer)
+    autocast = autocast_for(setup)
     rss_after_model, _ = resident_memory_bytes()
 
     input_ids = torch.randint(0, config.vocab_size, (micro_batch_size, sequence_length))
+    batch = {"input_ids": input_ids, "labels": input_ids, "attention_mask": torch.ones_like(input_ids)}
+    trained_tokens = micro_batch_size * (sequence_length - 1)
 
     def step() -> float:
-        loss = model(input_ids=input_ids, labels=input_ids).loss
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.detach().item()
+        loss = forward_backward(model, batch, trained_tokens, autocast)
+        apply_gradients(optimizer, scheduler, trainable, spec["train"]["max_grad_norm"])
+        return loss
 
     for _ in range(WARMUP_STEPS):
         step()

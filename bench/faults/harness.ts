@@ -10,7 +10,7 @@
  * Both workers are child processes even when a scenario does not kill them: one way of running them for every
  * scenario, and the harness's own event loop stays free to SIGKILL within milliseconds of a file system event.
  */
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { createHash } from 'node:crypto';
@@ -30,7 +30,7 @@ import { loadSpec } from '../../src/spec/load.ts';
 import { type RunSpec, trainSpecSchema } from '../../src/spec/schema.ts';
 import { workflowsPath } from '../../src/workflows-path.ts';
 import { freePort } from '../../test/setup/global-setup.ts';
-import type { FineTuneResult } from '../../workflows/index.ts';
+import { type FineTuneResult, trainingWorkflowId } from '../../workflows/index.ts';
 
 const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
 const orchestrationWorkerScript = fileURLToPath(new URL('./ts-worker.ts', import.meta.url));
@@ -301,9 +301,19 @@ export async function onDirectoryEntry(directory: string, matches: (name: string
   });
 }
 
-/** The train activity's latest heartbeat details as the server holds them, read without a query (no workflow worker needed). */
+/**
+ * The train activity's latest heartbeat details as the server holds them, read without a query (no workflow worker
+ * needed). The activity belongs to the run's training child workflow, found by its deterministic id.
+ */
 export async function trainHeartbeat(client: Client, workflowId: string): Promise<Record<string, unknown> | null> {
-  const description = await client.workflow.getHandle(workflowId).describe();
+  const description = await client.workflow
+    .getHandle(trainingWorkflowId(workflowId))
+    .describe()
+    .catch((error: unknown) => {
+      if (error instanceof WorkflowNotFoundError) return null; // training has not started yet
+      throw error;
+    });
+  if (description === null) return null;
   const pending = description.raw.pendingActivities?.find((activity) => activity.activityType?.name === AcceleratorActivity.Train);
   const payload = pending?.heartbeatDetails?.payloads?.[0];
   return payload ? (defaultPayloadConverter.fromPayload(payload) as Record<string, unknown>) : null;

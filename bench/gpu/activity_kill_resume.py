@@ -37,7 +37,7 @@ def spec() -> dict:
         "lora": {"r": 16, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
         "train": {"epochs": 1, "max_steps": STEPS, "micro_batch_size": 8, "gradient_accumulation_steps": 1, "learning_rate": 4e-4,
                   "lr_scheduler": "cosine", "warmup_steps": 2, "weight_decay": 0.0, "max_grad_norm": 1.0, "optimizer": "auto",
-                  "gradient_checkpointing": "auto", "loss_on": "responses", "seed": 42},
+                  "gradient_checkpointing": "auto", "packing": False, "loss_on": "responses", "seed": 42},
         "checkpoint": {"every_steps": CHECKPOINT_EVERY, "keep_last": 10, "keep_best": True},
         "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
         "merge": {"enabled": True, "dtype": "bfloat16"},
@@ -47,6 +47,7 @@ def spec() -> dict:
 
 
 def build(work: Path, tokenizer_directory: Path) -> dict:
+    import tuneflow_activities.offline  # noqa: F401
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -58,9 +59,24 @@ def build(work: Path, tokenizer_directory: Path) -> dict:
     tokenizer.save_pretrained(model_directory)
     rows = [json.loads(line) for line in (REPOSITORY / "examples/quickstart/data.jsonl").read_text().splitlines()]
     prepared = [{"kind": "chat", "source": {"file": "data.jsonl", "row": n}, "messages": [{"role": "user", "content": f"{r['instruction']}\n\n{r['input']}"}, {"role": "assistant", "content": r["output"]}]} for n, r in enumerate(rows, 1)]
-    (work / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in prepared[:288]))
-    (work / "val.jsonl").write_text("".join(json.dumps(row) + "\n" for row in prepared[288:]))
-    return {"spec": spec(), "model_uri": model_directory.as_uri(), "train_uri": (work / "train.jsonl").as_uri(), "val_uri": (work / "val.jsonl").as_uri()}
+    dataset = work / "datasets" / "quickstart"
+    dataset.mkdir(parents=True)
+    (dataset / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in prepared[:288]))
+    (dataset / "val.jsonl").write_text("".join(json.dumps(row) + "\n" for row in prepared[288:]))
+    from temporalio.testing import ActivityEnvironment
+
+    from tuneflow_activities.activities import token_statistics
+    from tuneflow_activities.models import tokenizer_identity
+
+    tokens = ActivityEnvironment().run(token_statistics, {
+        "spec": spec(), "model_uri": model_directory.as_uri(), "tokenizer_identity": tokenizer_identity(model_directory),
+        "train_uri": (dataset / "train.jsonl").as_uri(), "val_uri": (dataset / "val.jsonl").as_uri(),
+    })
+    # What resolveTrainingSetup decides for spec() on this device.
+    setup = {"device": DEVICE, "backend": "unsloth" if CUDA else "hf-peft", "quantization": "none", "dtype": "bfloat16" if CUDA else "float32",
+             "gradient_checkpointing": CUDA, "optimizer": "adamw_8bit" if CUDA else "adamw_torch"}
+    return {"spec": spec(), "setup": setup, "model_uri": model_directory.as_uri(),
+            "train_tokens_uri": tokens["train_tokens_uri"], "val_tokens_uri": tokens["val_tokens_uri"]}
 
 
 def run_train_activity(request_path: Path, run_name: str, attempt: int) -> None:

@@ -34,6 +34,8 @@ import sys
 import time
 import traceback
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python-activities"))
+
 SEQ = 2048
 RANK = 64
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -159,97 +161,87 @@ def _audit(event, args):
             NET_EVENTS.append(event)
 
 
+def bench_spec():
+    """The parts of a run spec the product's loader and optimizer read: the benchmark's LoRA and sequence length."""
+    return {
+        "model": {"max_seq_length": SEQ},
+        "lora": {"r": RANK, "alpha": RANK, "dropout": 0.0, "target_modules": TARGETS, "use_rslora": False},
+        "train": {"seed": 3407, "learning_rate": 1e-4, "weight_decay": 0.0, "max_grad_norm": 1.0},
+    }
+
+
+def bench_setup(method, cpu_test):
+    """The resolved setup tuneflow's train activity would receive for this method."""
+    from tuneflow_activities.loaders import TrainingSetup
+
+    return TrainingSetup(
+        device="cpu" if cpu_test else "cuda",
+        backend=METHODS[method]["backend"],
+        quantization=METHODS[method]["quantization"],
+        dtype="bfloat16",
+        gradient_checkpointing=bool(METHODS[method]["gradient_checkpointing"]),
+        optimizer="adamw_torch" if cpu_test else "adamw_8bit",
+    )
+
+
 def load_model(method, path, cpu_test, tm):
-    """Returns (model, info dict). Unsloth is imported here, before transformers/peft."""
+    """Returns (model, info dict), loaded by tuneflow's own loader (tuneflow_activities.loaders) as training loads it.
+    Unsloth is imported here, before transformers/peft."""
     info = {}
     if METHODS[method]["backend"] == "unsloth":
         t = time.time()
         import unsloth  # noqa: F401  (must precede transformers / peft)
-        from unsloth import FastLanguageModel
         info["unsloth_import_s"] = round(time.time() - t, 2)
-        import torch
-        t = time.time()
-        quantization = METHODS[method]["quantization"]
-        model, tok = FastLanguageModel.from_pretrained(
-            model_name=path, max_seq_length=SEQ, load_in_4bit=(quantization == "4bit"),
-            load_in_8bit=(quantization == "8bit"), load_in_16bit=(quantization == "none"), dtype=torch.bfloat16)
-        info["load_s"] = round(time.time() - t, 2)
-        t = time.time()
-        model = FastLanguageModel.get_peft_model(
-            model, r=RANK, lora_alpha=RANK, target_modules=TARGETS, lora_dropout=0, bias="none",
-            use_gradient_checkpointing=METHODS[method]["gradient_checkpointing"], random_state=3407, max_seq_length=SEQ)
-        FastLanguageModel.for_training(model)
-        info["peft_s"] = round(time.time() - t, 2)
+    from pathlib import Path
+
+    from tuneflow_activities.loaders import load_for_training
+
+    t = time.time()
+    # The product loads the base and attaches LoRA in one call: load_s covers both (peft_s is no longer separate).
+    model = load_for_training(Path(path), bench_spec(), bench_setup(method, cpu_test)).model
+    info["load_s"] = round(time.time() - t, 2)
+    if METHODS[method]["backend"] == "unsloth":
         try:
-            emb = model.get_input_embeddings().weight
-            info["input_embedding_device"] = str(emb.device)
+            info["input_embedding_device"] = str(model.get_input_embeddings().weight.device)
         except Exception as e:  # pragma: no cover
             info["input_embedding_device"] = f"? {e}"
-        return model, info
-    import torch
-    from transformers import AutoModelForCausalLM
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-    dev = "cpu" if cpu_test else {"": 0}
-    t = time.time()
-    kw = dict(dtype=torch.bfloat16, device_map=dev, attn_implementation="sdpa")
-    quantization = METHODS[method]["quantization"]
-    if quantization == "4bit":
-        from transformers import BitsAndBytesConfig
-        kw["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.bfloat16)
-    elif quantization == "8bit":
-        from transformers import BitsAndBytesConfig
-        kw["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    model = AutoModelForCausalLM.from_pretrained(path, **kw)
-    info["load_s"] = round(time.time() - t, 2)
-    t = time.time()
-    model.config.use_cache = False
-    gck = {"use_reentrant": False}
-    checkpointing = METHODS[method]["gradient_checkpointing"]
-    if quantization != "none":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing,
-                                                gradient_checkpointing_kwargs=gck)
-    elif checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gck)
-        model.enable_input_require_grads()
-    model = get_peft_model(model, LoraConfig(r=RANK, lora_alpha=RANK, lora_dropout=0.0, bias="none",
-                                             target_modules=TARGETS, task_type="CAUSAL_LM"))
-    info["peft_s"] = round(time.time() - t, 2)
     return model, info
 
 
 def make_optimizer(model, cpu_test):
-    import torch
-    params = [p for p in model.parameters() if p.requires_grad]
-    if cpu_test:
-        return torch.optim.AdamW(params, lr=1e-4), "adamw_torch(cpu-test)"
-    import bitsandbytes as bnb
-    return bnb.optim.AdamW8bit(params, lr=1e-4), "adamw_8bit"
+    from tuneflow_activities.training import build_optimizer
+
+    name = "adamw_torch" if cpu_test else "adamw_8bit"
+    return build_optimizer(name, [p for p in model.parameters() if p.requires_grad], bench_spec()), name
 
 
 def train_mb(model, opt, size, mb, warmup, steps, cpu_test, deadline, profile_path=None, tag=""):
+    """Times tuneflow's own training step (training.forward_backward + apply_gradients) on fixed-length rows."""
     import torch
+    from transformers import get_scheduler
+
+    from tuneflow_activities.training import apply_gradients, autocast_for, forward_backward
+
     cuda = not cpu_test
     vocab = ARCH[size]["vocab_size"]
     seq = SEQ if not cpu_test else 64
     g = torch.Generator(device="cpu").manual_seed(1234 + mb)
     ids = torch.randint(0, vocab, (mb, seq), generator=g).to("cuda" if cuda else "cpu")
+    batch = {"input_ids": ids, "labels": ids, "attention_mask": torch.ones_like(ids)}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    scheduler = get_scheduler("constant", opt)
+    autocast = autocast_for(bench_setup("a", cpu_test))
+    max_grad_norm = bench_spec()["train"]["max_grad_norm"]
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     model.train()
 
     def one_step():
         t0 = time.perf_counter()
-        with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16):
-            out = model(input_ids=ids, labels=ids)
-        loss = out.loss
+        loss = forward_backward(model, batch, mb * (seq - 1), autocast)
         sync(); t1 = time.perf_counter()
-        loss.backward()
+        apply_gradients(opt, scheduler, trainable, max_grad_norm)
         sync(); t2 = time.perf_counter()
-        opt.step(); opt.zero_grad(set_to_none=True)
-        sync(); t3 = time.perf_counter()
-        del out
-        return float(loss.detach()), t1 - t0, t2 - t1, t3 - t2
+        return loss, t1 - t0, t2 - t1
 
     if cuda:
         torch.cuda.empty_cache()
@@ -269,11 +261,11 @@ def train_mb(model, opt, size, mb, warmup, steps, cpu_test, deadline, profile_pa
     total = time.perf_counter() - t_all
     n = len(rows)
     rec = dict(timed_steps=n, warmup_steps=warmup, warmup_step_seconds=[round(x, 3) for x in wtimes])
-    st = sorted(r[1] + r[2] + r[3] for r in rows)
+    st = sorted(r[1] + r[2] for r in rows)
     rec["step_seconds"] = total / n
     rec["step_seconds_median"] = st[n // 2]
     rec["phase_seconds_median"] = {k: sorted(r[j] for r in rows)[n // 2]
-                                   for j, k in ((1, "forward"), (2, "backward"), (3, "optimizer"))}
+                                   for j, k in ((1, "forward_backward"), (2, "optimizer"))}
     tok = mb * seq
     rec["tokens_per_second"] = tok * n / total
     rec["tokens_per_hour"] = rec["tokens_per_second"] * 3600

@@ -27,7 +27,8 @@ set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 D=.whl
 mkdir -p "$D"
-grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >> .git/info/exclude
+# .gitignore lists .whl/; in a git worktree .git is a file, so never write to .git/info/exclude here.
+git check-ignore -q "$D" || { echo "$D is not ignored by git: add it to .gitignore" >&2; exit 1; }
 
 PIPARGS=(--no-deps --only-binary=:all: --python-version 3.12 --implementation cp
   --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64

@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { timePlanner } from '../../src/planner/benchmark.ts';
+import { timePlanner } from './timing.ts';
 
 const timing = timePlanner(20);
 const record = { date: new Date().toISOString(), command: 'npx tsx bench/planner/benchmark.ts', node: process.version, cpu: cpus()[0]?.model, ...timing };

@@ -1,5 +1,5 @@
 import { evaluatePlan } from '../../src/planner/index.ts';
-import { loadCalibrationPoints, PeakMetric, predictedPeakGib } from '../../src/planner/measurements.ts';
+import { loadCalibrationPoints, PeakMetric, predictedPeakGib } from './measurements.ts';
 
 /**
  * Planned against measured for every run in the given measurement folders, as a markdown table: how far the

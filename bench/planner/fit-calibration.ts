@@ -15,7 +15,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpuCalibration, gpuCalibration, type BackendCalibration } from '../../src/planner/calibration.ts';
 import { resolveDevice } from '../../src/planner/device.ts';
 import { evaluatePlan, memoryInputs } from '../../src/planner/evaluate.ts';
-import { loadCalibrationPoints, predictedPeakGib, type CalibrationPoint } from '../../src/planner/measurements.ts';
+import { loadCalibrationPoints, predictedPeakGib, type CalibrationPoint } from './measurements.ts';
 import { memoryBreakdownBytes } from '../../src/planner/memory.ts';
 import type { TrainingBackend } from '../../src/planner/request.ts';
 import { cpuStepTime, gpuStepTime } from '../../src/planner/throughput.ts';

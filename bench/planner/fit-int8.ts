@@ -1,6 +1,6 @@
 import { gpuCalibration } from '../../src/planner/calibration.ts';
 import { evaluatePlan } from '../../src/planner/index.ts';
-import { loadCalibrationPoints, PeakMetric, predictedPeakGib } from '../../src/planner/measurements.ts';
+import { loadCalibrationPoints, PeakMetric, predictedPeakGib } from './measurements.ts';
 import type { TrainingBackend } from '../../src/planner/request.ts';
 
 /**

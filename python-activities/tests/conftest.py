@@ -1,12 +1,17 @@
-import tuneflow_activities.offline  # noqa: F401  (before any Hugging Face import)
-
 import copy
 import json
 from pathlib import Path
 
 import pytest
 
-from tuneflow_activities.models import TINY_RANDOM_LLAMA, model_uri, resolve_model_directory
+import tuneflow_activities.offline  # noqa: F401  (before any Hugging Face import)
+from tuneflow_activities.data import tokenize_dataset
+from tuneflow_activities.models import (
+    TINY_RANDOM_LLAMA,
+    model_uri,
+    resolve_model_directory,
+    tokenizer_identity,
+)
 
 QUICKSTART_DATA = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "data.jsonl"
 
@@ -26,6 +31,7 @@ TINY_SPEC = {
         "max_grad_norm": 1.0,
         "optimizer": "auto",
         "gradient_checkpointing": "auto",
+        "packing": "auto",
         "loss_on": "responses",
         "seed": 42,
     },
@@ -34,6 +40,16 @@ TINY_SPEC = {
     "merge": {"enabled": True, "dtype": "auto"},
     "evaluate": {"enabled": True, "sample_prompts": ["Extract the person as JSON.\n\nAnna, 52, baker in Gdansk."], "max_new_tokens": 6},
     "device": {"type": "cpu", "backend": "auto", "quantization": "none"},
+}
+
+# What TypeScript's resolveTrainingSetup decides for TINY_SPEC on a CPU worker; requests carry it, never `auto`.
+CPU_SETUP = {
+    "device": "cpu",
+    "backend": "hf-peft",
+    "quantization": "none",
+    "dtype": "float32",
+    "gradient_checkpointing": False,
+    "optimizer": "adamw_torch",
 }
 
 
@@ -51,7 +67,8 @@ def chat_row(number: int, row: dict) -> dict:
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory) -> dict:
     """The quickstart rows in the prepared (normalised) format the TypeScript prepare stage writes."""
-    directory = tmp_path_factory.mktemp("prepared")
+    directory = tmp_path_factory.mktemp("datasets") / "0123abcd"
+    directory.mkdir()
     rows = [chat_row(number, json.loads(line)) for number, line in enumerate(QUICKSTART_DATA.read_text().splitlines(), 1)]
     (directory / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:96]))
     (directory / "val.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[96:112]))
@@ -63,19 +80,37 @@ def tiny_model_uri() -> str:
     return model_uri(resolve_model_directory(TINY_RANDOM_LLAMA))
 
 
+@pytest.fixture(scope="session")
+def tokens(prepared, tiny_model_uri) -> dict:
+    """What the token_statistics activity returns for the prepared rows: statistics and the token ids' URIs."""
+    request = {
+        "spec": TINY_SPEC,
+        "model_uri": tiny_model_uri,
+        "tokenizer_identity": tokenizer_identity(resolve_model_directory(TINY_RANDOM_LLAMA).directory),
+        **prepared,
+    }
+    return tokenize_dataset(request)
+
+
 @pytest.fixture
 def spec() -> dict:
     return copy.deepcopy(TINY_SPEC)
 
 
 @pytest.fixture
-def train_request(spec, prepared, tiny_model_uri, tmp_path):
+def setup() -> dict:
+    return dict(CPU_SETUP)
+
+
+@pytest.fixture
+def train_request(spec, setup, tokens, tiny_model_uri, tmp_path):
     def build(run_name: str = "run", **overrides) -> dict:
         return {
             "spec": spec,
+            "setup": setup,
             "model_uri": tiny_model_uri,
-            "train_uri": prepared["train_uri"],
-            "val_uri": prepared["val_uri"],
+            "train_tokens_uri": tokens["train_tokens_uri"],
+            "val_tokens_uri": tokens["val_tokens_uri"],
             "run_uri": (tmp_path / run_name).as_uri(),
             **overrides,
         }

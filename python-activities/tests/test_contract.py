@@ -94,15 +94,19 @@ def run(prepared, tmp_path_factory) -> dict:
     facts = call("resolve_model", activities.resolve_model, {"spec": spec})
     setup = decide_as_the_workflow(spec_input, facts)["setup"]
     model_uri = facts["model_uri"]
-    call("token_statistics", activities.token_statistics, {"spec": spec, "model_uri": model_uri, **prepared})
+    statistics_request = {"spec": spec, "model_uri": model_uri, "tokenizer_identity": facts["tokenizer_identity"], **prepared}
+    tokens = call("token_statistics", activities.token_statistics, statistics_request)
+    token_uris = {"train_tokens_uri": tokens["train_tokens_uri"], "val_tokens_uri": tokens["val_tokens_uri"]}
     previous_link, activities._workflow_link = activities._workflow_link, link
     try:
-        trained = call("train", activities.train, {"spec": spec, "setup": setup, "model_uri": model_uri, **prepared, "run_uri": run_uri})
+        trained = call("train", activities.train, {"spec": spec, "setup": setup, "model_uri": model_uri, **token_uris, "run_uri": run_uri})
     finally:
         activities._workflow_link = previous_link
     adapter_uri = trained["adapter_uri"]
+    call("verify_checkpoints", activities.verify_checkpoints, {"run_uri": run_uri})
     call("merge", activities.merge, {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "run_uri": run_uri})
-    call("evaluate", activities.evaluate, {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "val_uri": prepared["val_uri"]})
+    evaluate_request = {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "val_tokens_uri": tokens["val_tokens_uri"]}
+    call("evaluate", activities.evaluate, evaluate_request)
     recorded["signals"] = link.signals
     recorded["control"] = link.control
     return recorded

@@ -1,4 +1,5 @@
-"""Tokenisation masks exactly the prompt, and the schedule is a pure function of (seed, epoch, step)."""
+"""Tokenisation masks exactly the prompt, the token ids are written once beside the prepared data, and the
+schedule is a pure function of (seed, epoch, step)."""
 
 import numpy as np
 import pytest
@@ -6,7 +7,16 @@ from temporalio.exceptions import ApplicationError
 from transformers import AutoTokenizer
 
 from tuneflow_activities.artifacts import uri_to_path
-from tuneflow_activities.data import IGNORED_LABEL, Schedule, tokenize_row, tokenize_rows
+from tuneflow_activities.data import (
+    IGNORED_LABEL,
+    TOKENS_FORMAT_VERSION,
+    Schedule,
+    read_prepared_rows,
+    read_tokenized_split,
+    rows_for_training,
+    tokenize_split,
+)
+from tuneflow_activities.models import tokenizer_identity
 
 
 @pytest.fixture(scope="module")
@@ -14,8 +24,12 @@ def tokenizer(tiny_model_uri):
     return AutoTokenizer.from_pretrained(uri_to_path(tiny_model_uri))
 
 
+def tokenize_row(row: dict, tokenizer, max_seq_length: int, loss_on: str):
+    return tokenize_split([row], tokenizer).row(0, max_seq_length, loss_on)
+
+
 def trained_text(tokenizer, tokenized) -> str:
-    return tokenizer.decode([token for token, label in zip(tokenized.input_ids, tokenized.labels) if label != IGNORED_LABEL])
+    return tokenizer.decode([token for token, label in zip(tokenized.input_ids, tokenized.labels, strict=True) if label != IGNORED_LABEL])
 
 
 def test_only_assistant_turns_are_trained_on(tokenizer):
@@ -43,10 +57,11 @@ def test_completion_rows_train_on_the_completion_and_its_end(tokenizer):
 
 def test_overlong_policy(tokenizer):
     rows = [{"kind": "text", "text": "word " * 200, "source": {"file": "d.jsonl", "row": 3}}, {"kind": "text", "text": "short"}]
-    assert [len(row.input_ids) for row in tokenize_rows(rows, tokenizer, 32, "all", "truncate")] == [32, 2]
-    assert len(tokenize_rows(rows, tokenizer, 32, "all", "drop")) == 1
+    split = tokenize_split(rows, tokenizer)
+    assert [len(row.input_ids) for row in rows_for_training(split, 32, "all", "truncate")] == [32, 2]
+    assert len(rows_for_training(split, 32, "all", "drop")) == 1
     with pytest.raises(ApplicationError) as failed:
-        tokenize_rows(rows, tokenizer, 32, "all", "fail")
+        rows_for_training(split, 32, "all", "fail")
     assert "{'file': 'd.jsonl', 'row': 3}" in failed.value.message
 
 
@@ -62,3 +77,17 @@ def test_schedule_covers_each_row_once_per_epoch_and_keeps_rows_per_step_across_
     halved = Schedule(row_count=50, micro_batch_size=2, accumulation_steps=4, seed=3, epochs=2, max_steps=None)
     for step in range(14):
         assert np.array_equal(np.concatenate(schedule.micro_batches_for_step(step)), np.concatenate(halved.micro_batches_for_step(step)))
+
+
+def test_token_statistics_writes_the_ids_once_beside_the_prepared_data_keyed_by_tokenizer(tokens, prepared, tiny_model_uri, tokenizer):
+    train_path = uri_to_path(prepared["train_uri"])
+    identity = tokenizer_identity(uri_to_path(tiny_model_uri))
+    directory = uri_to_path(tokens["train_tokens_uri"])
+    assert directory == train_path.parent / "tokens" / f"v{TOKENS_FORMAT_VERSION}-{identity}" / "train"
+    split = read_tokenized_split(directory)
+    assert isinstance(split.input_ids, np.memmap)
+    # The stored ids are the rows tokenised at full length; the statistics count them after the length policy.
+    expected = tokenize_split(read_prepared_rows(train_path), tokenizer)
+    assert np.array_equal(split.input_ids, expected.input_ids) and np.array_equal(split.responses, expected.responses)
+    assert len(split) == tokens["train"]["rows"] == 96
+    assert tokens["train"]["tokens_trained"] == sum(len(row.input_ids) for row in rows_for_training(split, 128, "responses", "truncate"))

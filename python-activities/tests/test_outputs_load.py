@@ -11,7 +11,7 @@ from tuneflow_activities.merging import merge
 from tuneflow_activities.training import train
 
 
-def test_adapter_and_merged_model_load_and_generate(train_request, tiny_model_uri, prepared):
+def test_adapter_and_merged_model_load_and_generate(train_request, tiny_model_uri):
     request = train_request()
     trained = train(request)
     merged = merge({**request, "adapter_uri": trained["adapter_uri"]})
@@ -41,7 +41,7 @@ def test_adapter_and_merged_model_load_and_generate(train_request, tiny_model_ur
         merged_logits = merged_model(**prompt).logits
     assert torch.allclose(adapter_logits, merged_logits, atol=1e-4)
 
-    evaluation = evaluate({**request, "adapter_uri": trained["adapter_uri"], "val_uri": prepared["val_uri"]})
+    evaluation = evaluate({**request, "adapter_uri": trained["adapter_uri"]})
     assert evaluation["val_rows"] == 16
     assert evaluation["tuned_val_loss"] < evaluation["base_val_loss"]
     assert evaluation["samples"][0]["tuned"] != ""

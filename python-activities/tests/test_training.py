@@ -1,8 +1,10 @@
-"""The training loop's promises, on the tiny model on CPU: exact resume, verified checkpoints, refusal of a
-checkpoint written for another spec."""
+"""The training loop's promises, on the tiny model on CPU: exact resume, verified checkpoints written in the
+background, refusal of a checkpoint written for another spec."""
 
 import hashlib
 import json
+import subprocess
+import sys
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -130,3 +132,36 @@ def test_early_stopping_keeps_the_best_checkpoint_and_returns_its_adapter(train_
     assert checkpoints == sorted({f"step-{best_step:08d}", f"step-{result['final_step']:08d}"})
     best_adapter = uri_to_path(train_request()["run_uri"]) / "checkpoints" / f"step-{best_step:08d}" / "adapter" / "adapter_model.safetensors"
     assert adapter_digest(result) == hashlib.sha256(best_adapter.read_bytes()).hexdigest()
+
+
+DIE_DURING_BACKGROUND_WRITE = """
+import json, os, sys
+import tuneflow_activities.offline
+from tuneflow_activities import checkpoint
+from tuneflow_activities.training import train
+
+hash_file = checkpoint.sha256_of_file
+
+def dying_hash(path):
+    # The process dies (as under SIGKILL: no cleanup, no finally) while the writer thread hashes step 8's files.
+    if "step-00000008" in str(path):
+        os._exit(137)
+    return hash_file(path)
+
+checkpoint.sha256_of_file = dying_hash
+train(json.loads(sys.argv[1]))
+"""
+
+
+def test_a_kill_during_the_background_checkpoint_write_leaves_the_previous_checkpoint_newest(train_request):
+    request = train_request()
+    killed = subprocess.run([sys.executable, "-c", DIE_DURING_BACKGROUND_WRITE, json.dumps(request)], capture_output=True)
+    assert killed.returncode == 137
+    checkpoints = uri_to_path(request["run_uri"]) / "checkpoints"
+    assert sorted(path.name for path in checkpoints.iterdir() if not path.name.startswith(".")) == ["step-00000004"]
+    assert any(path.name.startswith(".tmp-step-00000008") for path in checkpoints.iterdir())
+
+    result = train(request)
+    assert result["resumed_from_step"] == 4
+    assert result["corrupt_checkpoints_skipped"] == 0
+    assert not any(path.name.startswith(".tmp-") for path in checkpoints.iterdir())

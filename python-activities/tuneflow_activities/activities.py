@@ -5,22 +5,24 @@ contract's schema at the boundary (validation.checked)."""
 import asyncio
 import contextvars
 import logging
+import os
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import CancelledError
 
 from . import evaluation, merging, training
-from .artifacts import uri_to_path
+from .artifacts import RunLayout, uri_to_path
+from .checkpoint import corrupt_record, scan_checkpoints
 from .contract import AcceleratorActivity, FailureType, WorkflowMessage
-from .data import length_statistics, read_prepared_rows, tokenize_rows
+from .data import tokenize_dataset
 from .errors import failure
 from .models import model_facts, resolve_model_directory
-from .object_store import activity_files
+from .object_store import activity_files, is_object_store_uri, verify_stored_checkpoints
 from .takeover import WorkerIdentity
 from .validation import checked
 
@@ -45,7 +47,7 @@ class WorkflowLink:
     def _call(self, coroutine) -> object | None:
         try:
             return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(MESSAGE_TIMEOUT_SECONDS)
-        except Exception as error:  # noqa: BLE001  (any failure to talk is survivable)
+        except Exception as error:
             logger.warning("message to workflow failed: %s", error)
             return None
 
@@ -134,6 +136,19 @@ class Heartbeater:
             self._thread.join()
 
 
+# Test hook: pretend CUDA runs out of memory whenever the micro-batch exceeds this size, so that the workflow's
+# out-of-memory recovery can be exercised on a CPU. Unset (the default) in every real deployment.
+INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH = "TUNEFLOW_TEST_OUT_OF_MEMORY_ABOVE_MICRO_BATCH"
+
+
+def _raise_injected_out_of_memory(micro_batch_size: int) -> None:
+    import torch
+
+    limit = int(os.environ.get(INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH, "-1"))
+    if limit >= 0 and micro_batch_size > limit:
+        raise torch.OutOfMemoryError(f"injected: micro_batch_size {micro_batch_size} > {limit}")
+
+
 def _out_of_memory(error: BaseException) -> bool:
     import torch
 
@@ -150,23 +165,10 @@ def resolve_model(request: dict) -> dict:
 @activity.defn(name=AcceleratorActivity.TOKEN_STATISTICS.value)
 @checked(AcceleratorActivity.TOKEN_STATISTICS)
 def token_statistics(request: dict) -> dict:
-    from transformers import AutoTokenizer
-
-    spec = request["spec"]
     with Heartbeater({"phase": "counting tokens"}).running():
-        request = activity_files(request).request
-        tokenizer = AutoTokenizer.from_pretrained(str(uri_to_path(request["model_uri"])))
-        max_seq_length = spec["model"]["max_seq_length"]
-        statistics = {}
-        for split in ("train", "val"):
-            rows = read_prepared_rows(uri_to_path(request[f"{split}_uri"]))
-            untruncated = tokenize_rows(rows, tokenizer, 10**9, spec["train"]["loss_on"], "truncate")
-            statistics[split] = length_statistics(untruncated, max_seq_length)
-            # The policy check (fail/drop) runs here too, so a bad dataset fails before any training starts.
-            kept = tokenize_rows(rows, tokenizer, max_seq_length, spec["train"]["loss_on"], spec["dataset"]["overlong"])
-            statistics[split]["rows_trained"] = len(kept)
-            statistics[split]["tokens_trained"] = sum(len(row.input_ids) for row in kept)
-        return statistics
+        # Token ids are written beside the prepared data: on object storage, beside the cached copy, then uploaded.
+        files = activity_files(request)
+        return files.publish(tokenize_dataset(files.request), ("train_tokens_uri", "val_tokens_uri"))
 
 
 @activity.defn(name=AcceleratorActivity.TRAIN.value)
@@ -181,6 +183,7 @@ def train(request: dict) -> dict:
         # On object storage the loop trains in a local mirror; checkpoints upload in the background as it goes.
         files = activity_files(request)
         try:
+            _raise_injected_out_of_memory(request["spec"]["train"]["micro_batch_size"])
             with files.training():
                 result = training.train(
                     files.request,
@@ -193,7 +196,7 @@ def train(request: dict) -> dict:
             return {**files.publish(result, ("adapter_uri",)), "worker_task_queue": WorkerIdentity.of_this_process().task_queue}
         except training.StopRequested as stop:
             # Cancellation (pause or cancel) is acknowledged only once the checkpoint is safely on disk.
-            raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}")
+            raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}") from None
         except RuntimeError as error:
             if _out_of_memory(error):
                 raise failure(
@@ -219,6 +222,18 @@ def evaluate(request: dict) -> dict:
         return evaluation.evaluate(activity_files(request).request)
 
 
-ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate]
+@activity.defn(name=AcceleratorActivity.VERIFY_CHECKPOINTS.value)
+@checked(AcceleratorActivity.VERIFY_CHECKPOINTS)
+def verify_checkpoints(request: dict) -> dict:
+    """Every checkpoint of the run checked against its manifest's sha256s: the one place checkpoints are verified,
+    for resume (training) and for the run's record (the workflow) alike."""
+    with Heartbeater({"phase": "verifying checkpoints"}).running():
+        if is_object_store_uri(request["run_uri"]):
+            return verify_stored_checkpoints(request["run_uri"])
+        scan = scan_checkpoints(RunLayout(uri_to_path(request["run_uri"])).checkpoints)
+        return {"checkpoints": [checkpoint.as_record() for checkpoint in scan.valid], "corrupt": [corrupt_record(directory) for directory in scan.corrupt]}
+
+
+ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate, verify_checkpoints]
 # What a worker serves on its own task queue: the steps that read a run's trained files.
 STICKY_ACTIVITIES = [merge, evaluate]

@@ -1,17 +1,19 @@
 """The artifact store is a directory tree addressed by file:// URIs (layout: docs/artifacts.md).
 
-Everything written here is written whole or not at all: files go to a temporary name, are fsynced and renamed;
-directories are built under a temporary name and renamed into place, so a reader never sees half an artifact.
+`RunLayout` and `DatasetLayout` are the only places Python builds paths under `runs/<id>/` and `datasets/<hash>/`
+(TypeScript's twin: src/runtime/layout.ts). Everything written here is written whole or not at all, through
+`atomic_directory`, the one atomic-write helper: a directory is built under a temporary name, fsynced (every file
+and directory in it) and renamed into place, so a reader never sees half an artifact.
 """
 
 import contextlib
 import hashlib
-import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
 from urllib.parse import unquote, urlparse
 
 
@@ -50,18 +52,6 @@ def fsync_tree(root: Path) -> None:
         fsync_path(Path(directory))
 
 
-def write_json_atomic(path: Path, value: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(value, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    fsync_path(path.parent)
-
-
 @contextlib.contextmanager
 def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
     """Yields a temporary sibling directory to fill; on success it is fsynced and renamed to target.
@@ -96,3 +86,52 @@ def remove_stale_temporaries(directory: Path) -> int:
     for entry in stale:
         shutil.rmtree(entry, ignore_errors=True)
     return len(stale)
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    """`runs/<workflow id>/`: what one fine-tuning run writes."""
+
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"step-{step:08d}"
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / "adapter"
+
+    @property
+    def merged(self) -> Path:
+        return self.root / "merged"
+
+    @property
+    def train_log(self) -> Path:
+        return self.root / "train_log.jsonl"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "run.json"
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """`datasets/<hash>/`: one prepared dataset (written by TypeScript) and its token ids (written here)."""
+
+    root: Path
+
+    @staticmethod
+    def of_split(split_path: Path) -> "DatasetLayout":
+        """The dataset a prepared split file (`train.jsonl`, `val.jsonl`) belongs to."""
+        return DatasetLayout(split_path.parent)
+
+    def split(self, name: str) -> Path:
+        return self.root / f"{name}.jsonl"
+
+    def tokens(self, tokenizer_identity: str, format_version: int) -> Path:
+        """One directory per tokenizer (and token format): the ids are only valid for the tokenizer that made them."""
+        return self.root / "tokens" / f"v{format_version}-{tokenizer_identity}"

@@ -1,4 +1,4 @@
-"""Checkpoints: written whole or not at all, verified before use, pruned by policy.
+"""Checkpoints: taken at a step, written in the background whole or not at all, verified before use, pruned by policy.
 
 A checkpoint is one directory `step-NNNNNNNN/` holding the adapter in PEFT's own format, `training_state.pt`
 (one dict: optimizer, LR scheduler, RNG states, step, epoch, the spec fingerprint) and `manifest.json` with the
@@ -6,17 +6,26 @@ sha256 of every file. It is built under a temporary name, fsynced and renamed, s
 manifest is always complete; one that fails verification (a disk that lied) is skipped with a warning.
 """
 
+import copy
 import json
 import logging
+import queue
 import random
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .artifacts import atomic_directory, path_to_uri, remove_stale_temporaries, sha256_of_file
+from .artifacts import (
+    RunLayout,
+    atomic_directory,
+    path_to_uri,
+    remove_stale_temporaries,
+    sha256_of_file,
+)
 from .contract import FailureType
 from .errors import failure
 
@@ -24,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 TRAINING_STATE = "training_state.pt"
+ADAPTER, ADAPTER_WEIGHTS = "adapter", "adapter_model.safetensors"
 FORMAT_VERSION = 1
 
 
@@ -41,9 +51,9 @@ class Checkpoint:
     def val_loss(self) -> float | None:
         return self.manifest.get("val_loss")
 
-
-def checkpoint_name(step: int) -> str:
-    return f"step-{step:08d}"
+    def as_record(self) -> dict:
+        """The checkpoint as the workflow and run.json list it (a CheckpointRecord)."""
+        return {"step": self.step, "uri": self.uri, "verified": True, "train_loss": self.manifest.get("train_loss"), "val_loss": self.val_loss}
 
 
 def capture_rng_state() -> dict:
@@ -65,21 +75,108 @@ def restore_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def write_checkpoint(
-    checkpoints_directory: Path, step: int, model, training_state: dict[str, Any], summary: dict[str, Any]
-) -> Checkpoint:
+def detached_copy(value: Any) -> Any:
+    """A copy of a state dict (nested dicts, lists, tuples of tensors and plain values) whose tensors are new CPU
+    tensors: training can go on changing the originals while the copy is written."""
     import torch
 
-    target = checkpoints_directory / checkpoint_name(step)
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, dict):
+        return {key: detached_copy(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(detached_copy(item) for item in value)
+    return copy.deepcopy(value)
+
+
+@dataclass(frozen=True)
+class CheckpointSnapshot:
+    """A checkpoint as taken at its step, off the accelerator: everything the background writer needs."""
+
+    step: int
+    adapter: dict  # the LoRA weights, PEFT's key names
+    adapter_config: Any  # the PeftConfig, as PEFT's save_pretrained would write it
+    training_state: dict  # one dict: optimizer, scheduler, rng, step, epoch, fingerprint, optimizer name, validation
+    summary: dict  # manifest fields: train_loss, val_loss, total_steps, written_at
+
+
+def take_snapshot(model, step: int, training_state: dict, summary: dict) -> CheckpointSnapshot:
+    from peft import get_peft_model_state_dict
+
+    config = copy.deepcopy(model.peft_config["default"])
+    config.inference_mode = True  # what PeftModel.save_pretrained records
+    return CheckpointSnapshot(step, detached_copy(get_peft_model_state_dict(model)), config, detached_copy(training_state), summary)
+
+
+def write_checkpoint(layout: RunLayout, snapshot: CheckpointSnapshot) -> Checkpoint:
+    """Writes the snapshot as `step-NNNNNNNN/`, whole or not at all (a kill mid-write leaves only a .tmp- directory)."""
+    import torch
+    from safetensors.torch import save_file
+
+    target = layout.checkpoint(snapshot.step)
     with atomic_directory(target, replace=True) as building:
-        model.save_pretrained(building / "adapter", safe_serialization=True)
-        torch.save(training_state, building / TRAINING_STATE)
-        files = {
-            str(path.relative_to(building)): sha256_of_file(path) for path in sorted(building.rglob("*")) if path.is_file()
-        }
-        manifest = {"format_version": FORMAT_VERSION, "step": step, "files": files, **summary}
+        snapshot.adapter_config.save_pretrained(building / ADAPTER)
+        save_file(snapshot.adapter, building / ADAPTER / ADAPTER_WEIGHTS, metadata={"format": "pt"})
+        torch.save(snapshot.training_state, building / TRAINING_STATE)
+        files = {str(path.relative_to(building)): sha256_of_file(path) for path in sorted(building.rglob("*")) if path.is_file()}
+        manifest = {"format_version": FORMAT_VERSION, "step": snapshot.step, "files": files, **snapshot.summary}
         (building / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return Checkpoint(step=step, directory=target, manifest=manifest)
+    return Checkpoint(step=snapshot.step, directory=target, manifest=manifest)
+
+
+class CheckpointWriter:
+    """Writes checkpoints on a background thread so that training does not wait for disk.
+
+    One write at a time: a new checkpoint waits for the previous one, so checkpoints land in step order and at most
+    one snapshot is held in memory besides the live state. A write that failed raises in the training thread at
+    the next submit, wait or poll. After each write, old checkpoints are pruned by the run's policy.
+    """
+
+    def __init__(self, layout: RunLayout, keep_last: int):
+        self._layout = layout
+        self._keep_last = keep_last
+        self._thread: threading.Thread | None = None
+        self._written: Checkpoint | None = None
+        self._error: BaseException | None = None
+        # Filled by the writer thread, drained by the training thread.
+        self._finished: queue.SimpleQueue[tuple[Checkpoint, Any]] = queue.SimpleQueue()
+
+    def submit(self, snapshot: CheckpointSnapshot, keep: set[int], announcement: Any = None) -> None:
+        """Starts writing `snapshot` (after the previous write); `announcement` comes back from `finished()` with it."""
+        self.wait()
+
+        def write() -> None:
+            try:
+                checkpoint = write_checkpoint(self._layout, snapshot)
+                prune_checkpoints(self._layout.checkpoints, self._keep_last, keep)
+                self._written = checkpoint
+                self._finished.put((checkpoint, announcement))
+            except BaseException as error:
+                self._error = error
+
+        self._thread = threading.Thread(target=write, name=f"tuneflow-checkpoint-{snapshot.step}", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> Checkpoint | None:
+        """Blocks until the write in progress is on disk; returns the newest checkpoint written."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._raise_failure()
+        return self._written
+
+    def finished(self) -> list[tuple[Checkpoint, Any]]:
+        """Checkpoints that reached disk since the last call, with their announcements (never blocks)."""
+        self._raise_failure()
+        done = []
+        while not self._finished.empty():
+            done.append(self._finished.get())
+        return done
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 def verify_checkpoint(directory: Path) -> Checkpoint | None:
@@ -102,6 +199,11 @@ class CheckpointScan:
     corrupt: list[Path]
 
 
+def corrupt_record(directory: Path) -> dict:
+    """A checkpoint directory that failed verification, as a CheckpointRecord: its step is its name's."""
+    return {"step": int(directory.name.removeprefix("step-")), "uri": path_to_uri(directory), "verified": False, "train_loss": None, "val_loss": None}
+
+
 def scan_checkpoints(checkpoints_directory: Path) -> CheckpointScan:
     """Every verified checkpoint, oldest first, and the directories that failed verification."""
     remove_stale_temporaries(checkpoints_directory)
@@ -120,11 +222,7 @@ def load_training_state(checkpoint: Checkpoint, expected_fingerprint: dict) -> d
 
     state = torch.load(checkpoint.directory / TRAINING_STATE, weights_only=False)
     recorded = state["fingerprint"]
-    differences = {
-        key: {"checkpoint": recorded.get(key), "spec": value}
-        for key, value in expected_fingerprint.items()
-        if recorded.get(key) != value
-    }
+    differences = {key: {"checkpoint": recorded.get(key), "spec": value} for key, value in expected_fingerprint.items() if recorded.get(key) != value}
     if differences:
         raise failure(
             FailureType.INCOMPATIBLE_CHECKPOINT,

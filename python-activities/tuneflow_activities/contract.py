@@ -26,6 +26,7 @@ class AcceleratorActivity(str, Enum):
     TRAIN = "train"
     MERGE = "merge"
     EVALUATE = "evaluate"
+    VERIFY_CHECKPOINTS = "verify_checkpoints"
 
 
 class WorkflowMessage(str, Enum):

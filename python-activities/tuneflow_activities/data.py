@@ -1,36 +1,44 @@
 """Prepared rows → token ids, loss masks and micro-batches, in an order that is a pure function of (seed, epoch).
 
 The TypeScript prepare stage writes one normalised JSON object per line (`kind`: chat, text or completion).
-Training, token statistics and evaluation all tokenise through `tokenize_row`, so a row counts, truncates and
-trains the same way everywhere.
+The dataset is tokenised once per tokenizer, by the token_statistics activity (`write_tokenized_split`): the ids
+of every row at full length and a mask of the tokens in responses go beside the prepared data, memory-mapped by
+every later reader. Training and evaluation read them and apply the length policy and loss masking when reading
+(`rows_for_training`), so a row counts, truncates and trains the same way everywhere.
 """
 
+import errno
 import json
 import math
 import statistics
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
+from .artifacts import DatasetLayout, atomic_directory, path_to_uri, uri_to_path
 from .contract import FailureType
 from .errors import failure
+from .models import tokenizer_identity
 
 IGNORED_LABEL = -100
+# Bumped whenever tokenisation (segments, special tokens) or the files below change: older ids stop matching.
+TOKENS_FORMAT_VERSION = 1
+_INPUT_IDS, _RESPONSES, _OFFSETS, _SOURCES = "input_ids.npy", "responses.npy", "offsets.npy", "sources.json"
 
 
 @dataclass(frozen=True)
 class TokenizedRow:
-    input_ids: list[int]
-    labels: list[int]
+    input_ids: np.ndarray
+    labels: np.ndarray
     source: dict
     original_length: int
 
     @property
     def trainable_tokens(self) -> int:
         """Tokens the loss is computed on: causal models predict token t+1 from t, so the first label never counts."""
-        return sum(1 for label in self.labels[1:] if label != IGNORED_LABEL)
+        return int(np.count_nonzero(self.labels[1:] != IGNORED_LABEL))
 
 
 def read_prepared_rows(path: Path) -> list[dict]:
@@ -63,24 +71,91 @@ def _segments(row: dict, tokenizer) -> list[tuple[str, bool]]:
     raise failure(FailureType.INVALID_DATASET, f"prepared row has unknown kind {kind!r}", source=row.get("source"))
 
 
-def tokenize_row(row: dict, tokenizer, max_seq_length: int, loss_on: str) -> TokenizedRow:
-    input_ids: list[int] = []
-    labels: list[int] = []
-    for text, trained in _segments(row, tokenizer):
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        input_ids.extend(ids)
-        labels.extend(ids if trained or loss_on == "all" else [IGNORED_LABEL] * len(ids))
-    return TokenizedRow(
-        input_ids=input_ids[:max_seq_length],
-        labels=labels[:max_seq_length],
-        source=row.get("source", {}),
-        original_length=len(input_ids),
+@dataclass(frozen=True)
+class TokenizedSplit:
+    """Every row of a split at full length: the ids end to end, a per-token response flag, and row offsets."""
+
+    input_ids: np.ndarray  # int32, all rows concatenated
+    responses: np.ndarray  # bool, True where the token belongs to a response (an assistant turn, a completion)
+    offsets: np.ndarray  # int64, len(rows) + 1: row i is [offsets[i], offsets[i + 1])
+    sources: list[dict]
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def row(self, index: int, max_seq_length: int | None, loss_on: str) -> TokenizedRow:
+        """Row `index` truncated to max_seq_length (None: whole), labelled on responses or on all tokens."""
+        start, end = int(self.offsets[index]), int(self.offsets[index + 1])
+        kept = end if max_seq_length is None else min(end, start + max_seq_length)
+        input_ids = self.input_ids[start:kept].astype(np.int64)
+        trained = np.ones(kept - start, dtype=bool) if loss_on == "all" else self.responses[start:kept]
+        return TokenizedRow(
+            input_ids=input_ids,
+            labels=np.where(trained, input_ids, IGNORED_LABEL),
+            source=self.sources[index],
+            original_length=end - start,
+        )
+
+    def rows(self, max_seq_length: int | None, loss_on: str) -> list[TokenizedRow]:
+        return [self.row(index, max_seq_length, loss_on) for index in range(len(self))]
+
+
+def tokenize_split(rows: Sequence[dict], tokenizer) -> TokenizedSplit:
+    ids: list[int] = []
+    responses: list[bool] = []
+    offsets = [0]
+    for row in rows:
+        for text, trained in _segments(row, tokenizer):
+            piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+            ids.extend(piece)
+            responses.extend([trained] * len(piece))
+        offsets.append(len(ids))
+    return TokenizedSplit(
+        input_ids=np.asarray(ids, dtype=np.int32),
+        responses=np.asarray(responses, dtype=bool),
+        offsets=np.asarray(offsets, dtype=np.int64),
+        sources=[row.get("source", {}) for row in rows],
     )
 
 
-def tokenize_rows(rows: Sequence[dict], tokenizer, max_seq_length: int, loss_on: str, overlong: str) -> list[TokenizedRow]:
-    """Tokenises rows and applies the over-long policy: truncate, drop, or fail naming the rows."""
-    tokenized = [tokenize_row(row, tokenizer, max_seq_length, loss_on) for row in rows]
+def tokenized_split_directory(split_path: Path, tokenizer_identity: str) -> Path:
+    """Where the token ids of a prepared split file go: beside it, keyed by tokenizer (artifacts.DatasetLayout)."""
+    return DatasetLayout.of_split(split_path).tokens(tokenizer_identity, TOKENS_FORMAT_VERSION) / split_path.stem
+
+
+def write_tokenized_split(split: TokenizedSplit, directory: Path) -> None:
+    """Writes the split's arrays (plain .npy, memory-mappable) atomically. Ids already there are the same bytes
+    (same prepared data, same tokenizer), so another writer that got there first wins."""
+    if directory.is_dir():
+        return
+    try:
+        with atomic_directory(directory) as building:
+            np.save(building / _INPUT_IDS, split.input_ids)
+            np.save(building / _RESPONSES, split.responses)
+            np.save(building / _OFFSETS, split.offsets)
+            (building / _SOURCES).write_text(json.dumps(split.sources))
+    except OSError as error:
+        if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not directory.is_dir():
+            raise
+
+
+def read_tokenized_split(directory: Path) -> TokenizedSplit:
+    if not (directory / _OFFSETS).is_file():
+        raise failure(
+            FailureType.DATASET_NOT_FOUND,
+            f"no token ids at {directory}: token_statistics writes them for this dataset and tokenizer before training",
+        )
+    return TokenizedSplit(
+        input_ids=np.load(directory / _INPUT_IDS, mmap_mode="r"),
+        responses=np.load(directory / _RESPONSES, mmap_mode="r"),
+        offsets=np.load(directory / _OFFSETS),
+        sources=json.loads((directory / _SOURCES).read_text()),
+    )
+
+
+def rows_for_training(split: TokenizedSplit, max_seq_length: int, loss_on: str, overlong: str) -> list[TokenizedRow]:
+    """The split's rows under the length policy (truncate, drop, or fail naming the rows) and loss masking."""
+    tokenized = split.rows(max_seq_length, loss_on)
     overlong_rows = [row for row in tokenized if row.original_length > max_seq_length]
     if overlong_rows and overlong == "fail":
         raise failure(
@@ -93,6 +168,35 @@ def tokenize_rows(rows: Sequence[dict], tokenizer, max_seq_length: int, loss_on:
         tokenized = [row for row in tokenized if row.original_length <= max_seq_length]
     # A row whose every response token was truncated away teaches nothing and would divide by zero.
     return [row for row in tokenized if row.trainable_tokens > 0]
+
+
+def tokenize_dataset(request: dict) -> dict:
+    """The token_statistics activity's body: tokenises each split once, writes the ids beside the prepared data (keyed
+    by tokenizer identity) for training and evaluation to read, and counts them for the planner."""
+    from transformers import AutoTokenizer
+
+    spec = request["spec"]
+    loss_on, max_seq_length = spec["train"]["loss_on"], spec["model"]["max_seq_length"]
+    model_directory = uri_to_path(request["model_uri"])
+    identity = request["tokenizer_identity"]
+    if identity != tokenizer_identity(model_directory):
+        raise failure(FailureType.INVALID_SPEC, f"tokenizer_identity {identity} is not the identity of the tokenizer in {model_directory}")
+    tokenizer = AutoTokenizer.from_pretrained(str(model_directory))
+    result = {}
+    for split in ("train", "val"):
+        split_path = uri_to_path(request[f"{split}_uri"])
+        tokenized = tokenize_split(read_prepared_rows(split_path), tokenizer)
+        directory = tokenized_split_directory(split_path, identity)
+        write_tokenized_split(tokenized, directory)
+        full_length = [row for row in tokenized.rows(None, loss_on) if row.trainable_tokens > 0]
+        statistics = length_statistics(full_length, max_seq_length)
+        # The policy check (fail/drop) runs here too, so a bad dataset fails before any training starts.
+        kept = rows_for_training(tokenized, max_seq_length, loss_on, spec["dataset"]["overlong"])
+        statistics["rows_trained"] = len(kept)
+        statistics["tokens_trained"] = sum(len(row.input_ids) for row in kept)
+        result[split] = statistics
+        result[f"{split}_tokens_uri"] = path_to_uri(directory)
+    return result
 
 
 def length_statistics(rows: Sequence[TokenizedRow], max_seq_length: int) -> dict:
@@ -159,7 +263,7 @@ def bucketed_width(longest: int, max_seq_length: int, smallest: int = 64) -> int
     return min(max_seq_length, max(smallest, 1 << (longest - 1).bit_length()))
 
 
-def collate(rows: Sequence[TokenizedRow], pad_token_id: int, width: int | None = None) -> dict[str, "torch.Tensor"]:
+def collate(rows: Sequence[TokenizedRow], pad_token_id: int, width: int | None = None) -> dict:
     """Right-pads a micro-batch to its longest row (or to width); padding is masked out of attention and loss."""
     import torch
 
@@ -169,8 +273,8 @@ def collate(rows: Sequence[TokenizedRow], pad_token_id: int, width: int | None =
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for index, row in enumerate(rows):
         length = len(row.input_ids)
-        input_ids[index, :length] = torch.tensor(row.input_ids)
-        labels[index, :length] = torch.tensor(row.labels)
+        input_ids[index, :length] = torch.from_numpy(row.input_ids)
+        labels[index, :length] = torch.from_numpy(row.labels)
         attention_mask[index, :length] = 1
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
 

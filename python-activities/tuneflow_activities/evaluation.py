@@ -1,14 +1,15 @@
 """Base vs tuned on the validation rows: loss, perplexity, and greedy generations for the sample prompts.
 
-One base model is loaded and the adapter is applied on top of it; `disable_adapter()` gives the base's outputs,
-so both sides see identical weights, tokenisation and rows.
+One base model is loaded, through the training loaders and as training loaded it (a 4-bit run evaluates on its
+4-bit base), and the adapter is applied on top of it; `disable_adapter()` gives the base's outputs, so both sides
+see identical weights, tokenisation and rows.
 """
 
 import math
 
 from .artifacts import uri_to_path
-from .data import batches, collate, read_prepared_rows, tokenize_rows
-from .loaders import choose_device
+from .data import batches, collate, read_tokenized_split, rows_for_training
+from .loaders import TrainingSetup, load_with_adapter
 
 EVALUATION_BATCH_SIZE = 8
 
@@ -29,9 +30,7 @@ def validation_loss(model, rows, pad_token_id: int, device: str) -> float | None
 def _generate(model, tokenizer, prompt: str, max_new_tokens: int, device: str) -> str:
     import torch
 
-    encoded = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True
-    )
+    encoded = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
     encoded = {key: value.to(device) for key, value in encoded.items()}
     with torch.no_grad():
         output = model.generate(**encoded, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)
@@ -39,25 +38,14 @@ def _generate(model, tokenizer, prompt: str, max_new_tokens: int, device: str) -
 
 
 def evaluate(request: dict) -> dict:
-    import torch
-    from peft import PeftModel
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     spec = request["spec"]
-    device = choose_device(spec)
-    base_directory = uri_to_path(request["model_uri"])
-    tokenizer = AutoTokenizer.from_pretrained(str(base_directory))
-    dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    base = AutoModelForCausalLM.from_pretrained(str(base_directory), dtype=dtype).to(device)
-    model = PeftModel.from_pretrained(base, str(uri_to_path(request["adapter_uri"]))).to(device)
-    model.eval()
+    setup = TrainingSetup.from_request(request)
+    device = setup.device
+    loaded = load_with_adapter(uri_to_path(request["model_uri"]), uri_to_path(request["adapter_uri"]), spec, setup)
+    model, tokenizer = loaded.model, loaded.tokenizer
 
-    rows = tokenize_rows(
-        read_prepared_rows(uri_to_path(request["val_uri"])),
-        tokenizer,
-        spec["model"]["max_seq_length"],
-        spec["train"]["loss_on"],
-        "truncate",
+    rows = rows_for_training(
+        read_tokenized_split(uri_to_path(request["val_tokens_uri"])), spec["model"]["max_seq_length"], spec["train"]["loss_on"], "truncate"
     )
     limit = spec["evaluate"].get("max_rows")
     rows = rows[:limit] if limit else rows

@@ -1,26 +1,66 @@
-"""Two ways to load a model for LoRA training, one training loop (training.py) for both.
+"""Two ways to load a model, one set of loaders for training, evaluation and merging.
 
 - `unsloth`: Unsloth's FastLanguageModel, on NVIDIA GPUs where the package is importable (2x faster, far less
   VRAM: fused kernels, offloaded gradient checkpointing).
 - `hf-peft`: Hugging Face transformers + PEFT, everywhere else (and on GPUs when asked).
 Both return a PEFT model whose adapter saves in PEFT's own format, so checkpoints, merge and evaluation are shared.
+
+What to load is decided before any request reaches this worker: the request's `setup` (a TrainingSetup, resolved
+from spec and model facts by TypeScript's resolveTrainingSetup) names device, backend, quantization, dtype,
+checkpointing and optimizer. No `auto` is accepted here, so the worker cannot decide differently from the plan.
 """
 
+import dataclasses
 import importlib.util
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
+
+from .contract import FailureType
+from .errors import failure
 
 ALL_LINEAR_LLAMA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
+Device = Literal["cuda", "cpu"]
+Backend = Literal["unsloth", "hf-peft"]
+Quantization = Literal["none", "4bit", "8bit"]
+Dtype = Literal["bfloat16", "float16", "float32"]
+Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"]
 
-@dataclass
-class TrainingModel:
-    model: object
-    tokenizer: object
-    backend: str
-    device: str
-    dtype: str
+
+@dataclass(frozen=True)
+class TrainingSetup:
+    """The resolved training setup as the request carries it (TypeScript's TrainingSetup)."""
+
+    device: Device
+    backend: Backend
+    quantization: Quantization
+    dtype: Dtype
     gradient_checkpointing: bool
+    optimizer: Optimizer
+
+    @staticmethod
+    def from_request(request: dict) -> "TrainingSetup":
+        """The request's `setup`; a missing field or an unresolved value (`auto`) is a bad request, not a guess."""
+        given = request.get("setup")
+        if not isinstance(given, dict):
+            raise failure(FailureType.INVALID_SPEC, "request has no resolved `setup` (device, backend, quantization, dtype, ...)")
+        for field in dataclasses.fields(TrainingSetup):
+            allowed = (True, False) if field.type is bool else get_args(field.type)
+            if given.get(field.name) not in allowed:
+                raise failure(
+                    FailureType.INVALID_SPEC,
+                    f"setup.{field.name} is {given.get(field.name)!r}; expected one of {', '.join(map(str, allowed))}",
+                    field=f"setup.{field.name}",
+                )
+        return TrainingSetup(**{field.name: given[field.name] for field in dataclasses.fields(TrainingSetup)})
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return getattr(torch, self.dtype)
 
     @property
     def pads_to_fixed_shapes(self) -> bool:
@@ -28,50 +68,27 @@ class TrainingModel:
         a few fixed lengths instead of to their longest row."""
         return self.backend == "unsloth"
 
+    def for_merging(self, dtype: Dtype) -> "TrainingSetup":
+        """The setup a merge loads the base with: hf-peft on the CPU, unquantised, in `dtype`.
 
-def choose_device(spec: dict) -> str:
-    import torch
+        A quantised run merges into the 16-bit base, never into its 4/8-bit weights: merging into quantised weights
+        would round the adapter's update back onto the quantisation grid (and bitsandbytes layers cannot be saved as
+        a plain checkpoint), while the original weights plus the adapter are the model that was meant. The adapter was
+        trained against the dequantised weights, so the merged model differs from the trained one by the base's
+        quantisation error, which is what every QLoRA merge accepts. The CPU holds the whole base wherever it trains.
+        """
+        return dataclasses.replace(self, device="cpu", backend="hf-peft", quantization="none", dtype=dtype)
 
-    requested = spec["device"]["type"]
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
+
+@dataclass
+class LoadedModel:
+    model: object
+    tokenizer: object
+    setup: TrainingSetup
 
 
 def unsloth_available() -> bool:
     return importlib.util.find_spec("unsloth") is not None
-
-
-def choose_backend(spec: dict, device: str) -> str:
-    requested = spec["device"]["backend"]
-    if requested != "auto":
-        return requested
-    return "unsloth" if device == "cuda" and unsloth_available() else "hf-peft"
-
-
-def use_gradient_checkpointing(spec: dict, device: str) -> bool:
-    setting = spec["train"]["gradient_checkpointing"]
-    # On a CPU memory is plentiful and recomputation costs a third more time; on a GPU memory is the constraint.
-    return device == "cuda" if setting == "auto" else bool(setting)
-
-
-def choose_optimizer(spec: dict, device: str) -> str:
-    requested = spec["train"]["optimizer"]
-    if requested != "auto":
-        return requested
-    # 8-bit AdamW halves optimizer memory on a GPU; bitsandbytes' 8-bit kernels are CUDA-only.
-    return "adamw_8bit" if device == "cuda" else "adamw_torch"
-
-
-def training_setup(spec: dict) -> dict:
-    """How the spec's 'auto' settings resolve on this worker: what the planner must plan for."""
-    device = choose_device(spec)
-    return {
-        "device": device,
-        "backend": choose_backend(spec, device),
-        "gradient_checkpointing": use_gradient_checkpointing(spec, device),
-        "optimizer": choose_optimizer(spec, device),
-    }
 
 
 def lora_arguments(spec: dict) -> dict:
@@ -85,81 +102,100 @@ def lora_arguments(spec: dict) -> dict:
     }
 
 
-def load_for_training(model_directory: Path, spec: dict) -> TrainingModel:
-    device = choose_device(spec)
-    backend = choose_backend(spec, device)
-    if backend == "unsloth":
-        return _load_with_unsloth(model_directory, spec, device)
-    return _load_with_peft(model_directory, spec, device)
+def base_dtype(model_directory: Path) -> Dtype:
+    """The dtype the base's weights are stored in (config.json), float32 when it does not say."""
+    config = json.loads((model_directory / "config.json").read_text())
+    stored = config.get("dtype") or config.get("torch_dtype") or config.get("text_config", {}).get("torch_dtype")
+    return stored if stored in get_args(Dtype) else "float32"
 
 
-def training_dtype(device: str):
-    import torch
+def load_for_training(model_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:
+    """The base as `setup` says, with fresh LoRA weights attached (seeded: the caller calls set_seed first)."""
+    if setup.backend == "unsloth":
+        return _load_with_unsloth(model_directory, spec, setup)
+    return _load_with_peft(model_directory, spec, setup)
 
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+
+def load_with_adapter(model_directory: Path, adapter_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:
+    """The base as training loaded it (same backend, quantization and dtype) with a trained adapter on top, for
+    inference: a 4-bit run evaluates with the 4-bit base it was trained on, in the memory its plan promised."""
+    from peft import PeftModel
+
+    base = _load_base(model_directory, setup, spec["model"]["max_seq_length"])
+    model = PeftModel.from_pretrained(base.model, str(adapter_directory), is_trainable=False)
+    if setup.quantization == "none":
+        model = model.to(setup.device)  # quantised weights were placed by the loader and cannot move
+    model.eval()
+    return LoadedModel(model, base.tokenizer, setup)
 
 
-def _load_with_peft(model_directory: Path, spec: dict, device: str) -> TrainingModel:
-    import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+def load_for_merging(model_directory: Path, setup: TrainingSetup) -> LoadedModel:
+    """The unquantised base a merge folds the adapter into (`setup` is TrainingSetup.for_merging's)."""
+    return _load_base(model_directory, setup, max_seq_length=None)
+
+
+def _load_base(model_directory: Path, setup: TrainingSetup, max_seq_length: int | None) -> LoadedModel:
+    if setup.backend == "unsloth":
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=str(model_directory),
+            max_seq_length=max_seq_length,
+            dtype=setup.torch_dtype,
+            # Unsloth's default is 4-bit: 16-bit LoRA has to be asked for.
+            load_in_4bit=setup.quantization == "4bit",
+            load_in_8bit=setup.quantization == "8bit",
+            load_in_16bit=setup.quantization == "none",
+            local_files_only=True,
+        )
+        return LoadedModel(model, tokenizer, setup)
+
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    quantization = spec["device"]["quantization"]
-    dtype = training_dtype(device)
-    checkpointing = use_gradient_checkpointing(spec, device)
-    arguments: dict = {"dtype": dtype}
-    if quantization != "none":
+    arguments: dict = {"dtype": setup.torch_dtype}
+    if setup.quantization != "none":
         from transformers import BitsAndBytesConfig
 
         arguments["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=quantization == "4bit",
-            load_in_8bit=quantization == "8bit",
+            load_in_4bit=setup.quantization == "4bit",
+            load_in_8bit=setup.quantization == "8bit",
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype,
+            bnb_4bit_compute_dtype=setup.torch_dtype,
         )
-    if device == "cuda":
+    if setup.device == "cuda":
         arguments["device_map"] = {"": 0}
     model = AutoModelForCausalLM.from_pretrained(str(model_directory), **arguments)
-    tokenizer = AutoTokenizer.from_pretrained(str(model_directory))
-    if quantization != "none":
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=checkpointing)
-    elif checkpointing:
+    return LoadedModel(model, AutoTokenizer.from_pretrained(str(model_directory)), setup)
+
+
+def _load_with_peft(model_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    loaded = _load_base(model_directory, setup, spec["model"]["max_seq_length"])
+    model = loaded.model
+    if setup.quantization != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=setup.gradient_checkpointing)
+    elif setup.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    targets = spec["lora"]["target_modules"]
-    config = LoraConfig(task_type="CAUSAL_LM", target_modules=targets, **lora_arguments(spec))
-    model = get_peft_model(model, config)
-    return TrainingModel(model, tokenizer, "hf-peft", device, str(dtype).removeprefix("torch."), checkpointing)
+    config = LoraConfig(task_type="CAUSAL_LM", target_modules=spec["lora"]["target_modules"], **lora_arguments(spec))
+    return LoadedModel(get_peft_model(model, config), loaded.tokenizer, setup)
 
 
-def _load_with_unsloth(model_directory: Path, spec: dict, device: str) -> TrainingModel:
+def _load_with_unsloth(model_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:
     from unsloth import FastLanguageModel
 
-    quantization = spec["device"]["quantization"]
-    dtype = training_dtype(device)
-    checkpointing = use_gradient_checkpointing(spec, device)
-    model, tokenizer = FastLanguageModel.from_pretrained(
-        model_name=str(model_directory),
-        max_seq_length=spec["model"]["max_seq_length"],
-        dtype=dtype,
-        # Unsloth's default is 4-bit: 16-bit LoRA has to be asked for.
-        load_in_4bit=quantization == "4bit",
-        load_in_8bit=quantization == "8bit",
-        load_in_16bit=quantization == "none",
-        local_files_only=True,
-    )
+    loaded = _load_base(model_directory, setup, spec["model"]["max_seq_length"])
     targets = spec["lora"]["target_modules"]
     model = FastLanguageModel.get_peft_model(
-        model,
+        loaded.model,
         target_modules=ALL_LINEAR_LLAMA_MODULES if targets == "all-linear" else targets,
         # Unsloth's checkpointing offloads activations to CPU memory: the reason 8B fits where plain PEFT OOMs.
-        use_gradient_checkpointing="unsloth" if checkpointing else False,
+        use_gradient_checkpointing="unsloth" if setup.gradient_checkpointing else False,
         random_state=spec["train"]["seed"],
         max_seq_length=spec["model"]["max_seq_length"],
         **lora_arguments(spec),
     )
     FastLanguageModel.for_training(model)
-    return TrainingModel(model, tokenizer, "unsloth", device, str(dtype).removeprefix("torch."), checkpointing)
+    return LoadedModel(model, loaded.tokenizer, setup)

@@ -28,6 +28,7 @@ import logging
 import os
 import queue
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -37,8 +38,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
-from .artifacts import atomic_directory, path_to_uri, sha256_of_file, uri_to_path
-from .checkpoint import MANIFEST, checkpoint_name
+from .artifacts import RunLayout, atomic_directory, path_to_uri, sha256_of_file, uri_to_path
+from .checkpoint import MANIFEST, corrupt_record, verify_checkpoint
+
+
+def checkpoint_name(step: int) -> str:
+    """The checkpoint directory's name, as the run's layout decides it (the same in the bucket)."""
+    return RunLayout(Path()).checkpoint(step).name
+
 
 logger = logging.getLogger(__name__)
 
@@ -243,14 +250,19 @@ def _retrying(description: str, work, patience_seconds: float = UPLOAD_PATIENCE_
             delay = min(delay * 2, 10.0)
 
 
+def cached_input_path(cache: LocalCache, location: ObjectLocation) -> Path:
+    """Where an object (or a prefix) of the store is cached: its key as a path, so that objects that are siblings in
+    the bucket are siblings on disk (the token ids beside the prepared data they were made from)."""
+    return cache.entry("inputs", location.bucket).joinpath(*location.key.split("/"))
+
+
 def fetch_input(store: ObjectStore, cache: LocalCache, uri: str) -> str:
     """A file:// URI for an input: itself when local, else a cached download of the object or of every object
-    under the prefix (an adapter directory). Immutable inputs only: a cached copy is never checked again."""
+    under the prefix (a directory: an adapter, token ids). Immutable inputs only: a cached copy is never checked again."""
     if not is_object_store_uri(uri):
         return uri
     location = ObjectLocation.parse(uri)
-    directory = cache.entry("inputs", location.bucket, quote(location.key, safe=""))
-    target = directory / Path(location.key).name
+    target = cached_input_path(cache, location)
     if not target.exists():
 
         def download() -> None:
@@ -264,6 +276,23 @@ def fetch_input(store: ObjectStore, cache: LocalCache, uri: str) -> str:
 
         _retrying(f"downloading {uri}", download)
     return path_to_uri(target)
+
+
+def verify_stored_checkpoints(run_uri: str) -> dict:
+    """The verify_checkpoints activity on object storage: every checkpoint whose manifest is in the bucket, downloaded
+    and checked against the manifest's sha256s (the one verification rule, checkpoint.verify_checkpoint), as records
+    naming their s3:// URIs."""
+    store, run = ObjectStore(), ObjectLocation.parse(run_uri)
+    checkpoints = run.child("checkpoints")
+    verified, corrupt = [], []
+    with tempfile.TemporaryDirectory(prefix="tuneflow-verify-") as scratch:
+        for step in remote_checkpoint_steps(store, checkpoints):
+            remote = checkpoints.child(checkpoint_name(step))
+            local = Path(scratch) / checkpoint_name(step)
+            checkpoint = verify_checkpoint(local) if download_verified_checkpoint(store, remote, local) else None
+            record = checkpoint.as_record() if checkpoint else corrupt_record(local)
+            (verified if checkpoint else corrupt).append({**record, "uri": remote.uri})
+    return {"checkpoints": verified, "corrupt": corrupt}
 
 
 class CheckpointUploader:
@@ -287,7 +316,11 @@ class CheckpointUploader:
         """Hard-links the finished checkpoint (its files are never modified, only replaced or deleted) so pruning
         the local directory cannot pull files from under an upload in progress."""
         staged = self._staging / f"{checkpoint_name(step)}-{uuid.uuid4().hex[:8]}"
-        shutil.copytree(directory, staged, copy_function=os.link)
+        try:
+            shutil.copytree(directory, staged, copy_function=os.link)
+        except OSError as error:  # pruned already by a newer checkpoint, which will be uploaded instead
+            logger.warning("checkpoint %s not uploaded: %s", directory, error)
+            return
         self._queue.put((step, staged))
 
     def _run(self) -> None:
@@ -472,11 +505,24 @@ class ObjectStoreFiles(LocalFiles):
 
 
 class InputFiles(LocalFiles):
-    """An activity with s3:// inputs and no run (token statistics): the inputs are fetched into the cache."""
+    """An activity with s3:// inputs and no run (token statistics): the inputs are fetched into the cache, and what it
+    writes beside them goes up beside them in the bucket."""
 
     def __init__(self, request: dict):
-        store, cache = ObjectStore(), LocalCache(cache_directory())
-        super().__init__({**request, **{field: fetch_input(store, cache, request[field]) for field in INPUT_FIELDS if request.get(field)}})
+        self._store, self._cache = ObjectStore(), LocalCache(cache_directory())
+        super().__init__({**request, **{field: fetch_input(self._store, self._cache, request[field]) for field in INPUT_FIELDS if request.get(field)}})
+
+    def publish(self, result: dict, fields: tuple[str, ...]) -> dict:
+        published = dict(result)
+        inputs = self._cache.root / "inputs"
+        for field in fields:
+            path = uri_to_path(result[field])
+            bucket, *key = path.relative_to(inputs).parts
+            remote = ObjectLocation(bucket, "/".join(key))
+            upload = functools.partial(upload_directory, self._store) if path.is_dir() else self._store.upload_file
+            _retrying(f"uploading {remote.uri}", functools.partial(upload, path, remote))
+            published[field] = remote.uri
+        return published
 
 
 def activity_files(request: dict) -> LocalFiles:

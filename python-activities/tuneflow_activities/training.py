@@ -1,10 +1,10 @@
-"""The training loop: setup → train → save_checkpoint → cleanup, one loop for both model loaders.
+"""The training recipe: setup → resume → train (step, save_checkpoint) → finish, one recipe for both model loaders.
 
 Resume is one switch: if the run's checkpoint directory holds a verified checkpoint, the adapter, optimizer,
-LR scheduler and RNG states are restored from the newest one and training continues at its step, on exactly
-the rows that step would have seen (data order is a pure function of seed and epoch; see data.Schedule).
-Temporal is kept out of this module: progress goes to a `report` callback and a `should_stop` callback asks
-whether to checkpoint and stop, so the loop runs the same under a worker, a test or the device benchmark.
+LR scheduler, RNG states and validation record are restored from the newest one and training continues at its step,
+on exactly the rows that step would have seen (data order is a pure function of seed and epoch; see data.Schedule).
+Temporal is kept out of this module: progress goes to callbacks (`Callbacks`), so the recipe runs the same under a
+worker, a test or the device benchmark.
 """
 
 import contextlib
@@ -13,30 +13,35 @@ import logging
 import os
 import shutil
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from .artifacts import atomic_directory, path_to_uri, uri_to_path
+from .artifacts import RunLayout, atomic_directory, path_to_uri, uri_to_path
 from .checkpoint import (
+    ADAPTER,
+    ADAPTER_WEIGHTS,
     Checkpoint,
+    CheckpointWriter,
     capture_rng_state,
-    checkpoint_name,
     load_training_state,
-    prune_checkpoints,
     restore_rng_state,
     scan_checkpoints,
-    write_checkpoint,
+    take_snapshot,
 )
-from .data import Schedule, bucketed_width, collate, read_prepared_rows, tokenize_rows
+from .data import (
+    Schedule,
+    bucketed_width,
+    collate,
+    read_tokenized_split,
+    rows_for_training,
+)
 from .evaluation import validation_loss
-from .loaders import choose_optimizer, load_for_training
+from .loaders import TrainingSetup, load_for_training
+from .packing import collate_packed, pack_rows, route_unsloth_packed_attention_to_flash_varlen
 
 logger = logging.getLogger(__name__)
-
-# Test hook: pretend CUDA runs out of memory whenever the micro-batch exceeds this size, so that the workflow's
-# out-of-memory recovery can be exercised on a CPU. Unset (the default) in every real deployment.
-INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH = "TUNEFLOW_TEST_OUT_OF_MEMORY_ABOVE_MICRO_BATCH"
 
 
 class StopRequested(Exception):
@@ -47,31 +52,23 @@ class StopRequested(Exception):
         self.checkpoint = checkpoint
 
 
-@dataclass
-class RunDirectories:
-    root: Path
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def adapter(self) -> Path:
-        return self.root / "adapter"
-
-    @property
-    def train_log(self) -> Path:
-        return self.root / "train_log.jsonl"
+def packing_enabled(spec: dict, setup: TrainingSetup) -> bool:
+    """train.packing, with `auto` on where the loader's attention takes row boundaries natively: Unsloth's padding-free
+    path (varlen kernels). hf-peft packs when asked (transformers builds a block-diagonal mask from the position ids,
+    which on sdpa rules out the flash kernel), so `auto` leaves it unpacked there."""
+    requested = spec["train"]["packing"]
+    return setup.backend == "unsloth" if requested == "auto" else bool(requested)
 
 
-def fingerprint(request: dict) -> dict:
+def fingerprint(request: dict, packing: bool) -> dict:
     """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
     spec = request["spec"]
     # A worker on object storage reads its own cached copy of the data: the run is about the URI in the store.
     stored = request.get("stored_uris", {})
-    return {
+    # Packing changes every step's rows; it is recorded only when on, so unpacked checkpoints of earlier versions resume.
+    return ({"packing": True} if packing else {}) | {
         "model": request["model_uri"],
-        "train_data": stored.get("train_uri", request["train_uri"]),
+        "train_data": stored.get("train_tokens_uri", request["train_tokens_uri"]),
         "lora_r": spec["lora"]["r"],
         "lora_alpha": spec["lora"]["alpha"],
         "lora_target_modules": spec["lora"]["target_modules"],
@@ -95,29 +92,78 @@ def build_optimizer(name: str, parameters, spec: dict):
     return optimizer_class(parameters, **arguments)
 
 
+class Throughput:
+    """Steady-state speed of this attempt: tokens per second over a moving window of recent steps, leaving out the
+    first WARMUP_STEPS (torch.compile and Unsloth compile per shape, allocator warm-up: 40-50 s for one step on an 8B
+    model, which an average since the start would spread over the whole run). Real tokens are the rows' own; padded
+    tokens are what the model computed on, padding included."""
+
+    WARMUP_STEPS = 2
+    WINDOW_STEPS = 20
+
+    def __init__(self):
+        self._steps_seen = 0
+        # (time the step ended, real tokens, padded tokens), the oldest entry only marks the window's start.
+        self._window: deque[tuple[float, int, int]] = deque(maxlen=self.WINDOW_STEPS + 1)
+
+    def record(self, real_tokens: int, padded_tokens: int) -> None:
+        self._steps_seen += 1
+        if self._steps_seen >= self.WARMUP_STEPS:
+            self._window.append((time.monotonic(), real_tokens, padded_tokens))
+
+    @property
+    def steady(self) -> bool:
+        return len(self._window) >= 2
+
+    def _rate(self, index: int) -> float | None:
+        if not self.steady:
+            return None
+        seconds = self._window[-1][0] - self._window[0][0]
+        return sum(entry[index] for entry in list(self._window)[1:]) / seconds if seconds > 0 else None
+
+    @property
+    def real_tokens_per_second(self) -> float | None:
+        return self._rate(1)
+
+    @property
+    def padded_tokens_per_second(self) -> float | None:
+        return self._rate(2)
+
+    def eta_seconds(self, remaining_steps: int) -> float | None:
+        """Remaining steps at the window's seconds per step (checkpoints and validation in the window included)."""
+        if not self.steady:
+            return None
+        return remaining_steps * (self._window[-1][0] - self._window[0][0]) / (len(self._window) - 1)
+
+
 @dataclass
 class Progress:
     step: int
     total_steps: int
     epoch: int
     loss: float | None
-    tokens_per_second: float
     last_checkpoint: dict | None
     resumed_from_step: int
     steps_redone: int
     val_loss: float | None = None
     best: dict | None = None
+    throughput: Throughput = field(default_factory=Throughput)
     # (step, loss) pairs since the last checkpoint: the workflow keeps a downsampled history from them.
     recent_losses: list = field(default_factory=list)
 
     def as_heartbeat(self) -> dict:
+        real, padded = self.throughput.real_tokens_per_second, self.throughput.padded_tokens_per_second
         return {
             "step": self.step,
             "total_steps": self.total_steps,
             "epoch": self.epoch,
             "loss": self.loss,
             "val_loss": self.val_loss,
-            "tokens_per_second": self.tokens_per_second,
+            # Steady state only (None until the warm-up steps are past): the figure a user can plan with.
+            "tokens_per_second": real,
+            "padded_tokens_per_second": padded,
+            "padding_fraction": 1 - real / padded if real is not None and padded else None,
+            "eta_seconds": self.throughput.eta_seconds(self.total_steps - self.step),
             "last_checkpoint": self.last_checkpoint,
             "resumed_from_step": self.resumed_from_step,
             "steps_redone": self.steps_redone,
@@ -168,6 +214,324 @@ class ValidationState:
         return {"val_loss": self.best_val_loss, "step": self.best_step} if self.best_step is not None else None
 
 
+def autocast_for(setup: TrainingSetup) -> Callable[[], contextlib.AbstractContextManager]:
+    """16-bit autocast on a GPU (the LoRA weights stay fp32); on a CPU everything is fp32 and exact."""
+    import torch
+
+    if setup.device == "cuda":
+        return lambda: torch.autocast("cuda", dtype=setup.torch_dtype)
+    return contextlib.nullcontext
+
+
+def forward_backward(model, batch: dict, num_items_in_batch: int, autocast) -> float:
+    """One micro-batch's forward and backward; the loss is summed over the tokens and divided by num_items_in_batch
+    (the trained tokens of the whole optimizer step), so accumulated micro-batches equal one big batch exactly."""
+    with autocast():
+        # Training never reads a KV cache, and with one transformers ignores packed position ids (the rows of a pack
+        # would attend to each other).
+        outputs = model(**batch, num_items_in_batch=num_items_in_batch, use_cache=False)
+    outputs.loss.backward()
+    return outputs.loss.item()
+
+
+def apply_gradients(optimizer, scheduler, trainable: list, max_grad_norm: float) -> None:
+    """The end of an optimizer step: clip, step the optimizer and the learning rate, drop the gradients."""
+    import torch
+
+    torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+@dataclass
+class Callbacks:
+    """How the recipe talks to whoever runs it (the activity, a test, a benchmark)."""
+
+    report: Callable[[Progress], None] = lambda progress: None
+    should_stop: Callable[[], bool] = lambda: False
+    checkpoint_requested: Callable[[], bool] = lambda: False
+    progressed: Callable[[dict], None] = lambda message: None
+
+
+@dataclass
+class TrainingState:
+    """What changes as training goes, besides the weights: a checkpoint is `as_checkpoint()`, one dict, and resuming
+    is `restore()` of that dict."""
+
+    optimizer: object
+    scheduler: object
+    optimizer_name: str
+    fingerprint: dict
+    step: int = 0
+    validation: ValidationState = field(default_factory=ValidationState)
+
+    def as_checkpoint(self, epoch: int) -> dict:
+        return {
+            "step": self.step,
+            "epoch": epoch,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": capture_rng_state(),
+            "fingerprint": self.fingerprint,
+            "optimizer_name": self.optimizer_name,
+            "validation": self.validation.__dict__.copy(),
+        }
+
+    def restore(self, checkpoint: dict) -> None:
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        restore_rng_state(checkpoint["rng"])
+        self.validation = ValidationState(**checkpoint["validation"])
+        self.step = checkpoint["step"]
+
+
+class FineTuneRecipe:
+    def __init__(self, request: dict, callbacks: Callbacks):
+        self.request = request
+        self.spec = request["spec"]
+        self.setup = TrainingSetup.from_request(request)
+        self.layout = RunLayout(uri_to_path(request["run_uri"]))
+        self.attempt = request.get("attempt", 1)
+        self.callbacks = callbacks
+
+    # --- setup ---------------------------------------------------------------------------------------------------
+    def set_up(self) -> None:
+        from transformers import get_scheduler, set_seed
+
+        train_spec = self.spec["train"]
+        self.layout.checkpoints.mkdir(parents=True, exist_ok=True)
+        set_seed(train_spec["seed"])
+        loaded_at = time.monotonic()
+        loaded = load_for_training(uri_to_path(self.request["model_uri"]), self.spec, self.setup)
+        self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        self.loaded_at, self.model_load_seconds = loaded_at, time.monotonic() - loaded_at
+        self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+
+        max_seq_length, loss_on = self.spec["model"]["max_seq_length"], train_spec["loss_on"]
+
+        def rows(uri: str | None, overlong: str) -> list:
+            return rows_for_training(read_tokenized_split(uri_to_path(uri)), max_seq_length, loss_on, overlong) if uri else []
+
+        self.rows = rows(self.request["train_tokens_uri"], self.spec["dataset"]["overlong"])
+        validation_rows = rows(self.request.get("val_tokens_uri"), "truncate")
+        self.validation_rows = validation_rows[: self.spec["validation"].get("max_rows") or None]
+        self.packing = packing_enabled(self.spec, self.setup)
+        if self.packing and self.setup.backend == "unsloth" and route_unsloth_packed_attention_to_flash_varlen():
+            logger.info("packed rows attend through flash-attention varlen (one call per layer)")
+        # What the schedule orders and the model sees one of per batch row: a pack of rows, or one row.
+        self.sequences = pack_rows([len(row.input_ids) for row in self.rows], max_seq_length) if self.packing else [[index] for index in range(len(self.rows))]
+        self.schedule = Schedule(
+            row_count=len(self.sequences),
+            micro_batch_size=train_spec["micro_batch_size"],
+            accumulation_steps=train_spec["gradient_accumulation_steps"],
+            seed=train_spec["seed"],
+            epochs=train_spec["epochs"],
+            max_steps=train_spec.get("max_steps"),
+        )
+        self.trainable = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
+        optimizer = build_optimizer(self.setup.optimizer, self.trainable, self.spec)
+        scheduler = get_scheduler(
+            train_spec["lr_scheduler"], optimizer, num_warmup_steps=train_spec["warmup_steps"], num_training_steps=self.schedule.total_steps
+        )
+        self.state = TrainingState(optimizer, scheduler, self.setup.optimizer, fingerprint(self.request, self.packing))
+        self.autocast = autocast_for(self.setup)
+        self.writer = CheckpointWriter(self.layout, self.spec["checkpoint"]["keep_last"])
+
+    # --- resume ----------------------------------------------------------------------------------------------------
+    def resume(self) -> None:
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        scan = scan_checkpoints(self.layout.checkpoints)
+        self.corrupt_checkpoints_skipped = len(scan.corrupt)
+        if scan.corrupt:
+            logger.warning("skipping %d checkpoints that fail verification: %s", len(scan.corrupt), scan.corrupt)
+        self.last_checkpoint = scan.valid[-1] if scan.valid else None
+        if self.last_checkpoint:
+            # The fingerprint check comes first: a checkpoint of another run is refused by name, not by a shape error.
+            saved = load_training_state(self.last_checkpoint, self.state.fingerprint)
+            set_peft_model_state_dict(self.model, load_file(self.last_checkpoint.directory / ADAPTER / ADAPTER_WEIGHTS))
+            self.state.restore(saved)
+            logger.info("resuming at step %d from %s", self.state.step, self.last_checkpoint.directory)
+        self.resumed_from_step = self.state.step
+        self.progress = Progress(
+            step=self.state.step,
+            total_steps=self.schedule.total_steps,
+            epoch=self.schedule.epoch_of_step(self.state.step),
+            loss=self.last_checkpoint.manifest.get("train_loss") if self.last_checkpoint else None,
+            last_checkpoint=self._reference(self.last_checkpoint),
+            resumed_from_step=self.state.step,
+            steps_redone=steps_redone_so_far(self.layout.train_log),
+            val_loss=self.last_checkpoint.val_loss if self.last_checkpoint else None,
+            best=self.state.validation.as_dict(),
+        )
+        self.callbacks.report(self.progress)
+        if self.resumed_from_step > 0:
+            self.callbacks.progressed(self.progress.as_message("resumed", self.attempt))
+
+    # --- train -----------------------------------------------------------------------------------------------------
+    def train(self) -> None:
+        checkpoint_spec, validation_spec = self.spec["checkpoint"], self.spec["validation"]
+        self.model.train()
+        self.first_step_at = None
+        self.stopped_early = False
+        last_checkpoint_at = time.monotonic()
+        for step in range(self.state.step, self.schedule.total_steps):
+            if self.callbacks.should_stop():
+                self.stop_at(step)
+            loss = self.step(step)
+            completed = self.state.step = step + 1
+            self.first_step_at = self.first_step_at or time.monotonic()
+            self.progress.step, self.progress.epoch, self.progress.loss = completed, self.schedule.epoch_of_step(step), loss
+            self.progress.recent_losses.append([completed, loss])
+            append_log(
+                self.layout.train_log,
+                {"attempt": self.attempt, "step": completed, "loss": loss, "learning_rate": self.state.scheduler.get_last_lr()[0], "time": time.time()},
+            )
+
+            # Checkpoint policy: every N steps, every M minutes, on request, at the end; validation with each.
+            every_minutes = checkpoint_spec.get("every_minutes")
+            checkpoint_due = (
+                completed % checkpoint_spec["every_steps"] == 0
+                or completed == self.schedule.total_steps
+                or (every_minutes is not None and time.monotonic() - last_checkpoint_at >= every_minutes * 60)
+                or self.callbacks.checkpoint_requested()
+            )
+            validation_due = validation_spec["every_steps"] is not None and completed % validation_spec["every_steps"] == 0
+            if checkpoint_due or validation_due:
+                self.progress.val_loss = self.validate(completed)
+            patience = validation_spec["early_stopping_patience"]
+            self.stopped_early = patience is not None and self.state.validation.evaluations_without_improvement >= patience
+            if checkpoint_due or self.stopped_early:
+                self.save_checkpoint()
+                last_checkpoint_at = time.monotonic()
+            self.announce_written_checkpoints()
+            self.callbacks.report(self.progress)
+            if self.stopped_early:
+                logger.info("early stopping at step %d: no improvement in %d evaluations", completed, patience)
+                break
+
+    def step(self, step: int) -> float:
+        """One optimizer step on the schedule's sequences for `step`; returns the step's loss."""
+        micro_batches = [[[self.rows[row] for row in self.sequences[index]] for index in indices] for indices in self.schedule.micro_batches_for_step(step)]
+        # The loss is averaged over every trained token of the whole step, not per micro-batch: gradient
+        # accumulation then equals one big batch exactly (and a packed step one unpacked step).
+        step_tokens = sum(row.trainable_tokens for batch in micro_batches for sequence in batch for row in sequence)
+        step_loss, real_tokens, padded_tokens = 0.0, 0, 0
+        for sequences in micro_batches:
+            batch = self.collate(sequences)
+            step_loss += forward_backward(self.model, batch, step_tokens, self.autocast)
+            real_tokens += sum(len(row.input_ids) for sequence in sequences for row in sequence)
+            padded_tokens += batch["input_ids"].numel()
+        apply_gradients(self.state.optimizer, self.state.scheduler, self.trainable, self.spec["train"]["max_grad_norm"])
+        self.progress.throughput.record(real_tokens, padded_tokens)
+        return step_loss
+
+    def collate(self, sequences: list[list]) -> dict:
+        """A micro-batch on the device: its packs end to end as one unpadded row (collate_packed), or rows padded to
+        the longest (collate; to a few bucketed widths under Unsloth, which compiles per shape)."""
+        if self.packing:
+            # Unsloth leaves packed decoder blocks uncompiled, so a new length per micro-batch costs no compile.
+            batch = collate_packed(sequences)
+            if self.setup.backend != "unsloth":
+                # transformers reads the boundaries from the position ids; only Unsloth's kernels take the lengths.
+                del batch["packed_seq_lengths"]
+        else:
+            longest = max(len(row.input_ids) for (row,) in sequences)
+            width = bucketed_width(longest, self.spec["model"]["max_seq_length"]) if self.setup.pads_to_fixed_shapes else None
+            batch = collate([row for (row,) in sequences], self.pad_token_id, width)
+        return {key: value.to(self.setup.device) for key, value in batch.items()}
+
+    def validate(self, step: int) -> float | None:
+        if not self.validation_rows:
+            return None
+        self.model.eval()
+        with self.autocast():
+            val_loss = validation_loss(self.model, self.validation_rows, self.pad_token_id, self.setup.device)
+        self.model.train()
+        self.state.validation.record(step, val_loss, self.spec["validation"]["early_stopping_min_delta"])
+        return val_loss
+
+    # --- save_checkpoint ---------------------------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Copies the state off the accelerator now and writes it in the background (CheckpointWriter); the workflow
+        hears of the checkpoint once it is on disk."""
+        step, validation = self.state.step, self.state.validation
+        summary = {"train_loss": self.progress.loss, "val_loss": self.progress.val_loss, "total_steps": self.schedule.total_steps, "written_at": time.time()}
+        snapshot = take_snapshot(self.model, step, self.state.as_checkpoint(self.schedule.epoch_of_step(step)), summary)
+        keep = {validation.best_step} if self.spec["checkpoint"]["keep_best"] and validation.best_step is not None else set()
+        self.progress.best = validation.as_dict()
+        # What the workflow hears once the write is done, as things stand at this step.
+        announcement = self.progress.as_message("checkpoint", self.attempt)
+        announcement["last_checkpoint"] = {"step": step, "uri": path_to_uri(self.layout.checkpoint(step))}
+        self.progress.recent_losses = []
+        self.writer.submit(snapshot, keep, announcement)
+
+    def announce_written_checkpoints(self) -> None:
+        for checkpoint, announcement in self.writer.finished():
+            self.last_checkpoint = checkpoint
+            self.progress.last_checkpoint = self._reference(checkpoint)
+            self.callbacks.progressed(announcement)
+
+    def stop_at(self, step: int) -> None:
+        """Pause or cancel: checkpoint where training stands (unless that step is on disk already), wait for it, stop."""
+        if self.last_checkpoint is None or self.last_checkpoint.step < step:
+            self.save_checkpoint()
+        self.writer.wait()
+        self.announce_written_checkpoints()
+        raise StopRequested(self.last_checkpoint)
+
+    # --- finish ------------------------------------------------------------------------------------------------------
+    def finish(self) -> dict:
+        import torch
+
+        self.writer.wait()
+        self.announce_written_checkpoints()
+        validation = self.state.validation
+        with atomic_directory(self.layout.adapter, replace=True) as building:
+            if self.stopped_early:
+                # Patience ran out because the later evaluations were worse: the adapter to keep is the best one.
+                for path in (self.layout.checkpoint(validation.best_step) / ADAPTER).iterdir():
+                    shutil.copy2(path, building / path.name)
+            else:
+                self.model.save_pretrained(building, safe_serialization=True)
+            self.tokenizer.save_pretrained(building)
+        result = {
+            "adapter_uri": path_to_uri(self.layout.adapter),
+            "final_step": self.progress.step,
+            "total_steps": self.schedule.total_steps,
+            "stopped_early": self.stopped_early,
+            "train_loss": self.progress.loss,
+            "val_loss": self.progress.val_loss,
+            "best": validation.as_dict(),
+            "resumed_from_step": self.resumed_from_step,
+            "steps_trained": self.progress.step - self.resumed_from_step,
+            "steps_redone": self.progress.steps_redone,
+            "corrupt_checkpoints_skipped": self.corrupt_checkpoints_skipped,
+            "last_checkpoint_uri": self.last_checkpoint.uri if self.last_checkpoint else None,
+            "backend": self.setup.backend,
+            "device": self.setup.device,
+            "dtype": self.setup.dtype,
+            "optimizer": self.setup.optimizer,
+            "gradient_checkpointing": self.setup.gradient_checkpointing,
+            "train_rows": len(self.rows),
+            "packing": self.packing,
+            "train_sequences": len(self.sequences),
+            "tokens_per_second": self.progress.throughput.real_tokens_per_second,
+            "model_load_seconds": self.model_load_seconds,
+            "seconds_to_first_step": (self.first_step_at - self.loaded_at) if self.first_step_at else None,
+        }
+        del self.model, self.state
+        if self.setup.device == "cuda":
+            torch.cuda.empty_cache()
+        return result
+
+    @staticmethod
+    def _reference(checkpoint: Checkpoint | None) -> dict | None:
+        return {"step": checkpoint.step, "uri": checkpoint.uri} if checkpoint else None
+
+
 def train(
     request: dict,
     report: Callable[[Progress], None] = lambda progress: None,
@@ -175,215 +539,9 @@ def train(
     checkpoint_requested: Callable[[], bool] = lambda: False,
     progressed: Callable[[dict], None] = lambda message: None,
 ) -> dict:
-    import torch
-    from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
-    from transformers import get_scheduler, set_seed
-
-    spec = request["spec"]
-    train_spec, checkpoint_spec, validation_spec = spec["train"], spec["checkpoint"], spec["validation"]
-    directories = RunDirectories(uri_to_path(request["run_uri"]))
-    directories.checkpoints.mkdir(parents=True, exist_ok=True)
-    attempt = request.get("attempt", 1)
-
-    # --- setup ---------------------------------------------------------------------------------------------
-    set_seed(train_spec["seed"])
-    loaded_at = time.monotonic()
-    loaded = load_for_training(uri_to_path(request["model_uri"]), spec)
-    model, tokenizer, device = loaded.model, loaded.tokenizer, loaded.device
-    model_load_seconds = time.monotonic() - loaded_at
-    max_seq_length = spec["model"]["max_seq_length"]
-
-    def tokenized(uri: str, overlong: str):
-        return tokenize_rows(read_prepared_rows(uri_to_path(uri)), tokenizer, max_seq_length, train_spec["loss_on"], overlong)
-
-    rows = tokenized(request["train_uri"], spec["dataset"]["overlong"])
-    validation_rows = tokenized(request["val_uri"], "truncate")[: validation_spec.get("max_rows") or None] if request.get("val_uri") else []
-    schedule = Schedule(
-        row_count=len(rows),
-        micro_batch_size=train_spec["micro_batch_size"],
-        accumulation_steps=train_spec["gradient_accumulation_steps"],
-        seed=train_spec["seed"],
-        epochs=train_spec["epochs"],
-        max_steps=train_spec.get("max_steps"),
-    )
-    total_steps = schedule.total_steps
-    trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
-    optimizer_name = choose_optimizer(spec, device)
-    optimizer = build_optimizer(optimizer_name, trainable, spec)
-    scheduler = get_scheduler(train_spec["lr_scheduler"], optimizer, num_warmup_steps=train_spec["warmup_steps"], num_training_steps=total_steps)
-    run_fingerprint = fingerprint(request)
-    validation = ValidationState()
-    # bf16 autocast on a GPU (the LoRA weights stay fp32); on a CPU everything is fp32 and exact.
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device == "cuda" else contextlib.nullcontext
-    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-    scan = scan_checkpoints(directories.checkpoints)
-    if scan.corrupt:
-        logger.warning("skipping %d checkpoints that fail verification: %s", len(scan.corrupt), scan.corrupt)
-    start_step = 0
-    last_checkpoint: Checkpoint | None = None
-    if scan.valid:
-        last_checkpoint = scan.valid[-1]
-        state = load_training_state(last_checkpoint, run_fingerprint)
-        set_peft_model_state_dict(model, load_file(last_checkpoint.directory / "adapter" / "adapter_model.safetensors"))
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        restore_rng_state(state["rng"])
-        validation = ValidationState(**state["validation"])
-        start_step = last_checkpoint.step
-        logger.info("resuming at step %d from %s", start_step, last_checkpoint.directory)
-
-    def validate(step: int) -> float | None:
-        if not validation_rows:
-            return None
-        model.eval()
-        with autocast():
-            val_loss = validation_loss(model, validation_rows, pad_token_id, device)
-        model.train()
-        validation.record(step, val_loss, validation_spec["early_stopping_min_delta"])
-        return val_loss
-
-    def save(step: int) -> Checkpoint:
-        checkpoint = write_checkpoint(
-            directories.checkpoints,
-            step,
-            model,
-            {
-                "step": step,
-                "epoch": schedule.epoch_of_step(step),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": capture_rng_state(),
-                "fingerprint": run_fingerprint,
-                "optimizer_name": optimizer_name,
-                "validation": validation.__dict__.copy(),
-            },
-            {"train_loss": progress.loss, "val_loss": progress.val_loss, "total_steps": total_steps, "written_at": time.time()},
-        )
-        keep = {validation.best_step} if checkpoint_spec["keep_best"] and validation.best_step is not None else set()
-        prune_checkpoints(directories.checkpoints, checkpoint_spec["keep_last"], keep)
-        progress.last_checkpoint = {"step": step, "uri": checkpoint.uri}
-        progress.best = validation.as_dict()
-        progressed(progress.as_message("checkpoint", attempt))
-        progress.recent_losses = []
-        return checkpoint
-
-    progress = Progress(
-        step=start_step,
-        total_steps=total_steps,
-        epoch=schedule.epoch_of_step(start_step),
-        loss=last_checkpoint.manifest.get("train_loss") if last_checkpoint else None,
-        tokens_per_second=0.0,
-        last_checkpoint={"step": last_checkpoint.step, "uri": last_checkpoint.uri} if last_checkpoint else None,
-        resumed_from_step=start_step,
-        steps_redone=steps_redone_so_far(directories.train_log),
-        val_loss=last_checkpoint.val_loss if last_checkpoint else None,
-        best=validation.as_dict(),
-    )
-    report(progress)
-    if start_step > 0:
-        progressed(progress.as_message("resumed", attempt))
-
-    # --- train ---------------------------------------------------------------------------------------------
-    injected_limit = int(os.environ.get(INJECT_OUT_OF_MEMORY_ABOVE_MICRO_BATCH, "-1"))
-    if injected_limit >= 0 and train_spec["micro_batch_size"] > injected_limit:
-        raise torch.OutOfMemoryError(f"injected: micro_batch_size {train_spec['micro_batch_size']} > {injected_limit}")
-    model.train()
-    first_step_at = None
-    tokens_since_start = 0
-    started_at = time.monotonic()
-    last_checkpoint_at = started_at
-    stopped_early = False
-    for step in range(start_step, total_steps):
-        if should_stop():
-            if last_checkpoint is None or last_checkpoint.step < step:
-                last_checkpoint = save(step)
-            raise StopRequested(last_checkpoint)
-        micro_batches = [[rows[index] for index in indices] for indices in schedule.micro_batches_for_step(step)]
-        # The loss is averaged over every trained token of the whole step, not per micro-batch: gradient
-        # accumulation then equals one big batch exactly.
-        step_tokens = sum(row.trainable_tokens for batch in micro_batches for row in batch)
-        step_loss = 0.0
-        for batch_rows in micro_batches:
-            width = bucketed_width(max(len(row.input_ids) for row in batch_rows), max_seq_length) if loaded.pads_to_fixed_shapes else None
-            batch = {key: value.to(device) for key, value in collate(batch_rows, pad_token_id, width).items()}
-            with autocast():
-                outputs = model(**batch, num_items_in_batch=step_tokens)
-            outputs.loss.backward()
-            step_loss += outputs.loss.item()
-            tokens_since_start += int(batch["attention_mask"].sum())
-        torch.nn.utils.clip_grad_norm_(trainable, train_spec["max_grad_norm"])
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-
-        completed = step + 1
-        first_step_at = first_step_at or time.monotonic()
-        elapsed = time.monotonic() - started_at
-        progress.step, progress.epoch, progress.loss = completed, schedule.epoch_of_step(step), step_loss
-        progress.tokens_per_second = tokens_since_start / elapsed if elapsed > 0 else 0.0
-        progress.recent_losses.append([completed, step_loss])
-        append_log(
-            directories.train_log,
-            {"attempt": attempt, "step": completed, "loss": step_loss, "learning_rate": scheduler.get_last_lr()[0], "time": time.time()},
-        )
-
-        # --- checkpoint policy: every N steps, every M minutes, on request, at the end; validation with each ---
-        every_minutes = checkpoint_spec.get("every_minutes")
-        checkpoint_due = (
-            completed % checkpoint_spec["every_steps"] == 0
-            or completed == total_steps
-            or (every_minutes is not None and time.monotonic() - last_checkpoint_at >= every_minutes * 60)
-            or checkpoint_requested()
-        )
-        validation_due = validation_spec["every_steps"] is not None and completed % validation_spec["every_steps"] == 0
-        if checkpoint_due or validation_due:
-            progress.val_loss = validate(completed)
-        patience = validation_spec["early_stopping_patience"]
-        stopped_early = patience is not None and validation.evaluations_without_improvement >= patience
-        if checkpoint_due or stopped_early:
-            last_checkpoint = save(completed)
-            last_checkpoint_at = time.monotonic()
-        report(progress)
-        if stopped_early:
-            logger.info("early stopping at step %d: no improvement in %d evaluations", completed, patience)
-            break
-
-    # --- save the final adapter and clean up ----------------------------------------------------------------
-    with atomic_directory(directories.adapter, replace=True) as building:
-        if stopped_early:
-            # Patience ran out because the later evaluations were worse: the adapter to keep is the best one.
-            best_adapter = directories.checkpoints / checkpoint_name(validation.best_step) / "adapter"
-            for path in best_adapter.iterdir():
-                shutil.copy2(path, building / path.name)
-        else:
-            model.save_pretrained(building, safe_serialization=True)
-        tokenizer.save_pretrained(building)
-    result = {
-        "adapter_uri": path_to_uri(directories.adapter),
-        "final_step": progress.step,
-        "total_steps": total_steps,
-        "stopped_early": stopped_early,
-        "train_loss": progress.loss,
-        "val_loss": progress.val_loss,
-        "best": validation.as_dict(),
-        "resumed_from_step": start_step,
-        "steps_trained": progress.step - start_step,
-        "steps_redone": progress.steps_redone,
-        "corrupt_checkpoints_skipped": len(scan.corrupt),
-        "last_checkpoint_uri": last_checkpoint.uri if last_checkpoint else None,
-        "backend": loaded.backend,
-        "device": device,
-        "dtype": loaded.dtype,
-        "optimizer": optimizer_name,
-        "gradient_checkpointing": loaded.gradient_checkpointing,
-        "train_rows": len(rows),
-        "tokens_per_second": progress.tokens_per_second,
-        "model_load_seconds": model_load_seconds,
-        "seconds_to_first_step": (first_step_at - loaded_at) if first_step_at else None,
-    }
-    del model, optimizer
-    if device == "cuda":
-        torch.cuda.empty_cache()
-    return result
+    """Runs the recipe top to bottom; raises StopRequested after checkpointing when `should_stop` says so."""
+    recipe = FineTuneRecipe(request, Callbacks(report, should_stop, checkpoint_requested, progressed))
+    recipe.set_up()
+    recipe.resume()
+    recipe.train()
+    return recipe.finish()

@@ -23,4 +23,3 @@ export function artifactStoreFor(uri: string): ArtifactStore {
 export function displayLocation(uri: string): string {
   return isObjectStoreUri(uri) ? uri : fileURLToPath(uri);
 }
-export { listStoredCheckpoints } from './checkpoints.ts';

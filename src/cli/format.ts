@@ -12,14 +12,22 @@ export function formatDuration(seconds: number | null | undefined): string {
 
 const number = (value: number | null | undefined, digits = 4) => (value === null || value === undefined ? '—' : value.toFixed(digits));
 
-/** One line: `train · step 12/36 · loss 0.4123 · 512 tok/s · ETA 1m20s · checkpoint 10`. */
-export function progressLine(status: RunStatusReport): string {
-  const parts = [status.stage ?? status.status];
-  if (status.step !== null && status.total_steps !== null) parts.push(`step ${status.step}/${status.total_steps}`);
+/** `loss 0.4123 · 512 tok/s · ETA 1m20s · checkpoint 10`: the live figures, without stage and step. */
+export function progressDetails(status: RunStatusReport): string {
+  const parts: string[] = [];
   if (status.loss !== null) parts.push(`loss ${number(status.loss)}`);
   if (status.tokens_per_second) parts.push(`${Math.round(status.tokens_per_second)} tok/s`);
   if (status.eta_seconds !== null) parts.push(`ETA ${formatDuration(status.eta_seconds)}`);
   if (status.last_checkpoint) parts.push(`checkpoint ${status.last_checkpoint.step}`);
+  return parts.join(' · ');
+}
+
+/** One line: `train · step 12/36 · loss 0.4123 · 512 tok/s · ETA 1m20s · checkpoint 10 · resumed 1×`. */
+export function progressLine(status: RunStatusReport): string {
+  const parts = [status.stage ?? status.status];
+  if (status.step !== null && status.total_steps !== null) parts.push(`step ${status.step}/${status.total_steps}`);
+  const details = progressDetails(status);
+  if (details) parts.push(details);
   if (status.train_attempt && status.train_attempt > 1) parts.push(`attempt ${status.train_attempt}`);
   if (status.resumes > 0) parts.push(`resumed ${status.resumes}× (${status.steps_redone} steps redone)`);
   return parts.join(' · ');

@@ -93,11 +93,19 @@ export type SplitTokenStatistics = z.infer<typeof splitTokenStatisticsSchema>;
 export const tokenStatisticsRequestSchema = z.object({
   spec: runSpecSchema,
   model_uri: fileUri,
+  /** resolve_model's tokenizer_identity: the key the token ids are written under. */
+  tokenizer_identity: z.string().regex(/^[0-9a-f]{64}$/),
   train_uri: artifactUri,
   val_uri: artifactUri,
 });
 export type TokenStatisticsRequest = z.infer<typeof tokenStatisticsRequestSchema>;
-export const tokenStatisticsSchema = z.object({ train: splitTokenStatisticsSchema, val: splitTokenStatisticsSchema });
+export const tokenStatisticsSchema = z.object({
+  train: splitTokenStatisticsSchema,
+  val: splitTokenStatisticsSchema,
+  /** Each split's token ids, written once beside the prepared data (data.write_tokenized_split); train and evaluate read them. */
+  train_tokens_uri: artifactUri,
+  val_tokens_uri: artifactUri,
+});
 export type TokenStatistics = z.infer<typeof tokenStatisticsSchema>;
 
 /** A checkpoint as progress reports name it. */
@@ -110,9 +118,9 @@ export const trainRequestSchema = z.object({
   spec: runSpecSchema,
   setup: trainingSetupSchema,
   model_uri: fileUri,
-  train_uri: artifactUri,
+  train_tokens_uri: artifactUri,
   /** Scored at checkpoints (and every validation.every_steps) for best-checkpoint retention and early stopping. */
-  val_uri: artifactUri,
+  val_tokens_uri: artifactUri,
   run_uri: artifactUri,
 });
 export type TrainRequest = z.infer<typeof trainRequestSchema>;
@@ -135,7 +143,11 @@ export const trainResultSchema = z.object({
   optimizer: z.enum(PlannerOptimizer),
   gradient_checkpointing: z.boolean(),
   train_rows: count,
-  tokens_per_second: z.number().nonnegative(),
+  /** Whether rows were packed (train.packing resolved), and how many sequences the rows made. */
+  packing: z.boolean(),
+  train_sequences: count,
+  /** Steady-state real tokens per second of this attempt; null when it trained too few steps to tell. */
+  tokens_per_second: z.number().nonnegative().nullable(),
   model_load_seconds: z.number().nonnegative(),
   seconds_to_first_step: z.number().nonnegative().nullable(),
   /** The task queue of the worker that trained: the run's merge and evaluation are offered there first (its files are). */
@@ -166,7 +178,7 @@ export const evaluateRequestSchema = z.object({
   setup: trainingSetupSchema,
   model_uri: fileUri,
   adapter_uri: artifactUri,
-  val_uri: artifactUri,
+  val_tokens_uri: artifactUri,
 });
 export type EvaluateRequest = z.infer<typeof evaluateRequestSchema>;
 export const evaluationResultSchema = z.object({
@@ -180,6 +192,27 @@ export const evaluationResultSchema = z.object({
 });
 export type EvaluationResult = z.infer<typeof evaluationResultSchema>;
 
+/** A checkpoint directory of a run as checkpoint.Checkpoint.as_record / corrupt_record describe it. */
+export const checkpointRecordSchema = z.object({
+  step: count,
+  uri: artifactUri,
+  /** Every file matches the sha256 its manifest records. */
+  verified: z.boolean(),
+  train_loss: z.number().nullable(),
+  val_loss: z.number().nullable(),
+});
+export type CheckpointRecord = z.infer<typeof checkpointRecordSchema>;
+
+/** activities.verify_checkpoints: checkpoints are verified in Python only. */
+export const verifyCheckpointsRequestSchema = z.object({ run_uri: artifactUri });
+export type VerifyCheckpointsRequest = z.infer<typeof verifyCheckpointsRequestSchema>;
+export const verifiedCheckpointsSchema = z.object({
+  /** Verified checkpoints, oldest first. */
+  checkpoints: z.array(checkpointRecordSchema),
+  corrupt: z.array(checkpointRecordSchema),
+});
+export type VerifiedCheckpoints = z.infer<typeof verifiedCheckpointsSchema>;
+
 /** Each Python activity's request and result schema, under its contract name: what the JSON Schema files are made of. */
 export const acceleratorActivitySchemas = {
   [AcceleratorActivity.ResolveModel]: { request: resolveModelRequestSchema, result: modelFactsSchema },
@@ -187,6 +220,7 @@ export const acceleratorActivitySchemas = {
   [AcceleratorActivity.Train]: { request: trainRequestSchema, result: trainResultSchema },
   [AcceleratorActivity.Merge]: { request: mergeRequestSchema, result: mergeResultSchema },
   [AcceleratorActivity.Evaluate]: { request: evaluateRequestSchema, result: evaluationResultSchema },
+  [AcceleratorActivity.VerifyCheckpoints]: { request: verifyCheckpointsRequestSchema, result: verifiedCheckpointsSchema },
 } as const satisfies Record<AcceleratorActivity, { request: z.ZodType; result: z.ZodType }>;
 
 type ActivitySchemas = typeof acceleratorActivitySchemas;

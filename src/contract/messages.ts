@@ -20,7 +20,13 @@ export const trainHeartbeatSchema = z.object({
   epoch: count,
   loss: z.number().nullable(),
   val_loss: z.number().nullable(),
-  tokens_per_second: z.number().nonnegative(),
+  /** Real (non-padding) tokens per second in steady state: a moving window past the warm-up steps; null before. */
+  tokens_per_second: z.number().nonnegative().nullable(),
+  /** Tokens the model computed on per second, padding included. */
+  padded_tokens_per_second: z.number().nonnegative().nullable(),
+  padding_fraction: z.number().min(0).max(1).nullable(),
+  /** The steps left (max_steps, epochs) at the steady-state seconds per step. */
+  eta_seconds: z.number().nonnegative().nullable(),
   last_checkpoint: checkpointReferenceSchema.nullable(),
   resumed_from_step: count,
   steps_redone: count,

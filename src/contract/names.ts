@@ -29,6 +29,7 @@ export const AcceleratorActivity = {
   Train: 'train',
   Merge: 'merge',
   Evaluate: 'evaluate',
+  VerifyCheckpoints: 'verify_checkpoints',
 } as const;
 export type AcceleratorActivity = (typeof AcceleratorActivity)[keyof typeof AcceleratorActivity];
 

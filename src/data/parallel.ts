@@ -1,3 +1,4 @@
+import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { buildSync } from 'esbuild';
@@ -36,7 +37,8 @@ let workerScript: URL | undefined;
 function bundledWorker(): URL {
   if (workerScript === undefined) {
     const { outputFiles } = buildSync({
-      entryPoints: [fileURLToPath(new URL('./worker.ts', import.meta.url))],
+      // The worker's entry beside this module: worker.ts under tsx, worker.js in the built package.
+      entryPoints: [fileURLToPath(new URL(`./worker${extname(import.meta.url)}`, import.meta.url))],
       bundle: true,
       format: 'esm',
       platform: 'node',

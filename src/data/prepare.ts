@@ -11,16 +11,9 @@ import { BatchProcessor } from './parallel.ts';
 import { describeSingleFile, listDatasetFiles, readRowBatches, type DatasetFile } from './read.ts';
 import { isDuplicateKind, RowErrorKind, type DatasetReportDraft, type PreparedDatasetReport, type RowError } from './report.ts';
 import { CountSplitWriter, FileSplitWriter, FractionSplitWriter, seededUnitInterval, type SplitWriter } from './split.ts';
-import {
-  computeCacheKey,
-  createBuildDirectory,
-  datasetsDirectory,
-  LineWriter,
-  PreparedFile,
-  publishBuildDirectory,
-  readStoredReport,
-} from './store.ts';
+import { computeCacheKey, createBuildDirectory, LineWriter, publishBuildDirectory, readStoredReport } from './store.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
+import { DatasetLayout, PreparedFile } from '../runtime/layout.ts';
 import { keyWordsPerLine } from './line-encoder.ts';
 import { noFamily, type BatchResult } from './validate.ts';
 
@@ -56,7 +49,8 @@ function planSplit(options: PrepareDatasetOptions): SplitPlan {
   const given = [options.valFraction, options.valCount, options.valPath].filter((value) => value !== undefined);
   if (given.length > 1) throw new InvalidSpecError('give at most one of valFraction, valCount, valPath');
   if (options.valCount !== undefined) {
-    if (!Number.isInteger(options.valCount) || options.valCount < 0) throw new InvalidSpecError(`valCount must be a non-negative integer, got ${options.valCount}`);
+    if (!Number.isInteger(options.valCount) || options.valCount < 0)
+      throw new InvalidSpecError(`valCount must be a non-negative integer, got ${options.valCount}`);
     return { kind: 'count', count: options.valCount };
   }
   if (options.valPath !== undefined) return { kind: 'file', path: options.valPath };
@@ -89,7 +83,7 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
     },
     files,
   );
-  const finalDirectory = join(datasetsDirectory(options.storeRoot), hash);
+  const finalDirectory = DatasetLayout.of(options.storeRoot, hash).root;
   const stored = await readStoredReport(finalDirectory);
   if (stored !== undefined) return locate(stored, finalDirectory, true);
 
@@ -106,7 +100,7 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
       finished = true;
       // finish() has thrown unless some row was valid, and a valid row always has a format.
       const report = locate({ ...draft, format: draft.format! }, finalDirectory, false);
-      await writeFileAtomic(join(buildDirectory, PreparedFile.Report), JSON.stringify(report));
+      await writeFileAtomic(DatasetLayout.at(buildDirectory).file(PreparedFile.Report), JSON.stringify(report));
       if (await publishBuildDirectory(buildDirectory, finalDirectory)) return report;
       // A concurrent prepare of the same inputs published first; its result is the same, and it is the one on disk.
       const theirs = await readStoredReport(finalDirectory);
@@ -120,19 +114,25 @@ export async function prepareDataset(options: PrepareDatasetOptions): Promise<Pr
   }
 }
 
-function locate(report: Omit<PreparedDatasetReport, 'train_uri' | 'val_uri' | 'report_uri' | 'cached'>, directory: string, cached: boolean): PreparedDatasetReport {
+function locate(
+  report: Omit<PreparedDatasetReport, 'train_uri' | 'val_uri' | 'report_uri' | 'cached'>,
+  directory: string,
+  cached: boolean,
+): PreparedDatasetReport {
+  const layout = DatasetLayout.at(directory);
   return {
     ...report,
-    train_uri: pathToFileURL(join(directory, PreparedFile.Train)).href,
-    val_uri: pathToFileURL(join(directory, PreparedFile.Val)).href,
-    report_uri: pathToFileURL(join(directory, PreparedFile.Report)).href,
+    train_uri: pathToFileURL(layout.file(PreparedFile.Train)).href,
+    val_uri: pathToFileURL(layout.file(PreparedFile.Val)).href,
+    report_uri: pathToFileURL(layout.file(PreparedFile.Report)).href,
     cached,
   };
 }
 
 async function createSplitWriter(split: SplitPlan, directory: string): Promise<SplitWriter> {
-  const trainPath = join(directory, PreparedFile.Train);
-  const valPath = join(directory, PreparedFile.Val);
+  const layout = DatasetLayout.at(directory);
+  const trainPath = layout.file(PreparedFile.Train);
+  const valPath = layout.file(PreparedFile.Val);
   return match(split)
     .with({ kind: 'fraction' }, async ({ fraction }) => new FractionSplitWriter(await LineWriter.create(trainPath), await LineWriter.create(valPath), fraction))
     .with({ kind: 'count' }, async ({ count }) => new CountSplitWriter(await LineWriter.create(join(directory, 'rows.jsonl')), trainPath, valPath, count))

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, mkdtemp, open, readFile, rm, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { publish } from '../runtime/atomic-write.ts';
+import { DatasetLayout, PreparedFile } from '../runtime/layout.ts';
 import { preparedDatasetReportSchema, type PreparedDatasetReport } from './report.ts';
 import type { DatasetFile } from './read.ts';
 
@@ -14,10 +16,6 @@ import type { DatasetFile } from './read.ts';
 
 /** Bumped whenever normalisation, dedupe or the split change, so older prepared data stops matching. */
 const prepareVersion = 2;
-
-export const datasetsDirectory = (storeRoot: string): string => join(storeRoot, 'datasets');
-
-export const PreparedFile = { Train: 'train.jsonl', Val: 'val.jsonl', Report: 'report.json' } as const;
 
 /** sha256 over the options, then each file's name, size and raw bytes, length-prefixed so no two inputs collide. */
 export async function computeCacheKey(options: Record<string, unknown>, files: readonly DatasetFile[]): Promise<string> {
@@ -38,7 +36,7 @@ export async function computeCacheKey(options: Record<string, unknown>, files: r
 /** The stored report when `directory` holds a complete prepared dataset; anything less is no cache hit. */
 export async function readStoredReport(directory: string): Promise<PreparedDatasetReport | undefined> {
   try {
-    const parsed = preparedDatasetReportSchema.safeParse(JSON.parse(await readFile(join(directory, PreparedFile.Report), 'utf8')));
+    const parsed = preparedDatasetReportSchema.safeParse(JSON.parse(await readFile(DatasetLayout.at(directory).file(PreparedFile.Report), 'utf8')));
     return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
@@ -46,8 +44,8 @@ export async function readStoredReport(directory: string): Promise<PreparedDatas
 }
 
 export async function createBuildDirectory(storeRoot: string, hash: string): Promise<string> {
-  await mkdir(datasetsDirectory(storeRoot), { recursive: true });
-  return mkdtemp(join(datasetsDirectory(storeRoot), `.tmp-${hash}-`));
+  await mkdir(DatasetLayout.directory(storeRoot), { recursive: true });
+  return mkdtemp(join(DatasetLayout.directory(storeRoot), `.tmp-${hash}-`));
 }
 
 /**
@@ -55,26 +53,15 @@ export async function createBuildDirectory(storeRoot: string, hash: string): Pro
  * there first: both built the same bytes, so theirs stands and ours is discarded.
  */
 export async function publishBuildDirectory(buildDirectory: string, finalDirectory: string): Promise<boolean> {
-  await syncPath(buildDirectory);
   try {
-    await rename(buildDirectory, finalDirectory);
+    await publish(buildDirectory, finalDirectory);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== 'EEXIST' && code !== 'ENOTEMPTY') throw error;
     await rm(buildDirectory, { recursive: true, force: true });
     return false;
   }
-  await syncPath(dirname(finalDirectory));
   return true;
-}
-
-async function syncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 const blockBytes = 1 << 20;
@@ -172,6 +159,6 @@ export async function extractLine(path: string, lineIndex: number): Promise<stri
   }
   await rewritten.close();
   if (extracted === undefined) throw new Error(`${path} has no line ${lineIndex}`);
-  await rename(rewritten.path, path);
+  await publish(rewritten.path, path);
   return extracted;
 }

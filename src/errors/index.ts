@@ -5,4 +5,7 @@ export { InvalidDatasetError, isInvalidDatasetError } from './invalid-dataset-er
 export { ModelNotFoundError, isModelNotFoundError } from './model-not-found-error.ts';
 export { PlanDoesNotFitError, isPlanDoesNotFitError } from './plan-does-not-fit-error.ts';
 export { TemporalUnreachableError, isTemporalUnreachableError } from './temporal-unreachable-error.ts';
+export { OutOfMemoryError, isOutOfMemoryError } from './out-of-memory-error.ts';
+export { IncompatibleCheckpointError, isIncompatibleCheckpointError } from './incompatible-checkpoint-error.ts';
+export { failureOf } from './failure-of.ts';
 export { ContractViolationError, isContractViolationError } from './contract-violation-error.ts';

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn, type SpawnOptions } from 'node:child_process'
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readyEnvironment } from '../../scripts/python-environment.mjs';
 
 /** A child process whose output goes to a log file (and optionally the console), stoppable gracefully. */
 export interface ManagedProcess {
@@ -22,12 +23,36 @@ export interface StartProcessOptions extends SpawnOptions {
   echo?: boolean;
 }
 
+/**
+ * Linux: asks the kernel to SIGTERM the child when its parent dies however it dies (SIGKILL, OOM killer), then
+ * execs the real command in the same process, so the child's pid is the one the supervisor knows.
+ * PR_SET_PDEATHSIG survives exec; a parent that died before the prctl is caught by comparing getppid().
+ * Python is tuneflow's own dependency already (the workers, and the temporal CLI ship in its environment).
+ */
+const dieWithParentLauncher = [
+  'import ctypes, os, signal, sys',
+  'PR_SET_PDEATHSIG = 1',
+  'ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)',
+  'if os.getppid() != int(sys.argv[1]): sys.exit(143)',
+  'os.execv(sys.argv[2], sys.argv[2:])',
+].join('\n');
+
+/** The command line that starts `command` tied to this process's life (Linux), or `command` itself elsewhere. */
+function tiedToThisProcess(command: string, args: string[]): [string, string[]] {
+  if (process.platform !== 'linux') return [command, args];
+  return [readyEnvironment().python, ['-c', dieWithParentLauncher, String(process.pid), command, ...args]];
+}
+
+/**
+ * Starts a supervised child. Two rules keep a supervisor's children from outliving it: the child leads its own
+ * process group (detached), so Ctrl-C in a terminal reaches only the supervisor, which stops its children in
+ * order; and on Linux the kernel terminates the child if the supervisor dies without stopping it.
+ */
 export async function startProcess(command: string, args: string[], options: StartProcessOptions): Promise<ManagedProcess> {
   mkdirSync(dirname(options.logFile), { recursive: true });
   const log = createWriteStream(options.logFile, { flags: 'a' });
-  // detached: the child leads its own process group, so Ctrl-C in a terminal reaches only the supervisor,
-  // which then stops its children in order.
-  const child = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const [executable, argv] = tiedToThisProcess(command, args);
+  const child = spawn(executable, argv, { ...options, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let ready: () => void = () => {};
   const readyPromise = new Promise<void>((resolve) => (ready = resolve));

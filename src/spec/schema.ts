@@ -91,6 +91,11 @@ export const trainSpecSchema = z.strictObject({
   max_grad_norm: z.number().positive().default(1),
   optimizer: z.enum(Optimizer).default('auto'),
   gradient_checkpointing: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+  /**
+   * Packs rows into sequences of up to model.max_seq_length tokens without padding, each row attending only to
+   * itself. 'auto' packs where the loader's attention sees row boundaries natively (Unsloth's padding-free path).
+   */
+  packing: z.union([z.boolean(), z.literal('auto')]).default('auto'),
   /** 'responses' masks prompt tokens out of the loss; 'all' trains on every token. */
   loss_on: z.enum(['responses', 'all']).default('responses'),
   seed: z.number().int().default(42),

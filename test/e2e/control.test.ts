@@ -1,7 +1,7 @@
 /**
  * Pause, resume, checkpoint-now and cancel, from the TypeScript client, on a real server with real workers.
  */
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, inject, it } from 'vitest';
 import { cancelRun, checkpointRun, getProgress, getRunStatus, pauseRun, resumeRun, startFineTune } from '../../src/client.ts';
 import { loadSpec } from '../../src/spec/load.ts';
+import { trainingWorkflowId } from '../../workflows/index.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
 import { type TestCluster, useTestCluster } from '../support/cluster.ts';
 import { recordHistory } from '../support/histories.ts';
@@ -37,7 +38,9 @@ async function waitForStep(cluster: TestCluster, workflowId: string, step: numbe
 
 const checkpointSteps = (runUri: string) =>
   existsSync(join(fileURLToPath(runUri), 'checkpoints'))
-    ? readdirSync(join(fileURLToPath(runUri), 'checkpoints')).filter((name) => name.startsWith('step-')).map((name) => Number(name.slice(5)))
+    ? readdirSync(join(fileURLToPath(runUri), 'checkpoints'))
+        .filter((name) => name.startsWith('step-'))
+        .map((name) => Number(name.slice(5)))
     : [];
 
 describe('run control', () => {
@@ -61,8 +64,9 @@ describe('run control', () => {
     await pauseRun(cluster().client, workflowId);
     const paused = await getRunStatus(cluster().client, workflowId);
     expect(paused.status).toBe('paused');
-    const description = await handle.describe();
-    expect(description.raw.pendingActivities ?? []).toHaveLength(0);
+    // Training runs in the run's child workflow: its train activity is the one that must have stopped.
+    const training = cluster().client.workflow.getHandle(trainingWorkflowId(workflowId));
+    expect((await training.describe()).raw.pendingActivities ?? []).toHaveLength(0);
     // The pause checkpoint is at the step where training stopped (the requested one, if it stopped right there).
     const pausedProgress = await getProgress(cluster().client, workflowId);
     const pausedAt = pausedProgress.last_checkpoint!.step;
@@ -85,12 +89,39 @@ describe('run control', () => {
     const failure = await handle.result().catch((error: unknown) => error);
     expect(failure).toBeInstanceOf(WorkflowFailedError);
     expect((await handle.describe()).status.name).toBe('CANCELLED');
-    recordHistory(workflowId, 'fine-tune-paused-resumed-cancelled');
+    // The cancellation reached the training child, which checkpointed before it stopped.
+    expect((await training.describe()).status.name).toBe('CANCELLED');
+    recordHistory(workflowId, 'fine-tune-stages-paused-resumed-cancelled');
+    recordHistory(trainingWorkflowId(workflowId), 'train-adapter-paused-resumed-cancelled');
     const final = await getRunStatus(cluster().client, workflowId);
     expect(final.status).toBe('cancelled');
     const stateAfter = await handle.query<{ run_uri: string; status: string }>('state');
     expect(stateAfter.status).toBe('cancelled');
     expect(Math.max(...checkpointSteps(runUri))).toBeGreaterThan(pausedAt);
+  });
+});
+
+describe('run control before training', () => {
+  const cluster = useTestCluster('control-early');
+
+  it('holds a run paused before training at its next stage, starting no training until resumed', async () => {
+    const spec: RunSpec = { ...longRun(), train: { ...longRun().train, epochs: 1, max_steps: 4 } };
+    const workflowId = `control-early-${Date.now()}`;
+    const handle = await startFineTune(cluster().client, spec, { workflowId, artifactRootUri: cluster().artifactRootUri });
+    await pauseRun(cluster().client, workflowId);
+    expect((await getRunStatus(cluster().client, workflowId)).status).toBe('paused');
+    await sleep(5_000);
+    const held = await getRunStatus(cluster().client, workflowId);
+    expect(held).toMatchObject({ status: 'paused' });
+    expect(['prepare', 'plan']).toContain(held.stage);
+    // No training child exists while the run is held.
+    const training = cluster().client.workflow.getHandle(trainingWorkflowId(workflowId));
+    expect(await training.describe().catch((error: unknown) => error)).toBeInstanceOf(WorkflowNotFoundError);
+
+    await resumeRun(cluster().client, workflowId);
+    const result = await handle.result();
+    expect(result.training.final_step).toBe(4);
+    expect(result.progress.resumes).toBe(0);
   });
 });
 

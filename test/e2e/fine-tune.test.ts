@@ -8,9 +8,11 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { getRunStatus, startFineTune } from '../../src/client.ts';
 import { FailureType } from '../../src/contract/index.ts';
+import { failureOf, isDatasetNotFoundError } from '../../src/errors/index.ts';
 import { loadSpec, parseSpec } from '../../src/spec/load.ts';
 import { useTestCluster } from '../support/cluster.ts';
 import { recordHistory } from '../support/histories.ts';
+import { trainingWorkflowId } from '../../workflows/index.ts';
 
 const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
 
@@ -21,7 +23,9 @@ describe('fineTune on the tiny model', () => {
     const spec = loadSpec(tinySpecPath);
     const handle = await startFineTune(cluster().client, spec, { workflowId: `e2e-tiny-${Date.now()}`, artifactRootUri: cluster().artifactRootUri });
     const result = await handle.result();
-    recordHistory(handle.workflowId, 'fine-tune-completed');
+    // Histories from before the stages stay committed under their own names: both kinds must keep replaying.
+    recordHistory(handle.workflowId, 'fine-tune-stages-completed');
+    recordHistory(trainingWorkflowId(handle.workflowId), 'train-adapter-completed');
 
     expect(result.status).toBe('completed');
     expect(result.training.total_steps).toBe(24);
@@ -60,9 +64,15 @@ describe('fineTune on the tiny model', () => {
     const cause = (failure as WorkflowFailedError).cause?.cause as { type?: string; message: string } | undefined;
     expect(cause?.type).toBe(FailureType.DatasetNotFound);
     expect(cause?.message).toContain('no-such-file.jsonl');
+    // failureOf gives back the error the activity threw, typed.
+    const error = failureOf(failure);
+    expect(isDatasetNotFoundError(error)).toBe(true);
+    expect(error?.message).toContain('no-such-file.jsonl');
     expect(Date.now() - started).toBeLessThan(15_000);
     const history = await handle.fetchHistory();
-    const attempts = history.events?.filter((event) => event.activityTaskStartedEventAttributes).map((event) => event.activityTaskStartedEventAttributes!.attempt);
+    const attempts = history.events
+      ?.filter((event) => event.activityTaskStartedEventAttributes)
+      .map((event) => event.activityTaskStartedEventAttributes!.attempt);
     expect(attempts).toEqual([1]);
   });
 });

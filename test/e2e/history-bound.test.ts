@@ -1,19 +1,20 @@
 /**
  * History stays bounded however long a run is. A million-step run is simulated by a fast fake trainer (used only
  * here: real training would take weeks) that behaves like the Python train activity on the wire: it signals the
- * workflow at every checkpoint, heartbeats, and on cancellation "checkpoints" and stops. The workflow must continue
- * as new before any execution reaches 10,000 events, carrying its progress across executions.
+ * workflow that scheduled it (the run's training child) at every checkpoint, heartbeats, and on cancellation
+ * "checkpoints" and stops. The training child must continue as new before any execution reaches 10,000 events,
+ * carrying its progress across executions, while the run's own workflow stays small.
  */
 import { Client, Connection } from '@temporalio/client';
 import { CancelledFailure, Context } from '@temporalio/activity';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ResolvedModel, TokenStatistics, TrainRequest, TrainResult } from '../../src/contract/index.ts';
+import type { ResolvedModel, TokenStatistics, TrainingProgressMessage, TrainRequest, TrainResult, VerifiedCheckpoints } from '../../src/contract/index.ts';
 import { startFineTune } from '../../src/client.ts';
 import { TaskQueue } from '../../src/contract/index.ts';
 import { parseSpec } from '../../src/spec/load.ts';
 import { createOrchestrationWorker } from '../../src/worker.ts';
-import { type TrainingProgressMessage, trainingProgressSignal } from '../../workflows/index.ts';
+import { trainingProgressSignal, trainingWorkflowId } from '../../workflows/index.ts';
 import { fileURLToPath } from 'node:url';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -35,6 +36,9 @@ function fakeAccelerator(client: Client) {
     val_loss: null,
     best: null,
     tokens_per_second: 1e6,
+    padded_tokens_per_second: 1e6,
+    padding_fraction: 0,
+    eta_seconds: null,
     last_checkpoint: { step, uri: `file:///fake/step-${step}` },
     resumed_from_step: resumedFrom,
     steps_redone: 0,
@@ -45,7 +49,16 @@ function fakeAccelerator(client: Client) {
       return {
         model_uri: 'file:///fake/model',
         source: 'fake',
-        config: { model_type: 'llama', num_hidden_layers: 2, hidden_size: 64, intermediate_size: 128, num_attention_heads: 4, num_key_value_heads: 2, vocab_size: 49152, tie_word_embeddings: true },
+        config: {
+          model_type: 'llama',
+          num_hidden_layers: 2,
+          hidden_size: 64,
+          intermediate_size: 128,
+          num_attention_heads: 4,
+          num_key_value_heads: 2,
+          vocab_size: 49152,
+          tie_word_embeddings: true,
+        },
         tokenizer_identity: '0'.repeat(64),
         device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 1, cores: 2 },
         cuda_bf16_supported: false,
@@ -55,7 +68,10 @@ function fakeAccelerator(client: Client) {
     },
     async token_statistics(): Promise<TokenStatistics> {
       const split = { rows: 100, total_tokens: 10_000, trainable_tokens: 5_000, max: 128, rows_trained: 100, tokens_trained: 10_000 };
-      return { train: split, val: split };
+      return { train: split, val: split, train_tokens_uri: 'file:///fake/tokens/train', val_tokens_uri: 'file:///fake/tokens/val' };
+    },
+    async verify_checkpoints(): Promise<VerifiedCheckpoints> {
+      return { checkpoints: [], corrupt: [] };
     },
     async train(request: TrainRequest): Promise<TrainResult> {
       const context = Context.current();
@@ -88,6 +104,8 @@ function fakeAccelerator(client: Client) {
         optimizer: 'adamw_torch',
         gradient_checkpointing: false,
         train_rows: 100,
+        packing: false,
+        train_sequences: 100,
         tokens_per_second: 1e6,
         model_load_seconds: 0,
         seconds_to_first_step: 0,
@@ -151,12 +169,14 @@ describe('a million-step run', () => {
     expect(result.progress.loss_history.length).toBeLessThanOrEqual(256);
     expect(result.progress.loss_history.at(-1)![0]).toBe(totalSteps);
 
+    // The training child continues as new; the run's own workflow runs once, its history a few dozen events.
     const executions = [];
-    for await (const execution of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) executions.push(execution);
+    for await (const execution of client.workflow.list({ query: `WorkflowId = "${trainingWorkflowId(workflowId)}"` })) executions.push(execution);
     expect(executions).toHaveLength(result.executions);
     for (const execution of executions) {
-      const history = await client.workflow.getHandle(workflowId, execution.runId).fetchHistory();
+      const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
       expect(history.events!.length).toBeLessThan(10_000);
     }
+    expect((await client.workflow.getHandle(workflowId).fetchHistory()).events!.length).toBeLessThan(100);
   });
 });

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { getRunStatus, startFineTune } from '../../src/client.ts';
 import { FailureType } from '../../src/contract/index.ts';
 import { loadSpec } from '../../src/spec/load.ts';
+import { trainingWorkflowId } from '../../workflows/index.ts';
 import { useTestCluster } from '../support/cluster.ts';
 
 const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
@@ -71,7 +72,10 @@ describe('a Python worker killed mid-training', () => {
     expect(attempts.length).toBeGreaterThanOrEqual(2);
     const resumed = result.training.resumed_from_step;
     for (let step = 1; step <= resumed; step += 1) {
-      expect(log.filter((record) => record.step === step), `step ${step}`).toHaveLength(1);
+      expect(
+        log.filter((record) => record.step === step),
+        `step ${step}`,
+      ).toHaveLength(1);
     }
     const lastAttempt = Math.max(...attempts);
     const retrained = log.filter((record) => record.attempt === lastAttempt).map((record) => record.step);
@@ -80,7 +84,7 @@ describe('a Python worker killed mid-training', () => {
 
     // Taken over, not timed out: the dead attempt failed as TuneflowWorkerLost (retried attempts leave no events of
     // their own; the started event of the attempt that finished carries the last failure), and training restarted quickly.
-    const history = await handle.fetchHistory();
+    const history = await cluster().client.workflow.getHandle(trainingWorkflowId(workflowId)).fetchHistory();
     const failureTypes = (history.events ?? []).map((event) => event.activityTaskStartedEventAttributes?.lastFailure?.applicationFailureInfo?.type);
     expect(failureTypes).toContain(FailureType.WorkerLost);
     const firstNewStep = log.find((record) => record.attempt === lastAttempt)!;

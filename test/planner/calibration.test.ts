@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { evaluatePlan } from '../../src/planner/index.ts';
-import { loadCalibrationPoints, predictedPeakGib } from '../../src/planner/measurements.ts';
+import { loadCalibrationPoints, predictedPeakGib } from '../../bench/planner/measurements.ts';
 
 /**
  * The planner against every committed measurement: peak memory within ±10 %, tokens/s within ±25 %.
@@ -22,7 +22,10 @@ describe('calibration against committed measurements', () => {
     });
 
     it('tokens/s within ±25 %', () => {
-      expect(Math.abs(plan.tokens_per_s / point.tokens_per_s - 1), `planned ${plan.tokens_per_s.toFixed(1)}, measured ${point.tokens_per_s.toFixed(1)}`).toBeLessThanOrEqual(0.25);
+      expect(
+        Math.abs(plan.tokens_per_s / point.tokens_per_s - 1),
+        `planned ${plan.tokens_per_s.toFixed(1)}, measured ${point.tokens_per_s.toFixed(1)}`,
+      ).toBeLessThanOrEqual(0.25);
     });
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { timePlanner } from '../../src/planner/benchmark.ts';
+import { timePlanner } from '../../bench/planner/timing.ts';
 
 describe('planner speed', () => {
   it('evaluates a candidate in well under a millisecond', () => {

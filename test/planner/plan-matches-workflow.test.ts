@@ -24,7 +24,7 @@ print(json.dumps(model_facts(resolve_model_directory(TINY_RANDOM_LLAMA))))
 const workspace = mkdtempSync(join(tmpdir(), 'tuneflow-plan-facts-'));
 const datasetTokens = 123_456;
 const split = { rows: 1000, total_tokens: datasetTokens, trainable_tokens: 60_000, max: 4096, rows_trained: 1000, tokens_trained: datasetTokens };
-const tokens: TokenStatistics = { train: split, val: split };
+const tokens: TokenStatistics = { train: split, val: split, train_tokens_uri: 'file:///tokens/train', val_tokens_uri: 'file:///tokens/val' };
 
 async function bothPlans(specText: string, facts: ModelFacts) {
   const specPath = join(workspace, `spec-${facts.device.kind}.yaml`);

@@ -16,6 +16,8 @@ import { type S3Credentials, startS3Server } from '../support/s3-server.ts';
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
+    /** The dev server's Web UI, for the browser test. */
+    temporalUiUrl: string;
     workflowBundlePath: string;
     testRoot: string;
     /** The shared SeaweedFS S3 server's endpoint and credentials (test/support/s3-server.ts). */
@@ -49,6 +51,7 @@ export default async function setup(project: TestProject) {
   const workflowBundlePath = join(root, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, code);
   project.provide('temporalAddress', server.address);
+  project.provide('temporalUiUrl', server.uiUrl);
   project.provide('workflowBundlePath', workflowBundlePath);
   project.provide('testRoot', root);
   project.provide('s3', { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region });

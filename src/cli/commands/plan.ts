@@ -25,6 +25,7 @@ import {
   type TrainingBackend,
   unknownGpuError,
 } from '../../planner/index.ts';
+import { examples } from './examples.ts';
 import { loadSpec } from '../../spec/load.ts';
 import type { RunSpec } from '../../spec/schema.ts';
 
@@ -117,6 +118,14 @@ export function registerPlanCommand(program: Command, io: PlanCommandIo = proces
     .option('--effective-batch <size>', 'find the largest micro-batch reaching this effective batch', positiveInteger)
     .option('--facts <file>', "a worker's facts (resolve_model's result, a finished run's model): plan exactly as the workflow would there")
     .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      examples([
+        'tuneflow plan examples/quickstart/spec.yaml --gpu cpu',
+        'tuneflow plan --model llama-3.1-8b --gpu rtx-4090 --quant 4bit',
+        'tuneflow plan --model qwen2.5-7b --gpu a100-80gb --ranks 8,16,32,64 --json',
+      ]),
+    )
     .action((spec: string | undefined, options: PlanCommandOptions) => {
       const result = executePlanCommand(spec, options);
       io.write(result.output);

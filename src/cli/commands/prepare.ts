@@ -2,6 +2,8 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { prepareDataset, summariseReport, type DatasetReportDraft, type PrepareDatasetOptions } from '../../data/index.ts';
 import { isDatasetNotFoundError, isInvalidDatasetError, isInvalidSpecError } from '../../errors/index.ts';
+import { examples } from './examples.ts';
+import { homeLayout } from '../../runtime/home.ts';
 import { DatasetFormat } from '../../spec/schema.ts';
 
 /**
@@ -30,7 +32,6 @@ const processOutput: CommandOutput = {
 
 /** Errors shown in the human summary; `--json` always carries all of them. */
 const errorsShown = 20;
-const defaultStoreRoot = '.tuneflow';
 
 interface PrepareCommandOptions {
   format: DatasetFormat;
@@ -39,7 +40,8 @@ interface PrepareCommandOptions {
   valFile?: string;
   seed: number;
   maxInvalidFraction: number;
-  out: string;
+  /** Default: the artifact store of TUNEFLOW_HOME, where the workflow's prepare stage looks (one cache for both). */
+  out?: string;
   json?: boolean;
 }
 
@@ -68,8 +70,9 @@ export function registerPrepareCommand(program: Command, output: CommandOutput =
     .option('--val-file <file>', 'a separate validation file')
     .option('--seed <seed>', 'split seed', parseInteger(Number.MIN_SAFE_INTEGER), 42)
     .option('--max-invalid-fraction <fraction>', 'fail above this share of invalid rows', parseFraction, 0.01)
-    .option('--out <dir>', 'artifact store root', defaultStoreRoot)
+    .option('--out <dir>', 'artifact store root (default $TUNEFLOW_HOME/artifacts)')
     .option('--json', 'print the report as JSON')
+    .addHelpText('after', examples(['tuneflow prepare examples/quickstart/data.jsonl', 'tuneflow prepare data/ --val-count 200 --json', 'tuneflow prepare chats.jsonl.gz --format chat --max-invalid-fraction 0.05']))
     .action(async (dataset: string, options: PrepareCommandOptions) => output.exit(await prepare(dataset, options, output)));
 }
 
@@ -82,7 +85,7 @@ async function prepare(dataset: string, options: PrepareCommandOptions, output: 
     valPath: options.valFile === undefined ? undefined : resolve(options.valFile),
     seed: options.seed,
     maxInvalidFraction: options.maxInvalidFraction,
-    storeRoot: resolve(options.out),
+    storeRoot: options.out === undefined ? homeLayout().artifactRoot : resolve(options.out),
   };
   try {
     const report = await prepareDataset(prepareOptions);

@@ -2,9 +2,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { match } from 'ts-pattern';
 import { z } from 'zod';
-import { architectureFromHuggingFaceConfig } from './architecture.ts';
-import type { Evaluation } from './evaluate.ts';
-import type { PlanRequest } from './request.ts';
+import { architectureFromHuggingFaceConfig } from '../../src/planner/architecture.ts';
+import type { Evaluation } from '../../src/planner/evaluate.ts';
+import type { PlanRequest } from '../../src/planner/request.ts';
 
 /**
  * Reads the committed measurement files into plan requests paired with what was measured, so that the calibration

@@ -1,0 +1,43 @@
+import { workflowInfo } from '@temporalio/workflow';
+import type { ResolvedModel, TokenStatistics, TrainingSetup } from '../../src/contract/index.ts';
+import type { Plan } from '../../src/planner/index.ts';
+import type { RunSpec } from '../../src/spec/schema.ts';
+import { bookkeeping, python } from '../activities.ts';
+import type { PreparedDataset } from './prepare.ts';
+
+/** Everything training needs, decided before it starts: what every later stage receives. */
+export interface PlannedRun {
+  spec: RunSpec;
+  /** file:// URI of the run's directory: checkpoints, the adapter, the merged model and run.json go under it. */
+  run_uri: string;
+  dataset: PreparedDataset;
+  model: ResolvedModel;
+  tokens: TokenStatistics;
+  /** How the run trains (device, backend, quantization, dtype, checkpointing, optimizer): every Python request carries it. */
+  setup: TrainingSetup;
+  plan: Plan;
+}
+
+/** Where a workflow's run writes: `<artifact root>/runs/<workflow id>`, the id escaped to one path segment. */
+export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowInfo().workflowId) =>
+  `${artifactRootUri.replace(/\/$/, '')}/runs/${encodeURIComponent(workflowId)}`;
+
+/**
+ * Plan stage: resolves the model on the Python worker (the weights, the facts of the device it will train on),
+ * measures the prepared dataset in the model's tokens, decides the training setup and plans memory and time. A plan that cannot fit the device fails
+ * here, non-retryably, with the cheapest change that would fit, before any GPU time is spent. The run will write
+ * under `runDirectoryUri(artifactRootUri)`.
+ */
+export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { artifactRootUri: string }): Promise<PlannedRun> {
+  const accelerator = python(spec.train.heartbeat_timeout_seconds);
+  const model = await accelerator.resolve_model({ spec });
+  const tokens = await accelerator.token_statistics({
+    spec,
+    model_uri: model.model_uri,
+    tokenizer_identity: model.tokenizer_identity,
+    train_uri: dataset.train_uri,
+    val_uri: dataset.val_uri,
+  });
+  const { setup, plan } = await bookkeeping.planRun({ spec, model, tokens });
+  return { spec, run_uri: runDirectoryUri(options.artifactRootUri), dataset, model, tokens, setup, plan };
+}

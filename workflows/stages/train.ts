@@ -1,0 +1,34 @@
+import { startChild, workflowInfo } from '@temporalio/workflow';
+import { TaskQueue } from '../../src/contract/index.ts';
+import type { RunControl } from '../run-control.ts';
+import { type TrainedAdapter, trainAdapter, trainingWorkflowId } from '../train-adapter.ts';
+import type { PlannedRun } from './plan.ts';
+
+export interface TrainOptions {
+  /** The calling workflow's run control (acceptRunControl): its pause, resume and checkpointNow reach training. */
+  control?: RunControl;
+  /** History length at which the training child continues as new (default 8,000). */
+  maxHistoryEvents?: number;
+  /** The child's workflow id; by default `trainingWorkflowId(<calling workflow id>)`, where clients look for it. */
+  workflowId?: string;
+}
+
+/**
+ * Train stage: runs the trainAdapter child workflow for the planned run and returns the adapter it trained. The
+ * child runs on tuneflow's task queue, where tuneflow's orchestration worker serves it, whatever queue the calling
+ * workflow runs on. Cancelling the caller cancels the child, which checkpoints before it stops.
+ */
+export async function train(run: PlannedRun, options: TrainOptions = {}): Promise<TrainedAdapter> {
+  const known = { paused: options.control?.state.paused ?? false, checkpoint_requests: options.control?.state.checkpoint_requests ?? 0 };
+  const child = await startChild(trainAdapter, {
+    workflowId: options.workflowId ?? trainingWorkflowId(workflowInfo().workflowId),
+    taskQueue: TaskQueue.Orchestration,
+    args: [{ run, control: known, ...(options.maxHistoryEvents === undefined ? {} : { max_history_events: options.maxHistoryEvents }) }],
+  });
+  const detach = options.control?.attach(child, known);
+  try {
+    return await child.result();
+  } finally {
+    detach?.();
+  }
+}
