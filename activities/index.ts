@@ -3,7 +3,6 @@
  * bookkeeping. Each converts tuneflow's typed errors into Temporal failures whose type is in the contract, so
  * bad input fails once, clearly, instead of retrying.
  */
-import { ApplicationFailure } from '@temporalio/common';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -20,7 +19,8 @@ import {
 } from '../src/contract/index.ts';
 import { artifactStoreFor, isObjectStoreUri } from '../src/artifacts/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
-import { InvalidDatasetError, isInvalidDatasetError, isTuneflowError } from '../src/errors/index.ts';
+import { InvalidDatasetError, isInvalidDatasetError } from '../src/errors/index.ts';
+import { typedFailures } from '../src/errors/typed-failures.ts';
 import {
   architectureFromHuggingFaceConfig,
   nextSmallerMicroBatch,
@@ -34,22 +34,7 @@ import {
 import { tuneflowHome } from '../src/runtime/home.ts';
 import { DatasetLayout, PreparedFile, RunLayout } from '../src/runtime/layout.ts';
 
-async function typedFailures<T>(work: () => Promise<T>): Promise<T> {
-  try {
-    return await work();
-  } catch (error) {
-    if (isTuneflowError(error)) {
-      throw ApplicationFailure.create({
-        type: error.failureType,
-        message: error.message,
-        nonRetryable: error.nonRetryable,
-        details: [error.details],
-        cause: error,
-      });
-    }
-    throw error;
-  }
-}
+export { compareWithChampion, loadRetrainSpec, promoteModel, recordModelExports, registerModel } from '../src/registry/activities.ts';
 
 /** Rejected rows carried in a failure: the full list is in the report file, a failure payload must stay small. */
 const errorsInFailure = 100;

@@ -42,3 +42,9 @@ export type { Plan, PlanRequest, ModelArchitecture } from './planner/index.ts';
 
 // Errors
 export * from './errors/index.ts';
+
+// Registry, scheduled retraining
+export * from './registry/index.ts';
+export * from './schedules/index.ts';
+export { approvalSignal, retrain, RetrainOutcome, retrainStateQuery } from '../workflows/index.ts';
+export type { ApprovalDecision, RetrainGate, RetrainInput, RetrainResult, RetrainState } from '../workflows/index.ts';

@@ -70,6 +70,7 @@ describe('contract', () => {
       merge: true,
       evaluate: true,
       verify_checkpoints: true,
+      export_gguf: true,
     };
     expect(sorted(Object.keys(called))).toEqual(sorted(Object.values(AcceleratorActivity)));
   });

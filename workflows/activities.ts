@@ -10,7 +10,7 @@ import { FailureType, nonRetryableFailureTypes, TaskQueue } from '../src/contrac
 
 // Infrastructure failures (a killed worker, a lost connection) retry without limit, backing off to a minute;
 // the contract's non-retryable failure types (bad input, bad spec, a plan that cannot fit) fail at once.
-const retry = {
+export const retry = {
   initialInterval: '1 second',
   backoffCoefficient: 2,
   maximumInterval: '1 minute',

@@ -21,3 +21,4 @@ export type { RunControl } from './run-control.ts';
 export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
 export type { PlannedRun, PreparedDataset, TrainOptions } from './stages/index.ts';
 export type { RunStatus, TrainingProgressState } from './progress.ts';
+export * from './retrain.ts';

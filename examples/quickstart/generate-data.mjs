@@ -3,9 +3,67 @@
 // of JSON. A pretrained chat model answers such requests loosely (prose, varying keys); after a few dozen LoRA
 // steps it answers in exactly this format, which validation loss and the sample generations show.
 // Deterministic (seeded), so the committed data.jsonl is reproducible: `node generate-data.mjs > data.jsonl`.
-const firstNames = ['Maria', 'Tomas', 'Aiko', 'Lena', 'Omar', 'Priya', 'Jonas', 'Chloe', 'Mateo', 'Ines', 'Kofi', 'Sofia', 'Henrik', 'Yara', 'Dmitri', 'Nora', 'Ravi', 'Elsa', 'Bruno', 'Mei'];
-const lastNames = ['Lopez', 'Novak', 'Tanaka', 'Berg', 'Haddad', 'Sharma', 'Weber', 'Martin', 'Rossi', 'Costa', 'Mensah', 'Ivanova', 'Larsen', 'Khalil', 'Petrov', 'Quinn', 'Iyer', 'Lund', 'Silva', 'Chen'];
-const jobs = ['nurse', 'carpenter', 'teacher', 'pilot', 'chef', 'architect', 'librarian', 'electrician', 'pharmacist', 'baker', 'geologist', 'translator', 'firefighter', 'dentist', 'gardener'];
+const firstNames = [
+  'Maria',
+  'Tomas',
+  'Aiko',
+  'Lena',
+  'Omar',
+  'Priya',
+  'Jonas',
+  'Chloe',
+  'Mateo',
+  'Ines',
+  'Kofi',
+  'Sofia',
+  'Henrik',
+  'Yara',
+  'Dmitri',
+  'Nora',
+  'Ravi',
+  'Elsa',
+  'Bruno',
+  'Mei',
+];
+const lastNames = [
+  'Lopez',
+  'Novak',
+  'Tanaka',
+  'Berg',
+  'Haddad',
+  'Sharma',
+  'Weber',
+  'Martin',
+  'Rossi',
+  'Costa',
+  'Mensah',
+  'Ivanova',
+  'Larsen',
+  'Khalil',
+  'Petrov',
+  'Quinn',
+  'Iyer',
+  'Lund',
+  'Silva',
+  'Chen',
+];
+const jobs = [
+  'nurse',
+  'carpenter',
+  'teacher',
+  'pilot',
+  'chef',
+  'architect',
+  'librarian',
+  'electrician',
+  'pharmacist',
+  'baker',
+  'geologist',
+  'translator',
+  'firefighter',
+  'dentist',
+  'gardener',
+];
 const cities = ['Lyon', 'Porto', 'Osaka', 'Bergen', 'Tunis', 'Pune', 'Leipzig', 'Quebec', 'Turin', 'Recife', 'Accra', 'Kazan', 'Aarhus', 'Amman', 'Tartu'];
 const templates = [
   (p) => `${p.name} is ${p.age} and works as a ${p.job} in ${p.city}.`,

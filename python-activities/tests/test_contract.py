@@ -104,7 +104,8 @@ def run(prepared, tmp_path_factory) -> dict:
         activities._workflow_link = previous_link
     adapter_uri = trained["adapter_uri"]
     call("verify_checkpoints", activities.verify_checkpoints, {"run_uri": run_uri})
-    call("merge", activities.merge, {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "run_uri": run_uri})
+    merged = call("merge", activities.merge, {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "run_uri": run_uri})
+    call("export_gguf", activities.export_gguf, {"model_uri": merged["merged_uri"], "run_uri": run_uri, "formats": ["q8_0"], "name": "tiny"})
     evaluate_request = {"spec": spec, "setup": setup, "model_uri": model_uri, "adapter_uri": adapter_uri, "val_tokens_uri": tokens["val_tokens_uri"]}
     call("evaluate", activities.evaluate, evaluate_request)
     recorded["signals"] = link.signals

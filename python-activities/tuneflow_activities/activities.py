@@ -15,7 +15,7 @@ from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import CancelledError
 
-from . import evaluation, merging, training
+from . import evaluation, exporting, merging, training
 from .artifacts import RunLayout, uri_to_path
 from .checkpoint import corrupt_record, scan_checkpoints
 from .contract import AcceleratorActivity, FailureType, WorkflowMessage
@@ -234,6 +234,13 @@ def verify_checkpoints(request: dict) -> dict:
         return {"checkpoints": [checkpoint.as_record() for checkpoint in scan.valid], "corrupt": [corrupt_record(directory) for directory in scan.corrupt]}
 
 
-ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate, verify_checkpoints]
+@activity.defn(name=AcceleratorActivity.EXPORT_GGUF.value)
+@checked(AcceleratorActivity.EXPORT_GGUF)
+def export_gguf(request: dict) -> dict:
+    with Heartbeater({"phase": "exporting gguf"}).running():
+        return exporting.export_gguf(request)
+
+
+ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate, verify_checkpoints, export_gguf]
 # What a worker serves on its own task queue: the steps that read a run's trained files.
 STICKY_ACTIVITIES = [merge, evaluate]

@@ -18,6 +18,11 @@ class OrchestrationActivity(str, Enum):
     PLAN_RUN = "planRun"
     RECORD_CHECKPOINTS = "recordCheckpoints"
     REPLAN_AFTER_OUT_OF_MEMORY = "replanAfterOutOfMemory"
+    LOAD_RETRAIN_SPEC = "loadRetrainSpec"
+    COMPARE_WITH_CHAMPION = "compareWithChampion"
+    REGISTER_MODEL = "registerModel"
+    PROMOTE_MODEL = "promoteModel"
+    RECORD_MODEL_EXPORTS = "recordModelExports"
 
 
 class AcceleratorActivity(str, Enum):
@@ -26,6 +31,7 @@ class AcceleratorActivity(str, Enum):
     TRAIN = "train"
     MERGE = "merge"
     EVALUATE = "evaluate"
+    EXPORT_GGUF = "export_gguf"
     VERIFY_CHECKPOINTS = "verify_checkpoints"
 
 
@@ -43,6 +49,8 @@ class FailureType(str, Enum):
     INCOMPATIBLE_CHECKPOINT = "TuneflowIncompatibleCheckpoint"
     OUT_OF_MEMORY = "TuneflowOutOfMemory"
     WORKER_LOST = "TuneflowWorkerLost"
+    REGISTRY_CONFLICT = "TuneflowRegistryConflict"
+    MODEL_VERSION_NOT_FOUND = "TuneflowModelVersionNotFound"
     CONTRACT_VIOLATION = "TuneflowContractViolation"
 
 
@@ -53,6 +61,8 @@ NON_RETRYABLE_FAILURE_TYPES = (
     FailureType.MODEL_NOT_FOUND,
     FailureType.PLAN_DOES_NOT_FIT,
     FailureType.INCOMPATIBLE_CHECKPOINT,
+    FailureType.REGISTRY_CONFLICT,
+    FailureType.MODEL_VERSION_NOT_FOUND,
     FailureType.CONTRACT_VIOLATION,
 )
 

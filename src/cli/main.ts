@@ -4,10 +4,12 @@
  */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Command, CommanderError } from 'commander';
+import { registerModelsCommand } from './commands/models.ts';
 import { registerPlanCommand } from './commands/plan.ts';
 import { registerPrepareCommand } from './commands/prepare.ts';
 import { registerReportCommand } from './commands/report.ts';
 import { registerRunCommands } from './commands/runs.ts';
+import { registerScheduleCommand } from './commands/schedule.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { ExitCode, exitCodeHelp } from './exit-code.ts';
 import { reportError } from './output.ts';
@@ -37,6 +39,8 @@ Get started:
   registerReportCommand(program);
   registerPrepareCommand(program);
   registerPlanCommand(program);
+  registerModelsCommand(program);
+  registerScheduleCommand(program);
   return program;
 }
 

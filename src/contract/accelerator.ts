@@ -192,6 +192,24 @@ export const evaluationResultSchema = z.object({
 });
 export type EvaluationResult = z.infer<typeof evaluationResultSchema>;
 
+/** exporting.py: GGUF files of a merged model, written whole under `<run>/exports/` (docs/exports.md). */
+export const GgufFormat = { F16: 'f16', Q8_0: 'q8_0' } as const;
+export type GgufFormat = (typeof GgufFormat)[keyof typeof GgufFormat];
+export const exportGgufRequestSchema = z.object({
+  /** A merged 16/32-bit Hugging Face directory (the merge activity's merged_uri). */
+  model_uri: fileUri,
+  run_uri: fileUri,
+  formats: z.array(z.enum(GgufFormat)).min(1),
+  /** Written as GGUF's general.name. */
+  name: z.string().min(1),
+});
+export type ExportGgufRequest = z.infer<typeof exportGgufRequestSchema>;
+export const exportGgufResultSchema = z.object({
+  exports: z.array(z.object({ format: z.enum(GgufFormat), uri: fileUri, bytes: count, sha256: z.string().regex(/^[0-9a-f]{64}$/) })),
+  modelfile_uri: fileUri,
+  source_uri: fileUri,
+});
+export type ExportGgufResult = z.infer<typeof exportGgufResultSchema>;
 /** A checkpoint directory of a run as checkpoint.Checkpoint.as_record / corrupt_record describe it. */
 export const checkpointRecordSchema = z.object({
   step: count,
@@ -220,6 +238,7 @@ export const acceleratorActivitySchemas = {
   [AcceleratorActivity.Train]: { request: trainRequestSchema, result: trainResultSchema },
   [AcceleratorActivity.Merge]: { request: mergeRequestSchema, result: mergeResultSchema },
   [AcceleratorActivity.Evaluate]: { request: evaluateRequestSchema, result: evaluationResultSchema },
+  [AcceleratorActivity.ExportGguf]: { request: exportGgufRequestSchema, result: exportGgufResultSchema },
   [AcceleratorActivity.VerifyCheckpoints]: { request: verifyCheckpointsRequestSchema, result: verifiedCheckpointsSchema },
 } as const satisfies Record<AcceleratorActivity, { request: z.ZodType; result: z.ZodType }>;
 

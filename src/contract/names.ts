@@ -19,6 +19,11 @@ export const OrchestrationActivity = {
   PlanRun: 'planRun',
   RecordCheckpoints: 'recordCheckpoints',
   ReplanAfterOutOfMemory: 'replanAfterOutOfMemory',
+  LoadRetrainSpec: 'loadRetrainSpec',
+  CompareWithChampion: 'compareWithChampion',
+  RegisterModel: 'registerModel',
+  PromoteModel: 'promoteModel',
+  RecordModelExports: 'recordModelExports',
 } as const;
 export type OrchestrationActivity = (typeof OrchestrationActivity)[keyof typeof OrchestrationActivity];
 
@@ -29,6 +34,7 @@ export const AcceleratorActivity = {
   Train: 'train',
   Merge: 'merge',
   Evaluate: 'evaluate',
+  ExportGguf: 'export_gguf',
   VerifyCheckpoints: 'verify_checkpoints',
 } as const;
 export type AcceleratorActivity = (typeof AcceleratorActivity)[keyof typeof AcceleratorActivity];
@@ -56,6 +62,9 @@ export const FailureType = {
   PlanDoesNotFit: 'TuneflowPlanDoesNotFit',
   IncompatibleCheckpoint: 'TuneflowIncompatibleCheckpoint',
   OutOfMemory: 'TuneflowOutOfMemory',
+  /** A registry compare-and-swap lost to a concurrent writer (the champion changed meanwhile). */
+  RegistryConflict: 'TuneflowRegistryConflict',
+  ModelVersionNotFound: 'TuneflowModelVersionNotFound',
   /** A payload crossing an activity boundary does not match its schema in the contract: a bug, never retried. */
   ContractViolation: 'TuneflowContractViolation',
   /**
@@ -77,6 +86,8 @@ export const nonRetryableFailureTypes: readonly FailureType[] = [
   FailureType.ModelNotFound,
   FailureType.PlanDoesNotFit,
   FailureType.IncompatibleCheckpoint,
+  FailureType.RegistryConflict,
+  FailureType.ModelVersionNotFound,
   FailureType.ContractViolation,
 ];
 
