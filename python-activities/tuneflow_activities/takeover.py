@@ -90,6 +90,12 @@ class WorkerIdentity:
     def render(self) -> str:
         return _SEPARATOR.join([_IDENTITY_PREFIX, self.host, self.boot, self.pid_namespace, str(self.pid), self.started])
 
+    @property
+    def task_queue(self) -> str:
+        """This worker's own task queue: the merge and evaluation of a run it trained are offered here first, where
+        the run's files already are (sticky routing; the workflow falls back to the shared queue)."""
+        return f"{TaskQueue.ACCELERATOR.value}{_SEPARATOR}{self.render()}"
+
     @staticmethod
     def parse(text: str) -> WorkerIdentity | None:
         """The identity of a tuneflow worker, or None for any other worker's identity."""

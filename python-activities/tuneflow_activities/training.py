@@ -55,10 +55,12 @@ class StopRequested(Exception):
 def fingerprint(request: dict, packing: bool) -> dict:
     """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
     spec = request["spec"]
+    # A worker on object storage reads its own cached copy of the data: the run is about the URI in the store.
+    stored = request.get("stored_uris", {})
     # Packing changes every step's rows; it is recorded only when on, so unpacked checkpoints of earlier versions resume.
     return ({"packing": True} if packing else {}) | {
         "model": request["model_uri"],
-        "train_data": request["train_tokens_uri"],
+        "train_data": stored.get("train_tokens_uri", request["train_tokens_uri"]),
         "lora_r": spec["lora"]["r"],
         "lora_alpha": spec["lora"]["alpha"],
         "lora_target_modules": spec["lora"]["target_modules"],

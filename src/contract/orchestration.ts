@@ -13,7 +13,7 @@ const positiveInt = z.number().int().positive();
 
 export const prepareDatasetRequestSchema = z.object({
   spec: runSpecSchema,
-  artifact_root_uri: z.string().regex(/^file:\/\//),
+  artifact_root_uri: z.string().regex(/^(file|s3):\/\//),
 });
 export type PrepareDatasetRequest = z.infer<typeof prepareDatasetRequestSchema>;
 export { preparedDatasetReportSchema };

@@ -1,5 +1,5 @@
 import type { EvaluationResult } from '../../src/contract/index.ts';
-import { python } from '../activities.ts';
+import { onTrainingWorkerFirst, python } from '../activities.ts';
 import type { TrainedAdapter } from '../train-adapter.ts';
 import type { PlannedRun } from './plan.ts';
 import type { PreparedDataset } from './prepare.ts';
@@ -22,11 +22,13 @@ export async function evaluate(run: PlannedRun, trained: TrainedAdapter, options
         })
       ).val_tokens_uri
     : run.tokens.val_tokens_uri;
-  return accelerator.evaluate({
-    spec: run.spec,
-    setup: run.setup,
-    model_uri: run.model.model_uri,
-    adapter_uri: trained.training.adapter_uri,
-    val_tokens_uri: valTokensUri,
-  });
+  return onTrainingWorkerFirst(trained.training, run.spec.train.heartbeat_timeout_seconds, (activities) =>
+    activities.evaluate({
+      spec: run.spec,
+      setup: run.setup,
+      model_uri: run.model.model_uri,
+      adapter_uri: trained.training.adapter_uri,
+      val_tokens_uri: valTokensUri,
+    }),
+  );
 }

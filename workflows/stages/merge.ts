@@ -1,15 +1,17 @@
 import type { MergeResult } from '../../src/contract/index.ts';
-import { python } from '../activities.ts';
+import { onTrainingWorkerFirst } from '../activities.ts';
 import type { TrainedAdapter } from '../train-adapter.ts';
 import type { PlannedRun } from './plan.ts';
 
 /** Merge stage: folds the adapter into the base weights and writes a standalone model under `<run>/merged`. */
 export function merge(run: PlannedRun, trained: TrainedAdapter): Promise<MergeResult> {
-  return python(run.spec.train.heartbeat_timeout_seconds).merge({
-    spec: run.spec,
-    setup: run.setup,
-    model_uri: run.model.model_uri,
-    adapter_uri: trained.training.adapter_uri,
-    run_uri: run.run_uri,
-  });
+  return onTrainingWorkerFirst(trained.training, run.spec.train.heartbeat_timeout_seconds, (accelerator) =>
+    accelerator.merge({
+      spec: run.spec,
+      setup: run.setup,
+      model_uri: run.model.model_uri,
+      adapter_uri: trained.training.adapter_uri,
+      run_uri: run.run_uri,
+    }),
+  );
 }
