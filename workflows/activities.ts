@@ -17,17 +17,25 @@ export const retry = {
   nonRetryableErrorTypes: [...nonRetryableFailureTypes],
 };
 
-/** The TypeScript worker's activities: dataset preparation, planning, checkpoint bookkeeping. */
-export const bookkeeping = proxyActivities<typeof orchestration>({
-  taskQueue: TaskQueue.Orchestration,
-  startToCloseTimeout: '30 minutes',
-  retry,
-});
+/**
+ * The one-line summary the Temporal UI shows beside an activity: the stage, the model and, where it applies, what
+ * part of the run it covers (a step range).
+ */
+export const activitySummary = (stage: string, model: string, detail?: string) => [stage, model, detail].filter(Boolean).join(' · ');
 
-function accelerator(heartbeatTimeoutSeconds: number, startToCloseTimeout: string) {
+const bookkeepingOptions = { taskQueue: TaskQueue.Orchestration, startToCloseTimeout: '30 minutes', retry };
+
+/** The TypeScript worker's activities: dataset preparation, planning, checkpoint bookkeeping. */
+export const bookkeeping = proxyActivities<typeof orchestration>(bookkeepingOptions);
+
+/** The same activities, each call shown in the Temporal UI with `summary` (see activitySummary). */
+export const summarizedBookkeeping = (summary: string) => proxyActivities<typeof orchestration>({ ...bookkeepingOptions, summary });
+
+function accelerator(heartbeatTimeoutSeconds: number, startToCloseTimeout: string, summary: string | undefined) {
   return proxyActivities<AcceleratorActivities>({
     taskQueue: TaskQueue.Accelerator,
     startToCloseTimeout,
+    ...(summary === undefined ? {} : { summary }),
     // A worker killed mid-activity stops heartbeating; after this long the activity is retried elsewhere.
     heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
     // A cancelled activity (pause, cancel) is waited for: it writes its checkpoint before acknowledging.
@@ -38,10 +46,10 @@ function accelerator(heartbeatTimeoutSeconds: number, startToCloseTimeout: strin
 }
 
 /** The Python worker's activities that finish within a day: model resolution, token statistics, merge, evaluation. */
-export const python = (heartbeatTimeoutSeconds: number) => accelerator(heartbeatTimeoutSeconds, '1 day');
+export const python = (heartbeatTimeoutSeconds: number, summary?: string) => accelerator(heartbeatTimeoutSeconds, '1 day', summary);
 
 /** The Python worker's train activity: a run may train for months, heartbeating all along. */
-export const trainer = (heartbeatTimeoutSeconds: number) => accelerator(heartbeatTimeoutSeconds, '90 days');
+export const trainer = (heartbeatTimeoutSeconds: number, summary?: string) => accelerator(heartbeatTimeoutSeconds, '90 days', summary);
 
 export const isOutOfMemory = (error: unknown) =>
   error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === FailureType.OutOfMemory;
@@ -65,9 +73,10 @@ const failsEverywhere = (error: unknown) =>
 export async function onTrainingWorkerFirst<T>(
   training: TrainResult,
   heartbeatTimeoutSeconds: number,
+  summary: string,
   step: (activities: AcceleratorActivities) => Promise<T>,
 ): Promise<T> {
-  if (!training.worker_task_queue || !patched('sticky-merge-evaluate')) return step(python(heartbeatTimeoutSeconds));
+  if (!training.worker_task_queue || !patched('sticky-merge-evaluate')) return step(python(heartbeatTimeoutSeconds, summary));
   const trainingWorker = proxyActivities<AcceleratorActivities>({
     taskQueue: training.worker_task_queue,
     scheduleToStartTimeout: stickyScheduleToStart,
@@ -75,11 +84,12 @@ export async function onTrainingWorkerFirst<T>(
     heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { ...retry, maximumAttempts: 1 },
+    summary,
   });
   try {
     return await step(trainingWorker);
   } catch (error) {
     if (failsEverywhere(error)) throw error;
-    return step(python(heartbeatTimeoutSeconds));
+    return step(python(heartbeatTimeoutSeconds, summary));
   }
 }

@@ -13,12 +13,13 @@
  * child's result brings the final progress back. Forwarding every checkpoint to this workflow instead would grow
  * its history with the run's length, and only the child can continue as new.
  */
-import { defineQuery, isCancellation, patched, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { defineQuery, isCancellation, patched, setCurrentDetails, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { CheckpointBook } from '../activities/index.ts';
 import type { ControlState, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainingSetup, TrainResult } from '../src/contract/index.ts';
 import { SearchAttribute, Stage } from '../src/contract/index.ts';
 import type { Plan } from '../src/planner/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
+import { describeRunDetails } from './current-details.ts';
 import { describeFailure } from './failures.ts';
 import { type FineTuneBeforeStagesInput, fineTuneBeforeStages } from './legacy/fine-tune-before-stages.ts';
 import { emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
@@ -96,6 +97,8 @@ export const progressQuery = defineQuery<TrainingProgressState & { stage: Stage;
 
 /** Marks executions that run the stages; executions without it started earlier and replay the frozen code. */
 const stagesPatch = 'tuneflow-stages';
+/** Marks executions that upsert TuneflowStep and TuneflowLoss from the training child's result. */
+const stepAndLossFromTrainingPatch = 'tuneflow-step-and-loss-from-training';
 
 export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
   // An execution continued-as-new by the frozen code carries `carried`: it stays on the frozen code for good.
@@ -121,12 +124,26 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     result: null,
     error: null,
   };
-  const upsertStatus = () =>
+  // The Temporal UI's "Current Details": the metadata query serves it, so keeping it current adds no events.
+  const showDetails = () =>
+    setCurrentDetails(
+      describeRunDetails({
+        stage: state.stage,
+        status: state.status,
+        model: state.model,
+        progress: state.progress,
+        plan: state.plan,
+        training_workflow_id: state.stage === Stage.Train ? state.training_workflow_id : null,
+      }),
+    );
+  const upsertStatus = () => {
     upsertSearchAttributes({
       [SearchAttribute.Stage.name]: [state.stage],
       [SearchAttribute.Status.name]: [state.status],
       [SearchAttribute.Model.name]: [spec.model.source],
     });
+    showDetails();
+  };
   const control = acceptRunControl((changed) => {
     state.control = { ...changed };
     // A finished run (completed, failed, cancelled) keeps its final status.
@@ -158,6 +175,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     state.stage = Stage.Train;
     upsertStatus();
     state.training_workflow_id = trainingWorkflowId(workflowId);
+    showDetails();
     const trained = await train(run, { control, ...(input.max_history_events === undefined ? {} : { maxHistoryEvents: input.max_history_events }) });
     Object.assign(state, {
       training: trained.training,
@@ -166,6 +184,13 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       executions: trained.executions,
       total_steps: trained.training.total_steps,
     });
+    // The child upserts step and loss on itself as it trains; the run's own list row needs the final ones.
+    if (patched(stepAndLossFromTrainingPatch)) {
+      upsertSearchAttributes({
+        [SearchAttribute.Step.name]: [trained.training.final_step],
+        ...(trained.training.train_loss === null ? {} : { [SearchAttribute.Loss.name]: [trained.training.train_loss] }),
+      });
+    }
 
     await enter(Stage.Checkpoint);
     const book: CheckpointBook = await recordCheckpoints(run, trained);
@@ -220,6 +245,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     state.status = isCancellation(error) ? 'cancelled' : 'failed';
     state.error = describeFailure(error);
     upsertSearchAttributes({ [SearchAttribute.Status.name]: [state.status] });
+    showDetails();
     throw error;
   }
 }

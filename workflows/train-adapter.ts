@@ -18,13 +18,15 @@ import {
   defineQuery,
   defineSignal,
   isCancellation,
+  setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ControlState, TrainingProgressMessage, TrainResult } from '../src/contract/index.ts';
-import { FailureType, SearchAttribute, WorkflowMessage } from '../src/contract/index.ts';
-import { bookkeeping, isOutOfMemory, trainer } from './activities.ts';
+import { FailureType, SearchAttribute, Stage, WorkflowMessage } from '../src/contract/index.ts';
+import { activitySummary, bookkeeping, isOutOfMemory, trainer } from './activities.ts';
+import { describeRunDetails } from './current-details.ts';
 import { applyProgressMessage, emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
 import type { PlannedRun } from './stages/plan.ts';
 
@@ -92,6 +94,12 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
   };
   let trainingScope: CancellationScope | undefined;
   let rolloverRequested = false;
+  // The Temporal UI's "Current Details", kept current at each checkpoint, resume, pause: adds no history events.
+  const showDetails = () =>
+    setCurrentDetails(
+      describeRunDetails({ stage: Stage.Train, status: state.status, model: state.run.spec.model.source, progress: state.progress, plan: state.run.plan }),
+    );
+  showDetails();
 
   setHandler(trainingStateQuery, () => state);
   setHandler(trainingControlQuery, () => state.control);
@@ -101,11 +109,13 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
     // While the activity runs, training is 'pausing' until it has written its checkpoint and stopped.
     state.status = trainingScope ? 'pausing' : 'paused';
     trainingScope?.cancel();
+    showDetails();
   });
   setHandler(resumeSignal, () => {
     if (!state.control.paused) return;
     state.control.paused = false;
     state.status = 'running';
+    showDetails();
   });
   setHandler(checkpointNowSignal, () => {
     state.control.checkpoint_requests += 1;
@@ -118,6 +128,7 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
         ...(message.loss === null ? {} : { [SearchAttribute.Loss.name]: [message.loss] }),
       });
     }
+    showDetails();
     const info = workflowInfo();
     if (info.continueAsNewSuggested || info.historyLength >= (input.max_history_events ?? defaultMaxHistoryEvents)) {
       // Checkpoint-and-stop the activity, then continue as new; the next execution resumes from that checkpoint.
@@ -126,7 +137,12 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
     }
   });
 
-  const train = trainer(state.run.spec.train.heartbeat_timeout_seconds);
+  /** The train activity, summarised in the UI by the steps it has left: from the last checkpoint to the end. */
+  const trainFromHere = () => {
+    const { step, total_steps } = state.progress;
+    const steps = `steps ${step}–${total_steps ?? state.run.spec.train.max_steps ?? 'end'}`;
+    return trainer(state.run.spec.train.heartbeat_timeout_seconds, activitySummary(Stage.Train, state.run.spec.model.source, steps));
+  };
 
   /** After an out-of-memory failure: the planner's next smaller micro-batch, or a final failure with the plan. */
   const recoverFromOutOfMemory = async (error: unknown) => {
@@ -159,7 +175,7 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
       trainingScope = new CancellationScope();
       try {
         return await trainingScope.run(() =>
-          train.train({
+          trainFromHere().train({
             spec: run.spec,
             setup: run.setup,
             model_uri: run.model.model_uri,
@@ -177,6 +193,7 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
         }
         if (!isCancellation(error) || root.consideredCancelled) throw error;
         if (state.control.paused) state.status = 'paused';
+        showDetails();
         if (rolloverRequested) {
           // The run as it is now, replanned micro-batch and plan included: not the run this execution started with.
           await continueAsNew<typeof trainAdapter>({
@@ -197,9 +214,13 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
     state.progress.step = training.final_step;
     state.progress.total_steps = training.total_steps;
     state.status = 'completed';
+    showDetails();
     return { training, run: state.run, progress: state.progress, executions: state.executions };
   } catch (error) {
-    if (!(error instanceof ContinueAsNew)) state.status = isCancellation(error) ? 'cancelled' : 'failed';
+    if (!(error instanceof ContinueAsNew)) {
+      state.status = isCancellation(error) ? 'cancelled' : 'failed';
+      showDetails();
+    }
     throw error;
   }
 }

@@ -52,7 +52,9 @@ export function faultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSecon
   const base = loadSpec(tinySpecPath);
   return {
     ...base,
-    train: { ...base.train, max_steps: faultRunShape.maxSteps, heartbeat_timeout_seconds: heartbeatTimeoutSeconds },
+    // Packed, so that every scenario also proves exact resume with packing (issue 12): packs are a pure function of
+    // (seed, epoch), like the rows of each step.
+    train: { ...base.train, max_steps: faultRunShape.maxSteps, heartbeat_timeout_seconds: heartbeatTimeoutSeconds, packing: true },
     checkpoint: { ...base.checkpoint, every_steps: faultRunShape.checkpointEverySteps },
     merge: { ...base.merge, enabled: true },
     // Evaluation adds time and no durability question that merge does not already ask.

@@ -1,7 +1,8 @@
 /**
  * The Temporal Web UI of the test dev server, in a real browser: a finished tuneflow run is found by its
- * TuneflowModel search attribute, opened, and its status, stage and attributes are on the page. The screenshot is
- * kept under the test root (TUNEFLOW_KEEP_TEST_ROOT=1 keeps the root) and its path printed.
+ * TuneflowModel search attribute, opened, and its status, stage, attributes (the final step among them) and current
+ * details are on the page. The screenshot is kept under the test root (TUNEFLOW_KEEP_TEST_ROOT=1 keeps the root) and
+ * its path printed; docs/report-example/temporal-ui.png is a copy of one.
  */
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,7 +26,7 @@ describe('the Temporal Web UI shows a tuneflow run', () => {
     await browser?.close();
   });
 
-  test('found by TuneflowModel, opened, with status, stage and attributes visible', async () => {
+  test('found by TuneflowModel, opened, with status, stage, attributes and current details visible', async () => {
     const base = loadSpec(tinySpecPath);
     const workflowId = `browser-${Date.now()}`;
     const spec = { ...base, train: { ...base.train, max_steps: 8 }, merge: { ...base.merge, enabled: false } };
@@ -41,16 +42,46 @@ describe('the Temporal Web UI shows a tuneflow run', () => {
     await page.waitForURL(new RegExp(`/workflows/${workflowId}/`));
     await expect.poll(() => page.getByText('Completed', { exact: true }).first().isVisible(), { timeout: 30_000 }).toBe(true);
 
-    const body = page.locator('body');
-    for (const attribute of [SearchAttribute.Model.name, SearchAttribute.Stage.name, SearchAttribute.Status.name]) {
-      await expect.poll(() => body.textContent(), { timeout: 30_000 }).toContain(attribute);
-    }
-    const text = await body.textContent();
-    expect(text).toContain('tiny-random-llama');
-    expect(text).toMatch(/TuneflowStage\s*\n?\s*done/);
+    // The rendered markdown of the details may sit in a frame of its own: read every frame's text.
+    const pageText = async () =>
+      (
+        await Promise.all(
+          page.frames().map((frame) =>
+            frame
+              .locator('body')
+              .innerText()
+              .catch(() => ''),
+          ),
+        )
+      ).join('\n');
+    const screenshot = async (name: string) => {
+      const path = join(inject('testRoot'), `temporal-ui-${name}-${workflowId}.png`);
+      await page.screenshot({ path, fullPage: true });
+      console.log(`screenshot: ${path}`);
+    };
 
-    const screenshot = join(inject('testRoot'), `temporal-ui-${workflowId}.png`);
-    await page.screenshot({ path: screenshot, fullPage: true });
-    console.log(`screenshot: ${screenshot}`);
+    // The workflow's current details (setCurrentDetails, served by the metadata query): the run's final state.
+    await page.getByRole('tab', { name: 'User Metadata' }).click();
+    await expect.poll(pageText, { timeout: 30_000 }).toContain('Current Details');
+    await expect.poll(pageText, { timeout: 30_000 }).toMatch(/Step\s+8 of 8/);
+    const details = await pageText();
+    expect(details).toMatch(/Stage\s+done/);
+    expect(details).toMatch(/Status\s+completed/);
+    expect(details).toMatch(/Loss\s+\d+\.\d{4}/);
+    expect(details).toMatch(/Last checkpoint\s+step 8/);
+    await screenshot('details');
+
+    // The search attributes, the final step and loss among them.
+    await page.getByRole('tab', { name: 'Search Attributes' }).click();
+    for (const attribute of Object.values(SearchAttribute)) {
+      await expect.poll(pageText, { timeout: 30_000 }).toContain(attribute.name);
+    }
+    const attributes = await pageText();
+    expect(attributes).toMatch(/"TuneflowModel":\s*\[\s*"tiny-random-llama"/);
+    expect(attributes).toMatch(/"TuneflowStage":\s*\[\s*"done"/);
+    expect(attributes).toMatch(/"TuneflowStatus":\s*\[\s*"completed"/);
+    expect(attributes).toMatch(/"TuneflowStep":\s*\[\s*8\s*\]/);
+    expect(attributes).toMatch(/"TuneflowLoss":\s*\[\s*\d+\.\d+/);
+    await screenshot('attributes');
   });
 });

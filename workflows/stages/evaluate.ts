@@ -1,5 +1,6 @@
 import type { EvaluationResult } from '../../src/contract/index.ts';
-import { onTrainingWorkerFirst, python } from '../activities.ts';
+import { Stage } from '../../src/contract/index.ts';
+import { activitySummary, onTrainingWorkerFirst, python } from '../activities.ts';
 import type { TrainedAdapter } from '../train-adapter.ts';
 import type { PlannedRun } from './plan.ts';
 import type { PreparedDataset } from './prepare.ts';
@@ -10,7 +11,8 @@ import type { PreparedDataset } from './prepare.ts';
  * (a held-out set, prepared by the prepare stage), which is tokenised first, once, like the run's own data.
  */
 export async function evaluate(run: PlannedRun, trained: TrainedAdapter, options: { dataset?: PreparedDataset } = {}): Promise<EvaluationResult> {
-  const accelerator = python(run.spec.train.heartbeat_timeout_seconds);
+  const summary = activitySummary(Stage.Evaluate, run.spec.model.source, 'base vs tuned');
+  const accelerator = python(run.spec.train.heartbeat_timeout_seconds, summary);
   const valTokensUri = options.dataset
     ? (
         await accelerator.token_statistics({
@@ -22,7 +24,7 @@ export async function evaluate(run: PlannedRun, trained: TrainedAdapter, options
         })
       ).val_tokens_uri
     : run.tokens.val_tokens_uri;
-  return onTrainingWorkerFirst(trained.training, run.spec.train.heartbeat_timeout_seconds, (activities) =>
+  return onTrainingWorkerFirst(trained.training, run.spec.train.heartbeat_timeout_seconds, summary, (activities) =>
     activities.evaluate({
       spec: run.spec,
       setup: run.setup,

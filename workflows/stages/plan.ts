@@ -1,8 +1,9 @@
 import { workflowInfo } from '@temporalio/workflow';
 import type { ResolvedModel, TokenStatistics, TrainingSetup } from '../../src/contract/index.ts';
+import { Stage } from '../../src/contract/index.ts';
 import type { Plan } from '../../src/planner/index.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
-import { bookkeeping, python } from '../activities.ts';
+import { activitySummary, python, summarizedBookkeeping } from '../activities.ts';
 import type { PreparedDataset } from './prepare.ts';
 
 /** Everything training needs, decided before it starts: what every later stage receives. */
@@ -29,7 +30,8 @@ export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowIn
  * under `runDirectoryUri(artifactRootUri)`.
  */
 export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { artifactRootUri: string }): Promise<PlannedRun> {
-  const accelerator = python(spec.train.heartbeat_timeout_seconds);
+  const summary = activitySummary(Stage.Plan, spec.model.source);
+  const accelerator = python(spec.train.heartbeat_timeout_seconds, summary);
   const model = await accelerator.resolve_model({ spec });
   const tokens = await accelerator.token_statistics({
     spec,
@@ -38,6 +40,6 @@ export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { a
     train_uri: dataset.train_uri,
     val_uri: dataset.val_uri,
   });
-  const { setup, plan } = await bookkeeping.planRun({ spec, model, tokens });
+  const { setup, plan } = await summarizedBookkeeping(summary).planRun({ spec, model, tokens });
   return { spec, run_uri: runDirectoryUri(options.artifactRootUri), dataset, model, tokens, setup, plan };
 }

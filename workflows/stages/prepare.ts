@@ -1,6 +1,7 @@
 import type { PreparedDatasetReport } from '../../src/data/index.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
-import { bookkeeping } from '../activities.ts';
+import { Stage } from '../../src/contract/index.ts';
+import { activitySummary, summarizedBookkeeping } from '../activities.ts';
 
 /** A prepared dataset: the validated, deduplicated, split JSONL in the artifact store, and its report. */
 export type PreparedDataset = PreparedDatasetReport;
@@ -14,5 +15,8 @@ export type PreparedDataset = PreparedDatasetReport;
  * whose `dataset` names it.
  */
 export function prepare(spec: RunSpec, options: { artifactRootUri: string }): Promise<PreparedDataset> {
-  return bookkeeping.prepareDataset({ spec, artifact_root_uri: options.artifactRootUri });
+  return summarizedBookkeeping(activitySummary(Stage.Prepare, spec.model.source, spec.dataset.path)).prepareDataset({
+    spec,
+    artifact_root_uri: options.artifactRootUri,
+  });
 }

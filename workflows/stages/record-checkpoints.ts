@@ -1,6 +1,7 @@
 import { patched, workflowInfo } from '@temporalio/workflow';
 import type { CheckpointBook } from '../../activities/index.ts';
-import { bookkeeping, python } from '../activities.ts';
+import { Stage } from '../../src/contract/index.ts';
+import { activitySummary, python, summarizedBookkeeping } from '../activities.ts';
 import type { TrainedAdapter } from '../train-adapter.ts';
 import type { PlannedRun } from './plan.ts';
 
@@ -14,10 +15,11 @@ const pythonVerifiesCheckpoints = 'python-verifies-checkpoints';
  */
 export async function recordCheckpoints(run: PlannedRun, trained: TrainedAdapter, summary: Record<string, unknown> = {}): Promise<CheckpointBook> {
   const { spec, dataset, model, tokens, plan } = trained.run;
+  const activity = activitySummary(Stage.Checkpoint, spec.model.source, `step ${trained.training.final_step}`);
   const checkpoints = patched(pythonVerifiesCheckpoints)
-    ? await python(spec.train.heartbeat_timeout_seconds).verify_checkpoints({ run_uri: run.run_uri })
+    ? await python(spec.train.heartbeat_timeout_seconds, activity).verify_checkpoints({ run_uri: run.run_uri })
     : { checkpoints: [], corrupt: [] };
-  return bookkeeping.recordCheckpoints({
+  return summarizedBookkeeping(activity).recordCheckpoints({
     run_uri: run.run_uri,
     summary: { workflow_id: workflowInfo().workflowId, spec, dataset, model, tokens, plan, training: trained.training, progress: trained.progress, ...summary },
     checkpoints,

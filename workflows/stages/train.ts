@@ -1,5 +1,6 @@
 import { startChild, workflowInfo } from '@temporalio/workflow';
-import { TaskQueue } from '../../src/contract/index.ts';
+import { Stage, TaskQueue } from '../../src/contract/index.ts';
+import { activitySummary } from '../activities.ts';
 import type { RunControl } from '../run-control.ts';
 import { type TrainedAdapter, trainAdapter, trainingWorkflowId } from '../train-adapter.ts';
 import type { PlannedRun } from './plan.ts';
@@ -23,6 +24,11 @@ export async function train(run: PlannedRun, options: TrainOptions = {}): Promis
   const child = await startChild(trainAdapter, {
     workflowId: options.workflowId ?? trainingWorkflowId(workflowInfo().workflowId),
     taskQueue: TaskQueue.Orchestration,
+    staticSummary: activitySummary(
+      Stage.Train,
+      run.spec.model.source,
+      `${run.setup.backend} on ${run.setup.device}, ${run.setup.quantization === 'none' ? run.setup.dtype : run.setup.quantization}`,
+    ),
     args: [{ run, control: known, ...(options.maxHistoryEvents === undefined ? {} : { max_history_events: options.maxHistoryEvents }) }],
   });
   const detach = options.control?.attach(child, known);
