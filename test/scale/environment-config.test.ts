@@ -76,7 +76,11 @@ describe('Temporal environment configuration', () => {
     const { connectionOptions, namespace } = temporalConnectConfig();
     expect(connectionOptions.address).toBe('temporal.internal:7233');
     expect(namespace).toBe('fine-tuning');
-    const tls = connectionOptions.tls as { serverNameOverride?: string; serverRootCACertificate?: Uint8Array; clientCertPair?: { crt: Uint8Array; key: Uint8Array } };
+    const tls = connectionOptions.tls as {
+      serverNameOverride?: string;
+      serverRootCACertificate?: Uint8Array;
+      clientCertPair?: { crt: Uint8Array; key: Uint8Array };
+    };
     expect(tls.serverNameOverride).toBe('temporal.internal');
     expect(Buffer.from(tls.clientCertPair!.crt).toString()).toContain('client.pem');
     expect(Buffer.from(tls.serverRootCACertificate!).toString()).toContain('ca.pem');
