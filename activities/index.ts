@@ -3,7 +3,7 @@
  * bookkeeping. Each converts tuneflow's typed errors into Temporal failures whose type is in the contract, so
  * bad input fails once, clearly, instead of retrying.
  */
-import { mkdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   checkPayload,
@@ -17,6 +17,7 @@ import {
   type TrainingSetup,
   type VerifiedCheckpoints,
 } from '../src/contract/index.ts';
+import { artifactStoreFor, isObjectStoreUri } from '../src/artifacts/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
 import { InvalidDatasetError, isInvalidDatasetError } from '../src/errors/index.ts';
 import { typedFailures } from '../src/errors/typed-failures.ts';
@@ -25,13 +26,14 @@ import {
   nextSmallerMicroBatch,
   planDoesNotFitError,
   type PlanRequest,
+  plannedTokensFrom,
   planRequestForRun,
   planTrainingRun,
   planRun as planWithPlanner,
   type RunPlanInput,
 } from '../src/planner/index.ts';
-import { writeFileAtomic } from '../src/runtime/atomic-write.ts';
-import { RunLayout } from '../src/runtime/layout.ts';
+import { tuneflowHome } from '../src/runtime/home.ts';
+import { DatasetLayout, PreparedFile, RunLayout } from '../src/runtime/layout.ts';
 
 export { compareWithChampion, loadRetrainSpec, promoteModel, recordModelExports, registerModel } from '../src/registry/activities.ts';
 
@@ -60,11 +62,28 @@ export async function prepareDataset(request: PrepareDatasetRequest): Promise<Pr
       valPath: dataset.val_path,
       seed: dataset.seed,
       maxInvalidFraction: dataset.max_invalid_fraction,
-      storeRoot: fileURLToPath(request.artifact_root_uri),
-    }).catch((error: unknown) => {
-      throw trimReportErrors(error);
-    }),
+      storeRoot: isObjectStoreUri(request.artifact_root_uri) ? objectStoreStagingRoot() : fileURLToPath(request.artifact_root_uri),
+    })
+      .then((report) => (isObjectStoreUri(request.artifact_root_uri) ? publishPreparedDataset(report, request.artifact_root_uri) : report))
+      .catch((error: unknown) => {
+        throw trimReportErrors(error);
+      }),
   );
+}
+
+/** Where this worker prepares data bound for object storage: a local store, also its cache of what it uploaded. */
+const objectStoreStagingRoot = () => join(process.env.TUNEFLOW_WORKER_CACHE ?? join(tuneflowHome(), 'cache'), 'staging');
+
+/**
+ * Uploads a dataset prepared in the local staging store to `<root>/datasets/<hash>/`, the report last: a report in
+ * the bucket means the splits beside it are complete (content-addressed, so one already there is reused).
+ */
+async function publishPreparedDataset(report: PreparedDatasetReport, artifactRootUri: string): Promise<PreparedDatasetReport> {
+  const store = artifactStoreFor(artifactRootUri);
+  const localDirectory = dirname(fileURLToPath(report.report_uri));
+  const remote = DatasetLayout.of(artifactRootUri, basename(localDirectory));
+  if ((await store.getText(remote.file(PreparedFile.Report))) === null) await store.putDirectory(localDirectory, remote.root, PreparedFile.Report);
+  return { ...report, train_uri: remote.file(PreparedFile.Train), val_uri: remote.file(PreparedFile.Val), report_uri: remote.file(PreparedFile.Report) };
 }
 
 /**
@@ -76,7 +95,7 @@ function runPlanInput({ spec, model, tokens }: PlanRunRequest): RunPlanInput {
     spec,
     worker: model,
     architecture: architectureFromHuggingFaceConfig(model.config, spec.model.source),
-    tokens: { longest_row: tokens.train.max, dataset_tokens: tokens.train.tokens_trained },
+    tokens: plannedTokensFrom(tokens),
   };
 }
 
@@ -131,7 +150,7 @@ export interface CheckpointBook extends VerifiedCheckpoints {
 export async function recordCheckpoints(request: RecordCheckpointsRequest): Promise<CheckpointBook> {
   const layout = RunLayout.at(request.run_uri);
   const book = { checkpoints: request.checkpoints.checkpoints, corrupt: request.checkpoints.corrupt };
-  await mkdir(fileURLToPath(layout.root), { recursive: true });
-  await writeFileAtomic(fileURLToPath(layout.manifest), `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
+  // One PUT on object storage, temp-fsync-rename on a filesystem.
+  await artifactStoreFor(request.run_uri).putText(layout.manifest, `${JSON.stringify({ ...request.summary, ...book }, null, 2)}\n`);
   return { ...book, run_manifest_uri: layout.manifest };
 }

@@ -75,7 +75,10 @@ function buildBuiltinModels(environment) {
   log(`building the builtin models in ${models} (first time only)`);
   run(
     environment.python,
-    ['-c', 'import tuneflow_activities.offline\nfrom tuneflow_activities.models import BUILTIN_MODELS, resolve_model_directory\nfor name in BUILTIN_MODELS: print(resolve_model_directory(name).directory)'],
+    [
+      '-c',
+      'import tuneflow_activities.offline\nfrom tuneflow_activities.models import BUILTIN_MODELS, resolve_model_directory\nfor name in BUILTIN_MODELS: print(resolve_model_directory(name).directory)',
+    ],
     { env: { ...process.env, PYTHONPATH: join(repositoryRoot, 'python-activities') } },
   );
 }

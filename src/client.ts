@@ -1,9 +1,9 @@
 import { Client, Connection, type WorkflowHandle, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { fileURLToPath } from 'node:url';
+import { displayLocation } from './artifacts/index.ts';
 import { AcceleratorActivity, isTrainHeartbeat, Stage, TaskQueue, type TrainHeartbeat } from './contract/index.ts';
 import { TemporalUnreachableError } from './errors/index.ts';
-import { temporalAddress, temporalNamespace } from './runtime/home.ts';
+import { temporalConnectConfig } from './runtime/home.ts';
 import type { RunSpec } from './spec/schema.ts';
 import {
   checkpointNowSignal,
@@ -18,10 +18,16 @@ import {
   trainingStateQuery,
 } from '../workflows/index.ts';
 
-/** Connects to the Temporal server; throws `TemporalUnreachableError` when none answers at `address`. */
-export async function connectClient(address = temporalAddress(), namespace = temporalNamespace()): Promise<Client> {
-  const connection = await Connection.connect({ address }).catch((error: unknown) => {
-    throw new TemporalUnreachableError(address, { cause: error });
+/**
+ * Connects to the Temporal server of the environment configuration (address, namespace, TLS, API key: see
+ * temporalConnectConfig), or to `address` when given; throws `TemporalUnreachableError` when none answers.
+ */
+export async function connectClient(address?: string, namespace?: string): Promise<Client> {
+  const configured = temporalConnectConfig();
+  const options = { ...configured.connectionOptions, ...(address ? { address } : {}) };
+  namespace ??= configured.namespace;
+  const connection = await Connection.connect(options).catch((error: unknown) => {
+    throw new TemporalUnreachableError(options.address, { cause: error });
   });
   return new Client({ connection, namespace });
 }
@@ -46,7 +52,7 @@ export function startFineTune(client: Client, spec: RunSpec, options: StartOptio
   });
 }
 
-/** What `tuneflow status --json` prints. Artifact locations are plain paths. */
+/** What `tuneflow status --json` prints. Artifact locations are plain paths, or s3:// URIs on object storage. */
 export interface RunStatusReport {
   workflow_id: string;
   status: string;
@@ -57,7 +63,10 @@ export interface RunStatusReport {
   val_loss: number | null;
   resumes: number;
   steps_redone: number;
+  /** The trainer's steady-state real (non-padding) tokens/s; null before its warm-up steps are past. */
   tokens_per_second: number | null;
+  /** Of the tokens the model computes on, the share that is padding (the trainer's, same window). */
+  padding_fraction: number | null;
   eta_seconds: number | null;
   last_checkpoint: { step: number; path: string } | null;
   train_attempt: number | null;
@@ -67,7 +76,7 @@ export interface RunStatusReport {
   samples?: FineTuneResult['samples'];
 }
 
-const toPath = (uri: string) => fileURLToPath(uri);
+const toPath = displayLocation;
 
 /** The train activity's latest heartbeat, if training is in progress: step, loss and speed live there. */
 async function trainingHeartbeat(handle: WorkflowHandle): Promise<{ progress: TrainHeartbeat | null; attempt: number | null }> {
@@ -141,6 +150,7 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
     resumes: state?.progress.resumes ?? 0,
     steps_redone: progress?.steps_redone ?? state?.progress.steps_redone ?? 0,
     tokens_per_second: rate,
+    padding_fraction: progress?.padding_fraction ?? null,
     eta_seconds: etaSeconds,
     last_checkpoint: lastCheckpoint ? { step: lastCheckpoint.step, path: toPath(lastCheckpoint.uri) } : null,
     train_attempt: attempt,

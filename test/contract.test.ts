@@ -84,7 +84,14 @@ describe('contract', () => {
 describe('payload checks on the TypeScript side', () => {
   it('refuse a malformed planRun request with a non-retryable contract violation naming the field', async () => {
     const { planRun } = await import('../activities/index.ts');
-    const split = { rows: 1, total_tokens: 10, trainable_tokens: 5, rows_trained: 1, tokens_trained: 10 };
+    const split = {
+      rows: 1,
+      total_tokens: 10,
+      trainable_tokens: 5,
+      rows_trained: 1,
+      tokens_trained: 10,
+      length_histogram: [{ up_to: 10, rows: 1, tokens: 10 }],
+    };
     const facts = {
       model_uri: 'file:///models/tiny',
       source: 'tiny',

@@ -38,7 +38,10 @@ describe('run spec', () => {
   });
 
   it('names the path of every bad field', () => {
-    const path = write('bad.yaml', 'model:\n  source: x\n  max_seq_length: long\ndataset:\n  path: d.jsonl\n  val_fraction: 0.1\n  val_count: 5\nlora:\n  r: 0\ntrain:\n  optimizer: sgd\nmystery: 1\n');
+    const path = write(
+      'bad.yaml',
+      'model:\n  source: x\n  max_seq_length: long\ndataset:\n  path: d.jsonl\n  val_fraction: 0.1\n  val_count: 5\nlora:\n  r: 0\ntrain:\n  optimizer: sgd\nmystery: 1\n',
+    );
     let error: unknown;
     try {
       loadSpec(path);
@@ -48,7 +51,13 @@ describe('run spec', () => {
     expect(isInvalidSpecError(error)).toBe(true);
     const message = (error as Error).message;
     expect(message).toContain(path);
-    for (const field of ['model.max_seq_length', 'lora.r', 'train.optimizer', 'dataset: give at most one of val_fraction, val_count, val_path', 'Unrecognized key: "mystery"']) {
+    for (const field of [
+      'model.max_seq_length',
+      'lora.r',
+      'train.optimizer',
+      'dataset: give at most one of val_fraction, val_count, val_path',
+      'Unrecognized key: "mystery"',
+    ]) {
       expect(message).toContain(field);
     }
   });

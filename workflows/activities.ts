@@ -3,9 +3,9 @@
  * proxies, so a user's workflow that composes the stages gets the same retries and timeouts as `fineTune`. The
  * activities run on tuneflow's own task queues, whatever queue the calling workflow runs on.
  */
-import { ActivityCancellationType, ActivityFailure, ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, ActivityFailure, ApplicationFailure, isCancellation, patched, proxyActivities } from '@temporalio/workflow';
 import type * as orchestration from '../activities/index.ts';
-import type { AcceleratorActivities } from '../src/contract/index.ts';
+import type { AcceleratorActivities, TrainResult } from '../src/contract/index.ts';
 import { FailureType, nonRetryableFailureTypes, TaskQueue } from '../src/contract/index.ts';
 
 // Infrastructure failures (a killed worker, a lost connection) retry without limit, backing off to a minute;
@@ -53,3 +53,43 @@ export const trainer = (heartbeatTimeoutSeconds: number, summary?: string) => ac
 
 export const isOutOfMemory = (error: unknown) =>
   error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === FailureType.OutOfMemory;
+
+/** How long a run's merge or evaluation waits for the worker that trained it (and holds its files) to take it. */
+const stickyScheduleToStart = '30 seconds';
+
+/** A failure that another worker would meet too (bad input, out of memory) or a cancellation: not worth retrying elsewhere. */
+const failsEverywhere = (error: unknown) =>
+  isCancellation(error) ||
+  (error instanceof ActivityFailure &&
+    error.cause instanceof ApplicationFailure &&
+    [...nonRetryableFailureTypes, FailureType.OutOfMemory].includes(error.cause.type as FailureType));
+
+/**
+ * Sticky routing: a step that reads the run's trained files (merge, evaluate) is offered first to the worker that
+ * trained, on its own task queue (it holds the adapter and the run's mirror), tried once; when that worker is gone
+ * or busy past the schedule-to-start timeout, or its attempt failed for a reason another worker may not meet, the
+ * step goes to every GPU worker, which read the files from the artifact store.
+ */
+export async function onTrainingWorkerFirst<T>(
+  training: TrainResult,
+  heartbeatTimeoutSeconds: number,
+  summary: string,
+  step: (activities: AcceleratorActivities) => Promise<T>,
+): Promise<T> {
+  if (!training.worker_task_queue || !patched('sticky-merge-evaluate')) return step(python(heartbeatTimeoutSeconds, summary));
+  const trainingWorker = proxyActivities<AcceleratorActivities>({
+    taskQueue: training.worker_task_queue,
+    scheduleToStartTimeout: stickyScheduleToStart,
+    startToCloseTimeout: '1 day',
+    heartbeatTimeout: `${heartbeatTimeoutSeconds} seconds`,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { ...retry, maximumAttempts: 1 },
+    summary,
+  });
+  try {
+    return await step(trainingWorker);
+  } catch (error) {
+    if (failsEverywhere(error)) throw error;
+    return step(python(heartbeatTimeoutSeconds, summary));
+  }
+}

@@ -32,16 +32,31 @@ RESULTS_PATH = Path(__file__).parent / "results" / "cpu-calibration.json"
 # model; the middle shape fills the gap so the fit sees three very different ratios of vocabulary to body.
 SHAPES = {
     "tiny-random-llama": dict(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=49152, tie_word_embeddings=True,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=49152,
+        tie_word_embeddings=True,
     ),
     "llama-mini-256": dict(
-        hidden_size=256, intermediate_size=768, num_hidden_layers=8, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=49152, tie_word_embeddings=True,
+        hidden_size=256,
+        intermediate_size=768,
+        num_hidden_layers=8,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=49152,
+        tie_word_embeddings=True,
     ),
     "smollm2-135m": dict(
-        hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
-        num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True,
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        vocab_size=49152,
+        tie_word_embeddings=True,
     ),
 }
 
@@ -126,7 +141,13 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
 
     config = transformers.LlamaConfig(**SHAPES[shape_name], max_position_embeddings=4096)
     setup = TrainingSetup(
-        device="cpu", backend="hf-peft", quantization="none", dtype="float32", gradient_checkpointing=gradient_checkpointing, optimizer="adamw_torch"
+        device="cpu",
+        backend="hf-peft",
+        quantization="none",
+        dtype="float32",
+        gradient_checkpointing=gradient_checkpointing,
+        optimizer="adamw_torch",
+        packing=False,
     )
     spec = calibration_spec(sequence_length)
     # The product's loader reads a model directory: the random model is saved (and freed) first, then loaded as
@@ -220,7 +241,10 @@ def main() -> None:
     for shape_name, micro_batch_size, sequence_length, gradient_checkpointing in SETTINGS:
         child = subprocess.run(
             [sys.executable, __file__, "--child", shape_name, str(micro_batch_size), str(sequence_length), "1" if gradient_checkpointing else "0"],
-            check=True, capture_output=True, text=True, env={**os.environ, **CHILD_ENVIRONMENT},
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **CHILD_ENVIRONMENT},
         )
         measurement = json.loads(child.stdout.strip().splitlines()[-1])
         print(
@@ -232,20 +256,31 @@ def main() -> None:
         measurements.append(measurement)
 
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps({
-        "kind": "cpu-calibration",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/venv-dev/bin/python bench/cpu/calibrate.py",
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__},
-        "nproc": os.cpu_count(),
-        "torch_threads": TORCH_THREADS,
-        "environment": CHILD_ENVIRONMENT,
-        "tokens_per_s_unit": "tokens per CPU-second of one torch thread (median step)",
-        "cpu_model": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor()),
-        "system_memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
-        "wall_seconds": time.perf_counter() - started,
-        "measurements": measurements,
-    }, indent=2) + "\n")
+    RESULTS_PATH.write_text(
+        json.dumps(
+            {
+                "kind": "cpu-calibration",
+                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "command": "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/venv-dev/bin/python bench/cpu/calibrate.py",
+                "versions": {
+                    "python": platform.python_version(),
+                    "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                    "peft": peft.__version__,
+                },
+                "nproc": os.cpu_count(),
+                "torch_threads": TORCH_THREADS,
+                "environment": CHILD_ENVIRONMENT,
+                "tokens_per_s_unit": "tokens per CPU-second of one torch thread (median step)",
+                "cpu_model": next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor()),
+                "system_memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+                "wall_seconds": time.perf_counter() - started,
+                "measurements": measurements,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"wrote {RESULTS_PATH}")
 
 

@@ -40,8 +40,7 @@ function createRandom(seed: number): () => number {
 async function generateDataset(): Promise<number> {
   await mkdir(dirname(datasetPath), { recursive: true });
   const random = createRandom(6);
-  const sentence = (words: number): string =>
-    Array.from({ length: words }, () => vocabulary[Math.floor(random() * vocabulary.length)]).join(' ');
+  const sentence = (words: number): string => Array.from({ length: words }, () => vocabulary[Math.floor(random() * vocabulary.length)]).join(' ');
   const out = createWriteStream(datasetPath);
   let written = 0;
   let rows = 0;
@@ -52,7 +51,8 @@ async function generateDataset(): Promise<number> {
       let line: string;
       if (rows % 2_000 === 1_999) line = '{"instruction": "this row is cut off';
       else if (rows % 500 === 499) line = previous;
-      else if (rows % 1_000 === 998) line = previous.toUpperCase().replace('"INSTRUCTION"', '"instruction"').replace('"INPUT"', '"input"').replace('"OUTPUT"', '"output"');
+      else if (rows % 1_000 === 998)
+        line = previous.toUpperCase().replace('"INSTRUCTION"', '"instruction"').replace('"INPUT"', '"input"').replace('"OUTPUT"', '"output"');
       else line = JSON.stringify({ instruction: `Row ${rows}: ${sentence(12)}?`, input: sentence(6), output: sentence(20) });
       previous = line;
       lines.push(line);
@@ -69,12 +69,13 @@ if (!existsSync(datasetPath) || statSync(datasetPath).size < targetBytes) await 
 const bytes = statSync(datasetPath).size;
 
 const command = [process.execPath, '--import', 'tsx', join(benchDirectory, 'prepare-once.ts'), datasetPath, storeRoot];
-const measure = () => JSON.parse(execFileSync(command[0]!, command.slice(1), { encoding: 'utf8', maxBuffer: 1 << 28 })) as {
-  seconds: number;
-  cpu_seconds: number;
-  peak_rss_bytes: number;
-  report: Record<string, unknown>;
-};
+const measure = () =>
+  JSON.parse(execFileSync(command[0]!, command.slice(1), { encoding: 'utf8', maxBuffer: 1 << 28 })) as {
+    seconds: number;
+    cpu_seconds: number;
+    peak_rss_bytes: number;
+    report: Record<string, unknown>;
+  };
 /** CPU time counters from /proc/stat: steal is time the hypervisor gave this VM's CPUs to someone else. */
 function cpuTimes(): { steal: number; total: number } {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);

@@ -52,7 +52,9 @@ export function faultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSecon
   const base = loadSpec(tinySpecPath);
   return {
     ...base,
-    train: { ...base.train, max_steps: faultRunShape.maxSteps, heartbeat_timeout_seconds: heartbeatTimeoutSeconds },
+    // Packed, so that every scenario also proves exact resume with packing (issue 12): packs are a pure function of
+    // (seed, epoch), like the rows of each step.
+    train: { ...base.train, max_steps: faultRunShape.maxSteps, heartbeat_timeout_seconds: heartbeatTimeoutSeconds, packing: true },
     checkpoint: { ...base.checkpoint, every_steps: faultRunShape.checkpointEverySteps },
     merge: { ...base.merge, enabled: true },
     // Evaluation adds time and no durability question that merge does not already ask.
@@ -274,7 +276,12 @@ export async function waitFor<T>(probe: () => T | undefined | Promise<T | undefi
  * Calls onEntry synchronously, from inside the inotify callback, for the first entry of directory whose name
  * matches — so a SIGKILL sent there lands within a millisecond or so of the entry appearing. Resolves with the name.
  */
-export async function onDirectoryEntry(directory: string, matches: (name: string) => boolean, onEntry: (name: string) => void, options: WaitOptions): Promise<string> {
+export async function onDirectoryEntry(
+  directory: string,
+  matches: (name: string) => boolean,
+  onEntry: (name: string) => void,
+  options: WaitOptions,
+): Promise<string> {
   await waitFor(() => (existsSync(directory) ? true : undefined), { ...options, what: `${directory} to exist` });
   return new Promise<string>((resolve, reject) => {
     let settled = false;
@@ -289,12 +296,15 @@ export async function onDirectoryEntry(directory: string, matches: (name: string
     const watcher = watch(directory, (_event, name) => {
       if (name !== null && matches(name)) settle(name);
     });
-    const timer = setTimeout(() => {
-      if (settled) return;
-      settled = true;
-      watcher.close();
-      reject(new DeadlineExceeded(`timed out waiting for ${options.what}`));
-    }, Math.max(0, options.deadline - Date.now()));
+    const timer = setTimeout(
+      () => {
+        if (settled) return;
+        settled = true;
+        watcher.close();
+        reject(new DeadlineExceeded(`timed out waiting for ${options.what}`));
+      },
+      Math.max(0, options.deadline - Date.now()),
+    );
     // An entry made between the existence check and the watch would raise no event.
     const already = readdirSync(directory).find(matches);
     if (already !== undefined) settle(already);
@@ -360,11 +370,13 @@ export interface TrialRecord {
   failure: string | null;
   workflow_id: string;
   seconds: number;
-  fault: Omit<FaultInjection, 'faultAt' | 'restarted'> & {
-    fault_at: string;
-    restarted_at: string | null;
-    restart_ready_seconds: number | null;
-  } | null;
+  fault:
+    | (Omit<FaultInjection, 'faultAt' | 'restarted'> & {
+        fault_at: string;
+        restarted_at: string | null;
+        restart_ready_seconds: number | null;
+      })
+    | null;
   hashes: ArtifactHashes | null;
   adapter_matches_reference: boolean | null;
   merged_matches_reference: boolean | null;

@@ -27,14 +27,20 @@ const { values } = parseArgs({
 });
 const trials = Number(values.trials);
 if (!Number.isInteger(trials) || trials < 1) throw new Error(`--trials must be a positive integer, got ${values.trials}`);
-const scenarios = scenariosNamed(values.scenarios?.split(',').map((name) => name.trim()).filter(Boolean));
+const scenarios = scenariosNamed(
+  values.scenarios
+    ?.split(',')
+    .map((name) => name.trim())
+    .filter(Boolean),
+);
 const date = new Date().toISOString();
 const out = values.out ?? join(dirname(fileURLToPath(import.meta.url)), 'results', `${date.slice(0, 10)}-faults-${trials}x.json`);
 
 function versions(): Record<string, string> {
   const environment = readyEnvironment();
   const python = (code: string) => execFileSync(environment.python, ['-c', code], { encoding: 'utf8' }).trim();
-  const packageVersion = (name: string) => (JSON.parse(readFileSync(join(repositoryRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
+  const packageVersion = (name: string) =>
+    (JSON.parse(readFileSync(join(repositoryRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
   return {
     tuneflow_commit: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repositoryRoot, encoding: 'utf8' }).trim(),
     tuneflow_tree_dirty: String(execFileSync('git', ['status', '--porcelain'], { cwd: repositoryRoot, encoding: 'utf8' }).trim() !== ''),
@@ -42,9 +48,7 @@ function versions(): Record<string, string> {
     temporalio_typescript: packageVersion('@temporalio/worker'),
     temporal_cli: execFileSync(environment.temporal, ['--version'], { encoding: 'utf8' }).trim(),
     python: python('import sys; print(sys.version.split()[0])'),
-    python_packages: python(
-      'import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in ("temporalio", "torch", "transformers", "peft")))',
-    ),
+    python_packages: python('import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in ("temporalio", "torch", "transformers", "peft")))'),
   };
 }
 
@@ -61,13 +65,19 @@ function writeResults(reference: TrialRecord | null, complete: boolean): void {
     command: `npm run faults -- ${process.argv.slice(2).join(' ')}`.trim(),
     complete,
     versions: versionsAtStart,
-    machine: { cpus: cpus().length, cpu_model: cpus()[0]?.model, platform: process.platform, load_average_1m_before: loadBefore, load_average_1m_after: loadavg()[0] },
+    machine: {
+      cpus: cpus().length,
+      cpu_model: cpus()[0]?.model,
+      platform: process.platform,
+      load_average_1m_before: loadBefore,
+      load_average_1m_after: loadavg()[0],
+    },
     run_shape: { ...faultRunShape, heartbeatTimeoutSeconds: Number(values['heartbeat-timeout']) },
     summary: summarise(scenarios, records),
     reference,
     records,
   };
-  writeFileSync(out, JSON.stringify(document, null, 2) + '\n');
+  writeFileSync(out, `${JSON.stringify(document, null, 2)}\n`);
 }
 
 console.error(`faults: ${scenarios.length} scenarios × ${trials} trials, results to ${out}`);

@@ -53,7 +53,12 @@ async function replaceAcceleratorWorker(trial: TrialContext, faultAt: number, ev
  * inotify callback, so within about a millisecond), then records whether the kill caught the write in progress:
  * the temporary directory left behind and the finished one absent.
  */
-async function killPythonWorkerDuringWrite(trial: TrialContext, directory: string, accept: (name: string) => boolean, finishedName: (temporary: string) => string): Promise<FaultInjection> {
+async function killPythonWorkerDuringWrite(
+  trial: TrialContext,
+  directory: string,
+  accept: (name: string) => boolean,
+  finishedName: (temporary: string) => string,
+): Promise<FaultInjection> {
   let faultAt = 0;
   const temporary = await onDirectoryEntry(
     directory,
@@ -67,7 +72,12 @@ async function killPythonWorkerDuringWrite(trial: TrialContext, directory: strin
   await trial.cluster.killAcceleratorWorker();
   const temporaryLeftBehind = existsSync(join(directory, temporary));
   const finishedExists = existsSync(join(directory, finishedName(temporary)));
-  const evidence = { temporary_directory: temporary, temporary_left_behind: temporaryLeftBehind, finished_directory_existed: finishedExists, last_step_at_kill: lastStep(readTrainLog(trial.runDirectory)) };
+  const evidence = {
+    temporary_directory: temporary,
+    temporary_left_behind: temporaryLeftBehind,
+    finished_directory_existed: finishedExists,
+    last_step_at_kill: lastStep(readTrainLog(trial.runDirectory)),
+  };
   return replaceAcceleratorWorker(trial, faultAt, evidence, temporaryLeftBehind && !finishedExists);
 }
 
@@ -128,7 +138,10 @@ export const pythonWorkerMidStep: FaultScenario = {
 
 /** The median time between logged steps: a checkpoint write's extra second does not skew it. */
 function typicalStepSeconds(log: TrainLogRecord[]): number {
-  const intervals = log.slice(1).map((record, index) => record.time - log[index]!.time).sort((a, b) => a - b);
+  const intervals = log
+    .slice(1)
+    .map((record, index) => record.time - log[index]!.time)
+    .sort((a, b) => a - b);
   return intervals[Math.floor(intervals.length / 2)] ?? 0;
 }
 

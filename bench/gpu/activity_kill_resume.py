@@ -27,7 +27,15 @@ STEPS, CHECKPOINT_EVERY, KILL_AFTER_CHECKPOINT = (40, 5, 15) if os.environ.get("
 CUDA = os.environ.get("TUNEFLOW_DRY_RUN_ON_CPU") != "1"
 DEVICE = "cuda" if CUDA else "cpu"
 # SmolLM2-135M's architecture (a Llama): real kernels and shapes, random weights built on the device.
-SHAPE = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3, tie_word_embeddings=True, max_position_embeddings=2048)
+SHAPE = dict(
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    tie_word_embeddings=True,
+    max_position_embeddings=2048,
+)
 
 
 def spec() -> dict:
@@ -35,9 +43,22 @@ def spec() -> dict:
         "model": {"source": "local", "max_seq_length": 256},
         "dataset": {"overlong": "truncate"},
         "lora": {"r": 16, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
-        "train": {"epochs": 1, "max_steps": STEPS, "micro_batch_size": 8, "gradient_accumulation_steps": 1, "learning_rate": 4e-4,
-                  "lr_scheduler": "cosine", "warmup_steps": 2, "weight_decay": 0.0, "max_grad_norm": 1.0, "optimizer": "auto",
-                  "gradient_checkpointing": "auto", "packing": False, "loss_on": "responses", "seed": 42},
+        "train": {
+            "epochs": 1,
+            "max_steps": STEPS,
+            "micro_batch_size": 8,
+            "gradient_accumulation_steps": 1,
+            "learning_rate": 4e-4,
+            "lr_scheduler": "cosine",
+            "warmup_steps": 2,
+            "weight_decay": 0.0,
+            "max_grad_norm": 1.0,
+            "optimizer": "auto",
+            "gradient_checkpointing": "auto",
+            "packing": False,
+            "loss_on": "responses",
+            "seed": 42,
+        },
         "checkpoint": {"every_steps": CHECKPOINT_EVERY, "keep_last": 10, "keep_best": True},
         "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
         "merge": {"enabled": True, "dtype": "bfloat16"},
@@ -47,18 +68,28 @@ def spec() -> dict:
 
 
 def build(work: Path, tokenizer_directory: Path) -> dict:
-    import tuneflow_activities.offline  # noqa: F401
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
+    import tuneflow_activities.offline  # noqa: F401
+
     model_directory = work / "model"
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_directory)
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **SHAPE)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **SHAPE
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(model_directory)
     tokenizer.save_pretrained(model_directory)
     rows = [json.loads(line) for line in (REPOSITORY / "examples/quickstart/data.jsonl").read_text().splitlines()]
-    prepared = [{"kind": "chat", "source": {"file": "data.jsonl", "row": n}, "messages": [{"role": "user", "content": f"{r['instruction']}\n\n{r['input']}"}, {"role": "assistant", "content": r["output"]}]} for n, r in enumerate(rows, 1)]
+    prepared = [
+        {
+            "kind": "chat",
+            "source": {"file": "data.jsonl", "row": n},
+            "messages": [{"role": "user", "content": f"{r['instruction']}\n\n{r['input']}"}, {"role": "assistant", "content": r["output"]}],
+        }
+        for n, r in enumerate(rows, 1)
+    ]
     dataset = work / "datasets" / "quickstart"
     dataset.mkdir(parents=True)
     (dataset / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in prepared[:288]))
@@ -68,15 +99,33 @@ def build(work: Path, tokenizer_directory: Path) -> dict:
     from tuneflow_activities.activities import token_statistics
     from tuneflow_activities.models import tokenizer_identity
 
-    tokens = ActivityEnvironment().run(token_statistics, {
-        "spec": spec(), "model_uri": model_directory.as_uri(), "tokenizer_identity": tokenizer_identity(model_directory),
-        "train_uri": (dataset / "train.jsonl").as_uri(), "val_uri": (dataset / "val.jsonl").as_uri(),
-    })
+    tokens = ActivityEnvironment().run(
+        token_statistics,
+        {
+            "spec": spec(),
+            "model_uri": model_directory.as_uri(),
+            "tokenizer_identity": tokenizer_identity(model_directory),
+            "train_uri": (dataset / "train.jsonl").as_uri(),
+            "val_uri": (dataset / "val.jsonl").as_uri(),
+        },
+    )
     # What resolveTrainingSetup decides for spec() on this device.
-    setup = {"device": DEVICE, "backend": "unsloth" if CUDA else "hf-peft", "quantization": "none", "dtype": "bfloat16" if CUDA else "float32",
-             "gradient_checkpointing": CUDA, "optimizer": "adamw_8bit" if CUDA else "adamw_torch"}
-    return {"spec": spec(), "setup": setup, "model_uri": model_directory.as_uri(),
-            "train_tokens_uri": tokens["train_tokens_uri"], "val_tokens_uri": tokens["val_tokens_uri"]}
+    setup = {
+        "device": DEVICE,
+        "backend": "unsloth" if CUDA else "hf-peft",
+        "quantization": "none",
+        "dtype": "bfloat16" if CUDA else "float32",
+        "gradient_checkpointing": CUDA,
+        "optimizer": "adamw_8bit" if CUDA else "adamw_torch",
+        "packing": False,
+    }
+    return {
+        "spec": spec(),
+        "setup": setup,
+        "model_uri": model_directory.as_uri(),
+        "train_tokens_uri": tokens["train_tokens_uri"],
+        "val_tokens_uri": tokens["val_tokens_uri"],
+    }
 
 
 def run_train_activity(request_path: Path, run_name: str, attempt: int) -> None:
@@ -104,12 +153,12 @@ def run_train_activity(request_path: Path, run_name: str, attempt: int) -> None:
 
 def load_and_merge(request_path: Path) -> dict:
     """A fresh process without Unsloth: plain PEFT loads the adapter, the merge activity's output loads in transformers."""
-    import tuneflow_activities.offline  # noqa: F401
     import torch
     from peft import PeftModel
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    import tuneflow_activities.offline  # noqa: F401
     from tuneflow_activities.evaluation import evaluate
     from tuneflow_activities.merging import merge
 
@@ -119,7 +168,9 @@ def load_and_merge(request_path: Path) -> dict:
     straight = json.loads((work / "straight-attempt1.json").read_text())
     model_directory = Path(request["model_uri"].removeprefix("file://"))
     tokenizer = AutoTokenizer.from_pretrained(model_directory)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Describe Anna, 52, a baker in Gdansk, as JSON."}], add_generation_prompt=True, return_tensors="pt", return_dict=True).to(DEVICE)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Describe Anna, 52, a baker in Gdansk, as JSON."}], add_generation_prompt=True, return_tensors="pt", return_dict=True
+    ).to(DEVICE)
     base = AutoModelForCausalLM.from_pretrained(model_directory, dtype=torch.bfloat16).to(DEVICE)
     adapter_directory = Path(resumed["adapter_uri"].removeprefix("file://"))
     peft_model = PeftModel.from_pretrained(base, adapter_directory).eval()
@@ -196,10 +247,11 @@ def main() -> None:
         "checks": {
             "resumed_from_a_checkpoint_at_or_after_kill_checkpoint": resumed_from >= KILL_AFTER_CHECKPOINT,
             "no_step_before_the_checkpoint_retrained": all(sum(1 for r in log if r["step"] == step) == 1 for step in range(1, resumed_from + 1)),
-            "attempt_2_started_right_after_checkpoint": [r["step"] for r in log if r["attempt"] == 2][0] == resumed_from + 1,
+            "attempt_2_started_right_after_checkpoint": next(r["step"] for r in log if r["attempt"] == 2) == resumed_from + 1,
             # max_steps caps the run; one epoch of 288 rows at 8 per step is 36 steps.
             "completed_all_steps": check["resumed"]["final_step"] == check["resumed"]["total_steps"] == check["straight"]["total_steps"],
-            "resumed_adapter_equals_uninterrupted_within_tolerance": check["adapter_max_abs_difference_resumed_vs_straight"] <= 1e-3 * check["adapter_max_abs_value"],
+            "resumed_adapter_equals_uninterrupted_within_tolerance": check["adapter_max_abs_difference_resumed_vs_straight"]
+            <= 1e-3 * check["adapter_max_abs_value"],
             "backend_is_unsloth": not CUDA or (check["resumed"]["backend"] == "unsloth" and check["straight"]["backend"] == "unsloth"),
             "adapter_loads_and_generates_in_plain_peft": check["adapter_generation_tokens"] > 0,
             "merged_loads_and_generates_in_transformers": check["merged_generation_tokens"] > 0,

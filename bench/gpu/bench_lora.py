@@ -21,6 +21,7 @@ CPU logic test (no GPU, no bitsandbytes, no unsloth):
   python3 bench/gpu/bench_lora.py --plan "tiny:a:1,2" --out /tmp/o --cpu-test
 See bench/gpu/README.md for the record format.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,7 +29,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import shutil
 import subprocess
 import sys
 import time
@@ -39,20 +39,52 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 SEQ = 2048
 RANK = 64
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-PEAK_BF16_SPEC = 989e12      # H200 SXM dense bf16, datasheet
+PEAK_BF16_SPEC = 989e12  # H200 SXM dense bf16, datasheet
 PEAK_BF16_MEASURED = 790e12  # 8192^3 bf16 matmul measured on this workplace's H200 (KINDS.md)
 
 ARCH = {
     # name: (layers, hidden, intermediate, heads, kv_heads, vocab, tied)
-    "8b": dict(model="llama-3.1-8b", num_layers=32, hidden_size=4096, intermediate_size=14336,
-               num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=False),
-    "3b": dict(model="llama-3.2-3b", num_layers=28, hidden_size=3072, intermediate_size=8192,
-               num_attention_heads=24, num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True),
-    "1b": dict(model="llama-3.2-1b", num_layers=16, hidden_size=2048, intermediate_size=8192,
-               num_attention_heads=32, num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True),
+    "8b": dict(
+        model="llama-3.1-8b",
+        num_layers=32,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=False,
+    ),
+    "3b": dict(
+        model="llama-3.2-3b",
+        num_layers=28,
+        hidden_size=3072,
+        intermediate_size=8192,
+        num_attention_heads=24,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+    ),
+    "1b": dict(
+        model="llama-3.2-1b",
+        num_layers=16,
+        hidden_size=2048,
+        intermediate_size=8192,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        vocab_size=128256,
+        tie_word_embeddings=True,
+    ),
     # CPU logic test only
-    "tiny": dict(model="tiny-test", num_layers=2, hidden_size=64, intermediate_size=128,
-                 num_attention_heads=4, num_key_value_heads=2, vocab_size=1000, tie_word_embeddings=True),
+    "tiny": dict(
+        model="tiny-test",
+        num_layers=2,
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=1000,
+        tie_word_embeddings=True,
+    ),
 }
 METHODS = {
     "a": dict(backend="hf-peft", quantization="none", gradient_checkpointing=True),
@@ -73,11 +105,16 @@ def log(*a):
 
 def arch_record(size):
     a = ARCH[size]
-    return dict(num_layers=a["num_layers"], hidden_size=a["hidden_size"],
-                intermediate_size=a["intermediate_size"], num_attention_heads=a["num_attention_heads"],
-                num_key_value_heads=a["num_key_value_heads"],
-                head_dim=a["hidden_size"] // a["num_attention_heads"], vocab_size=a["vocab_size"],
-                tie_word_embeddings=a["tie_word_embeddings"])
+    return dict(
+        num_layers=a["num_layers"],
+        hidden_size=a["hidden_size"],
+        intermediate_size=a["intermediate_size"],
+        num_attention_heads=a["num_attention_heads"],
+        num_key_value_heads=a["num_key_value_heads"],
+        head_dim=a["hidden_size"] // a["num_attention_heads"],
+        vocab_size=a["vocab_size"],
+        tie_word_embeddings=a["tie_word_embeddings"],
+    )
 
 
 def flop_counts(size, seq):
@@ -91,46 +128,70 @@ def flop_counts(size, seq):
     n_lin = L * per_layer + a["vocab_size"] * d
     n_total = L * per_layer + a["vocab_size"] * d * (1 if a["tie_word_embeddings"] else 2) + (2 * L + 1) * d
     attn_fb = 12 * L * q * seq  # PaLM/Megatron: QK^T and AV, fwd+bwd, no causal halving
-    return dict(n_params_total=n_total, n_params_matmul=n_lin,
-                model_flops_per_token=6 * n_lin + attn_fb,          # conventional MFU numerator
-                flops_per_token_6n=6 * n_lin,
-                lora_useful_flops_per_token=4 * n_lin + attn_fb,    # fwd 2N + activation-grad 2N (frozen W: no wgrad)
-                hardware_flops_per_token=6 * n_lin + attn_fb + 4 * L * q * seq)  # + 2N / attn-fwd recompute (GC)
+    return dict(
+        n_params_total=n_total,
+        n_params_matmul=n_lin,
+        model_flops_per_token=6 * n_lin + attn_fb,  # conventional MFU numerator
+        flops_per_token_6n=6 * n_lin,
+        lora_useful_flops_per_token=4 * n_lin + attn_fb,  # fwd 2N + activation-grad 2N (frozen W: no wgrad)
+        hardware_flops_per_token=6 * n_lin + attn_fb + 4 * L * q * seq,
+    )  # + 2N / attn-fwd recompute (GC)
 
 
 # ----------------------------------------------------------------------------------------------
 # model building
 # ----------------------------------------------------------------------------------------------
 
+
 def build_tokenizer(path, vocab_words=2000):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
+
     specials = ["<|begin_of_text|>", "<|end_of_text|>", "<|finetune_right_pad_id|>", "<unk>"]
     vocab = {t: i for i, t in enumerate(specials)}
     for i in range(vocab_words):
         vocab[f"w{i}"] = len(vocab)
     tk = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<|begin_of_text|>",
-                                  eos_token="<|end_of_text|>", pad_token="<|finetune_right_pad_id|>",
-                                  unk_token="<unk>", model_max_length=131072)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk,
+        bos_token="<|begin_of_text|>",
+        eos_token="<|end_of_text|>",
+        pad_token="<|finetune_right_pad_id|>",
+        unk_token="<unk>",
+        model_max_length=131072,
+    )
     tok.save_pretrained(path)
 
 
 def build_model(size, path, device):
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig
+
     a = ARCH[size]
     cfg = LlamaConfig(
-        hidden_size=a["hidden_size"], intermediate_size=a["intermediate_size"],
-        num_hidden_layers=a["num_layers"], num_attention_heads=a["num_attention_heads"],
-        num_key_value_heads=a["num_key_value_heads"], vocab_size=a["vocab_size"],
-        tie_word_embeddings=a["tie_word_embeddings"], max_position_embeddings=131072,
-        rms_norm_eps=1e-5, bos_token_id=0, eos_token_id=1, pad_token_id=2,
-        rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0,
-                         "factor": 8.0 if size == "8b" else 32.0, "low_freq_factor": 1.0,
-                         "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
-        dtype="bfloat16")
+        hidden_size=a["hidden_size"],
+        intermediate_size=a["intermediate_size"],
+        num_hidden_layers=a["num_layers"],
+        num_attention_heads=a["num_attention_heads"],
+        num_key_value_heads=a["num_key_value_heads"],
+        vocab_size=a["vocab_size"],
+        tie_word_embeddings=a["tie_word_embeddings"],
+        max_position_embeddings=131072,
+        rms_norm_eps=1e-5,
+        bos_token_id=0,
+        eos_token_id=1,
+        pad_token_id=2,
+        rope_parameters={
+            "rope_type": "llama3",
+            "rope_theta": 500000.0,
+            "factor": 8.0 if size == "8b" else 32.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192,
+        },
+        dtype="bfloat16",
+    )
     t = time.time()
     with torch.device(device):
         model = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
@@ -142,7 +203,7 @@ def build_model(size, path, device):
     build_tokenizer(path)
     t_save = time.time() - t
     n = sum(p.numel() for p in model.parameters())
-    log(f"built {size} ({n/1e9:.3f} B params) init {t_init:.1f}s save {t_save:.1f}s -> {path}")
+    log(f"built {size} ({n / 1e9:.3f} B params) init {t_init:.1f}s save {t_save:.1f}s -> {path}")
     return dict(init_s=t_init, save_s=t_save, params=n)
 
 
@@ -181,6 +242,7 @@ def bench_setup(method, cpu_test):
         dtype="bfloat16",
         gradient_checkpointing=bool(METHODS[method]["gradient_checkpointing"]),
         optimizer="adamw_torch" if cpu_test else "adamw_8bit",
+        packing=False,
     )
 
 
@@ -191,6 +253,7 @@ def load_model(method, path, cpu_test, tm):
     if METHODS[method]["backend"] == "unsloth":
         t = time.time()
         import unsloth  # noqa: F401  (must precede transformers / peft)
+
         info["unsloth_import_s"] = round(time.time() - t, 2)
     from pathlib import Path
 
@@ -238,9 +301,11 @@ def train_mb(model, opt, size, mb, warmup, steps, cpu_test, deadline, profile_pa
     def one_step():
         t0 = time.perf_counter()
         loss = forward_backward(model, batch, mb * (seq - 1), autocast)
-        sync(); t1 = time.perf_counter()
+        sync()
+        t1 = time.perf_counter()
         apply_gradients(opt, scheduler, trainable, max_grad_norm)
-        sync(); t2 = time.perf_counter()
+        sync()
+        t2 = time.perf_counter()
         return loss, t1 - t0, t2 - t1
 
     if cuda:
@@ -248,7 +313,9 @@ def train_mb(model, opt, size, mb, warmup, steps, cpu_test, deadline, profile_pa
         torch.cuda.reset_peak_memory_stats()
     wtimes = []
     for _ in range(warmup):
-        t = time.perf_counter(); one_step(); wtimes.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        one_step()
+        wtimes.append(time.perf_counter() - t)
     if cuda:
         warm_peak = torch.cuda.max_memory_allocated()
         torch.cuda.reset_peak_memory_stats()
@@ -264,14 +331,13 @@ def train_mb(model, opt, size, mb, warmup, steps, cpu_test, deadline, profile_pa
     st = sorted(r[1] + r[2] for r in rows)
     rec["step_seconds"] = total / n
     rec["step_seconds_median"] = st[n // 2]
-    rec["phase_seconds_median"] = {k: sorted(r[j] for r in rows)[n // 2]
-                                   for j, k in ((1, "forward_backward"), (2, "optimizer"))}
+    rec["phase_seconds_median"] = {k: sorted(r[j] for r in rows)[n // 2] for j, k in ((1, "forward_backward"), (2, "optimizer"))}
     tok = mb * seq
     rec["tokens_per_second"] = tok * n / total
     rec["tokens_per_hour"] = rec["tokens_per_second"] * 3600
     rec["final_loss"] = rows[-1][0]
     if cuda:
-        gib = 1024 ** 3
+        gib = 1024**3
         rec["peak_vram_allocated_gib"] = torch.cuda.max_memory_allocated() / gib
         rec["peak_vram_reserved_gib"] = torch.cuda.max_memory_reserved() / gib
         rec["peak_vram_allocated_during_warmup_gib"] = warm_peak / gib
@@ -280,6 +346,7 @@ def train_mb(model, opt, size, mb, warmup, steps, cpu_test, deadline, profile_pa
     if profile_path and cuda:
         try:
             from torch.profiler import ProfilerActivity, profile
+
             with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
                 one_step()
             tab = prof.key_averages().table(sort_by="cuda_time_total", row_limit=25, max_name_column_width=70)
@@ -295,10 +362,19 @@ def worker(args):
     sys.addaudithook(_audit)
     size, method = args.size, args.method
     deadline = time.time() + args.worker_budget_s
-    base = dict(method=method, backend=METHODS[method]["backend"], quantization=METHODS[method]["quantization"],
-                model=ARCH[size]["model"], architecture=arch_record(size), lora_rank=RANK, lora_alpha=RANK,
-                target_modules=TARGETS, sequence_length=SEQ if not args.cpu_test else 64,
-                gradient_checkpointing=METHODS[method]["gradient_checkpointing"], autocast="bf16")
+    base = dict(
+        method=method,
+        backend=METHODS[method]["backend"],
+        quantization=METHODS[method]["quantization"],
+        model=ARCH[size]["model"],
+        architecture=arch_record(size),
+        lora_rank=RANK,
+        lora_alpha=RANK,
+        target_modules=TARGETS,
+        sequence_length=SEQ if not args.cpu_test else 64,
+        gradient_checkpointing=METHODS[method]["gradient_checkpointing"],
+        autocast="bf16",
+    )
     mbs = [int(x) for x in args.mbs.split(",")]
 
     def emit(rec):
@@ -317,8 +393,15 @@ def worker(args):
         tb = traceback.format_exc()
         print(tb, flush=True)
         for mb in mbs:
-            emit(dict(base, micro_batch_size=mb, status="oom" if "out of memory" in str(e).lower() else "error",
-                      error=f"{type(e).__name__}: {e}"[:2000], network_events=NET_EVENTS))
+            emit(
+                dict(
+                    base,
+                    micro_batch_size=mb,
+                    status="oom" if "out of memory" in str(e).lower() else "error",
+                    error=f"{type(e).__name__}: {e}"[:2000],
+                    network_events=NET_EVENTS,
+                )
+            )
         return
     fl = flop_counts(size, base["sequence_length"])
     for mb in mbs:
@@ -329,8 +412,9 @@ def worker(args):
         try:
             warmup = args.warmup if mb == 1 else max(2, args.warmup - 1)
             steps = args.steps if mb == 1 else max(3, args.steps - 2)
-            r = train_mb(model, opt, size, mb, warmup, steps, args.cpu_test, deadline,
-                         profile_path=args.profile_file if mb == 1 else None, tag=f"{size}/{method}")
+            r = train_mb(
+                model, opt, size, mb, warmup, steps, args.cpu_test, deadline, profile_path=args.profile_file if mb == 1 else None, tag=f"{size}/{method}"
+            )
             rec.update(r)
             tps = r["tokens_per_second"]
             rec["model_flops_per_token"] = fl["model_flops_per_token"]
@@ -344,16 +428,19 @@ def worker(args):
             rec.update(n_params_total=fl["n_params_total"], n_params_matmul=fl["n_params_matmul"])
             rec["status"] = "ok"
             rec["error"] = None
-            log(f"{size}/{method} mb={mb}: {tps:,.0f} tok/s, step {r['step_seconds']:.3f}s, "
+            log(
+                f"{size}/{method} mb={mb}: {tps:,.0f} tok/s, step {r['step_seconds']:.3f}s, "
                 f"peak alloc {r.get('peak_vram_allocated_gib', 0):.2f} GiB, reserved "
-                f"{r.get('peak_vram_reserved_gib', 0):.2f} GiB, loss {r['final_loss']:.3f}")
+                f"{r.get('peak_vram_reserved_gib', 0):.2f} GiB, loss {r['final_loss']:.3f}"
+            )
         except Exception as e:
             msg = f"{type(e).__name__}: {e}"
-            oom = "out of memory" in msg.lower() or isinstance(e, getattr(__import__('torch').cuda, 'OutOfMemoryError', ()))
+            oom = "out of memory" in msg.lower() or isinstance(e, getattr(__import__("torch").cuda, "OutOfMemoryError", ()))
             print(traceback.format_exc(), flush=True)
             rec.update(status="oom" if oom else "error", error=msg[:2000])
             try:
                 import torch
+
                 opt.zero_grad(set_to_none=True)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
@@ -367,6 +454,7 @@ def worker(args):
 # notes worker: facts for tuneflow's Unsloth loader (1B model)
 # ----------------------------------------------------------------------------------------------
 
+
 def notes_worker(args):
     sys.addaudithook(_audit)
     out = {}
@@ -377,25 +465,27 @@ def notes_worker(args):
 
     env_before = {k: v for k, v in os.environ.items() if k.startswith(("UNSLOTH", "HF_", "TRANSFORMERS", "TORCH", "PYTORCH", "CUDA"))}
     t = time.time()
-    import unsloth  # noqa: F401
+    import unsloth
     from unsloth import FastLanguageModel
+
     out["import_unsloth_s"] = round(time.time() - t, 2)
-    out["modules_loaded_by_import"] = sorted(m for m in ("transformers", "peft", "trl", "datasets", "bitsandbytes",
-                                                         "torchao", "xformers", "cut_cross_entropy", "diffusers",
-                                                         "vllm", "flash_attn") if m in sys.modules)
+    out["modules_loaded_by_import"] = sorted(
+        m
+        for m in ("transformers", "peft", "trl", "datasets", "bitsandbytes", "torchao", "xformers", "cut_cross_entropy", "diffusers", "vllm", "flash_attn")
+        if m in sys.modules
+    )
     env_after = {k: v for k, v in os.environ.items() if k.startswith(("UNSLOTH", "HF_", "TRANSFORMERS", "TORCH", "PYTORCH", "CUDA"))}
     out["env_set_by_unsloth_import"] = {k: v for k, v in env_after.items() if env_before.get(k) != v}
     out["network_events_after_import"] = list(NET_EVENTS)
     save()
-    import torch
     import peft
+    import torch
     import transformers
-    out["versions"] = dict(unsloth=getattr(unsloth, "__version__", "?"), transformers=transformers.__version__,
-                           peft=peft.__version__, torch=torch.__version__)
+
+    out["versions"] = dict(unsloth=getattr(unsloth, "__version__", "?"), transformers=transformers.__version__, peft=peft.__version__, torch=torch.__version__)
     path = args.model_path
     t = time.time()
-    model, tok = FastLanguageModel.from_pretrained(model_name=path, max_seq_length=SEQ, load_in_4bit=False,
-                                                   load_in_16bit=True, dtype=torch.bfloat16)
+    model, tok = FastLanguageModel.from_pretrained(model_name=path, max_seq_length=SEQ, load_in_4bit=False, load_in_16bit=True, dtype=torch.bfloat16)
     out["from_pretrained_local_dir_bf16_s"] = round(time.time() - t, 2)
     out["model_class"] = type(model).__name__
     out["tokenizer_class"] = type(tok).__name__
@@ -404,8 +494,9 @@ def notes_worker(args):
     out["config_attn_implementation"] = getattr(model.config, "_attn_implementation", None)
     save()
     t = time.time()
-    model = FastLanguageModel.get_peft_model(model, r=16, lora_alpha=16, target_modules=TARGETS, lora_dropout=0,
-                                             bias="none", use_gradient_checkpointing="unsloth", random_state=3407)
+    model = FastLanguageModel.get_peft_model(
+        model, r=16, lora_alpha=16, target_modules=TARGETS, lora_dropout=0, bias="none", use_gradient_checkpointing="unsloth", random_state=3407
+    )
     out["get_peft_model_s"] = round(time.time() - t, 2)
     out["peft_model_class"] = type(model).__name__
     out["trainable_params"] = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -418,13 +509,16 @@ def notes_worker(args):
     out["training_flag_after_for_training"] = model.training
     save()
     import bitsandbytes as bnb
+
     opt = bnb.optim.AdamW8bit([p for p in model.parameters() if p.requires_grad], lr=2e-3)
     ids = torch.randint(4, 2000, (2, 256), device="cuda")
     t = time.time()
     for _ in range(3):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             loss = model(input_ids=ids, labels=ids).loss
-        loss.backward(); opt.step(); opt.zero_grad()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
     torch.cuda.synchronize()
     out["three_small_steps_s"] = round(time.time() - t, 2)
     adir = os.path.join(args.scratch, "adapter")
@@ -436,8 +530,9 @@ def notes_worker(args):
     try:
         with open(os.path.join(adir, "adapter_config.json")) as f:
             ac = json.load(f)
-        out["adapter_config_subset"] = {k: ac.get(k) for k in ("base_model_name_or_path", "peft_type", "task_type", "r",
-                                                               "lora_alpha", "target_modules", "bias", "lora_dropout")}
+        out["adapter_config_subset"] = {
+            k: ac.get(k) for k in ("base_model_name_or_path", "peft_type", "task_type", "r", "lora_alpha", "target_modules", "bias", "lora_dropout")
+        }
     except Exception as e:
         out["adapter_config_subset"] = repr(e)
     # logits for the cross-check in a plain HF+PEFT process
@@ -463,8 +558,7 @@ def notes_worker(args):
     torch.cuda.empty_cache()
     try:
         t = time.time()
-        m2, _ = FastLanguageModel.from_pretrained(model_name=adir, max_seq_length=SEQ, load_in_4bit=False,
-                                                 load_in_16bit=True, dtype=torch.bfloat16)
+        m2, _ = FastLanguageModel.from_pretrained(model_name=adir, max_seq_length=SEQ, load_in_4bit=False, load_in_16bit=True, dtype=torch.bfloat16)
         out["unsloth_reload_adapter_dir_s"] = round(time.time() - t, 2)
         out["unsloth_reload_adapter_class"] = type(m2).__name__
         FastLanguageModel.for_inference(m2)
@@ -483,6 +577,7 @@ def plain_reload_worker(args):
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
+
     adir = os.path.join(args.scratch, "adapter")
     t = time.time()
     base = AutoModelForCausalLM.from_pretrained(args.model_path, dtype=torch.bfloat16, device_map={"": 0})
@@ -506,17 +601,19 @@ def plain_reload_worker(args):
 # driver
 # ----------------------------------------------------------------------------------------------
 
+
 def versions():
     v = {"python": platform.python_version()}
-    for m in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "trl", "unsloth_zoo", "datasets",
-              "torchao", "triton", "tokenizers"):
+    for m in ("torch", "transformers", "peft", "accelerate", "bitsandbytes", "trl", "unsloth_zoo", "datasets", "torchao", "triton", "tokenizers"):
         try:
             from importlib.metadata import version
+
             v[m] = version(m)
         except Exception:
             v[m] = None
     try:
         from importlib.metadata import version
+
         v["unsloth"] = version("unsloth")
     except Exception:
         v["unsloth"] = None
@@ -526,18 +623,20 @@ def versions():
 def gpu_info():
     d = {}
     try:
-        q = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
-                            "--format=csv,noheader"], capture_output=True, text=True, timeout=30).stdout.strip()
+        q = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+        ).stdout.strip()
         d["nvidia_smi"] = q
         d["gpu_name"], d["driver"] = [x.strip() for x in q.split(",")[:2]]
     except Exception as e:
         d["nvidia_smi"] = repr(e)
     try:
         import torch
+
         d["torch_cuda"] = torch.version.cuda
         if torch.cuda.is_available():
             d["gpu_name"] = torch.cuda.get_device_name(0)
-            d["gpu_total_gib"] = torch.cuda.get_device_properties(0).total_memory / 1024 ** 3
+            d["gpu_total_gib"] = torch.cuda.get_device_properties(0).total_memory / 1024**3
     except Exception:
         pass
     return d
@@ -547,8 +646,7 @@ def run_sub(argv, logf, timeout):
     t = time.time()
     with open(logf, "a") as f:
         try:
-            p = subprocess.run([sys.executable, os.path.abspath(__file__)] + argv, stdout=f, stderr=subprocess.STDOUT,
-                               timeout=max(timeout, 5))
+            p = subprocess.run([sys.executable, os.path.abspath(__file__), *argv], stdout=f, stderr=subprocess.STDOUT, timeout=max(timeout, 5))
             rc = p.returncode
         except subprocess.TimeoutExpired:
             rc = "timeout"
@@ -576,13 +674,19 @@ def driver(args):
     for part in args.plan.split(";"):
         size, methods, mbs = part.split(":")
         plan.append((size, methods.split(","), mbs))
-    results = dict(date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                   command=" ".join([os.path.basename(sys.executable)] + sys.argv),
-                   host=platform.node(), **gpu_info(), versions=versions(),
-                   env={k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-                                                       "UNSLOTH_DISABLE_STATISTICS", "PYTORCH_CUDA_ALLOC_CONF")},
-                   peak_bf16_flops_spec=PEAK_BF16_SPEC, peak_bf16_flops_measured=PEAK_BF16_MEASURED,
-                   builds={}, records=[], notes=None)
+    results = dict(
+        date=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join([os.path.basename(sys.executable), *sys.argv]),
+        host=platform.node(),
+        **gpu_info(),
+        versions=versions(),
+        env={k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "UNSLOTH_DISABLE_STATISTICS", "PYTORCH_CUDA_ALLOC_CONF")},
+        peak_bf16_flops_spec=PEAK_BF16_SPEC,
+        peak_bf16_flops_measured=PEAK_BF16_MEASURED,
+        builds={},
+        records=[],
+        notes=None,
+    )
     log("versions", results["versions"], results.get("gpu_name"), results.get("driver"))
     res_path = os.path.join(out, "results.json")
 
@@ -596,8 +700,9 @@ def driver(args):
         p = os.path.join(models_dir, s)
         if os.path.exists(os.path.join(p, "config.json")):
             return True
-        rc, dt = run_sub(["--build", s, "--model-path", p] + (["--cpu-test"] if args.cpu_test else []),
-                         os.path.join(logs, f"build-{s}.log"), deadline - time.time())
+        rc, dt = run_sub(
+            ["--build", s, "--model-path", p] + (["--cpu-test"] if args.cpu_test else []), os.path.join(logs, f"build-{s}.log"), deadline - time.time()
+        )
         results["builds"][s] = dict(rc=rc, seconds=round(dt, 1))
         log(f"build {s}: rc={rc} {dt:.1f}s")
         if rc != 0:
@@ -607,16 +712,21 @@ def driver(args):
 
     if args.notes and not args.cpu_test and ensure_built("1b"):
         nf = os.path.join(scratch, "notes.json")
-        rc, dt = run_sub(["--notes-worker", "--model-path", os.path.join(models_dir, "1b"), "--result-file", nf,
-                          "--scratch", scratch], os.path.join(logs, "notes.log"), min(180, deadline - time.time()))
+        rc, dt = run_sub(
+            ["--notes-worker", "--model-path", os.path.join(models_dir, "1b"), "--result-file", nf, "--scratch", scratch],
+            os.path.join(logs, "notes.log"),
+            min(180, deadline - time.time()),
+        )
         notes = json.load(open(nf)) if os.path.exists(nf) else {}
         notes["rc"] = rc
         notes["wall_s"] = round(dt, 1)
         if rc == 0:
             pf = os.path.join(scratch, "plain_reload.json")
-            rc2, _ = run_sub(["--plain-reload-worker", "--model-path", os.path.join(models_dir, "1b"),
-                              "--result-file", pf, "--scratch", scratch], os.path.join(logs, "notes.log"),
-                             min(90, deadline - time.time()))
+            rc2, _ = run_sub(
+                ["--plain-reload-worker", "--model-path", os.path.join(models_dir, "1b"), "--result-file", pf, "--scratch", scratch],
+                os.path.join(logs, "notes.log"),
+                min(90, deadline - time.time()),
+            )
             if os.path.exists(pf):
                 notes["plain_peft_reload"] = json.load(open(pf))
             notes["plain_peft_reload_rc"] = rc2
@@ -636,16 +746,33 @@ def driver(args):
                 os.remove(rf)
             if cap < args.min_worker_s:
                 for mb in mbs.split(","):
-                    results["records"].append(dict(method=m, model=ARCH[size]["model"], micro_batch_size=int(mb),
-                                                   status="skipped", error="call time budget exhausted"))
+                    results["records"].append(
+                        dict(method=m, model=ARCH[size]["model"], micro_batch_size=int(mb), status="skipped", error="call time budget exhausted")
+                    )
                 log(f"skip {size}/{m}: {remaining:.0f}s left")
                 continue
             if not ensure_built(size):
                 continue
             lf = os.path.join(logs, f"{size}-{m}.log")
-            argv = ["--worker", "--size", size, "--method", m, "--mbs", mbs, "--model-path", path,
-                    "--result-file", rf, "--warmup", str(args.warmup), "--steps", str(args.steps),
-                    "--worker-budget-s", str(int(cap - 15))]
+            argv = [
+                "--worker",
+                "--size",
+                size,
+                "--method",
+                m,
+                "--mbs",
+                mbs,
+                "--model-path",
+                path,
+                "--result-file",
+                rf,
+                "--warmup",
+                str(args.warmup),
+                "--steps",
+                str(args.steps),
+                "--worker-budget-s",
+                str(int(cap - 15)),
+            ]
             if args.cpu_test:
                 argv.append("--cpu-test")
             if args.profile and size in args.profile.split(","):
@@ -656,9 +783,18 @@ def driver(args):
             got = {r["micro_batch_size"] for r in recs}
             for mb in mbs.split(","):
                 if int(mb) not in got:
-                    recs.append(dict(method=m, backend=METHODS[m]["backend"], quantization=METHODS[m]["quantization"],
-                                     model=ARCH[size]["model"], architecture=arch_record(size), micro_batch_size=int(mb),
-                                     status="error", error=f"worker rc={rc} (timeout = per-config cap) before this micro-batch"))
+                    recs.append(
+                        dict(
+                            method=m,
+                            backend=METHODS[m]["backend"],
+                            quantization=METHODS[m]["quantization"],
+                            model=ARCH[size]["model"],
+                            architecture=arch_record(size),
+                            micro_batch_size=int(mb),
+                            status="error",
+                            error=f"worker rc={rc} (timeout = per-config cap) before this micro-batch",
+                        )
+                    )
             for r in recs:
                 r["worker_wall_s"] = round(dt, 1)
                 r["worker_rc"] = rc
@@ -677,10 +813,13 @@ def driver(args):
     # summary table
     print("\nsize  method  mb  status   tok/s     step_s  alloc_GiB  resv_GiB   MFU", flush=True)
     for r in results["records"]:
-        print(f"{r['model']:<13}{r['method']:<4}{r['micro_batch_size']:>3}  {r['status']:<7}"
-              f"{r.get('tokens_per_second', 0):>9.0f} {r.get('step_seconds', 0):>8.3f} "
-              f"{r.get('peak_vram_allocated_gib', 0):>9.2f} {r.get('peak_vram_reserved_gib', 0):>9.2f} "
-              f"{r.get('mfu', 0):>6.3f}", flush=True)
+        print(
+            f"{r['model']:<13}{r['method']:<4}{r['micro_batch_size']:>3}  {r['status']:<7}"
+            f"{r.get('tokens_per_second', 0):>9.0f} {r.get('step_seconds', 0):>8.3f} "
+            f"{r.get('peak_vram_allocated_gib', 0):>9.2f} {r.get('peak_vram_reserved_gib', 0):>9.2f} "
+            f"{r.get('mfu', 0):>6.3f}",
+            flush=True,
+        )
 
 
 def main():

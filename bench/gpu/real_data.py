@@ -13,6 +13,7 @@ CPU dry run of the same logic (tiny shape, transformers + PEFT, TRL without Unsl
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -23,15 +24,39 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY / "python-activities"))
 
 CUDA = os.environ.get("TUNEFLOW_DRY_RUN_ON_CPU") != "1"
-LLAMA_3_1_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
-                    vocab_size=128256, tie_word_embeddings=False, max_position_embeddings=131072, rope_theta=500000.0, rms_norm_eps=1e-5)
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16,
-            vocab_size=49152, tie_word_embeddings=False, max_position_embeddings=2048)
+LLAMA_3_1_8B = dict(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    vocab_size=128256,
+    tie_word_embeddings=False,
+    max_position_embeddings=131072,
+    rope_theta=500000.0,
+    rms_norm_eps=1e-5,
+)
+TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    vocab_size=49152,
+    tie_word_embeddings=False,
+    max_position_embeddings=2048,
+)
 SHAPE = LLAMA_3_1_8B if CUDA else TINY
 SEQUENCE = 2048 if CUDA else 256
 MICRO_BATCH = 8 if CUDA else 2
@@ -53,9 +78,74 @@ TUNEFLOW_RUNS = [
     ("real-unpacked", "real", False, 80 if CUDA else 12, 110),
 ]
 SEED_MAX_STEPS, SEED_SECONDS = (40, 110) if CUDA else (6, 60)
-WORDS = ("the of and to in is was for on that with as by at from his her they this had not are but were one all she "
-         "which there can more when some time would into then only two other also after first new like over years "
-         "where most used state made part such even many back year because good each those people make well way").split()
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "was",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "his",
+    "her",
+    "they",
+    "this",
+    "had",
+    "not",
+    "are",
+    "but",
+    "were",
+    "one",
+    "all",
+    "she",
+    "which",
+    "there",
+    "can",
+    "more",
+    "when",
+    "some",
+    "time",
+    "would",
+    "into",
+    "then",
+    "only",
+    "two",
+    "other",
+    "also",
+    "after",
+    "first",
+    "new",
+    "like",
+    "over",
+    "years",
+    "where",
+    "most",
+    "used",
+    "state",
+    "made",
+    "part",
+    "such",
+    "even",
+    "many",
+    "back",
+    "year",
+    "because",
+    "good",
+    "each",
+    "those",
+    "people",
+    "make",
+    "well",
+    "way",
+]
 
 
 def spec(quantization: str, max_steps: int | None, packing: bool = False) -> dict:
@@ -63,19 +153,41 @@ def spec(quantization: str, max_steps: int | None, packing: bool = False) -> dic
         "model": {"source": "local", "max_seq_length": SEQUENCE},
         "dataset": {"overlong": "truncate"},
         "lora": {"r": 64, "alpha": 64, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
-        "train": {"epochs": 1, "max_steps": max_steps, "micro_batch_size": MICRO_BATCH, "gradient_accumulation_steps": 1, "learning_rate": 1e-4,
-                  "lr_scheduler": "linear", "warmup_steps": 2, "weight_decay": 0.0, "max_grad_norm": 1.0, "optimizer": "auto",
-                  "gradient_checkpointing": "auto", "packing": packing, "loss_on": "responses", "seed": 42},
+        "train": {
+            "epochs": 1,
+            "max_steps": max_steps,
+            "micro_batch_size": MICRO_BATCH,
+            "gradient_accumulation_steps": 1,
+            "learning_rate": 1e-4,
+            "lr_scheduler": "linear",
+            "warmup_steps": 2,
+            "weight_decay": 0.0,
+            "max_grad_norm": 1.0,
+            "optimizer": "auto",
+            "gradient_checkpointing": "auto",
+            "packing": packing,
+            "loss_on": "responses",
+            "seed": 42,
+        },
         "checkpoint": {"every_steps": CHECKPOINT_EVERY, "keep_last": 2, "keep_best": False},
         "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
-        "device": {"type": "cuda", "backend": "unsloth", "quantization": quantization} if CUDA else {"type": "cpu", "backend": "hf-peft", "quantization": "none"},
+        "device": {"type": "cuda", "backend": "unsloth", "quantization": quantization}
+        if CUDA
+        else {"type": "cpu", "backend": "hf-peft", "quantization": "none"},
     }
 
 
-def setup(quantization: str) -> dict:
+def setup(quantization: str, packing: bool = False) -> dict:
     """What resolveTrainingSetup decides for spec() on this device."""
-    return {"device": "cuda" if CUDA else "cpu", "backend": "unsloth" if CUDA else "hf-peft", "quantization": quantization if CUDA else "none",
-            "dtype": "bfloat16" if CUDA else "float32", "gradient_checkpointing": CUDA, "optimizer": "adamw_8bit" if CUDA else "adamw_torch"}
+    return {
+        "device": "cuda" if CUDA else "cpu",
+        "backend": "unsloth" if CUDA else "hf-peft",
+        "quantization": quantization if CUDA else "none",
+        "dtype": "bfloat16" if CUDA else "float32",
+        "gradient_checkpointing": CUDA,
+        "optimizer": "adamw_8bit" if CUDA else "adamw_torch",
+        "packing": packing,
+    }
 
 
 def text_of(random, tokens: int) -> str:
@@ -109,17 +221,21 @@ def build(work: Path, tokenizer_directory: Path) -> dict:
 
     def completion_row(number: int, length: int) -> dict:
         prompt = max(4, int(length * generator.uniform(0.2, 0.5)))
-        return {"kind": "completion", "source": {"file": "generated.jsonl", "row": number},
-                "prompt": text_of(generator, prompt) + "\n", "completion": " " + text_of(generator, max(2, length - prompt - 2))}
+        return {
+            "kind": "completion",
+            "source": {"file": "generated.jsonl", "row": number},
+            "prompt": text_of(generator, prompt) + "\n",
+            "completion": " " + text_of(generator, max(2, length - prompt - 2)),
+        }
 
     datasets = {
         "real": [completion_row(number, int(length)) for number, length in enumerate(lengths, 1)],
         # Longer than the sequence: truncation makes every row exactly SEQUENCE tokens.
         "fixed": [completion_row(number, SEQUENCE + 64) for number in range(1, FIXED_ROWS + 1)],
     }
-    import tuneflow_activities.offline  # noqa: F401
     from temporalio.testing import ActivityEnvironment
 
+    import tuneflow_activities.offline  # noqa: F401
     from tuneflow_activities.activities import token_statistics
     from tuneflow_activities.models import tokenizer_identity
 
@@ -131,10 +247,16 @@ def build(work: Path, tokenizer_directory: Path) -> dict:
         (directory / "val.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows[:8]))
         uris[name] = (directory / "train.jsonl").as_uri()
         # Tokenised once, as the workflow's plan stage does; the train activity reads the ids.
-        statistics = ActivityEnvironment().run(token_statistics, {
-            "spec": spec("none", None), "model_uri": model_directory.as_uri(), "tokenizer_identity": tokenizer_identity(model_directory),
-            "train_uri": uris[name], "val_uri": (directory / "val.jsonl").as_uri(),
-        })
+        statistics = ActivityEnvironment().run(
+            token_statistics,
+            {
+                "spec": spec("none", None),
+                "model_uri": model_directory.as_uri(),
+                "tokenizer_identity": tokenizer_identity(model_directory),
+                "train_uri": uris[name],
+                "val_uri": (directory / "val.jsonl").as_uri(),
+            },
+        )
         tokens[name], lengths[name] = statistics["train_tokens_uri"], statistics["train"]
     return {"model_uri": model_directory.as_uri(), "data": uris, "tokens": tokens, "lengths": lengths}
 
@@ -145,7 +267,7 @@ def steady_state(log: list[dict], checkpoint_every: int) -> dict:
     A step's record is written before its checkpoint, so the interval of the step after a checkpoint holds the copy
     off the GPU, and the next one may share the machine with the background write: those two intervals are left out
     of the steady window, and their excess over two median steps is what the checkpoint cost in wall time."""
-    intervals = [(record["step"], record["time"] - previous["time"], record["tokens"], record["batch_tokens"]) for previous, record in zip(log, log[1:])]
+    intervals = [(record["step"], record["time"] - previous["time"], record["tokens"], record["batch_tokens"]) for previous, record in itertools.pairwise(log)]
     checkpointed = {step for step, *_ in intervals if (step - 1) % checkpoint_every == 0 and step > 1}
     after_checkpoint = checkpointed | {step + 1 for step in checkpointed}
     steady = [interval for interval in intervals if interval[0] > WARMUP_STEPS and interval[0] not in after_checkpoint]
@@ -172,9 +294,8 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
     if CUDA:
         import unsloth  # noqa: F401  (before transformers and peft)
     import torch
-    from temporalio.testing import ActivityEnvironment
-
     from temporalio.exceptions import CancelledError
+    from temporalio.testing import ActivityEnvironment
 
     from tuneflow_activities import checkpoint, training
     from tuneflow_activities.activities import train
@@ -215,12 +336,17 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
         if time.monotonic() - started_all > budget_seconds:
             records.append({"run": name, "status": "skipped (budget)"})
             continue
-        request = {"spec": spec(quantization, max_steps, packing), "setup": setup(quantization), "model_uri": built["model_uri"],
-                   "train_tokens_uri": built["tokens"][data], "run_uri": (work / f"{quantization}-{name}").as_uri()}
+        request = {
+            "spec": spec(quantization, max_steps, packing),
+            "setup": setup(quantization, packing),
+            "model_uri": built["model_uri"],
+            "train_tokens_uri": built["tokens"][data],
+            "run_uri": (work / f"{quantization}-{name}").as_uri(),
+        }
         environment = ActivityEnvironment()
         environment.info = dataclasses.replace(environment.info, attempt=1)
         heartbeats = []
-        environment.on_heartbeat = lambda *details: heartbeats.append(details[0] if details else None)
+        environment.on_heartbeat = lambda *details, heartbeats=heartbeats: heartbeats.append(details[0] if details else None)
         if CUDA:
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
@@ -234,7 +360,7 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
             result, status = environment.run(train, request), "ok"
         except CancelledError:
             result, status = None, f"stopped after {seconds_cap} s (time cap)"
-        except Exception as error:  # noqa: BLE001  (record and go on: one failed run must not lose the others)
+        except Exception as error:
             records.append({"run": name, "status": "error", "error": repr(error)[:2000]})
             print(f"{name}: error {error!r}"[:500], flush=True)
             continue
@@ -250,9 +376,17 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
         steady = steady_state(log, CHECKPOINT_EVERY)
         reported = [beat["tokens_per_second"] for beat in heartbeats if isinstance(beat, dict) and beat.get("tokens_per_second")]
         record = {
-            "run": name, "status": status, "data": data, "packing": packing, "quantization": quantization, "max_steps": max_steps,
-            "steps": log[-1]["step"], "wall_seconds": wall, "model_load_seconds": result and result["model_load_seconds"],
-            "seconds_to_first_step": result and result["seconds_to_first_step"], "checkpoint_write_seconds": list(checkpoint_writes),
+            "run": name,
+            "status": status,
+            "data": data,
+            "packing": packing,
+            "quantization": quantization,
+            "max_steps": max_steps,
+            "steps": log[-1]["step"],
+            "wall_seconds": wall,
+            "model_load_seconds": result and result["model_load_seconds"],
+            "seconds_to_first_step": result and result["seconds_to_first_step"],
+            "checkpoint_write_seconds": list(checkpoint_writes),
             "checkpoint_snapshot_seconds": list(checkpoint_snapshots),
             # From the first step's end to the last step's end: training time after load and the first (compiling) step.
             "seconds_after_first_step": log[-1]["time"] - log[0]["time"],
@@ -260,12 +394,15 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
             "peak_vram_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if CUDA else None,
             "peak_vram_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if CUDA else None,
             **({key: result[key] for key in ("backend", "optimizer", "gradient_checkpointing", "total_steps")} if result else {}),
-            "step_intervals": [round(b["time"] - a["time"], 4) for a, b in zip(log, log[1:])],
+            "step_intervals": [round(b["time"] - a["time"], 4) for a, b in itertools.pairwise(log)],
             **steady,
         }
         records.append(record)
-        print(f"{name}: {record['real_tokens_per_s']:.0f} real tokens/s steady, padding {record['padding_fraction']:.1%}, "
-              f"reported {record['reported_tokens_per_s_final']}, peak {record['peak_vram_allocated_gib']}, wall {wall:.0f} s", flush=True)
+        print(
+            f"{name}: {record['real_tokens_per_s']:.0f} real tokens/s steady, padding {record['padding_fraction']:.1%}, "
+            f"reported {record['reported_tokens_per_s_final']}, peak {record['peak_vram_allocated_gib']}, wall {wall:.0f} s",
+            flush=True,
+        )
     return records
 
 
@@ -332,26 +469,56 @@ def run_seed(work: Path, built: dict, quantization: str) -> dict:
     model_directory = str(uri_to_path(built["model_uri"]))
     started = time.monotonic()
     if CUDA:
-        model, tokenizer = FastLanguageModel.from_pretrained(model_name=model_directory, max_seq_length=SEQUENCE, dtype=torch.bfloat16,
-                                                             load_in_4bit=quantization == "4bit", load_in_16bit=quantization == "none", local_files_only=True)
-        model = FastLanguageModel.get_peft_model(model, r=64, lora_alpha=64, lora_dropout=0, bias="none", random_state=42,
-                                                 target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
-                                                 use_gradient_checkpointing="unsloth")
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=model_directory,
+            max_seq_length=SEQUENCE,
+            dtype=torch.bfloat16,
+            load_in_4bit=quantization == "4bit",
+            load_in_16bit=quantization == "none",
+            local_files_only=True,
+        )
+        model = FastLanguageModel.get_peft_model(
+            model,
+            r=64,
+            lora_alpha=64,
+            lora_dropout=0,
+            bias="none",
+            random_state=42,
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+            use_gradient_checkpointing="unsloth",
+        )
     else:
         from peft import LoraConfig, get_peft_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_directory), LoraConfig(r=64, lora_alpha=64, target_modules="all-linear", task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            AutoModelForCausalLM.from_pretrained(model_directory), LoraConfig(r=64, lora_alpha=64, target_modules="all-linear", task_type="CAUSAL_LM")
+        )
         tokenizer = AutoTokenizer.from_pretrained(model_directory)
     load_seconds = time.monotonic() - started
     attention, _ = packed_attention_check(model, "cuda" if CUDA else "cpu")
     model.train()
     rows = read_prepared_rows(uri_to_path(built["data"]["real"]))
     dataset = Dataset.from_list([{"prompt": row["prompt"], "completion": row["completion"]} for row in rows])
-    config = SFTConfig(output_dir=str(work / f"seed-{quantization}"), max_length=SEQUENCE, packing=True, per_device_train_batch_size=MICRO_BATCH,
-                       gradient_accumulation_steps=1, learning_rate=1e-4, lr_scheduler_type="linear", warmup_steps=2, max_steps=SEED_MAX_STEPS,
-                       logging_steps=1, save_strategy="no", report_to="none", bf16=CUDA, optim="adamw_8bit" if CUDA else "adamw_torch",
-                       seed=42, use_cpu=not CUDA, dataloader_num_workers=0)
+    config = SFTConfig(
+        output_dir=str(work / f"seed-{quantization}"),
+        max_length=SEQUENCE,
+        packing=True,
+        per_device_train_batch_size=MICRO_BATCH,
+        gradient_accumulation_steps=1,
+        learning_rate=1e-4,
+        lr_scheduler_type="linear",
+        warmup_steps=2,
+        max_steps=SEED_MAX_STEPS,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        bf16=CUDA,
+        optim="adamw_8bit" if CUDA else "adamw_torch",
+        seed=42,
+        use_cpu=not CUDA,
+        dataloader_num_workers=0,
+    )
     step_ends: list[float] = []
 
     class StepTimes(TrainerCallback):
@@ -378,8 +545,15 @@ def run_seed(work: Path, built: dict, quantization: str) -> dict:
     if not CUDA:
         # TRL's fused LM-head loss is a Triton kernel (GPU only): the dry run stops at the first packed batch.
         batch = next(iter(trainer.get_train_dataloader()))
-        return {"run": "seed-sft-packed", "status": "dry run: first batch only", "batch_keys": sorted(batch), "batch_tokens": batch_tokens,
-                "packs": len(pack_lengths), "pack_fill": sum(pack_lengths) / (len(pack_lengths) * SEQUENCE), "packed_attention_check": attention}
+        return {
+            "run": "seed-sft-packed",
+            "status": "dry run: first batch only",
+            "batch_keys": sorted(batch),
+            "batch_tokens": batch_tokens,
+            "packs": len(pack_lengths),
+            "pack_fill": sum(pack_lengths) / (len(pack_lengths) * SEQUENCE),
+            "packed_attention_check": attention,
+        }
     if CUDA:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
@@ -391,10 +565,19 @@ def run_seed(work: Path, built: dict, quantization: str) -> dict:
     seconds = sum(step_ends[i] - step_ends[i - 1] for i in steady)
     tokens = sum(batch_tokens[i] for i in steady)
     return {
-        "run": "seed-sft-packed", "status": "ok", "quantization": quantization, "steps": len(step_ends), "load_seconds": load_seconds,
-        "train_wall_seconds": wall, "first_step_seconds": step_ends[0] - train_started if step_ends else None,
-        "real_tokens_per_s": tokens / seconds, "steady_steps": len(steady), "median_step_seconds": statistics.median(step_ends[i] - step_ends[i - 1] for i in steady),
-        "packs": len(pack_lengths), "pack_fill": sum(pack_lengths) / (len(pack_lengths) * SEQUENCE), "padding_fraction": 0.0,
+        "run": "seed-sft-packed",
+        "status": "ok",
+        "quantization": quantization,
+        "steps": len(step_ends),
+        "load_seconds": load_seconds,
+        "train_wall_seconds": wall,
+        "first_step_seconds": step_ends[0] - train_started if step_ends else None,
+        "real_tokens_per_s": tokens / seconds,
+        "steady_steps": len(steady),
+        "median_step_seconds": statistics.median(step_ends[i] - step_ends[i - 1] for i in steady),
+        "packs": len(pack_lengths),
+        "pack_fill": sum(pack_lengths) / (len(pack_lengths) * SEQUENCE),
+        "padding_fraction": 0.0,
         "peak_vram_allocated_gib": torch.cuda.max_memory_allocated() / 2**30 if CUDA else None,
         "peak_vram_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if CUDA else None,
         "packed_attention_check": attention,
@@ -433,7 +616,11 @@ def main() -> None:
     if arguments.phase:
         built = json.loads(built_path.read_text())
         selected = set(arguments.runs.split(",")) if arguments.runs else None
-        result = run_tuneflow(work, built, arguments.quantization, arguments.budget_seconds, selected) if arguments.phase == "tuneflow" else run_seed(work, built, arguments.quantization)
+        result = (
+            run_tuneflow(work, built, arguments.quantization, arguments.budget_seconds, selected)
+            if arguments.phase == "tuneflow"
+            else run_seed(work, built, arguments.quantization)
+        )
         # Also under --out at once: a device call cut short still brings back the phases that finished.
         arguments.out.mkdir(parents=True, exist_ok=True)
         (arguments.out / f"{arguments.label or arguments.quantization}-{arguments.phase}.json").write_text(json.dumps(result, indent=2))
@@ -448,16 +635,32 @@ def main() -> None:
     built_path.write_text(json.dumps(built))
     lengths = built["lengths"]
     print("lengths", json.dumps(lengths), flush=True)
-    me = [sys.executable, __file__, "--tokenizer", str(arguments.tokenizer), "--out", str(arguments.out), "--quantization", arguments.quantization,
-          "--work", str(arguments.work), "--budget-seconds", str(arguments.budget_seconds),
-          *(["--runs", arguments.runs] if arguments.runs else []), *(["--label", arguments.label] if arguments.label else [])]
+    me = [
+        sys.executable,
+        __file__,
+        "--tokenizer",
+        str(arguments.tokenizer),
+        "--out",
+        str(arguments.out),
+        "--quantization",
+        arguments.quantization,
+        "--work",
+        str(arguments.work),
+        "--budget-seconds",
+        str(arguments.budget_seconds),
+        *(["--runs", arguments.runs] if arguments.runs else []),
+        *(["--label", arguments.label] if arguments.label else []),
+    ]
     phases = {}
     for phase in ["tuneflow"] + ([] if arguments.skip_seed else ["seed"]):
         phase_started = time.monotonic()
         completed = subprocess.run([*me, "--phase", phase])
         output = work / f"{phase}.json"
-        phases[phase] = {"rc": completed.returncode, "seconds": time.monotonic() - phase_started,
-                         "result": json.loads(output.read_text()) if output.exists() else None}
+        phases[phase] = {
+            "rc": completed.returncode,
+            "seconds": time.monotonic() - phase_started,
+            "result": json.loads(output.read_text()) if output.exists() else None,
+        }
     plans = json.loads((REPOSITORY / "bench/gpu/results/real-data-plans.json").read_text())["plans"]
     plan = plans[arguments.quantization]
     tuneflow = {record["run"]: record for record in phases["tuneflow"]["result"] or []}
@@ -467,7 +670,9 @@ def main() -> None:
             record["planner_tokens_per_s"] = plan["tokens_per_s"]
             record["planner_eta_seconds"] = record["real_tokens"] / plan["tokens_per_s"]
             record["planner_eta_error"] = abs(record["planner_eta_seconds"] / record["wall_seconds"] - 1)
-            record["reported_tokens_per_s_error"] = abs(record["reported_tokens_per_s_final"] / record["real_tokens_per_s"] - 1) if record["reported_tokens_per_s_final"] else None
+            record["reported_tokens_per_s_error"] = (
+                abs(record["reported_tokens_per_s_final"] / record["real_tokens_per_s"] - 1) if record["reported_tokens_per_s_final"] else None
+            )
             if record["checkpoint_seconds"]:
                 checkpoint = max(0.0, statistics.median(record["checkpoint_seconds"]))
                 record["checkpoint_overhead_fraction_default_policy"] = checkpoint / (DEFAULT_CHECKPOINT_EVERY * record["median_step_seconds"] + checkpoint)
@@ -475,13 +680,23 @@ def main() -> None:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
         # The device gets a copy of the working tree without .git: the command passes the commit it ran at.
-        "commit": os.environ.get("TUNEFLOW_COMMIT") or subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPOSITORY, capture_output=True, text=True).stdout.strip(),
+        "commit": os.environ.get("TUNEFLOW_COMMIT")
+        or subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPOSITORY, capture_output=True, text=True).stdout.strip(),
         "versions": versions(),
         "device": "cuda" if CUDA else "cpu (dry run)",
-        "configuration": {"shape": SHAPE, "sequence_length": SEQUENCE, "micro_batch_size": MICRO_BATCH, "lora_rank": 64, "quantization": arguments.quantization,
-                          "checkpoint_every_steps": CHECKPOINT_EVERY, "warmup_steps_excluded": WARMUP_STEPS},
-        "data": {"real": {"rows": REAL_ROWS, "generator": f"log-normal lengths, median {REAL_MEDIAN}, sigma {REAL_SIGMA}, clipped to [16, 3000], 20-50 % prompt"},
-                 "lengths": lengths},
+        "configuration": {
+            "shape": SHAPE,
+            "sequence_length": SEQUENCE,
+            "micro_batch_size": MICRO_BATCH,
+            "lora_rank": 64,
+            "quantization": arguments.quantization,
+            "checkpoint_every_steps": CHECKPOINT_EVERY,
+            "warmup_steps_excluded": WARMUP_STEPS,
+        },
+        "data": {
+            "real": {"rows": REAL_ROWS, "generator": f"log-normal lengths, median {REAL_MEDIAN}, sigma {REAL_SIGMA}, clipped to [16, 3000], 20-50 % prompt"},
+            "lengths": lengths,
+        },
         "plan": plan,
         "phases": phases,
         "total_seconds": time.monotonic() - started,
@@ -491,9 +706,11 @@ def main() -> None:
     rows = [record for record in tuneflow.values() if "real_tokens" in record] + ([phases["seed"]["result"]] if phases.get("seed", {}).get("result") else [])
     print("| run | status | real tokens/s | padding | peak GiB | median step s | checkpoint write s | planner ETA error |")
     for record in rows:
-        print(f"| {record['run']} | {record['status']} | {record.get('real_tokens_per_s', 0):.0f} | {record.get('padding_fraction', 0):.1%} | "
-              f"{record.get('peak_vram_allocated_gib')} | {record.get('median_step_seconds', 0):.3f} | {record.get('checkpoint_write_seconds')} | "
-              f"{record.get('planner_eta_error')} |")
+        print(
+            f"| {record['run']} | {record['status']} | {record.get('real_tokens_per_s', 0):.0f} | {record.get('padding_fraction', 0):.1%} | "
+            f"{record.get('peak_vram_allocated_gib')} | {record.get('median_step_seconds', 0):.3f} | {record.get('checkpoint_write_seconds')} | "
+            f"{record.get('planner_eta_error')} |"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ console.log('| run | peak allocated GiB, planned / measured | tokens/s, planned 
 for (const point of loadCalibrationPoints(process.argv.slice(2))) {
   const plan = evaluatePlan(point.request);
   const allocated = point.peaks.find((peak) => peak.metric === PeakMetric.CudaAllocated);
-  const memory = allocated === undefined ? 'n/a' : `${predictedPeakGib(plan, allocated.metric).toFixed(1)} / ${allocated.gib.toFixed(1)} (${percent(predictedPeakGib(plan, allocated.metric), allocated.gib)})`;
-  console.log(`| ${point.label} | ${memory} | ${plan.tokens_per_s.toFixed(0)} / ${point.tokens_per_s.toFixed(0)} (${percent(plan.tokens_per_s, point.tokens_per_s)}) |`);
+  const memory =
+    allocated === undefined
+      ? 'n/a'
+      : `${predictedPeakGib(plan, allocated.metric).toFixed(1)} / ${allocated.gib.toFixed(1)} (${percent(predictedPeakGib(plan, allocated.metric), allocated.gib)})`;
+  console.log(
+    `| ${point.label} | ${memory} | ${plan.tokens_per_s.toFixed(0)} / ${point.tokens_per_s.toFixed(0)} (${percent(plan.tokens_per_s, point.tokens_per_s)}) |`,
+  );
 }

@@ -61,7 +61,9 @@ function leastSquares(rows: { features: number[]; fixed: number; measured: numbe
 function solve(augmented: number[][]): number[] {
   const size = augmented.length;
   for (let column = 0; column < size; column += 1) {
-    const pivot = augmented.slice(column).reduce((best, candidate, offset) => (Math.abs(candidate[column]!) > Math.abs(augmented[best]![column]!) ? column + offset : best), column);
+    const pivot = augmented
+      .slice(column)
+      .reduce((best, candidate, offset) => (Math.abs(candidate[column]!) > Math.abs(augmented[best]![column]!) ? column + offset : best), column);
     [augmented[column], augmented[pivot]] = [augmented[pivot]!, augmented[column]!];
     for (let rowIndex = 0; rowIndex < size; rowIndex += 1) {
       if (rowIndex === column) continue;
@@ -120,15 +122,22 @@ function fitCpu(points: readonly CalibrationPoint[]) {
       return { features: [1, parts.activations, parts.logits], fixed: parts.others, measured: point.peaks[0]!.gib };
     }),
   );
-  const [flopsPerCore, memoryBytesPerSecond, hostPerLayerPass] = minimaxFit([cpuCalibration.flops_per_core, cpuCalibration.memory_bytes_per_s, cpuCalibration.host_seconds_per_layer_pass], (parameters) =>
-    worst(
-      points.map((point) => {
-        const device = resolveDevice(point.request.device);
-        const calibration = { ...cpuCalibration, flops_per_core: parameters[0]!, memory_bytes_per_s: parameters[1]!, host_seconds_per_layer_pass: parameters[2]! };
-        const seconds = cpuStepTime(memoryInputs(point.request, device), device.count, calibration).seconds;
-        return Math.log(tokensPerMicroStep(point) / seconds / point.tokens_per_s);
-      }),
-    ),
+  const [flopsPerCore, memoryBytesPerSecond, hostPerLayerPass] = minimaxFit(
+    [cpuCalibration.flops_per_core, cpuCalibration.memory_bytes_per_s, cpuCalibration.host_seconds_per_layer_pass],
+    (parameters) =>
+      worst(
+        points.map((point) => {
+          const device = resolveDevice(point.request.device);
+          const calibration = {
+            ...cpuCalibration,
+            flops_per_core: parameters[0]!,
+            memory_bytes_per_s: parameters[1]!,
+            host_seconds_per_layer_pass: parameters[2]!,
+          };
+          const seconds = cpuStepTime(memoryInputs(point.request, device), device.count, calibration).seconds;
+          return Math.log(tokensPerMicroStep(point) / seconds / point.tokens_per_s);
+        }),
+      ),
   );
   return {
     runtime_gib: memory[0],
@@ -153,7 +162,13 @@ function fitGpuBackend(points: readonly CalibrationPoint[], backend: TrainingBac
   const slackFractions = ofBackend.map((point) => peak(point, 'cuda_reserved') / peak(point, 'cuda_allocated') - 1);
   const current = gpuCalibration[backend];
   const [efficiencyNone, efficiency4bit, hostPerStep, hostPerLayerPassNone, hostPerLayerPass4bit] = minimaxFit(
-    [current.compute_efficiency.none, current.compute_efficiency['4bit'], current.host_seconds_per_step, current.host_seconds_per_layer_pass.none, current.host_seconds_per_layer_pass['4bit']],
+    [
+      current.compute_efficiency.none,
+      current.compute_efficiency['4bit'],
+      current.host_seconds_per_step,
+      current.host_seconds_per_layer_pass.none,
+      current.host_seconds_per_layer_pass['4bit'],
+    ],
     (parameters) =>
       worst(
         ofBackend.map((point) => {
@@ -193,7 +208,10 @@ function heldOutErrors(points: readonly CalibrationPoint[], backend: TrainingBac
       const allocated = parts.others + fitted.activation_scale * parts.activations + fitted.logits_bytes_per_element * parts.logits;
       const measuredAllocated = point.peaks.find((peak) => peak.metric === 'cuda_allocated')!.gib;
       const seconds = gpuStepTime(memoryInputs(point.request, parts.device), parts.device.gpu, fitted).seconds;
-      return [row(point.label, 'held-out peak cuda_allocated GiB', measuredAllocated, allocated), row(point.label, 'held-out tokens/s', point.tokens_per_s, tokensPerMicroStep(point) / seconds)];
+      return [
+        row(point.label, 'held-out peak cuda_allocated GiB', measuredAllocated, allocated),
+        row(point.label, 'held-out tokens/s', point.tokens_per_s, tokensPerMicroStep(point) / seconds),
+      ];
     });
 }
 
@@ -201,14 +219,19 @@ function main(): void {
   const points = loadCalibrationPoints(measurementDirectories);
   const errors = calibrationErrors(points);
   for (const error of errors) {
-    console.log(`${error.label.padEnd(52)} ${error.metric.padEnd(26)} measured ${error.measured.toFixed(3).padStart(10)} planned ${error.predicted.toFixed(3).padStart(10)} ${(100 * error.relative_error).toFixed(1).padStart(6)} %`);
+    console.log(
+      `${error.label.padEnd(52)} ${error.metric.padEnd(26)} measured ${error.measured.toFixed(3).padStart(10)} planned ${error.predicted.toFixed(3).padStart(10)} ${(100 * error.relative_error).toFixed(1).padStart(6)} %`,
+    );
   }
-  const worst = (metricPrefix: string) => Math.max(0, ...errors.filter((error) => error.metric.startsWith(metricPrefix)).map((error) => Math.abs(error.relative_error)));
+  const worst = (metricPrefix: string) =>
+    Math.max(0, ...errors.filter((error) => error.metric.startsWith(metricPrefix)).map((error) => Math.abs(error.relative_error)));
   const summary = { points: points.length, max_abs_error_peak: worst('peak'), max_abs_error_tokens_per_s: worst('tokens/s') };
   console.log(summary);
   const fits = process.argv.includes('--fit')
     ? {
-        cpu: points.some((point) => resolveDevice(point.request.device).kind === 'cpu') ? fitCpu(points.filter((point) => resolveDevice(point.request.device).kind === 'cpu')) : undefined,
+        cpu: points.some((point) => resolveDevice(point.request.device).kind === 'cpu')
+          ? fitCpu(points.filter((point) => resolveDevice(point.request.device).kind === 'cpu'))
+          : undefined,
         unsloth: fitGpuBackend(points, 'unsloth'),
         'hf-peft': fitGpuBackend(points, 'hf-peft'),
       }
@@ -221,11 +244,22 @@ function main(): void {
     heldOutName === undefined
       ? undefined
       : (['unsloth', 'hf-peft'] as const).flatMap((backend) => {
-          const fitted = fitGpuBackend(points.filter((point) => !point.label.includes(heldOutName)), backend);
-          return fitted === undefined ? [] : heldOutErrors(points.filter((point) => point.label.includes(heldOutName)), backend, fitted);
+          const fitted = fitGpuBackend(
+            points.filter((point) => !point.label.includes(heldOutName)),
+            backend,
+          );
+          return fitted === undefined
+            ? []
+            : heldOutErrors(
+                points.filter((point) => point.label.includes(heldOutName)),
+                backend,
+                fitted,
+              );
         });
   for (const error of heldOut ?? []) {
-    console.log(`${error.label.padEnd(52)} ${error.metric.padEnd(34)} measured ${error.measured.toFixed(3).padStart(10)} planned ${error.predicted.toFixed(3).padStart(10)} ${(100 * error.relative_error).toFixed(1).padStart(6)} %`);
+    console.log(
+      `${error.label.padEnd(52)} ${error.metric.padEnd(34)} measured ${error.measured.toFixed(3).padStart(10)} planned ${error.predicted.toFixed(3).padStart(10)} ${(100 * error.relative_error).toFixed(1).padStart(6)} %`,
+    );
   }
   mkdirSync('bench/planner/results', { recursive: true });
   const output = heldOutName === undefined ? 'bench/planner/results/calibration-fit.json' : `bench/planner/results/hold-out-${heldOutName}.json`;

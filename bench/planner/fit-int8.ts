@@ -32,7 +32,10 @@ for (const backend of ['hf-peft', 'unsloth'] as const satisfies readonly Trainin
   const calibration = gpuCalibration[backend];
   const logErrors = () => runs.map((point) => Math.log(evaluatePlan(point.request).tokens_per_s / point.tokens_per_s));
   const score = () => logErrors().reduce((sum, error) => sum + error ** 4, 0);
-  const setters = [(value: number) => (calibration.compute_efficiency['8bit'] = value), (value: number) => (calibration.host_seconds_per_layer_pass['8bit'] = value)];
+  const setters = [
+    (value: number) => (calibration.compute_efficiency['8bit'] = value),
+    (value: number) => (calibration.host_seconds_per_layer_pass['8bit'] = value),
+  ];
   const getters = [() => calibration.compute_efficiency['8bit'], () => calibration.host_seconds_per_layer_pass['8bit']];
   let best = score();
   for (let step = 1; step > 0.001; step /= 2) {
@@ -50,5 +53,7 @@ for (const backend of ['hf-peft', 'unsloth'] as const satisfies readonly Trainin
     }
   }
   const errors = logErrors().map((error) => `${((Math.exp(error) - 1) * 100).toFixed(0)} %`);
-  console.log(`${backend} compute_efficiency['8bit']: ${calibration.compute_efficiency['8bit'].toFixed(4)}, host_seconds_per_layer_pass['8bit']: ${calibration.host_seconds_per_layer_pass['8bit'].toFixed(5)} (tokens/s errors ${errors.join(', ')})`);
+  console.log(
+    `${backend} compute_efficiency['8bit']: ${calibration.compute_efficiency['8bit'].toFixed(4)}, host_seconds_per_layer_pass['8bit']: ${calibration.host_seconds_per_layer_pass['8bit'].toFixed(5)} (tokens/s errors ${errors.join(', ')})`,
+  );
 }

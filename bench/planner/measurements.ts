@@ -37,8 +37,8 @@ export function predictedPeakGib(plan: Evaluation, metric: PeakMetric): number {
   const breakdown = plan.breakdown;
   return match(metric)
     .with('process_resident', () => plan.peak_vram_gib)
-    .with('cuda_reserved', () => plan.peak_vram_gib - (breakdown['runtime_context'] ?? 0))
-    .with('cuda_allocated', () => plan.peak_vram_gib - (breakdown['runtime_context'] ?? 0) - (breakdown['allocator_slack'] ?? 0))
+    .with('cuda_reserved', () => plan.peak_vram_gib - (breakdown.runtime_context ?? 0))
+    .with('cuda_allocated', () => plan.peak_vram_gib - (breakdown.runtime_context ?? 0) - (breakdown.allocator_slack ?? 0))
     .exhaustive();
 }
 
@@ -104,10 +104,13 @@ export function loadCalibrationPoints(directories: readonly string[]): Calibrati
 
 function listJsonFiles(directory: string): string[] {
   try {
-    return readdirSync(directory)
-      .filter((name) => name.endsWith('.json'))
-      .sort()
-      .map((name) => path.join(directory, name));
+    return (
+      readdirSync(directory)
+        // The real-data benchmark's summary, plans and lengths (issue 12) sit beside the calibration runs but are not any.
+        .filter((name) => name.endsWith('.json') && !name.startsWith('real-data'))
+        .sort()
+        .map((name) => path.join(directory, name))
+    );
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;

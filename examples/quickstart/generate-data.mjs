@@ -102,4 +102,4 @@ while (rows.length < 320) {
   seen.add(description);
   rows.push({ instruction: pick(instructions), input: description, output: JSON.stringify(person) });
 }
-process.stdout.write(rows.map((row) => JSON.stringify(row)).join('\n') + '\n');
+process.stdout.write(`${rows.map((row) => JSON.stringify(row)).join('\n')}\n`);

@@ -50,6 +50,7 @@ CPU_SETUP = {
     "dtype": "float32",
     "gradient_checkpointing": False,
     "optimizer": "adamw_torch",
+    "packing": False,
 }
 
 

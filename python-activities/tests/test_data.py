@@ -11,6 +11,7 @@ from tuneflow_activities.data import (
     IGNORED_LABEL,
     TOKENS_FORMAT_VERSION,
     Schedule,
+    length_histogram,
     read_prepared_rows,
     read_tokenized_split,
     rows_for_training,
@@ -91,3 +92,23 @@ def test_token_statistics_writes_the_ids_once_beside_the_prepared_data_keyed_by_
     assert np.array_equal(split.input_ids, expected.input_ids) and np.array_equal(split.responses, expected.responses)
     assert len(split) == tokens["train"]["rows"] == 96
     assert tokens["train"]["tokens_trained"] == sum(len(row.input_ids) for row in rows_for_training(split, 128, "responses", "truncate"))
+
+
+def test_token_statistics_bins_the_trained_lengths_for_the_planner(tokens):
+    histogram = tokens["train"]["length_histogram"]
+    assert sum(bin["rows"] for bin in histogram) == tokens["train"]["rows_trained"]
+    assert sum(bin["tokens"] for bin in histogram) == tokens["train"]["tokens_trained"]
+
+
+def test_length_histogram_bins_are_about_nine_percent_wide_with_every_power_of_two_an_edge():
+    histogram = length_histogram([1, 64, 65, 69, 70, 100, 128, 129, 2048])
+    assert histogram == [
+        {"up_to": 1, "rows": 1, "tokens": 1},
+        {"up_to": 64, "rows": 1, "tokens": 64},
+        {"up_to": 69, "rows": 2, "tokens": 134},
+        {"up_to": 76, "rows": 1, "tokens": 70},
+        {"up_to": 107, "rows": 1, "tokens": 100},
+        {"up_to": 128, "rows": 1, "tokens": 128},
+        {"up_to": 139, "rows": 1, "tokens": 129},
+        {"up_to": 2048, "rows": 1, "tokens": 2048},
+    ]

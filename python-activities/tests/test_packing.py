@@ -31,7 +31,9 @@ def test_packs_hold_every_row_once_within_capacity_and_depend_only_on_lengths():
 
 @pytest.fixture(scope="module")
 def model_and_rows(tiny_model_uri, tokens):
-    setup = TrainingSetup(device="cpu", backend="hf-peft", quantization="none", dtype="float32", gradient_checkpointing=False, optimizer="adamw_torch")
+    setup = TrainingSetup(
+        device="cpu", backend="hf-peft", quantization="none", dtype="float32", gradient_checkpointing=False, optimizer="adamw_torch", packing=True
+    )
     spec = {
         "model": {"max_seq_length": 512},
         "lora": {"r": 8, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
@@ -111,9 +113,10 @@ def adapter_digest(result: dict) -> str:
     return hashlib.sha256((uri_to_path(result["adapter_uri"]) / "adapter_model.safetensors").read_bytes()).hexdigest()
 
 
-def test_packed_training_resumes_bit_for_bit(train_request, spec):
+def test_packed_training_resumes_bit_for_bit(train_request, spec, setup):
     # Packs of up to 512 tokens: four per step keeps the test to seconds a step on two CPU cores.
     spec["train"].update(packing=True, epochs=3, max_steps=4, gradient_accumulation_steps=1)
+    setup["packing"] = True
     spec["model"]["max_seq_length"] = 512
     spec["checkpoint"]["every_steps"] = 2
     straight = train(train_request("straight"))

@@ -22,6 +22,8 @@ from .contract import AcceleratorActivity, FailureType, WorkflowMessage
 from .data import tokenize_dataset
 from .errors import failure
 from .models import model_facts, resolve_model_directory
+from .object_store import activity_files, is_object_store_uri, verify_stored_checkpoints
+from .takeover import WorkerIdentity
 from .validation import checked
 
 logger = logging.getLogger(__name__)
@@ -164,7 +166,9 @@ def resolve_model(request: dict) -> dict:
 @checked(AcceleratorActivity.TOKEN_STATISTICS)
 def token_statistics(request: dict) -> dict:
     with Heartbeater({"phase": "counting tokens"}).running():
-        return tokenize_dataset(request)
+        # Token ids are written beside the prepared data: on object storage, beside the cached copy, then uploaded.
+        files = activity_files(request)
+        return files.publish(tokenize_dataset(files.request), ("train_tokens_uri", "val_tokens_uri"))
 
 
 @activity.defn(name=AcceleratorActivity.TRAIN.value)
@@ -176,15 +180,20 @@ def train(request: dict) -> dict:
     # after writing its checkpoint; the pending cancellation is raised when the shield ends.
     with Heartbeater({"phase": "loading model"}).running() as heartbeater, activity.shield_thread_cancel_exception():
         control = TrainingControl(_workflow_link)
+        # On object storage the loop trains in a local mirror; checkpoints upload in the background as it goes.
+        files = activity_files(request)
         try:
             _raise_injected_out_of_memory(request["spec"]["train"]["micro_batch_size"])
-            return training.train(
-                request,
-                report=lambda progress: heartbeater.update(progress.as_heartbeat()),
-                should_stop=control.should_stop,
-                checkpoint_requested=control.checkpoint_requested,
-                progressed=control.progressed,
-            )
+            with files.training():
+                result = training.train(
+                    files.request,
+                    report=lambda progress: heartbeater.update(files.heartbeat(progress.as_heartbeat())),
+                    should_stop=control.should_stop,
+                    checkpoint_requested=control.checkpoint_requested,
+                    progressed=lambda message: control.progressed(files.checkpoint_written(message)),
+                )
+            # Where this worker's own queue is: the workflow offers the run's merge and evaluation there first.
+            return {**files.publish(result, ("adapter_uri",)), "worker_task_queue": WorkerIdentity.of_this_process().task_queue}
         except training.StopRequested as stop:
             # Cancellation (pause or cancel) is acknowledged only once the checkpoint is safely on disk.
             raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}") from None
@@ -202,14 +211,15 @@ def train(request: dict) -> dict:
 @checked(AcceleratorActivity.MERGE)
 def merge(request: dict) -> dict:
     with Heartbeater({"phase": "merging"}).running():
-        return merging.merge(request)
+        files = activity_files(request)
+        return files.publish(merging.merge(files.request), ("merged_uri",))
 
 
 @activity.defn(name=AcceleratorActivity.EVALUATE.value)
 @checked(AcceleratorActivity.EVALUATE)
 def evaluate(request: dict) -> dict:
     with Heartbeater({"phase": "evaluating"}).running():
-        return evaluation.evaluate(request)
+        return evaluation.evaluate(activity_files(request).request)
 
 
 @activity.defn(name=AcceleratorActivity.VERIFY_CHECKPOINTS.value)
@@ -218,6 +228,8 @@ def verify_checkpoints(request: dict) -> dict:
     """Every checkpoint of the run checked against its manifest's sha256s: the one place checkpoints are verified,
     for resume (training) and for the run's record (the workflow) alike."""
     with Heartbeater({"phase": "verifying checkpoints"}).running():
+        if is_object_store_uri(request["run_uri"]):
+            return verify_stored_checkpoints(request["run_uri"])
         scan = scan_checkpoints(RunLayout(uri_to_path(request["run_uri"])).checkpoints)
         return {"checkpoints": [checkpoint.as_record() for checkpoint in scan.valid], "corrupt": [corrupt_record(directory) for directory in scan.corrupt]}
 
@@ -230,3 +242,5 @@ def export_gguf(request: dict) -> dict:
 
 
 ALL_ACTIVITIES = [resolve_model, token_statistics, train, merge, evaluate, verify_checkpoints, export_gguf]
+# What a worker serves on its own task queue: the steps that read a run's trained files.
+STICKY_ACTIVITIES = [merge, evaluate]

@@ -194,6 +194,7 @@ def tokenize_dataset(request: dict) -> dict:
         kept = rows_for_training(tokenized, max_seq_length, loss_on, spec["dataset"]["overlong"])
         statistics["rows_trained"] = len(kept)
         statistics["tokens_trained"] = sum(len(row.input_ids) for row in kept)
+        statistics["length_histogram"] = length_histogram([len(row.input_ids) for row in kept])
         result[split] = statistics
         result[f"{split}_tokens_uri"] = path_to_uri(directory)
     return result
@@ -213,6 +214,23 @@ def length_statistics(rows: Sequence[TokenizedRow], max_seq_length: int) -> dict
         "max": lengths[-1],
         "over_max_seq_length": sum(1 for length in lengths if length > max_seq_length),
     }
+
+
+def length_histogram(lengths: Sequence[int]) -> list[dict]:
+    """The trained rows' lengths for the planner (padded widths, packs, compiled shapes): bins of about 9 % width,
+    upper edges floor(2^(i/8)) so every power of two is an edge (Unsloth's bucketed widths fall on edges); each bin
+    counts its rows and their tokens (so its mean length is exact). Empty bins are left out."""
+    bins: dict[int, list[int]] = {}
+    for length in lengths:
+        index = math.ceil(8 * math.log2(length))
+        while math.floor(2 ** (index / 8)) < length:
+            index += 1
+        while index > 0 and math.floor(2 ** ((index - 1) / 8)) >= length:
+            index -= 1
+        counts = bins.setdefault(math.floor(2 ** (index / 8)), [0, 0])
+        counts[0] += 1
+        counts[1] += length
+    return [{"up_to": up_to, "rows": rows, "tokens": tokens} for up_to, (rows, tokens) in sorted(bins.items())]
 
 
 @dataclass(frozen=True)

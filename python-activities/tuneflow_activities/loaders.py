@@ -39,6 +39,7 @@ class TrainingSetup:
     dtype: Dtype
     gradient_checkpointing: bool
     optimizer: Optimizer
+    packing: bool
 
     @staticmethod
     def from_request(request: dict) -> "TrainingSetup":

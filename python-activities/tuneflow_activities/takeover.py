@@ -90,6 +90,12 @@ class WorkerIdentity:
     def render(self) -> str:
         return _SEPARATOR.join([_IDENTITY_PREFIX, self.host, self.boot, self.pid_namespace, str(self.pid), self.started])
 
+    @property
+    def task_queue(self) -> str:
+        """This worker's own task queue: the merge and evaluation of a run it trained are offered here first, where
+        the run's files already are (sticky routing; the workflow falls back to the shared queue)."""
+        return f"{TaskQueue.ACCELERATOR.value}{_SEPARATOR}{self.render()}"
+
     @staticmethod
     def parse(text: str) -> WorkerIdentity | None:
         """The identity of a tuneflow worker, or None for any other worker's identity."""
@@ -145,6 +151,6 @@ async def keep_taking_over(client: Client, observer: WorkerIdentity) -> None:
     while True:
         try:
             await take_over_orphaned_attempts(client, observer)
-        except Exception:  # noqa: BLE001  (the server may be restarting: try again next round)
+        except Exception:  # the server may be restarting: try again next round
             logger.exception("taking over orphaned attempts failed; retrying in %.0f s", TAKEOVER_INTERVAL_SECONDS)
         await asyncio.sleep(TAKEOVER_INTERVAL_SECONDS)

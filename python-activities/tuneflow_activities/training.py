@@ -52,21 +52,15 @@ class StopRequested(Exception):
         self.checkpoint = checkpoint
 
 
-def packing_enabled(spec: dict, setup: TrainingSetup) -> bool:
-    """train.packing, with `auto` on where the loader's attention takes row boundaries natively: Unsloth's padding-free
-    path (varlen kernels). hf-peft packs when asked (transformers builds a block-diagonal mask from the position ids,
-    which on sdpa rules out the flash kernel), so `auto` leaves it unpacked there."""
-    requested = spec["train"]["packing"]
-    return setup.backend == "unsloth" if requested == "auto" else bool(requested)
-
-
 def fingerprint(request: dict, packing: bool) -> dict:
     """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
     spec = request["spec"]
+    # A worker on object storage reads its own cached copy of the data: the run is about the URI in the store.
+    stored = request.get("stored_uris", {})
     # Packing changes every step's rows; it is recorded only when on, so unpacked checkpoints of earlier versions resume.
     return ({"packing": True} if packing else {}) | {
         "model": request["model_uri"],
-        "train_data": request["train_tokens_uri"],
+        "train_data": stored.get("train_tokens_uri", request["train_tokens_uri"]),
         "lora_r": spec["lora"]["r"],
         "lora_alpha": spec["lora"]["alpha"],
         "lora_target_modules": spec["lora"]["target_modules"],
@@ -314,7 +308,7 @@ class FineTuneRecipe:
         self.rows = rows(self.request["train_tokens_uri"], self.spec["dataset"]["overlong"])
         validation_rows = rows(self.request.get("val_tokens_uri"), "truncate")
         self.validation_rows = validation_rows[: self.spec["validation"].get("max_rows") or None]
-        self.packing = packing_enabled(self.spec, self.setup)
+        self.packing = self.setup.packing
         if self.packing and self.setup.backend == "unsloth" and route_unsloth_packed_attention_to_flash_varlen():
             logger.info("packed rows attend through flash-attention varlen (one call per layer)")
         # What the schedule orders and the model sees one of per batch row: a pack of rows, or one row.

@@ -3,17 +3,20 @@
 It runs no workflows: the TypeScript workflow schedules these activities by name (see contract.py).
 """
 
+# isort: off
 from . import offline  # noqa: F401  (must precede every Hugging Face import)
 
+# isort: on
 import argparse
-import datetime
 import asyncio
+import datetime
 import logging
 import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
+from temporalio.envconfig import ClientConfig
 from temporalio.worker import Worker
 
 from .contract import TaskQueue
@@ -37,19 +40,32 @@ def _import_heavy_modules() -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401  (resolves the lazy modules)
 
 
-async def run(address: str, namespace: str, max_concurrent: int) -> None:
+def connect_config(address: str | None, namespace: str | None) -> dict:
+    """Temporal's standard environment configuration (TEMPORAL_CONFIG_FILE's TEMPORAL_PROFILE, TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TEMPORAL_TLS_*), as the TypeScript side and the temporal CLI read it;
+    --address and --namespace override it. Address and namespace default to a local dev server."""
+    config = dict(ClientConfig.load_client_connect_config())
+    config.setdefault("target_host", "localhost:7233")
+    config.setdefault("namespace", "default")
+    if address:
+        config["target_host"] = address
+    if namespace:
+        config["namespace"] = namespace
+    return config
+
+
+async def run(address: str | None, namespace: str | None, max_concurrent: int) -> None:
     _import_heavy_modules()
-    from .activities import ALL_ACTIVITIES, connect_workflow_link
+    from .activities import ALL_ACTIVITIES, STICKY_ACTIVITIES, connect_workflow_link
 
     identity = WorkerIdentity.of_this_process()
-    client = await Client.connect(address, namespace=namespace, identity=identity.render())
+    config = connect_config(address, namespace)
+    address = config["target_host"]
+    client = await Client.connect(**config, identity=identity.render())
     connect_workflow_link(client, asyncio.get_running_loop())
     # Training holds the whole accelerator, so by default one activity runs at a time.
-    with ThreadPoolExecutor(max_workers=max_concurrent + 1) as executor:
-        worker = Worker(
-            client,
-            task_queue=TaskQueue.ACCELERATOR.value,
-            activities=ALL_ACTIVITIES,
+    with ThreadPoolExecutor(max_workers=2 * max_concurrent + 1) as executor:
+        common = dict(
             activity_executor=executor,
             max_concurrent_activities=max_concurrent,
             graceful_shutdown_timeout=datetime.timedelta(seconds=5),
@@ -58,11 +74,14 @@ async def run(address: str, namespace: str, max_concurrent: int) -> None:
             max_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
             default_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
         )
+        worker = Worker(client, task_queue=TaskQueue.ACCELERATOR.value, activities=ALL_ACTIVITIES, **common)
+        # The worker's own queue: merge and evaluation of the runs it trained, whose files it holds.
+        sticky = Worker(client, task_queue=identity.task_queue, activities=STICKY_ACTIVITIES, **common)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signal_number, stop.set)
-        async with worker:
+        async with worker, sticky:
             print(f"tuneflow gpu-worker ready on task queue {TaskQueue.ACCELERATOR.value} at {address}", flush=True)
             # Polling already: an attempt taken over from a dead predecessor can come straight back to this worker.
             takeover = asyncio.create_task(keep_taking_over(client, identity))
@@ -72,8 +91,8 @@ async def run(address: str, namespace: str, max_concurrent: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--address", default=os.environ.get("TEMPORAL_ADDRESS", "localhost:7233"))
-    parser.add_argument("--namespace", default=os.environ.get("TEMPORAL_NAMESPACE", "default"))
+    parser.add_argument("--address", help="overrides the environment configuration's address")
+    parser.add_argument("--namespace", help="overrides the environment configuration's namespace")
     parser.add_argument("--max-concurrent", type=int, default=int(os.environ.get("TUNEFLOW_GPU_WORKER_CONCURRENCY", "1")))
     arguments = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

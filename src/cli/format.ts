@@ -16,7 +16,10 @@ const number = (value: number | null | undefined, digits = 4) => (value === null
 export function progressDetails(status: RunStatusReport): string {
   const parts: string[] = [];
   if (status.loss !== null) parts.push(`loss ${number(status.loss)}`);
-  if (status.tokens_per_second) parts.push(`${Math.round(status.tokens_per_second)} tok/s`);
+  if (status.tokens_per_second) {
+    const padding = status.padding_fraction ? ` (${Math.round(status.padding_fraction * 100)} % padding)` : '';
+    parts.push(`${Math.round(status.tokens_per_second)} tok/s${padding}`);
+  }
   if (status.eta_seconds !== null) parts.push(`ETA ${formatDuration(status.eta_seconds)}`);
   if (status.last_checkpoint) parts.push(`checkpoint ${status.last_checkpoint.step}`);
   return parts.join(' · ');
@@ -43,7 +46,10 @@ export function evaluationTable(result: FineTuneResult): string {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ')).join('\n');
   const samples = result.samples
-    .map((sample) => `\nprompt: ${sample.prompt.replace(/\n+/g, ' ')}\n  base : ${sample.base.replace(/\n+/g, ' ')}\n  tuned: ${sample.tuned.replace(/\n+/g, ' ')}`)
+    .map(
+      (sample) =>
+        `\nprompt: ${sample.prompt.replace(/\n+/g, ' ')}\n  base : ${sample.base.replace(/\n+/g, ' ')}\n  tuned: ${sample.tuned.replace(/\n+/g, ' ')}`,
+    )
     .join('\n');
   return `${table}\n${samples}`;
 }

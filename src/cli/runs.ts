@@ -95,7 +95,10 @@ export async function runDirectory(client: Client, workflowId: string): Promise<
     status.name === 'COMPLETED'
       ? (await handle.result()).run_uri
       : status.name === 'RUNNING'
-        ? await handle.query(stateQuery).then((state) => state.run_uri, () => null)
+        ? await handle.query(stateQuery).then(
+            (state) => state.run_uri,
+            () => null,
+          )
         : null;
   return runUri ? fileURLToPath(runUri) : join(homeLayout().artifactRoot, 'runs', encodeURIComponent(workflowId));
 }

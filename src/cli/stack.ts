@@ -30,8 +30,8 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
-export async function runOrchestrationWorker(connection: NativeConnection): Promise<RunningWorker> {
-  const worker: Worker = await createOrchestrationWorker({ connection });
+export async function runOrchestrationWorker(connection: NativeConnection, namespace?: string): Promise<RunningWorker> {
+  const worker: Worker = await createOrchestrationWorker({ connection, namespace });
   const running = worker.run();
   return {
     finished: running,

@@ -2,7 +2,7 @@
  * Requests and results of the Python activities (task queue tuneflow-gpu), as zod schemas with their types. JSON,
  * snake_case. The Python worker validates every request and result against the JSON Schema generated from these
  * (`npm run generate:schemas` → python-activities/tuneflow_activities/schemas/). Data, checkpoints and models travel
- * as file:// URIs, never as bytes.
+ * as URIs (file://, or s3:// for the artifact store on object storage), never as bytes.
  */
 import { z } from 'zod';
 import { DeviceKind, PlannerOptimizer, Quantization, TrainingBackend } from '../planner/request.ts';
@@ -11,6 +11,8 @@ import { AcceleratorActivity } from './names.ts';
 
 const count = z.number().int().nonnegative();
 const fileUri = z.string().regex(/^file:\/\//);
+/** Where the artifact store keeps a run's data and outputs: the filesystem or S3-compatible object storage (src/artifacts). */
+const artifactUri = z.string().regex(/^(file|s3):\/\//);
 
 /** The device a worker trains on, as it reports it. */
 export const workerDeviceSchema = z.object({
@@ -64,6 +66,8 @@ export const trainingSetupSchema = z.object({
   dtype: z.enum(TrainingDtype),
   gradient_checkpointing: z.boolean(),
   optimizer: z.enum(PlannerOptimizer),
+  /** Rows packed into sequences of up to model.max_seq_length tokens (train.packing decided). */
+  packing: z.boolean(),
 });
 export type TrainingSetup = z.infer<typeof trainingSetupSchema>;
 
@@ -84,6 +88,11 @@ export const splitTokenStatisticsSchema = z.object({
   /** Rows and tokens left after the dataset.overlong policy: what training sees. */
   rows_trained: count,
   tokens_trained: count,
+  /**
+   * The trained rows' lengths (after the overlong policy), binned by data.length_histogram: rows of length in
+   * (previous bin's up_to, up_to], with their tokens. The planner's padded widths, packs and compiled shapes come from it.
+   */
+  length_histogram: z.array(z.object({ up_to: count.positive(), rows: count.positive(), tokens: count.positive() })),
 });
 export type SplitTokenStatistics = z.infer<typeof splitTokenStatisticsSchema>;
 
@@ -93,21 +102,21 @@ export const tokenStatisticsRequestSchema = z.object({
   model_uri: fileUri,
   /** resolve_model's tokenizer_identity: the key the token ids are written under. */
   tokenizer_identity: z.string().regex(/^[0-9a-f]{64}$/),
-  train_uri: fileUri,
-  val_uri: fileUri,
+  train_uri: artifactUri,
+  val_uri: artifactUri,
 });
 export type TokenStatisticsRequest = z.infer<typeof tokenStatisticsRequestSchema>;
 export const tokenStatisticsSchema = z.object({
   train: splitTokenStatisticsSchema,
   val: splitTokenStatisticsSchema,
   /** Each split's token ids, written once beside the prepared data (data.write_tokenized_split); train and evaluate read them. */
-  train_tokens_uri: fileUri,
-  val_tokens_uri: fileUri,
+  train_tokens_uri: artifactUri,
+  val_tokens_uri: artifactUri,
 });
 export type TokenStatistics = z.infer<typeof tokenStatisticsSchema>;
 
 /** A checkpoint as progress reports name it. */
-export const checkpointReferenceSchema = z.object({ step: count, uri: fileUri });
+export const checkpointReferenceSchema = z.object({ step: count, uri: artifactUri });
 /** The best validation loss so far and the step that reached it. */
 export const bestValidationSchema = z.object({ val_loss: z.number(), step: count });
 
@@ -116,14 +125,14 @@ export const trainRequestSchema = z.object({
   spec: runSpecSchema,
   setup: trainingSetupSchema,
   model_uri: fileUri,
-  train_tokens_uri: fileUri,
+  train_tokens_uri: artifactUri,
   /** Scored at checkpoints (and every validation.every_steps) for best-checkpoint retention and early stopping. */
-  val_tokens_uri: fileUri,
-  run_uri: fileUri,
+  val_tokens_uri: artifactUri,
+  run_uri: artifactUri,
 });
 export type TrainRequest = z.infer<typeof trainRequestSchema>;
 export const trainResultSchema = z.object({
-  adapter_uri: fileUri,
+  adapter_uri: artifactUri,
   final_step: count,
   total_steps: count,
   stopped_early: z.boolean(),
@@ -134,7 +143,7 @@ export const trainResultSchema = z.object({
   steps_trained: count,
   steps_redone: count,
   corrupt_checkpoints_skipped: count,
-  last_checkpoint_uri: fileUri.nullable(),
+  last_checkpoint_uri: artifactUri.nullable(),
   backend: z.enum(TrainingBackend),
   device: z.enum(DeviceKind),
   dtype: z.enum(TrainingDtype),
@@ -148,6 +157,8 @@ export const trainResultSchema = z.object({
   tokens_per_second: z.number().nonnegative().nullable(),
   model_load_seconds: z.number().nonnegative(),
   seconds_to_first_step: z.number().nonnegative().nullable(),
+  /** The task queue of the worker that trained: the run's merge and evaluation are offered there first (its files are). */
+  worker_task_queue: z.string().optional(),
 });
 export type TrainResult = z.infer<typeof trainResultSchema>;
 
@@ -156,12 +167,12 @@ export const mergeRequestSchema = z.object({
   spec: runSpecSchema,
   setup: trainingSetupSchema,
   model_uri: fileUri,
-  adapter_uri: fileUri,
-  run_uri: fileUri,
+  adapter_uri: artifactUri,
+  run_uri: artifactUri,
 });
 export type MergeRequest = z.infer<typeof mergeRequestSchema>;
 export const mergeResultSchema = z.object({
-  merged_uri: fileUri,
+  merged_uri: artifactUri,
   dtype: z.enum(TrainingDtype),
   parameters: count,
   bytes: count,
@@ -173,8 +184,8 @@ export const evaluateRequestSchema = z.object({
   spec: runSpecSchema,
   setup: trainingSetupSchema,
   model_uri: fileUri,
-  adapter_uri: fileUri,
-  val_tokens_uri: fileUri,
+  adapter_uri: artifactUri,
+  val_tokens_uri: artifactUri,
 });
 export type EvaluateRequest = z.infer<typeof evaluateRequestSchema>;
 export const evaluationResultSchema = z.object({
@@ -209,7 +220,7 @@ export type ExportGgufResult = z.infer<typeof exportGgufResultSchema>;
 /** A checkpoint directory of a run as checkpoint.Checkpoint.as_record / corrupt_record describe it. */
 export const checkpointRecordSchema = z.object({
   step: count,
-  uri: fileUri,
+  uri: artifactUri,
   /** Every file matches the sha256 its manifest records. */
   verified: z.boolean(),
   train_loss: z.number().nullable(),
@@ -218,7 +229,7 @@ export const checkpointRecordSchema = z.object({
 export type CheckpointRecord = z.infer<typeof checkpointRecordSchema>;
 
 /** activities.verify_checkpoints: checkpoints are verified in Python only. */
-export const verifyCheckpointsRequestSchema = z.object({ run_uri: fileUri });
+export const verifyCheckpointsRequestSchema = z.object({ run_uri: artifactUri });
 export type VerifyCheckpointsRequest = z.infer<typeof verifyCheckpointsRequestSchema>;
 export const verifiedCheckpointsSchema = z.object({
   /** Verified checkpoints, oldest first. */

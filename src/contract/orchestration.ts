@@ -13,10 +13,35 @@ const positiveInt = z.number().int().positive();
 
 export const prepareDatasetRequestSchema = z.object({
   spec: runSpecSchema,
-  artifact_root_uri: z.string().regex(/^file:\/\//),
+  artifact_root_uri: z.string().regex(/^(file|s3):\/\//),
 });
 export type PrepareDatasetRequest = z.infer<typeof prepareDatasetRequestSchema>;
 export { preparedDatasetReportSchema };
+
+/** The run on its data's real lengths (planner/run-time.ts): what its ETA is made of. */
+export const runTimeSchema = z.object({
+  packing: z.boolean(),
+  /** What the schedule orders: packs when packing, rows otherwise. */
+  sequences: z.number().int().nonnegative(),
+  /** Optimizer steps the run will take (epochs, capped by train.max_steps). */
+  steps: z.number().int().nonnegative(),
+  real_tokens_per_step: z.number(),
+  /** Of the tokens the model computes, the share that is padding. */
+  padding_fraction: z.number(),
+  step_seconds: z.number(),
+  real_tokens_per_s: z.number(),
+  /** Input shapes Unsloth compiles its decoder blocks for (0: nothing is compiled), and what they cost. */
+  compiled_shapes: z.number().int().nonnegative(),
+  compile_seconds: z.number(),
+  model_load_seconds: z.number(),
+  /** The first step: compile, or an eager step's warm-up. */
+  first_step_seconds: z.number(),
+  /** The final checkpoint and adapter. */
+  finish_seconds: z.number(),
+  training_seconds: z.number(),
+  eta_seconds: z.number(),
+});
+export type RunTime = z.infer<typeof runTimeSchema>;
 
 /** A plan without suggestions: what one candidate configuration costs. The search evaluates many of these. */
 export const evaluationSchema = z.object({
@@ -27,7 +52,9 @@ export const evaluationSchema = z.object({
   breakdown: z.record(z.string(), z.number()),
   tokens_per_s: z.number(),
   tokens_per_hour: z.number(),
+  /** With the data's lengths: run_time.eta_seconds; otherwise dataset tokens × epochs at the full-length tokens/s. */
   eta_seconds: z.number().optional(),
+  run_time: runTimeSchema.optional(),
   /** Seconds per optimizer step (all accumulation micro-steps). */
   step_seconds: z.number(),
   effective_batch_size: positiveInt,

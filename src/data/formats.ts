@@ -1,6 +1,6 @@
 import { match } from 'ts-pattern';
 import { z } from 'zod';
-import { DatasetFormat } from '../spec/schema.ts';
+import type { DatasetFormat } from '../spec/schema.ts';
 
 /**
  * The dataset row formats users bring, each as a zod schema with its type and guard, and the one normalised row
@@ -19,7 +19,14 @@ export const chatRowSchema = z.object({
   messages: z
     .array(z.object({ role: z.enum(ChatRole), content: nonBlankString }))
     .min(1)
-    .refine((messages) => hasAssistantTurn(messages.map((message) => message.role), 'assistant'), 'needs at least one assistant message'),
+    .refine(
+      (messages) =>
+        hasAssistantTurn(
+          messages.map((message) => message.role),
+          'assistant',
+        ),
+      'needs at least one assistant message',
+    ),
 });
 export type ChatRow = z.infer<typeof chatRowSchema>;
 export const isChatRow = (value: unknown): value is ChatRow => chatRowSchema.safeParse(value).success;
@@ -29,7 +36,14 @@ export const shareGptRowSchema = z.object({
   conversations: z
     .array(z.object({ from: z.enum(ShareGptSpeaker), value: nonBlankString }))
     .min(1)
-    .refine((turns) => hasAssistantTurn(turns.map((turn) => turn.from), 'gpt'), 'needs at least one gpt turn'),
+    .refine(
+      (turns) =>
+        hasAssistantTurn(
+          turns.map((turn) => turn.from),
+          'gpt',
+        ),
+      'needs at least one gpt turn',
+    ),
 });
 export type ShareGptRow = z.infer<typeof shareGptRowSchema>;
 export const isShareGptRow = (value: unknown): value is ShareGptRow => shareGptRowSchema.safeParse(value).success;
@@ -150,7 +164,13 @@ export function normaliseRow(parsed: ParsedRow): NormalisedContent {
     case 'instruction': {
       const { instruction, input, output } = parsed.row;
       const user = input && /\S/.test(input) ? flattened(`${instruction}\n\n${input}`) : instruction;
-      return { kind: 'chat', messages: [{ role: 'user', content: user }, { role: 'assistant', content: output }] };
+      return {
+        kind: 'chat',
+        messages: [
+          { role: 'user', content: user },
+          { role: 'assistant', content: output },
+        ],
+      };
     }
     case 'text':
       return { kind: 'text', text: parsed.row.text };

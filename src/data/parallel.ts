@@ -97,7 +97,8 @@ export class BatchProcessor {
   }
 
   private processInline(batch: RowBatch): BatchResult {
-    return processBatch(batch, this.settings, (mainThreadEncoder ??= new LineEncoder()));
+    mainThreadEncoder ??= new LineEncoder();
+    return processBatch(batch, this.settings, mainThreadEncoder);
   }
 
   private startWorker(): PoolWorker {

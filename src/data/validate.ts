@@ -128,7 +128,11 @@ function describeIssue(issue: z.core.$ZodIssue, row: Record<string, unknown>): O
     return { field, kind: RowErrorKind.MissingField, reason: 'missing' };
   }
   return match(issue)
-    .with({ code: 'invalid_type' }, (typeIssue) => ({ field, kind: RowErrorKind.WrongType, reason: `expected ${typeIssue.expected}, got ${describeType(value)}` }))
+    .with({ code: 'invalid_type' }, (typeIssue) => ({
+      field,
+      kind: RowErrorKind.WrongType,
+      reason: `expected ${typeIssue.expected}, got ${describeType(value)}`,
+    }))
     .with({ code: 'invalid_value' }, (valueIssue) => ({
       field,
       kind: RowErrorKind.UnknownRole,

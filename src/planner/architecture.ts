@@ -110,10 +110,10 @@ export function loraParameters(architecture: ModelArchitecture, rank: number, ta
  * GPT-style configs use n_layer / n_embd / n_head, accepted as aliases.
  */
 export function architectureFromHuggingFaceConfig(config: Record<string, unknown>, name?: string): ModelArchitecture {
-  const textConfig = config['text_config'];
+  const textConfig = config.text_config;
   const source = isRecord(textConfig) ? { ...config, ...textConfig } : config;
-  const modelType = typeof source['model_type'] === 'string' ? source['model_type'] : undefined;
-  const architectureName = name ?? (typeof source['_name_or_path'] === 'string' && source['_name_or_path'] !== '' ? source['_name_or_path'] : (modelType ?? 'custom'));
+  const modelType = typeof source.model_type === 'string' ? source.model_type : undefined;
+  const architectureName = name ?? (typeof source._name_or_path === 'string' && source._name_or_path !== '' ? source._name_or_path : (modelType ?? 'custom'));
 
   const integer = (keys: readonly string[], fallback?: number): number => {
     for (const key of keys) {
@@ -126,7 +126,7 @@ export function architectureFromHuggingFaceConfig(config: Record<string, unknown
 
   const hiddenSize = integer(['hidden_size', 'n_embd', 'd_model']);
   const numAttentionHeads = integer(['num_attention_heads', 'n_head']);
-  const tieWordEmbeddings = source['tie_word_embeddings'];
+  const tieWordEmbeddings = source.tie_word_embeddings;
   return {
     name: architectureName,
     num_layers: integer(['num_hidden_layers', 'n_layer', 'num_layers']),

@@ -108,3 +108,36 @@ export const cpuCalibration: CpuCalibration = {
  * a typical single-node NVLink figure, to be replaced once multi-GPU runs are recorded.
  */
 export const multiGpuScaling = 0.9;
+
+/**
+ * What a run costs besides its steps: loading the model, the first step's warm-up or compile, the last checkpoint.
+ * Measured on one H200 (Llama-3.1-8B shape, Unsloth, r=64, micro-batch 8, bench/gpu/results/real-data/) in the runs
+ * of the earlier commits 78ca784 and a486df7 only, so the bf0658f runs that docs/gpu.md scores the ETA on are not
+ * among them. Same benchmark, machine and data, though: these are measured, not derived, and untested elsewhere.
+ */
+export interface StartupCalibration {
+  /** Load (and quantise) the weights, per parameter: 12.5 s for 8.0 B parameters, mean of seven loads (10.5–13.7 s). */
+  model_load_seconds_per_parameter: number;
+  /** An eagerly run first step's excess over a steady step (allocator, kernel autotuning): 1.9–7.4 s, mean of four. */
+  eager_first_step_seconds: number;
+  /**
+   * Unsloth compiles its decoder blocks (torch.compile) for the first padded shape: 19.8 and 34.2 s beyond a steady
+   * step in the two runs with a cold compile cache. Packed rows run the blocks eagerly and compile nothing.
+   */
+  first_shape_compile_seconds: number;
+  /**
+   * Each further padded width: the 16-bit real-length run's steps show no recompile stall above 0.6 s (its second
+   * step), dynamo's dynamic-shape recompile is cheap next to the first compile.
+   */
+  further_shape_compile_seconds: number;
+  /** After the last step: the final checkpoint and adapter (8B r=64 with 8-bit AdamW state), 3.5–4.1 s in five runs. */
+  finish_seconds: number;
+}
+
+export const startupCalibration: StartupCalibration = {
+  model_load_seconds_per_parameter: 12.47 / 8.03e9,
+  eager_first_step_seconds: 3.3,
+  first_shape_compile_seconds: 27.0,
+  further_shape_compile_seconds: 0.6,
+  finish_seconds: 3.7,
+};

@@ -6,6 +6,7 @@ import { memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memo
 import { bytesToGib, roundToThousandths as round } from './units.ts';
 import type { Evaluation } from '../contract/orchestration.ts';
 import type { PlanRequest } from './request.ts';
+import { predictRunTime } from './run-time.ts';
 import { cpuStepTime, gpuStepTime } from './throughput.ts';
 
 /** A plan without suggestions: what one candidate configuration costs. The search evaluates many of these. */
@@ -44,6 +45,17 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
   const tokensPerSecond = ((request.micro_batch_size * request.sequence_length * ranks) / microStepSeconds) * scaling;
   const totalTokens = request.dataset_tokens === undefined ? undefined : request.dataset_tokens * (request.epochs ?? 1);
 
+  const runTime =
+    request.lengths === undefined || request.lengths.length === 0
+      ? undefined
+      : predictRunTime(inputs, device, {
+          lengths: request.lengths,
+          packing: request.packing ?? false,
+          accumulation_steps: request.gradient_accumulation_steps,
+          epochs: request.epochs ?? 1,
+          ...(request.max_steps === undefined ? {} : { max_steps: request.max_steps }),
+        });
+
   const unsupported = unsupportedCombinations(request, device);
   const fitsMemory = peakGib <= available;
   return {
@@ -53,7 +65,11 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
     breakdown: Object.fromEntries(Object.entries(breakdownBytes).map(([term, bytes]) => [term, round(bytesToGib(bytes))])),
     tokens_per_s: round(tokensPerSecond),
     tokens_per_hour: Math.round(tokensPerSecond * 3600),
-    ...(totalTokens === undefined ? {} : { eta_seconds: Math.round(totalTokens / tokensPerSecond) }),
+    ...(runTime !== undefined
+      ? { eta_seconds: runTime.eta_seconds, run_time: runTime }
+      : totalTokens === undefined
+        ? {}
+        : { eta_seconds: Math.round(totalTokens / tokensPerSecond) }),
     step_seconds: round((microStepSeconds * request.gradient_accumulation_steps) / scaling),
     effective_batch_size: request.micro_batch_size * request.gradient_accumulation_steps * ranks,
     trainable_parameters: loraParameters(request.architecture, request.lora_rank, inputs.target_modules),

@@ -25,7 +25,8 @@ export {
   type DeviceDescription,
   type PlanRequest,
 } from './request.ts';
-export { planRequestForRun, planTrainingRun, type PlannedSpec, type PlannedTokens, type RunPlanInput, type TrainingRunPlan } from './run.ts';
+export { predictRunTime, type LengthHistogram, type RunLength, type RunTime } from './run-time.ts';
+export { plannedTokensFrom, planRequestForRun, planTrainingRun, type PlannedSpec, type PlannedTokens, type RunPlanInput, type TrainingRunPlan } from './run.ts';
 export {
   largestFittingMicroBatch,
   nextSmallerMicroBatch,

@@ -40,6 +40,11 @@ export interface MemoryInputs {
   lora_rank: number;
   target_modules: readonly LinearModule[];
   sequence_length: number;
+  /**
+   * How many earlier tokens each token attends to on average, where rows are shorter than the sequence (packed
+   * rows: the sum of squared row lengths over the sum of lengths); the sequence length when absent.
+   */
+  attention_span?: number;
   micro_batch_size: number;
   gradient_checkpointing: boolean;
   optimizer: PlannerOptimizer;
@@ -94,7 +99,11 @@ export function memoryBreakdownBytes(inputs: MemoryInputs): MemoryBreakdown {
   };
   const allocatedTotal = Object.values(allocated).reduce((sum, value) => sum + value, 0);
   return match(inputs.device_kind)
-    .with('cuda', () => ({ ...allocated, runtime_context: cudaContextGib * bytesPerGib, allocator_slack: gpuCalibration[inputs.backend].allocator_slack_fraction * allocatedTotal }))
+    .with('cuda', () => ({
+      ...allocated,
+      runtime_context: cudaContextGib * bytesPerGib,
+      allocator_slack: gpuCalibration[inputs.backend].allocator_slack_fraction * allocatedTotal,
+    }))
     .with('cpu', () => ({ ...allocated, runtime_context: cpuCalibration.runtime_gib * bytesPerGib, allocator_slack: 0 }))
     .exhaustive();
 }
@@ -157,7 +166,8 @@ export function activationBytesPerTokenPerLayer(inputs: MemoryInputs): number {
     .with('hf-peft', () => {
       const normInputs = 2 * 4 * hidden;
       const layerTensors = bytes * (2 * hidden + queryWidth + 2 * keyValueWidth + 2 * queryWidth + 4 * intermediate);
-      const adapterInputCopies = bytes === adapterBytes ? 0 : targets.reduce((sum, module) => sum + adapterBytes * linearShape(architecture, module).in_features, 0);
+      const adapterInputCopies =
+        bytes === adapterBytes ? 0 : targets.reduce((sum, module) => sum + adapterBytes * linearShape(architecture, module).in_features, 0);
       const adapterOutputs = adapterBytes * rank * targets.length;
       return normInputs + layerTensors + adapterInputCopies + adapterOutputs + attentionLogSumExp;
     })
@@ -191,7 +201,9 @@ function activationBytes(inputs: MemoryInputs): number {
     .with('hf-peft', () => layers)
     .with('unsloth', () => Math.min(layers, 2))
     .exhaustive();
-  const derived = inputs.gradient_checkpointing ? checkpointedLayers * hidden * residual * tokens + oneLayer + residualGradients : layers * oneLayer + residualGradients;
+  const derived = inputs.gradient_checkpointing
+    ? checkpointedLayers * hidden * residual * tokens + oneLayer + residualGradients
+    : layers * oneLayer + residualGradients;
   return derived * activationScale(inputs) + int8RetainedBytes(inputs, tokens);
 }
 

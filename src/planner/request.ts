@@ -1,3 +1,4 @@
+import type { LengthHistogram } from './run-time.ts';
 import type { ModelArchitecture } from './architecture.ts';
 
 export const TrainingBackend = {
@@ -58,6 +59,10 @@ export interface PlanRequest {
   optimizer: PlannerOptimizer;
   dataset_tokens?: number;
   epochs?: number;
+  /** The trained rows' lengths (token_statistics): with them the plan predicts the run's time on its real lengths. */
+  lengths?: LengthHistogram;
+  packing?: boolean;
+  max_steps?: number;
 }
 
 /** The changes the planner proposes, cheapest first: the order users should try them in. */

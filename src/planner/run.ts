@@ -1,23 +1,37 @@
-import type { TrainingSetup, WorkerDevice, WorkerFacts } from '../contract/index.ts';
+import type { TokenStatistics, TrainingSetup, WorkerDevice, WorkerFacts } from '../contract/index.ts';
 import { resolveTrainingSetup } from '../setup/index.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { ModelArchitecture } from './architecture.ts';
 import { findGpu } from './catalog/gpus.ts';
 import { type Plan, planRun } from './plan.ts';
+import type { LengthHistogram } from './run-time.ts';
 import type { CatalogGpuReference, DeviceDescription, PlanRequest } from './request.ts';
 
 /** The spec fields the planner reads; a whole RunSpec is one, and `tuneflow plan` builds one from its flags. */
 export interface PlannedSpec {
   model: Pick<RunSpec['model'], 'max_seq_length'>;
   lora: Pick<RunSpec['lora'], 'r' | 'target_modules'>;
-  train: Pick<RunSpec['train'], 'micro_batch_size' | 'gradient_accumulation_steps' | 'epochs' | 'optimizer' | 'gradient_checkpointing'>;
+  train: Pick<
+    RunSpec['train'],
+    'micro_batch_size' | 'gradient_accumulation_steps' | 'epochs' | 'optimizer' | 'gradient_checkpointing' | 'packing' | 'max_steps'
+  >;
   device: Pick<RunSpec['device'], 'type' | 'gpu' | 'gpu_count' | 'gpu_memory_gib' | 'backend' | 'quantization'>;
 }
 
-/** What is known of the dataset's tokens: the longest row caps the planned sequence, the total gives the time. */
+/**
+ * What is known of the dataset's tokens: the longest row caps the planned sequence; the lengths (token_statistics)
+ * give the time on the real lengths, else the total gives it at full-length throughput.
+ */
 export interface PlannedTokens {
   longest_row?: number;
   dataset_tokens?: number;
+  lengths?: LengthHistogram;
+}
+
+/** What token_statistics says of the training split, as the planner reads it: the plan stage and `tuneflow plan` alike. */
+export function plannedTokensFrom(statistics: TokenStatistics): PlannedTokens {
+  const train = statistics.train;
+  return { longest_row: train.max, dataset_tokens: train.tokens_trained, lengths: train.length_histogram };
 }
 
 export interface RunPlanInput {
@@ -63,6 +77,9 @@ export function planRequestForRun({ spec, worker, architecture, tokens }: RunPla
     optimizer: setup.optimizer,
     ...(tokens.dataset_tokens === undefined ? {} : { dataset_tokens: tokens.dataset_tokens }),
     epochs: spec.train.epochs,
+    ...(tokens.lengths === undefined ? {} : { lengths: tokens.lengths }),
+    packing: setup.packing,
+    ...(spec.train.max_steps === undefined ? {} : { max_steps: spec.train.max_steps }),
   };
 }
 

@@ -21,7 +21,8 @@ export function tokenCost(inputs: MemoryInputs): TokenCost {
   const { architecture } = inputs;
   const adapter = loraParameters(architecture, inputs.lora_rank, inputs.target_modules);
   const layerMatmuls = architecture.num_layers * linearParametersPerLayer(architecture);
-  const attentionForward = 2 * architecture.num_layers * inputs.sequence_length * architecture.num_attention_heads * architecture.head_dim;
+  const attentionForward =
+    2 * architecture.num_layers * (inputs.attention_span ?? inputs.sequence_length) * architecture.num_attention_heads * architecture.head_dim;
   const forward = 2 * matmulParameters(architecture) + 2 * adapter + attentionForward;
   const backward = 2 * matmulParameters(architecture) + 4 * adapter + 2 * attentionForward;
   const recompute = inputs.gradient_checkpointing ? 2 * layerMatmuls + 2 * adapter + attentionForward : 0;
@@ -62,7 +63,8 @@ export function gpuStepTime(inputs: MemoryInputs, gpu: GpuSpecification, calibra
   const tokens = inputs.micro_batch_size * inputs.sequence_length;
   const compute = (tokens * cost.flops) / (gpu.bf16_dense_tflops * 1e12 * calibration.compute_efficiency[inputs.quantization]);
   const memory = memoryTrafficBytes(inputs, cost, calibration.logits_bytes_per_element) / (gpu.memory_bandwidth_gb_per_s * 1e9);
-  const host = calibration.host_seconds_per_step + inputs.architecture.num_layers * cost.layer_passes * calibration.host_seconds_per_layer_pass[inputs.quantization];
+  const host =
+    calibration.host_seconds_per_step + inputs.architecture.num_layers * cost.layer_passes * calibration.host_seconds_per_layer_pass[inputs.quantization];
   return { compute_seconds: compute, memory_seconds: memory, host_seconds: host, seconds: Math.max(host, compute + memory) };
 }
 

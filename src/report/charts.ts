@@ -69,7 +69,12 @@ function lossChart(data: ReportData): TopLevelSpec {
         encoding: {
           x: { field: 'step', type: 'quantitative', title: 'optimizer step' },
           y: { field: 'loss', type: 'quantitative', title: 'loss', scale: { zero: false } },
-          color: { field: 'series', type: 'nominal', title: null, scale: { domain: ['train loss', 'validation loss'], range: [palette.train, palette.validation] } },
+          color: {
+            field: 'series',
+            type: 'nominal',
+            title: null,
+            scale: { domain: ['train loss', 'validation loss'], range: [palette.train, palette.validation] },
+          },
         },
       },
       {

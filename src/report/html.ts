@@ -5,7 +5,7 @@
 import type { Chart } from './charts.ts';
 import type { ReportData } from './data.ts';
 
-const escape = (text: string) => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
+const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
 const fixed = (value: number | null | undefined, digits: number) => (value === null || value === undefined ? '—' : value.toFixed(digits));
 const count = (value: number | null) => (value === null ? '—' : Math.round(value).toLocaleString('en-US'));
 
@@ -56,8 +56,8 @@ function planVersusActual(data: ReportData): string {
 }
 
 function table(header: string[], rows: string[][], className = ''): string {
-  return `<table class="${className}"><thead><tr>${header.map((cell) => `<th>${escape(cell)}</th>`).join('')}</tr></thead><tbody>${rows
-    .map((row) => `<tr>${row.map((cell) => `<td>${escape(cell)}</td>`).join('')}</tr>`)
+  return `<table class="${className}"><thead><tr>${header.map((cell) => `<th>${escapeHtml(cell)}</th>`).join('')}</tr></thead><tbody>${rows
+    .map((row) => `<tr>${row.map((cell) => `<td>${escapeHtml(cell)}</td>`).join('')}</tr>`)
     .join('')}</tbody></table>`;
 }
 
@@ -79,10 +79,10 @@ function samples(data: ReportData): string {
   return data.result.samples
     .map(
       (sample, index) => `<div class="sample">
-  <div class="prompt"><span class="label">prompt ${index + 1}</span><pre>${escape(sample.prompt)}</pre></div>
+  <div class="prompt"><span class="label">prompt ${index + 1}</span><pre>${escapeHtml(sample.prompt)}</pre></div>
   <div class="pair">
-    <div><span class="label">base</span><pre>${escape(sample.base) || '<span class="muted">(empty)</span>'}</pre></div>
-    <div><span class="label tuned">tuned</span><pre>${escape(sample.tuned) || '<span class="muted">(empty)</span>'}</pre></div>
+    <div><span class="label">base</span><pre>${escapeHtml(sample.base) || '<span class="muted">(empty)</span>'}</pre></div>
+    <div><span class="label tuned">tuned</span><pre>${escapeHtml(sample.tuned) || '<span class="muted">(empty)</span>'}</pre></div>
   </div>
 </div>`,
     )
@@ -104,12 +104,15 @@ function summary(data: ReportData): string {
   const facts: [string, string][] = [
     ['model', result.model.source],
     ['device', `${result.training.device} · ${result.training.backend} · ${result.training.dtype}`],
-    ['dataset', `${count(spec.train_rows)} train / ${count(spec.val_rows)} validation rows (${spec.format}), ${count(result.tokens.train.tokens_trained)} train tokens`],
+    [
+      'dataset',
+      `${count(spec.train_rows)} train / ${count(spec.val_rows)} validation rows (${spec.format}), ${count(result.tokens.train.tokens_trained)} train tokens`,
+    ],
     ['steps', `${result.training.final_step} of ${result.training.total_steps}, effective batch ${result.plan.effective_batch_size}`],
     ['resumes', result.progress.resumes === 0 ? 'none' : `${result.progress.resumes} (${result.progress.steps_redone} steps redone)`],
     ['final train loss', fixed(result.metrics.final_train_loss, 4)],
   ];
-  return `<dl class="facts">${facts.map(([term, value]) => `<dt>${escape(term)}</dt><dd>${escape(value)}</dd>`).join('')}</dl>`;
+  return `<dl class="facts">${facts.map(([term, value]) => `<dt>${escapeHtml(term)}</dt><dd>${escapeHtml(value)}</dd>`).join('')}</dl>`;
 }
 
 const styles = `
@@ -149,7 +152,7 @@ export function renderHtml(data: ReportData, charts: Chart[], generatedAt: Date)
   const chartFigures = charts
     .map(
       (chart) =>
-        `<figure>${chart.svg.replace(/^<\?xml[^>]*>\s*/, '')}<figcaption>${escape(chart.title)}: <a href="charts/${chart.name}.svg">SVG</a> · <a href="charts/${chart.name}.png">PNG</a></figcaption></figure>`,
+        `<figure>${chart.svg.replace(/^<\?xml[^>]*>\s*/, '')}<figcaption>${escapeHtml(chart.title)}: <a href="charts/${chart.name}.svg">SVG</a> · <a href="charts/${chart.name}.png">PNG</a></figcaption></figure>`,
     )
     .join('\n');
   return `<!doctype html>
@@ -157,14 +160,14 @@ export function renderHtml(data: ReportData, charts: Chart[], generatedAt: Date)
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>tuneflow run ${escape(data.workflowId)}</title>
+<title>tuneflow run ${escapeHtml(data.workflowId)}</title>
 <style>${styles}</style>
 </head>
 <body>
 <main>
 <header>
-  <h1>${escape(data.workflowId)}</h1>
-  <p>LoRA fine-tune of ${escape(data.result.model.source)} · completed · ${data.result.training.final_step} steps</p>
+  <h1>${escapeHtml(data.workflowId)}</h1>
+  <p>LoRA fine-tune of ${escapeHtml(data.result.model.source)} · completed · ${data.result.training.final_step} steps</p>
 </header>
 <section><h2>Run</h2>${summary(data)}</section>
 <section class="charts"><h2>Training</h2>${chartFigures || '<p class="muted">The train log is empty: nothing to chart.</p>'}</section>

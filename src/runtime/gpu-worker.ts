@@ -3,7 +3,8 @@ import { pythonActivitiesDirectory, readyEnvironment } from '../../scripts/pytho
 import { type ManagedProcess, startProcess } from './processes.ts';
 
 export interface GpuWorkerOptions {
-  address: string;
+  /** Without one, the worker connects as Temporal's environment configuration says (TEMPORAL_CONFIG_FILE, …). */
+  address?: string;
   namespace?: string;
   logFile: string;
   echo?: boolean;
@@ -28,7 +29,8 @@ export function gpuWorkerEnvironment(extra: Record<string, string | undefined> =
 
 /** Starts the Python activity worker (task queue tuneflow-gpu) and resolves once it polls. */
 export function startGpuWorker(options: GpuWorkerOptions): Promise<ManagedProcess> {
-  const args = ['-m', 'tuneflow_activities.worker', '--address', options.address];
+  const args = ['-m', 'tuneflow_activities.worker'];
+  if (options.address) args.push('--address', options.address);
   if (options.namespace) args.push('--namespace', options.namespace);
   return startProcess(readyEnvironment().python, args, {
     cwd: pythonActivitiesDirectory,

@@ -1,3 +1,5 @@
+import { loadClientConnectConfig } from '@temporalio/envconfig';
+import type { NativeConnectionOptions } from '@temporalio/worker';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -25,10 +27,23 @@ export function homeLayout(home: string = tuneflowHome()): HomeLayout {
     home,
     temporalDatabase: join(home, 'temporal.db'),
     artifactRoot,
-    artifactRootUri: pathToFileURL(artifactRoot).href,
+    // TUNEFLOW_ARTIFACT_ROOT=s3://bucket/prefix puts the store on object storage (src/artifacts, docs/deployment.md).
+    artifactRootUri: process.env.TUNEFLOW_ARTIFACT_ROOT ?? pathToFileURL(artifactRoot).href,
     logs: join(home, 'logs'),
   };
 }
 
-export const temporalAddress = (): string => process.env.TEMPORAL_ADDRESS ?? 'localhost:7233';
-export const temporalNamespace = (): string => process.env.TEMPORAL_NAMESPACE ?? 'default';
+/**
+ * Where and how to reach Temporal, from Temporal's standard environment configuration: the profile
+ * `TEMPORAL_PROFILE` (default "default") of the TOML file `TEMPORAL_CONFIG_FILE` (default
+ * ~/.config/temporalio/temporal.toml), overridden by TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY and
+ * TEMPORAL_TLS_* — the same file and variables the Python worker (worker.py) and the temporal CLI read. Address and
+ * namespace default to a local dev server.
+ */
+export function temporalConnectConfig(): { connectionOptions: NativeConnectionOptions & { address: string }; namespace: string } {
+  const { connectionOptions, namespace } = loadClientConnectConfig();
+  return { connectionOptions: { ...connectionOptions, address: connectionOptions.address ?? 'localhost:7233' }, namespace: namespace ?? 'default' };
+}
+
+export const temporalAddress = (): string => temporalConnectConfig().connectionOptions.address;
+export const temporalNamespace = (): string => temporalConnectConfig().namespace;

@@ -43,7 +43,17 @@ describe('the Temporal Web UI shows a tuneflow run', () => {
     await expect.poll(() => page.getByText('Completed', { exact: true }).first().isVisible(), { timeout: 30_000 }).toBe(true);
 
     // The rendered markdown of the details may sit in a frame of its own: read every frame's text.
-    const pageText = async () => (await Promise.all(page.frames().map((frame) => frame.locator('body').innerText().catch(() => '')))).join('\n');
+    const pageText = async () =>
+      (
+        await Promise.all(
+          page.frames().map((frame) =>
+            frame
+              .locator('body')
+              .innerText()
+              .catch(() => ''),
+          ),
+        )
+      ).join('\n');
     const screenshot = async (name: string) => {
       const path = join(inject('testRoot'), `temporal-ui-${name}-${workflowId}.png`);
       await page.screenshot({ path, fullPage: true });

@@ -44,7 +44,12 @@ describe('examples', () => {
     };
     const lines: string[] = [];
     const workflowId = `multi-day-${Date.now()}`;
-    const result = await pauseAndResume(cluster().client, spec, { workflowId, artifactRootUri: cluster().artifactRootUri, pausedMilliseconds: 1_000, log: (line) => lines.push(line) });
+    const result = await pauseAndResume(cluster().client, spec, {
+      workflowId,
+      artifactRootUri: cluster().artifactRootUri,
+      pausedMilliseconds: 1_000,
+      log: (line) => lines.push(line),
+    });
     expect(lines[1]).toMatch(/^paused at step \d+ \(checkpoint \d+\)$/);
     expect(result.training.final_step).toBe(16);
     expect(result.progress.resumes).toBeGreaterThanOrEqual(1);

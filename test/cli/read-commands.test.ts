@@ -57,6 +57,7 @@ describe('tuneflow read commands on a real run', () => {
     expect(follower.output()).toMatch(/train · step \d+\/24 · loss \d+\.\d{4}/);
     expect(follower.output()).toContain(`run ${workflowId} completed`);
     // Not a terminal: plain lines, no colour codes, no carriage-return redraws.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the escape character is what this test looks for.
     expect(follower.output()).not.toMatch(/\x1b\[|\r/);
   }, 600_000);
 
@@ -81,7 +82,13 @@ describe('tuneflow read commands on a real run', () => {
   test('status --json carries metrics and artifacts; an unknown id is one line and exit 3', async () => {
     const status = await tuneflow('status', workflowId, '--json');
     expect(status.code).toBe(0);
-    const report = JSON.parse(status.stdout) as { status: string; step: number; resumes: number; metrics: { tuned_val_loss: number }; artifacts: { adapter: string } };
+    const report = JSON.parse(status.stdout) as {
+      status: string;
+      step: number;
+      resumes: number;
+      metrics: { tuned_val_loss: number };
+      artifacts: { adapter: string };
+    };
     expect(report).toMatchObject({ status: 'completed', step: 24 });
     expect(report.resumes).toBeGreaterThanOrEqual(1);
     expect(existsSync(report.artifacts.adapter)).toBe(true);
@@ -89,7 +96,10 @@ describe('tuneflow read commands on a real run', () => {
 
     const unknown = await tuneflow('status', 'no-such-run');
     expect(unknown.code).toBe(3);
-    expect(unknown.stderr.trim().split('\n')).toEqual(['[tuneflow] error: no run with id no-such-run', '[tuneflow] hint: `tuneflow list` shows the runs this server knows']);
+    expect(unknown.stderr.trim().split('\n')).toEqual([
+      '[tuneflow] error: no run with id no-such-run',
+      '[tuneflow] hint: `tuneflow list` shows the runs this server knows',
+    ]);
   });
 
   test('logs prints the train log, resumed steps included', async () => {
@@ -114,7 +124,8 @@ describe('tuneflow read commands on a real run', () => {
       expect(readFileSync(chart.svg, 'utf8')).toMatch(/^<svg/);
     }
     const html = readFileSync(written.html, 'utf8');
-    for (const heading of ['Training', 'Plan vs actual', 'Evaluation: base vs tuned', 'Sample generations', 'Artifacts']) expect(html).toContain(`<h2>${heading}</h2>`);
+    for (const heading of ['Training', 'Plan vs actual', 'Evaluation: base vs tuned', 'Sample generations', 'Artifacts'])
+      expect(html).toContain(`<h2>${heading}</h2>`);
     expect(html.match(/<svg/g)?.length).toBe(3);
     expect(html).toContain('adapter/adapter_model.safetensors');
     expect(html).toMatch(/[0-9a-f]{64}/);

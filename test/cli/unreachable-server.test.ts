@@ -25,11 +25,15 @@ describe('no Temporal server', () => {
 
   test('tuneflow status exits 4 with one line, no stack', async () => {
     const address = await closedAddress();
-    const outcome = await promisify(execFile)(process.execPath, [cli, 'status', 'some-run'], { env: { ...process.env, NO_COLOR: '1', TEMPORAL_ADDRESS: address } }).then(
+    const outcome = await promisify(execFile)(process.execPath, [cli, 'status', 'some-run'], {
+      env: { ...process.env, NO_COLOR: '1', TEMPORAL_ADDRESS: address },
+    }).then(
       () => ({ code: 0, stderr: '' }),
       (error: { code: number; stderr: string }) => error,
     );
     expect(outcome.code).toBe(4);
-    expect(outcome.stderr.trim()).toBe(`[tuneflow] error: cannot reach a Temporal server at ${address}: start one with \`tuneflow dev\`, or point TEMPORAL_ADDRESS at yours`);
+    expect(outcome.stderr.trim()).toBe(
+      `[tuneflow] error: cannot reach a Temporal server at ${address}: start one with \`tuneflow dev\`, or point TEMPORAL_ADDRESS at yours`,
+    );
   }, 60_000);
 });

@@ -31,7 +31,16 @@ describe('tuneflow prepare', () => {
     const { exitCode, stdout } = await run(fixture('near-duplicates.jsonl'), '--json', '--val-count', '1', '--seed', '3');
     expect(exitCode).toBe(PrepareExitCode.Prepared);
     const report = JSON.parse(stdout) as Record<string, unknown>;
-    expect(report).toMatchObject({ format: 'instruction', total_rows: 5, valid_rows: 2, invalid_rows: 0, duplicates_removed: 3, train_rows: 1, val_rows: 1, cached: false });
+    expect(report).toMatchObject({
+      format: 'instruction',
+      total_rows: 5,
+      valid_rows: 2,
+      invalid_rows: 0,
+      duplicates_removed: 3,
+      train_rows: 1,
+      val_rows: 1,
+      cached: false,
+    });
     for (const field of ['hash', 'train_uri', 'val_uri', 'report_uri']) expect(typeof report[field]).toBe('string');
     expect(report.errors).toHaveLength(3);
   });

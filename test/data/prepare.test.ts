@@ -27,24 +27,73 @@ async function writeDataset(name: string, rows: readonly unknown[]): Promise<str
 const prepare = (datasetPath: string, options: Partial<PrepareDatasetOptions> = {}) =>
   prepareDataset({ datasetPath, format: 'auto', seed: 42, maxInvalidFraction: 0.01, storeRoot, ...options });
 
-const readLines = async (uri: string) => (await readFile(fileURLToPath(uri), 'utf8')).split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+const readLines = async (uri: string) =>
+  (await readFile(fileURLToPath(uri), 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 
 const numbered = (count: number) => Array.from({ length: count }, (_, index) => ({ instruction: `Question ${index}`, output: `Answer ${index}` }));
 
 describe('normalised rows', () => {
   test('every format becomes the trainer row format, with its source', async () => {
     const expectations: [string, unknown, unknown][] = [
-      ['alpaca.jsonl', { instruction: 'Translate', input: 'bonjour', output: 'hello' }, { kind: 'chat', messages: [{ role: 'user', content: 'Translate\n\nbonjour' }, { role: 'assistant', content: 'hello' }] }],
-      ['instruction.jsonl', { instruction: 'Say hi', input: '  ', output: 'hi' }, { kind: 'chat', messages: [{ role: 'user', content: 'Say hi' }, { role: 'assistant', content: 'hi' }] }],
+      [
+        'alpaca.jsonl',
+        { instruction: 'Translate', input: 'bonjour', output: 'hello' },
+        {
+          kind: 'chat',
+          messages: [
+            { role: 'user', content: 'Translate\n\nbonjour' },
+            { role: 'assistant', content: 'hello' },
+          ],
+        },
+      ],
+      [
+        'instruction.jsonl',
+        { instruction: 'Say hi', input: '  ', output: 'hi' },
+        {
+          kind: 'chat',
+          messages: [
+            { role: 'user', content: 'Say hi' },
+            { role: 'assistant', content: 'hi' },
+          ],
+        },
+      ],
       [
         'sharegpt.jsonl',
-        { conversations: [{ from: 'system', value: 'Terse.' }, { from: 'human', value: 'Hi' }, { from: 'gpt', value: 'Yo' }] },
-        { kind: 'chat', messages: [{ role: 'system', content: 'Terse.' }, { role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Yo' }] },
+        {
+          conversations: [
+            { from: 'system', value: 'Terse.' },
+            { from: 'human', value: 'Hi' },
+            { from: 'gpt', value: 'Yo' },
+          ],
+        },
+        {
+          kind: 'chat',
+          messages: [
+            { role: 'system', content: 'Terse.' },
+            { role: 'user', content: 'Hi' },
+            { role: 'assistant', content: 'Yo' },
+          ],
+        },
       ],
       [
         'chat.jsonl',
-        { id: 'extra fields are dropped', messages: [{ role: 'user', content: 'Hi', name: 'ana' }, { role: 'assistant', content: 'Hello' }] },
-        { kind: 'chat', messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }] },
+        {
+          id: 'extra fields are dropped',
+          messages: [
+            { role: 'user', content: 'Hi', name: 'ana' },
+            { role: 'assistant', content: 'Hello' },
+          ],
+        },
+        {
+          kind: 'chat',
+          messages: [
+            { role: 'user', content: 'Hi' },
+            { role: 'assistant', content: 'Hello' },
+          ],
+        },
       ],
       ['text.jsonl', { text: 'Otters hold hands.' }, { kind: 'text', text: 'Otters hold hands.' }],
       ['completion.jsonl', { prompt: 'The sky is', completion: ' blue.' }, { kind: 'completion', prompt: 'The sky is', completion: ' blue.' }],
@@ -127,7 +176,11 @@ describe('splits', () => {
 
   test('a row repeated in another file, whose name is not ASCII, is still a duplicate: keys ignore the source', async () => {
     await writeDataset('sources/a.jsonl', numbered(3));
-    await writeDataset('sources/données/ünïcode 😀.jsonl', [numbered(3)[1], { instruction: 'QUESTION   1', output: 'answer 1 ' }, { instruction: 'New', output: 'row' }]);
+    await writeDataset('sources/données/ünïcode 😀.jsonl', [
+      numbered(3)[1],
+      { instruction: 'QUESTION   1', output: 'answer 1 ' },
+      { instruction: 'New', output: 'row' },
+    ]);
     const report = await prepare(join(workDirectory, 'sources'), { valFraction: 0 });
     expect([report.train_rows, report.duplicates_removed]).toEqual([4, 2]);
     expect(report.errors.map(({ file, row, kind }) => ({ file, row, kind }))).toEqual([
@@ -147,7 +200,11 @@ describe('policy failures', () => {
     expect(isInvalidDatasetError(error)).toBe(true);
     if (!isInvalidDatasetError(error)) return;
     expect(error.nonRetryable).toBe(true);
-    expect(error.details.report).toMatchObject({ total_rows: 11, invalid_rows: 1, errors: [{ file: 'bad.jsonl', row: 11, field: 'output', kind: 'missing_field' }] });
+    expect(error.details.report).toMatchObject({
+      total_rows: 11,
+      invalid_rows: 1,
+      errors: [{ file: 'bad.jsonl', row: 11, field: 'output', kind: 'missing_field' }],
+    });
   });
 });
 
@@ -193,7 +250,12 @@ describe('worker threads', () => {
   test('a worker killed by its heap cap is replaced and its batches are validated on the main thread', async () => {
     // A row whose schema check reports 60,000 issues outgrows the worker's 32 MB heap.
     const pathological = { messages: Array.from({ length: 60_000 }, () => 1) };
-    const chat = (index: number) => ({ messages: [{ role: 'user', content: `Question ${index}` }, { role: 'assistant', content: `Answer ${index}` }] });
+    const chat = (index: number) => ({
+      messages: [
+        { role: 'user', content: `Question ${index}` },
+        { role: 'assistant', content: `Answer ${index}` },
+      ],
+    });
     const rows = Array.from({ length: 20_000 }, (_, index) => (index % 5_000 === 7 ? pathological : chat(index)));
     const path = await writeDataset('worker-killer.jsonl', rows);
     const inline = await prepare(path, { workerThreads: 0 });
@@ -205,7 +267,12 @@ describe('worker threads', () => {
 
   test('a role nested 20,000 levels deep is one rejected row, not a failed preparation', async () => {
     const path = join(workDirectory, 'deep-role.jsonl');
-    const valid = { messages: [{ role: 'user', content: 'Hi' }, { role: 'assistant', content: 'Hello' }] };
+    const valid = {
+      messages: [
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Hello' },
+      ],
+    };
     await writeFile(path, `${JSON.stringify(valid)}\n{"messages":[{"role":${'['.repeat(20_000)}"user"${']'.repeat(20_000)},"content":"x"}]}\n`);
     const report = await prepare(path, { maxInvalidFraction: 0.5 });
     expect(report).toMatchObject({ valid_rows: 1, invalid_rows: 1 });
@@ -214,7 +281,9 @@ describe('worker threads', () => {
 
   test('rows of megabytes (validated on the main thread, whose heap is not capped) among small ones', async () => {
     const huge = (index: number) => ({ instruction: `Huge ${index}`, output: `${'long answer\n'.repeat(200_000)}${index}` });
-    const rows = Array.from({ length: 30_000 }, (_, index) => (index % 10_000 === 5 ? huge(index) : { instruction: `Question ${index}`, output: `Answer ${index}` }));
+    const rows = Array.from({ length: 30_000 }, (_, index) =>
+      index % 10_000 === 5 ? huge(index) : { instruction: `Question ${index}`, output: `Answer ${index}` },
+    );
     const path = await writeDataset('huge-rows.jsonl', rows);
     const inline = await prepare(path, { workerThreads: 0 });
     const threaded = await prepare(path, { workerThreads: 1, storeRoot: `${storeRoot}-huge-threaded` });
@@ -260,7 +329,7 @@ describe('DigestSet', () => {
 describe('SmallestDraws', () => {
   test('keeps the indexes of the smallest draws, ties to the earlier index', () => {
     const smallest = new SmallestDraws(3);
-    [0.9, 0.1, 0.5, 0.1, 0.7, 0.05].forEach((draw, index) => smallest.offer(draw, index));
+    for (const [index, draw] of [0.9, 0.1, 0.5, 0.1, 0.7, 0.05].entries()) smallest.offer(draw, index);
     expect([...smallest.selected()].sort()).toEqual([1, 3, 5]);
     const none = new SmallestDraws(0);
     none.offer(0.5, 0);

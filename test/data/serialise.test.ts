@@ -42,17 +42,26 @@ const nearKey = (content: NormalisedContent) => only(content).keys.slice(0, 2);
 const anyText = fc.oneof(
   fc.string({ unit: 'binary', maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
-  fc.array(fc.constantFrom('a', 'B', ' ', '\n', '\n\n', 'é', 'É', '"', '\\', '\t', '\u000b', '\u001f', '\u2028', '\u00a0', '😀', '\ud800', 'İ'), { maxLength: 40 }).map((parts) => parts.join('')),
+  fc
+    .array(fc.constantFrom('a', 'B', ' ', '\n', '\n\n', 'é', 'É', '"', '\\', '\t', '\u000b', '\u001f', '\u2028', '\u00a0', '😀', '\ud800', 'İ'), {
+      maxLength: 40,
+    })
+    .map((parts) => parts.join('')),
 );
 const content: fc.Arbitrary<NormalisedContent> = fc.oneof(
   fc.record({
     kind: fc.constant('chat' as const),
-    messages: fc.array(fc.record({ role: fc.constantFrom('system' as const, 'user' as const, 'assistant' as const, 'tool' as const), content: anyText }), { minLength: 1, maxLength: 5 }),
+    messages: fc.array(fc.record({ role: fc.constantFrom('system' as const, 'user' as const, 'assistant' as const, 'tool' as const), content: anyText }), {
+      minLength: 1,
+      maxLength: 5,
+    }),
   }),
   fc.record({ kind: fc.constant('text' as const), text: anyText }),
   fc.record({ kind: fc.constant('completion' as const), prompt: anyText, completion: anyText }),
 );
-const source = fc.tuple(fc.string({ unit: 'grapheme', maxLength: 20 }), fc.nat()).map(([file, row]) => `"source":{"file":${JSON.stringify(file)},"row":${row}}`);
+const source = fc
+  .tuple(fc.string({ unit: 'grapheme', maxLength: 20 }), fc.nat())
+  .map(([file, row]) => `"source":{"file":${JSON.stringify(file)},"row":${row}}`);
 
 /** What dedupe ignores, applied by JavaScript: a string's letters changed in case and its whitespace reshaped. */
 function reshape(text: string, upper: boolean, padding: string): string {
@@ -72,7 +81,13 @@ describe('lineText + LineEncoder', () => {
   });
 
   test('the common case: plain text with newlines', () => {
-    const row: NormalisedContent = { kind: 'chat', messages: [{ role: 'user', content: 'Summarise:\n\nthe text' }, { role: 'assistant', content: 'Short.\n' }] };
+    const row: NormalisedContent = {
+      kind: 'chat',
+      messages: [
+        { role: 'user', content: 'Summarise:\n\nthe text' },
+        { role: 'assistant', content: 'Short.\n' },
+      ],
+    };
     expect(only(row, '"source":{"file":"data.jsonl","row":7}').line).toBe(
       '{"kind":"chat","source":{"file":"data.jsonl","row":7},"messages":[{"role":"user","content":"Summarise:\\n\\nthe text"},{"role":"assistant","content":"Short.\\n"}]}',
     );
@@ -93,7 +108,9 @@ describe('lineText + LineEncoder', () => {
 });
 
 describe('content keys', () => {
-  const plainText = fc.array(fc.constantFrom('alpha', 'Beta', 'GAMMA', 'déjà', 'ÉTÉ', 'naïve', '数据', 'x1'), { minLength: 1, maxLength: 8 }).map((words) => words.join(' '));
+  const plainText = fc
+    .array(fc.constantFrom('alpha', 'Beta', 'GAMMA', 'déjà', 'ÉTÉ', 'naïve', '数据', 'x1'), { minLength: 1, maxLength: 8 })
+    .map((words) => words.join(' '));
 
   test('case and whitespace change the exact fingerprint, never the near key', () => {
     fc.assert(
@@ -114,16 +131,23 @@ describe('content keys', () => {
     expect(nearKey({ kind: 'completion', prompt: 'a b', completion: 'c' })).not.toEqual(base);
     expect(nearKey({ kind: 'completion', prompt: 'ab"', completion: 'c' })).not.toEqual(base);
     expect(nearKey({ kind: 'text', text: 'abc' })).not.toEqual(nearKey({ kind: 'chat', messages: [{ role: 'user', content: 'abc' }] }));
-    expect(nearKey({ kind: 'chat', messages: [{ role: 'user', content: 'hi' }] })).not.toEqual(nearKey({ kind: 'chat', messages: [{ role: 'assistant', content: 'hi' }] }));
+    expect(nearKey({ kind: 'chat', messages: [{ role: 'user', content: 'hi' }] })).not.toEqual(
+      nearKey({ kind: 'chat', messages: [{ role: 'assistant', content: 'hi' }] }),
+    );
     // A quote inside a string is never taken for the string's end.
-    expect(nearKey({ kind: 'completion', prompt: 'x","completion":"y', completion: 'z' })).not.toEqual(nearKey({ kind: 'completion', prompt: 'x', completion: 'y","completion":"z' }));
+    expect(nearKey({ kind: 'completion', prompt: 'x","completion":"y', completion: 'z' })).not.toEqual(
+      nearKey({ kind: 'completion', prompt: 'x', completion: 'y","completion":"z' }),
+    );
     const row: NormalisedContent = { kind: 'text', text: 'same' };
     expect(only(row, '"source":{"file":"a.jsonl","row":1}').keys).toEqual(only(row, '"source":{"file":"b/ü.jsonl","row":99}').keys);
   });
 
   test('distinct contents get distinct keys', () => {
     const keys = new Set<string>();
-    const rows = Array.from({ length: 20_000 }, (_, index) => ({ content: { kind: 'text' as const, text: `row ${index}` }, source: '"source":{"file":"a","row":1}' }));
+    const rows = Array.from({ length: 20_000 }, (_, index) => ({
+      content: { kind: 'text' as const, text: `row ${index}` },
+      source: '"source":{"file":"a","row":1}',
+    }));
     for (const { keys: words } of encode(rows)) keys.add(words.slice(0, 2).join(':'));
     expect(keys.size).toBe(20_000);
   });
@@ -133,7 +157,20 @@ describe('line-encoder.wasm', () => {
   test('is the build of its committed source', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'tuneflow-wasm-')), 'line-encoder.wasm');
     const root = fileURLToPath(new URL('../../', import.meta.url));
-    execFileSync(process.execPath, [join(root, 'node_modules/assemblyscript/bin/asc.js'), 'src/data/assembly/line-encoder.ts', '--config', 'src/data/assembly/asconfig.json', '--target', 'release', '-o', out], { cwd: root });
+    execFileSync(
+      process.execPath,
+      [
+        join(root, 'node_modules/assemblyscript/bin/asc.js'),
+        'src/data/assembly/line-encoder.ts',
+        '--config',
+        'src/data/assembly/asconfig.json',
+        '--target',
+        'release',
+        '-o',
+        out,
+      ],
+      { cwd: root },
+    );
     expect(readFileSync(out).equals(readFileSync(join(root, 'src/data/assembly/line-encoder.wasm')))).toBe(true);
   }, 60_000);
 });

@@ -19,16 +19,31 @@ let runCount = 0;
 const text = (index: number) => fc.string({ unit: 'grapheme', maxLength: 24 }).map((value) => `${value} #${index}`);
 const rowArbitraries: Record<string, (index: number) => fc.Arbitrary<Record<string, unknown>>> = {
   alpaca: (index) =>
-    fc.record({ instruction: text(index), input: fc.option(fc.string({ maxLength: 12 }), { nil: undefined }), output: fc.string({ maxLength: 20 }).map((value) => `answer ${value}`) }, { requiredKeys: ['instruction', 'output'] }),
+    fc.record(
+      {
+        instruction: text(index),
+        input: fc.option(fc.string({ maxLength: 12 }), { nil: undefined }),
+        output: fc.string({ maxLength: 20 }).map((value) => `answer ${value}`),
+      },
+      { requiredKeys: ['instruction', 'output'] },
+    ),
   chat: (index) =>
     fc.record({
-      messages: fc.tuple(fc.boolean(), text(index), fc.string({ maxLength: 20 })).map(([withSystem, question, answer]) => [
-        ...(withSystem ? [{ role: 'system', content: 'Be helpful.' }] : []),
-        { role: 'user', content: question },
-        { role: 'assistant', content: `reply ${answer}` },
+      messages: fc
+        .tuple(fc.boolean(), text(index), fc.string({ maxLength: 20 }))
+        .map(([withSystem, question, answer]) => [
+          ...(withSystem ? [{ role: 'system', content: 'Be helpful.' }] : []),
+          { role: 'user', content: question },
+          { role: 'assistant', content: `reply ${answer}` },
+        ]),
+    }),
+  sharegpt: (index) =>
+    fc.record({
+      conversations: text(index).map((question) => [
+        { from: 'human', value: question },
+        { from: 'gpt', value: 'sure' },
       ]),
     }),
-  sharegpt: (index) => fc.record({ conversations: text(index).map((question) => [{ from: 'human', value: question }, { from: 'gpt', value: 'sure' }]) }),
   text: (index) => fc.record({ text: text(index) }),
   completion: (index) => fc.record({ prompt: text(index), completion: fc.constant(' done') }),
 };

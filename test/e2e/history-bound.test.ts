@@ -67,7 +67,7 @@ function fakeAccelerator(client: Client) {
       };
     },
     async token_statistics(): Promise<TokenStatistics> {
-      const split = { rows: 100, total_tokens: 10_000, trainable_tokens: 5_000, max: 128, rows_trained: 100, tokens_trained: 10_000 };
+      const split = { rows: 100, total_tokens: 10_000, trainable_tokens: 5_000, max: 128, rows_trained: 100, tokens_trained: 10_000, length_histogram: [] };
       return { train: split, val: split, train_tokens_uri: 'file:///fake/tokens/train', val_tokens_uri: 'file:///fake/tokens/val' };
     },
     async verify_checkpoints(): Promise<VerifiedCheckpoints> {

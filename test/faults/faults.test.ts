@@ -14,11 +14,14 @@ describe('fault injection: every interrupted run ends byte-identical to an unint
   let suite: Suite;
   let reference: TrialRecord;
 
-  beforeAll(async () => {
-    suite = await prepareSuite();
-    reference = await runTrial({ suite, scenario: null, trial: 0, reference: null, timeoutSeconds: trialTimeoutSeconds });
-    expect(reference.failure, `reference run; logs in ${reference.logs}`).toBeNull();
-  }, (trialTimeoutSeconds + 60) * 1000);
+  beforeAll(
+    async () => {
+      suite = await prepareSuite();
+      reference = await runTrial({ suite, scenario: null, trial: 0, reference: null, timeoutSeconds: trialTimeoutSeconds });
+      expect(reference.failure, `reference run; logs in ${reference.logs}`).toBeNull();
+    },
+    (trialTimeoutSeconds + 60) * 1000,
+  );
 
   afterAll(async () => {
     // Failed trials keep their homes (database, artifacts, logs) for a post-mortem; a clean run leaves nothing.

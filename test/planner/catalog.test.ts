@@ -75,17 +75,44 @@ describe('architectureFromHuggingFaceConfig', () => {
 
   it('applies transformers defaults: kv heads = heads, head_dim = hidden / heads, untied for llama, tied otherwise', () => {
     const base = { hidden_size: 512, intermediate_size: 1024, num_attention_heads: 8, num_hidden_layers: 4, vocab_size: 1000 };
-    expect(architectureFromHuggingFaceConfig({ ...base, model_type: 'llama' })).toMatchObject({ num_key_value_heads: 8, head_dim: 64, tie_word_embeddings: false, name: 'llama' });
+    expect(architectureFromHuggingFaceConfig({ ...base, model_type: 'llama' })).toMatchObject({
+      num_key_value_heads: 8,
+      head_dim: 64,
+      tie_word_embeddings: false,
+      name: 'llama',
+    });
     expect(architectureFromHuggingFaceConfig({ ...base, model_type: 'gemma2', head_dim: 256 })).toMatchObject({ head_dim: 256, tie_word_embeddings: true });
   });
 
   it('reads the language model of a multimodal config from text_config', () => {
-    const config = { model_type: 'gemma3', text_config: { hidden_size: 2560, intermediate_size: 10240, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 256, num_hidden_layers: 34, vocab_size: 262208 } };
+    const config = {
+      model_type: 'gemma3',
+      text_config: {
+        hidden_size: 2560,
+        intermediate_size: 10240,
+        num_attention_heads: 8,
+        num_key_value_heads: 4,
+        head_dim: 256,
+        num_hidden_layers: 34,
+        vocab_size: 262208,
+      },
+    };
     expect(architectureFromHuggingFaceConfig(config, 'gemma-3-4b')).toMatchObject({ num_layers: 34, hidden_size: 2560, head_dim: 256, vocab_size: 262208 });
   });
 
   it('applies the defaults inside text_config too, and reads a null head_dim as absent', () => {
-    const config = { model_type: 'llava', text_config: { model_type: 'llama', hidden_size: 512, intermediate_size: 1024, num_attention_heads: 8, head_dim: null, num_hidden_layers: 4, vocab_size: 1000 } };
+    const config = {
+      model_type: 'llava',
+      text_config: {
+        model_type: 'llama',
+        hidden_size: 512,
+        intermediate_size: 1024,
+        num_attention_heads: 8,
+        head_dim: null,
+        num_hidden_layers: 4,
+        vocab_size: 1000,
+      },
+    };
     expect(architectureFromHuggingFaceConfig(config, 'vision')).toMatchObject({ num_key_value_heads: 8, head_dim: 64, tie_word_embeddings: false });
   });
 
@@ -97,7 +124,9 @@ describe('architectureFromHuggingFaceConfig', () => {
 
 describe('GPU catalog', () => {
   it('has every GPU the issue names', () => {
-    expect(gpuCatalog.map((gpu) => gpu.id)).toEqual(expect.arrayContaining(['rtx-3090', 'rtx-4090', 'rtx-5090', 'a10g', 'l4', 'l40s', 'a100-40gb', 'a100-80gb', 'h100', 'h200']));
+    expect(gpuCatalog.map((gpu) => gpu.id)).toEqual(
+      expect.arrayContaining(['rtx-3090', 'rtx-4090', 'rtx-5090', 'a10g', 'l4', 'l40s', 'a100-40gb', 'a100-80gb', 'h100', 'h200']),
+    );
   });
 
   it('matches names as torch and nvidia-smi report them', () => {

@@ -7,7 +7,7 @@ const gigabyte = 1e9 / 2 ** 30;
 describe('memory model, term by term', () => {
   it('puts the 4-bit weights of a 70B at 35–40 GB: no 24 GB card holds them', () => {
     const plan = evaluatePlan(requestFor('llama-3.3-70b', { quantization: '4bit', backend: 'unsloth', device: { gpu: 'rtx-4090' } }));
-    const weights = plan.breakdown['base_weights']! + plan.breakdown['quantization_constants']! + plan.breakdown['embeddings_and_head']!;
+    const weights = plan.breakdown.base_weights! + plan.breakdown.quantization_constants! + plan.breakdown.embeddings_and_head!;
     expect(weights).toBeGreaterThan(35 * gigabyte);
     expect(weights).toBeLessThan(40 * gigabyte * 1.05);
     expect(plan.fits).toBe(false);
@@ -17,13 +17,13 @@ describe('memory model, term by term', () => {
     const full = evaluatePlan(requestFor('llama-3.1-8b', { backend: 'unsloth' }));
     const quantized = evaluatePlan(requestFor('llama-3.1-8b', { backend: 'unsloth', quantization: '4bit' }));
     const peftQuantized = evaluatePlan(requestFor('llama-3.1-8b', { backend: 'hf-peft', quantization: '4bit' }));
-    expect(quantized.breakdown['embeddings_and_head']).toBe(full.breakdown['embeddings_and_head']);
-    expect(peftQuantized.breakdown['embeddings_and_head']).toBeCloseTo(2 * full.breakdown['embeddings_and_head']!, 2);
+    expect(quantized.breakdown.embeddings_and_head).toBe(full.breakdown.embeddings_and_head);
+    expect(peftQuantized.breakdown.embeddings_and_head).toBeCloseTo(2 * full.breakdown.embeddings_and_head!, 2);
     // 2 × 128256 × 4096 parameters in BF16.
-    expect(full.breakdown['embeddings_and_head']).toBeCloseTo((2 * 128256 * 4096 * 2) / 2 ** 30, 1);
+    expect(full.breakdown.embeddings_and_head).toBeCloseTo((2 * 128256 * 4096 * 2) / 2 ** 30, 1);
     // NF4 with double quantisation: half a byte per weight plus ~0.127 bits of constants.
-    expect(quantized.breakdown['base_weights']! / full.breakdown['base_weights']!).toBeCloseTo(0.25, 3);
-    expect(quantized.breakdown['quantization_constants']! / quantized.breakdown['base_weights']!).toBeCloseTo(1 / 64 / 0.5 + 4 / (64 * 256) / 0.5, 4);
+    expect(quantized.breakdown.base_weights! / full.breakdown.base_weights!).toBeCloseTo(0.25, 3);
+    expect(quantized.breakdown.quantization_constants! / quantized.breakdown.base_weights!).toBeCloseTo(1 / 64 / 0.5 + 4 / (64 * 256) / 0.5, 4);
   });
 
   it('counts LoRA parameters per target module per layer', () => {
@@ -39,10 +39,10 @@ describe('memory model, term by term', () => {
     const torch = evaluatePlan(requestFor('llama-3.1-8b', { lora_rank: 64 }));
     const eightBit = evaluatePlan(requestFor('llama-3.1-8b', { lora_rank: 64, optimizer: 'adamw_8bit' }));
     const paged = evaluatePlan(requestFor('llama-3.1-8b', { lora_rank: 64, optimizer: 'paged_adamw_8bit' }));
-    expect(torch.breakdown['lora_gradients']).toBe(torch.breakdown['lora_parameters']);
-    expect(torch.breakdown['optimizer_state']).toBeCloseTo(2 * torch.breakdown['lora_parameters']!, 2);
-    expect(eightBit.breakdown['optimizer_state']).toBeCloseTo(torch.breakdown['optimizer_state']! / 4, 2);
-    expect(paged.breakdown['optimizer_state']).toBe(eightBit.breakdown['optimizer_state']);
+    expect(torch.breakdown.lora_gradients).toBe(torch.breakdown.lora_parameters);
+    expect(torch.breakdown.optimizer_state).toBeCloseTo(2 * torch.breakdown.lora_parameters!, 2);
+    expect(eightBit.breakdown.optimizer_state).toBeCloseTo(torch.breakdown.optimizer_state! / 4, 2);
+    expect(paged.breakdown.optimizer_state).toBe(eightBit.breakdown.optimizer_state);
   });
 
   it('shrinks activations with checkpointing, and further with Unsloth offloading the checkpoints', () => {
@@ -50,42 +50,42 @@ describe('memory model, term by term', () => {
     const none = evaluatePlan(requestFor('llama-3.1-8b', { ...base, gradient_checkpointing: false }));
     const checkpointed = evaluatePlan(requestFor('llama-3.1-8b', base));
     const offloaded = evaluatePlan(requestFor('llama-3.1-8b', { ...base, backend: 'unsloth' }));
-    expect(checkpointed.breakdown['activations']! * 5).toBeLessThan(none.breakdown['activations']!);
-    expect(offloaded.breakdown['activations']!).toBeLessThan(checkpointed.breakdown['activations']!);
+    expect(checkpointed.breakdown.activations! * 5).toBeLessThan(none.breakdown.activations!);
+    expect(offloaded.breakdown.activations!).toBeLessThan(checkpointed.breakdown.activations!);
   });
 
   it('scales activations and logits linearly with micro-batch × sequence', () => {
     const one = evaluatePlan(requestFor('llama-3.2-1b', { micro_batch_size: 1 }));
     const four = evaluatePlan(requestFor('llama-3.2-1b', { micro_batch_size: 4 }));
     const longer = evaluatePlan(requestFor('llama-3.2-1b', { micro_batch_size: 2, sequence_length: 4096 }));
-    expect(four.breakdown['logits_and_loss']).toBeCloseTo(4 * one.breakdown['logits_and_loss']!, 2);
-    expect(longer.breakdown['logits_and_loss']).toBeCloseTo(four.breakdown['logits_and_loss']!, 2);
-    expect(four.breakdown['activations']).toBeCloseTo(4 * one.breakdown['activations']!, 2);
+    expect(four.breakdown.logits_and_loss).toBeCloseTo(4 * one.breakdown.logits_and_loss!, 2);
+    expect(longer.breakdown.logits_and_loss).toBeCloseTo(four.breakdown.logits_and_loss!, 2);
+    expect(four.breakdown.activations).toBeCloseTo(4 * one.breakdown.activations!, 2);
   });
 
   it('charges the logits by vocabulary: Unsloth chunks them, transformers materialises FP32 copies', () => {
     const hf = evaluatePlan(requestFor('llama-3.2-1b', { micro_batch_size: 4 }));
     const unsloth = evaluatePlan(requestFor('llama-3.2-1b', { micro_batch_size: 4, backend: 'unsloth' }));
-    expect(unsloth.breakdown['logits_and_loss']!).toBeLessThan(hf.breakdown['logits_and_loss']!);
+    expect(unsloth.breakdown.logits_and_loss!).toBeLessThan(hf.breakdown.logits_and_loss!);
   });
 
   it('shards weights and adapter state across GPUs with hf-peft (FSDP), not with Unsloth replicas', () => {
     const one = evaluatePlan(requestFor('llama-3.1-70b', { quantization: '4bit', device: { gpu: 'rtx-4090', count: 1 } }));
     const four = evaluatePlan(requestFor('llama-3.1-70b', { quantization: '4bit', device: { gpu: 'rtx-4090', count: 4 } }));
     const replicas = evaluatePlan(requestFor('llama-3.1-70b', { quantization: '4bit', backend: 'unsloth', device: { gpu: 'rtx-4090', count: 4 } }));
-    expect(four.breakdown['embeddings_and_head']).toBeCloseTo(one.breakdown['embeddings_and_head']! / 4, 2);
-    expect(four.breakdown['base_weights']!).toBeLessThan(one.breakdown['base_weights']! / 3);
-    expect(replicas.breakdown['base_weights']).toBe(one.breakdown['base_weights']);
+    expect(four.breakdown.embeddings_and_head).toBeCloseTo(one.breakdown.embeddings_and_head! / 4, 2);
+    expect(four.breakdown.base_weights!).toBeLessThan(one.breakdown.base_weights! / 3);
+    expect(replicas.breakdown.base_weights).toBe(one.breakdown.base_weights);
   });
 
   it('adds the CUDA context on a GPU and the Python runtime on a CPU', () => {
     const gpu = evaluatePlan(requestFor('smollm2-135m'));
     const cpu = evaluatePlan(requestFor('smollm2-135m', { device: { kind: 'cpu', name: 'test', memory_gib: 16, count: 2 }, gradient_checkpointing: false }));
-    expect(gpu.breakdown['runtime_context']).toBeGreaterThan(0);
-    expect(cpu.breakdown['runtime_context']).toBeGreaterThan(0);
+    expect(gpu.breakdown.runtime_context).toBeGreaterThan(0);
+    expect(cpu.breakdown.runtime_context).toBeGreaterThan(0);
     expect(cpu.available_gib).toBeLessThan(16);
     // FP32 on a CPU: twice the bytes of the BF16 weights.
-    expect(cpu.breakdown['embeddings_and_head']).toBeCloseTo(2 * gpu.breakdown['embeddings_and_head']!, 3);
+    expect(cpu.breakdown.embeddings_and_head).toBeCloseTo(2 * gpu.breakdown.embeddings_and_head!, 3);
   });
 
   it('refuses what a CPU cannot run: Unsloth, bitsandbytes quantisation and 8-bit optimizers', () => {
@@ -104,7 +104,9 @@ describe('memory model, term by term', () => {
 
 describe('devices the worker reports', () => {
   it('plans a GPU the catalog does not know with its reported memory and a pessimistic speed, and says so', () => {
-    const plan = evaluatePlan(requestFor('llama-3.1-8b', { quantization: '4bit', device: { kind: 'cuda', name: 'NVIDIA RTX A6000', memory_gib: 47.99, count: 1 } }));
+    const plan = evaluatePlan(
+      requestFor('llama-3.1-8b', { quantization: '4bit', device: { kind: 'cuda', name: 'NVIDIA RTX A6000', memory_gib: 47.99, count: 1 } }),
+    );
     expect(plan.available_gib).toBe(47.99);
     expect(plan.fits).toBe(true);
     expect(plan.notes.join(' ')).toMatch(/not in the GPU catalog/);
@@ -126,6 +128,16 @@ describe('where measurements show the model off', () => {
     const unsloth8bit = evaluatePlan(requestFor('llama-3.2-1b', { backend: 'unsloth', quantization: '8bit', device: { gpu: 'h200' } }));
     expect(unsloth8bit.notes.join(' ')).toMatch(/Unsloth 8-bit used up to 0.5 GiB more/);
     expect(evaluatePlan(requestFor('llama-3.2-1b', { backend: 'hf-peft', quantization: '8bit', device: { gpu: 'h200' } })).notes).toEqual([]);
-    expect(evaluatePlan(requestFor('llama-3.2-1b', { gradient_checkpointing: false, device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 2 }, backend: 'hf-peft', quantization: 'none', optimizer: 'adamw_torch' })).notes).toEqual([]);
+    expect(
+      evaluatePlan(
+        requestFor('llama-3.2-1b', {
+          gradient_checkpointing: false,
+          device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 2 },
+          backend: 'hf-peft',
+          quantization: 'none',
+          optimizer: 'adamw_torch',
+        }),
+      ).notes,
+    ).toEqual([]);
   });
 });

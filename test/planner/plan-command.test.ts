@@ -17,18 +17,52 @@ describe('tuneflow plan', () => {
   });
 
   it('prints the JSON the workflow and scripts read', async () => {
-    const result = await runPlanCommand(['--model', 'llama-3.1-8b', '--gpu', 'rtx-4090', '--quant', '4bit', '--rank', '16', '--seq', '2048', '--micro-batch', '2', '--json']);
+    const result = await runPlanCommand([
+      '--model',
+      'llama-3.1-8b',
+      '--gpu',
+      'rtx-4090',
+      '--quant',
+      '4bit',
+      '--rank',
+      '16',
+      '--seq',
+      '2048',
+      '--micro-batch',
+      '2',
+      '--json',
+    ]);
     expect(result.exit_code).toBe(0);
     const plan = JSON.parse(result.output) as Record<string, unknown>;
-    expect(plan).toMatchObject({ fits: true, suggestions: [], request: { model: 'llama-3.1-8b', backend: 'unsloth', optimizer: 'adamw_8bit', gradient_checkpointing: true } });
+    expect(plan).toMatchObject({
+      fits: true,
+      suggestions: [],
+      request: { model: 'llama-3.1-8b', backend: 'unsloth', optimizer: 'adamw_8bit', gradient_checkpointing: true },
+    });
     for (const field of ['peak_vram_gib', 'tokens_per_s', 'tokens_per_hour']) expect(typeof plan[field]).toBe('number');
-    expect(Object.keys(plan['breakdown'] as object)).toContain('activations');
-    expect(plan['inference_memory']).toHaveLength(3);
+    expect(Object.keys(plan.breakdown as object)).toContain('activations');
+    expect(plan.inference_memory).toHaveLength(3);
   });
 
   it('answers the seed questions: rank trade-offs, time for the dataset, training vs serving memory', async () => {
-    const result = await runPlanCommand(['--model', 'llama-3.1-8b', '--gpu', 'h100', '--ranks', '8,16,32,64,128,256', '--tokens', '10000000', '--epochs', '3', '--json']);
-    const plan = JSON.parse(result.output) as { rank_trade_offs: { rank: number; trainable_parameters: number; adapter_size_mib: number; peak_vram_gib: number; tokens_per_s: number }[]; eta_seconds: number; tokens_per_s: number };
+    const result = await runPlanCommand([
+      '--model',
+      'llama-3.1-8b',
+      '--gpu',
+      'h100',
+      '--ranks',
+      '8,16,32,64,128,256',
+      '--tokens',
+      '10000000',
+      '--epochs',
+      '3',
+      '--json',
+    ]);
+    const plan = JSON.parse(result.output) as {
+      rank_trade_offs: { rank: number; trainable_parameters: number; adapter_size_mib: number; peak_vram_gib: number; tokens_per_s: number }[];
+      eta_seconds: number;
+      tokens_per_s: number;
+    };
     expect(plan.rank_trade_offs.map((row) => row.rank)).toEqual([8, 16, 32, 64, 128, 256]);
     const rows = plan.rank_trade_offs;
     for (let index = 1; index < rows.length; index += 1) {
@@ -46,12 +80,22 @@ describe('tuneflow plan', () => {
 
   it('plans a spec with a builtin model on the CPU', async () => {
     const specPath = join(workspace, 'spec.yaml');
-    writeFileSync(specPath, ['model:', '  source: smollm2-135m-instruct', '  max_seq_length: 256', 'dataset:', '  path: data.jsonl', 'device:', '  type: cpu', ''].join('\n'));
+    writeFileSync(
+      specPath,
+      ['model:', '  source: smollm2-135m-instruct', '  max_seq_length: 256', 'dataset:', '  path: data.jsonl', 'device:', '  type: cpu', ''].join('\n'),
+    );
     const result = await runPlanCommand([specPath, '--json']);
     expect(result.exit_code).toBe(0);
     expect(JSON.parse(result.output)).toMatchObject({
       device: { kind: 'cpu' },
-      request: { model: 'smollm2-135m', backend: 'hf-peft', optimizer: 'adamw_torch', gradient_checkpointing: false, sequence_length: 256, micro_batch_size: 4 },
+      request: {
+        model: 'smollm2-135m',
+        backend: 'hf-peft',
+        optimizer: 'adamw_torch',
+        gradient_checkpointing: false,
+        sequence_length: 256,
+        micro_batch_size: 4,
+      },
     });
   });
 
@@ -60,12 +104,28 @@ describe('tuneflow plan', () => {
     mkdirSync(modelDirectory, { recursive: true });
     writeFileSync(
       join(modelDirectory, 'config.json'),
-      JSON.stringify({ model_type: 'llama', hidden_size: 2048, intermediate_size: 8192, num_attention_heads: 32, num_key_value_heads: 8, num_hidden_layers: 16, vocab_size: 128256, tie_word_embeddings: true }),
+      JSON.stringify({
+        model_type: 'llama',
+        hidden_size: 2048,
+        intermediate_size: 8192,
+        num_attention_heads: 32,
+        num_key_value_heads: 8,
+        num_hidden_layers: 16,
+        vocab_size: 128256,
+        tie_word_embeddings: true,
+      }),
     );
     const specPath = join(workspace, 'directory-spec.json');
-    writeFileSync(specPath, JSON.stringify({ model: { source: 'models/my-model' }, dataset: { path: 'data.jsonl' }, device: { gpu: 'l4', quantization: '4bit' }, lora: { r: 64 } }));
+    writeFileSync(
+      specPath,
+      JSON.stringify({ model: { source: 'models/my-model' }, dataset: { path: 'data.jsonl' }, device: { gpu: 'l4', quantization: '4bit' }, lora: { r: 64 } }),
+    );
     const result = await runPlanCommand([specPath, '--json']);
-    expect(JSON.parse(result.output)).toMatchObject({ fits: true, total_parameters: 1_235_814_400, request: { model: 'my-model', lora_rank: 64, quantization: '4bit' } });
+    expect(JSON.parse(result.output)).toMatchObject({
+      fits: true,
+      total_parameters: 1_235_814_400,
+      request: { model: 'my-model', lora_rank: 64, quantization: '4bit' },
+    });
   });
 
   it('lets flags override the spec', async () => {

@@ -23,7 +23,19 @@ print(json.dumps(model_facts(resolve_model_directory(TINY_RANDOM_LLAMA))))
 
 const workspace = mkdtempSync(join(tmpdir(), 'tuneflow-plan-facts-'));
 const datasetTokens = 123_456;
-const split = { rows: 1000, total_tokens: datasetTokens, trainable_tokens: 60_000, max: 4096, rows_trained: 1000, tokens_trained: datasetTokens };
+const split = {
+  rows: 1000,
+  total_tokens: datasetTokens,
+  trainable_tokens: 60_000,
+  max: 4096,
+  rows_trained: 1000,
+  tokens_trained: datasetTokens,
+  // 1000 rows: 600 of about 100 tokens, 400 of about 250 (the histogram token_statistics returns).
+  length_histogram: [
+    { up_to: 107, rows: 600, tokens: 60_000 },
+    { up_to: 256, rows: 400, tokens: datasetTokens - 60_000 },
+  ],
+};
 const tokens: TokenStatistics = { train: split, val: split, train_tokens_uri: 'file:///tokens/train', val_tokens_uri: 'file:///tokens/val' };
 
 async function bothPlans(specText: string, facts: ModelFacts) {
@@ -31,7 +43,9 @@ async function bothPlans(specText: string, facts: ModelFacts) {
   const factsPath = join(workspace, `facts-${facts.device.kind}.json`);
   writeFileSync(specPath, specText);
   writeFileSync(factsPath, JSON.stringify(facts));
-  const command = await runPlanCommand([specPath, '--facts', factsPath, '--tokens', String(datasetTokens), '--json']);
+  const statisticsPath = join(workspace, 'token-statistics.json');
+  writeFileSync(statisticsPath, JSON.stringify(tokens));
+  const command = await runPlanCommand([specPath, '--facts', factsPath, '--token-statistics', statisticsPath, '--json']);
   const { setup, request: _request, inference_memory: _inference, ...plan } = JSON.parse(command.output) as Record<string, unknown>;
   const workflow = await planRun({ spec: loadSpec(specPath), model: facts, tokens });
   return { cli: { setup, plan }, workflow };
@@ -65,7 +79,8 @@ describe('the CLI plan and the workflow plan', () => {
     const { cli, workflow } = await bothPlans(spec, cpuFacts);
     expect(cli).toEqual(workflow);
     expect(workflow.setup).toMatchObject({ device: 'cpu', backend: 'hf-peft', dtype: 'float32' });
-    expect(workflow.plan.eta_seconds).toBeGreaterThan(0);
+    expect(workflow.plan.run_time).toMatchObject({ packing: false, steps: 1000, compiled_shapes: 0 });
+    expect(workflow.plan.eta_seconds).toBe(workflow.plan.run_time?.eta_seconds);
   });
 
   it('are equal on a CUDA worker, where auto resolves to Unsloth', async () => {
@@ -80,6 +95,10 @@ describe('the CLI plan and the workflow plan', () => {
     expect(cli).toEqual(workflow);
     expect(workflow.setup).toMatchObject({ device: 'cuda', backend: 'unsloth', dtype: 'bfloat16', optimizer: 'adamw_8bit', gradient_checkpointing: true });
     expect(workflow.plan.device).toMatchObject({ kind: 'cuda', name: 'h200' });
+    // Unsloth packs on auto: fewer sequences than rows, nothing compiled.
+    expect(workflow.setup.packing).toBe(true);
+    expect(workflow.plan.run_time?.packing).toBe(true);
+    expect(workflow.plan.run_time?.sequences).toBeLessThan(1000);
   });
 
   it("refuses a facts file that is not a worker's facts, naming the field", async () => {

@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isPlanDoesNotFitError } from '../../src/errors/index.ts';
-import { evaluatePlan, largestFittingMicroBatch, nextSmallerMicroBatch, planDoesNotFitError, planRun, suggestChanges, SuggestionKind } from '../../src/planner/index.ts';
+import {
+  evaluatePlan,
+  largestFittingMicroBatch,
+  nextSmallerMicroBatch,
+  planDoesNotFitError,
+  planRun,
+  suggestChanges,
+  SuggestionKind,
+} from '../../src/planner/index.ts';
 import { requestFor } from './helpers.ts';
 
 describe('nextSmallerMicroBatch', () => {
@@ -66,12 +74,19 @@ describe('suggestions', () => {
     for (const suggestion of plan.suggestions) {
       expect(suggestion.fits).toBe(true);
       expect(suggestion.peak_vram_gib).toBeLessThanOrEqual(suggestion.available_gib);
-      expect(evaluatePlan({ ...request, ...suggestion.changes, device: suggestion.changes.device ?? request.device }).peak_vram_gib).toBe(suggestion.peak_vram_gib);
+      expect(evaluatePlan({ ...request, ...suggestion.changes, device: suggestion.changes.device ?? request.device }).peak_vram_gib).toBe(
+        suggestion.peak_vram_gib,
+      );
     }
   });
 
   it('lists the cheapest kind of change first: checkpointing before smaller batches, quantisation, rank, sequence, money', () => {
-    const request = requestFor('llama-3.1-8b', { device: { gpu: 'rtx-4090' }, gradient_checkpointing: false, micro_batch_size: 2, gradient_accumulation_steps: 4 });
+    const request = requestFor('llama-3.1-8b', {
+      device: { gpu: 'rtx-4090' },
+      gradient_checkpointing: false,
+      micro_batch_size: 2,
+      gradient_accumulation_steps: 4,
+    });
     const order: string[] = Object.values(SuggestionKind);
     const positions = suggestChanges(request).map((suggestion) => order.indexOf(suggestion.kind));
     expect(positions.length).toBeGreaterThan(1);
@@ -83,7 +98,14 @@ describe('suggestions', () => {
   });
 
   it('picks the mildest change of each kind: the largest rank and the longest sequence that fit', () => {
-    const request = requestFor('llama-3.2-3b', { device: { gpu: 'l4' }, micro_batch_size: 4, sequence_length: 8192, lora_rank: 256, gradient_checkpointing: false, backend: 'unsloth' });
+    const request = requestFor('llama-3.2-3b', {
+      device: { gpu: 'l4' },
+      micro_batch_size: 4,
+      sequence_length: 8192,
+      lora_rank: 256,
+      gradient_checkpointing: false,
+      backend: 'unsloth',
+    });
     for (const suggestion of suggestChanges(request).filter((candidate) => candidate.kind === 'shorter-sequence')) {
       const longer = (suggestion.changes.sequence_length ?? 0) * 2;
       expect(evaluatePlan({ ...request, sequence_length: longer }).fits).toBe(false);
@@ -98,6 +120,6 @@ describe('planDoesNotFitError', () => {
     expect(isPlanDoesNotFitError(error)).toBe(true);
     expect(error.nonRetryable).toBe(true);
     expect(error.message).toMatch(/alone take .* cheapest change that fits: /);
-    expect(error.details['plan']).toBe(plan);
+    expect(error.details.plan).toBe(plan);
   });
 });

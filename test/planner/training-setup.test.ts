@@ -19,7 +19,7 @@ const cpuWorker: WorkerFacts = {
 
 const choices = (device: Partial<TrainingChoices['device']> = {}, train: Partial<TrainingChoices['train']> = {}): TrainingChoices => ({
   device: { type: 'auto', backend: 'auto', quantization: 'none', ...device },
-  train: { optimizer: 'auto', gradient_checkpointing: 'auto', ...train },
+  train: { optimizer: 'auto', gradient_checkpointing: 'auto', packing: 'auto', ...train },
 });
 
 function invalidField(run: () => unknown): unknown {
@@ -33,7 +33,7 @@ function invalidField(run: () => unknown): unknown {
 }
 
 describe('resolveTrainingSetup', () => {
-  it('resolves auto on a CUDA worker with Unsloth to Unsloth, bf16, checkpointing and 8-bit AdamW', () => {
+  it('resolves auto on a CUDA worker with Unsloth to Unsloth, bf16, checkpointing, 8-bit AdamW and packing', () => {
     expect(resolveTrainingSetup(choices(), gpuWorker)).toEqual({
       device: 'cuda',
       backend: 'unsloth',
@@ -41,10 +41,11 @@ describe('resolveTrainingSetup', () => {
       dtype: 'bfloat16',
       gradient_checkpointing: true,
       optimizer: 'adamw_8bit',
+      packing: true,
     });
   });
 
-  it('resolves auto on a CPU worker to hf-peft in float32 without checkpointing, torch AdamW', () => {
+  it('resolves auto on a CPU worker to hf-peft in float32 without checkpointing, torch AdamW, unpacked', () => {
     expect(resolveTrainingSetup(choices(), cpuWorker)).toEqual({
       device: 'cpu',
       backend: 'hf-peft',
@@ -52,7 +53,14 @@ describe('resolveTrainingSetup', () => {
       dtype: 'float32',
       gradient_checkpointing: false,
       optimizer: 'adamw_torch',
+      packing: false,
     });
+  });
+
+  it('packs on auto only under Unsloth, and packs hf-peft when asked', () => {
+    expect(resolveTrainingSetup(choices({ backend: 'hf-peft' }), gpuWorker).packing).toBe(false);
+    expect(resolveTrainingSetup(choices({}, { packing: true }), cpuWorker).packing).toBe(true);
+    expect(resolveTrainingSetup(choices({}, { packing: false }), gpuWorker).packing).toBe(false);
   });
 
   it('falls back where the worker lacks a package: fp16 without bf16, hf-peft without Unsloth, torch AdamW without bitsandbytes', () => {

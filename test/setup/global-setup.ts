@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startDevServer } from '../../src/runtime/dev-server.ts';
 import { workflowsPath } from '../../src/workflows-path.ts';
+import { buildSeaweedfs } from '../../scripts/seaweedfs.mjs';
+import { type S3Credentials, startS3Server } from '../support/s3-server.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -18,6 +20,8 @@ declare module 'vitest' {
     temporalUiUrl: string;
     workflowBundlePath: string;
     testRoot: string;
+    /** The shared SeaweedFS S3 server's endpoint and credentials (test/support/s3-server.ts). */
+    s3: S3Credentials;
   }
 }
 
@@ -40,6 +44,9 @@ export default async function setup(project: TestProject) {
     port: await freePort(),
     uiPort: await freePort(),
   });
+  // The S3 server of the scale-out tests: built once into the cache (minutes, first time only), started here.
+  buildSeaweedfs();
+  const s3 = await startS3Server(root);
   const { code } = await bundleWorkflowCode({ workflowsPath, logger: undefined });
   const workflowBundlePath = join(root, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, code);
@@ -47,7 +54,9 @@ export default async function setup(project: TestProject) {
   project.provide('temporalUiUrl', server.uiUrl);
   project.provide('workflowBundlePath', workflowBundlePath);
   project.provide('testRoot', root);
+  project.provide('s3', { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region });
   return async () => {
+    await s3.stop();
     await server.stop();
     // TUNEFLOW_KEEP_TEST_ROOT=1 keeps the logs, databases and artifacts of every test for a post-mortem.
     if (process.env.TUNEFLOW_KEEP_TEST_ROOT === '1') console.log(`test root kept: ${root}`);

@@ -1,6 +1,6 @@
 import type { EvaluationResult } from '../../src/contract/index.ts';
 import { Stage } from '../../src/contract/index.ts';
-import { activitySummary, python } from '../activities.ts';
+import { activitySummary, onTrainingWorkerFirst, python } from '../activities.ts';
 import type { TrainedAdapter } from '../train-adapter.ts';
 import type { PlannedRun } from './plan.ts';
 import type { PreparedDataset } from './prepare.ts';
@@ -11,7 +11,8 @@ import type { PreparedDataset } from './prepare.ts';
  * (a held-out set, prepared by the prepare stage), which is tokenised first, once, like the run's own data.
  */
 export async function evaluate(run: PlannedRun, trained: TrainedAdapter, options: { dataset?: PreparedDataset } = {}): Promise<EvaluationResult> {
-  const accelerator = python(run.spec.train.heartbeat_timeout_seconds, activitySummary(Stage.Evaluate, run.spec.model.source, 'base vs tuned'));
+  const summary = activitySummary(Stage.Evaluate, run.spec.model.source, 'base vs tuned');
+  const accelerator = python(run.spec.train.heartbeat_timeout_seconds, summary);
   const valTokensUri = options.dataset
     ? (
         await accelerator.token_statistics({
@@ -23,11 +24,13 @@ export async function evaluate(run: PlannedRun, trained: TrainedAdapter, options
         })
       ).val_tokens_uri
     : run.tokens.val_tokens_uri;
-  return accelerator.evaluate({
-    spec: run.spec,
-    setup: run.setup,
-    model_uri: run.model.model_uri,
-    adapter_uri: trained.training.adapter_uri,
-    val_tokens_uri: valTokensUri,
-  });
+  return onTrainingWorkerFirst(trained.training, run.spec.train.heartbeat_timeout_seconds, summary, (activities) =>
+    activities.evaluate({
+      spec: run.spec,
+      setup: run.setup,
+      model_uri: run.model.model_uri,
+      adapter_uri: trained.training.adapter_uri,
+      val_tokens_uri: valTokensUri,
+    }),
+  );
 }

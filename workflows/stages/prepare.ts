@@ -15,5 +15,8 @@ export type PreparedDataset = PreparedDatasetReport;
  * whose `dataset` names it.
  */
 export function prepare(spec: RunSpec, options: { artifactRootUri: string }): Promise<PreparedDataset> {
-  return summarizedBookkeeping(activitySummary(Stage.Prepare, spec.model.source, spec.dataset.path)).prepareDataset({ spec, artifact_root_uri: options.artifactRootUri });
+  return summarizedBookkeeping(activitySummary(Stage.Prepare, spec.model.source, spec.dataset.path)).prepareDataset({
+    spec,
+    artifact_root_uri: options.artifactRootUri,
+  });
 }

@@ -24,7 +24,11 @@ export async function train(run: PlannedRun, options: TrainOptions = {}): Promis
   const child = await startChild(trainAdapter, {
     workflowId: options.workflowId ?? trainingWorkflowId(workflowInfo().workflowId),
     taskQueue: TaskQueue.Orchestration,
-    staticSummary: activitySummary(Stage.Train, run.spec.model.source, `${run.setup.backend} on ${run.setup.device}, ${run.setup.quantization === 'none' ? run.setup.dtype : run.setup.quantization}`),
+    staticSummary: activitySummary(
+      Stage.Train,
+      run.spec.model.source,
+      `${run.setup.backend} on ${run.setup.device}, ${run.setup.quantization === 'none' ? run.setup.dtype : run.setup.quantization}`,
+    ),
     args: [{ run, control: known, ...(options.maxHistoryEvents === undefined ? {} : { max_history_events: options.maxHistoryEvents }) }],
   });
   const detach = options.control?.attach(child, known);

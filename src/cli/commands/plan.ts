@@ -3,7 +3,7 @@ import { availableParallelism, totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { match } from 'ts-pattern';
-import { checkPayload, type ModelFacts, modelFactsSchema, type WorkerFacts } from '../../contract/index.ts';
+import { checkPayload, type ModelFacts, modelFactsSchema, type TokenStatistics, tokenStatisticsSchema, type WorkerFacts } from '../../contract/index.ts';
 import { InvalidSpecError, isTuneflowError, ModelNotFoundError } from '../../errors/index.ts';
 import {
   architectureFromHuggingFaceConfig,
@@ -18,6 +18,7 @@ import {
   type PlannedSpec,
   type PlannerOptimizer,
   type PlanRequest,
+  plannedTokensFrom,
   planTrainingRun,
   type Quantization,
   rankTradeOffs,
@@ -65,6 +66,7 @@ export interface PlanCommandOptions {
   ranks?: number[];
   effectiveBatch?: number;
   facts?: string;
+  tokenStatistics?: string;
   json?: boolean;
 }
 
@@ -117,6 +119,7 @@ export function registerPlanCommand(program: Command, io: PlanCommandIo = proces
     .option('--ranks <list>', 'rank trade-off table for these ranks, e.g. 8,16,32,64,128,256', positiveIntegerList)
     .option('--effective-batch <size>', 'find the largest micro-batch reaching this effective batch', positiveInteger)
     .option('--facts <file>', "a worker's facts (resolve_model's result, a finished run's model): plan exactly as the workflow would there")
+    .option('--token-statistics <file>', "token_statistics' result (a run's tokens): plan the time on the data's real lengths, as the workflow does")
     .option('--json', 'print JSON')
     .addHelpText(
       'after',
@@ -195,7 +198,12 @@ function microBatchSearch(request: PlanRequest, effectiveBatch: number) {
  */
 export function planInputFrom(spec: RunSpec | undefined, specPath: string | undefined, options: PlanCommandOptions): RunPlanInput {
   const planned = plannedSpecFrom(spec, options);
-  const tokens = options.tokens === undefined ? {} : { dataset_tokens: options.tokens };
+  const tokens =
+    options.tokenStatistics !== undefined
+      ? plannedTokensFrom(readTokenStatistics(options.tokenStatistics))
+      : options.tokens === undefined
+        ? {}
+        : { dataset_tokens: options.tokens };
   if (options.facts !== undefined) {
     const facts = readModelFacts(options.facts);
     const name = options.model ?? spec?.model.source ?? facts.source;
@@ -226,6 +234,8 @@ function plannedSpecFrom(spec: RunSpec | undefined, options: PlanCommandOptions)
       epochs: options.epochs ?? spec?.train.epochs ?? 1,
       optimizer: options.optimizer ?? spec?.train.optimizer ?? 'auto',
       gradient_checkpointing: options.gradCkpt ?? spec?.train.gradient_checkpointing ?? 'auto',
+      packing: spec?.train.packing ?? 'auto',
+      ...(spec?.train.max_steps === undefined ? {} : { max_steps: spec.train.max_steps }),
     },
     device: {
       type,
@@ -264,6 +274,16 @@ function assumedWorker(device: PlannedSpec['device']): WorkerFacts {
     unsloth_importable: true,
     bitsandbytes_importable: true,
   };
+}
+
+function readTokenStatistics(path: string): TokenStatistics {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new InvalidSpecError(`--token-statistics ${path} is not a readable JSON file: ${(error as Error).message}`, { field: 'token-statistics' });
+  }
+  return checkPayload(tokenStatisticsSchema, parsed, `--token-statistics ${path} (token_statistics' result)`);
 }
 
 function readModelFacts(path: string): ModelFacts {
@@ -345,7 +365,13 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
     '',
     `Throughput: ${formatCount(plan.tokens_per_s)} tokens/s, ${formatCount(plan.tokens_per_hour)} tokens/hour; ${plan.step_seconds.toFixed(2)} s per optimizer step`,
   );
-  if (plan.eta_seconds !== undefined) {
+  const time = plan.run_time;
+  if (time !== undefined) {
+    lines.push(
+      `Time on the data's lengths: ${time.steps} steps ${time.packing ? 'packed' : 'unpacked'} (${Math.round(time.padding_fraction * 100)} % padding), ${formatCount(time.real_tokens_per_s)} real tokens/s; ` +
+        `load ${formatDuration(time.model_load_seconds)}, first step ${formatDuration(time.first_step_seconds)} (${time.compiled_shapes} compiled shapes), training ${formatDuration(time.training_seconds)} ≈ ${formatDuration(time.eta_seconds)}`,
+    );
+  } else if (plan.eta_seconds !== undefined) {
     lines.push(`Time: ${formatCount(request.dataset_tokens ?? 0)} tokens × ${request.epochs ?? 1} epochs ≈ ${formatDuration(plan.eta_seconds)}`);
   }
   lines.push(...plan.notes.map((note) => `Note: ${note}`));

@@ -65,14 +65,23 @@ export function registerPrepareCommand(program: Command, output: CommandOutput =
     .description('validate, dedupe and split a dataset into the artifact store, reporting every rejected row')
     .argument('<dataset>', 'a JSON array or JSONL file (optionally .gz), or a directory of them')
     .addOption(new Option('--format <format>', 'row format').choices(Object.values(DatasetFormat)).default('auto'))
-    .addOption(new Option('--val-fraction <fraction>', 'validation share of the rows (default 0.1)').argParser(parseFraction).conflicts(['valCount', 'valFile']))
+    .addOption(
+      new Option('--val-fraction <fraction>', 'validation share of the rows (default 0.1)').argParser(parseFraction).conflicts(['valCount', 'valFile']),
+    )
     .addOption(new Option('--val-count <count>', 'validation row count').argParser(parseInteger(0)).conflicts('valFile'))
     .option('--val-file <file>', 'a separate validation file')
     .option('--seed <seed>', 'split seed', parseInteger(Number.MIN_SAFE_INTEGER), 42)
     .option('--max-invalid-fraction <fraction>', 'fail above this share of invalid rows', parseFraction, 0.01)
     .option('--out <dir>', 'artifact store root (default $TUNEFLOW_HOME/artifacts)')
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', examples(['tuneflow prepare examples/quickstart/data.jsonl', 'tuneflow prepare data/ --val-count 200 --json', 'tuneflow prepare chats.jsonl.gz --format chat --max-invalid-fraction 0.05']))
+    .addHelpText(
+      'after',
+      examples([
+        'tuneflow prepare examples/quickstart/data.jsonl',
+        'tuneflow prepare data/ --val-count 200 --json',
+        'tuneflow prepare chats.jsonl.gz --format chat --max-invalid-fraction 0.05',
+      ]),
+    )
     .action(async (dataset: string, options: PrepareCommandOptions) => output.exit(await prepare(dataset, options, output)));
 }
 
@@ -90,7 +99,10 @@ async function prepare(dataset: string, options: PrepareCommandOptions, output: 
   try {
     const report = await prepareDataset(prepareOptions);
     if (options.json) output.stdout(`${JSON.stringify(report, null, 2)}\n`);
-    else output.stdout(`${summariseReport(report, errorsShown)}\ntrain: ${report.train_uri}\nval: ${report.val_uri}\nreport: ${report.report_uri}${report.cached ? ' (cached)' : ''}\n`);
+    else
+      output.stdout(
+        `${summariseReport(report, errorsShown)}\ntrain: ${report.train_uri}\nval: ${report.val_uri}\nreport: ${report.report_uri}${report.cached ? ' (cached)' : ''}\n`,
+      );
     return PrepareExitCode.Prepared;
   } catch (error) {
     if (isInvalidDatasetError(error)) {

@@ -10,9 +10,11 @@ import { examples } from './examples.ts';
 export function registerReportCommand(program: Command): void {
   program
     .command('report')
-    .description('Write a completed run as one self-contained HTML page with SVG and PNG charts (loss, learning rate, throughput), plan vs actual, base vs tuned, samples and artifacts')
+    .description(
+      'Write a completed run as one self-contained HTML page with SVG and PNG charts (loss, learning rate, throughput), plan vs actual, base vs tuned, samples and artifacts',
+    )
     .argument('<id>', 'workflow id of a completed run')
-    .option('--out <dir>', 'where to write index.html and charts/ (default: the run directory\'s report/)')
+    .option('--out <dir>', "where to write index.html and charts/ (default: the run directory's report/)")
     .option('--json', 'print the written paths as JSON')
     .addHelpText('after', examples(['tuneflow report my-run', 'tuneflow report my-run --out /tmp/my-run-report && chromium /tmp/my-run-report/index.html']))
     .action(async (workflowId: string, options: { out?: string; json?: boolean }) => {
@@ -20,7 +22,12 @@ export function registerReportCommand(program: Command): void {
       try {
         const result = await completedResult(client, workflowId);
         const directory = await runDirectory(client, workflowId);
-        const written = await writeRunReport({ workflowId, result, runDirectory: directory, outDirectory: options.out ? resolve(options.out) : resolve(directory, 'report') });
+        const written = await writeRunReport({
+          workflowId,
+          result,
+          runDirectory: directory,
+          outDirectory: options.out ? resolve(options.out) : resolve(directory, 'report'),
+        });
         if (options.json) printJson(written);
         else {
           process.stdout.write(`${written.html}\n`);

@@ -163,7 +163,14 @@ function formatRuns(runs: RunSummary[]): string {
     ]),
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
-  return `${rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd()).join('\n')}\n`;
+  return `${rows
+    .map((row) =>
+      row
+        .map((cell, column) => cell.padEnd(widths[column]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')}\n`;
 }
 
 interface LogsOptions {
@@ -181,8 +188,15 @@ function formatTrainLogLine(record: { step: number; loss: number; learning_rate:
 async function logsCommand(workflowId: string, options: LogsOptions): Promise<ExitCode> {
   if (options.worker) {
     const file = join(homeLayout().logs, 'gpu-worker.log');
-    if (!existsSync(file)) throw new CommandError(`no Python worker log at ${file}`, ExitCode.InvalidInput, 'it is written by `tuneflow dev` and `tuneflow gpu-worker` under TUNEFLOW_HOME');
-    const lines = readFileSync(file, 'utf8').split('\n').filter((line) => line !== '');
+    if (!existsSync(file))
+      throw new CommandError(
+        `no Python worker log at ${file}`,
+        ExitCode.InvalidInput,
+        'it is written by `tuneflow dev` and `tuneflow gpu-worker` under TUNEFLOW_HOME',
+      );
+    const lines = readFileSync(file, 'utf8')
+      .split('\n')
+      .filter((line) => line !== '');
     const shown = options.tail ? lines.slice(-options.tail) : lines;
     if (options.json) printJson({ file, lines: shown });
     else process.stdout.write(`${shown.join('\n')}\n`);
@@ -191,7 +205,11 @@ async function logsCommand(workflowId: string, options: LogsOptions): Promise<Ex
   const directory = await withClient((client) => runDirectory(client, workflowId));
   const file = join(directory, 'train_log.jsonl');
   if (!existsSync(file)) {
-    throw new CommandError(`${workflowId} has no train log yet (${file})`, ExitCode.Unsuccessful, 'it starts with the first training step: tuneflow status ' + workflowId);
+    throw new CommandError(
+      `${workflowId} has no train log yet (${file})`,
+      ExitCode.Unsuccessful,
+      `it starts with the first training step: tuneflow status ${workflowId}`,
+    );
   }
   const records = readFileSync(file, 'utf8')
     .split('\n')
@@ -211,7 +229,10 @@ export function registerRunCommands(program: Command): void {
     .option('--id <id>', 'workflow id (default tuneflow-<name>-<time>)')
     .option('--detach', 'start and print the id without waiting')
     .option('--json', 'print the final status (or, with --detach, the id) as JSON')
-    .addHelpText('after', examples(['tuneflow run examples/tiny/spec.yaml', 'tuneflow run spec.yaml --detach --id my-run', 'tuneflow run spec.yaml --json > status.json']))
+    .addHelpText(
+      'after',
+      examples(['tuneflow run examples/tiny/spec.yaml', 'tuneflow run spec.yaml --detach --id my-run', 'tuneflow run spec.yaml --json > status.json']),
+    )
     .action(async (specPath: string, options: RunOptions) => {
       process.exitCode = await runCommand(specPath, options);
     });
@@ -231,7 +252,7 @@ export function registerRunCommands(program: Command): void {
     .command('list')
     .description("Runs on the server, newest first, filtered through tuneflow's search attributes (TuneflowStatus, TuneflowModel, TuneflowStage)")
     .option('--status <status>', 'running, pausing, paused, completed, failed or cancelled')
-    .option('--model <source>', 'the spec\'s model.source, e.g. tiny-random-llama')
+    .option('--model <source>', "the spec's model.source, e.g. tiny-random-llama")
     .addOption(new Option('--stage <stage>', 'the stage a run is in (or ended in)').choices(Object.values(Stage)))
     .option('--limit <n>', 'at most this many runs', positiveInteger, 20)
     .option('--json', 'print JSON')
@@ -251,7 +272,8 @@ export function registerRunCommands(program: Command): void {
     .option('--json', 'print JSON')
     .addHelpText('after', examples(['tuneflow logs my-run', 'tuneflow logs my-run --tail 5 --json', 'tuneflow logs --worker --tail 50']))
     .action(async (workflowId: string | undefined, options: LogsOptions) => {
-      if (workflowId === undefined && !options.worker) throw new CommandError('which run? give its id, or --worker', ExitCode.InvalidInput, 'tuneflow list shows the ids');
+      if (workflowId === undefined && !options.worker)
+        throw new CommandError('which run? give its id, or --worker', ExitCode.InvalidInput, 'tuneflow list shows the ids');
       process.exitCode = await logsCommand(workflowId ?? '', options);
     });
 

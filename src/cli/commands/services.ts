@@ -8,7 +8,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { TemporalUnreachableError } from '../../errors/index.ts';
 import { startDevServer } from '../../runtime/dev-server.ts';
 import { gpuWorkerLogFile, startGpuWorker } from '../../runtime/gpu-worker.ts';
-import { homeLayout, temporalAddress } from '../../runtime/home.ts';
+import { homeLayout, temporalConnectConfig } from '../../runtime/home.ts';
 import { ExitCode } from '../exit-code.ts';
 import { log } from '../output.ts';
 import { listenForStopSignal } from '../signals.ts';
@@ -62,11 +62,13 @@ async function server(options: PortOptions & { ip: string }): Promise<number> {
 
 async function worker(): Promise<number> {
   const stopSignal = listenForStopSignal();
-  const address = temporalAddress();
-  const connection = await NativeConnection.connect({ address }).catch((error: unknown) => {
+  // Temporal's environment configuration: profile file, address, namespace, TLS, API key (runtime/home.ts).
+  const { connectionOptions, namespace } = temporalConnectConfig();
+  const address = connectionOptions.address;
+  const connection = await NativeConnection.connect(connectionOptions).catch((error: unknown) => {
     throw new TemporalUnreachableError(address, { cause: error });
   });
-  const running = await runOrchestrationWorker(connection);
+  const running = await runOrchestrationWorker(connection, namespace);
   stopSignal.running();
   log(`worker polling task queue tuneflow at ${address}; Ctrl-C to stop`);
   // A worker that stops on its own (a fatal error) ends the command with that error.
@@ -81,7 +83,8 @@ async function worker(): Promise<number> {
 async function gpuWorker(): Promise<number> {
   const stopSignal = listenForStopSignal();
   const layout = homeLayout();
-  const child = await startGpuWorker({ address: temporalAddress(), logFile: gpuWorkerLogFile(layout.logs), echo: true });
+  // No address: the Python worker reads the same environment configuration (profile file, TLS, API key).
+  const child = await startGpuWorker({ logFile: gpuWorkerLogFile(layout.logs), echo: true });
   stopSignal.running();
   const outcome = await Promise.race([stopSignal.received, child.exited.then((code) => ({ code }))]);
   if (typeof outcome === 'object') {
@@ -116,9 +119,14 @@ async function demo(options: PortOptions): Promise<number> {
 }
 
 export function registerServiceCommands(program: Command): void {
-  withPorts(program.command('dev').summary('Temporal dev server + both workers in one command').description(
-    'Starts the Temporal dev server (database, artifacts and logs under TUNEFLOW_HOME), the TypeScript worker and the Python worker. Ctrl-C or SIGTERM stops all of them and frees the ports.',
-  ))
+  withPorts(
+    program
+      .command('dev')
+      .summary('Temporal dev server + both workers in one command')
+      .description(
+        'Starts the Temporal dev server (database, artifacts and logs under TUNEFLOW_HOME), the TypeScript worker and the Python worker. Ctrl-C or SIGTERM stops all of them and frees the ports.',
+      ),
+  )
     .addHelpText('after', examples(['tuneflow dev', 'TUNEFLOW_HOME=/data/tuneflow tuneflow dev --port 7300 --ui-port 8300']))
     .action(async (options: PortOptions) => {
       process.exitCode = await dev(options);

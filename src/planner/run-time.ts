@@ -1,0 +1,163 @@
+import { match } from 'ts-pattern';
+import type { RunTime } from '../contract/orchestration.ts';
+import type { SplitTokenStatistics } from '../contract/index.ts';
+import { totalParameters } from './architecture.ts';
+import { startupCalibration } from './calibration.ts';
+import type { ResolvedDevice } from './device.ts';
+import type { MemoryInputs } from './memory.ts';
+import { cpuStepTime, gpuStepTime } from './throughput.ts';
+import { roundToThousandths as round } from './units.ts';
+
+export type { RunTime };
+export type LengthHistogram = SplitTokenStatistics['length_histogram'];
+
+/** What the run-time prediction needs beyond the step's inputs: the data's lengths and how long the run goes on. */
+export interface RunLength {
+  lengths: LengthHistogram;
+  packing: boolean;
+  accumulation_steps: number;
+  epochs: number;
+  max_steps?: number;
+}
+
+/** A row length standing for every row of a bin: each bin's rows, at their mean length (exact total tokens). */
+function rowLengths(lengths: LengthHistogram, scale: number): number[] {
+  return lengths.flatMap((bin) => {
+    const rows = Math.max(1, Math.round(bin.rows / scale));
+    return Array.from({ length: rows }, () => Math.min(bin.up_to, Math.round(bin.tokens / bin.rows)));
+  });
+}
+
+/**
+ * The number of packs best-fit decreasing makes of these lengths (packing.pack_rows' rule, applied to the
+ * histogram): long rows open packs, each row goes to the fullest pack it fits. More than 100k rows are packed as a
+ * proportional sample and the count scaled back.
+ */
+function packCount(lengths: LengthHistogram, capacity: number): number {
+  // The fit search evaluates many candidates on one histogram: pack it once per capacity.
+  const known = packCounts.get(lengths) ?? new Map<number, number>();
+  packCounts.set(lengths, known);
+  const cached = known.get(capacity);
+  if (cached !== undefined) return cached;
+  const packs = bestFitDecreasingPacks(lengths, capacity);
+  known.set(capacity, packs);
+  return packs;
+}
+const packCounts = new WeakMap<LengthHistogram, Map<number, number>>();
+
+function bestFitDecreasingPacks(lengths: LengthHistogram, capacity: number): number {
+  const rows = lengths.reduce((sum, bin) => sum + bin.rows, 0);
+  const scale = Math.max(1, rows / 100_000);
+  // packsWithRoom[r]: how many packs have exactly r tokens of room left.
+  const packsWithRoom = new Array<number>(capacity + 1).fill(0);
+  let packs = 0;
+  for (const length of rowLengths(lengths, scale).sort((left, right) => right - left)) {
+    let room = length;
+    while (room <= capacity && packsWithRoom[room] === 0) room += 1;
+    const opened = room > capacity;
+    if (opened) packs += 1;
+    else packsWithRoom[room] = (packsWithRoom[room] ?? 0) - 1;
+    const left = (opened ? capacity : room) - length;
+    packsWithRoom[left] = (packsWithRoom[left] ?? 0) + 1;
+  }
+  return Math.round(packs * scale);
+}
+
+/** Unsloth pads a micro-batch to the next power of two of its longest row, at least 64, capped (data.bucketed_width). */
+function bucketedWidth(longest: number, maxSeqLength: number): number {
+  return Math.min(maxSeqLength, Math.max(64, 2 ** Math.ceil(Math.log2(longest))));
+}
+
+/**
+ * How wide unpacked micro-batches are, with the probability of each width: a micro-batch is `micro` rows of the
+ * shuffled split, its width the longest row's (hf-peft) or that rounded up to Unsloth's bucket. P(longest ≤ x) =
+ * F(x)^micro, F the histogram's distribution (rows drawn with replacement: close enough for thousands of rows).
+ * A bin's rows are taken as long as its upper edge; every bucket edge is a bin edge, so Unsloth's widths are exact.
+ */
+function paddedWidths(lengths: LengthHistogram, micro: number, maxSeqLength: number, bucketed: boolean): Map<number, number> {
+  const rows = lengths.reduce((sum, bin) => sum + bin.rows, 0);
+  const widths = new Map<number, number>();
+  let below = 0;
+  for (const bin of lengths) {
+    const probability = ((below + bin.rows) / rows) ** micro - (below / rows) ** micro;
+    below += bin.rows;
+    const width = bucketed ? bucketedWidth(bin.up_to, maxSeqLength) : Math.min(bin.up_to, maxSeqLength);
+    widths.set(width, (widths.get(width) ?? 0) + probability);
+  }
+  return widths;
+}
+
+function microStepSeconds(inputs: MemoryInputs, device: ResolvedDevice): number {
+  return match(device)
+    .with({ kind: 'cuda' }, (gpu) => gpuStepTime(inputs, gpu.gpu))
+    .with({ kind: 'cpu' }, (cpu) => cpuStepTime(inputs, cpu.count))
+    .exhaustive().seconds;
+}
+
+/**
+ * How long the run takes on the data's real lengths: steps (epochs, max_steps) × the step time at the widths the
+ * batches really have, plus loading the model, the first step's warm-up or compile, and the last checkpoint.
+ *
+ * Packed, a micro-batch is `micro` packs of best-fit-decreasing rows laid end to end: its tokens are real tokens
+ * and attention spans only each row. Unpacked, a micro-batch is `micro` rows padded to the longest (hf-peft) or to
+ * Unsloth's bucketed width, and Unsloth compiles once per width it meets: the plan counts the widths a run of this
+ * many steps is expected to see.
+ */
+export function predictRunTime(inputs: MemoryInputs, device: ResolvedDevice, run: RunLength): RunTime {
+  const rows = run.lengths.reduce((sum, bin) => sum + bin.rows, 0);
+  const realTokens = run.lengths.reduce((sum, bin) => sum + bin.tokens, 0);
+  const micro = inputs.micro_batch_size;
+  const sequences = run.packing ? packCount(run.lengths, inputs.sequence_length) : rows;
+  const stepsPerEpoch = Math.ceil(sequences / (micro * run.accumulation_steps));
+  const epochSteps = Math.ceil(run.epochs * stepsPerEpoch);
+  const steps = run.max_steps === undefined ? epochSteps : Math.min(epochSteps, run.max_steps);
+  const realTokensPerStep = realTokens / stepsPerEpoch;
+
+  const unsloth = inputs.backend === 'unsloth';
+  let microStep: number;
+  let paddedTokensPerStep: number;
+  let compiledShapes: number;
+  if (run.packing) {
+    const squaredLengths = run.lengths.reduce((sum, bin) => sum + bin.rows * (bin.tokens / bin.rows) ** 2, 0);
+    const tokensPerMicroStep = (micro * realTokens) / sequences;
+    microStep = microStepSeconds({ ...inputs, micro_batch_size: 1, sequence_length: tokensPerMicroStep, attention_span: squaredLengths / realTokens }, device);
+    paddedTokensPerStep = realTokensPerStep;
+    // Unsloth runs packed decoder blocks eagerly (docs/gpu.md): nothing is compiled.
+    compiledShapes = 0;
+  } else {
+    const widths = paddedWidths(run.lengths, micro, inputs.sequence_length, unsloth);
+    microStep = 0;
+    let width = 0;
+    compiledShapes = 0;
+    const microSteps = steps * run.accumulation_steps;
+    for (const [batchWidth, probability] of widths) {
+      microStep += probability * microStepSeconds({ ...inputs, sequence_length: batchWidth }, device);
+      width += probability * batchWidth;
+      compiledShapes += 1 - (1 - probability) ** microSteps;
+    }
+    paddedTokensPerStep = micro * run.accumulation_steps * width;
+    compiledShapes = unsloth ? Math.min(widths.size, Math.max(1, Math.round(compiledShapes))) : 0;
+  }
+  const stepSeconds = microStep * run.accumulation_steps;
+  const compileSeconds =
+    compiledShapes === 0 ? 0 : startupCalibration.first_shape_compile_seconds + (compiledShapes - 1) * startupCalibration.further_shape_compile_seconds;
+  const firstStepSeconds = compiledShapes === 0 ? startupCalibration.eager_first_step_seconds : compileSeconds;
+  const modelLoadSeconds = totalParameters(inputs.architecture) * startupCalibration.model_load_seconds_per_parameter;
+  const trainingSeconds = steps * stepSeconds;
+  return {
+    packing: run.packing,
+    sequences,
+    steps,
+    real_tokens_per_step: round(realTokensPerStep),
+    padding_fraction: round(1 - realTokensPerStep / paddedTokensPerStep),
+    step_seconds: round(stepSeconds),
+    real_tokens_per_s: round(realTokensPerStep / stepSeconds),
+    compiled_shapes: compiledShapes,
+    compile_seconds: round(compileSeconds),
+    model_load_seconds: round(modelLoadSeconds),
+    first_step_seconds: round(firstStepSeconds),
+    finish_seconds: startupCalibration.finish_seconds,
+    training_seconds: round(trainingSeconds),
+    eta_seconds: Math.round(modelLoadSeconds + firstStepSeconds + trainingSeconds + startupCalibration.finish_seconds),
+  };
+}
