@@ -65,7 +65,13 @@ describe('tuneflow read commands on a real run', () => {
     const byModel = await tuneflow('list', '--model', 'tiny-random-llama', '--stage', 'done', '--status', 'completed', '--json');
     expect(byModel.code, byModel.stderr).toBe(0);
     const runs = JSON.parse(byModel.stdout) as { workflow_id: string; status: string; stage: string; model: string; step: number }[];
-    expect(runs.find((run) => run.workflow_id === workflowId)).toMatchObject({ status: 'completed', stage: 'done', model: 'tiny-random-llama', step: 24, loss: expect.any(Number) });
+    expect(runs.find((run) => run.workflow_id === workflowId)).toMatchObject({
+      status: 'completed',
+      stage: 'done',
+      model: 'tiny-random-llama',
+      step: 24,
+      loss: expect.any(Number),
+    });
 
     const other = await tuneflow('list', '--model', 'no-such-model', '--json');
     expect(JSON.parse(other.stdout)).toEqual([]);
