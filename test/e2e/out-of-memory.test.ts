@@ -47,17 +47,19 @@ describe('out of memory', () => {
   });
 
   it('carries the replanned micro-batch and its plan across continue-as-new', async () => {
-    // A history limit of 1 event: every checkpoint rolls the training over to a new execution.
+    // A history limit of 1 event: every checkpoint rolls the training over to a new execution. The run is long enough
+    // (24 steps, a checkpoint every 2) that a rollover's cancellation reaches the activity before training ends.
+    const rollingSpec: RunSpec = { ...spec, train: { ...spec.train, max_steps: 24 }, checkpoint: { ...spec.checkpoint, every_steps: 2 } };
     const handle = await cluster().client.workflow.start('fineTune', {
       taskQueue: TaskQueue.Orchestration,
       workflowId: `oom-rollover-${Date.now()}`,
-      args: [{ spec, artifact_root_uri: cluster().artifactRootUri, max_history_events: 1 }],
+      args: [{ spec: rollingSpec, artifact_root_uri: cluster().artifactRootUri, max_history_events: 1 }],
     });
     const result = (await handle.result()) as FineTuneResult;
     expect(result.executions).toBeGreaterThanOrEqual(2);
     // A rollover that carried micro-batch 8 would run out of memory again and recover a third time.
     expect(result.progress.out_of_memory_recoveries.map(({ micro_batch_size }) => micro_batch_size)).toEqual([4, 2]);
-    expect(result.training.final_step).toBe(6);
+    expect(result.training.final_step).toBe(24);
     // The plan the run reports is the plan of the micro-batch it trained with, not the one it started with.
     expect(result.plan.peak_vram_gib).toBe(result.progress.out_of_memory_recoveries.at(-1)!.peak_vram_gib);
   });

@@ -63,6 +63,10 @@ describe('the S3 server restarted mid-upload', () => {
     await server.start();
     await untilCheckpoint(cluster, workflowId, stepWhenDown + 2);
 
+    // The worker dies first, so that no upload or pruning changes the bucket while the test plants its checkpoint;
+    // one with an empty cache must then resume from the bucket.
+    await cluster.workers[0]!.process.kill();
+
     // A checkpoint ahead of every real one whose manifest is intact but one of whose objects is not.
     const s3 = s3ClientFromEnvironment();
     const listed = await s3.send(new ListObjectsV2Command({ Bucket: cluster.bucket, Prefix: `${runPrefix}/checkpoints/` }));
@@ -82,8 +86,6 @@ describe('the S3 server restarted mid-upload', () => {
     }
     await s3.send(new CopyObjectCommand({ Bucket: cluster.bucket, Key: `${planted}/manifest.json`, CopySource: `${cluster.bucket}/${newest}/manifest.json` }));
 
-    // The worker dies; one with an empty cache must resume from the bucket.
-    await cluster.workers[0]!.process.kill();
     const replacement = await cluster.startGpuWorker('gpu-b');
 
     const result = await handle.result();
