@@ -2,6 +2,7 @@ import { workflowInfo } from '@temporalio/workflow';
 import type { ResolvedModel, TokenStatistics, TrainingSetup } from '../../src/contract/index.ts';
 import { Stage } from '../../src/contract/index.ts';
 import type { Plan } from '../../src/planner/index.ts';
+import { RunLayout } from '../../src/runtime/layout.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
 import { activitySummary, python, summarizedBookkeeping } from '../activities.ts';
 import type { PreparedDataset } from './prepare.ts';
@@ -20,8 +21,7 @@ export interface PlannedRun {
 }
 
 /** Where a workflow's run writes: `<artifact root>/runs/<workflow id>`, the id escaped to one path segment. */
-export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowInfo().workflowId) =>
-  `${artifactRootUri.replace(/\/$/, '')}/runs/${encodeURIComponent(workflowId)}`;
+export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowInfo().workflowId) => RunLayout.of(artifactRootUri, workflowId).root;
 
 /**
  * Plan stage: resolves the model on the Python worker (the weights, the facts of the device it will train on),
