@@ -5,7 +5,7 @@
  * as URIs (file://, or s3:// for the artifact store on object storage), never as bytes.
  */
 import { z } from 'zod';
-import { DeviceKind, PlannerOptimizer, Quantization, TrainingBackend } from '../planner/request.ts';
+import { DeviceKind, Parallelism, PlannerOptimizer, Quantization, TrainingBackend } from '../planner/request.ts';
 import { runSpecSchema } from '../spec/schema.ts';
 import { AcceleratorActivity } from './names.ts';
 
@@ -68,6 +68,10 @@ export const trainingSetupSchema = z.object({
   optimizer: z.enum(PlannerOptimizer),
   /** Rows packed into sequences of up to model.max_seq_length tokens (train.packing decided). */
   packing: z.boolean(),
+  /** Training processes: one per GPU on CUDA (device.gpu_count), device.cpu_processes on a CPU. */
+  processes: z.number().int().positive(),
+  /** 'single' for one process; 'ddp' or 'fsdp' for several (device.parallelism decided). */
+  parallelism: z.enum(Parallelism),
 });
 export type TrainingSetup = z.infer<typeof trainingSetupSchema>;
 
@@ -153,6 +157,9 @@ export const trainResultSchema = z.object({
   /** Whether rows were packed (train.packing resolved), and how many sequences the rows made. */
   packing: z.boolean(),
   train_sequences: count,
+  /** The processes that trained this attempt and how they shared the work (the setup's). */
+  processes: z.number().int().positive(),
+  parallelism: z.enum(Parallelism),
   /** Steady-state real tokens per second of this attempt; null when it trained too few steps to tell. */
   tokens_per_second: z.number().nonnegative().nullable(),
   model_load_seconds: z.number().nonnegative(),

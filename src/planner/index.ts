@@ -18,6 +18,7 @@ export { planDoesNotFitError, planRun, type Plan } from './plan.ts';
 export {
   DeviceKind,
   PlannerOptimizer,
+  Parallelism,
   Quantization,
   SuggestionKind,
   TrainingBackend,

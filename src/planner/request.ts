@@ -21,6 +21,19 @@ export const PlannerOptimizer = {
 } as const;
 export type PlannerOptimizer = (typeof PlannerOptimizer)[keyof typeof PlannerOptimizer];
 
+/**
+ * How the processes of one run share the work (TrainingSetup.parallelism): one process; data-parallel replicas that
+ * each hold the whole model and all-reduce the adapter's gradients (DDP); or fully sharded data parallel, where each
+ * GPU holds 1/N of the weights and adapter state and all-gathers a layer as it computes (FSDP, with QLoRA for models
+ * one GPU cannot hold).
+ */
+export const Parallelism = {
+  Single: 'single',
+  DistributedDataParallel: 'ddp',
+  FullyShardedDataParallel: 'fsdp',
+} as const;
+export type Parallelism = (typeof Parallelism)[keyof typeof Parallelism];
+
 export const DeviceKind = {
   Cuda: 'cuda',
   Cpu: 'cpu',

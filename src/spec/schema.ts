@@ -148,7 +148,15 @@ export const deviceSpecSchema = z.strictObject({
   type: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
   /** A GPU from the planner's catalog (h200, rtx-4090, …) or 'auto' for whatever the Python worker reports. */
   gpu: z.string().min(1).default('auto'),
+  /** GPUs one run trains on, one process each (NCCL); more than 1 is DDP or FSDP as device.parallelism says. */
   gpu_count: positiveInt.default(1),
+  /**
+   * How several GPUs share the run: 'ddp' replicates the model on each; 'fsdp' shards it (hf-peft only, the way to
+   * train a model one GPU cannot hold); 'auto' is ddp where the plan fits one GPU, else fsdp.
+   */
+  parallelism: z.enum(['auto', 'ddp', 'fsdp']).default('auto'),
+  /** Data-parallel training processes on a CPU (gloo): the multi-process path without GPUs, for tests and debugging. */
+  cpu_processes: positiveInt.default(1),
   /** Overrides the catalog's memory, for GPUs shared with other work. */
   gpu_memory_gib: z.number().positive().optional(),
   backend: z.enum(Backend).default('auto'),
