@@ -118,6 +118,8 @@ def build(work: Path, tokenizer_directory: Path) -> dict:
         "gradient_checkpointing": CUDA,
         "optimizer": "adamw_8bit" if CUDA else "adamw_torch",
         "packing": False,
+        "processes": 1,
+        "parallelism": "single",
     }
     return {
         "spec": spec(),

@@ -187,6 +187,8 @@ def setup(quantization: str, packing: bool = False) -> dict:
         "gradient_checkpointing": CUDA,
         "optimizer": "adamw_8bit" if CUDA else "adamw_torch",
         "packing": packing,
+        "processes": 1,
+        "parallelism": "single",
     }
 
 

@@ -32,7 +32,15 @@ def test_packs_hold_every_row_once_within_capacity_and_depend_only_on_lengths():
 @pytest.fixture(scope="module")
 def model_and_rows(tiny_model_uri, tokens):
     setup = TrainingSetup(
-        device="cpu", backend="hf-peft", quantization="none", dtype="float32", gradient_checkpointing=False, optimizer="adamw_torch", packing=True
+        device="cpu",
+        backend="hf-peft",
+        quantization="none",
+        dtype="float32",
+        gradient_checkpointing=False,
+        optimizer="adamw_torch",
+        packing=True,
+        processes=1,
+        parallelism="single",
     )
     spec = {
         "model": {"max_seq_length": 512},

@@ -37,7 +37,7 @@ def test_interrupted_run_ends_with_the_same_adapter_bit_for_bit(train_request):
     with pytest.raises(StopRequested) as stopped:
         train(request, should_stop=stop_after(5))
     # Stopping checkpoints where it stands, even between the every-4-steps checkpoints.
-    assert stopped.value.checkpoint.step == 5
+    assert stopped.value.step == 5
     with pytest.raises(StopRequested):
         train(request, should_stop=stop_after(4))
     resumed = train(request)

@@ -187,7 +187,7 @@ def train(request: dict) -> dict:
             with files.training():
                 result = training.train(
                     files.request,
-                    report=lambda progress: heartbeater.update(files.heartbeat(progress.as_heartbeat())),
+                    report=lambda heartbeat: heartbeater.update(files.heartbeat(heartbeat)),
                     should_stop=control.should_stop,
                     checkpoint_requested=control.checkpoint_requested,
                     progressed=lambda message: control.progressed(files.checkpoint_written(message)),
@@ -196,7 +196,7 @@ def train(request: dict) -> dict:
             return {**files.publish(result, ("adapter_uri",)), "worker_task_queue": WorkerIdentity.of_this_process().task_queue}
         except training.StopRequested as stop:
             # Cancellation (pause or cancel) is acknowledged only once the checkpoint is safely on disk.
-            raise CancelledError(f"training stopped at step {stop.checkpoint.step}, checkpoint {stop.checkpoint.uri}") from None
+            raise CancelledError(f"training stopped at step {stop.step}, checkpoint {stop.uri}") from None
         except RuntimeError as error:
             if _out_of_memory(error):
                 raise failure(

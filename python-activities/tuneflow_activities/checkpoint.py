@@ -35,6 +35,8 @@ MANIFEST = "manifest.json"
 TRAINING_STATE = "training_state.pt"
 ADAPTER, ADAPTER_WEIGHTS = "adapter", "adapter_model.safetensors"
 FORMAT_VERSION = 1
+# Fingerprint fields recorded only when they differ from these (training.fingerprint): absent means this value.
+FINGERPRINT_DEFAULTS = {"packing": False, "processes": 1, "parallelism": "single"}
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,11 @@ class CheckpointSnapshot:
     summary: dict  # manifest fields: train_loss, val_loss, total_steps, written_at
 
 
-def take_snapshot(model, step: int, training_state: dict, summary: dict) -> CheckpointSnapshot:
-    from peft import get_peft_model_state_dict
-
+def take_snapshot(model, step: int, training_state: dict, summary: dict, adapter: dict) -> CheckpointSnapshot:
+    """`adapter` is the LoRA weights with PEFT's key names (sharding.adapter_state_dict)."""
     config = copy.deepcopy(model.peft_config["default"])
     config.inference_mode = True  # what PeftModel.save_pretrained records
-    return CheckpointSnapshot(step, detached_copy(get_peft_model_state_dict(model)), config, detached_copy(training_state), summary)
+    return CheckpointSnapshot(step, detached_copy(adapter), config, detached_copy(training_state), summary)
 
 
 def write_checkpoint(layout: RunLayout, snapshot: CheckpointSnapshot) -> Checkpoint:
@@ -222,7 +223,16 @@ def load_training_state(checkpoint: Checkpoint, expected_fingerprint: dict) -> d
 
     state = torch.load(checkpoint.directory / TRAINING_STATE, weights_only=False)
     recorded = state["fingerprint"]
-    differences = {key: {"checkpoint": recorded.get(key), "spec": value} for key, value in expected_fingerprint.items() if recorded.get(key) != value}
+
+    # Both sides' keys: a field recorded only when it is not its default must not be set on one side only.
+    def value(fingerprint: dict, key: str):
+        return fingerprint.get(key, FINGERPRINT_DEFAULTS.get(key))
+
+    differences = {
+        key: {"checkpoint": value(recorded, key), "spec": value(expected_fingerprint, key)}
+        for key in sorted(set(recorded) | set(expected_fingerprint))
+        if value(recorded, key) != value(expected_fingerprint, key)
+    }
     if differences:
         raise failure(
             FailureType.INCOMPATIBLE_CHECKPOINT,

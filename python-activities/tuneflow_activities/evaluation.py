@@ -14,16 +14,32 @@ from .loaders import TrainingSetup, load_with_adapter
 EVALUATION_BATCH_SIZE = 8
 
 
-def validation_loss(model, rows, pad_token_id: int, device: str) -> float | None:
+def validation_batch_count(rows: int) -> int:
+    return -(-rows // EVALUATION_BATCH_SIZE)
+
+
+def validation_loss_sums(model, rows, pad_token_id: int, device: str, at_least_batches: int = 0, filler: list = ()) -> tuple[float, int]:
+    """The summed token loss over the rows and the tokens it is over. `at_least_batches` runs the first batch (or the
+    `filler` rows) again, uncounted, until that many forward passes ran: sharded processes must all run as many."""
     import torch
 
     total_loss, total_tokens = 0.0, 0
+    row_batches = list(batches(rows, EVALUATION_BATCH_SIZE))
     with torch.no_grad():
-        for batch_rows in batches(rows, EVALUATION_BATCH_SIZE):
+        for index in range(max(len(row_batches), at_least_batches)):
+            counted = index < len(row_batches)
+            batch_rows = row_batches[index] if counted else (row_batches[0] if row_batches else list(filler))
             batch = {key: value.to(device) for key, value in collate(batch_rows, pad_token_id).items()}
             # num_items_in_batch=1 makes the model return the summed token loss, so the mean is over all tokens.
-            total_loss += model(**batch, num_items_in_batch=1).loss.item()
-            total_tokens += sum(row.trainable_tokens for row in batch_rows)
+            loss = model(**batch, num_items_in_batch=1).loss.item()
+            if counted:
+                total_loss += loss
+                total_tokens += sum(row.trainable_tokens for row in batch_rows)
+    return total_loss, total_tokens
+
+
+def validation_loss(model, rows, pad_token_id: int, device: str) -> float | None:
+    total_loss, total_tokens = validation_loss_sums(model, rows, pad_token_id, device)
     return total_loss / total_tokens if total_tokens else None
 
 

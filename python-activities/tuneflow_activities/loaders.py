@@ -27,6 +27,7 @@ Backend = Literal["unsloth", "hf-peft"]
 Quantization = Literal["none", "4bit", "8bit"]
 Dtype = Literal["bfloat16", "float16", "float32"]
 Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"]
+Parallelism = Literal["single", "ddp", "fsdp"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class TrainingSetup:
     gradient_checkpointing: bool
     optimizer: Optimizer
     packing: bool
+    # Processes that train the run (one per GPU) and how they share it (distributed.py, sharding.py).
+    processes: int
+    parallelism: Parallelism
 
     @staticmethod
     def from_request(request: dict) -> "TrainingSetup":
@@ -48,8 +52,13 @@ class TrainingSetup:
         if not isinstance(given, dict):
             raise failure(FailureType.INVALID_SPEC, "request has no resolved `setup` (device, backend, quantization, dtype, ...)")
         for field in dataclasses.fields(TrainingSetup):
+            value = given.get(field.name)
+            if field.type is int:
+                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                    raise failure(FailureType.INVALID_SPEC, f"setup.{field.name} is {value!r}; expected a positive integer", field=f"setup.{field.name}")
+                continue
             allowed = (True, False) if field.type is bool else get_args(field.type)
-            if given.get(field.name) not in allowed:
+            if value not in allowed:
                 raise failure(
                     FailureType.INVALID_SPEC,
                     f"setup.{field.name} is {given.get(field.name)!r}; expected one of {', '.join(map(str, allowed))}",
@@ -78,7 +87,7 @@ class TrainingSetup:
         trained against the dequantised weights, so the merged model differs from the trained one by the base's
         quantisation error, which is what every QLoRA merge accepts. The CPU holds the whole base wherever it trains.
         """
-        return dataclasses.replace(self, device="cpu", backend="hf-peft", quantization="none", dtype=dtype)
+        return dataclasses.replace(self, device="cpu", backend="hf-peft", quantization="none", dtype=dtype, processes=1, parallelism="single")
 
 
 @dataclass
@@ -148,6 +157,8 @@ def _load_base(model_directory: Path, setup: TrainingSetup, max_seq_length: int 
             load_in_8bit=setup.quantization == "8bit",
             load_in_16bit=setup.quantization == "none",
             local_files_only=True,
+            # One process per GPU: each loads onto its own (distributed.py set it current).
+            **({"device_map": {"": _current_gpu()}} if setup.processes > 1 else {}),
         )
         return LoadedModel(model, tokenizer, setup)
 
@@ -163,11 +174,19 @@ def _load_base(model_directory: Path, setup: TrainingSetup, max_seq_length: int 
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=setup.torch_dtype,
+            # FSDP shards floating-point tensors only: the packed 4-bit weights are stored as the compute dtype.
+            **({"bnb_4bit_quant_storage": setup.torch_dtype} if setup.parallelism == "fsdp" else {}),
         )
     if setup.device == "cuda":
-        arguments["device_map"] = {"": 0}
+        arguments["device_map"] = {"": _current_gpu()}
     model = AutoModelForCausalLM.from_pretrained(str(model_directory), **arguments)
     return LoadedModel(model, AutoTokenizer.from_pretrained(str(model_directory)), setup)
+
+
+def _current_gpu() -> int:
+    import torch
+
+    return torch.cuda.current_device()
 
 
 def _load_with_peft(model_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import sharding
 from .artifacts import RunLayout, atomic_directory, path_to_uri, uri_to_path
 from .checkpoint import (
     ADAPTER,
@@ -37,7 +38,8 @@ from .data import (
     read_tokenized_split,
     rows_for_training,
 )
-from .evaluation import validation_loss
+from .distributed import World, launch
+from .evaluation import validation_batch_count, validation_loss_sums
 from .loaders import TrainingSetup, load_for_training
 from .packing import collate_packed, pack_rows, route_unsloth_packed_attention_to_flash_varlen
 
@@ -45,31 +47,38 @@ logger = logging.getLogger(__name__)
 
 
 class StopRequested(Exception):
-    """Raised after the loop checkpointed because `should_stop` said so (pause, cancel)."""
+    """Raised after the loop checkpointed because `should_stop` said so (pause, cancel): where it stopped."""
 
-    def __init__(self, checkpoint: Checkpoint):
-        super().__init__(f"stopped at step {checkpoint.step}")
-        self.checkpoint = checkpoint
+    def __init__(self, step: int, uri: str):
+        super().__init__(f"stopped at step {step}")
+        self.step, self.uri = step, uri
 
 
-def fingerprint(request: dict, packing: bool) -> dict:
+def fingerprint(request: dict, setup: TrainingSetup) -> dict:
     """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
     spec = request["spec"]
     # A worker on object storage reads its own cached copy of the data: the run is about the URI in the store.
     stored = request.get("stored_uris", {})
-    # Packing changes every step's rows; it is recorded only when on, so unpacked checkpoints of earlier versions resume.
-    return ({"packing": True} if packing else {}) | {
-        "model": request["model_uri"],
-        "train_data": stored.get("train_tokens_uri", request["train_tokens_uri"]),
-        "lora_r": spec["lora"]["r"],
-        "lora_alpha": spec["lora"]["alpha"],
-        "lora_target_modules": spec["lora"]["target_modules"],
-        "use_rslora": spec["lora"]["use_rslora"],
-        "rows_per_step": spec["train"]["micro_batch_size"] * spec["train"]["gradient_accumulation_steps"],
-        "seed": spec["train"]["seed"],
-        "max_seq_length": spec["model"]["max_seq_length"],
-        "loss_on": spec["train"]["loss_on"],
-    }
+    # Packing changes every step's rows, and more processes mean more rows per step (each runs the whole
+    # accumulation): recorded only when on, so the checkpoints of earlier versions resume. A checkpoint of another
+    # process count is refused by name: the steps would no longer be the same steps.
+    distributed = {"processes": setup.processes, "parallelism": setup.parallelism} if setup.processes > 1 else {}
+    return (
+        ({"packing": True} if setup.packing else {})
+        | distributed
+        | {
+            "model": request["model_uri"],
+            "train_data": stored.get("train_tokens_uri", request["train_tokens_uri"]),
+            "lora_r": spec["lora"]["r"],
+            "lora_alpha": spec["lora"]["alpha"],
+            "lora_target_modules": spec["lora"]["target_modules"],
+            "use_rslora": spec["lora"]["use_rslora"],
+            "rows_per_step": spec["train"]["micro_batch_size"] * spec["train"]["gradient_accumulation_steps"] * setup.processes,
+            "seed": spec["train"]["seed"],
+            "max_seq_length": spec["model"]["max_seq_length"],
+            "loss_on": spec["train"]["loss_on"],
+        }
+    )
 
 
 def build_optimizer(name: str, parameters, spec: dict):
@@ -215,15 +224,18 @@ def autocast_for(setup: TrainingSetup) -> Callable[[], contextlib.AbstractContex
     return contextlib.nullcontext
 
 
-def forward_backward(model, batch: dict, num_items_in_batch: int, autocast) -> float:
+def forward_backward(model, batch: dict, num_items_in_batch: int, autocast, gradient_scale: float = 1) -> float:
     """One micro-batch's forward and backward; the loss is summed over the tokens and divided by num_items_in_batch
-    (the trained tokens of the whole optimizer step), so accumulated micro-batches equal one big batch exactly."""
+    (the trained tokens of the whole optimizer step, on every process), so accumulated micro-batches equal one big
+    batch exactly. `gradient_scale` multiplies the gradients only: the process count under FSDP, whose reduction
+    averages over the ranks where the recipe wants the sum; 0 for a micro-batch that runs only so that the sharded
+    ranks call the same collectives (World.fill_to). Returns the micro-batch's share of the step's loss."""
     with autocast():
         # Training never reads a KV cache, and with one transformers ignores packed position ids (the rows of a pack
         # would attend to each other).
         outputs = model(**batch, num_items_in_batch=num_items_in_batch, use_cache=False)
-    outputs.loss.backward()
-    return outputs.loss.item()
+    (outputs.loss * gradient_scale if gradient_scale != 1 else outputs.loss).backward()
+    return outputs.loss.item() if gradient_scale != 0 else 0.0
 
 
 def apply_gradients(optimizer, scheduler, trainable: list, max_grad_norm: float) -> None:
@@ -240,7 +252,7 @@ def apply_gradients(optimizer, scheduler, trainable: list, max_grad_norm: float)
 class Callbacks:
     """How the recipe talks to whoever runs it (the activity, a test, a benchmark)."""
 
-    report: Callable[[Progress], None] = lambda progress: None
+    report: Callable[[dict], None] = lambda heartbeat: None
     should_stop: Callable[[], bool] = lambda: False
     checkpoint_requested: Callable[[], bool] = lambda: False
     progressed: Callable[[dict], None] = lambda message: None
@@ -249,43 +261,59 @@ class Callbacks:
 @dataclass
 class TrainingState:
     """What changes as training goes, besides the weights: a checkpoint is `as_checkpoint()`, one dict, and resuming
-    is `restore()` of that dict."""
+    is `restore()` of that dict. Under several processes every rank calls both (the optimizer state and the random
+    generators of all ranks are collected on rank 0); the dict exists on rank 0 only."""
 
+    model: object
     optimizer: object
     scheduler: object
     optimizer_name: str
     fingerprint: dict
+    world: World
+    sharded: bool
     step: int = 0
     validation: ValidationState = field(default_factory=ValidationState)
 
-    def as_checkpoint(self, epoch: int) -> dict:
+    def as_checkpoint(self, epoch: int) -> dict | None:
+        rng = capture_rng_state()
+        rng_by_rank = self.world.gather(rng)
+        optimizer = sharding.optimizer_state_dict(self.model, self.optimizer, self.sharded)
+        if not self.world.main:
+            return None
         return {
             "step": self.step,
             "epoch": epoch,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": optimizer,
             "scheduler": self.scheduler.state_dict(),
-            "rng": capture_rng_state(),
+            "rng": rng,
+            # Each rank draws its own dropout masks: an exact resume restores every rank's generators.
+            **({"rng_by_rank": rng_by_rank} if self.world.distributed else {}),
             "fingerprint": self.fingerprint,
             "optimizer_name": self.optimizer_name,
             "validation": self.validation.__dict__.copy(),
         }
 
     def restore(self, checkpoint: dict) -> None:
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        sharding.load_optimizer_state_dict(self.model, self.optimizer, checkpoint["optimizer"], self.sharded)
         self.scheduler.load_state_dict(checkpoint["scheduler"])
-        restore_rng_state(checkpoint["rng"])
+        restore_rng_state(checkpoint["rng_by_rank"][self.world.rank] if self.world.distributed else checkpoint["rng"])
         self.validation = ValidationState(**checkpoint["validation"])
         self.step = checkpoint["step"]
 
 
 class FineTuneRecipe:
-    def __init__(self, request: dict, callbacks: Callbacks):
+    """The recipe of one process. Under several (World.distributed) every rank runs all of it in lockstep on its own
+    micro-batches; rank 0 alone decides what depends on time or the workflow (World.agree), reports and writes."""
+
+    def __init__(self, request: dict, callbacks: Callbacks, world: World | None = None):
         self.request = request
         self.spec = request["spec"]
         self.setup = TrainingSetup.from_request(request)
         self.layout = RunLayout(uri_to_path(request["run_uri"]))
         self.attempt = request.get("attempt", 1)
         self.callbacks = callbacks
+        self.world = world or World.single()
+        self.sharded = self.setup.parallelism == "fsdp"
 
     # --- setup ---------------------------------------------------------------------------------------------------
     def set_up(self) -> None:
@@ -293,10 +321,18 @@ class FineTuneRecipe:
 
         train_spec = self.spec["train"]
         self.layout.checkpoints.mkdir(parents=True, exist_ok=True)
+        # Every rank seeds alike, so that the fresh adapter is the same everywhere.
         set_seed(train_spec["seed"])
         loaded_at = time.monotonic()
         loaded = load_for_training(uri_to_path(self.request["model_uri"]), self.spec, self.setup)
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
+        if self.sharded:
+            sharding.fully_shard_model(self.model)
+        else:
+            self.world.broadcast_parameters([parameter for parameter in self.model.parameters() if parameter.requires_grad])
+        if self.world.distributed:
+            # From here each rank draws its own dropout masks.
+            set_seed(train_spec["seed"] + self.world.rank)
         self.loaded_at, self.model_load_seconds = loaded_at, time.monotonic() - loaded_at
         self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
 
@@ -313,10 +349,11 @@ class FineTuneRecipe:
             logger.info("packed rows attend through flash-attention varlen (one call per layer)")
         # What the schedule orders and the model sees one of per batch row: a pack of rows, or one row.
         self.sequences = pack_rows([len(row.input_ids) for row in self.rows], max_seq_length) if self.packing else [[index] for index in range(len(self.rows))]
+        # A step is every process's whole accumulation: rank r trains the step's micro-batches r, r + N, ...
         self.schedule = Schedule(
             row_count=len(self.sequences),
             micro_batch_size=train_spec["micro_batch_size"],
-            accumulation_steps=train_spec["gradient_accumulation_steps"],
+            accumulation_steps=train_spec["gradient_accumulation_steps"] * self.world.size,
             seed=train_spec["seed"],
             epochs=train_spec["epochs"],
             max_steps=train_spec.get("max_steps"),
@@ -326,24 +363,24 @@ class FineTuneRecipe:
         scheduler = get_scheduler(
             train_spec["lr_scheduler"], optimizer, num_warmup_steps=train_spec["warmup_steps"], num_training_steps=self.schedule.total_steps
         )
-        self.state = TrainingState(optimizer, scheduler, self.setup.optimizer, fingerprint(self.request, self.packing))
+        self.state = TrainingState(self.model, optimizer, scheduler, self.setup.optimizer, fingerprint(self.request, self.setup), self.world, self.sharded)
         self.autocast = autocast_for(self.setup)
         self.writer = CheckpointWriter(self.layout, self.spec["checkpoint"]["keep_last"])
 
     # --- resume ----------------------------------------------------------------------------------------------------
     def resume(self) -> None:
-        from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
 
-        scan = scan_checkpoints(self.layout.checkpoints)
+        # Rank 0 verifies; every rank resumes from the checkpoint it chose.
+        scan = self.world.agree(scan_checkpoints(self.layout.checkpoints) if self.world.main else None)
         self.corrupt_checkpoints_skipped = len(scan.corrupt)
-        if scan.corrupt:
+        if scan.corrupt and self.world.main:
             logger.warning("skipping %d checkpoints that fail verification: %s", len(scan.corrupt), scan.corrupt)
         self.last_checkpoint = scan.valid[-1] if scan.valid else None
         if self.last_checkpoint:
             # The fingerprint check comes first: a checkpoint of another run is refused by name, not by a shape error.
             saved = load_training_state(self.last_checkpoint, self.state.fingerprint)
-            set_peft_model_state_dict(self.model, load_file(self.last_checkpoint.directory / ADAPTER / ADAPTER_WEIGHTS))
+            sharding.load_adapter_state_dict(self.model, load_file(self.last_checkpoint.directory / ADAPTER / ADAPTER_WEIGHTS), self.sharded)
             self.state.restore(saved)
             logger.info("resuming at step %d from %s", self.state.step, self.last_checkpoint.directory)
         self.resumed_from_step = self.state.step
@@ -358,7 +395,7 @@ class FineTuneRecipe:
             val_loss=self.last_checkpoint.val_loss if self.last_checkpoint else None,
             best=self.state.validation.as_dict(),
         )
-        self.callbacks.report(self.progress)
+        self.callbacks.report(self.progress.as_heartbeat())
         if self.resumed_from_step > 0:
             self.callbacks.progressed(self.progress.as_message("resumed", self.attempt))
 
@@ -370,21 +407,22 @@ class FineTuneRecipe:
         self.stopped_early = False
         last_checkpoint_at = time.monotonic()
         for step in range(self.state.step, self.schedule.total_steps):
-            if self.callbacks.should_stop():
+            if self.world.agree(self.callbacks.should_stop()):
                 self.stop_at(step)
             loss = self.step(step)
             completed = self.state.step = step + 1
             self.first_step_at = self.first_step_at or time.monotonic()
             self.progress.step, self.progress.epoch, self.progress.loss = completed, self.schedule.epoch_of_step(step), loss
             self.progress.recent_losses.append([completed, loss])
-            append_log(
-                self.layout.train_log,
-                {"attempt": self.attempt, "step": completed, "loss": loss, "learning_rate": self.state.scheduler.get_last_lr()[0], "time": time.time()},
-            )
+            if self.world.main:
+                append_log(
+                    self.layout.train_log,
+                    {"attempt": self.attempt, "step": completed, "loss": loss, "learning_rate": self.state.scheduler.get_last_lr()[0], "time": time.time()},
+                )
 
             # Checkpoint policy: every N steps, every M minutes, on request, at the end; validation with each.
             every_minutes = checkpoint_spec.get("every_minutes")
-            checkpoint_due = (
+            checkpoint_due = self.world.agree(
                 completed % checkpoint_spec["every_steps"] == 0
                 or completed == self.schedule.total_steps
                 or (every_minutes is not None and time.monotonic() - last_checkpoint_at >= every_minutes * 60)
@@ -399,25 +437,35 @@ class FineTuneRecipe:
                 self.save_checkpoint()
                 last_checkpoint_at = time.monotonic()
             self.announce_written_checkpoints()
-            self.callbacks.report(self.progress)
+            self.callbacks.report(self.progress.as_heartbeat())
             if self.stopped_early:
                 logger.info("early stopping at step %d: no improvement in %d evaluations", completed, patience)
                 break
 
     def step(self, step: int) -> float:
-        """One optimizer step on the schedule's sequences for `step`; returns the step's loss."""
-        micro_batches = [[[self.rows[row] for row in self.sequences[index]] for index in indices] for indices in self.schedule.micro_batches_for_step(step)]
+        """One optimizer step on the schedule's sequences for `step`; returns the step's loss (over all processes)."""
+        step_batches = [[[self.rows[row] for row in self.sequences[index]] for index in indices] for indices in self.schedule.micro_batches_for_step(step)]
         # The loss is averaged over every trained token of the whole step, not per micro-batch: gradient
-        # accumulation then equals one big batch exactly (and a packed step one unpacked step).
-        step_tokens = sum(row.trainable_tokens for batch in micro_batches for sequence in batch for row in sequence)
+        # accumulation then equals one big batch exactly (and a packed step one unpacked step, N processes one).
+        step_tokens = sum(row.trainable_tokens for batch in step_batches for sequence in batch for row in sequence)
+        micro_batches = [(batch, True) for batch in step_batches[self.world.rank :: self.world.size]]
+        if self.sharded:
+            micro_batches = self.world.fill_to(micro_batches, step_batches)
         step_loss, real_tokens, padded_tokens = 0.0, 0, 0
-        for sequences in micro_batches:
+        for index, (sequences, counted) in enumerate(micro_batches):
             batch = self.collate(sequences)
-            step_loss += forward_backward(self.model, batch, step_tokens, self.autocast)
-            real_tokens += sum(len(row.input_ids) for sequence in sequences for row in sequence)
-            padded_tokens += batch["input_ids"].numel()
+            if self.sharded:
+                # Gradients are reduced across the shards once, after the step's last micro-batch.
+                self.model.set_requires_gradient_sync(index == len(micro_batches) - 1)
+            step_loss += forward_backward(self.model, batch, step_tokens, self.autocast, (self.world.size if self.sharded else 1) if counted else 0)
+            if counted:
+                real_tokens += sum(len(row.input_ids) for sequence in sequences for row in sequence)
+                padded_tokens += batch["input_ids"].numel()
+        if not self.sharded:
+            self.world.sum_gradients(self.trainable)
         apply_gradients(self.state.optimizer, self.state.scheduler, self.trainable, self.spec["train"]["max_grad_norm"])
-        self.progress.throughput.record(real_tokens, padded_tokens)
+        step_loss, real_tokens, padded_tokens = self.world.sum(step_loss, real_tokens, padded_tokens)
+        self.progress.throughput.record(int(real_tokens), int(padded_tokens))
         return step_loss
 
     def collate(self, sequences: list[list]) -> dict:
@@ -436,24 +484,36 @@ class FineTuneRecipe:
         return {key: value.to(self.setup.device) for key, value in batch.items()}
 
     def validate(self, step: int) -> float | None:
+        """The validation loss over all validation rows, each process scoring its share."""
         if not self.validation_rows:
             return None
         self.model.eval()
+        rows = self.validation_rows[self.world.rank :: self.world.size]
+        # Sharded ranks must run the same number of forward passes: the longest share's.
+        at_least = validation_batch_count(len(self.validation_rows[:: self.world.size])) if self.sharded else 0
         with self.autocast():
-            val_loss = validation_loss(self.model, self.validation_rows, self.pad_token_id, self.setup.device)
+            loss_sum, tokens = validation_loss_sums(self.model, rows, self.pad_token_id, self.setup.device, at_least, self.validation_rows[:1])
         self.model.train()
-        self.state.validation.record(step, val_loss, self.spec["validation"]["early_stopping_min_delta"])
+        loss_sum, tokens = self.world.sum(loss_sum, tokens)
+        val_loss = loss_sum / tokens if tokens else None
+        if val_loss is not None:
+            self.state.validation.record(step, val_loss, self.spec["validation"]["early_stopping_min_delta"])
         return val_loss
 
     # --- save_checkpoint ---------------------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
         """Copies the state off the accelerator now and writes it in the background (CheckpointWriter); the workflow
-        hears of the checkpoint once it is on disk."""
+        hears of the checkpoint once it is on disk. Every rank takes part (the state is collected on rank 0)."""
         step, validation = self.state.step, self.state.validation
-        summary = {"train_loss": self.progress.loss, "val_loss": self.progress.val_loss, "total_steps": self.schedule.total_steps, "written_at": time.time()}
-        snapshot = take_snapshot(self.model, step, self.state.as_checkpoint(self.schedule.epoch_of_step(step)), summary)
-        keep = {validation.best_step} if self.spec["checkpoint"]["keep_best"] and validation.best_step is not None else set()
+        adapter = sharding.adapter_state_dict(self.model, self.sharded)
+        training_state = self.state.as_checkpoint(self.schedule.epoch_of_step(step))
         self.progress.best = validation.as_dict()
+        if not self.world.main:
+            self.progress.recent_losses = []
+            return
+        summary = {"train_loss": self.progress.loss, "val_loss": self.progress.val_loss, "total_steps": self.schedule.total_steps, "written_at": time.time()}
+        snapshot = take_snapshot(self.model, step, training_state, summary, adapter)
+        keep = {validation.best_step} if self.spec["checkpoint"]["keep_best"] and validation.best_step is not None else set()
         # What the workflow hears once the write is done, as things stand at this step.
         announcement = self.progress.as_message("checkpoint", self.attempt)
         announcement["last_checkpoint"] = {"step": step, "uri": path_to_uri(self.layout.checkpoint(step))}
@@ -468,27 +528,32 @@ class FineTuneRecipe:
 
     def stop_at(self, step: int) -> None:
         """Pause or cancel: checkpoint where training stands (unless that step is on disk already), wait for it, stop."""
-        if self.last_checkpoint is None or self.last_checkpoint.step < step:
+        if self.world.agree(self.last_checkpoint is None or self.last_checkpoint.step < step):
             self.save_checkpoint()
         self.writer.wait()
         self.announce_written_checkpoints()
-        raise StopRequested(self.last_checkpoint)
+        reference = self.world.agree(self._reference(self.last_checkpoint))
+        raise StopRequested(reference["step"], reference["uri"])
 
     # --- finish ------------------------------------------------------------------------------------------------------
-    def finish(self) -> dict:
+    def finish(self) -> dict | None:
+        """The final adapter (rank 0 writes it) and the result; None on the other ranks."""
         import torch
 
         self.writer.wait()
         self.announce_written_checkpoints()
         validation = self.state.validation
-        with atomic_directory(self.layout.adapter, replace=True) as building:
-            if self.stopped_early:
-                # Patience ran out because the later evaluations were worse: the adapter to keep is the best one.
-                for path in (self.layout.checkpoint(validation.best_step) / ADAPTER).iterdir():
-                    shutil.copy2(path, building / path.name)
-            else:
-                self.model.save_pretrained(building, safe_serialization=True)
-            self.tokenizer.save_pretrained(building)
+        if self.world.main:
+            with atomic_directory(self.layout.adapter, replace=True) as building:
+                # Patience ran out because the later evaluations were worse: the adapter to keep is the best one. Several
+                # processes: the last step's checkpoint is the final adapter, already collected on rank 0.
+                kept = validation.best_step if self.stopped_early else (self.last_checkpoint.step if self.world.distributed else None)
+                if kept is not None:
+                    for path in (self.layout.checkpoint(kept) / ADAPTER).iterdir():
+                        shutil.copy2(path, building / path.name)
+                else:
+                    self.model.save_pretrained(building, safe_serialization=True)
+                self.tokenizer.save_pretrained(building)
         result = {
             "adapter_uri": path_to_uri(self.layout.adapter),
             "final_step": self.progress.step,
@@ -510,6 +575,8 @@ class FineTuneRecipe:
             "train_rows": len(self.rows),
             "packing": self.packing,
             "train_sequences": len(self.sequences),
+            "processes": self.setup.processes,
+            "parallelism": self.setup.parallelism,
             "tokens_per_second": self.progress.throughput.real_tokens_per_second,
             "model_load_seconds": self.model_load_seconds,
             "seconds_to_first_step": (self.first_step_at - self.loaded_at) if self.first_step_at else None,
@@ -517,23 +584,32 @@ class FineTuneRecipe:
         del self.model, self.state
         if self.setup.device == "cuda":
             torch.cuda.empty_cache()
-        return result
+        return result if self.world.main else None
 
     @staticmethod
     def _reference(checkpoint: Checkpoint | None) -> dict | None:
         return {"step": checkpoint.step, "uri": checkpoint.uri} if checkpoint else None
 
 
-def train(
-    request: dict,
-    report: Callable[[Progress], None] = lambda progress: None,
-    should_stop: Callable[[], bool] = lambda: False,
-    checkpoint_requested: Callable[[], bool] = lambda: False,
-    progressed: Callable[[dict], None] = lambda message: None,
-) -> dict:
-    """Runs the recipe top to bottom; raises StopRequested after checkpointing when `should_stop` says so."""
-    recipe = FineTuneRecipe(request, Callbacks(report, should_stop, checkpoint_requested, progressed))
+def run_recipe(request: dict, callbacks: Callbacks, world: World | None = None) -> dict | None:
+    """The recipe top to bottom; raises StopRequested after checkpointing when `should_stop` says so."""
+    recipe = FineTuneRecipe(request, callbacks, world)
     recipe.set_up()
     recipe.resume()
     recipe.train()
     return recipe.finish()
+
+
+def train(
+    request: dict,
+    report: Callable[[dict], None] = lambda heartbeat: None,
+    should_stop: Callable[[], bool] = lambda: False,
+    checkpoint_requested: Callable[[], bool] = lambda: False,
+    progressed: Callable[[dict], None] = lambda message: None,
+) -> dict:
+    """Trains the request in this process, or in one process per GPU when its setup says several (distributed.launch)."""
+    callbacks = Callbacks(report, should_stop, checkpoint_requested, progressed)
+    setup = TrainingSetup.from_request(request)
+    if setup.processes > 1:
+        return launch(request, setup.processes, callbacks)
+    return run_recipe(request, callbacks)
