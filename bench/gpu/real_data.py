@@ -196,8 +196,9 @@ def text_of(random, tokens: int) -> str:
     return " ".join(random.choice(WORDS) for _ in range(tokens))
 
 
-def build(work: Path, tokenizer_directory: Path) -> dict:
-    """The model (random weights of the real shape, built on the device) and the two prepared datasets."""
+def build(work: Path, tokenizer_directory: Path, statistics_spec: dict | None = None) -> dict:
+    """The model (random weights of the real shape, built on the device) and the two prepared datasets, tokenised
+    under `statistics_spec` (a whole spec as the workflow passes it; spec("none", None) when not given)."""
     import random
 
     import numpy as np
@@ -252,7 +253,7 @@ def build(work: Path, tokenizer_directory: Path) -> dict:
         statistics = ActivityEnvironment().run(
             token_statistics,
             {
-                "spec": spec("none", None),
+                "spec": statistics_spec or spec("none", None),
                 "model_uri": model_directory.as_uri(),
                 "tokenizer_identity": tokenizer_identity(model_directory),
                 "train_uri": uris[name],

@@ -17,6 +17,7 @@ rendezvous is a file in a private directory, so no port is chosen or raced for.
 import contextlib
 import ctypes
 import logging
+import os
 import secrets
 import signal
 import tempfile
@@ -35,6 +36,13 @@ logger = logging.getLogger(__name__)
 FAILED_RANK_GRACE_SECONDS = 5.0
 POLL_SECONDS = 0.2
 PR_SET_PDEATHSIG = 1
+# For the benchmark on a machine with one GPU: every rank trains on GPU 0 and they talk over gloo (NCCL refuses two
+# ranks on one device). It runs the multi-rank path on a real GPU; its throughput says nothing about scaling.
+RANKS_SHARE_ONE_GPU = "TUNEFLOW_RANKS_SHARE_ONE_GPU"
+
+
+def _ranks_share_one_gpu() -> bool:
+    return os.environ.get(RANKS_SHARE_ONE_GPU) == "1"
 
 
 @dataclass(frozen=True)
@@ -161,14 +169,15 @@ def _rank_main(rank: int, request: dict, size: int, directory: str, address: str
     from .loaders import TrainingSetup
 
     setup = TrainingSetup.from_request(request)
+    nccl = setup.device == "cuda" and not _ranks_share_one_gpu()
     if setup.device == "cuda":
-        torch.cuda.set_device(rank)
+        torch.cuda.set_device(rank if nccl else 0)
     dist.init_process_group(
-        "nccl" if setup.device == "cuda" else "gloo",
+        "nccl" if nccl else "gloo",
         init_method=Path(directory, "rendezvous").as_uri(),
         rank=rank,
         world_size=size,
-        **({"device_id": torch.device("cuda", rank)} if setup.device == "cuda" else {}),
+        **({"device_id": torch.device("cuda", rank)} if nccl else {}),
     )
     link = RankLink(Client(address, authkey=authkey))
     world = World(rank=rank, size=size, device="cuda" if setup.device == "cuda" else "cpu")
@@ -319,7 +328,7 @@ def available_devices(setup) -> int:
 
 
 def require_devices(setup) -> None:
-    if available_devices(setup) < setup.processes:
+    if available_devices(setup) < setup.processes and not _ranks_share_one_gpu():
         raise failure(
             FailureType.INVALID_SPEC,
             f"the run trains on {setup.processes} GPUs (device.gpu_count) but this worker has {available_devices(setup)}",

@@ -546,8 +546,9 @@ class FineTuneRecipe:
         if self.world.main:
             with atomic_directory(self.layout.adapter, replace=True) as building:
                 # Patience ran out because the later evaluations were worse: the adapter to keep is the best one. Several
-                # processes: the last step's checkpoint is the final adapter, already collected on rank 0.
-                kept = validation.best_step if self.stopped_early else (self.last_checkpoint.step if self.world.distributed else None)
+                # processes or a sharded model: the last step's checkpoint is the final adapter, already collected on rank 0.
+                collected = self.world.distributed or self.sharded
+                kept = validation.best_step if self.stopped_early else (self.last_checkpoint.step if collected else None)
                 if kept is not None:
                     for path in (self.layout.checkpoint(kept) / ADAPTER).iterdir():
                         shutil.copy2(path, building / path.name)
