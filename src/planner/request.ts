@@ -76,6 +76,14 @@ export interface PlanRequest {
   lengths?: LengthHistogram;
   packing?: boolean;
   max_steps?: number;
+  /**
+   * How the run's processes share the work (TrainingSetup.parallelism, decided by resolveTrainingSetup and
+   * planTrainingRun): 'fsdp' shards the frozen weights and the adapter state over them; 'ddp' replicates the whole
+   * model in each. Absent, several GPUs are DDP replicas: the planner infers nothing from the backend.
+   */
+  parallelism?: Parallelism;
+  /** On a CPU, the training processes that share its cores and RAM (TrainingSetup.processes); on CUDA, one per GPU. */
+  cpu_processes?: number;
 }
 
 /** The changes the planner proposes, cheapest first: the order users should try them in. */

@@ -31,7 +31,7 @@ export interface MicroBatchChoice {
  * GPUs do not divide the batch.
  */
 export function largestFittingMicroBatch(request: PlanRequest, effectiveBatchSize: number): MicroBatchChoice | null {
-  const ranks = dataParallelRanks(resolveDevice(request.device));
+  const ranks = dataParallelRanks(resolveDevice(request.device), request);
   for (let micro = Math.floor(effectiveBatchSize / ranks); micro >= 1; micro -= 1) {
     if (effectiveBatchSize % (micro * ranks) !== 0) continue;
     const accumulation = effectiveBatchSize / (micro * ranks);
@@ -106,16 +106,16 @@ function describeChanges(changed: PlanRequest, changes: RequestChanges): string 
   const device = resolveDevice(changed.device);
   const parts = [
     changes.device === undefined || device.kind !== 'cuda' ? undefined : `${device.count} × ${device.name} (${device.memory_gib} GiB each)`,
-    changes.backend === undefined
-      ? undefined
-      : changes.backend === 'hf-peft' && dataParallelRanks(device) > 1
-        ? 'hf-peft, whose FSDP shards the weights across the GPUs'
+    changes.parallelism === 'fsdp'
+      ? `FSDP with ${changed.backend}: each GPU holds 1/${device.count} of the weights and adapter state`
+      : changes.backend === undefined
+        ? undefined
         : `backend ${changes.backend}`,
     changes.gradient_checkpointing === true ? 'gradient checkpointing on' : undefined,
     changes.optimizer === undefined ? undefined : `optimizer ${changes.optimizer}`,
     changes.micro_batch_size === undefined && changes.gradient_accumulation_steps === undefined
       ? undefined
-      : `micro-batch ${changed.micro_batch_size} × ${changed.gradient_accumulation_steps} accumulation steps (effective batch ${changed.micro_batch_size * changed.gradient_accumulation_steps * dataParallelRanks(device)})`,
+      : `micro-batch ${changed.micro_batch_size} × ${changed.gradient_accumulation_steps} accumulation steps (effective batch ${changed.micro_batch_size * changed.gradient_accumulation_steps * dataParallelRanks(device, changed)})`,
     changes.quantization === '4bit' ? 'base weights in 4-bit NF4 (QLoRA)' : undefined,
     changes.lora_rank === undefined ? undefined : `LoRA rank ${changes.lora_rank}`,
     changes.sequence_length === undefined ? undefined : `sequence length ${changes.sequence_length}`,
@@ -163,8 +163,9 @@ function smallerMicroBatches(request: PlanRequest): Candidate[] {
 }
 
 function moreGpus(request: PlanRequest, device: Extract<ResolvedDevice, { kind: 'cuda' }>): Candidate[] {
-  // Only sharding reduces memory per GPU; Unsloth's replicas would not, so the suggestion switches to hf-peft.
-  // Each GPU takes its own micro-batch, so accumulation shrinks to keep the effective batch where it divides.
+  // Only sharding reduces memory per GPU; DDP's replicas would not, so the suggestion is FSDP, which is hf-peft's
+  // (Unsloth trains data-parallel only). Each GPU runs the accumulation on its own micro-batches, so accumulation
+  // shrinks to keep the effective batch where it divides.
   const effective = request.micro_batch_size * request.gradient_accumulation_steps * device.count;
   return [2, 4, 8]
     .filter((count) => count > device.count)
@@ -174,6 +175,7 @@ function moreGpus(request: PlanRequest, device: Extract<ResolvedDevice, { kind: 
         kind: SuggestionKind.MoreGpus,
         changes: {
           backend: 'hf-peft',
+          parallelism: 'fsdp',
           device: { gpu: device.gpu.id, count },
           ...(Number.isInteger(accumulation) ? { gradient_accumulation_steps: accumulation } : {}),
         },

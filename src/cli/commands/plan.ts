@@ -51,6 +51,8 @@ export interface PlanCommandOptions {
   model?: string;
   gpu?: string;
   gpus?: number;
+  parallelism?: RunSpec['device']['parallelism'];
+  cpuProcesses?: number;
   gpuMemory?: number;
   backend?: TrainingBackend;
   quant?: Quantization;
@@ -103,6 +105,10 @@ export function registerPlanCommand(program: Command, io: PlanCommandIo = proces
     .option('--model <model>', 'catalog name, Hugging Face id, model directory or config.json')
     .option('--gpu <gpu>', `GPU from the catalog (${gpuCatalog.map((gpu) => gpu.id).join(', ')}) or "cpu"`)
     .option('--gpus <count>', 'number of GPUs', positiveInteger)
+    .addOption(
+      new Option('--parallelism <parallelism>', 'how several GPUs share the run (auto: ddp where it fits, else fsdp)').choices(['auto', 'ddp', 'fsdp']),
+    )
+    .option('--cpu-processes <count>', 'training processes on a CPU', positiveInteger)
     .option('--gpu-memory <gib>', 'override the GPU memory (GiB), e.g. for a shared GPU', positiveNumber)
     .addOption(new Option('--backend <backend>', 'training backend').choices(['unsloth', 'hf-peft']))
     .addOption(new Option('--quant <quantization>', 'base weight quantisation').choices(['none', '8bit', '4bit']))
@@ -127,6 +133,7 @@ export function registerPlanCommand(program: Command, io: PlanCommandIo = proces
         'tuneflow plan examples/quickstart/spec.yaml --gpu cpu',
         'tuneflow plan --model llama-3.1-8b --gpu rtx-4090 --quant 4bit',
         'tuneflow plan --model qwen2.5-7b --gpu a100-80gb --ranks 8,16,32,64 --json',
+        'tuneflow plan --model llama-3.1-70b --gpu rtx-4090 --gpus 2 --quant 4bit',
       ]),
     )
     .action((spec: string | undefined, options: PlanCommandOptions) => {
@@ -241,6 +248,8 @@ function plannedSpecFrom(spec: RunSpec | undefined, options: PlanCommandOptions)
       type,
       gpu: gpu ?? spec?.device.gpu ?? 'auto',
       gpu_count: options.gpus ?? spec?.device.gpu_count ?? 1,
+      parallelism: options.parallelism ?? spec?.device.parallelism ?? 'auto',
+      cpu_processes: options.cpuProcesses ?? spec?.device.cpu_processes ?? 1,
       gpu_memory_gib: options.gpuMemory ?? spec?.device.gpu_memory_gib,
       backend: options.backend ?? spec?.device.backend ?? 'auto',
       quantization: options.quant ?? spec?.device.quantization ?? 'none',
