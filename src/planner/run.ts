@@ -103,9 +103,19 @@ export function planTrainingRun(input: RunPlanInput): TrainingRunPlan {
   const mayShard = device.parallelism === 'auto' && replicated.setup.parallelism === Parallelism.DistributedDataParallel && device.backend !== 'unsloth';
   if (replicated.plan.fits || !mayShard) return replicated;
   const sharded = planWithSetup(input, resolveTrainingSetup({ ...input.spec, device: { ...device, parallelism: 'fsdp' } }, input.worker));
-  if (!sharded.plan.fits) return replicated;
-  const why = `device.parallelism auto chose FSDP (${sharded.setup.backend}) over ${sharded.setup.processes} GPUs: DDP's replicas need ${replicated.plan.peak_vram_gib} GiB per GPU, FSDP's shards ${sharded.plan.peak_vram_gib} of the ${sharded.plan.available_gib} GiB`;
-  return { ...sharded, plan: { ...sharded.plan, notes: [why, ...sharded.plan.notes] } };
+  const [each, all] = sharded.setup.device === 'cuda' ? ['GPU', 'GPUs'] : ['CPU process', 'CPU processes'];
+  const fsdp = `FSDP (${sharded.setup.backend}) over the ${sharded.setup.processes} ${all}`;
+  if (!sharded.plan.fits) {
+    return withNote(replicated, `device.parallelism auto: ${fsdp} would not fit either, at ${sharded.plan.peak_vram_gib} GiB per ${each}`);
+  }
+  return withNote(
+    sharded,
+    `device.parallelism auto chose ${fsdp}: DDP's replicas need ${replicated.plan.peak_vram_gib} GiB per ${each}, FSDP's shards ${sharded.plan.peak_vram_gib} of the ${sharded.plan.available_gib} GiB`,
+  );
+}
+
+function withNote(planned: TrainingRunPlan, note: string): TrainingRunPlan {
+  return { ...planned, plan: { ...planned.plan, notes: [note, ...planned.plan.notes] } };
 }
 
 function planWithSetup(input: RunPlanInput, setup: TrainingSetup): TrainingRunPlan {
