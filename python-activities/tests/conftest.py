@@ -51,6 +51,8 @@ CPU_SETUP = {
     "gradient_checkpointing": False,
     "optimizer": "adamw_torch",
     "packing": False,
+    "processes": 1,
+    "parallelism": "single",
 }
 
 
