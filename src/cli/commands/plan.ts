@@ -346,8 +346,8 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
     `Plan: ${request.architecture.name} (${(plan.total_parameters / 1e9).toFixed(2)} B parameters), ${request.backend}, ${quantization} weights, LoRA r=${request.lora_rank} on ${targets} (${formatCount(plan.trainable_parameters)} trainable)`,
     `      sequence ${request.sequence_length} × micro-batch ${request.micro_batch_size} × ${request.gradient_accumulation_steps} accumulation = effective batch ${plan.effective_batch_size}, gradient checkpointing ${request.gradient_checkpointing ? 'on' : 'off'}, ${request.optimizer}`,
     plan.device.kind === 'cuda'
-      ? `Device: ${plan.device.count} × ${plan.device.name}, ${plan.device.memory_gib} GiB each`
-      : `Device: CPU, ${plan.device.count} cores, ${plan.device.memory_gib.toFixed(1)} GiB RAM (${plan.available_gib} usable)`,
+      ? `Device: ${plan.device.count} × ${plan.device.name}, ${plan.device.memory_gib} GiB each${plan.device.count > 1 ? `, ${describeParallelism(request)}` : ''}`
+      : `Device: CPU, ${plan.device.count} cores, ${plan.device.memory_gib.toFixed(1)} GiB RAM (${plan.available_gib} usable${(request.cpu_processes ?? 1) > 1 ? ` by each of ${request.cpu_processes} processes), ${describeParallelism(request)}` : ')'}`,
     '',
     `  ${'memory term'.padEnd(24)} ${'GiB'.padStart(9)}`,
     ...Object.entries(plan.breakdown).map(([term, value]) => `  ${term.padEnd(24)} ${value.toFixed(3).padStart(9)}`),
@@ -418,6 +418,10 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
       .join(', ')}; training peak ${plan.peak_vram_gib.toFixed(2)} GiB`,
   );
   return `${lines.join('\n')}\n`;
+}
+
+function describeParallelism(request: PlanRequest): string {
+  return request.parallelism === 'fsdp' ? 'FSDP: the model sharded over them' : 'DDP: a replica in each';
 }
 
 function formatCount(value: number): string {
