@@ -67,6 +67,18 @@ describe('parallelism in the planner', () => {
     expect(plan.notes[0]).toContain(`need ${replicas.plan.peak_vram_gib} GiB per GPU, FSDP's shards ${plan.peak_vram_gib} of`);
   });
 
+  it('plans the GPUs the run trains on, not every GPU the worker has', () => {
+    const { setup, plan } = planTrainingRun({
+      spec: spec({ gpu_count: 1 }),
+      worker: twoGpus('h200', 140.4),
+      architecture: architecture('llama-3.1-8b'),
+      tokens: {},
+    });
+    expect(setup).toMatchObject({ processes: 1, parallelism: 'single' });
+    expect(plan.device).toMatchObject({ kind: 'cuda', name: 'h200', count: 1 });
+    expect(plan.effective_batch_size).toBe(4);
+  });
+
   it('keeps DDP where it fits: an 8B shape on 2 × H200', () => {
     const { setup, plan } = planTrainingRun({
       spec: spec({ gpu: 'h200' }),
