@@ -94,6 +94,8 @@ export const SuggestionKind = {
   EightBitOptimizer: 'eight-bit-optimizer',
   /** Same effective batch through more accumulation: same result, slower. */
   SmallerMicroBatch: 'smaller-micro-batch',
+  /** The same processes sharding the model (FSDP with hf-peft) instead of replicating it: same result, slower. */
+  ShardModel: 'shard-model',
   /** QLoRA: a small quality cost, less memory. */
   QuantizeFourBit: 'quantize-4bit',
   /** Less adapter capacity. */

@@ -107,7 +107,7 @@ function describeChanges(changed: PlanRequest, changes: RequestChanges): string 
   const parts = [
     changes.device === undefined || device.kind !== 'cuda' ? undefined : `${device.count} × ${device.name} (${device.memory_gib} GiB each)`,
     changes.parallelism === 'fsdp'
-      ? `FSDP with ${changed.backend}: each GPU holds 1/${device.count} of the weights and adapter state`
+      ? `FSDP with ${changed.backend}: each ${device.kind === 'cuda' ? 'GPU' : 'process'} holds 1/${dataParallelRanks(device, changed)} of the weights and adapter state`
       : changes.backend === undefined
         ? undefined
         : `backend ${changes.backend}`,
@@ -134,6 +134,10 @@ function cheapFamilies(request: PlanRequest, device: ResolvedDevice): Candidate[
     request.gradient_checkpointing ? [] : [{ kind: SuggestionKind.EnableGradientCheckpointing, changes: { gradient_checkpointing: true } }],
     onGpu && request.optimizer === 'adamw_torch' ? [{ kind: SuggestionKind.EightBitOptimizer, changes: { optimizer: 'adamw_8bit' } }] : [],
     smallerMicroBatches(request),
+    // Replicas that do not fit may fit sharded over the same processes (Unsloth trains data-parallel only).
+    dataParallelRanks(device, request) > 1 && request.parallelism !== 'fsdp'
+      ? [{ kind: SuggestionKind.ShardModel, changes: { backend: 'hf-peft', parallelism: 'fsdp' } }]
+      : [],
     onGpu && request.quantization !== '4bit' ? [{ kind: SuggestionKind.QuantizeFourBit, changes: { quantization: '4bit' } }] : [],
   ];
   return families.filter((family) => family.length > 0);

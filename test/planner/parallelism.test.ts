@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { WorkerFacts } from '../../src/contract/index.ts';
 import { multiGpuScaling } from '../../src/planner/calibration.ts';
-import { evaluatePlan, findArchitecture, type PlannedSpec, planTrainingRun } from '../../src/planner/index.ts';
+import { evaluatePlan, findArchitecture, type PlannedSpec, planRun, planTrainingRun } from '../../src/planner/index.ts';
 import { requestFor } from './helpers.ts';
 
 function architecture(name: string) {
@@ -105,6 +105,21 @@ describe('parallelism in the planner', () => {
     const moreGpus = plan.suggestions.find((suggestion) => suggestion.kind === 'more-gpus');
     expect(moreGpus?.changes).toMatchObject({ backend: 'hf-peft', parallelism: 'fsdp', device: { gpu: 'rtx-4090', count: 4 } });
     expect(moreGpus?.description).toContain('FSDP with hf-peft: each GPU holds 1/4 of the weights and adapter state');
+  });
+
+  it('suggests sharding over the same GPUs when replicas pinned to DDP do not fit, and never for FSDP or one GPU', () => {
+    const options = { quantization: '4bit', micro_batch_size: 1, sequence_length: 512, backend: 'unsloth', optimizer: 'adamw_8bit' } as const;
+    const ddp = planRun(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'rtx-5090', count: 2 }, parallelism: 'ddp' }));
+    expect(ddp.fits).toBe(false);
+    expect(ddp.suggestions[0]).toMatchObject({
+      kind: 'shard-model',
+      changes: { backend: 'hf-peft', parallelism: 'fsdp' },
+      description: 'FSDP with hf-peft: each GPU holds 1/2 of the weights and adapter state',
+      fits: true,
+    });
+    const fsdp = planRun(requestFor('llama-3.1-70b', { ...options, backend: 'hf-peft', device: { gpu: 'rtx-4090', count: 2 }, parallelism: 'fsdp' }));
+    const single = planRun(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'rtx-5090' } }));
+    for (const plan of [fsdp, single]) expect(plan.suggestions.map((suggestion) => suggestion.kind)).not.toContain('shard-model');
   });
 
   it('does not shard what the spec pins: parallelism ddp, or backend unsloth', () => {
