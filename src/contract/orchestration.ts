@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { preparedDatasetReportSchema } from '../data/report.ts';
-import { DeviceKind, PlannerOptimizer, Quantization, SuggestionKind, TrainingBackend } from '../planner/request.ts';
+import { DeviceKind, Parallelism, PlannerOptimizer, Quantization, SuggestionKind, TrainingBackend } from '../planner/request.ts';
 import { runSpecSchema } from '../spec/schema.ts';
 import { modelFactsSchema, tokenStatisticsSchema, trainingSetupSchema } from './accelerator.ts';
 
@@ -69,6 +69,8 @@ export type Evaluation = z.infer<typeof evaluationSchema>;
 /** The request fields a suggestion changes. */
 export const requestChangesSchema = z.object({
   backend: z.enum(TrainingBackend).optional(),
+  /** More GPUs reduce memory per GPU only when they shard the model: the more-GPUs suggestion is FSDP. */
+  parallelism: z.enum(Parallelism).optional(),
   quantization: z.enum(Quantization).optional(),
   lora_rank: positiveInt.optional(),
   sequence_length: positiveInt.optional(),

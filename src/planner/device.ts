@@ -1,7 +1,8 @@
 import { match } from 'ts-pattern';
 import { InvalidSpecError } from '../errors/index.ts';
+import { multiGpuScaling } from './calibration.ts';
 import { findGpu, gpuCatalog, type GpuSpecification } from './catalog/gpus.ts';
-import type { CatalogGpuReference, DeviceDescription, TrainingBackend } from './request.ts';
+import { type CatalogGpuReference, type DeviceDescription, Parallelism, type PlanRequest } from './request.ts';
 
 /** A device with everything the models need: the GPU's speeds, or the CPU's core count. */
 export type ResolvedDevice =
@@ -46,29 +47,40 @@ export function resolveDevice(device: DeviceDescription | CatalogGpuReference): 
   };
 }
 
-/** The memory a run may use on each device: all of a GPU's, most of the system RAM. */
-export function availableGib(device: ResolvedDevice): number {
+/**
+ * The memory one process may use: all of its GPU's; on a CPU its share of most of the system RAM, which the run's
+ * processes (`ranks`) split between them.
+ */
+export function availableGib(device: ResolvedDevice, ranks: number): number {
   return match(device)
     .with({ kind: 'cuda' }, (gpu) => gpu.memory_gib)
-    .with({ kind: 'cpu' }, (cpu) => cpu.memory_gib * cpuUsableMemoryFraction)
+    .with({ kind: 'cpu' }, (cpu) => (cpu.memory_gib * cpuUsableMemoryFraction) / ranks)
     .exhaustive();
 }
 
 /**
- * hf-peft on several GPUs shards the frozen weights and the adapter state across them (FSDP, as in Answer.AI's
- * FSDP+QLoRA); Unsloth runs data-parallel replicas, so each GPU holds the whole model.
+ * The processes that each train on their own micro-batches, every one running the whole accumulation: one per GPU;
+ * on a CPU the run's device.cpu_processes, data-parallel ranks that share the cores rather than adding any.
  */
-export function weightShards(device: ResolvedDevice, backend: TrainingBackend): number {
+export function dataParallelRanks(device: ResolvedDevice, request: Pick<PlanRequest, 'cpu_processes'>): number {
   return match(device)
-    .with({ kind: 'cuda' }, (gpu) => (backend === 'hf-peft' ? gpu.count : 1))
-    .with({ kind: 'cpu' }, () => 1)
+    .with({ kind: 'cuda' }, (gpu) => gpu.count)
+    .with({ kind: 'cpu' }, () => request.cpu_processes ?? 1)
     .exhaustive();
 }
 
-/** GPUs that each process their own micro-batch. */
-export function dataParallelRanks(device: ResolvedDevice): number {
-  return match(device)
-    .with({ kind: 'cuda' }, (gpu) => gpu.count)
-    .with({ kind: 'cpu' }, () => 1)
-    .exhaustive();
+/**
+ * FSDP shards the frozen weights and the adapter state over the ranks (as in Answer.AI's FSDP+QLoRA), so each holds
+ * 1/N of them; DDP's replicas each hold the whole model.
+ */
+export function weightShards(device: ResolvedDevice, request: Pick<PlanRequest, 'parallelism' | 'cpu_processes'>): number {
+  return request.parallelism === Parallelism.FullyShardedDataParallel ? dataParallelRanks(device, request) : 1;
+}
+
+/**
+ * Throughput of the ranks relative to ranks × one: several GPUs lose multiGpuScaling to the gradient all-reduce
+ * (and FSDP's all-gathers); CPU processes only split the cores, which their step time already counts.
+ */
+export function parallelEfficiency(device: ResolvedDevice, ranks: number): number {
+  return device.kind === 'cuda' && ranks > 1 ? multiGpuScaling : 1;
 }

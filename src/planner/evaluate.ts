@@ -1,13 +1,12 @@
 import { match } from 'ts-pattern';
 import { loraParameters, resolveTargetModules, totalParameters } from './architecture.ts';
-import { multiGpuScaling } from './calibration.ts';
-import { availableGib, dataParallelRanks, resolveDevice, weightShards, type ResolvedDevice } from './device.ts';
+import { availableGib, dataParallelRanks, parallelEfficiency, resolveDevice, weightShards, type ResolvedDevice } from './device.ts';
 import { memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
 import { bytesToGib, roundToThousandths as round } from './units.ts';
 import type { Evaluation } from '../contract/orchestration.ts';
 import type { PlanRequest } from './request.ts';
 import { predictRunTime } from './run-time.ts';
-import { cpuStepTime, gpuStepTime } from './throughput.ts';
+import { microStepTime } from './throughput.ts';
 
 /** A plan without suggestions: what one candidate configuration costs. The search evaluates many of these. */
 export type { Evaluation };
@@ -24,7 +23,7 @@ export function memoryInputs(request: PlanRequest, device: ResolvedDevice): Memo
     micro_batch_size: request.micro_batch_size,
     gradient_checkpointing: request.gradient_checkpointing,
     optimizer: request.optimizer,
-    weight_shards: weightShards(device, request.backend),
+    weight_shards: weightShards(device, request),
   };
 }
 
@@ -34,14 +33,12 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
   const breakdownBytes = memoryBreakdownBytes(inputs);
   const peakBytes = Object.values(breakdownBytes).reduce((sum, value) => sum + value, 0);
   const peakGib = bytesToGib(peakBytes);
-  const available = availableGib(device);
+  const ranks = dataParallelRanks(device, request);
+  const available = availableGib(device, ranks);
 
-  const ranks = dataParallelRanks(device);
-  const microStepSeconds = match(device)
-    .with({ kind: 'cuda' }, (gpu) => gpuStepTime(inputs, gpu.gpu))
-    .with({ kind: 'cpu' }, (cpu) => cpuStepTime(inputs, cpu.count))
-    .exhaustive().seconds;
-  const scaling = ranks > 1 ? multiGpuScaling : 1;
+  // Every rank runs its own micro-batches at once: a step is one rank's accumulation, over all ranks' rows.
+  const microStepSeconds = microStepTime(inputs, device, ranks).seconds;
+  const scaling = parallelEfficiency(device, ranks);
   const tokensPerSecond = ((request.micro_batch_size * request.sequence_length * ranks) / microStepSeconds) * scaling;
   const totalTokens = request.dataset_tokens === undefined ? undefined : request.dataset_tokens * (request.epochs ?? 1);
 
@@ -52,6 +49,7 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
           lengths: request.lengths,
           packing: request.packing ?? false,
           accumulation_steps: request.gradient_accumulation_steps,
+          ranks,
           epochs: request.epochs ?? 1,
           ...(request.max_steps === undefined ? {} : { max_steps: request.max_steps }),
         });
@@ -75,9 +73,18 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
     trainable_parameters: loraParameters(request.architecture, request.lora_rank, inputs.target_modules),
     total_parameters: totalParameters(request.architecture),
     device: { kind: device.kind, name: device.name, count: device.count, memory_gib: device.memory_gib },
-    reasons: [...unsupported, ...(fitsMemory ? [] : memoryReasons(request, device, breakdownBytes, peakGib, available))],
-    notes: [...device.notes, ...accuracyNotes(request, device)],
+    reasons: [...unsupported, ...(fitsMemory ? [] : memoryReasons(request, device, ranks, breakdownBytes, peakGib, available))],
+    notes: [...device.notes, ...cpuProcessesNotes(device, ranks, available), ...accuracyNotes(request, device)],
   };
+}
+
+/** CPU processes add no cores: the plan says how the run's processes split the machine. */
+function cpuProcessesNotes(device: ResolvedDevice, ranks: number, available: number): string[] {
+  if (device.kind !== 'cpu' || ranks === 1) return [];
+  const cores = Math.max(1, Math.floor(device.count / ranks));
+  return [
+    `${ranks} CPU processes share the ${device.count} cores and the RAM: each trains with ${cores} core${cores === 1 ? '' : 's'} in ${round(available)} GiB`,
+  ];
 }
 
 /**
@@ -118,10 +125,21 @@ export function describeWeightPrecision(quantization: PlanRequest['quantization'
     .exhaustive();
 }
 
-function memoryReasons(request: PlanRequest, device: ResolvedDevice, breakdownBytes: Record<MemoryTerm, number>, peakGib: number, available: number): string[] {
+function memoryReasons(
+  request: PlanRequest,
+  device: ResolvedDevice,
+  ranks: number,
+  breakdownBytes: Record<MemoryTerm, number>,
+  peakGib: number,
+  available: number,
+): string[] {
   const where = match(device)
     .with({ kind: 'cuda' }, (gpu) => `each ${gpu.name} has ${round(available)} GiB`)
-    .with({ kind: 'cpu' }, () => `the CPU run may use ${round(available)} GiB of system RAM`)
+    .with({ kind: 'cpu' }, () =>
+      ranks === 1
+        ? `the CPU run may use ${round(available)} GiB of system RAM`
+        : `each of the ${ranks} CPU processes may use ${round(available)} GiB of system RAM`,
+    )
     .exhaustive();
   const largest = Object.entries(breakdownBytes)
     .sort(([, left], [, right]) => right - left)

@@ -76,6 +76,14 @@ export interface PlanRequest {
   lengths?: LengthHistogram;
   packing?: boolean;
   max_steps?: number;
+  /**
+   * How the run's processes share the work (TrainingSetup.parallelism, decided by resolveTrainingSetup and
+   * planTrainingRun): 'fsdp' shards the frozen weights and the adapter state over them; 'ddp' replicates the whole
+   * model in each. Absent, several GPUs are DDP replicas: the planner infers nothing from the backend.
+   */
+  parallelism?: Parallelism;
+  /** On a CPU, the training processes that share its cores and RAM (TrainingSetup.processes); on CUDA, one per GPU. */
+  cpu_processes?: number;
 }
 
 /** The changes the planner proposes, cheapest first: the order users should try them in. */
@@ -86,6 +94,8 @@ export const SuggestionKind = {
   EightBitOptimizer: 'eight-bit-optimizer',
   /** Same effective batch through more accumulation: same result, slower. */
   SmallerMicroBatch: 'smaller-micro-batch',
+  /** The same processes sharding the model (FSDP with hf-peft) instead of replicating it: same result, slower. */
+  ShardModel: 'shard-model',
   /** QLoRA: a small quality cost, less memory. */
   QuantizeFourBit: 'quantize-4bit',
   /** Less adapter capacity. */

@@ -1,11 +1,10 @@
-import { match } from 'ts-pattern';
 import type { RunTime } from '../contract/orchestration.ts';
 import type { SplitTokenStatistics } from '../contract/index.ts';
 import { totalParameters } from './architecture.ts';
 import { startupCalibration } from './calibration.ts';
-import type { ResolvedDevice } from './device.ts';
+import { parallelEfficiency, type ResolvedDevice } from './device.ts';
 import type { MemoryInputs } from './memory.ts';
-import { cpuStepTime, gpuStepTime } from './throughput.ts';
+import { microStepTime } from './throughput.ts';
 import { roundToThousandths as round } from './units.ts';
 
 export type { RunTime };
@@ -16,6 +15,8 @@ export interface RunLength {
   lengths: LengthHistogram;
   packing: boolean;
   accumulation_steps: number;
+  /** Data-parallel processes: each runs the whole accumulation on its own micro-batches (dataParallelRanks). */
+  ranks: number;
   epochs: number;
   max_steps?: number;
 }
@@ -87,13 +88,6 @@ function paddedWidths(lengths: LengthHistogram, micro: number, maxSeqLength: num
   return widths;
 }
 
-function microStepSeconds(inputs: MemoryInputs, device: ResolvedDevice): number {
-  return match(device)
-    .with({ kind: 'cuda' }, (gpu) => gpuStepTime(inputs, gpu.gpu))
-    .with({ kind: 'cpu' }, (cpu) => cpuStepTime(inputs, cpu.count))
-    .exhaustive().seconds;
-}
-
 /**
  * How long the run takes on the data's real lengths: steps (epochs, max_steps) × the step time at the widths the
  * batches really have, plus loading the model, the first step's warm-up or compile, and the last checkpoint.
@@ -102,13 +96,16 @@ function microStepSeconds(inputs: MemoryInputs, device: ResolvedDevice): number 
  * and attention spans only each row. Unpacked, a micro-batch is `micro` rows padded to the longest (hf-peft) or to
  * Unsloth's bucketed width, and Unsloth compiles once per width it meets: the plan counts the widths a run of this
  * many steps is expected to see.
+ *
+ * With several ranks an optimizer step takes micro × accumulation sequences on every rank at once, so an epoch has
+ * `ranks` times fewer steps, each as long as one rank's accumulation (over the all-reduce's efficiency).
  */
 export function predictRunTime(inputs: MemoryInputs, device: ResolvedDevice, run: RunLength): RunTime {
   const rows = run.lengths.reduce((sum, bin) => sum + bin.rows, 0);
   const realTokens = run.lengths.reduce((sum, bin) => sum + bin.tokens, 0);
   const micro = inputs.micro_batch_size;
   const sequences = run.packing ? packCount(run.lengths, inputs.sequence_length) : rows;
-  const stepsPerEpoch = Math.ceil(sequences / (micro * run.accumulation_steps));
+  const stepsPerEpoch = Math.ceil(sequences / (micro * run.accumulation_steps * run.ranks));
   const epochSteps = Math.ceil(run.epochs * stepsPerEpoch);
   const steps = run.max_steps === undefined ? epochSteps : Math.min(epochSteps, run.max_steps);
   const realTokensPerStep = realTokens / stepsPerEpoch;
@@ -120,7 +117,11 @@ export function predictRunTime(inputs: MemoryInputs, device: ResolvedDevice, run
   if (run.packing) {
     const squaredLengths = run.lengths.reduce((sum, bin) => sum + bin.rows * (bin.tokens / bin.rows) ** 2, 0);
     const tokensPerMicroStep = (micro * realTokens) / sequences;
-    microStep = microStepSeconds({ ...inputs, micro_batch_size: 1, sequence_length: tokensPerMicroStep, attention_span: squaredLengths / realTokens }, device);
+    microStep = microStepTime(
+      { ...inputs, micro_batch_size: 1, sequence_length: tokensPerMicroStep, attention_span: squaredLengths / realTokens },
+      device,
+      run.ranks,
+    ).seconds;
     paddedTokensPerStep = realTokensPerStep;
     // Unsloth runs packed decoder blocks eagerly (docs/gpu.md): nothing is compiled.
     compiledShapes = 0;
@@ -131,14 +132,14 @@ export function predictRunTime(inputs: MemoryInputs, device: ResolvedDevice, run
     compiledShapes = 0;
     const microSteps = steps * run.accumulation_steps;
     for (const [batchWidth, probability] of widths) {
-      microStep += probability * microStepSeconds({ ...inputs, sequence_length: batchWidth }, device);
+      microStep += probability * microStepTime({ ...inputs, sequence_length: batchWidth }, device, run.ranks).seconds;
       width += probability * batchWidth;
       compiledShapes += 1 - (1 - probability) ** microSteps;
     }
-    paddedTokensPerStep = micro * run.accumulation_steps * width;
+    paddedTokensPerStep = micro * run.accumulation_steps * run.ranks * width;
     compiledShapes = unsloth ? Math.min(widths.size, Math.max(1, Math.round(compiledShapes))) : 0;
   }
-  const stepSeconds = microStep * run.accumulation_steps;
+  const stepSeconds = (microStep * run.accumulation_steps) / parallelEfficiency(device, run.ranks);
   const compileSeconds =
     compiledShapes === 0 ? 0 : startupCalibration.first_shape_compile_seconds + (compiledShapes - 1) * startupCalibration.further_shape_compile_seconds;
   const firstStepSeconds = compiledShapes === 0 ? startupCalibration.eager_first_step_seconds : compileSeconds;

@@ -5,7 +5,7 @@ import type { ModelArchitecture } from './architecture.ts';
 import { findGpu } from './catalog/gpus.ts';
 import { type Plan, planRun } from './plan.ts';
 import type { LengthHistogram } from './run-time.ts';
-import type { CatalogGpuReference, DeviceDescription, PlanRequest } from './request.ts';
+import { type CatalogGpuReference, type DeviceDescription, Parallelism, type PlanRequest } from './request.ts';
 
 /** The spec fields the planner reads; a whole RunSpec is one, and `tuneflow plan` builds one from its flags. */
 export interface PlannedSpec {
@@ -15,7 +15,7 @@ export interface PlannedSpec {
     RunSpec['train'],
     'micro_batch_size' | 'gradient_accumulation_steps' | 'epochs' | 'optimizer' | 'gradient_checkpointing' | 'packing' | 'max_steps'
   >;
-  device: Pick<RunSpec['device'], 'type' | 'gpu' | 'gpu_count' | 'gpu_memory_gib' | 'backend' | 'quantization'>;
+  device: Pick<RunSpec['device'], 'type' | 'gpu' | 'gpu_count' | 'gpu_memory_gib' | 'backend' | 'quantization' | 'parallelism' | 'cpu_processes'>;
 }
 
 /**
@@ -44,7 +44,8 @@ export interface RunPlanInput {
 /**
  * The device to plan for. A spec naming a GPU plans for that GPU when the worker has CUDA (the catalog knows its
  * speed; a GPU the catalog does not know needs device.gpu_memory_gib); otherwise the worker is planned as the device
- * it reported, a CPU with its cores.
+ * it reported, a CPU with its cores. On CUDA the run trains on device.gpu_count of the worker's GPUs
+ * (resolveTrainingSetup has checked that it has them), not on all it has.
  */
 function plannedDevice(device: PlannedSpec['device'], worker: WorkerDevice): DeviceDescription | CatalogGpuReference {
   if (worker.kind === 'cuda' && device.gpu !== 'auto') {
@@ -57,7 +58,7 @@ function plannedDevice(device: PlannedSpec['device'], worker: WorkerDevice): Dev
     kind: worker.kind,
     name: worker.name,
     memory_gib: device.gpu_memory_gib ?? worker.memory_gib,
-    count: worker.kind === 'cpu' ? (worker.cores ?? 1) : worker.count,
+    count: worker.kind === 'cpu' ? (worker.cores ?? 1) : device.gpu_count,
   };
 }
 
@@ -80,6 +81,8 @@ export function planRequestForRun({ spec, worker, architecture, tokens }: RunPla
     ...(tokens.lengths === undefined ? {} : { lengths: tokens.lengths }),
     packing: setup.packing,
     ...(spec.train.max_steps === undefined ? {} : { max_steps: spec.train.max_steps }),
+    parallelism: setup.parallelism,
+    ...(setup.device === 'cpu' ? { cpu_processes: setup.processes } : {}),
   };
 }
 
@@ -89,9 +92,33 @@ export interface TrainingRunPlan {
   plan: Plan;
 }
 
-/** Decides the training setup for the spec on the worker, then plans memory and time for it. */
+/**
+ * Decides the training setup for the spec on the worker, then plans memory and time for it. device.parallelism
+ * 'auto' is DDP, the faster where it fits; where its replicas do not fit a GPU and the backend may be hf-peft, the
+ * run is decided again as FSDP, which shards the model over the GPUs, and the sharded plan is taken when it fits.
+ */
 export function planTrainingRun(input: RunPlanInput): TrainingRunPlan {
-  const setup = resolveTrainingSetup(input.spec, input.worker);
+  const replicated = planWithSetup(input, resolveTrainingSetup(input.spec, input.worker));
+  const device = input.spec.device;
+  const mayShard = device.parallelism === 'auto' && replicated.setup.parallelism === Parallelism.DistributedDataParallel && device.backend !== 'unsloth';
+  if (replicated.plan.fits || !mayShard) return replicated;
+  const sharded = planWithSetup(input, resolveTrainingSetup({ ...input.spec, device: { ...device, parallelism: 'fsdp' } }, input.worker));
+  const [each, all] = sharded.setup.device === 'cuda' ? ['GPU', 'GPUs'] : ['CPU process', 'CPU processes'];
+  const fsdp = `FSDP (${sharded.setup.backend}) over the ${sharded.setup.processes} ${all}`;
+  if (!sharded.plan.fits) {
+    return withNote(replicated, `device.parallelism auto: ${fsdp} would not fit either, at ${sharded.plan.peak_vram_gib} GiB per ${each}`);
+  }
+  return withNote(
+    sharded,
+    `device.parallelism auto chose ${fsdp}: DDP's replicas need ${replicated.plan.peak_vram_gib} GiB per ${each}, FSDP's shards ${sharded.plan.peak_vram_gib} of the ${sharded.plan.available_gib} GiB`,
+  );
+}
+
+function withNote(planned: TrainingRunPlan, note: string): TrainingRunPlan {
+  return { ...planned, plan: { ...planned.plan, notes: [note, ...planned.plan.notes] } };
+}
+
+function planWithSetup(input: RunPlanInput, setup: TrainingSetup): TrainingRunPlan {
   const request = planRequestForRun(input, setup);
   return { setup, request, plan: planRun(request) };
 }

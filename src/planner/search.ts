@@ -31,7 +31,7 @@ export interface MicroBatchChoice {
  * GPUs do not divide the batch.
  */
 export function largestFittingMicroBatch(request: PlanRequest, effectiveBatchSize: number): MicroBatchChoice | null {
-  const ranks = dataParallelRanks(resolveDevice(request.device));
+  const ranks = dataParallelRanks(resolveDevice(request.device), request);
   for (let micro = Math.floor(effectiveBatchSize / ranks); micro >= 1; micro -= 1) {
     if (effectiveBatchSize % (micro * ranks) !== 0) continue;
     const accumulation = effectiveBatchSize / (micro * ranks);
@@ -106,16 +106,16 @@ function describeChanges(changed: PlanRequest, changes: RequestChanges): string 
   const device = resolveDevice(changed.device);
   const parts = [
     changes.device === undefined || device.kind !== 'cuda' ? undefined : `${device.count} × ${device.name} (${device.memory_gib} GiB each)`,
-    changes.backend === undefined
-      ? undefined
-      : changes.backend === 'hf-peft' && dataParallelRanks(device) > 1
-        ? 'hf-peft, whose FSDP shards the weights across the GPUs'
+    changes.parallelism === 'fsdp'
+      ? `FSDP with ${changed.backend}: each ${device.kind === 'cuda' ? 'GPU' : 'process'} holds 1/${dataParallelRanks(device, changed)} of the weights and adapter state`
+      : changes.backend === undefined
+        ? undefined
         : `backend ${changes.backend}`,
     changes.gradient_checkpointing === true ? 'gradient checkpointing on' : undefined,
     changes.optimizer === undefined ? undefined : `optimizer ${changes.optimizer}`,
     changes.micro_batch_size === undefined && changes.gradient_accumulation_steps === undefined
       ? undefined
-      : `micro-batch ${changed.micro_batch_size} × ${changed.gradient_accumulation_steps} accumulation steps (effective batch ${changed.micro_batch_size * changed.gradient_accumulation_steps * dataParallelRanks(device)})`,
+      : `micro-batch ${changed.micro_batch_size} × ${changed.gradient_accumulation_steps} accumulation steps (effective batch ${changed.micro_batch_size * changed.gradient_accumulation_steps * dataParallelRanks(device, changed)})`,
     changes.quantization === '4bit' ? 'base weights in 4-bit NF4 (QLoRA)' : undefined,
     changes.lora_rank === undefined ? undefined : `LoRA rank ${changes.lora_rank}`,
     changes.sequence_length === undefined ? undefined : `sequence length ${changes.sequence_length}`,
@@ -134,6 +134,10 @@ function cheapFamilies(request: PlanRequest, device: ResolvedDevice): Candidate[
     request.gradient_checkpointing ? [] : [{ kind: SuggestionKind.EnableGradientCheckpointing, changes: { gradient_checkpointing: true } }],
     onGpu && request.optimizer === 'adamw_torch' ? [{ kind: SuggestionKind.EightBitOptimizer, changes: { optimizer: 'adamw_8bit' } }] : [],
     smallerMicroBatches(request),
+    // Replicas that do not fit may fit sharded over the same processes (Unsloth trains data-parallel only).
+    dataParallelRanks(device, request) > 1 && request.parallelism !== 'fsdp'
+      ? [{ kind: SuggestionKind.ShardModel, changes: { backend: 'hf-peft', parallelism: 'fsdp' } }]
+      : [],
     onGpu && request.quantization !== '4bit' ? [{ kind: SuggestionKind.QuantizeFourBit, changes: { quantization: '4bit' } }] : [],
   ];
   return families.filter((family) => family.length > 0);
@@ -163,8 +167,9 @@ function smallerMicroBatches(request: PlanRequest): Candidate[] {
 }
 
 function moreGpus(request: PlanRequest, device: Extract<ResolvedDevice, { kind: 'cuda' }>): Candidate[] {
-  // Only sharding reduces memory per GPU; Unsloth's replicas would not, so the suggestion switches to hf-peft.
-  // Each GPU takes its own micro-batch, so accumulation shrinks to keep the effective batch where it divides.
+  // Only sharding reduces memory per GPU; DDP's replicas would not, so the suggestion is FSDP, which is hf-peft's
+  // (Unsloth trains data-parallel only). Each GPU runs the accumulation on its own micro-batches, so accumulation
+  // shrinks to keep the effective batch where it divides.
   const effective = request.micro_batch_size * request.gradient_accumulation_steps * device.count;
   return [2, 4, 8]
     .filter((count) => count > device.count)
@@ -174,6 +179,7 @@ function moreGpus(request: PlanRequest, device: Extract<ResolvedDevice, { kind: 
         kind: SuggestionKind.MoreGpus,
         changes: {
           backend: 'hf-peft',
+          parallelism: 'fsdp',
           device: { gpu: device.gpu.id, count },
           ...(Number.isInteger(accumulation) ? { gradient_accumulation_steps: accumulation } : {}),
         },

@@ -2,6 +2,7 @@ import { match } from 'ts-pattern';
 import { linearParametersPerLayer, loraParameters, matmulParameters, unquantizedParameters } from './architecture.ts';
 import { cpuCalibration, gpuCalibration, type BackendCalibration, type CpuCalibration } from './calibration.ts';
 import type { GpuSpecification } from './catalog/gpus.ts';
+import type { ResolvedDevice } from './device.ts';
 import { computeBytes, type MemoryInputs } from './memory.ts';
 
 /** What a step costs, per token: the arithmetic, and the memory traffic that no amount of arithmetic hides. */
@@ -80,4 +81,15 @@ export function cpuStepTime(inputs: MemoryInputs, cores: number, calibration: Cp
   const memory = memoryTrafficBytes(inputs, cost, calibration.logits_bytes_per_element) / (effectiveCores * calibration.memory_bytes_per_s);
   const host = inputs.architecture.num_layers * cost.layer_passes * calibration.host_seconds_per_layer_pass;
   return { compute_seconds: compute, memory_seconds: memory, host_seconds: host, seconds: compute + memory + host };
+}
+
+/**
+ * One process's micro-step on the device: a GPU's own; on a CPU the `ranks` processes share the cores, so each
+ * computes with its part of them (at least one).
+ */
+export function microStepTime(inputs: MemoryInputs, device: ResolvedDevice, ranks: number): StepTime {
+  return match(device)
+    .with({ kind: 'cuda' }, (gpu) => gpuStepTime(inputs, gpu.gpu))
+    .with({ kind: 'cpu' }, (cpu) => cpuStepTime(inputs, Math.max(1, Math.floor(cpu.count / ranks))))
+    .exhaustive();
 }

@@ -1,10 +1,11 @@
 import type { TrainingSetup, WorkerFacts } from '../contract/index.ts';
 import { InvalidSpecError } from '../errors/index.ts';
+import { Parallelism, type TrainingBackend } from '../planner/request.ts';
 import type { DeviceSpec, TrainSpec } from '../spec/schema.ts';
 
 /** The spec fields that choose how to train; a whole RunSpec is one. */
 export interface TrainingChoices {
-  device: Pick<DeviceSpec, 'type' | 'backend' | 'quantization'>;
+  device: Pick<DeviceSpec, 'type' | 'backend' | 'quantization' | 'gpu_count' | 'cpu_processes' | 'parallelism'>;
   train: Pick<TrainSpec, 'optimizer' | 'gradient_checkpointing' | 'packing'>;
 }
 
@@ -43,8 +44,21 @@ export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts):
     });
   }
 
-  // Unsloth's fused kernels: about 2x faster and far less memory, where it runs.
-  const backend = spec.device.backend === 'auto' ? (unsloth ? 'unsloth' : 'hf-peft') : spec.device.backend;
+  const processes = trainingProcesses(spec.device, facts, onCuda);
+  const parallelism =
+    processes === 1 ? Parallelism.Single : spec.device.parallelism === 'fsdp' ? Parallelism.FullyShardedDataParallel : Parallelism.DistributedDataParallel;
+  const sharded = parallelism === Parallelism.FullyShardedDataParallel;
+  if (sharded && spec.device.backend === 'unsloth') {
+    throw new InvalidSpecError(
+      'device.parallelism fsdp shards the model with hf-peft, but device.backend is unsloth (Unsloth trains data-parallel only); use ddp, or backend auto or hf-peft',
+      {
+        field: 'device.parallelism',
+      },
+    );
+  }
+
+  // Unsloth's fused kernels: about 2x faster and far less memory, where it runs; FSDP shards with transformers + PEFT.
+  const backend: TrainingBackend = spec.device.backend === 'auto' ? (unsloth && !sharded ? 'unsloth' : 'hf-peft') : spec.device.backend;
   return {
     device,
     backend,
@@ -58,5 +72,35 @@ export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts):
     // the unpacked real tokens/s on an H200, docs/gpu.md). transformers turns them into a block-diagonal mask, which
     // keeps sdpa off its flash kernel: hf-peft packs only when asked.
     packing: spec.train.packing === 'auto' ? backend === 'unsloth' : spec.train.packing,
+    processes,
+    // Several processes replicate the model (DDP) unless the spec asks to shard it. device.parallelism 'auto' is DDP
+    // here: only the planner knows whether DDP fits, and planTrainingRun asks again for FSDP when it does not.
+    parallelism,
   };
+}
+
+/**
+ * One process per GPU on CUDA, device.cpu_processes on a CPU; each count belongs to its device, so the other one
+ * above 1 is a spec that says something the run would not do.
+ */
+function trainingProcesses(device: TrainingChoices['device'], facts: WorkerFacts, onCuda: boolean): number {
+  if (!onCuda) {
+    if (device.gpu_count > 1) {
+      throw new InvalidSpecError(`device.gpu_count is ${device.gpu_count} but the run trains on a CPU; for several CPU processes use device.cpu_processes`, {
+        field: 'device.gpu_count',
+      });
+    }
+    return device.cpu_processes;
+  }
+  if (device.cpu_processes > 1) {
+    throw new InvalidSpecError(`device.cpu_processes is ${device.cpu_processes} but the run trains on CUDA, one process per GPU; use device.gpu_count`, {
+      field: 'device.cpu_processes',
+    });
+  }
+  if (device.gpu_count > facts.device.count) {
+    throw new InvalidSpecError(`device.gpu_count is ${device.gpu_count} but the worker has ${facts.device.count} GPU${facts.device.count === 1 ? '' : 's'}`, {
+      field: 'device.gpu_count',
+    });
+  }
+  return device.gpu_count;
 }

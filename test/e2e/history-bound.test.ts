@@ -106,6 +106,8 @@ function fakeAccelerator(client: Client) {
         train_rows: 100,
         packing: false,
         train_sequences: 100,
+        processes: 1,
+        parallelism: 'single',
         tokens_per_second: 1e6,
         model_load_seconds: 0,
         seconds_to_first_step: 0,

@@ -69,13 +69,35 @@ describe('memory model, term by term', () => {
     expect(unsloth.breakdown.logits_and_loss!).toBeLessThan(hf.breakdown.logits_and_loss!);
   });
 
-  it('shards weights and adapter state across GPUs with hf-peft (FSDP), not with Unsloth replicas', () => {
+  it('shards weights and adapter state across GPUs under FSDP; DDP replicas each hold the whole model', () => {
     const one = evaluatePlan(requestFor('llama-3.1-70b', { quantization: '4bit', device: { gpu: 'rtx-4090', count: 1 } }));
-    const four = evaluatePlan(requestFor('llama-3.1-70b', { quantization: '4bit', device: { gpu: 'rtx-4090', count: 4 } }));
-    const replicas = evaluatePlan(requestFor('llama-3.1-70b', { quantization: '4bit', backend: 'unsloth', device: { gpu: 'rtx-4090', count: 4 } }));
+    const four = evaluatePlan(requestFor('llama-3.1-70b', { quantization: '4bit', parallelism: 'fsdp', device: { gpu: 'rtx-4090', count: 4 } }));
+    const replicas = evaluatePlan(requestFor('llama-3.1-70b', { quantization: '4bit', parallelism: 'ddp', device: { gpu: 'rtx-4090', count: 4 } }));
     expect(four.breakdown.embeddings_and_head).toBeCloseTo(one.breakdown.embeddings_and_head! / 4, 2);
+    expect(four.breakdown.lora_parameters).toBeCloseTo(one.breakdown.lora_parameters! / 4, 2);
+    expect(four.breakdown.optimizer_state).toBeCloseTo(one.breakdown.optimizer_state! / 4, 2);
+    // A quarter of every layer, plus the two layers gathered whole around the one computing.
     expect(four.breakdown.base_weights!).toBeLessThan(one.breakdown.base_weights! / 3);
-    expect(replicas.breakdown.base_weights).toBe(one.breakdown.base_weights);
+    expect(four.breakdown.base_weights!).toBeGreaterThan(one.breakdown.base_weights! / 4);
+    // The activations are each GPU's own micro-batch's either way.
+    expect(four.breakdown.activations).toBe(one.breakdown.activations);
+    expect(replicas.breakdown).toEqual(one.breakdown);
+    // The backend no longer implies the sharding: a request that does not say FSDP is replicas.
+    expect(evaluatePlan(requestFor('llama-3.1-70b', { quantization: '4bit', device: { gpu: 'rtx-4090', count: 4 } })).breakdown).toEqual(replicas.breakdown);
+  });
+
+  it('splits a CPU between its processes: each gets its share of the RAM and of the cores', () => {
+    const cpu = { kind: 'cpu' as const, name: 'test', memory_gib: 16, count: 8 };
+    const single = evaluatePlan(requestFor('smollm2-135m', { device: cpu, gradient_checkpointing: false }));
+    const two = evaluatePlan(requestFor('smollm2-135m', { device: cpu, gradient_checkpointing: false, parallelism: 'ddp', cpu_processes: 2 }));
+    expect(two.available_gib).toBeCloseTo(single.available_gib / 2, 2);
+    expect(two.breakdown).toEqual(single.breakdown);
+    expect(two.effective_batch_size).toBe(2 * single.effective_batch_size);
+    // The processes add no cores: together they train as fast as two runs on four cores each.
+    const halfMachine = evaluatePlan(requestFor('smollm2-135m', { device: { ...cpu, count: 4 }, gradient_checkpointing: false }));
+    expect(two.tokens_per_s).toBeCloseTo(2 * halfMachine.tokens_per_s, 1);
+    expect(two.step_seconds).toBe(halfMachine.step_seconds);
+    expect(two.notes).toContain('2 CPU processes share the 8 cores and the RAM: each trains with 4 cores in 7.2 GiB');
   });
 
   it('adds the CUDA context on a GPU and the Python runtime on a CPU', () => {

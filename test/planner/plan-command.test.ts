@@ -16,6 +16,27 @@ describe('tuneflow plan', () => {
     expect(result.output).toMatch(/base_weights\s+3\d\.\d{3}/);
   });
 
+  it('plans hypothetical GPUs: --gpus 2 shards a 70B QLoRA that two replicas cannot hold, and --parallelism pins it', async () => {
+    const args = ['--model', 'llama-3.1-70b', '--gpu', 'rtx-5090', '--gpus', '2', '--quant', '4bit', '--micro-batch', '1', '--seq', '512'];
+    const auto = await runPlanCommand(args);
+    expect(auto.exit_code).toBe(0);
+    expect(auto.output).toContain('Device: 2 × rtx-5090, 31.84 GiB each, FSDP: the model sharded over them');
+    expect(auto.output).toMatch(/Note: device\.parallelism auto chose FSDP \(hf-peft\) over the 2 GPUs/);
+    const pinned = JSON.parse((await runPlanCommand([...args, '--parallelism', 'ddp', '--json'])).output) as Record<string, unknown>;
+    expect(pinned).toMatchObject({ fits: false, setup: { processes: 2, parallelism: 'ddp', backend: 'unsloth' }, request: { parallelism: 'ddp' } });
+    const cpu = JSON.parse((await runPlanCommand(['--model', 'smollm2-135m', '--gpu', 'cpu', '--cpu-processes', '2', '--json'])).output) as Record<
+      string,
+      unknown
+    >;
+    expect(cpu).toMatchObject({ setup: { device: 'cpu', processes: 2, parallelism: 'ddp' }, request: { cpu_processes: 2 } });
+  });
+
+  it('refuses GPUs for a CPU run, pointing at device.cpu_processes', async () => {
+    const result = await runPlanCommand(['--model', 'smollm2-135m', '--gpu', 'cpu', '--gpus', '2']);
+    expect(result.exit_code).toBe(2);
+    expect(result.output).toBe('error: device.gpu_count is 2 but the run trains on a CPU; for several CPU processes use device.cpu_processes\n');
+  });
+
   it('prints the JSON the workflow and scripts read', async () => {
     const result = await runPlanCommand([
       '--model',

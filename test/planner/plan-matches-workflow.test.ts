@@ -83,14 +83,15 @@ describe('the CLI plan and the workflow plan', () => {
     expect(workflow.plan.eta_seconds).toBe(workflow.plan.run_time?.eta_seconds);
   });
 
+  const gpuFacts: ModelFacts = {
+    ...cpuFacts,
+    device: { kind: 'cuda', name: 'NVIDIA H200', memory_gib: 139.8, count: 1 },
+    cuda_bf16_supported: true,
+    unsloth_importable: true,
+    bitsandbytes_importable: true,
+  };
+
   it('are equal on a CUDA worker, where auto resolves to Unsloth', async () => {
-    const gpuFacts: ModelFacts = {
-      ...cpuFacts,
-      device: { kind: 'cuda', name: 'NVIDIA H200', memory_gib: 139.8, count: 1 },
-      cuda_bf16_supported: true,
-      unsloth_importable: true,
-      bitsandbytes_importable: true,
-    };
     const { cli, workflow } = await bothPlans(spec, gpuFacts);
     expect(cli).toEqual(workflow);
     expect(workflow.setup).toMatchObject({ device: 'cuda', backend: 'unsloth', dtype: 'bfloat16', optimizer: 'adamw_8bit', gradient_checkpointing: true });
@@ -99,6 +100,23 @@ describe('the CLI plan and the workflow plan', () => {
     expect(workflow.setup.packing).toBe(true);
     expect(workflow.plan.run_time?.packing).toBe(true);
     expect(workflow.plan.run_time?.sequences).toBeLessThan(1000);
+  });
+
+  it('are equal for several processes: DDP on two GPUs, FSDP on two CPU processes', async () => {
+    const twoGpus = await bothPlans(spec.replace('train:\n', 'device:\n  gpu_count: 2\ntrain:\n'), {
+      ...gpuFacts,
+      device: { ...gpuFacts.device, count: 2 },
+    });
+    expect(twoGpus.cli).toEqual(twoGpus.workflow);
+    expect(twoGpus.workflow.setup).toMatchObject({ processes: 2, parallelism: 'ddp', backend: 'unsloth' });
+    expect(twoGpus.workflow.plan.device).toMatchObject({ kind: 'cuda', count: 2 });
+    expect(twoGpus.workflow.plan.effective_batch_size).toBe(4);
+
+    const twoCpuProcesses = await bothPlans(spec.replace('train:\n', 'device:\n  cpu_processes: 2\n  parallelism: fsdp\ntrain:\n'), cpuFacts);
+    expect(twoCpuProcesses.cli).toEqual(twoCpuProcesses.workflow);
+    expect(twoCpuProcesses.workflow.setup).toMatchObject({ device: 'cpu', processes: 2, parallelism: 'fsdp', backend: 'hf-peft' });
+    // Two processes of micro-batch 2: 250 steps an epoch over the 1000 rows, 500 in two epochs.
+    expect(twoCpuProcesses.workflow.plan.run_time).toMatchObject({ steps: 500 });
   });
 
   it("refuses a facts file that is not a worker's facts, naming the field", async () => {

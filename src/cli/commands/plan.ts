@@ -51,6 +51,8 @@ export interface PlanCommandOptions {
   model?: string;
   gpu?: string;
   gpus?: number;
+  parallelism?: RunSpec['device']['parallelism'];
+  cpuProcesses?: number;
   gpuMemory?: number;
   backend?: TrainingBackend;
   quant?: Quantization;
@@ -103,6 +105,10 @@ export function registerPlanCommand(program: Command, io: PlanCommandIo = proces
     .option('--model <model>', 'catalog name, Hugging Face id, model directory or config.json')
     .option('--gpu <gpu>', `GPU from the catalog (${gpuCatalog.map((gpu) => gpu.id).join(', ')}) or "cpu"`)
     .option('--gpus <count>', 'number of GPUs', positiveInteger)
+    .addOption(
+      new Option('--parallelism <parallelism>', 'how several GPUs share the run (auto: ddp where it fits, else fsdp)').choices(['auto', 'ddp', 'fsdp']),
+    )
+    .option('--cpu-processes <count>', 'training processes on a CPU', positiveInteger)
     .option('--gpu-memory <gib>', 'override the GPU memory (GiB), e.g. for a shared GPU', positiveNumber)
     .addOption(new Option('--backend <backend>', 'training backend').choices(['unsloth', 'hf-peft']))
     .addOption(new Option('--quant <quantization>', 'base weight quantisation').choices(['none', '8bit', '4bit']))
@@ -127,6 +133,7 @@ export function registerPlanCommand(program: Command, io: PlanCommandIo = proces
         'tuneflow plan examples/quickstart/spec.yaml --gpu cpu',
         'tuneflow plan --model llama-3.1-8b --gpu rtx-4090 --quant 4bit',
         'tuneflow plan --model qwen2.5-7b --gpu a100-80gb --ranks 8,16,32,64 --json',
+        'tuneflow plan --model llama-3.1-70b --gpu rtx-4090 --gpus 2 --quant 4bit',
       ]),
     )
     .action((spec: string | undefined, options: PlanCommandOptions) => {
@@ -241,6 +248,8 @@ function plannedSpecFrom(spec: RunSpec | undefined, options: PlanCommandOptions)
       type,
       gpu: gpu ?? spec?.device.gpu ?? 'auto',
       gpu_count: options.gpus ?? spec?.device.gpu_count ?? 1,
+      parallelism: options.parallelism ?? spec?.device.parallelism ?? 'auto',
+      cpu_processes: options.cpuProcesses ?? spec?.device.cpu_processes ?? 1,
       gpu_memory_gib: options.gpuMemory ?? spec?.device.gpu_memory_gib,
       backend: options.backend ?? spec?.device.backend ?? 'auto',
       quantization: options.quant ?? spec?.device.quantization ?? 'none',
@@ -337,8 +346,8 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
     `Plan: ${request.architecture.name} (${(plan.total_parameters / 1e9).toFixed(2)} B parameters), ${request.backend}, ${quantization} weights, LoRA r=${request.lora_rank} on ${targets} (${formatCount(plan.trainable_parameters)} trainable)`,
     `      sequence ${request.sequence_length} × micro-batch ${request.micro_batch_size} × ${request.gradient_accumulation_steps} accumulation = effective batch ${plan.effective_batch_size}, gradient checkpointing ${request.gradient_checkpointing ? 'on' : 'off'}, ${request.optimizer}`,
     plan.device.kind === 'cuda'
-      ? `Device: ${plan.device.count} × ${plan.device.name}, ${plan.device.memory_gib} GiB each`
-      : `Device: CPU, ${plan.device.count} cores, ${plan.device.memory_gib.toFixed(1)} GiB RAM (${plan.available_gib} usable)`,
+      ? `Device: ${plan.device.count} × ${plan.device.name}, ${plan.device.memory_gib} GiB each${plan.device.count > 1 ? `, ${describeParallelism(request)}` : ''}`
+      : `Device: CPU, ${plan.device.count} cores, ${plan.device.memory_gib.toFixed(1)} GiB RAM (${plan.available_gib} usable${(request.cpu_processes ?? 1) > 1 ? ` by each of ${request.cpu_processes} processes), ${describeParallelism(request)}` : ')'}`,
     '',
     `  ${'memory term'.padEnd(24)} ${'GiB'.padStart(9)}`,
     ...Object.entries(plan.breakdown).map(([term, value]) => `  ${term.padEnd(24)} ${value.toFixed(3).padStart(9)}`),
@@ -409,6 +418,10 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
       .join(', ')}; training peak ${plan.peak_vram_gib.toFixed(2)} GiB`,
   );
   return `${lines.join('\n')}\n`;
+}
+
+function describeParallelism(request: PlanRequest): string {
+  return request.parallelism === 'fsdp' ? 'FSDP: the model sharded over them' : 'DDP: a replica in each';
 }
 
 function formatCount(value: number): string {

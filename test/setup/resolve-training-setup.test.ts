@@ -18,7 +18,7 @@ const cpuWorker: WorkerFacts = {
 };
 
 const choices = (device: Partial<TrainingChoices['device']> = {}, train: Partial<TrainingChoices['train']> = {}): TrainingChoices => ({
-  device: { type: 'auto', backend: 'auto', quantization: 'none', ...device },
+  device: { type: 'auto', backend: 'auto', quantization: 'none', gpu_count: 1, cpu_processes: 1, parallelism: 'auto', ...device },
   train: { optimizer: 'auto', gradient_checkpointing: 'auto', packing: 'auto', ...train },
 });
 
@@ -42,6 +42,8 @@ describe('resolveTrainingSetup', () => {
       gradient_checkpointing: true,
       optimizer: 'adamw_8bit',
       packing: true,
+      processes: 1,
+      parallelism: 'single',
     });
   });
 
@@ -54,6 +56,8 @@ describe('resolveTrainingSetup', () => {
       gradient_checkpointing: false,
       optimizer: 'adamw_torch',
       packing: false,
+      processes: 1,
+      parallelism: 'single',
     });
   });
 
@@ -99,5 +103,79 @@ describe('resolveTrainingSetup', () => {
       'device.quantization',
     );
     expect(invalidField(() => resolveTrainingSetup(choices({}, { optimizer: 'adamw_8bit' }), cpuWorker))).toBe('train.optimizer');
+  });
+
+  describe('several processes', () => {
+    const twoGpus: WorkerFacts = { ...gpuWorker, device: { ...gpuWorker.device, count: 2 } };
+    const failure = (run: () => unknown): { field: unknown; message: string } => {
+      try {
+        run();
+      } catch (error) {
+        expect(isInvalidSpecError(error)).toBe(true);
+        return { field: (error as { details: { field: unknown } }).details.field, message: (error as Error).message };
+      }
+      throw new Error('expected an InvalidSpec error');
+    };
+
+    it('trains one process per GPU on CUDA and device.cpu_processes on a CPU', () => {
+      expect(resolveTrainingSetup(choices({ gpu_count: 2 }), twoGpus)).toMatchObject({ device: 'cuda', processes: 2 });
+      expect(resolveTrainingSetup(choices({ cpu_processes: 3 }), cpuWorker)).toMatchObject({ device: 'cpu', processes: 3, parallelism: 'ddp' });
+      // A CPU run on a CUDA worker counts CPU processes.
+      expect(resolveTrainingSetup(choices({ type: 'cpu', cpu_processes: 2 }), twoGpus)).toMatchObject({ device: 'cpu', processes: 2 });
+    });
+
+    it('is single for one process whatever device.parallelism says', () => {
+      expect(resolveTrainingSetup(choices({ parallelism: 'fsdp' }), gpuWorker)).toMatchObject({ processes: 1, parallelism: 'single', backend: 'unsloth' });
+      expect(resolveTrainingSetup(choices({ parallelism: 'ddp' }), cpuWorker)).toMatchObject({ processes: 1, parallelism: 'single' });
+      // Unsloth with fsdp on one GPU is no contradiction: nothing is sharded.
+      expect(resolveTrainingSetup(choices({ parallelism: 'fsdp', backend: 'unsloth' }), gpuWorker).parallelism).toBe('single');
+    });
+
+    it('is DDP on auto and ddp, keeping Unsloth and its packing', () => {
+      for (const parallelism of ['auto', 'ddp'] as const) {
+        expect(resolveTrainingSetup(choices({ gpu_count: 2, parallelism }), twoGpus)).toMatchObject({
+          parallelism: 'ddp',
+          backend: 'unsloth',
+          packing: true,
+        });
+      }
+    });
+
+    it('shards with hf-peft on fsdp: backend auto becomes hf-peft, and packing follows the backend', () => {
+      expect(resolveTrainingSetup(choices({ gpu_count: 2, parallelism: 'fsdp' }), twoGpus)).toMatchObject({
+        processes: 2,
+        parallelism: 'fsdp',
+        backend: 'hf-peft',
+        packing: false,
+      });
+      expect(resolveTrainingSetup(choices({ gpu_count: 2, parallelism: 'fsdp', backend: 'hf-peft' }, { packing: true }), twoGpus)).toMatchObject({
+        parallelism: 'fsdp',
+        backend: 'hf-peft',
+        packing: true,
+      });
+      expect(resolveTrainingSetup(choices({ cpu_processes: 2, parallelism: 'fsdp' }), cpuWorker)).toMatchObject({ parallelism: 'fsdp', backend: 'hf-peft' });
+    });
+
+    it('refuses FSDP with Unsloth, which trains data-parallel only', () => {
+      const refused = failure(() => resolveTrainingSetup(choices({ gpu_count: 2, parallelism: 'fsdp', backend: 'unsloth' }), twoGpus));
+      expect(refused.field).toBe('device.parallelism');
+      expect(refused.message).toMatch(/unsloth/);
+    });
+
+    it('refuses more GPUs than the worker has, naming both counts', () => {
+      const refused = failure(() => resolveTrainingSetup(choices({ gpu_count: 4 }), twoGpus));
+      expect(refused.field).toBe('device.gpu_count');
+      expect(refused.message).toBe('device.gpu_count is 4 but the worker has 2 GPUs');
+    });
+
+    it('refuses CPU processes on a CUDA run and GPUs on a CPU run', () => {
+      const cpuProcessesOnCuda = failure(() => resolveTrainingSetup(choices({ cpu_processes: 2 }), gpuWorker));
+      expect(cpuProcessesOnCuda.field).toBe('device.cpu_processes');
+      const gpusOnCpu = failure(() => resolveTrainingSetup(choices({ gpu_count: 2 }), cpuWorker));
+      expect(gpusOnCpu.field).toBe('device.gpu_count');
+      expect(gpusOnCpu.message).toMatch(/device\.cpu_processes/);
+      // An explicit CPU run on a GPU worker is a CPU run: gpu_count does not apply to it.
+      expect(failure(() => resolveTrainingSetup(choices({ type: 'cpu', gpu_count: 2 }), twoGpus)).field).toBe('device.gpu_count');
+    });
   });
 });
