@@ -24,6 +24,11 @@ export const MemoryTerm = {
   OptimizerState: 'optimizer_state',
   Activations: 'activations',
   LogitsAndLoss: 'logits_and_loss',
+  /**
+   * FSDP only: each process loads the whole (quantised) model onto its GPU, with its adapter, before the layers are
+   * sharded (sharding.py); this is how far that moment exceeds the sharded training peak, 0 when it does not.
+   */
+  UnshardedLoad: 'unsharded_load',
   RuntimeContext: 'runtime_context',
   AllocatorSlack: 'allocator_slack',
 } as const;
@@ -98,13 +103,20 @@ export function memoryBreakdownBytes(inputs: MemoryInputs): MemoryBreakdown {
     logits_and_loss: inputs.micro_batch_size * inputs.sequence_length * architecture.vocab_size * logitsBytesPerElement(inputs),
   };
   const allocatedTotal = Object.values(allocated).reduce((sum, value) => sum + value, 0);
+  const loaded =
+    linearWeights * storage.bytes_per_weight +
+    storage.constants_bytes +
+    unquantizedParameters(architecture) * residualBytes(inputs) +
+    adapterParameters * adapterBytes;
+  const unshardedLoad = shards > 1 ? Math.max(0, loaded - allocatedTotal) : 0;
   return match(inputs.device_kind)
     .with('cuda', () => ({
       ...allocated,
+      unsharded_load: unshardedLoad,
       runtime_context: cudaContextGib * bytesPerGib,
       allocator_slack: gpuCalibration[inputs.backend].allocator_slack_fraction * allocatedTotal,
     }))
-    .with('cpu', () => ({ ...allocated, runtime_context: cpuCalibration.runtime_gib * bytesPerGib, allocator_slack: 0 }))
+    .with('cpu', () => ({ ...allocated, unsharded_load: unshardedLoad, runtime_context: cpuCalibration.runtime_gib * bytesPerGib, allocator_slack: 0 }))
     .exhaustive();
 }
 
