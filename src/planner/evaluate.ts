@@ -1,7 +1,7 @@
 import { match } from 'ts-pattern';
 import { loraParameters, resolveTargetModules, totalParameters } from './architecture.ts';
 import { availableGib, dataParallelRanks, parallelEfficiency, resolveDevice, weightShards, type ResolvedDevice } from './device.ts';
-import { memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
+import { loadedModelBytes, memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
 import { bytesToGib, roundToThousandths as round } from './units.ts';
 import type { Evaluation } from '../contract/orchestration.ts';
 import type { PlanRequest } from './request.ts';
@@ -73,8 +73,13 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
     trainable_parameters: loraParameters(request.architecture, request.lora_rank, inputs.target_modules),
     total_parameters: totalParameters(request.architecture),
     device: { kind: device.kind, name: device.name, count: device.count, memory_gib: device.memory_gib },
-    reasons: [...unsupported, ...(fitsMemory ? [] : memoryReasons(request, device, ranks, breakdownBytes, peakGib, available))],
-    notes: [...device.notes, ...cpuProcessesNotes(device, ranks, available), ...accuracyNotes(request, device)],
+    reasons: [...unsupported, ...(fitsMemory ? [] : memoryReasons(request, device, inputs, breakdownBytes, peakGib, available))],
+    notes: [
+      ...device.notes,
+      ...cpuProcessesNotes(device, ranks, available),
+      ...loadPeakNotes(request, device, inputs, breakdownBytes),
+      ...accuracyNotes(request, device),
+    ],
   };
 }
 
@@ -84,6 +89,19 @@ function cpuProcessesNotes(device: ResolvedDevice, ranks: number, available: num
   const cores = Math.max(1, Math.floor(device.count / ranks));
   return [
     `${ranks} CPU processes share the ${device.count} cores and the RAM: each trains with ${cores} core${cores === 1 ? '' : 's'} in ${round(available)} GiB`,
+  ];
+}
+
+/**
+ * Under FSDP each process loads the whole model before sharding it; where that moment is above the sharded training
+ * peak, it is the plan's peak, and the plan says so rather than leaving unsharded_load unexplained.
+ */
+function loadPeakNotes(request: PlanRequest, device: ResolvedDevice, inputs: MemoryInputs, breakdownBytes: Record<MemoryTerm, number>): string[] {
+  if (breakdownBytes.unsharded_load === 0) return [];
+  const each = device.kind === 'cuda' ? 'GPU' : 'process';
+  const precision = describeWeightPrecision(request.quantization, device.kind);
+  return [
+    `FSDP: each ${each} loads the whole ${precision} model with its adapter (${round(bytesToGib(loadedModelBytes(inputs)))} GiB) before sharding it, and that moment is this peak (unsharded_load); memory-efficient loading is not built`,
   ];
 }
 
@@ -128,11 +146,12 @@ export function describeWeightPrecision(quantization: PlanRequest['quantization'
 function memoryReasons(
   request: PlanRequest,
   device: ResolvedDevice,
-  ranks: number,
+  inputs: MemoryInputs,
   breakdownBytes: Record<MemoryTerm, number>,
   peakGib: number,
   available: number,
 ): string[] {
+  const ranks = dataParallelRanks(device, request);
   const where = match(device)
     .with({ kind: 'cuda' }, (gpu) => `each ${gpu.name} has ${round(available)} GiB`)
     .with({ kind: 'cpu' }, () =>
@@ -146,11 +165,18 @@ function memoryReasons(
     .slice(0, 3)
     .map(([term, bytes]) => `${term} ${round(bytesToGib(bytes))} GiB`);
   const reasons = [`needs ${round(peakGib)} GiB per device but ${where}; largest terms: ${largest.join(', ')}`];
+  const precision = describeWeightPrecision(request.quantization, device.kind);
   const weightsGib = bytesToGib(breakdownBytes.base_weights + breakdownBytes.quantization_constants + breakdownBytes.embeddings_and_head);
   if (weightsGib > available) {
-    const precision = describeWeightPrecision(request.quantization, device.kind);
     reasons.push(
       `the ${precision} weights of ${request.architecture.name} alone take ${round(weightsGib)} GiB: no change of rank, sequence length or batch size can make this fit`,
+    );
+  }
+  const loadGib = bytesToGib(loadedModelBytes(inputs) + breakdownBytes.runtime_context);
+  if (inputs.weight_shards > 1 && loadGib > available) {
+    const [each, more] = device.kind === 'cuda' ? ['GPU', 'GPUs'] : ['process', 'processes'];
+    reasons.push(
+      `under FSDP each ${each} loads the whole ${precision} model with its adapter before sharding it, ${round(loadGib)} GiB with the runtime: more ${more} cannot make this fit`,
     );
   }
   return reasons;

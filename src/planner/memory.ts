@@ -103,12 +103,7 @@ export function memoryBreakdownBytes(inputs: MemoryInputs): MemoryBreakdown {
     logits_and_loss: inputs.micro_batch_size * inputs.sequence_length * architecture.vocab_size * logitsBytesPerElement(inputs),
   };
   const allocatedTotal = Object.values(allocated).reduce((sum, value) => sum + value, 0);
-  const loaded =
-    linearWeights * storage.bytes_per_weight +
-    storage.constants_bytes +
-    unquantizedParameters(architecture) * residualBytes(inputs) +
-    adapterParameters * adapterBytes;
-  const unshardedLoad = shards > 1 ? Math.max(0, loaded - allocatedTotal) : 0;
+  const unshardedLoad = shards > 1 ? Math.max(0, loadedModelBytes(inputs) - allocatedTotal) : 0;
   return match(inputs.device_kind)
     .with('cuda', () => ({
       ...allocated,
@@ -118,6 +113,22 @@ export function memoryBreakdownBytes(inputs: MemoryInputs): MemoryBreakdown {
     }))
     .with('cpu', () => ({ ...allocated, unsharded_load: unshardedLoad, runtime_context: cpuCalibration.runtime_gib * bytesPerGib, allocator_slack: 0 }))
     .exhaustive();
+}
+
+/**
+ * The whole model as one process loads it, with its adapter: every weight in its stored precision, the quantisation
+ * constants, the embeddings/head as the recipe keeps them and the FP32 adapter. Under FSDP each GPU holds all of it
+ * before fully_shard splits the layers (memory-efficient loading, rank 0 loading and broadcasting shards, is not built).
+ */
+export function loadedModelBytes(inputs: MemoryInputs): number {
+  const { architecture } = inputs;
+  const storage = weightStorage(inputs.quantization, architecture, computeBytes(inputs.device_kind));
+  return (
+    architecture.num_layers * linearParametersPerLayer(architecture) * storage.bytes_per_weight +
+    storage.constants_bytes +
+    unquantizedParameters(architecture) * residualBytes(inputs) +
+    loraParameters(architecture, inputs.lora_rank, inputs.target_modules) * adapterBytes
+  );
 }
 
 interface WeightStorage {

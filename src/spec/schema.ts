@@ -151,8 +151,9 @@ export const deviceSpecSchema = z.strictObject({
   /** GPUs one run trains on, one process each (NCCL); more than 1 is DDP or FSDP as device.parallelism says. */
   gpu_count: positiveInt.default(1),
   /**
-   * How several GPUs share the run: 'ddp' replicates the model on each; 'fsdp' shards it (hf-peft only, the way to
-   * train a model one GPU cannot hold); 'auto' is ddp where the plan fits one GPU, else fsdp.
+   * How several GPUs share the run: 'ddp' replicates the model on each; 'fsdp' shards it (hf-peft only), which shrinks
+   * the training state but not the load: each GPU still loads the whole model first; 'auto' is ddp where its plan
+   * fits, else fsdp where that fits.
    */
   parallelism: z.enum(['auto', 'ddp', 'fsdp']).default('auto'),
   /** Data-parallel training processes on a CPU (gloo): the multi-process path without GPUs, for tests and debugging. */

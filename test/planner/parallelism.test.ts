@@ -23,48 +23,99 @@ const twoGpus = (name: string, memory_gib: number): WorkerFacts => ({
   bitsandbytes_importable: true,
 });
 
-const spec = (device: Partial<PlannedSpec['device']>, train: Partial<PlannedSpec['train']> = {}, sequence = 2048): PlannedSpec => ({
+const spec = (device: Partial<PlannedSpec['device']>, train: Partial<PlannedSpec['train']> = {}, sequence = 2048, rank = 16): PlannedSpec => ({
   model: { max_seq_length: sequence },
-  lora: { r: 16, target_modules: 'all-linear' },
+  lora: { r: rank, target_modules: 'all-linear' },
   train: { micro_batch_size: 1, gradient_accumulation_steps: 4, epochs: 1, optimizer: 'auto', gradient_checkpointing: 'auto', packing: 'auto', ...train },
   device: { type: 'auto', gpu: 'auto', gpu_count: 2, parallelism: 'auto', cpu_processes: 1, backend: 'auto', quantization: 'none', ...device },
 });
 
 describe('parallelism in the planner', () => {
-  it('shards memory per GPU under FSDP, and DDP holds a whole replica on each', () => {
-    const options = { quantization: '4bit', micro_batch_size: 1 } as const;
-    const one = evaluatePlan(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'l40s' } }));
-    const ddp = evaluatePlan(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'l40s', count: 2 }, parallelism: 'ddp' }));
-    const fsdp = evaluatePlan(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'l40s', count: 2 }, parallelism: 'fsdp' }));
+  it('shards memory per GPU under FSDP, and DDP holds a whole replica on each: a 70B shape in 4-bit at micro-batch 4 on 2 × A100-80GB', () => {
+    const options = { quantization: '4bit', micro_batch_size: 4 } as const;
+    const one = evaluatePlan(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'a100-80gb' } }));
+    const ddp = evaluatePlan(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'a100-80gb', count: 2 }, parallelism: 'ddp' }));
+    const fsdp = evaluatePlan(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'a100-80gb', count: 2 }, parallelism: 'fsdp' }));
+    expect(ddp.breakdown).toEqual(one.breakdown);
     expect(ddp.peak_vram_gib).toBe(one.peak_vram_gib);
-    expect(fsdp.peak_vram_gib).toBeLessThan(one.peak_vram_gib * 0.7);
-    expect(fsdp.breakdown.optimizer_state).toBeCloseTo(one.breakdown.optimizer_state! / 2, 2);
+    // Halved: the frozen weights' constants, embeddings/head and the adapter's parameters, gradients and optimizer state.
+    for (const term of ['quantization_constants', 'embeddings_and_head', 'lora_parameters', 'lora_gradients', 'optimizer_state'] as const) {
+      expect(fsdp.breakdown[term]).toBeCloseTo(one.breakdown[term]! / 2, 2);
+    }
+    // The base weights are halved too, plus the two layers gathered at a time.
+    expect(fsdp.breakdown.base_weights).toBeGreaterThan(one.breakdown.base_weights! / 2);
+    expect(fsdp.breakdown.base_weights).toBeLessThan(one.breakdown.base_weights! * 0.55);
+    // Each GPU's own: its micro-batch's activations and logits; and training, not the load, is the peak here.
+    for (const term of ['dequantization_buffer', 'activations', 'logits_and_loss', 'runtime_context'] as const)
+      expect(fsdp.breakdown[term]).toBe(one.breakdown[term]);
+    expect(fsdp.breakdown.unsharded_load).toBe(0);
+    expect([one.peak_vram_gib, fsdp.peak_vram_gib]).toEqual([82.922, 59.937]);
     expect([one.fits, ddp.fits, fsdp.fits]).toEqual([false, false, true]);
   });
 
-  it('plans auto as FSDP with hf-peft where DDP does not fit and FSDP does: a 70B shape in 4-bit on 2 × 32 GiB', () => {
-    const { setup, request, plan } = planTrainingRun({
-      spec: spec({ gpu: 'rtx-5090', quantization: '4bit' }, {}, 512),
-      worker: twoGpus('rtx-5090', 31.84),
+  it("counts FSDP's load: each GPU holds the whole loaded model before sharding it, which no replica or single plan adds", () => {
+    for (const [gpu, count, micro, sequence] of [
+      ['l40s', 2, 1, 512],
+      ['a100-80gb', 2, 4, 2048],
+      ['rtx-4090', 8, 1, 512],
+      ['h100', 4, 2, 1024],
+    ] as const) {
+      const options = { quantization: '4bit', micro_batch_size: micro, sequence_length: sequence } as const;
+      const one = evaluatePlan(requestFor('llama-3.1-70b', { ...options, device: { gpu } }));
+      const ddp = evaluatePlan(requestFor('llama-3.1-70b', { ...options, device: { gpu, count }, parallelism: 'ddp' }));
+      const fsdp = evaluatePlan(requestFor('llama-3.1-70b', { ...options, device: { gpu, count }, parallelism: 'fsdp' }));
+      // One process's whole model as loaded: every weight, the constants, the FP32 embeddings/head and the FP32 adapter.
+      const loaded = one.breakdown.base_weights! + one.breakdown.quantization_constants! + one.breakdown.embeddings_and_head! + one.breakdown.lora_parameters!;
+      const { unsharded_load, runtime_context, allocator_slack, ...allocated } = fsdp.breakdown;
+      const shardedTotal = Object.values(allocated).reduce((sum, value) => sum + value, 0);
+      expect(unsharded_load).toBeCloseTo(Math.max(0, loaded - shardedTotal), 2);
+      expect(fsdp.peak_vram_gib).toBeCloseTo(shardedTotal + unsharded_load! + runtime_context! + allocator_slack!, 2);
+      expect(fsdp.peak_vram_gib).toBeGreaterThanOrEqual(loaded + runtime_context!);
+      expect([one.breakdown.unsharded_load, ddp.breakdown.unsharded_load]).toEqual([0, 0]);
+      // Where the load is the peak, the plan says so.
+      const explained = fsdp.notes.some((note) => note.startsWith('FSDP: each GPU loads the whole 4-bit NF4 model with its adapter ('));
+      expect(explained).toBe(unsharded_load! > 0);
+    }
+    // At micro-batch 1 the load is the peak (2 × L40S); at micro-batch 4 training is (2 × A100-80GB, above).
+    const load = evaluatePlan(
+      requestFor('llama-3.1-70b', { quantization: '4bit', sequence_length: 512, device: { gpu: 'l40s', count: 2 }, parallelism: 'fsdp' }),
+    );
+    expect(load.breakdown.unsharded_load).toBeGreaterThan(10);
+    expect(load.fits).toBe(true);
+    expect(load.notes).toContain(
+      'FSDP: each GPU loads the whole 4-bit NF4 model with its adapter (41.491 GiB) before sharding it, and that moment is this peak (unsharded_load); memory-efficient loading is not built',
+    );
+  });
+
+  /**
+   * Sharding shrinks the training state, not the load: it wins where the adapter's state is what overflows, here LoRA
+   * rank 256 with full-precision AdamW on a 70B shape in 4-bit (each GPU still loads the whole 4-bit model first).
+   */
+  const bigAdapter = (device: Partial<PlannedSpec['device']> = {}) =>
+    planTrainingRun({
+      spec: spec({ gpu: 'a100-80gb', quantization: '4bit', ...device }, { optimizer: 'adamw_torch' }, 512, 256),
+      worker: twoGpus('a100-80gb', 80),
       architecture: architecture('llama-3.1-70b'),
       tokens: {},
     });
-    expect(setup).toMatchObject({ processes: 2, parallelism: 'fsdp', backend: 'hf-peft', packing: false });
-    expect(request).toMatchObject({ parallelism: 'fsdp', backend: 'hf-peft' });
+
+  it('plans auto as FSDP with hf-peft where DDP does not fit and FSDP does: a 70B shape in 4-bit at rank 256 with AdamW on 2 × A100-80GB', () => {
+    const { setup, request, plan } = bigAdapter();
+    expect(setup).toMatchObject({ processes: 2, parallelism: 'fsdp', backend: 'hf-peft', optimizer: 'adamw_torch', packing: false });
+    expect(request).toMatchObject({ parallelism: 'fsdp', backend: 'hf-peft', lora_rank: 256 });
     expect(plan.fits).toBe(true);
     expect(plan.notes[0]).toMatch(
-      /^device\.parallelism auto chose FSDP \(hf-peft\) over the 2 GPUs: DDP's replicas need \d+\.\d+ GiB per GPU, FSDP's shards \d+\.\d+ of the 31\.84 GiB$/,
+      /^device\.parallelism auto chose FSDP \(hf-peft\) over the 2 GPUs: DDP's replicas need \d+\.\d+ GiB per GPU, FSDP's shards \d+\.\d+ of the 80 GiB$/,
     );
+    // At sequence 512 the load of the whole model is this plan's peak, and the plan says so.
+    expect(plan.breakdown.unsharded_load).toBeGreaterThan(0);
+    expect(plan.notes[1]).toMatch(/^FSDP: each GPU loads the whole 4-bit NF4 model with its adapter \(\d+\.\d+ GiB\) before sharding it/);
     // The replicas' peak that the note quotes is the DDP plan's, over one GPU's memory.
-    const replicas = planTrainingRun({
-      spec: spec({ gpu: 'rtx-5090', quantization: '4bit', parallelism: 'ddp' }, {}, 512),
-      worker: twoGpus('rtx-5090', 31.84),
-      architecture: architecture('llama-3.1-70b'),
-      tokens: {},
-    });
+    const replicas = bigAdapter({ parallelism: 'ddp' });
     expect(replicas.setup).toMatchObject({ parallelism: 'ddp', backend: 'unsloth' });
     expect(replicas.plan.fits).toBe(false);
     expect(plan.notes[0]).toContain(`need ${replicas.plan.peak_vram_gib} GiB per GPU, FSDP's shards ${plan.peak_vram_gib} of`);
+    expect([replicas.plan.peak_vram_gib, plan.peak_vram_gib]).toEqual([90.775, 58.193]);
   });
 
   it('plans the GPUs the run trains on, not every GPU the worker has', () => {
@@ -101,36 +152,64 @@ describe('parallelism in the planner', () => {
     expect(setup.parallelism).toBe('ddp');
     expect(plan.fits).toBe(false);
     expect(plan.notes[0]).toMatch(/^device\.parallelism auto: FSDP \(hf-peft\) over the 2 GPUs would not fit either, at \d+\.\d+ GiB per GPU$/);
-    // More GPUs help only sharded: the suggestion says FSDP.
-    const moreGpus = plan.suggestions.find((suggestion) => suggestion.kind === 'more-gpus');
-    expect(moreGpus?.changes).toMatchObject({ backend: 'hf-peft', parallelism: 'fsdp', device: { gpu: 'rtx-4090', count: 4 } });
-    expect(moreGpus?.description).toContain('FSDP with hf-peft: each GPU holds 1/4 of the weights and adapter state');
+    // More 4090s would not help: each still loads the whole 4-bit model before sharding it. A bigger GPU does.
+    const kinds = plan.suggestions.map((suggestion) => suggestion.kind);
+    expect(kinds).not.toContain('more-gpus');
+    expect(kinds).not.toContain('shard-model');
+    expect(plan.suggestions.find((suggestion) => suggestion.kind === 'bigger-gpu')).toMatchObject({
+      changes: { device: { gpu: 'l40s', count: 2 } },
+      fits: true,
+    });
+    const eight = evaluatePlan({
+      ...planTrainingRun({
+        spec: spec({ gpu: 'rtx-4090', quantization: '4bit', parallelism: 'fsdp' }),
+        worker: twoGpus('rtx-4090', 23.99),
+        architecture: architecture('llama-3.1-70b'),
+        tokens: {},
+      }).request,
+      device: { gpu: 'rtx-4090', count: 8 },
+    });
+    expect(eight.fits).toBe(false);
+    expect(eight.reasons).toContainEqual(
+      expect.stringMatching(
+        /^under FSDP each GPU loads the whole 4-bit NF4 model with its adapter before sharding it, \d+\.\d+ GiB with the runtime: more GPUs cannot make this fit$/,
+      ),
+    );
   });
 
   it('suggests sharding over the same GPUs when replicas pinned to DDP do not fit, and never for FSDP or one GPU', () => {
-    const options = { quantization: '4bit', micro_batch_size: 1, sequence_length: 512, backend: 'unsloth', optimizer: 'adamw_8bit' } as const;
-    const ddp = planRun(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'rtx-5090', count: 2 }, parallelism: 'ddp' }));
+    // An 8B shape in 16-bit at LoRA rank 512 on 2 × 24 GiB: the replicas' adapter state overflows, the shards' does not.
+    const options = { micro_batch_size: 1, sequence_length: 512, backend: 'unsloth', optimizer: 'adamw_8bit', lora_rank: 512 } as const;
+    const ddp = planRun(requestFor('llama-3.1-8b', { ...options, device: { gpu: 'rtx-4090', count: 2 }, parallelism: 'ddp' }));
     expect(ddp.fits).toBe(false);
     expect(ddp.suggestions[0]).toMatchObject({
       kind: 'shard-model',
       changes: { backend: 'hf-peft', parallelism: 'fsdp' },
-      description: 'FSDP with hf-peft: each GPU holds 1/2 of the weights and adapter state',
+      description: 'FSDP with hf-peft: each GPU loads the whole model, then keeps 1/2 of the weights and adapter state',
       fits: true,
     });
-    const fsdp = planRun(requestFor('llama-3.1-70b', { ...options, backend: 'hf-peft', device: { gpu: 'rtx-4090', count: 2 }, parallelism: 'fsdp' }));
-    const single = planRun(requestFor('llama-3.1-70b', { ...options, device: { gpu: 'rtx-5090' } }));
-    for (const plan of [fsdp, single]) expect(plan.suggestions.map((suggestion) => suggestion.kind)).not.toContain('shard-model');
+    expect(ddp.suggestions[0]!.peak_vram_gib).toBe(
+      evaluatePlan(requestFor('llama-3.1-8b', { ...options, backend: 'hf-peft', device: { gpu: 'rtx-4090', count: 2 }, parallelism: 'fsdp' })).peak_vram_gib,
+    );
+    const seventy = { quantization: '4bit', micro_batch_size: 1, sequence_length: 512, optimizer: 'adamw_8bit' } as const;
+    const fsdp = planRun(requestFor('llama-3.1-70b', { ...seventy, backend: 'hf-peft', device: { gpu: 'rtx-4090', count: 2 }, parallelism: 'fsdp' }));
+    const single = planRun(requestFor('llama-3.1-70b', { ...seventy, backend: 'unsloth', device: { gpu: 'rtx-5090' } }));
+    for (const plan of [fsdp, single]) {
+      expect(plan.fits).toBe(false);
+      expect(plan.suggestions.map((suggestion) => suggestion.kind)).not.toContain('shard-model');
+    }
   });
 
   it('does not shard what the spec pins: parallelism ddp, or backend unsloth', () => {
-    const input = { worker: twoGpus('rtx-5090', 31.84), architecture: architecture('llama-3.1-70b'), tokens: {} };
+    // The shape that auto shards (above) stays DDP, and does not fit, when the spec pins either.
     for (const device of [
       { parallelism: 'ddp', backend: 'auto' },
       { parallelism: 'auto', backend: 'unsloth' },
     ] as const) {
-      const { setup, plan } = planTrainingRun({ ...input, spec: spec({ gpu: 'rtx-5090', quantization: '4bit', ...device }, {}, 512) });
-      expect(setup.parallelism).toBe('ddp');
+      const { setup, plan } = bigAdapter(device);
+      expect(setup).toMatchObject({ parallelism: 'ddp', backend: 'unsloth' });
       expect(plan.fits).toBe(false);
+      expect(plan.notes.some((note) => note.includes('parallelism'))).toBe(false);
     }
   });
 

@@ -16,13 +16,25 @@ describe('tuneflow plan', () => {
     expect(result.output).toMatch(/base_weights\s+3\d\.\d{3}/);
   });
 
-  it('plans hypothetical GPUs: --gpus 2 shards a 70B QLoRA that two replicas cannot hold, and --parallelism pins it', async () => {
-    const args = ['--model', 'llama-3.1-70b', '--gpu', 'rtx-5090', '--gpus', '2', '--quant', '4bit', '--micro-batch', '1', '--seq', '512'];
-    const auto = await runPlanCommand(args);
+  it('plans hypothetical GPUs: --gpus 2 shards a 70B QLoRA whose adapter state two replicas cannot hold, and --parallelism pins it', async () => {
+    const args = ['--model', 'llama-3.1-70b', '--gpu', 'a100-80gb', '--gpus', '2', '--quant', '4bit', '--rank', '256', '--optimizer', 'adamw_torch'];
+    const auto = await runPlanCommand([...args, '--micro-batch', '1', '--seq', '512']);
     expect(auto.exit_code).toBe(0);
-    expect(auto.output).toContain('Device: 2 × rtx-5090, 31.84 GiB each, FSDP: the model sharded over them');
+    expect(auto.output).toContain('Device: 2 × a100-80gb, 80 GiB each, FSDP: the model sharded over them');
     expect(auto.output).toMatch(/Note: device\.parallelism auto chose FSDP \(hf-peft\) over the 2 GPUs/);
-    const pinned = JSON.parse((await runPlanCommand([...args, '--parallelism', 'ddp', '--json'])).output) as Record<string, unknown>;
+    // Loading the whole model on each GPU is this plan's peak: the table shows the term and a note says what it is.
+    expect(auto.output).toMatch(/\n {2}unsharded_load +4\.421\n/);
+    expect(auto.output).toMatch(
+      /Note: FSDP: each GPU loads the whole 4-bit NF4 model with its adapter \(\d+\.\d+ GiB\) before sharding it, .*memory-efficient loading is not built/,
+    );
+    // At sequence 2048 training is the peak; the load term is 0 and no note speaks of it.
+    const longer = await runPlanCommand([...args, '--micro-batch', '1', '--seq', '2048']);
+    expect(longer.output).toMatch(/\n {2}unsharded_load +0\.000\n/);
+    expect(longer.output).not.toContain('Note: FSDP: each GPU loads');
+    const pinned = JSON.parse((await runPlanCommand([...args, '--micro-batch', '1', '--seq', '512', '--parallelism', 'ddp', '--json'])).output) as Record<
+      string,
+      unknown
+    >;
     expect(pinned).toMatchObject({ fits: false, setup: { processes: 2, parallelism: 'ddp', backend: 'unsloth' }, request: { parallelism: 'ddp' } });
     const cpu = JSON.parse((await runPlanCommand(['--model', 'smollm2-135m', '--gpu', 'cpu', '--cpu-processes', '2', '--json'])).output) as Record<
       string,
