@@ -47,6 +47,8 @@ PKGS=(
   msgspec==0.22.0 hf_transfer==0.1.9
   pydantic pydantic-core annotated-types typing-inspection
   json5 nest-asyncio structlog
+  # tuneflow's activities validate every request against the contract's JSON Schemas (validation.py)
+  jsonschema==4.26.0 jsonschema-specifications referencing rpds-py attrs
 )
 if [[ "${1:-}" != "--no-temporalio" ]]; then
   PKGS+=(temporalio==1.35.0 nexus-rpc==1.4.0 "types-protobuf>=3.20,<8")

@@ -57,6 +57,13 @@ export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts):
     );
   }
 
+  if (sharded && (spec.train.optimizer === 'adamw_8bit' || spec.train.optimizer === 'paged_adamw_8bit')) {
+    throw new InvalidSpecError(
+      `train.optimizer ${spec.train.optimizer} under FSDP: bitsandbytes' 8-bit optimizers are not run on sharded parameters here (FSDP was measured with torch AdamW only); use auto or adamw_torch`,
+      { field: 'train.optimizer' },
+    );
+  }
+
   // Unsloth's fused kernels: about 2x faster and far less memory, where it runs; FSDP shards with transformers + PEFT.
   const backend: TrainingBackend = spec.device.backend === 'auto' ? (unsloth && !sharded ? 'unsloth' : 'hf-peft') : spec.device.backend;
   return {
@@ -66,8 +73,8 @@ export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts):
     dtype: onCuda ? (facts.cuda_bf16_supported ? 'bfloat16' : 'float16') : 'float32',
     // On a GPU memory is the constraint; on a CPU memory is plentiful and recomputation costs a third more time.
     gradient_checkpointing: spec.train.gradient_checkpointing === 'auto' ? onCuda : spec.train.gradient_checkpointing,
-    // 8-bit AdamW halves optimizer memory where bitsandbytes runs.
-    optimizer: spec.train.optimizer === 'auto' ? (bitsandbytes ? 'adamw_8bit' : 'adamw_torch') : spec.train.optimizer,
+    // 8-bit AdamW halves optimizer memory where bitsandbytes runs; FSDP shards torch AdamW's state instead.
+    optimizer: spec.train.optimizer === 'auto' ? (bitsandbytes && !sharded ? 'adamw_8bit' : 'adamw_torch') : spec.train.optimizer,
     // Both loaders pack correctly, but only Unsloth's attention takes the row boundaries natively (varlen kernels, 4.8x
     // the unpacked real tokens/s on an H200, docs/gpu.md). transformers turns them into a block-diagonal mask, which
     // keeps sdpa off its flash kernel: hf-peft packs only when asked.

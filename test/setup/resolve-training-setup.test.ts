@@ -156,6 +156,16 @@ describe('resolveTrainingSetup', () => {
       expect(resolveTrainingSetup(choices({ cpu_processes: 2, parallelism: 'fsdp' }), cpuWorker)).toMatchObject({ parallelism: 'fsdp', backend: 'hf-peft' });
     });
 
+    it('shards torch AdamW under FSDP, refusing the 8-bit optimizers it was not measured with', () => {
+      expect(resolveTrainingSetup(choices({ gpu_count: 2, parallelism: 'fsdp' }), twoGpus).optimizer).toBe('adamw_torch');
+      expect(resolveTrainingSetup(choices({ gpu_count: 2, parallelism: 'ddp' }), twoGpus).optimizer).toBe('adamw_8bit');
+      for (const optimizer of ['adamw_8bit', 'paged_adamw_8bit'] as const) {
+        const refused = failure(() => resolveTrainingSetup(choices({ gpu_count: 2, parallelism: 'fsdp' }, { optimizer }), twoGpus));
+        expect(refused.field).toBe('train.optimizer');
+        expect(refused.message).toContain(`train.optimizer ${optimizer} under FSDP`);
+      }
+    });
+
     it('refuses FSDP with Unsloth, which trains data-parallel only', () => {
       const refused = failure(() => resolveTrainingSetup(choices({ gpu_count: 2, parallelism: 'fsdp', backend: 'unsloth' }), twoGpus));
       expect(refused.field).toBe('device.parallelism');
