@@ -106,8 +106,9 @@ function listJsonFiles(directory: string): string[] {
   try {
     return (
       readdirSync(directory)
-        // The real-data benchmark's summary, plans and lengths (issue 12) sit beside the calibration runs but are not any.
-        .filter((name) => name.endsWith('.json') && !name.startsWith('real-data'))
+        // The real-data benchmark's summary, plans and lengths (issue 12) and the multi-process runs' plans sit beside the
+        // calibration runs but are not any.
+        .filter((name) => name.endsWith('.json') && !name.startsWith('real-data') && name !== 'multi-process-plans.json')
         .sort()
         .map((name) => path.join(directory, name))
     );

@@ -1,4 +1,5 @@
 import type { TokenStatistics, TrainingSetup, WorkerDevice, WorkerFacts } from '../contract/index.ts';
+import { type InvalidSpecError, isInvalidSpecError } from '../errors/index.ts';
 import { resolveTrainingSetup } from '../setup/index.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { ModelArchitecture } from './architecture.ts';
@@ -102,7 +103,10 @@ export function planTrainingRun(input: RunPlanInput): TrainingRunPlan {
   const device = input.spec.device;
   const mayShard = device.parallelism === 'auto' && replicated.setup.parallelism === Parallelism.DistributedDataParallel && device.backend !== 'unsloth';
   if (replicated.plan.fits || !mayShard) return replicated;
-  const sharded = planWithSetup(input, resolveTrainingSetup({ ...input.spec, device: { ...device, parallelism: 'fsdp' } }, input.worker));
+  const shardedSetup = decideSharded(input);
+  if (isInvalidSpecError(shardedSetup))
+    return withNote(replicated, `device.parallelism auto kept DDP: FSDP is refused for this spec (${shardedSetup.message})`);
+  const sharded = planWithSetup(input, shardedSetup);
   const [each, all] = sharded.setup.device === 'cuda' ? ['GPU', 'GPUs'] : ['CPU process', 'CPU processes'];
   const fsdp = `FSDP (${sharded.setup.backend}) over the ${sharded.setup.processes} ${all}`;
   if (!sharded.plan.fits) {
@@ -112,6 +116,19 @@ export function planTrainingRun(input: RunPlanInput): TrainingRunPlan {
     sharded,
     `device.parallelism auto chose ${fsdp}: DDP's replicas need ${replicated.plan.peak_vram_gib} GiB per ${each}, FSDP's shards ${sharded.plan.peak_vram_gib} of the ${sharded.plan.available_gib} GiB`,
   );
+}
+
+/**
+ * The setup decided again as FSDP, or resolveTrainingSetup's refusal where another choice of the spec rules FSDP out
+ * (an 8-bit optimizer): the plan then says why it stayed DDP instead of failing a spec whose parallelism is auto.
+ */
+function decideSharded(input: RunPlanInput): TrainingSetup | InvalidSpecError {
+  try {
+    return resolveTrainingSetup({ ...input.spec, device: { ...input.spec.device, parallelism: 'fsdp' } }, input.worker);
+  } catch (error) {
+    if (isInvalidSpecError(error)) return error;
+    throw error;
+  }
 }
 
 function withNote(planned: TrainingRunPlan, note: string): TrainingRunPlan {

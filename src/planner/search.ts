@@ -132,12 +132,13 @@ function cheapFamilies(request: PlanRequest, device: ResolvedDevice): Candidate[
   const onGpu = device.kind === 'cuda';
   const families: Candidate[][] = [
     request.gradient_checkpointing ? [] : [{ kind: SuggestionKind.EnableGradientCheckpointing, changes: { gradient_checkpointing: true } }],
-    onGpu && request.optimizer === 'adamw_torch' ? [{ kind: SuggestionKind.EightBitOptimizer, changes: { optimizer: 'adamw_8bit' } }] : [],
+    // FSDP trains with torch AdamW only (resolveTrainingSetup refuses 8-bit optimizers on sharded parameters).
+    onGpu && request.optimizer === 'adamw_torch' && request.parallelism !== 'fsdp'
+      ? [{ kind: SuggestionKind.EightBitOptimizer, changes: { optimizer: 'adamw_8bit' } }]
+      : [],
     smallerMicroBatches(request),
     // Replicas that do not fit may fit sharded over the same processes (Unsloth trains data-parallel only).
-    dataParallelRanks(device, request) > 1 && request.parallelism !== 'fsdp'
-      ? [{ kind: SuggestionKind.ShardModel, changes: { backend: 'hf-peft', parallelism: 'fsdp' } }]
-      : [],
+    dataParallelRanks(device, request) > 1 && request.parallelism !== 'fsdp' ? [{ kind: SuggestionKind.ShardModel, changes: shardedChanges(request) }] : [],
     onGpu && request.quantization !== '4bit' ? [{ kind: SuggestionKind.QuantizeFourBit, changes: { quantization: '4bit' } }] : [],
   ];
   return families.filter((family) => family.length > 0);
@@ -166,11 +167,19 @@ function smallerMicroBatches(request: PlanRequest): Candidate[] {
   return candidates;
 }
 
+/**
+ * What sharding changes, as resolveTrainingSetup decides FSDP: transformers + PEFT (Unsloth trains data-parallel
+ * only) and torch AdamW (8-bit optimizers are refused on sharded parameters), so the suggestion is one that runs.
+ */
+function shardedChanges(request: PlanRequest): RequestChanges {
+  return { backend: 'hf-peft', parallelism: 'fsdp', ...(request.optimizer === 'adamw_torch' ? {} : { optimizer: 'adamw_torch' }) };
+}
+
 function moreGpus(request: PlanRequest, device: Extract<ResolvedDevice, { kind: 'cuda' }>): Candidate[] {
-  // Only sharding reduces memory per GPU; DDP's replicas would not, so the suggestion is FSDP, which is hf-peft's
-  // (Unsloth trains data-parallel only). It shrinks the training state only: each GPU still loads the whole model
-  // first, so where that alone does not fit no count of GPUs is offered (none fits). Each GPU runs the accumulation
-  // on its own micro-batches, so accumulation shrinks to keep the effective batch where it divides.
+  // Only sharding reduces memory per GPU; DDP's replicas would not, so the suggestion is FSDP. It shrinks the training
+  // state only: each GPU still loads the whole model first, so where that alone does not fit no count of GPUs is
+  // offered (none fits). Each GPU runs the accumulation on its own micro-batches, so accumulation shrinks to keep the
+  // effective batch where it divides.
   const effective = request.micro_batch_size * request.gradient_accumulation_steps * device.count;
   return [2, 4, 8]
     .filter((count) => count > device.count)
@@ -179,8 +188,7 @@ function moreGpus(request: PlanRequest, device: Extract<ResolvedDevice, { kind: 
       return {
         kind: SuggestionKind.MoreGpus,
         changes: {
-          backend: 'hf-peft',
-          parallelism: 'fsdp',
+          ...shardedChanges(request),
           device: { gpu: device.gpu.id, count },
           ...(Number.isInteger(accumulation) ? { gradient_accumulation_steps: accumulation } : {}),
         },

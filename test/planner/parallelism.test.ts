@@ -182,14 +182,18 @@ describe('parallelism in the planner', () => {
     const options = { micro_batch_size: 1, sequence_length: 512, backend: 'unsloth', optimizer: 'adamw_8bit', lora_rank: 512 } as const;
     const ddp = planRun(requestFor('llama-3.1-8b', { ...options, device: { gpu: 'rtx-4090', count: 2 }, parallelism: 'ddp' }));
     expect(ddp.fits).toBe(false);
+    // FSDP trains with torch AdamW (the setup refuses 8-bit optimizers on sharded parameters), so the change says so.
     expect(ddp.suggestions[0]).toMatchObject({
       kind: 'shard-model',
-      changes: { backend: 'hf-peft', parallelism: 'fsdp' },
-      description: 'FSDP with hf-peft: each GPU loads the whole model, then keeps 1/2 of the weights and adapter state',
+      changes: { backend: 'hf-peft', parallelism: 'fsdp', optimizer: 'adamw_torch' },
+      description: 'FSDP with hf-peft: each GPU loads the whole model, then keeps 1/2 of the weights and adapter state, optimizer adamw_torch',
       fits: true,
     });
+    expect(ddp.suggestions.map((suggestion) => suggestion.kind)).not.toContain('eight-bit-optimizer');
     expect(ddp.suggestions[0]!.peak_vram_gib).toBe(
-      evaluatePlan(requestFor('llama-3.1-8b', { ...options, backend: 'hf-peft', device: { gpu: 'rtx-4090', count: 2 }, parallelism: 'fsdp' })).peak_vram_gib,
+      evaluatePlan(
+        requestFor('llama-3.1-8b', { ...options, backend: 'hf-peft', optimizer: 'adamw_torch', device: { gpu: 'rtx-4090', count: 2 }, parallelism: 'fsdp' }),
+      ).peak_vram_gib,
     );
     const seventy = { quantization: '4bit', micro_batch_size: 1, sequence_length: 512, optimizer: 'adamw_8bit' } as const;
     const fsdp = planRun(requestFor('llama-3.1-70b', { ...seventy, backend: 'hf-peft', device: { gpu: 'rtx-4090', count: 2 }, parallelism: 'fsdp' }));
@@ -198,6 +202,29 @@ describe('parallelism in the planner', () => {
       expect(plan.fits).toBe(false);
       expect(plan.suggestions.map((suggestion) => suggestion.kind)).not.toContain('shard-model');
     }
+  });
+
+  it('keeps DDP, saying why, where the spec pins an 8-bit optimizer that FSDP refuses', () => {
+    // Rank 512 with 8-bit AdamW: DDP's replicas do not fit 80 GiB; sharding would need torch AdamW.
+    const { setup, plan } = planTrainingRun({
+      spec: spec({ gpu: 'a100-80gb', quantization: '4bit' }, { optimizer: 'adamw_8bit' }, 512, 512),
+      worker: twoGpus('a100-80gb', 80),
+      architecture: architecture('llama-3.1-70b'),
+      tokens: {},
+    });
+    expect(setup).toMatchObject({ parallelism: 'ddp', backend: 'unsloth', optimizer: 'adamw_8bit' });
+    expect(plan.fits).toBe(false);
+    expect(plan.notes[0]).toBe(
+      "device.parallelism auto kept DDP: FSDP is refused for this spec (train.optimizer adamw_8bit under FSDP: bitsandbytes' 8-bit optimizers are not run on sharded parameters here (FSDP was measured with torch AdamW only); use auto or adamw_torch)",
+    );
+    // Suggestions to shard are planned with torch AdamW, the optimizer FSDP would train with: its state does not fit
+    // sharded over these 2 GPUs (so no shard-model), it does over 4.
+    const kinds = plan.suggestions.map((suggestion) => suggestion.kind);
+    expect(kinds).not.toContain('shard-model');
+    expect(plan.suggestions.find((suggestion) => suggestion.kind === 'more-gpus')).toMatchObject({
+      changes: { backend: 'hf-peft', parallelism: 'fsdp', optimizer: 'adamw_torch', device: { gpu: 'a100-80gb', count: 4 } },
+      fits: true,
+    });
   });
 
   it('does not shard what the spec pins: parallelism ddp, or backend unsloth', () => {

@@ -71,7 +71,7 @@ describe('suggestions', () => {
     expect(plan.suggestions[0]).toMatchObject({ changes: { device: { gpu: 'l40s', count: 1 } }, description: '1 × l40s (44.99 GiB each)', fits: true });
     // Sharded over 8 of them, each 4090 still holds the whole 4-bit model at load: more than its 23.99 GiB.
     for (const count of [2, 4, 8]) {
-      const sharded = evaluatePlan({ ...request, backend: 'hf-peft', parallelism: 'fsdp', device: { gpu: 'rtx-4090', count } });
+      const sharded = evaluatePlan({ ...request, backend: 'hf-peft', parallelism: 'fsdp', optimizer: 'adamw_torch', device: { gpu: 'rtx-4090', count } });
       expect(sharded.fits).toBe(false);
       expect(sharded.breakdown.unsharded_load).toBeGreaterThan(0);
       expect(sharded.reasons.join(' ')).toMatch(
