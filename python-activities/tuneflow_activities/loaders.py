@@ -174,8 +174,6 @@ def _load_base(model_directory: Path, setup: TrainingSetup, max_seq_length: int 
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=setup.torch_dtype,
-            # FSDP shards floating-point tensors only: the packed 4-bit weights are stored as the compute dtype.
-            **({"bnb_4bit_quant_storage": setup.torch_dtype} if setup.parallelism == "fsdp" else {}),
         )
     if setup.device == "cuda":
         arguments["device_map"] = {"": _current_gpu()}
@@ -192,11 +190,18 @@ def _current_gpu() -> int:
 def _load_with_peft(model_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
-    loaded = _load_base(model_directory, setup, spec["model"]["max_seq_length"])
+    if setup.parallelism == "fsdp":
+        # Sharded training places the weights itself, a layer at a time (sharding.py): the base waits in host memory.
+        from .sharding import load_base_in_host_memory
+
+        loaded = LoadedModel(*load_base_in_host_memory(model_directory, setup), setup)
+    else:
+        loaded = _load_base(model_directory, setup, spec["model"]["max_seq_length"])
     model = loaded.model
     if setup.quantization != "none":
+        # The QLoRA recipe's fp32 norms and embeddings (and its checkpointing, for a model transformers quantised).
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=setup.gradient_checkpointing)
-    elif setup.gradient_checkpointing:
+    if setup.gradient_checkpointing and not model.is_gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
     config = LoraConfig(task_type="CAUSAL_LM", target_modules=spec["lora"]["target_modules"], **lora_arguments(spec))

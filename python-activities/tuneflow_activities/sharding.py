@@ -2,34 +2,75 @@
 dicts that do not care whether the model is sharded.
 
 Each decoder layer is its own shard group: a rank holds 1/N of every layer's weights (4-bit ones too, stored in the
-compute dtype, bnb_4bit_quant_storage) and of the adapter and its optimizer state, and all-gathers one layer as it
-computes. Checkpoints hold the full adapter and optimizer state, collected on rank 0, in the same files a single
+compute dtype) and of the adapter and its optimizer state, and all-gathers one layer as it computes. No GPU ever
+holds the whole model: the base is loaded into host memory (`load_base_in_host_memory`) and fully_shard moves one
+layer at a time to the GPU, where bitsandbytes quantises its 4-bit weights as they arrive, and keeps this rank's
+shard. Checkpoints hold the full adapter and optimizer state, collected on rank 0, in the same files a single
 process writes; they are not portable to another process count (the fingerprint refuses that), because a step
 trains a different number of rows there.
 """
 
 
+def load_base_in_host_memory(model_directory, setup):
+    """The base model in host memory, in the compute dtype, its decoder layers' linear weights made 4-bit parameters
+    that bitsandbytes quantises when they move to a GPU (what BitsAndBytesConfig's NF4 with double quantisation does
+    at load, done at fully_shard instead). Returns (model, tokenizer)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if setup.quantization == "8bit":
+        raise ValueError("FSDP shards 16-bit or 4-bit weights; 8-bit is refused when the setup is resolved")
+    model = AutoModelForCausalLM.from_pretrained(str(model_directory), dtype=setup.torch_dtype)
+    if setup.quantization == "4bit":
+        for layer in decoder_layers(model):
+            _quantize_linear_weights_on_arrival(layer, setup.torch_dtype)
+    return model, AutoTokenizer.from_pretrained(str(model_directory))
+
+
+def _quantize_linear_weights_on_arrival(layer, dtype) -> None:
+    import bitsandbytes
+    import torch
+
+    for name, linear in list(layer.named_modules()):
+        if not isinstance(linear, torch.nn.Linear):
+            continue
+        arguments = {"compress_statistics": True, "quant_type": "nf4", "quant_storage": dtype}
+        replacement = bitsandbytes.nn.Linear4bit(
+            linear.in_features, linear.out_features, bias=linear.bias is not None, compute_dtype=dtype, device="meta", **arguments
+        )
+        # Unquantised until it moves to a GPU; `module` lets bitsandbytes give the layer back its quantisation state
+        # after FSDP's all-gather hands the forward a plain tensor.
+        replacement.weight = bitsandbytes.nn.Params4bit(linear.weight.data, requires_grad=False, module=replacement, **arguments)
+        if linear.bias is not None:
+            replacement.bias = linear.bias
+        layer.set_submodule(name, replacement)
+
+
 def decoder_layers(model) -> list:
     """The model's repeated blocks, found by the class names transformers itself refuses to split."""
-    names = set(getattr(model.get_base_model(), "_no_split_modules", None) or [])
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    names = set(getattr(base, "_no_split_modules", None) or [])
     layers = [module for module in model.modules() if type(module).__name__ in names]
     if not layers:
         raise RuntimeError(f"no decoder layers ({', '.join(sorted(names)) or 'no _no_split_modules'}) found to shard in {type(model).__name__}")
     return layers
 
 
-def fully_shard_model(model) -> None:
+def fully_shard_model(model, device_type: str) -> None:
     """Shards every decoder layer, then the rest (embeddings, norm, head) as the root group.
 
     FSDP averages the gradients over the ranks; the recipe scales each rank's backward by the process count, so that
     the result is the sum its token-normalised loss needs (a divide factor of 1 would say the same, but gloo has no
     pre-multiplied reduction, and the CPU test runs on gloo).
     """
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
+    # Named, not the default: a CPU run on a machine with GPUs shards on the CPU.
+    mesh = init_device_mesh(device_type, (dist.get_world_size(),))
     for layer in decoder_layers(model):
-        fully_shard(layer)
-    fully_shard(model)
+        fully_shard(layer, mesh=mesh)
+    fully_shard(model, mesh=mesh)
 
 
 def _full_state_options(**options):

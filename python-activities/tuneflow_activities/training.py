@@ -327,7 +327,7 @@ class FineTuneRecipe:
         loaded = load_for_training(uri_to_path(self.request["model_uri"]), self.spec, self.setup)
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         if self.sharded:
-            sharding.fully_shard_model(self.model)
+            sharding.fully_shard_model(self.model, self.setup.device)
         else:
             self.world.broadcast_parameters([parameter for parameter in self.model.parameters() if parameter.requires_grad])
         if self.world.distributed:

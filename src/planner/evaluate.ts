@@ -1,7 +1,7 @@
 import { match } from 'ts-pattern';
 import { loraParameters, resolveTargetModules, totalParameters } from './architecture.ts';
 import { availableGib, dataParallelRanks, parallelEfficiency, resolveDevice, weightShards, type ResolvedDevice } from './device.ts';
-import { loadedModelBytes, memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
+import { embeddingsAndHeadBytes, fsdpLoadPeakBytes, memoryBreakdownBytes, type MemoryInputs, type MemoryTerm } from './memory.ts';
 import { bytesToGib, roundToThousandths as round } from './units.ts';
 import type { Evaluation } from '../contract/orchestration.ts';
 import type { PlanRequest } from './request.ts';
@@ -93,15 +93,15 @@ function cpuProcessesNotes(device: ResolvedDevice, ranks: number, available: num
 }
 
 /**
- * Under FSDP each process loads the whole model before sharding it; where that moment is above the sharded training
- * peak, it is the plan's peak, and the plan says so rather than leaving unsharded_load unexplained.
+ * Under FSDP each process holds, while it loads, its shard of every layer and for a moment the whole embeddings and
+ * head; where that moment is above the sharded training peak, it is the plan's peak, and the plan says so rather than
+ * leaving unsharded_load unexplained.
  */
 function loadPeakNotes(request: PlanRequest, device: ResolvedDevice, inputs: MemoryInputs, breakdownBytes: Record<MemoryTerm, number>): string[] {
   if (breakdownBytes.unsharded_load === 0) return [];
   const each = device.kind === 'cuda' ? 'GPU' : 'process';
-  const precision = describeWeightPrecision(request.quantization, device.kind);
   return [
-    `FSDP: each ${each} loads the whole ${precision} model with its adapter (${round(bytesToGib(loadedModelBytes(inputs)))} GiB) before sharding it, and that moment is this peak (unsharded_load); memory-efficient loading is not built`,
+    `FSDP: while loading, each ${each} holds its shard of every layer and, for a moment, the whole embeddings and head (${round(bytesToGib(fsdpLoadPeakBytes(inputs)))} GiB); that moment is this peak (unsharded_load)`,
   ];
 }
 
@@ -172,11 +172,11 @@ function memoryReasons(
       `the ${precision} weights of ${request.architecture.name} alone take ${round(weightsGib)} GiB: no change of rank, sequence length or batch size can make this fit`,
     );
   }
-  const loadGib = bytesToGib(loadedModelBytes(inputs) + breakdownBytes.runtime_context);
-  if (inputs.weight_shards > 1 && loadGib > available) {
+  const rootGib = bytesToGib(embeddingsAndHeadBytes(inputs) + breakdownBytes.runtime_context);
+  if (inputs.weight_shards > 1 && rootGib > available) {
     const [each, more] = device.kind === 'cuda' ? ['GPU', 'GPUs'] : ['process', 'processes'];
     reasons.push(
-      `under FSDP each ${each} loads the whole ${precision} model with its adapter before sharding it, ${round(loadGib)} GiB with the runtime: more ${more} cannot make this fit`,
+      `under FSDP the embeddings and head reach each ${each} whole while loading, ${round(rootGib)} GiB with the runtime: more ${more} cannot make this fit`,
     );
   }
   return reasons;

@@ -25,8 +25,8 @@ export const MemoryTerm = {
   Activations: 'activations',
   LogitsAndLoss: 'logits_and_loss',
   /**
-   * FSDP only: each process loads the whole (quantised) model onto its GPU, with its adapter, before the layers are
-   * sharded (sharding.py); this is how far that moment exceeds the sharded training peak, 0 when it does not.
+   * FSDP only: while loading, each GPU holds its shard of every layer and, for a moment, the whole embeddings and head
+   * (fsdpLoadPeakBytes); this is how far that moment exceeds the sharded training peak, 0 when it does not.
    */
   UnshardedLoad: 'unsharded_load',
   RuntimeContext: 'runtime_context',
@@ -103,7 +103,7 @@ export function memoryBreakdownBytes(inputs: MemoryInputs): MemoryBreakdown {
     logits_and_loss: inputs.micro_batch_size * inputs.sequence_length * architecture.vocab_size * logitsBytesPerElement(inputs),
   };
   const allocatedTotal = Object.values(allocated).reduce((sum, value) => sum + value, 0);
-  const unshardedLoad = shards > 1 ? Math.max(0, loadedModelBytes(inputs) - allocatedTotal) : 0;
+  const unshardedLoad = shards > 1 ? Math.max(0, fsdpLoadPeakBytes(inputs) - allocatedTotal) : 0;
   return match(inputs.device_kind)
     .with('cuda', () => ({
       ...allocated,
@@ -116,19 +116,33 @@ export function memoryBreakdownBytes(inputs: MemoryInputs): MemoryBreakdown {
 }
 
 /**
- * The whole model as one process loads it, with its adapter: every weight in its stored precision, the quantisation
- * constants, the embeddings/head as the recipe keeps them and the FP32 adapter. Under FSDP each GPU holds all of it
- * before fully_shard splits the layers (memory-efficient loading, rank 0 loading and broadcasting shards, is not built).
+ * The whole model as one process holds it, with its adapter: every weight in its stored precision, the quantisation
+ * constants, the embeddings/head as the recipe keeps them and the FP32 adapter.
  */
-export function loadedModelBytes(inputs: MemoryInputs): number {
+export function wholeModelBytes(inputs: MemoryInputs): number {
   const { architecture } = inputs;
   const storage = weightStorage(inputs.quantization, architecture, computeBytes(inputs.device_kind));
   return (
     architecture.num_layers * linearParametersPerLayer(architecture) * storage.bytes_per_weight +
     storage.constants_bytes +
-    unquantizedParameters(architecture) * residualBytes(inputs) +
+    embeddingsAndHeadBytes(inputs) +
     loraParameters(architecture, inputs.lora_rank, inputs.target_modules) * adapterBytes
   );
+}
+
+/** The embeddings, head and norms as the recipe keeps them: FSDP's root group, which moves to the GPU whole. */
+export function embeddingsAndHeadBytes(inputs: MemoryInputs): number {
+  return unquantizedParameters(inputs.architecture) * residualBytes(inputs);
+}
+
+/**
+ * The moment FSDP loading peaks on one GPU (sharding.py): the base waits in host memory and fully_shard moves one
+ * decoder layer at a time to the GPU, keeping this process's shard; the root group (embeddings, head and norms)
+ * arrives whole, and for a moment it is there whole beside its shard and every layer's shard. Measured for the 8B
+ * shape in 4-bit with two ranks: 7.91 GiB, against 7.98 from this (bench/gpu/results/multi-process/2026-12-01-fsdp-load.json).
+ */
+export function fsdpLoadPeakBytes(inputs: MemoryInputs): number {
+  return wholeModelBytes(inputs) / inputs.weight_shards + embeddingsAndHeadBytes(inputs);
 }
 
 interface WeightStorage {

@@ -24,8 +24,8 @@ export type PlannerOptimizer = (typeof PlannerOptimizer)[keyof typeof PlannerOpt
 /**
  * How the processes of one run share the work (TrainingSetup.parallelism): one process; data-parallel replicas that
  * each hold the whole model and all-reduce the adapter's gradients (DDP); or fully sharded data parallel, where each
- * GPU loads the whole model, then keeps 1/N of the weights and adapter state and all-gathers a layer as it computes
- * (FSDP: it shrinks the training state, not the load, so the model must still fit one GPU while loading).
+ * GPU keeps 1/N of the weights and adapter state and all-gathers a layer as it computes (FSDP, with QLoRA for models
+ * one GPU cannot hold: the layers are moved to the GPUs one at a time as they load, sharding.py).
  */
 export const Parallelism = {
   Single: 'single',

@@ -107,7 +107,7 @@ function describeChanges(changed: PlanRequest, changes: RequestChanges): string 
   const parts = [
     changes.device === undefined || device.kind !== 'cuda' ? undefined : `${device.count} × ${device.name} (${device.memory_gib} GiB each)`,
     changes.parallelism === 'fsdp'
-      ? `FSDP with ${changed.backend}: each ${device.kind === 'cuda' ? 'GPU' : 'process'} loads the whole model, then keeps 1/${dataParallelRanks(device, changed)} of the weights and adapter state`
+      ? `FSDP with ${changed.backend}: each ${device.kind === 'cuda' ? 'GPU' : 'process'} keeps 1/${dataParallelRanks(device, changed)} of the weights and adapter state`
       : changes.backend === undefined
         ? undefined
         : `backend ${changes.backend}`,
@@ -176,9 +176,9 @@ function shardedChanges(request: PlanRequest): RequestChanges {
 }
 
 function moreGpus(request: PlanRequest, device: Extract<ResolvedDevice, { kind: 'cuda' }>): Candidate[] {
-  // Only sharding reduces memory per GPU; DDP's replicas would not, so the suggestion is FSDP. It shrinks the training
-  // state only: each GPU still loads the whole model first, so where that alone does not fit no count of GPUs is
-  // offered (none fits). Each GPU runs the accumulation on its own micro-batches, so accumulation shrinks to keep the
+  // Only sharding reduces memory per GPU; DDP's replicas would not, so the suggestion is FSDP. The embeddings and head
+  // still reach each GPU whole while loading, so where they alone do not fit no count of GPUs is offered (none
+  // fits). Each GPU runs the accumulation on its own micro-batches, so accumulation shrinks to keep the
   // effective batch where it divides.
   const effective = request.micro_batch_size * request.gradient_accumulation_steps * device.count;
   return [2, 4, 8]

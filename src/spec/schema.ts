@@ -151,8 +151,8 @@ export const deviceSpecSchema = z.strictObject({
   /** GPUs one run trains on, one process each (NCCL); more than 1 is DDP or FSDP as device.parallelism says. */
   gpu_count: positiveInt.default(1),
   /**
-   * How several GPUs share the run: 'ddp' replicates the model on each; 'fsdp' shards it (hf-peft only), which shrinks
-   * the training state but not the load: each GPU still loads the whole model first; 'auto' is ddp where its plan
+   * How several GPUs share the run: 'ddp' replicates the model on each; 'fsdp' shards it (hf-peft only: each GPU holds
+   * 1/N of the weights and adapter state, the way to train a model one GPU cannot hold); 'auto' is ddp where its plan
    * fits, else fsdp where that fits.
    */
   parallelism: z.enum(['auto', 'ddp', 'fsdp']).default('auto'),

@@ -62,22 +62,21 @@ describe('suggestions', () => {
     expect(planRun(requestFor('llama-3.2-1b')).suggestions).toEqual([]);
   });
 
-  it('for 70B QLoRA on a 4090: a bigger GPU, with its new peak; not more 4090s, each of which would still load the whole model', () => {
+  it('for 70B QLoRA on a 4090: four 4090s sharded or a bigger GPU, each with its new peak; two 4090s are too few', () => {
     const request = requestFor('llama-3.3-70b', { quantization: '4bit', backend: 'unsloth', device: { gpu: 'rtx-4090' }, optimizer: 'adamw_8bit' });
     const plan = planRun(request);
     expect(plan.fits).toBe(false);
     expect(plan.reasons.join(' ')).toMatch(/4-bit NF4 weights of llama-3.3-70b alone take/);
-    expect(plan.suggestions.map((suggestion) => suggestion.kind)).toEqual(['bigger-gpu']);
-    expect(plan.suggestions[0]).toMatchObject({ changes: { device: { gpu: 'l40s', count: 1 } }, description: '1 × l40s (44.99 GiB each)', fits: true });
-    // Sharded over 8 of them, each 4090 still holds the whole 4-bit model at load: more than its 23.99 GiB.
-    for (const count of [2, 4, 8]) {
-      const sharded = evaluatePlan({ ...request, backend: 'hf-peft', parallelism: 'fsdp', optimizer: 'adamw_torch', device: { gpu: 'rtx-4090', count } });
-      expect(sharded.fits).toBe(false);
-      expect(sharded.breakdown.unsharded_load).toBeGreaterThan(0);
-      expect(sharded.reasons.join(' ')).toMatch(
-        /under FSDP each GPU loads the whole 4-bit NF4 model with its adapter before sharding it, .* more GPUs cannot make this fit/,
-      );
-    }
+    expect(plan.suggestions.map((suggestion) => suggestion.kind)).toEqual(['more-gpus', 'bigger-gpu']);
+    expect(plan.suggestions[0]).toMatchObject({
+      changes: { backend: 'hf-peft', parallelism: 'fsdp', optimizer: 'adamw_torch', device: { gpu: 'rtx-4090', count: 4 } },
+      description: '4 × rtx-4090 (23.99 GiB each), FSDP with hf-peft: each GPU keeps 1/4 of the weights and adapter state, optimizer adamw_torch',
+      fits: true,
+    });
+    expect(plan.suggestions[1]).toMatchObject({ changes: { device: { gpu: 'l40s', count: 1 } }, description: '1 × l40s (44.99 GiB each)', fits: true });
+    // Over two, each 4090's half of the model is more than its 23.99 GiB.
+    const two = evaluatePlan({ ...request, backend: 'hf-peft', parallelism: 'fsdp', optimizer: 'adamw_torch', device: { gpu: 'rtx-4090', count: 2 } });
+    expect(two.fits).toBe(false);
     for (const suggestion of plan.suggestions) {
       expect(suggestion.fits).toBe(true);
       expect(suggestion.peak_vram_gib).toBeLessThanOrEqual(suggestion.available_gib);

@@ -1,0 +1,75 @@
+"""How much of the model each FSDP rank's GPU holds while the model is loaded and sharded by tuneflow's FSDP loader
+(the base in host memory, fully_shard moving and quantising one layer at a time), against the size of the whole
+4-bit model, which a plain QLoRA load would put on every GPU before sharding it.
+
+Two ranks share the one GPU of the lent machine (gloo; only loading and sharding run, no collective). Llama-3.1-8B's
+shape built by multi_process.py (/tmp/tf-models/llama-3.1-8b), 4-bit NF4, LoRA r=64 on all linear layers.
+
+Device, after multi_process.py has built the model:
+    python3 bench/gpu/fsdp_load.py --out $OUT
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import multi_process
+
+MODEL = Path("/tmp/tf-models/llama-3.1-8b")
+GIB = 2**30
+
+
+def rank(rank_index: int, variant: str, directory: str, results: str) -> None:
+    import psutil
+    import torch
+    import torch.distributed as dist
+
+    import tuneflow_activities.offline  # noqa: F401
+    from tuneflow_activities import sharding
+    from tuneflow_activities.loaders import TrainingSetup, load_for_training
+
+    torch.cuda.set_device(0)
+    dist.init_process_group("gloo", init_method=Path(directory, "rendezvous").as_uri(), rank=rank_index, world_size=2)
+    request = multi_process.REQUESTS["qlora-fsdp-2"]
+    loaded = load_for_training(MODEL, request["spec"], TrainingSetup.from_request(request))
+    loaded_peak = torch.cuda.max_memory_allocated()
+    sharding.fully_shard_model(loaded.model, "cuda")
+    torch.cuda.synchronize()
+    record = {
+        "rank": rank_index,
+        "peak_allocated_gib_while_loading_and_sharding": torch.cuda.max_memory_allocated() / GIB,
+        "peak_allocated_gib_after_load_before_sharding": loaded_peak / GIB,
+        "allocated_gib_after_sharding": torch.cuda.memory_allocated() / GIB,
+        "host_rss_gib_after_sharding": psutil.Process().memory_info().rss / GIB,
+        # The sharded parameters' global sizes: the whole model as stored (4-bit weights packed), adapter included.
+        "whole_model_gib": sum(parameter.numel() * parameter.element_size() for parameter in loaded.model.parameters()) / GIB,
+    }
+    Path(results, f"{variant}-{rank_index}.json").write_text(json.dumps(record))
+    dist.destroy_process_group()
+
+
+def main() -> None:
+    import torch.multiprocessing
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, required=True)
+    arguments = parser.parse_args()
+    report = {"date": datetime.now(timezone.utc).isoformat(), "command": "python3 bench/gpu/fsdp_load.py --out $OUT", "model": str(MODEL), "variants": {}}
+    if not (MODEL / "config.json").exists():
+        multi_process.real_data.build(Path(tempfile.mkdtemp()), Path(".device/tokenizer"), multi_process.REQUESTS["qlora-1"]["spec"])
+    for variant in ("tuneflow",):
+        with tempfile.TemporaryDirectory() as directory, tempfile.TemporaryDirectory() as results:
+            torch.multiprocessing.start_processes(rank, args=(variant, directory, results), nprocs=2, start_method="spawn")
+            report["variants"][variant] = [json.loads(Path(results, f"{variant}-{index}.json").read_text()) for index in range(2)]
+        print(variant, json.dumps(report["variants"][variant]), flush=True)
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    (arguments.out / "fsdp-load.json").write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
