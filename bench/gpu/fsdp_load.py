@@ -2,7 +2,7 @@
 (the base in host memory, fully_shard moving and quantising one layer at a time), against the size of the whole
 4-bit model, which a plain QLoRA load would put on every GPU before sharding it.
 
-Two ranks share the one GPU of the lent machine (gloo; only loading and sharding run, no collective). Llama-3.1-8B's
+The ranks (--ranks, 2 by default) share the one GPU of the lent machine (gloo; only loading and sharding run, no collective). Llama-3.1-8B's
 shape built by multi_process.py (/tmp/tf-models/llama-3.1-8b), 4-bit NF4, LoRA r=64 on all linear layers.
 
 Device, after multi_process.py has built the model:
@@ -24,7 +24,7 @@ MODEL = Path("/tmp/tf-models/llama-3.1-8b")
 GIB = 2**30
 
 
-def rank(rank_index: int, variant: str, directory: str, results: str) -> None:
+def rank(rank_index: int, variant: str, directory: str, results: str, ranks: int) -> None:
     import psutil
     import torch
     import torch.distributed as dist
@@ -34,7 +34,7 @@ def rank(rank_index: int, variant: str, directory: str, results: str) -> None:
     from tuneflow_activities.loaders import TrainingSetup, load_for_training
 
     torch.cuda.set_device(0)
-    dist.init_process_group("gloo", init_method=Path(directory, "rendezvous").as_uri(), rank=rank_index, world_size=2)
+    dist.init_process_group("gloo", init_method=Path(directory, "rendezvous").as_uri(), rank=rank_index, world_size=ranks)
     request = multi_process.REQUESTS["qlora-fsdp-2"]
     loaded = load_for_training(MODEL, request["spec"], TrainingSetup.from_request(request))
     loaded_peak = torch.cuda.max_memory_allocated()
@@ -58,17 +58,23 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--ranks", type=int, default=2)
     arguments = parser.parse_args()
-    report = {"date": datetime.now(timezone.utc).isoformat(), "command": "python3 bench/gpu/fsdp_load.py --out $OUT", "model": str(MODEL), "variants": {}}
+    report = {
+        "date": datetime.now(timezone.utc).isoformat(),
+        "command": f"python3 bench/gpu/fsdp_load.py --out $OUT --ranks {arguments.ranks}",
+        "model": str(MODEL),
+        "variants": {},
+    }
     if not (MODEL / "config.json").exists():
         multi_process.real_data.build(Path(tempfile.mkdtemp()), Path(".device/tokenizer"), multi_process.REQUESTS["qlora-1"]["spec"])
     for variant in ("tuneflow",):
         with tempfile.TemporaryDirectory() as directory, tempfile.TemporaryDirectory() as results:
-            torch.multiprocessing.start_processes(rank, args=(variant, directory, results), nprocs=2, start_method="spawn")
-            report["variants"][variant] = [json.loads(Path(results, f"{variant}-{index}.json").read_text()) for index in range(2)]
+            torch.multiprocessing.start_processes(rank, args=(variant, directory, results, arguments.ranks), nprocs=arguments.ranks, start_method="spawn")
+            report["variants"][variant] = [json.loads(Path(results, f"{variant}-{index}.json").read_text()) for index in range(arguments.ranks)]
         print(variant, json.dumps(report["variants"][variant]), flush=True)
     arguments.out.mkdir(parents=True, exist_ok=True)
-    (arguments.out / "fsdp-load.json").write_text(json.dumps(report, indent=2) + "\n")
+    (arguments.out / f"fsdp-load-{arguments.ranks}-ranks.json").write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

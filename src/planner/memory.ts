@@ -139,7 +139,7 @@ export function embeddingsAndHeadBytes(inputs: MemoryInputs): number {
  * The moment FSDP loading peaks on one GPU (sharding.py): the base waits in host memory and fully_shard moves one
  * decoder layer at a time to the GPU, keeping this process's shard; the root group (embeddings, head and norms)
  * arrives whole, and for a moment it is there whole beside its shard and every layer's shard. Measured for the 8B
- * shape in 4-bit with two ranks: 7.91 GiB, against 7.98 from this (bench/gpu/results/multi-process/2026-12-01-fsdp-load.json).
+ * shape in 4-bit: 7.91 GiB with two ranks against 7.98 from this, 5.97 with four against 5.86 (bench/gpu/results/multi-process/).
  */
 export function fsdpLoadPeakBytes(inputs: MemoryInputs): number {
   return wholeModelBytes(inputs) / inputs.weight_shards + embeddingsAndHeadBytes(inputs);
