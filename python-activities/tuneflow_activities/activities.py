@@ -20,7 +20,7 @@ from .artifacts import RunLayout, uri_to_path
 from .checkpoint import corrupt_record, scan_checkpoints
 from .contract import AcceleratorActivity, FailureType, WorkflowMessage
 from .data import tokenize_dataset
-from .errors import failure
+from .errors import failure, is_out_of_memory
 from .models import model_facts, resolve_model_directory
 from .object_store import activity_files, is_object_store_uri, verify_stored_checkpoints
 from .takeover import WorkerIdentity
@@ -149,12 +149,6 @@ def _raise_injected_out_of_memory(micro_batch_size: int) -> None:
         raise torch.OutOfMemoryError(f"injected: micro_batch_size {micro_batch_size} > {limit}")
 
 
-def _out_of_memory(error: BaseException) -> bool:
-    import torch
-
-    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
-
-
 @activity.defn(name=AcceleratorActivity.RESOLVE_MODEL.value)
 @checked(AcceleratorActivity.RESOLVE_MODEL)
 def resolve_model(request: dict) -> dict:
@@ -198,7 +192,7 @@ def train(request: dict) -> dict:
             # Cancellation (pause or cancel) is acknowledged only once the checkpoint is safely on disk.
             raise CancelledError(f"training stopped at step {stop.step}, checkpoint {stop.uri}") from None
         except RuntimeError as error:
-            if _out_of_memory(error):
+            if is_out_of_memory(error):
                 raise failure(
                     FailureType.OUT_OF_MEMORY,
                     f"out of memory at micro_batch_size={request['spec']['train']['micro_batch_size']}: {error}",

@@ -28,7 +28,7 @@ from multiprocessing.connection import Client, Connection, Listener, wait
 from pathlib import Path
 
 from .contract import FailureType
-from .errors import failure
+from .errors import failure, is_out_of_memory
 
 logger = logging.getLogger(__name__)
 
@@ -199,18 +199,12 @@ def _rank_main(rank: int, request: dict, size: int, directory: str, address: str
     except ApplicationError as error:
         link.send("failure", {"type": error.type, "message": str(error), "details": list(error.details)})
     except RuntimeError as error:
-        if not _is_out_of_memory(error):
+        if not is_out_of_memory(error):
             raise
         link.send("out_of_memory", f"rank {rank}: {error}")
     finally:
         with contextlib.suppress(Exception):
             dist.destroy_process_group()
-
-
-def _is_out_of_memory(error: BaseException) -> bool:
-    import torch
-
-    return isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()
 
 
 class RanksFailed(RuntimeError):
@@ -328,9 +322,10 @@ def available_devices(setup) -> int:
 
 
 def require_devices(setup) -> None:
-    if available_devices(setup) < setup.processes and not _ranks_share_one_gpu():
+    available = available_devices(setup)
+    if available < setup.processes and not _ranks_share_one_gpu():
         raise failure(
             FailureType.INVALID_SPEC,
-            f"the run trains on {setup.processes} GPUs (device.gpu_count) but this worker has {available_devices(setup)}",
+            f"the run trains on {setup.processes} GPUs (device.gpu_count) but this worker has {available}",
             field="device.gpu_count",
         )

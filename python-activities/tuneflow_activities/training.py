@@ -328,8 +328,10 @@ class FineTuneRecipe:
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         if self.sharded:
             sharding.fully_shard_model(self.model, self.setup.device)
-        else:
-            self.world.broadcast_parameters([parameter for parameter in self.model.parameters() if parameter.requires_grad])
+        # The adapter's weights as the optimizer sees them (sharded ones under FSDP).
+        self.trainable = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
+        if not self.sharded:
+            self.world.broadcast_parameters(self.trainable)
         if self.world.distributed:
             # From here each rank draws its own dropout masks.
             set_seed(train_spec["seed"] + self.world.rank)
@@ -358,7 +360,6 @@ class FineTuneRecipe:
             epochs=train_spec["epochs"],
             max_steps=train_spec.get("max_steps"),
         )
-        self.trainable = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         optimizer = build_optimizer(self.setup.optimizer, self.trainable, self.spec)
         scheduler = get_scheduler(
             train_spec["lr_scheduler"], optimizer, num_warmup_steps=train_spec["warmup_steps"], num_training_steps=self.schedule.total_steps
