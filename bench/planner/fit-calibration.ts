@@ -17,7 +17,7 @@ import { resolveDevice } from '../../src/planner/device.ts';
 import { evaluatePlan, memoryInputs } from '../../src/planner/evaluate.ts';
 import { loadCalibrationPoints, predictedPeakGib, type CalibrationPoint } from './measurements.ts';
 import { memoryBreakdownBytes } from '../../src/planner/memory.ts';
-import type { TrainingBackend } from '../../src/planner/request.ts';
+import type { TrainingBackend } from '../../src/contract/vocabulary.ts';
 import { cpuStepTime, gpuStepTime } from '../../src/planner/throughput.ts';
 import { bytesToGib } from '../../src/planner/units.ts';
 

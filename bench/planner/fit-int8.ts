@@ -1,7 +1,7 @@
 import { gpuCalibration } from '../../src/planner/calibration.ts';
 import { evaluatePlan } from '../../src/planner/index.ts';
 import { loadCalibrationPoints, PeakMetric, predictedPeakGib } from './measurements.ts';
-import type { TrainingBackend } from '../../src/planner/request.ts';
+import type { TrainingBackend } from '../../src/contract/vocabulary.ts';
 
 /**
  * Fits the planner's LLM.int8 constants (src/planner/calibration.ts) to the 8-bit runs of bench/gpu/unfitted:

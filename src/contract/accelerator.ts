@@ -5,7 +5,7 @@
  * as URIs (file://, or s3:// for the artifact store on object storage), never as bytes.
  */
 import { z } from 'zod';
-import { DeviceKind, Parallelism, PlannerOptimizer, Quantization, TrainingBackend } from '../planner/request.ts';
+import { DeviceKind, Parallelism, PlannerOptimizer, Quantization, TrainingBackend } from './vocabulary.ts';
 import { runSpecSchema } from '../spec/schema.ts';
 import { AcceleratorActivity } from './names.ts';
 

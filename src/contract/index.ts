@@ -8,3 +8,4 @@ export { checkPayload } from './check.ts';
 export * from './messages.ts';
 export * from './names.ts';
 export * from './orchestration.ts';
+export * from './vocabulary.ts';

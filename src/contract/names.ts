@@ -2,8 +2,10 @@
  * The names of the contract between the TypeScript side (workflows, bookkeeping activities, client) and the Python
  * activity worker. Every task queue, activity name, failure type and search attribute lives here once; its Python
  * twin is `python-activities/tuneflow_activities/contract.py`, and `test/contract.test.ts` proves the two are equal.
- * The shapes of the payloads under these names are the zod schemas beside this file.
+ * The shapes of the payloads under these names are the zod schemas beside this file; the failure types and the stages
+ * are domain words, in vocabulary.ts.
  */
+import { FailureType } from './vocabulary.ts';
 
 export const TaskQueue = {
   /** TypeScript worker: workflows and the planning/bookkeeping activities. */
@@ -51,31 +53,6 @@ export const WorkflowMessage = {
 export type WorkflowMessage = (typeof WorkflowMessage)[keyof typeof WorkflowMessage];
 
 /**
- * Application failure types. Non-retryable ones mean "a human must change something": retrying cannot help.
- * Every other failure (a killed worker, a lost connection) is infrastructure and retries.
- */
-export const FailureType = {
-  InvalidSpec: 'TuneflowInvalidSpec',
-  DatasetNotFound: 'TuneflowDatasetNotFound',
-  InvalidDataset: 'TuneflowInvalidDataset',
-  ModelNotFound: 'TuneflowModelNotFound',
-  PlanDoesNotFit: 'TuneflowPlanDoesNotFit',
-  IncompatibleCheckpoint: 'TuneflowIncompatibleCheckpoint',
-  OutOfMemory: 'TuneflowOutOfMemory',
-  /** A registry compare-and-swap lost to a concurrent writer (the champion changed meanwhile). */
-  RegistryConflict: 'TuneflowRegistryConflict',
-  ModelVersionNotFound: 'TuneflowModelVersionNotFound',
-  /** A payload crossing an activity boundary does not match its schema in the contract: a bug, never retried. */
-  ContractViolation: 'TuneflowContractViolation',
-  /**
-   * A worker died holding an attempt (SIGKILL, reboot) and a new worker on the same machine proved it: the attempt
-   * is failed at once so that it retries now, not when the heartbeat timeout runs out. Retryable, like any infrastructure failure.
-   */
-  WorkerLost: 'TuneflowWorkerLost',
-} as const;
-export type FailureType = (typeof FailureType)[keyof typeof FailureType];
-
-/**
  * Failure types that no retry can fix. `OutOfMemory` is absent: retrying the same configuration cannot help either,
  * but the workflow answers it with a smaller micro-batch (the train activity's retry policy lists it as final).
  */
@@ -99,15 +76,3 @@ export const SearchAttribute = {
   Step: { name: 'TuneflowStep', type: 'Int' },
   Loss: { name: 'TuneflowLoss', type: 'Double' },
 } as const;
-
-/** The pipeline's stages, in order. */
-export const Stage = {
-  Prepare: 'prepare',
-  Plan: 'plan',
-  Train: 'train',
-  Checkpoint: 'checkpoint',
-  Merge: 'merge',
-  Evaluate: 'evaluate',
-  Done: 'done',
-} as const;
-export type Stage = (typeof Stage)[keyof typeof Stage];

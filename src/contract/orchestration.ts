@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { preparedDatasetReportSchema } from '../data/report.ts';
-import { DeviceKind, Parallelism, PlannerOptimizer, Quantization, SuggestionKind, TrainingBackend } from '../planner/request.ts';
+import { DeviceKind, Parallelism, PlannerOptimizer, Quantization, SuggestionKind, TrainingBackend } from './vocabulary.ts';
 import { runSpecSchema } from '../spec/schema.ts';
 import { modelFactsSchema, tokenStatisticsSchema, trainingSetupSchema } from './accelerator.ts';
 

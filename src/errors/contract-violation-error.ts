@@ -1,4 +1,4 @@
-import { FailureType } from '../contract/names.ts';
+import { FailureType } from '../contract/vocabulary.ts';
 import { hasFailureType, TuneflowError } from './tuneflow-error.ts';
 
 /** A payload does not match its schema in the contract; the message names the payload, the field and why. */

@@ -1,6 +1,6 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
-import { FailureType } from '../contract/index.ts';
+import { FailureType } from '../contract/vocabulary.ts';
 import { DatasetNotFoundError } from './dataset-not-found-error.ts';
 import { IncompatibleCheckpointError } from './incompatible-checkpoint-error.ts';
 import { InvalidDatasetError } from './invalid-dataset-error.ts';

@@ -1,4 +1,4 @@
-import { FailureType } from '../contract/index.ts';
+import { FailureType } from '../contract/vocabulary.ts';
 import { hasFailureType, TuneflowError } from './tuneflow-error.ts';
 
 /** The run's checkpoints were written by a different configuration than the one resuming from them. */

@@ -1,4 +1,4 @@
-import { FailureType } from '../contract/names.ts';
+import { FailureType } from '../contract/vocabulary.ts';
 import { hasFailureType, TuneflowError } from './tuneflow-error.ts';
 
 /** Too many rows are invalid, or the file cannot be parsed as a dataset; details carry the report. */

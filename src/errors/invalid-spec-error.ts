@@ -1,4 +1,4 @@
-import { FailureType } from '../contract/names.ts';
+import { FailureType } from '../contract/vocabulary.ts';
 import { hasFailureType, TuneflowError } from './tuneflow-error.ts';
 
 /** The run spec does not validate; the message names each bad field by its path. */

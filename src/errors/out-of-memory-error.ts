@@ -1,4 +1,4 @@
-import { FailureType } from '../contract/index.ts';
+import { FailureType } from '../contract/vocabulary.ts';
 import { hasFailureType, TuneflowError } from './tuneflow-error.ts';
 
 /** CUDA ran out of memory at micro-batch 1, after every recovery; details carry the plan and the recoveries tried. */

@@ -1,4 +1,4 @@
-import { FailureType } from '../contract/names.ts';
+import { FailureType } from '../contract/vocabulary.ts';
 import { hasFailureType, TuneflowError } from './tuneflow-error.ts';
 
 /** The planner found that the run cannot fit the device; details carry the plan and the changes that would fit. */

@@ -1,4 +1,4 @@
-import type { FailureType } from '../contract/names.ts';
+import type { FailureType } from '../contract/vocabulary.ts';
 
 const marker = Symbol.for('tuneflow.error');
 

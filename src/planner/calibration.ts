@@ -1,4 +1,4 @@
-import type { TrainingBackend } from './request.ts';
+import type { TrainingBackend } from '../contract/vocabulary.ts';
 
 /**
  * The planner's fitted constants. Everything else in the model is arithmetic on the architecture; these are the

@@ -2,7 +2,8 @@ import { match } from 'ts-pattern';
 import { InvalidSpecError } from '../errors/index.ts';
 import { multiGpuScaling } from './calibration.ts';
 import { findGpu, gpuCatalog, type GpuSpecification } from './catalog/gpus.ts';
-import { type CatalogGpuReference, type DeviceDescription, Parallelism, type PlanRequest } from './request.ts';
+import { Parallelism } from '../contract/vocabulary.ts';
+import type { CatalogGpuReference, DeviceDescription, PlanRequest } from './request.ts';
 
 /** A device with everything the models need: the GPU's speeds, or the CPU's core count. */
 export type ResolvedDevice =

@@ -15,18 +15,9 @@ export { describeWeightPrecision, evaluatePlan, type Evaluation } from './evalua
 export { unknownGpuError } from './device.ts';
 export { MemoryTerm } from './memory.ts';
 export { planDoesNotFitError, planRun, type Plan } from './plan.ts';
-export {
-  DeviceKind,
-  PlannerOptimizer,
-  Parallelism,
-  Quantization,
-  SuggestionKind,
-  TrainingBackend,
-  type CatalogGpuReference,
-  type DeviceDescription,
-  type PlanRequest,
-} from './request.ts';
-export { predictRunTime, type LengthHistogram, type RunLength, type RunTime } from './run-time.ts';
+export { DeviceKind, PlannerOptimizer, Parallelism, Quantization, SuggestionKind, TrainingBackend } from '../contract/vocabulary.ts';
+export type { CatalogGpuReference, DeviceDescription, LengthHistogram, PlanRequest } from './request.ts';
+export { predictRunTime, type RunLength, type RunTime } from './run-time.ts';
 export { plannedTokensFrom, planRequestForRun, planTrainingRun, type PlannedSpec, type PlannedTokens, type RunPlanInput, type TrainingRunPlan } from './run.ts';
 export {
   largestFittingMicroBatch,

@@ -11,7 +11,7 @@ import {
 } from './architecture.ts';
 import { cpuCalibration, cudaContextGib, gpuCalibration } from './calibration.ts';
 import { bytesPerGib } from './units.ts';
-import type { DeviceKind, PlannerOptimizer, Quantization, TrainingBackend } from './request.ts';
+import type { DeviceKind, PlannerOptimizer, Quantization, TrainingBackend } from '../contract/vocabulary.ts';
 
 /** The terms of the memory model, in the order the plan table prints them. */
 export const MemoryTerm = {

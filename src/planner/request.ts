@@ -1,44 +1,9 @@
-import type { LengthHistogram } from './run-time.ts';
+import type { DeviceKind, Parallelism, PlannerOptimizer, Quantization, TrainingBackend } from '../contract/vocabulary.ts';
+import type { SplitTokenStatistics } from '../contract/accelerator.ts';
 import type { ModelArchitecture } from './architecture.ts';
 
-export const TrainingBackend = {
-  Unsloth: 'unsloth',
-  HuggingFacePeft: 'hf-peft',
-} as const;
-export type TrainingBackend = (typeof TrainingBackend)[keyof typeof TrainingBackend];
-
-export const Quantization = {
-  None: 'none',
-  EightBit: '8bit',
-  FourBit: '4bit',
-} as const;
-export type Quantization = (typeof Quantization)[keyof typeof Quantization];
-
-export const PlannerOptimizer = {
-  AdamWTorch: 'adamw_torch',
-  AdamW8bit: 'adamw_8bit',
-  PagedAdamW8bit: 'paged_adamw_8bit',
-} as const;
-export type PlannerOptimizer = (typeof PlannerOptimizer)[keyof typeof PlannerOptimizer];
-
-/**
- * How the processes of one run share the work (TrainingSetup.parallelism): one process; data-parallel replicas that
- * each hold the whole model and all-reduce the adapter's gradients (DDP); or fully sharded data parallel, where each
- * GPU keeps 1/N of the weights and adapter state and all-gathers a layer as it computes (FSDP, with QLoRA for models
- * one GPU cannot hold: the layers are moved to the GPUs one at a time as they load, sharding.py).
- */
-export const Parallelism = {
-  Single: 'single',
-  DistributedDataParallel: 'ddp',
-  FullyShardedDataParallel: 'fsdp',
-} as const;
-export type Parallelism = (typeof Parallelism)[keyof typeof Parallelism];
-
-export const DeviceKind = {
-  Cuda: 'cuda',
-  Cpu: 'cpu',
-} as const;
-export type DeviceKind = (typeof DeviceKind)[keyof typeof DeviceKind];
+/** The trained rows' lengths, binned (token_statistics' length_histogram). */
+export type LengthHistogram = SplitTokenStatistics['length_histogram'];
 
 /** A concrete device: what the Python worker reports, or what a catalog GPU resolves to. */
 export interface DeviceDescription {
@@ -85,28 +50,3 @@ export interface PlanRequest {
   /** On a CPU, the training processes that share its cores and RAM (TrainingSetup.processes); on CUDA, one per GPU. */
   cpu_processes?: number;
 }
-
-/** The changes the planner proposes, cheapest first: the order users should try them in. */
-export const SuggestionKind = {
-  /** Slower by about a third, costs nothing else. */
-  EnableGradientCheckpointing: 'enable-gradient-checkpointing',
-  /** Quality-neutral in practice. */
-  EightBitOptimizer: 'eight-bit-optimizer',
-  /** Same effective batch through more accumulation: same result, slower. */
-  SmallerMicroBatch: 'smaller-micro-batch',
-  /** The same processes sharding the model (FSDP with hf-peft) instead of replicating it: same result, slower. */
-  ShardModel: 'shard-model',
-  /** QLoRA: a small quality cost, less memory. */
-  QuantizeFourBit: 'quantize-4bit',
-  /** Less adapter capacity. */
-  SmallerRank: 'smaller-rank',
-  /** Truncates longer examples: changes what is learned. */
-  ShorterSequence: 'shorter-sequence',
-  /** Costs money: more GPUs of the same kind, sharding the weights. */
-  MoreGpus: 'more-gpus',
-  /** Costs money: one bigger GPU. */
-  BiggerGpu: 'bigger-gpu',
-  /** Several of the above together, when no single one is enough. */
-  Combined: 'combined',
-} as const;
-export type SuggestionKind = (typeof SuggestionKind)[keyof typeof SuggestionKind];

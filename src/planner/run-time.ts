@@ -4,11 +4,11 @@ import { totalParameters } from './architecture.ts';
 import { startupCalibration } from './calibration.ts';
 import { parallelEfficiency, type ResolvedDevice } from './device.ts';
 import type { MemoryInputs } from './memory.ts';
+import type { LengthHistogram } from './request.ts';
 import { microStepTime } from './throughput.ts';
 import { roundToThousandths as round } from './units.ts';
 
 export type { RunTime };
-export type LengthHistogram = SplitTokenStatistics['length_histogram'];
 
 /** What the run-time prediction needs beyond the step's inputs: the data's lengths and how long the run goes on. */
 export interface RunLength {

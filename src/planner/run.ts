@@ -5,8 +5,9 @@ import type { RunSpec } from '../spec/schema.ts';
 import type { ModelArchitecture } from './architecture.ts';
 import { findGpu } from './catalog/gpus.ts';
 import { type Plan, planRun } from './plan.ts';
-import type { LengthHistogram } from './run-time.ts';
-import { type CatalogGpuReference, type DeviceDescription, Parallelism, type PlanRequest } from './request.ts';
+import type { LengthHistogram } from './request.ts';
+import { Parallelism } from '../contract/vocabulary.ts';
+import type { CatalogGpuReference, DeviceDescription, PlanRequest } from './request.ts';
 
 /** The spec fields the planner reads; a whole RunSpec is one, and `tuneflow plan` builds one from its flags. */
 export interface PlannedSpec {

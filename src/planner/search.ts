@@ -3,7 +3,8 @@ import { gpuCatalog } from './catalog/gpus.ts';
 import { dataParallelRanks, resolveDevice, type ResolvedDevice } from './device.ts';
 import { evaluatePlan, type Evaluation } from './evaluate.ts';
 import type { RequestChanges, Suggestion } from '../contract/orchestration.ts';
-import { type PlanRequest, SuggestionKind } from './request.ts';
+import { SuggestionKind } from '../contract/vocabulary.ts';
+import type { PlanRequest } from './request.ts';
 
 interface Candidate {
   kind: SuggestionKind;

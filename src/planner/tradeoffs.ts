@@ -3,7 +3,8 @@ import { linearParametersPerLayer, totalParameters, unquantizedParameters, type 
 import { cudaContextGib } from './calibration.ts';
 import { evaluatePlan } from './evaluate.ts';
 import { bytesPerGib, roundToThousandths as round } from './units.ts';
-import type { PlanRequest, Quantization } from './request.ts';
+import type { Quantization } from '../contract/vocabulary.ts';
+import type { PlanRequest } from './request.ts';
 
 export interface RankTradeOff {
   rank: number;

