@@ -17,9 +17,11 @@ import {
   type TrainingSetup,
   type VerifiedCheckpoints,
 } from '../src/contract/index.ts';
+import type { ObjectiveKind } from '../src/contract/vocabulary.ts';
+import { objectiveDatasetMismatch } from '../src/spec/objective.ts';
 import { artifactStoreFor, isObjectStoreUri } from '../src/artifacts/index.ts';
 import { prepareDataset as prepare, type PreparedDatasetReport } from '../src/data/index.ts';
-import { InvalidDatasetError, isInvalidDatasetError } from '../src/errors/index.ts';
+import { InvalidDatasetError, InvalidSpecError, isInvalidDatasetError } from '../src/errors/index.ts';
 import { typedFailures } from '../src/errors/typed-failures.ts';
 import {
   architectureFromHuggingFaceConfig,
@@ -64,11 +66,23 @@ export async function prepareDataset(request: PrepareDatasetRequest): Promise<Pr
       maxInvalidFraction: dataset.max_invalid_fraction,
       storeRoot: isObjectStoreUri(request.artifact_root_uri) ? objectStoreStagingRoot() : fileURLToPath(request.artifact_root_uri),
     })
+      .then((report) => refuseObjectiveMismatch(request.spec.train.objective.kind, report))
       .then((report) => (isObjectStoreUri(request.artifact_root_uri) ? publishPreparedDataset(report, request.artifact_root_uri) : report))
       .catch((error: unknown) => {
         throw trimReportErrors(error);
       }),
   );
+}
+
+/**
+ * The format prepare detected ('auto') must suit the objective, as an explicit one must (the spec's check): a DPO
+ * run on instruction rows, or an SFT run on preference pairs, stops here, before any model is loaded.
+ */
+function refuseObjectiveMismatch(objective: ObjectiveKind, report: PreparedDatasetReport): PreparedDatasetReport {
+  const mismatch = objectiveDatasetMismatch(objective, report.format);
+  if (mismatch !== null)
+    throw new InvalidSpecError(`${mismatch} (detected in ${report.report_uri})`, { field: 'train.objective', dataset_format: report.format });
+  return report;
 }
 
 /** Where this worker prepares data bound for object storage: a local store, also its cache of what it uploaded. */

@@ -86,8 +86,32 @@ export const DatasetFormat = {
   ShareGpt: 'sharegpt',
   Text: 'text',
   Completion: 'completion',
+  /** Preference pairs as text: `{prompt, chosen, rejected}` (optional `system`). */
+  Preference: 'preference',
+  /** Preference pairs as message lists: `{chosen, rejected}` sharing the prompt's turns, or TRL's `{prompt, chosen, rejected}`. */
+  ChatPreference: 'chat_preference',
 } as const;
 export type DatasetFormat = (typeof DatasetFormat)[keyof typeof DatasetFormat];
+
+/**
+ * What a run trains for (the spec's train.objective.kind): supervised next-token loss on responses, or direct
+ * preference optimisation on pairs of chosen and rejected responses against the frozen base as reference.
+ */
+export const ObjectiveKind = {
+  SupervisedFineTuning: 'sft',
+  DirectPreferenceOptimization: 'dpo',
+} as const;
+export type ObjectiveKind = (typeof ObjectiveKind)[keyof typeof ObjectiveKind];
+
+/** DPO's loss on the policy-minus-reference log-ratio margin: the logistic loss of the DPO paper, or IPO's squared loss. */
+export const PreferenceLoss = {
+  Sigmoid: 'sigmoid',
+  Ipo: 'ipo',
+} as const;
+export type PreferenceLoss = (typeof PreferenceLoss)[keyof typeof PreferenceLoss];
+
+/** The dataset formats each objective trains on: a row format answers one objective only. */
+export const preferenceDatasetFormats: readonly DatasetFormat[] = [DatasetFormat.Preference, DatasetFormat.ChatPreference];
 
 export const Optimizer = {
   /** 8-bit AdamW (bitsandbytes) on a GPU, torch AdamW on a CPU. */

@@ -57,6 +57,89 @@ export const instructionRowSchema = z.object({
 export type InstructionRow = z.infer<typeof instructionRowSchema>;
 export const isInstructionRow = (value: unknown): value is InstructionRow => instructionRowSchema.safeParse(value).success;
 
+const chatMessageSchema = z.object({ role: z.enum(ChatRole), content: nonBlankString });
+type ChatMessageInput = z.infer<typeof chatMessageSchema>;
+
+/**
+ * Raised by the preference schemas' checks; the report's row error kind travels in the issue's params (see
+ * validate.ts' describeIssue), so a row fails with the kind its problem is, not a generic one.
+ */
+export const preferenceIssue = (message: string, path: PropertyKey[], kind: 'identical_responses' | 'no_shared_prompt' | 'no_assistant_message') => ({
+  code: 'custom' as const,
+  message,
+  path,
+  params: { kind },
+});
+
+/** `{prompt, chosen, rejected}` as text, optional `system`: the usual preference row (Anthropic HH-style, UltraFeedback binarised). */
+export const preferenceRowSchema = z
+  .object({
+    system: nonBlankString.optional(),
+    prompt: nonBlankString,
+    chosen: nonBlankString,
+    rejected: nonBlankString,
+  })
+  .check((context) => {
+    if (context.value.chosen === context.value.rejected) {
+      context.issues.push({
+        ...preferenceIssue('chosen and rejected are the same response: the pair teaches nothing', ['rejected'], 'identical_responses'),
+        input: context.value,
+      });
+    }
+  });
+export type PreferenceRow = z.infer<typeof preferenceRowSchema>;
+
+const sameMessage = (left: ChatMessageInput, right: ChatMessageInput) => left.role === right.role && left.content === right.content;
+
+/** How many leading messages two conversations share. */
+function sharedPrefixLength(left: readonly ChatMessageInput[], right: readonly ChatMessageInput[]): number {
+  let shared = 0;
+  while (shared < left.length && shared < right.length && sameMessage(left[shared]!, right[shared]!)) shared++;
+  return shared;
+}
+
+/**
+ * Message lists: `{chosen, rejected}`, whole conversations whose shared leading messages are the prompt, or TRL's
+ * conversational `{prompt, chosen, rejected}`, where chosen and rejected are the responses alone. Either way what
+ * follows the prompt must be assistant turns, and the two responses must differ.
+ */
+export const chatPreferenceRowSchema = z
+  .object({
+    prompt: z.array(chatMessageSchema).min(1).optional(),
+    chosen: z.array(chatMessageSchema).min(1),
+    rejected: z.array(chatMessageSchema).min(1),
+  })
+  .check((context) => {
+    const { prompt, chosen, rejected } = context.value;
+    const promptLength = prompt === undefined ? sharedPrefixLength(chosen, rejected) : 0;
+    const fail = (message: string, path: PropertyKey[], kind: Parameters<typeof preferenceIssue>[2]) =>
+      context.issues.push({ ...preferenceIssue(message, path, kind), input: context.value });
+    if (prompt === undefined && promptLength === 0) {
+      fail('chosen and rejected share no leading message: the prompt they answer must open both (or give prompt)', ['chosen', 0], 'no_shared_prompt');
+      return;
+    }
+    for (const side of ['chosen', 'rejected'] as const) {
+      const response = context.value[side].slice(promptLength);
+      if (response.length === 0) {
+        fail(`${side} ends where the prompt ends: it needs an assistant response`, [side], 'no_assistant_message');
+        return;
+      }
+      const notAssistant = response.findIndex((message) => message.role !== 'assistant');
+      if (notAssistant !== -1) {
+        fail(
+          `${side}'s response must be assistant turns only, found ${response[notAssistant]!.role}`,
+          [side, promptLength + notAssistant, 'role'],
+          'no_assistant_message',
+        );
+        return;
+      }
+    }
+    if (chosen.length - promptLength === rejected.length - promptLength && sharedPrefixLength(chosen, rejected) === chosen.length) {
+      fail('chosen and rejected are the same response: the pair teaches nothing', ['rejected'], 'identical_responses');
+    }
+  });
+export type ChatPreferenceRow = z.infer<typeof chatPreferenceRowSchema>;
+
 export const textRowSchema = z.object({ text: nonBlankString });
 export type TextRow = z.infer<typeof textRowSchema>;
 export const isTextRow = (value: unknown): value is TextRow => textRowSchema.safeParse(value).success;
@@ -75,6 +158,8 @@ export const RowFamily = {
   Instruction: 'instruction',
   Text: 'text',
   Completion: 'completion',
+  Preference: 'preference',
+  ChatPreference: 'chat_preference',
 } as const;
 export type RowFamily = (typeof RowFamily)[keyof typeof RowFamily];
 /** Stable order so families travel between threads as small integers. */
@@ -89,6 +174,8 @@ export function familyOfFormat(format: ConcreteFormat): RowFamily {
     .with('alpaca', 'instruction', () => RowFamily.Instruction)
     .with('text', () => RowFamily.Text)
     .with('completion', () => RowFamily.Completion)
+    .with('preference', () => RowFamily.Preference)
+    .with('chat_preference', () => RowFamily.ChatPreference)
     .exhaustive();
 }
 
@@ -97,6 +184,8 @@ export function familyOfFormat(format: ConcreteFormat): RowFamily {
  * Undefined when the row names no known field.
  */
 export function familyOfRowKeys(row: Record<string, unknown>): RowFamily | undefined {
+  // Preference rows carry a prompt too: their chosen/rejected decide first, message lists or text.
+  if ('chosen' in row || 'rejected' in row) return Array.isArray(row.chosen ?? row.rejected) ? RowFamily.ChatPreference : RowFamily.Preference;
   if ('messages' in row) return RowFamily.Chat;
   if ('conversations' in row) return RowFamily.ShareGpt;
   if ('instruction' in row) return RowFamily.Instruction;
@@ -111,6 +200,8 @@ export const familyFields: Record<RowFamily, string> = {
   instruction: 'instruction, output',
   text: 'text',
   completion: 'prompt, completion',
+  preference: 'prompt, chosen, rejected',
+  chat_preference: 'chosen, rejected (message lists)',
 };
 
 export type ChatMessage = { role: ChatRole; content: string };
@@ -119,7 +210,9 @@ export type ChatMessage = { role: ChatRole; content: string };
 export type NormalisedContent =
   | { kind: 'chat'; messages: ChatMessage[] }
   | { kind: 'text'; text: string }
-  | { kind: 'completion'; prompt: string; completion: string };
+  | { kind: 'completion'; prompt: string; completion: string }
+  /** A preference pair: the prompt's turns, then each response's assistant turns (docs/datasets.md). */
+  | { kind: 'preference'; prompt: ChatMessage[]; chosen: ChatMessage[]; rejected: ChatMessage[] };
 
 export type RowSource = { file: string; row: number };
 export type NormalisedRow = NormalisedContent & { source: RowSource };
@@ -131,7 +224,9 @@ export type ParsedRow =
   | { family: 'sharegpt'; row: ShareGptRow }
   | { family: 'instruction'; row: InstructionRow }
   | { family: 'text'; row: TextRow }
-  | { family: 'completion'; row: CompletionRow };
+  | { family: 'completion'; row: CompletionRow }
+  | { family: 'preference'; row: PreferenceRow }
+  | { family: 'chat_preference'; row: ChatPreferenceRow };
 
 export const familySchemas = {
   chat: chatRowSchema,
@@ -139,6 +234,8 @@ export const familySchemas = {
   instruction: instructionRowSchema,
   text: textRowSchema,
   completion: completionRowSchema,
+  preference: preferenceRowSchema,
+  chat_preference: chatPreferenceRowSchema,
 } as const satisfies Record<RowFamily, z.ZodType>;
 
 /**
@@ -176,6 +273,26 @@ export function normaliseRow(parsed: ParsedRow): NormalisedContent {
       return { kind: 'text', text: parsed.row.text };
     case 'completion':
       return { kind: 'completion', prompt: parsed.row.prompt, completion: parsed.row.completion };
+    case 'preference': {
+      const { system, prompt, chosen, rejected } = parsed.row;
+      return {
+        kind: 'preference',
+        prompt: [...(system === undefined ? [] : [{ role: 'system' as const, content: system }]), { role: 'user', content: prompt }],
+        chosen: [{ role: 'assistant', content: chosen }],
+        rejected: [{ role: 'assistant', content: rejected }],
+      };
+    }
+    case 'chat_preference': {
+      const { prompt, chosen, rejected } = parsed.row;
+      const promptLength = prompt === undefined ? sharedPrefixLength(chosen, rejected) : 0;
+      const messages = (turns: readonly ChatMessageInput[]) => turns.map((message) => ({ role: message.role, content: message.content }));
+      return {
+        kind: 'preference',
+        prompt: messages(prompt ?? chosen.slice(0, promptLength)),
+        chosen: messages(chosen.slice(promptLength)),
+        rejected: messages(rejected.slice(promptLength)),
+      };
+    }
     default:
       return parsed satisfies never;
   }

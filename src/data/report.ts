@@ -17,6 +17,10 @@ export const RowErrorKind = {
   WrongType: 'wrong_type',
   UnknownRole: 'unknown_role',
   NoAssistantMessage: 'no_assistant_message',
+  /** A preference pair whose chosen and rejected responses are the same. */
+  IdenticalResponses: 'identical_responses',
+  /** Chat preference lists that share no leading message, so no prompt. */
+  NoSharedPrompt: 'no_shared_prompt',
   TruncatedFile: 'truncated_file',
   Duplicate: 'duplicate',
   NearDuplicate: 'near_duplicate',

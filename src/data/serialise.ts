@@ -1,4 +1,4 @@
-import type { NormalisedContent } from './formats.ts';
+import type { ChatMessage, NormalisedContent } from './formats.ts';
 
 /**
  * A normalised row's JSONL line, built as text for `LineEncoder`, which escapes the control characters left raw
@@ -27,20 +27,24 @@ export function lineHeadBytes(kind: NormalisedContent['kind'], sourceBytes: numb
 export function lineText(content: NormalisedContent, source: string): string {
   const head = `{"kind":"${content.kind}",${source}`;
   switch (content.kind) {
-    case 'chat': {
-      let messages = '';
-      for (const message of content.messages) {
-        messages += `${messages === '' ? '' : ','}{"role":"${message.role}","content":${jsonString(message.content)}}`;
-      }
-      return `${head},"messages":[${messages}]}`;
-    }
+    case 'chat':
+      return `${head},"messages":[${messagesText(content.messages)}]}`;
     case 'text':
       return `${head},"text":${jsonString(content.text)}}`;
     case 'completion':
       return `${head},"prompt":${jsonString(content.prompt)},"completion":${jsonString(content.completion)}}`;
+    case 'preference':
+      return `${head},"prompt":[${messagesText(content.prompt)}],"chosen":[${messagesText(content.chosen)}],"rejected":[${messagesText(content.rejected)}]}`;
     default:
       return content satisfies never;
   }
+}
+
+/** A message list's members, comma-separated, without the brackets. */
+function messagesText(messages: readonly ChatMessage[]): string {
+  let text = '';
+  for (const message of messages) text += `${text === '' ? '' : ','}{"role":"${message.role}","content":${jsonString(message.content)}}`;
+  return text;
 }
 
 /** A JSON string literal, except for control characters, which the encoder escapes. */

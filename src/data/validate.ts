@@ -139,8 +139,14 @@ function describeIssue(issue: z.core.$ZodIssue, row: Record<string, unknown>): O
       reason: `unknown role ${describeValue(value)} (expected ${valueIssue.values.join(', ')})`,
     }))
     .with({ code: 'invalid_format' }, { code: 'too_small' }, () => ({ field, kind: RowErrorKind.EmptyField, reason: 'is empty' }))
-    .with({ code: 'custom' }, (customIssue) => ({ field, kind: RowErrorKind.NoAssistantMessage, reason: customIssue.message }))
+    .with({ code: 'custom' }, (customIssue) => ({ field, kind: customRowErrorKind(customIssue.params), reason: customIssue.message }))
     .otherwise((otherIssue) => ({ field, kind: RowErrorKind.WrongType, reason: otherIssue.message }));
+}
+
+/** A schema's own check names its row error kind in the issue's params (formats.ts' preferenceIssue); chat's has none. */
+function customRowErrorKind(params: Record<string, unknown> | undefined): RowErrorKind {
+  const kind = params?.kind;
+  return Object.values(RowErrorKind).find((known) => known === kind) ?? RowErrorKind.NoAssistantMessage;
 }
 
 function formatFieldPath(path: readonly PropertyKey[]): string | null {

@@ -2,11 +2,12 @@ import type { TrainingSetup, WorkerFacts } from '../contract/index.ts';
 import { InvalidSpecError } from '../errors/index.ts';
 import { Parallelism, type TrainingBackend } from '../contract/vocabulary.ts';
 import type { DeviceSpec, TrainSpec } from '../spec/schema.ts';
+import { objectivePacking } from './objective-packing.ts';
 
 /** The spec fields that choose how to train; a whole RunSpec is one. */
 export interface TrainingChoices {
   device: Pick<DeviceSpec, 'type' | 'backend' | 'quantization' | 'gpu_count' | 'cpu_processes' | 'parallelism'>;
-  train: Pick<TrainSpec, 'optimizer' | 'gradient_checkpointing' | 'packing'>;
+  train: Pick<TrainSpec, 'optimizer' | 'gradient_checkpointing' | 'packing'> & Partial<Pick<TrainSpec, 'objective'>>;
 }
 
 /**
@@ -78,7 +79,7 @@ export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts):
     // Both loaders pack correctly, but only Unsloth's attention takes the row boundaries natively (varlen kernels, 4.8x
     // the unpacked real tokens/s on an H200, docs/gpu.md). transformers turns them into a block-diagonal mask, which
     // keeps sdpa off its flash kernel: hf-peft packs only when asked.
-    packing: spec.train.packing === 'auto' ? backend === 'unsloth' : spec.train.packing,
+    packing: objectivePacking(spec.train.objective, spec.train.packing) ?? (spec.train.packing === 'auto' ? backend === 'unsloth' : spec.train.packing),
     processes,
     // Several processes replicate the model (DDP) unless the spec asks to shard it. device.parallelism 'auto' is DDP
     // here: only the planner knows whether DDP fits, and planTrainingRun asks again for FSDP when it does not.

@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { Backend, DatasetFormat, Optimizer, Quantization } from '../contract/vocabulary.ts';
+import { Backend, DatasetFormat, ObjectiveKind, Optimizer, PreferenceLoss, Quantization } from '../contract/vocabulary.ts';
+import { objectiveDatasetMismatch } from './objective.ts';
 
-export { Backend, BuiltinModel, DatasetFormat, Optimizer } from '../contract/vocabulary.ts';
+export { Backend, BuiltinModel, DatasetFormat, ObjectiveKind, Optimizer, PreferenceLoss } from '../contract/vocabulary.ts';
 
 /**
  * The run spec: everything a fine-tune needs, in one YAML or JSON file. Field names are snake_case because the
@@ -52,7 +53,26 @@ const loraSpecInputSchema = z.strictObject({
 // The pipe states the parsed shape (alpha always present), so the parsed spec has a JSON Schema too (the contract's).
 export const loraSpecSchema = loraSpecInputSchema.transform((lora) => ({ ...lora, alpha: lora.alpha ?? lora.r })).pipe(loraSpecInputSchema.required());
 
+/**
+ * What training optimises (train.objective), a union on `kind`. 'sft': next-token loss on the responses. 'dpo':
+ * direct preference optimisation on pairs of chosen and rejected responses, the reference being the frozen model
+ * the adapter trains on (the adapter disabled, no second copy of the weights). `beta` scales the log-ratio margin
+ * (higher stays closer to the reference); `loss_type` 'sigmoid' is DPO's logistic loss and 'ipo' the squared loss
+ * of IPO; `label_smoothing` is the assumed share of mislabelled pairs (conservative DPO, sigmoid loss only).
+ */
+export const objectiveSpecSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal(ObjectiveKind.SupervisedFineTuning) }),
+  z.strictObject({
+    kind: z.literal(ObjectiveKind.DirectPreferenceOptimization),
+    beta: z.number().positive().default(0.1),
+    loss_type: z.enum(PreferenceLoss).default(PreferenceLoss.Sigmoid),
+    label_smoothing: z.number().min(0).lt(0.5).default(0),
+  }),
+]);
+export type ObjectiveSpec = z.output<typeof objectiveSpecSchema>;
+
 export const trainSpecSchema = z.strictObject({
+  objective: objectiveSpecSchema.default({ kind: ObjectiveKind.SupervisedFineTuning }),
   epochs: z.number().positive().default(1),
   /** Stops early at this many optimizer steps, whatever the epochs say. */
   max_steps: positiveInt.optional(),
@@ -131,18 +151,32 @@ export const deviceSpecSchema = z.strictObject({
   quantization: z.enum(Quantization).default('none'),
 });
 
-export const runSpecSchema = z.strictObject({
-  name: z.string().min(1).optional(),
-  model: modelSpecSchema,
-  dataset: datasetSpecSchema,
-  lora: loraSpecSchema.prefault({}),
-  train: trainSpecSchema.prefault({}),
-  checkpoint: checkpointSpecSchema.prefault({}),
-  validation: validationSpecSchema.prefault({}),
-  merge: mergeSpecSchema.prefault({}),
-  evaluate: evaluateSpecSchema.prefault({}),
-  device: deviceSpecSchema.prefault({}),
-});
+export const runSpecSchema = z
+  .strictObject({
+    name: z.string().min(1).optional(),
+    model: modelSpecSchema,
+    dataset: datasetSpecSchema,
+    lora: loraSpecSchema.prefault({}),
+    train: trainSpecSchema.prefault({}),
+    checkpoint: checkpointSpecSchema.prefault({}),
+    validation: validationSpecSchema.prefault({}),
+    merge: mergeSpecSchema.prefault({}),
+    evaluate: evaluateSpecSchema.prefault({}),
+    device: deviceSpecSchema.prefault({}),
+  })
+  .superRefine((spec, context) => {
+    // An explicit dataset format answers one objective; 'auto' is checked by prepare once it has read the rows.
+    const mismatch = objectiveDatasetMismatch(spec.train.objective.kind, spec.dataset.format);
+    if (mismatch !== null) context.addIssue({ code: 'custom', path: ['dataset', 'format'], message: mismatch });
+    const { objective } = spec.train;
+    if (objective.kind === ObjectiveKind.DirectPreferenceOptimization && objective.loss_type === PreferenceLoss.Ipo && objective.label_smoothing > 0) {
+      context.addIssue({
+        code: 'custom',
+        path: ['train', 'objective', 'label_smoothing'],
+        message: "label_smoothing applies to loss_type 'sigmoid' only (IPO has none)",
+      });
+    }
+  });
 
 /** A spec as written by a user, defaults not yet applied. */
 export type RunSpecInput = z.input<typeof runSpecSchema>;
