@@ -15,9 +15,10 @@ from tuneflow_activities.models import (
 
 QUICKSTART_DATA = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "data.jsonl"
 
+# A parsed spec: every default applied, as the workflow sends it.
 TINY_SPEC = {
     "model": {"source": TINY_RANDOM_LLAMA, "max_seq_length": 128},
-    "dataset": {"overlong": "truncate"},
+    "dataset": {"path": str(QUICKSTART_DATA), "format": "auto", "seed": 42, "max_invalid_fraction": 0.01, "overlong": "truncate"},
     "lora": {"r": 8, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
     "train": {
         "epochs": 1,
@@ -34,12 +35,15 @@ TINY_SPEC = {
         "packing": "auto",
         "loss_on": "responses",
         "seed": 42,
+        "heartbeat_timeout_seconds": 120,
+        "log_every_steps": 1,
+        "objective": {"kind": "sft"},
     },
     "checkpoint": {"every_steps": 4, "keep_last": 5, "keep_best": True},
     "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
     "merge": {"enabled": True, "dtype": "auto"},
     "evaluate": {"enabled": True, "sample_prompts": ["Extract the person as JSON.\n\nAnna, 52, baker in Gdansk."], "max_new_tokens": 6},
-    "device": {"type": "cpu", "backend": "auto", "quantization": "none"},
+    "device": {"type": "cpu", "gpu": "auto", "gpu_count": 1, "parallelism": "auto", "cpu_processes": 1, "backend": "auto", "quantization": "none"},
 }
 
 # What TypeScript's resolveTrainingSetup decides for TINY_SPEC on a CPU worker; requests carry it, never `auto`.
