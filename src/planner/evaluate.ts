@@ -5,6 +5,7 @@ import { embeddingsAndHeadBytes, fsdpLoadPeakBytes, memoryBreakdownBytes, type M
 import { bytesToGib, roundToThousandths as round } from './units.ts';
 import type { Evaluation } from '../contract/orchestration.ts';
 import type { PlanRequest } from './request.ts';
+import { objectiveCost, objectiveNotes } from './objective.ts';
 import { predictRunTime } from './run-time.ts';
 import { microStepTime } from './throughput.ts';
 
@@ -12,6 +13,7 @@ import { microStepTime } from './throughput.ts';
 export type { Evaluation };
 
 export function memoryInputs(request: PlanRequest, device: ResolvedDevice): MemoryInputs {
+  const { sequences_per_row } = objectiveCost(request.objective, request.gradient_checkpointing);
   return {
     architecture: request.architecture,
     device_kind: device.kind,
@@ -20,7 +22,8 @@ export function memoryInputs(request: PlanRequest, device: ResolvedDevice): Memo
     lora_rank: request.lora_rank,
     target_modules: resolveTargetModules(request.target_modules),
     sequence_length: request.sequence_length,
-    micro_batch_size: request.micro_batch_size,
+    // The memory model counts sequences: a DPO micro-batch of m pairs is 2m of them.
+    micro_batch_size: request.micro_batch_size * sequences_per_row,
     gradient_checkpointing: request.gradient_checkpointing,
     optimizer: request.optimizer,
     weight_shards: weightShards(device, request),
@@ -37,9 +40,10 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
   const available = availableGib(device, ranks);
 
   // Every rank runs its own micro-batches at once: a step is one rank's accumulation, over all ranks' rows.
-  const microStepSeconds = microStepTime(inputs, device, ranks).seconds;
+  const cost = objectiveCost(request.objective, request.gradient_checkpointing);
+  const microStepSeconds = microStepTime(inputs, device, ranks).seconds * cost.time_factor;
   const scaling = parallelEfficiency(device, ranks);
-  const tokensPerSecond = ((request.micro_batch_size * request.sequence_length * ranks) / microStepSeconds) * scaling;
+  const tokensPerSecond = ((inputs.micro_batch_size * request.sequence_length * ranks) / microStepSeconds) * scaling;
   const totalTokens = request.dataset_tokens === undefined ? undefined : request.dataset_tokens * (request.epochs ?? 1);
 
   const runTime =
@@ -51,6 +55,7 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
           accumulation_steps: request.gradient_accumulation_steps,
           ranks,
           epochs: request.epochs ?? 1,
+          objective: cost,
           ...(request.max_steps === undefined ? {} : { max_steps: request.max_steps }),
         });
 
@@ -79,6 +84,7 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
       ...cpuProcessesNotes(device, ranks, available),
       ...loadPeakNotes(request, device, inputs, breakdownBytes),
       ...accuracyNotes(request, device),
+      ...objectiveNotes(request.objective, request.micro_batch_size, request.gradient_checkpointing),
     ],
   };
 }

@@ -1,4 +1,4 @@
-import type { DeviceKind, Parallelism, PlannerOptimizer, Quantization, TrainingBackend } from '../contract/vocabulary.ts';
+import type { DeviceKind, ObjectiveKind, Parallelism, PlannerOptimizer, Quantization, TrainingBackend } from '../contract/vocabulary.ts';
 import type { SplitTokenStatistics } from '../contract/accelerator.ts';
 import type { ModelArchitecture } from './architecture.ts';
 
@@ -47,6 +47,8 @@ export interface PlanRequest {
    * model in each. Absent, several GPUs are DDP replicas: the planner infers nothing from the backend.
    */
   parallelism?: Parallelism;
+  /** What the run trains for (train.objective.kind): 'dpo' trains two sequences per row and adds the reference's forwards. Absent: sft. */
+  objective?: ObjectiveKind;
   /** On a CPU, the training processes that share its cores and RAM (TrainingSetup.processes); on CUDA, one per GPU. */
   cpu_processes?: number;
 }

@@ -5,6 +5,7 @@ import { startupCalibration } from './calibration.ts';
 import { parallelEfficiency, type ResolvedDevice } from './device.ts';
 import type { MemoryInputs } from './memory.ts';
 import type { LengthHistogram } from './request.ts';
+import type { ObjectiveCost } from './objective.ts';
 import { microStepTime } from './throughput.ts';
 import { roundToThousandths as round } from './units.ts';
 
@@ -19,6 +20,8 @@ export interface RunLength {
   ranks: number;
   epochs: number;
   max_steps?: number;
+  /** Sequences per row and the reference's extra time (planner/objective.ts); one sequence, no extra, when absent. */
+  objective?: ObjectiveCost;
 }
 
 /** A row length standing for every row of a bin: each bin's rows, at their mean length (exact total tokens). */
@@ -103,7 +106,9 @@ function paddedWidths(lengths: LengthHistogram, micro: number, maxSeqLength: num
 export function predictRunTime(inputs: MemoryInputs, device: ResolvedDevice, run: RunLength): RunTime {
   const rows = run.lengths.reduce((sum, bin) => sum + bin.rows, 0);
   const realTokens = run.lengths.reduce((sum, bin) => sum + bin.tokens, 0);
-  const micro = inputs.micro_batch_size;
+  // The histogram counts rows (pairs for DPO, each as long as its longer sequence); the memory inputs count sequences.
+  const sequencesPerRow = run.objective?.sequences_per_row ?? 1;
+  const micro = inputs.micro_batch_size / sequencesPerRow;
   const sequences = run.packing ? packCount(run.lengths, inputs.sequence_length) : rows;
   const stepsPerEpoch = Math.ceil(sequences / (micro * run.accumulation_steps * run.ranks));
   const epochSteps = Math.ceil(run.epochs * stepsPerEpoch);
@@ -132,7 +137,7 @@ export function predictRunTime(inputs: MemoryInputs, device: ResolvedDevice, run
     compiledShapes = 0;
     const microSteps = steps * run.accumulation_steps;
     for (const [batchWidth, probability] of widths) {
-      microStep += probability * microStepTime({ ...inputs, sequence_length: batchWidth }, device, run.ranks).seconds;
+      microStep += probability * microStepTime({ ...inputs, sequence_length: batchWidth }, device, run.ranks).seconds * (run.objective?.time_factor ?? 1);
       width += probability * batchWidth;
       compiledShapes += 1 - (1 - probability) ** microSteps;
     }

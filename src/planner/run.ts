@@ -16,7 +16,8 @@ export interface PlannedSpec {
   train: Pick<
     RunSpec['train'],
     'micro_batch_size' | 'gradient_accumulation_steps' | 'epochs' | 'optimizer' | 'gradient_checkpointing' | 'packing' | 'max_steps'
-  >;
+  > &
+    Partial<Pick<RunSpec['train'], 'objective'>>;
   device: Pick<RunSpec['device'], 'type' | 'gpu' | 'gpu_count' | 'gpu_memory_gib' | 'backend' | 'quantization' | 'parallelism' | 'cpu_processes'>;
 }
 
@@ -84,6 +85,7 @@ export function planRequestForRun({ spec, worker, architecture, tokens }: RunPla
     packing: setup.packing,
     ...(spec.train.max_steps === undefined ? {} : { max_steps: spec.train.max_steps }),
     parallelism: setup.parallelism,
+    ...(spec.train.objective === undefined ? {} : { objective: spec.train.objective.kind }),
     ...(setup.device === 'cpu' ? { cpu_processes: setup.processes } : {}),
   };
 }
