@@ -13,7 +13,17 @@
  * child's result brings the final progress back. Forwarding every checkpoint to this workflow instead would grow
  * its history with the run's length, and only the child can continue as new.
  */
-import { defineQuery, isCancellation, patched, setCurrentDetails, setHandler, upsertMemo, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  defineQuery,
+  deprecatePatch,
+  isCancellation,
+  patched,
+  setCurrentDetails,
+  setHandler,
+  upsertMemo,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { CheckpointBook } from '../activities/index.ts';
 import type { ControlState, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainingSetup, TrainResult } from '../src/contract/index.ts';
 import { SearchAttribute, Stage } from '../src/contract/index.ts';
@@ -21,20 +31,18 @@ import type { Plan } from '../src/planner/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 import { describeRunDetails } from './current-details.ts';
 import { describeFailure } from './failures.ts';
-import { type FineTuneBeforeStagesInput, fineTuneBeforeStages } from './legacy/fine-tune-before-stages.ts';
 import { emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
 import { acceptRunControl } from './run-control.ts';
 import { evaluate, merge, type PreparedDataset, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
 import { trainingWorkflowId } from './train-adapter.ts';
+import { currentSpec } from './upgrade.ts';
 
 export interface FineTuneInput {
   spec: RunSpec;
-  /** file:// URI of the artifact store root; the run writes under runs/<workflow id>/. */
+  /** file:// URI of the artifact store root; the run (the workflow's default run) writes under runs/<workflow id>/. */
   artifact_root_uri: string;
   /** History length at which the training child continues as new (default 8,000, well under the 10,000 budget). */
   max_history_events?: number;
-  /** Set only by executions started before the stages, by their own continue-as-new. */
-  carried?: FineTuneBeforeStagesInput['carried'];
 }
 
 export interface FineTuneResult {
@@ -95,18 +103,19 @@ export const stateQuery = defineQuery<FineTuneState>('state');
 /** Training progress as this workflow knows it; live step and loss come from the training child and its heartbeat. */
 export const progressQuery = defineQuery<TrainingProgressState & { stage: Stage; status: RunStatus }>('progress');
 
-/** Marks executions that run the stages; executions without it started earlier and replay the frozen code. */
+/**
+ * Marked executions that ran the stages, when executions of the code before them were still live. Every execution
+ * of the previous release carries the marker, and the code before the stages is gone (docs/upgrading.md): the
+ * patch is deprecated, its marker is still written so that workers of the previous release can replay executions
+ * started here during a rolling upgrade; it is removed once none of those workers is left.
+ */
 const stagesPatch = 'tuneflow-stages';
 /** Marks executions that upsert TuneflowStep and TuneflowLoss from the training child's result. */
 const stepAndLossFromTrainingPatch = 'tuneflow-step-and-loss-from-training';
 
 export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
-  // An execution continued-as-new by the frozen code carries `carried`: it stays on the frozen code for good.
-  if (input.carried !== undefined || !patched(stagesPatch)) {
-    // Executions started before the stages return the result of then; its shape differs in fields added since.
-    return (await fineTuneBeforeStages(input)) as unknown as FineTuneResult;
-  }
-  const { spec } = input;
+  deprecatePatch(stagesPatch);
+  const spec = currentSpec(input.spec);
   const { workflowId } = workflowInfo();
   const state: FineTuneState = {
     stage: Stage.Prepare,

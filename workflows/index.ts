@@ -19,6 +19,6 @@ export type { TrainAdapterInput, TrainAdapterState, TrainedAdapter } from './tra
 export { acceptRunControl } from './run-control.ts';
 export type { RunControl } from './run-control.ts';
 export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
-export type { PlannedRun, PreparedDataset, TrainOptions } from './stages/index.ts';
+export type { PlannedRun, PlanOptions, PreparedDataset, TrainOptions } from './stages/index.ts';
 export type { RunStatus, TrainingProgressState } from './progress.ts';
 export * from './retrain.ts';

@@ -29,6 +29,7 @@ import { activitySummary, bookkeeping, isOutOfMemory, trainer } from './activiti
 import { describeRunDetails } from './current-details.ts';
 import { applyProgressMessage, emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
 import type { PlannedRun } from './stages/plan.ts';
+import { currentSpec } from './upgrade.ts';
 
 export interface TrainAdapterInput {
   /** The run to train. After an out-of-memory recovery its spec's micro-batch and its plan are the replanned ones. */
@@ -61,10 +62,12 @@ export interface TrainAdapterState {
 }
 
 /**
- * The id of the training child of a workflow: deterministic, so a client that knows the run's workflow id finds
- * the child (its live progress, its pending train activity) without any message between the two workflows.
+ * The id of the training child of a workflow's run (its default run when `runName` is null): deterministic, so a
+ * client that knows the workflow id and the run's name finds the child (its live progress, its pending train
+ * activity) without any message between the two workflows.
  */
-export const trainingWorkflowId = (parentWorkflowId: string) => `${parentWorkflowId}/train`;
+export const trainingWorkflowId = (parentWorkflowId: string, runName: string | null = null) =>
+  runName === null ? `${parentWorkflowId}/train` : `${parentWorkflowId}/train/${runName}`;
 
 /** Training as this workflow knows it: the run being trained, progress as of the last checkpoint, control. */
 export const trainingStateQuery = defineQuery<TrainAdapterState>('trainingState');
@@ -86,7 +89,8 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
   const root = CancellationScope.current();
   const state: TrainAdapterState = {
     status: input.control.paused ? 'paused' : 'running',
-    run: input.run,
+    // A run handed over by an earlier release (a live run across an upgrade) is trained with today's spec.
+    run: { ...input.run, spec: currentSpec(input.run.spec) },
     progress: input.progress ?? emptyProgress(),
     control: { ...input.control },
     executions: (input.executions ?? 0) + 1,

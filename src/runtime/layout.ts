@@ -11,13 +11,33 @@
 
 const joined = (root: string, ...parts: string[]): string => [root.replace(/\/+$/, ''), ...parts].join('/');
 
-/** `runs/<workflow id>/`: what one fine-tuning run writes. */
+/** What a run directory holds itself: a named run's folder, nested in its workflow's, may not take these names. */
+const runEntries = ['checkpoints', 'adapter', 'merged', 'exports', 'train_log.jsonl', 'run.json'];
+const runNamePattern = /^[a-z0-9][a-z0-9._-]{0,62}$/i;
+
+/**
+ * `runs/<workflow id>/`: what one training run writes. A workflow's runs are values, not its id: the workflow's
+ * default run (fineTune's only one) writes at `runs/<workflow id>/`, and each named run of a workflow that trains
+ * several (SFT then DPO, two ranks) at `runs/<workflow id>/<run name>/`, each with its own checkpoints, adapter,
+ * merged model and manifest.
+ */
 export class RunLayout {
   private constructor(readonly root: string) {}
 
-  /** The run directory of workflow `workflowId` under an artifact store root (URI or path). */
-  static of(artifactRoot: string, workflowId: string): RunLayout {
-    return new RunLayout(joined(artifactRoot, 'runs', encodeURIComponent(workflowId)));
+  /** The directory of workflow `workflowId`'s run `runName` (its default run when null) under an artifact store root (URI or path). */
+  static of(artifactRoot: string, workflowId: string, runName: string | null = null): RunLayout {
+    const workflowRoot = joined(artifactRoot, 'runs', encodeURIComponent(workflowId));
+    return new RunLayout(runName === null ? workflowRoot : joined(workflowRoot, runName));
+  }
+
+  /**
+   * Why `name` cannot name a run, or null when it can: one path segment of letters, digits, '.', '_' and '-' (it
+   * is a folder and part of the training workflow's id), and not a name the default run's folder already uses.
+   */
+  static runNameProblem(name: string): string | null {
+    if (!runNamePattern.test(name)) return `run name ${JSON.stringify(name)} must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit`;
+    if (runEntries.includes(name.toLowerCase())) return `run name ${JSON.stringify(name)} is taken by the run folder's own ${name}: choose another`;
+    return null;
   }
 
   /** A run directory already located (a run_uri from a request). */

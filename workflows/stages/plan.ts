@@ -1,14 +1,20 @@
-import { workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedModel, TokenStatistics, TrainingSetup } from '../../src/contract/index.ts';
-import { Stage } from '../../src/contract/index.ts';
+import { FailureType, Stage } from '../../src/contract/index.ts';
 import type { Plan } from '../../src/planner/index.ts';
 import { RunLayout } from '../../src/runtime/layout.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
 import { activitySummary, python, summarizedBookkeeping } from '../activities.ts';
+import { currentSpec } from '../upgrade.ts';
 import type { PreparedDataset } from './prepare.ts';
 
 /** Everything training needs, decided before it starts: what every later stage receives. */
 export interface PlannedRun {
+  /**
+   * The run's name within its workflow: null for the workflow's default run (fineTune's), else the name given to
+   * `plan`. It places the run's folder and its training child's id, so one workflow holds several runs.
+   */
+  name?: string | null;
   spec: RunSpec;
   /** file:// URI of the run's directory: checkpoints, the adapter, the merged model and run.json go under it. */
   run_uri: string;
@@ -20,8 +26,25 @@ export interface PlannedRun {
   plan: Plan;
 }
 
-/** Where a workflow's run writes: `<artifact root>/runs/<workflow id>`, the id escaped to one path segment. */
-export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowInfo().workflowId) => RunLayout.of(artifactRootUri, workflowId).root;
+/**
+ * Where a workflow's run writes: `<artifact root>/runs/<workflow id>` for its default run, `…/<workflow id>/<run
+ * name>` for a named one; the id escaped to one path segment.
+ */
+export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowInfo().workflowId, runName: string | null = null) =>
+  RunLayout.of(artifactRootUri, workflowId, runName).root;
+
+/** A planned run's name: null for the default run, and for runs planned before runs had names. */
+export const runNameOf = (run: PlannedRun): string | null => run.name ?? null;
+
+export interface PlanOptions {
+  artifactRootUri: string;
+  /**
+   * Names the run, so that one workflow can train several: each named run has its own folder
+   * (`runs/<workflow id>/<run>/`), checkpoints and training child (`<workflow id>/train/<run>`). Absent: the
+   * workflow's default run, as fineTune trains. Give each run of a workflow its own name.
+   */
+  run?: string;
+}
 
 /**
  * Plan stage: resolves the model on the Python worker (the weights, the facts of the device it will train on),
@@ -29,8 +52,12 @@ export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowIn
  * here, non-retryably, with the cheapest change that would fit, before any GPU time is spent. The run will write
  * under `runDirectoryUri(artifactRootUri)`.
  */
-export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { artifactRootUri: string }): Promise<PlannedRun> {
-  const summary = activitySummary(Stage.Plan, spec.model.source);
+export async function plan(givenSpec: RunSpec, dataset: PreparedDataset, options: PlanOptions): Promise<PlannedRun> {
+  const spec = currentSpec(givenSpec);
+  const name = options.run ?? null;
+  const problem = name === null ? null : RunLayout.runNameProblem(name);
+  if (problem !== null) throw ApplicationFailure.create({ type: FailureType.InvalidSpec, nonRetryable: true, message: problem, details: [{ field: 'run' }] });
+  const summary = activitySummary(Stage.Plan, spec.model.source, name ?? undefined);
   const accelerator = python(spec.train.heartbeat_timeout_seconds, summary);
   const model = await accelerator.resolve_model({ spec });
   const tokens = await accelerator.token_statistics({
@@ -41,5 +68,5 @@ export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { a
     val_uri: dataset.val_uri,
   });
   const { setup, plan } = await summarizedBookkeeping(summary).planRun({ spec, model, tokens });
-  return { spec, run_uri: runDirectoryUri(options.artifactRootUri), dataset, model, tokens, setup, plan };
+  return { name, spec, run_uri: runDirectoryUri(options.artifactRootUri, workflowInfo().workflowId, name), dataset, model, tokens, setup, plan };
 }

@@ -3,7 +3,7 @@ import type { CheckpointBook } from '../../activities/index.ts';
 import { Stage } from '../../src/contract/index.ts';
 import { activitySummary, python, summarizedBookkeeping } from '../activities.ts';
 import type { TrainedAdapter } from '../train-adapter.ts';
-import type { PlannedRun } from './plan.ts';
+import { type PlannedRun, runNameOf } from './plan.ts';
 
 /** Histories recorded before verification moved to Python scheduled no verify_checkpoints. */
 const pythonVerifiesCheckpoints = 'python-verifies-checkpoints';
@@ -21,7 +21,18 @@ export async function recordCheckpoints(run: PlannedRun, trained: TrainedAdapter
     : { checkpoints: [], corrupt: [] };
   return summarizedBookkeeping(activity).recordCheckpoints({
     run_uri: run.run_uri,
-    summary: { workflow_id: workflowInfo().workflowId, spec, dataset, model, tokens, plan, training: trained.training, progress: trained.progress, ...summary },
+    summary: {
+      workflow_id: workflowInfo().workflowId,
+      run_name: runNameOf(run),
+      spec,
+      dataset,
+      model,
+      tokens,
+      plan,
+      training: trained.training,
+      progress: trained.progress,
+      ...summary,
+    },
     checkpoints,
   });
 }

@@ -1,16 +1,16 @@
 import { startChild, workflowInfo } from '@temporalio/workflow';
-import { Stage, TaskQueue } from '../../src/contract/index.ts';
+import { ObjectiveKind, Stage, TaskQueue } from '../../src/contract/index.ts';
 import { activitySummary } from '../activities.ts';
 import type { RunControl } from '../run-control.ts';
 import { type TrainedAdapter, trainAdapter, trainingWorkflowId } from '../train-adapter.ts';
-import type { PlannedRun } from './plan.ts';
+import { type PlannedRun, runNameOf } from './plan.ts';
 
 export interface TrainOptions {
   /** The calling workflow's run control (acceptRunControl): its pause, resume and checkpointNow reach training. */
   control?: RunControl;
   /** History length at which the training child continues as new (default 8,000). */
   maxHistoryEvents?: number;
-  /** The child's workflow id; by default `trainingWorkflowId(<calling workflow id>)`, where clients look for it. */
+  /** The child's workflow id; by default `trainingWorkflowId(<calling workflow id>, <run name>)`, where clients look for it. */
   workflowId?: string;
 }
 
@@ -20,15 +20,23 @@ export interface TrainOptions {
  * workflow runs on. Cancelling the caller cancels the child, which checkpoints before it stops.
  */
 export async function train(run: PlannedRun, options: TrainOptions = {}): Promise<TrainedAdapter> {
+  const name = runNameOf(run);
+  const objective = run.spec.train.objective.kind;
   const known = { paused: options.control?.state.paused ?? false, checkpoint_requests: options.control?.state.checkpoint_requests ?? 0 };
   const child = await startChild(trainAdapter, {
-    workflowId: options.workflowId ?? trainingWorkflowId(workflowInfo().workflowId),
+    workflowId: options.workflowId ?? trainingWorkflowId(workflowInfo().workflowId, name),
     taskQueue: TaskQueue.Orchestration,
     staticSummary: activitySummary(
       Stage.Train,
       run.spec.model.source,
-      `${run.setup.backend} on ${run.setup.device}, ${run.setup.quantization === 'none' ? run.setup.dtype : run.setup.quantization}`,
+      [
+        name === null ? '' : `run ${name}: `,
+        objective === ObjectiveKind.SupervisedFineTuning ? '' : `${objective}, `,
+        `${run.setup.backend} on ${run.setup.device}, ${run.setup.quantization === 'none' ? run.setup.dtype : run.setup.quantization}`,
+      ].join(''),
     ),
+    // Which run of its workflow the child trains, and where, for the UI and `temporal workflow describe`.
+    ...(name === null ? {} : { memo: { run: name, run_uri: run.run_uri, objective } }),
     args: [{ run, control: known, ...(options.maxHistoryEvents === undefined ? {} : { max_history_events: options.maxHistoryEvents }) }],
   });
   const detach = options.control?.attach(child, known);
