@@ -1,0 +1,122 @@
+"""The dpo objective on the tiny model on CPU: the loss starts at log 2 (the policy is the reference until the adapter
+moves) and falls, a stopped run resumes bit for bit, evaluation scores base and tuned on the pairs, packing is refused."""
+
+import hashlib
+import json
+import math
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from tuneflow_activities.artifacts import uri_to_path
+from tuneflow_activities.contract import FailureType
+from tuneflow_activities.evaluation import evaluate
+from tuneflow_activities.training import StopRequested, train
+
+DPO = {"kind": "dpo", "beta": 0.1, "loss_type": "sigmoid", "label_smoothing": 0.0}
+
+
+@pytest.fixture
+def dpo_request(spec, setup, preference_tokens, tiny_model_uri, tmp_path):
+    spec["train"].update(objective=dict(DPO), epochs=6, max_steps=12, micro_batch_size=2, gradient_accumulation_steps=2, learning_rate=0.02, warmup_steps=0)
+
+    def build(run_name: str = "run", **overrides) -> dict:
+        return {
+            "spec": spec,
+            "setup": setup,
+            "model_uri": tiny_model_uri,
+            "train_tokens_uri": preference_tokens["train_tokens_uri"],
+            "val_tokens_uri": preference_tokens["val_tokens_uri"],
+            "run_uri": (tmp_path / run_name).as_uri(),
+            **overrides,
+        }
+
+    return build
+
+
+def adapter_digest(result: dict) -> str:
+    return hashlib.sha256((uri_to_path(result["adapter_uri"]) / "adapter_model.safetensors").read_bytes()).hexdigest()
+
+
+def train_log(request: dict) -> list[dict]:
+    return [json.loads(line) for line in (uri_to_path(request["run_uri"]) / "train_log.jsonl").read_text().splitlines()]
+
+
+def stop_after(steps: int):
+    calls = {"count": 0}
+
+    def should_stop() -> bool:
+        calls["count"] += 1
+        return calls["count"] > steps
+
+    return should_stop
+
+
+def test_the_dpo_loss_starts_at_log_two_and_falls_as_the_chosen_responses_gain(dpo_request):
+    request = dpo_request()
+    result = train(request)
+    log = train_log(request)
+    assert result["train_rows"] == 8 and result["steps_trained"] == 12
+    # The fresh adapter's B matrices are zero: the policy is the reference, every pair's loss is log 2.
+    assert log[0]["loss"] == pytest.approx(math.log(2), abs=1e-6)
+    assert log[0]["rewards_chosen"] == pytest.approx(0, abs=1e-6) and log[0]["rewards_rejected"] == pytest.approx(0, abs=1e-6)
+    assert log[-1]["loss"] < 0.5
+    assert log[-1]["reward_margin"] > 0 and log[-1]["reward_accuracy"] == 1
+    assert result["val_loss"] < math.log(2)
+
+
+def test_a_stopped_dpo_run_resumes_to_the_same_adapter_bit_for_bit(dpo_request):
+    uninterrupted = train(dpo_request("straight"))
+
+    request = dpo_request("interrupted")
+    with pytest.raises(StopRequested) as stopped:
+        train(request, should_stop=stop_after(5))
+    assert stopped.value.step == 5
+    resumed = train(request)
+
+    assert resumed["resumed_from_step"] == 5 and resumed["steps_trained"] == 7
+    assert adapter_digest(resumed) == adapter_digest(uninterrupted)
+    assert resumed["train_loss"] == uninterrupted["train_loss"]
+    assert [record["loss"] for record in train_log(request)[5:]] == [record["loss"] for record in train_log(dpo_request("straight"))[5:]]
+
+
+def test_a_dpo_checkpoint_does_not_resume_under_another_beta(dpo_request, spec):
+    request = dpo_request()
+    with pytest.raises(StopRequested):
+        train(request, should_stop=stop_after(4))
+    spec["train"]["objective"]["beta"] = 0.5
+    with pytest.raises(ApplicationError) as refused:
+        train(request)
+    assert refused.value.type == FailureType.INCOMPATIBLE_CHECKPOINT.value
+    assert "objective" in refused.value.message
+
+
+def test_evaluate_scores_base_and_tuned_on_the_pairs(dpo_request, preference_tokens):
+    # Evaluated on the training pairs: the tuned model must prefer what it was taught to prefer.
+    request = dpo_request(val_tokens_uri=preference_tokens["train_tokens_uri"])
+    trained = train(request)
+    evaluation = evaluate({key: request[key] for key in ("spec", "setup", "model_uri", "val_tokens_uri")} | {"adapter_uri": trained["adapter_uri"]})
+    preference = evaluation["preference"]
+    assert preference["beta"] == 0.1 and preference["base"]["pairs"] == preference["tuned"]["pairs"] == evaluation["val_rows"] == 8
+    assert preference["tuned"]["reward_accuracy"] > preference["base"]["reward_accuracy"]
+    assert preference["tuned"]["reward_margin"] > preference["base"]["reward_margin"]
+    # The implicit reward margin is beta times how much more the tuned model prefers chosen than the base does.
+    tuned, base = preference["tuned"], preference["base"]
+    assert tuned["implicit_reward_margin"] == pytest.approx(0.1 * (tuned["reward_margin"] - base["reward_margin"]), rel=1e-6)
+    assert preference["tuned"]["implicit_reward_accuracy"] > 0.5
+    assert evaluation["tuned_val_loss"] < evaluation["base_val_loss"]
+
+
+def test_packing_with_dpo_is_refused_by_name(dpo_request, setup):
+    setup["packing"] = True
+    with pytest.raises(ApplicationError) as refused:
+        train(dpo_request())
+    assert refused.value.type == FailureType.CONTRACT_VIOLATION.value and refused.value.non_retryable
+    assert "setup.packing" in refused.value.message
+
+
+def test_sft_on_preference_pairs_is_refused_by_name(train_request, preference_tokens):
+    with pytest.raises(ApplicationError) as refused:
+        train(train_request(train_tokens_uri=preference_tokens["train_tokens_uri"]))
+    assert refused.value.type == FailureType.INVALID_DATASET.value
+    assert "train.objective.kind" in refused.value.message
