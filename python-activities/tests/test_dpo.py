@@ -1,16 +1,21 @@
 """The dpo objective on the tiny model on CPU: the loss starts at log 2 (the policy is the reference until the adapter
 moves) and falls, a stopped run resumes bit for bit, evaluation scores base and tuned on the pairs, packing is refused."""
 
+import copy
 import hashlib
 import json
 import math
 
 import pytest
+import torch
+from conftest import CPU_SETUP, TINY_SPEC
 from temporalio.exceptions import ApplicationError
 
 from tuneflow_activities.artifacts import uri_to_path
 from tuneflow_activities.contract import FailureType
 from tuneflow_activities.evaluation import evaluate
+from tuneflow_activities.objectives.dpo import DirectPreferenceOptimization, PairLogProbabilities
+from tuneflow_activities.payloads import Spec, TrainingSetup, parse
 from tuneflow_activities.training import StopRequested, train
 
 DPO = {"kind": "dpo", "beta": 0.1, "loss_type": "sigmoid", "label_smoothing": 0.0}
@@ -120,3 +125,28 @@ def test_sft_on_preference_pairs_is_refused_by_name(train_request, preference_to
         train(train_request(train_tokens_uri=preference_tokens["train_tokens_uri"]))
     assert refused.value.type == FailureType.INVALID_DATASET.value
     assert "train.objective.kind" in refused.value.message
+
+
+def objective_with(**dpo) -> DirectPreferenceOptimization:
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["train"]["objective"] = {**DPO, **dpo}
+    return DirectPreferenceOptimization(parse(Spec, spec), parse(TrainingSetup, CPU_SETUP), pad_token_id=0)
+
+
+def log_probabilities(chosen, rejected, chosen_tokens, rejected_tokens) -> PairLogProbabilities:
+    return PairLogProbabilities(*(torch.tensor(values, dtype=torch.float64) for values in (chosen, rejected, chosen_tokens, rejected_tokens)))
+
+
+def test_the_sigmoid_loss_with_label_smoothing_and_the_ipo_loss_as_published():
+    policy = log_probabilities([-10.0, -20.0], [-14.0, -18.0], [5, 10], [7, 6])
+    reference = log_probabilities([-12.0, -19.0], [-13.0, -19.0], [5, 10], [7, 6])
+    # Sigmoid, 20 % of the labels presumed flipped (cDPO): -(1 - e) log sigmoid(z) - e log sigmoid(-z).
+    losses, chosen_rewards, rejected_rewards = objective_with(beta=0.5, label_smoothing=0.2).pair_losses(policy, reference)
+    margins = [0.5 * ((-10 + 14) - (-12 + 13)), 0.5 * ((-20 + 18) - (-19 + 19))]
+    expected = [-0.8 * math.log(1 / (1 + math.exp(-z))) - 0.2 * math.log(1 / (1 + math.exp(z))) for z in margins]
+    assert losses.tolist() == pytest.approx(expected, rel=1e-12)
+    assert chosen_rewards.tolist() == pytest.approx([0.5 * 2, 0.5 * -1]) and rejected_rewards.tolist() == pytest.approx([0.5 * -1, 0.5 * 1])
+    # IPO regresses the per-token log-ratio gap to 1 / (2 beta).
+    losses, _, _ = objective_with(beta=0.5, loss_type="ipo").pair_losses(policy, reference)
+    gaps = [(-10 / 5 + 14 / 7) - (-12 / 5 + 13 / 7), (-20 / 10 + 18 / 6) - (-19 / 10 + 19 / 6)]
+    assert losses.tolist() == pytest.approx([(gap - 1) ** 2 for gap in gaps], rel=1e-12)
