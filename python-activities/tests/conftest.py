@@ -82,6 +82,30 @@ def prepared(tmp_path_factory) -> dict:
     return {"train_uri": (directory / "train.jsonl").as_uri(), "val_uri": (directory / "val.jsonl").as_uri()}
 
 
+def preference_row(number: int, row: dict, wrong: dict) -> dict:
+    """A quickstart row as a preference pair: its own answer chosen, another person's answer rejected."""
+    return {
+        "kind": "preference",
+        "source": {"file": "data.jsonl", "row": number},
+        "prompt": [{"role": "user", "content": f"{row['instruction']}\n\n{row['input']}"}],
+        "chosen": [{"role": "assistant", "content": row["output"]}],
+        "rejected": [{"role": "assistant", "content": wrong["output"]}],
+    }
+
+
+@pytest.fixture(scope="session")
+def preference_prepared(tmp_path_factory) -> dict:
+    """The quickstart rows as prepared preference pairs (what prepare writes for a preference dataset)."""
+    directory = tmp_path_factory.mktemp("datasets") / "4567cdef"
+    directory.mkdir()
+    rows = [json.loads(line) for line in QUICKSTART_DATA.read_text().splitlines()]
+    pairs = [preference_row(number, row, rows[(number + 7) % len(rows)]) for number, row in enumerate(rows, 1)]
+    # Few pairs, seen over several epochs: the tiny random model learns them, it cannot generalise in a dozen steps.
+    (directory / "train.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[:8]))
+    (directory / "val.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[96:112]))
+    return {"train_uri": (directory / "train.jsonl").as_uri(), "val_uri": (directory / "val.jsonl").as_uri()}
+
+
 @pytest.fixture(scope="session")
 def tiny_model_uri() -> str:
     return model_uri(resolve_model_directory(TINY_RANDOM_LLAMA))
@@ -95,6 +119,17 @@ def tokens(prepared, tiny_model_uri) -> dict:
         "model_uri": tiny_model_uri,
         "tokenizer_identity": tokenizer_identity(resolve_model_directory(TINY_RANDOM_LLAMA).directory),
         **prepared,
+    }
+    return tokenize_dataset(request)
+
+
+@pytest.fixture(scope="session")
+def preference_tokens(preference_prepared, tiny_model_uri) -> dict:
+    request = {
+        "spec": TINY_SPEC,
+        "model_uri": tiny_model_uri,
+        "tokenizer_identity": tokenizer_identity(resolve_model_directory(TINY_RANDOM_LLAMA).directory),
+        **preference_prepared,
     }
     return tokenize_dataset(request)
 

@@ -6,7 +6,7 @@ TypeScript); this module only carries it out:
 - `launch` (in the activity's process) starts the ranks, answers rank 0's control questions with the activity's
   callbacks, forwards its progress, and turns the ranks' outcome into the activity's: a result, a stop, a typed
   failure. One rank that dies takes the others with it, and every rank dies with the activity's process.
-- `World` (in each rank) is what the training recipe needs of the others: agree on rank 0's decisions, sum numbers
+- `World` (in each rank) is what the training engine needs of the others: agree on rank 0's decisions, sum numbers
   and gradients, gather per-rank state.
 
 Why not torchrun: its workers outlive a SIGKILLed launcher (they would hold the GPUs after a worker crash), and the

@@ -444,7 +444,7 @@ class TrainingEngine:
         if self.sharded:
             micro_batches = self.world.fill_to(micro_batches, step_batches)
         step_loss, real_tokens, padded_tokens = 0.0, 0, 0
-        metric_sums: dict[str, float] = {}
+        metric_sums = dict.fromkeys(self.objective.METRICS, 0.0)
         for index, (sequences, counted) in enumerate(micro_batches):
             batch = self.objective.collate(sequences)
             if self.sharded:
@@ -456,7 +456,7 @@ class TrainingEngine:
             if counted:
                 step_loss += computed.loss.item()
                 for name, value in computed.metric_sums.items():
-                    metric_sums[name] = metric_sums.get(name, 0.0) + value
+                    metric_sums[name] += value
                 real_tokens += sum(example.tokens for sequence in sequences for example in sequence)
                 padded_tokens += batch["input_ids"].numel()
         if not self.sharded:

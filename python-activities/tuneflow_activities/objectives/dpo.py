@@ -7,9 +7,10 @@ The loss follows TRL's `dpo_loss`: `sigmoid` with label smoothing (cDPO / robust
 are averaged over the response's tokens (as TRL does for ipo); every other quantity uses summed log-probabilities.
 
 Both loaders: the forward passes carry no labels, so Unsloth's fast forward returns the logits (it replaces them with
-its fused cross-entropy only when labels are given: CausalLM_fast_forward in unsloth/models/llama.py), and the
-reference pass is the same `disable_adapter()` + no_grad that Unsloth's patched DPOTrainer runs. Packing is refused:
-a pair is two sequences that share a prompt, scored side by side.
+its fused cross-entropy only when labels are given: CausalLM_fast_forward in unsloth/models/llama.py), and Unsloth's
+fused LoRA kernels honour a disabled adapter (`get_lora_parameters` in unsloth/kernels/utils.py returns the base
+weight alone "for DPO or disabled adapters"), the same `disable_adapter()` + no_grad its patched DPOTrainer runs.
+Packing is refused: a pair is two sequences that share a prompt, scored side by side.
 """
 
 import math
@@ -64,6 +65,10 @@ def reference_log_probabilities(model, batch: dict) -> PairLogProbabilities:
 
 
 class DirectPreferenceOptimization(Objective[PreferencePair]):
+    # Means over the step's pairs, in the train log: the implicit rewards beta * (log pi - log pi_ref) of the chosen
+    # and the rejected responses, the share of pairs whose chosen reward is higher, and the mean difference.
+    METRICS = ("rewards_chosen", "rewards_rejected", "reward_accuracy", "reward_margin")
+
     def __init__(self, spec, setup, pad_token_id):
         super().__init__(spec, setup, pad_token_id)
         if setup.packing:

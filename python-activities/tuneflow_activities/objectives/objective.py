@@ -39,6 +39,9 @@ class MicroBatchLoss:
 class Objective(ABC, Generic[Example]):
     """One training objective of one run; built once the model and tokenizer are loaded."""
 
+    # The names of MicroBatchLoss.metric_sums, the same for every micro-batch: processes sum them in one reduction.
+    METRICS: tuple[str, ...] = ()
+
     def __init__(self, spec: Spec, setup: TrainingSetup, pad_token_id: int):
         self.spec, self.setup, self.pad_token_id = spec, setup, pad_token_id
 
