@@ -62,6 +62,24 @@ export function faultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSecon
   };
 }
 
+const preferencePairsPath = fileURLToPath(new URL('../../examples/preference/pairs.jsonl', import.meta.url));
+
+/**
+ * The same run shape with the dpo objective, on examples/preference's pairs: 36 training pairs, 9 steps an epoch at
+ * micro-batch 4, so five epochs cross epoch boundaries as the steps run to maxSteps. Unpacked (pairs do not pack).
+ */
+export function dpoFaultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSeconds): RunSpec {
+  const base = faultSpec(heartbeatTimeoutSeconds);
+  return {
+    ...base,
+    dataset: { ...base.dataset, path: preferencePairsPath, format: 'auto', val_count: 12 },
+    train: { ...base.train, objective: { kind: 'dpo', beta: 0.1, loss_type: 'sigmoid', label_smoothing: 0 }, packing: 'auto', epochs: 5 },
+  };
+}
+
+/** Which run a scenario faults: the SFT run every scenario shares, or the DPO one. */
+export type FaultRun = 'sft' | 'dpo';
+
 // ---------------------------------------------------------------------------------------------------------------
 // Processes: every child the harness starts is SIGKILLed if the harness itself exits, so a failed or interrupted
 // suite leaves nothing running (the children lead their own process groups and would otherwise outlive it).
@@ -83,7 +101,8 @@ function tracked(managed: ManagedProcess): ManagedProcess {
 export interface Suite {
   root: string;
   workflowBundlePath: string;
-  spec: RunSpec;
+  /** The run each scenario faults, by FaultScenario.run; each has its own uninterrupted reference. */
+  specs: Record<FaultRun, RunSpec>;
 }
 
 /** Bundles the workflows once (seconds each time otherwise) and makes the directory every trial lives under. */
@@ -93,7 +112,11 @@ export async function prepareSuite(options: { root?: string; heartbeatTimeoutSec
   const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
   const workflowBundlePath = join(suiteRoot, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, code);
-  return { root: suiteRoot, workflowBundlePath, spec: faultSpec(options.heartbeatTimeoutSeconds) };
+  return {
+    root: suiteRoot,
+    workflowBundlePath,
+    specs: { sft: faultSpec(options.heartbeatTimeoutSeconds), dpo: dpoFaultSpec(options.heartbeatTimeoutSeconds) },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -354,6 +377,8 @@ export interface FaultInjection {
 export interface FaultScenario {
   name: string;
   description: string;
+  /** The run it faults: the SFT run when absent. */
+  run?: FaultRun;
   /** Waits for the moment, breaks something, brings it back; resolves once everything is running again. */
   inject(trial: TrialContext): Promise<FaultInjection>;
 }
@@ -457,6 +482,8 @@ const withinBound = (secondsToFirstStep: number | null, modelLoadSeconds: number
 export interface TrialOptions {
   suite: Suite;
   scenario: FaultScenario | null;
+  /** The run of an uninterrupted reference trial (scenario null); a scenario's own run otherwise. */
+  run?: FaultRun;
   trial: number;
   reference: ArtifactHashes | null;
   timeoutSeconds: number;
@@ -466,7 +493,8 @@ export interface TrialOptions {
 
 /** One run with one fault (or none: the reference). Never throws; a failure is a record with success false. */
 export async function runTrial(options: TrialOptions): Promise<TrialRecord> {
-  const name = options.scenario?.name ?? 'uninterrupted';
+  const run: FaultRun = options.scenario?.run ?? options.run ?? 'sft';
+  const name = options.scenario?.name ?? (run === 'sft' ? 'uninterrupted' : `uninterrupted-${run}`);
   const started = Date.now();
   const deadline = started + options.timeoutSeconds * 1000;
   const workflowId = `faults-${name}-${options.trial}`;
@@ -478,7 +506,7 @@ export async function runTrial(options: TrialOptions): Promise<TrialRecord> {
   try {
     cluster = await TrialCluster.start(options.suite, `${name}-${options.trial}`);
     runDirectory = join(cluster.layout.artifactRoot, 'runs', workflowId);
-    await startFineTune(cluster.client, options.suite.spec, { workflowId, artifactRootUri: cluster.layout.artifactRootUri });
+    await startFineTune(cluster.client, options.suite.specs[run], { workflowId, artifactRootUri: cluster.layout.artifactRootUri });
     if (options.scenario) injection = await options.scenario.inject({ cluster, workflowId, runDirectory, deadline });
     result = await awaitResult(cluster, workflowId, deadline);
   } catch (error) {

@@ -226,6 +226,17 @@ export const pauseRestartEverythingResume: FaultScenario = {
   },
 };
 
+/**
+ * The mid-step kill on a DPO run (issue 21): the pair objective's resume (its schedule of pairs, the reference's
+ * scores recomputed, the optimizer and RNG states) must end byte-identical to an uninterrupted DPO run.
+ */
+export const pythonWorkerMidStepDpo: FaultScenario = {
+  ...pythonWorkerMidStep,
+  name: 'python-kill-mid-step-dpo',
+  description: `${pythonWorkerMidStep.description}, training DPO on preference pairs`,
+  run: 'dpo',
+};
+
 export const scenarios: readonly FaultScenario[] = [
   pythonWorkerDuringModelLoad,
   pythonWorkerMidStep,
@@ -234,6 +245,7 @@ export const scenarios: readonly FaultScenario[] = [
   typescriptWorkerMidTraining,
   serverRestartMidTraining,
   pauseRestartEverythingResume,
+  pythonWorkerMidStepDpo,
 ];
 
 export function scenariosNamed(names: readonly string[] | undefined): FaultScenario[] {

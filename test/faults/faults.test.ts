@@ -5,7 +5,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { prepareSuite, runTrial, type Suite, type TrialRecord } from '../../bench/faults/harness.ts';
+import { type FaultRun, prepareSuite, runTrial, type Suite, type TrialRecord } from '../../bench/faults/harness.ts';
 import { scenarios } from '../../bench/faults/scenarios.ts';
 
 const trialTimeoutSeconds = 180;
@@ -13,12 +13,21 @@ const trialTimeoutSeconds = 180;
 describe('fault injection: every interrupted run ends byte-identical to an uninterrupted one', () => {
   let suite: Suite;
   let reference: TrialRecord;
+  /** Each faulted run's uninterrupted reference, run the first time a scenario needs it (the SFT one before all). */
+  const references = new Map<FaultRun, TrialRecord>();
+  const referenceOf = async (run: FaultRun): Promise<TrialRecord> => {
+    const known = references.get(run);
+    if (known) return known;
+    const record = await runTrial({ suite, scenario: null, run, trial: 0, reference: null, timeoutSeconds: trialTimeoutSeconds });
+    expect(record.failure, `${run} reference run; logs in ${record.logs}`).toBeNull();
+    references.set(run, record);
+    return record;
+  };
 
   beforeAll(
     async () => {
       suite = await prepareSuite();
-      reference = await runTrial({ suite, scenario: null, trial: 0, reference: null, timeoutSeconds: trialTimeoutSeconds });
-      expect(reference.failure, `reference run; logs in ${reference.logs}`).toBeNull();
+      reference = await referenceOf('sft');
     },
     (trialTimeoutSeconds + 60) * 1000,
   );
@@ -31,14 +40,16 @@ describe('fault injection: every interrupted run ends byte-identical to an unint
   it.each(scenarios.map((scenario) => [scenario.name, scenario] as const))(
     '%s',
     async (_name, scenario) => {
-      expect(reference.hashes, 'the reference run produced artifacts').not.toBeNull();
-      const record = await runTrial({ suite, scenario, trial: 1, reference: reference.hashes, timeoutSeconds: trialTimeoutSeconds });
+      const own = await referenceOf(scenario.run ?? 'sft');
+      expect(own.hashes, 'the reference run produced artifacts').not.toBeNull();
+      const record = await runTrial({ suite, scenario, trial: 1, reference: own.hashes, timeoutSeconds: trialTimeoutSeconds });
       expect(record.failure, `logs in ${record.logs}`).toBeNull();
       expect(record.adapter_matches_reference).toBe(true);
       expect(record.merged_matches_reference).toBe(true);
       // A fault that leaves training alone must not make it redo anything; a kill redoes at most one checkpoint interval.
       expect(record.steps_redone).toBeLessThanOrEqual(5);
     },
-    (trialTimeoutSeconds + 30) * 1000,
+    // A scenario on another run waits for that run's reference first.
+    (2 * trialTimeoutSeconds + 30) * 1000,
   );
 });
