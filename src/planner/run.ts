@@ -4,6 +4,7 @@ import { resolveTrainingSetup } from '../setup/index.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { ModelArchitecture } from './architecture.ts';
 import { findGpu } from './catalog/gpus.ts';
+import { checkpointingAlternatives, chooseFastestFit } from './fastest-fit.ts';
 import { type Plan, planRun } from './plan.ts';
 import type { LengthHistogram } from './run-time.ts';
 import { type CatalogGpuReference, type DeviceDescription, Parallelism, type PlanRequest } from './request.ts';
@@ -135,7 +136,13 @@ function withNote(planned: TrainingRunPlan, note: string): TrainingRunPlan {
   return { ...planned, plan: { ...planned.plan, notes: [note, ...planned.plan.notes] } };
 }
 
+/** Plans the setup; where the spec's gradient_checkpointing is 'auto', the fastest of off and on that fits. */
 function planWithSetup(input: RunPlanInput, setup: TrainingSetup): TrainingRunPlan {
+  if (input.spec.train.gradient_checkpointing !== 'auto') return planExactly(input, setup);
+  return chooseFastestFit(checkpointingAlternatives(setup).map((alternative) => planExactly(input, alternative)));
+}
+
+function planExactly(input: RunPlanInput, setup: TrainingSetup): TrainingRunPlan {
   const request = planRequestForRun(input, setup);
   return { setup, request, plan: planRun(request) };
 }

@@ -45,7 +45,10 @@ describe('peak memory without gradient checkpointing', () => {
     const plan = evaluatePlan(point.request);
     for (const peak of point.peaks) {
       const predicted = predictedPeakGib(plan, peak.metric);
-      expect(Math.abs(predicted / peak.gib - 1), `${peak.metric}: planned ${predicted.toFixed(3)} GiB, measured ${peak.gib.toFixed(3)} GiB`).toBeLessThanOrEqual(0.1);
+      expect(
+        Math.abs(predicted / peak.gib - 1),
+        `${peak.metric}: planned ${predicted.toFixed(3)} GiB, measured ${peak.gib.toFixed(3)} GiB`,
+      ).toBeLessThanOrEqual(0.1);
     }
   });
 });
