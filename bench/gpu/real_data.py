@@ -242,7 +242,7 @@ def build(work: Path, tokenizer_directory: Path, statistics_spec: dict | None = 
     from tuneflow_activities.activities import token_statistics
     from tuneflow_activities.models import tokenizer_identity
 
-    uris, tokens, lengths = {}, {}, {}
+    uris, tokens, val_tokens, lengths = {}, {}, {}, {}
     for name, rows in datasets.items():
         directory = work / "datasets" / name
         directory.mkdir(parents=True)
@@ -260,8 +260,8 @@ def build(work: Path, tokenizer_directory: Path, statistics_spec: dict | None = 
                 "val_uri": (directory / "val.jsonl").as_uri(),
             },
         )
-        tokens[name], lengths[name] = statistics["train_tokens_uri"], statistics["train"]
-    return {"model_uri": model_directory.as_uri(), "data": uris, "tokens": tokens, "lengths": lengths}
+        tokens[name], val_tokens[name], lengths[name] = statistics["train_tokens_uri"], statistics["val_tokens_uri"], statistics["train"]
+    return {"model_uri": model_directory.as_uri(), "data": uris, "tokens": tokens, "val_tokens": val_tokens, "lengths": lengths}
 
 
 def steady_state(log: list[dict], checkpoint_every: int) -> dict:
@@ -344,6 +344,7 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
             "setup": setup(quantization, packing),
             "model_uri": built["model_uri"],
             "train_tokens_uri": built["tokens"][data],
+            "val_tokens_uri": built["val_tokens"][data],
             "run_uri": (work / f"{quantization}-{name}").as_uri(),
         }
         environment = ActivityEnvironment()

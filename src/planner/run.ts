@@ -73,7 +73,9 @@ export function planRequestForRun({ spec, worker, architecture, tokens }: RunPla
     quantization: setup.quantization,
     lora_rank: spec.lora.r,
     target_modules: spec.lora.target_modules,
-    sequence_length: Math.min(spec.model.max_seq_length, tokens.longest_row ?? spec.model.max_seq_length),
+    // Packed rows fill sequences of max_seq_length, as the train activity packs them (packing.pack_rows); unpacked,
+    // the longest row is the widest batch.
+    sequence_length: setup.packing ? spec.model.max_seq_length : Math.min(spec.model.max_seq_length, tokens.longest_row ?? spec.model.max_seq_length),
     micro_batch_size: spec.train.micro_batch_size,
     gradient_accumulation_steps: spec.train.gradient_accumulation_steps,
     gradient_checkpointing: setup.gradient_checkpointing,
