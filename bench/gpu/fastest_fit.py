@@ -2,8 +2,8 @@
 off, and the seed's pipeline (Unsloth + TRL SFTTrainer, packing=True), on the same real-length rows in one call.
 
 Llama-3.1-8B's shape with random weights built on the device, LoRA r=64 on all linear layers, sequence 2048,
-micro-batch 8, packed, 4-bit and 16-bit. Every train request comes from bench/gpu/inputs/fastest-fit-requests.json,
-which bench/gpu/fastest_fit_requests.ts writes through the product's own code (spec schema defaults,
+micro-batch 8, packed, 4-bit and 16-bit. Every train request comes from bench/gpu/inputs/train-requests.json,
+which bench/gpu/train_requests.ts writes through the product's own code (spec schema defaults,
 resolveTrainingSetup and the planner's fastest-fit choice, for each card the device may lend); the train activity runs
 under Temporal's ActivityEnvironment and validates each request against the contract. The rows, the model build, the
 steady-state window and the seed pipeline are real_data.py's.
@@ -29,10 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import real_data
+import train_requests
 
 REPOSITORY = real_data.REPOSITORY
 CUDA = real_data.CUDA
-REQUESTS = REPOSITORY / "bench/gpu/inputs/fastest-fit-requests.json"
 DEFAULT_CHECKPOINT_EVERY = real_data.DEFAULT_CHECKPOINT_EVERY
 # Enough packed rows for 60 steps of micro-batch 8 (six checkpoints every 10 steps: five with a step after them).
 REAL_ROWS = 10000 if CUDA else 200
@@ -46,21 +46,8 @@ if not CUDA:
 real_data.SEED_MAX_STEPS, real_data.SEED_SECONDS = (30, 60) if CUDA else (6, 60)
 
 
-def target() -> str:
-    """The card's entry in the requests file, by the name torch reports (the planner's catalog names)."""
-    if not CUDA:
-        return "cpu"
-    import torch
-
-    name = torch.cuda.get_device_name(0)
-    for known in ("h100", "h200"):
-        if known in name.lower():
-            return known
-    raise SystemExit(f"no planned requests for {name}: add it to bench/gpu/fastest_fit_requests.ts")
-
-
 def requests_for(quantization: str) -> dict:
-    return json.loads(REQUESTS.read_text())["requests"][target()][quantization]
+    return train_requests.planned("fastest_fit", quantization)
 
 
 def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: float) -> list[dict]:
