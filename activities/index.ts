@@ -131,17 +131,25 @@ export async function planRun(request: PlanRunRequest): Promise<RunPlan> {
 }
 
 /**
- * After CUDA ran out of memory: the next smaller micro-batch with the same effective batch (more accumulation,
- * so every optimizer step still sees the same rows), and its plan with the setup already decided. Null when the
- * micro-batch is already 1.
+ * After CUDA ran out of memory: first gradient checkpointing on, where the spec's 'auto' had chosen it off (the
+ * same micro-batch, a fraction of the activations); then the next smaller micro-batch with the same effective batch
+ * (more accumulation, so every optimizer step still sees the same rows), each with its plan. The run resumes from
+ * its last checkpoint either way (checkpointing is no part of a checkpoint's fingerprint). Null when checkpointing
+ * is on and the micro-batch is already 1.
  */
 export async function replanAfterOutOfMemory(request: ReplanRequest): Promise<Replan | null> {
   return typedFailures(async () => {
     const { setup, ...planned } = checkPayload(replanRequestSchema, request, 'the replanAfterOutOfMemory request');
+    const { micro_batch_size, gradient_accumulation_steps } = planned.spec.train;
+    if (!setup.gradient_checkpointing && planned.spec.train.gradient_checkpointing === 'auto') {
+      const checkpointing = { ...setup, gradient_checkpointing: true };
+      return { setup: checkpointing, micro_batch_size, gradient_accumulation_steps, plan: planWithPlanner(planRequestFor(planned, checkpointing)) };
+    }
     const smaller = nextSmallerMicroBatch(planned.spec.train);
     if (smaller === null) return null;
     const spec = { ...planned.spec, train: smaller };
     return {
+      setup,
       micro_batch_size: smaller.micro_batch_size,
       gradient_accumulation_steps: smaller.gradient_accumulation_steps,
       plan: planWithPlanner(planRequestFor({ ...planned, spec }, setup)),

@@ -22,7 +22,14 @@ export interface TrainingProgressState {
   /** [step, loss] pairs, halved by averaging neighbours whenever they exceed lossHistoryLimit. */
   loss_history: [number, number][];
   /** Each out-of-memory recovery: the micro-batch that failed and the one the planner chose instead. */
-  out_of_memory_recoveries: { from_micro_batch_size: number; micro_batch_size: number; gradient_accumulation_steps: number; peak_vram_gib: number }[];
+  out_of_memory_recoveries: {
+    from_micro_batch_size: number;
+    micro_batch_size: number;
+    gradient_accumulation_steps: number;
+    /** On from here: the first recovery of a run whose 'auto' had chosen checkpointing off turns it on. */
+    gradient_checkpointing?: boolean;
+    peak_vram_gib: number;
+  }[];
 }
 
 const lossHistoryLimit = 256;

@@ -161,14 +161,20 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
       throw ApplicationFailure.create({
         type: FailureType.OutOfMemory,
         nonRetryable: true,
-        message: `out of memory at micro_batch_size ${failedMicroBatch} after ${recoveries.length} recoveries; no smaller micro-batch keeps the effective batch: lower sequence length or rank, quantize, or use a bigger GPU`,
+        message: `out of memory at micro_batch_size ${failedMicroBatch} with gradient checkpointing ${run.setup.gradient_checkpointing ? 'on' : 'off'} after ${recoveries.length} recoveries; no smaller micro-batch keeps the effective batch: lower sequence length or rank, quantize, or use a bigger GPU`,
         details: [{ plan: run.plan, recoveries }],
         cause: error instanceof Error ? error : undefined,
       });
     }
-    const { micro_batch_size, gradient_accumulation_steps } = replan;
-    state.run = { ...run, spec: { ...run.spec, train: { ...run.spec.train, micro_batch_size, gradient_accumulation_steps } }, plan: replan.plan };
-    recoveries.push({ from_micro_batch_size: failedMicroBatch, micro_batch_size, gradient_accumulation_steps, peak_vram_gib: replan.plan.peak_vram_gib });
+    const { micro_batch_size, gradient_accumulation_steps, setup } = replan;
+    state.run = { ...run, setup, spec: { ...run.spec, train: { ...run.spec.train, micro_batch_size, gradient_accumulation_steps } }, plan: replan.plan };
+    recoveries.push({
+      from_micro_batch_size: failedMicroBatch,
+      micro_batch_size,
+      gradient_accumulation_steps,
+      gradient_checkpointing: setup.gradient_checkpointing,
+      peak_vram_gib: replan.plan.peak_vram_gib,
+    });
   };
 
   /** Trains until done; a pause stops the activity (after its checkpoint) and waits for resume. */

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY / "python-activities"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_requests  # noqa: E402  (beside this file)
 
 CUDA = os.environ.get("TUNEFLOW_DRY_RUN_ON_CPU") != "1"
 LLAMA_3_1_8B = dict(
@@ -64,18 +66,18 @@ MICRO_BATCH = 8 if CUDA else 2
 # tokenisation; rows over the sequence length are truncated, as dataset.overlong: truncate does.
 REAL_ROWS, REAL_MEDIAN, REAL_SIGMA = (4000, 100, 0.9) if CUDA else (160, 40, 0.9)
 FIXED_ROWS = MICRO_BATCH * 16
-CHECKPOINT_EVERY = 10 if CUDA else 4
 DEFAULT_CHECKPOINT_EVERY = 50  # the spec's default policy (src/spec/schema.ts), for the overhead fraction
 # Steps excluded from the steady-state window: the first compiles, the next ones warm caches and the allocator.
 WARMUP_STEPS = 3 if CUDA else 1
-# (name, data, packing, max_steps, seconds): unpacked real data takes one step per 8 rows, so it is capped. A run
-# still going after its seconds is cancelled through the activity environment: it checkpoints and stops at a step
-# boundary, as a pause would, and its train_log still gives the steady state.
+# (name, data, seconds): each run's packing and max_steps are in its planned spec (train_requests.ts; unpacked real
+# data takes one step per 8 rows, so it is capped). A run still going after its seconds is cancelled through the
+# activity environment: it checkpoints and stops at a step boundary, as a pause would, and its train_log still
+# gives the steady state.
 TUNEFLOW_RUNS = [
-    ("fixed-unpacked", "fixed", False, 16, 100),
-    ("fixed-packed", "fixed", True, 12, 60),
-    ("real-packed", "real", True, None, 100),
-    ("real-unpacked", "real", False, 80 if CUDA else 12, 110),
+    ("fixed-unpacked", "fixed", 100),
+    ("fixed-packed", "fixed", 60),
+    ("real-packed", "real", 100),
+    ("real-unpacked", "real", 110),
 ]
 SEED_MAX_STEPS, SEED_SECONDS = (40, 110) if CUDA else (6, 60)
 WORDS = [
@@ -148,48 +150,9 @@ WORDS = [
 ]
 
 
-def spec(quantization: str, max_steps: int | None, packing: bool = False) -> dict:
-    return {
-        "model": {"source": "local", "max_seq_length": SEQUENCE},
-        "dataset": {"overlong": "truncate"},
-        "lora": {"r": 64, "alpha": 64, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
-        "train": {
-            "epochs": 1,
-            "max_steps": max_steps,
-            "micro_batch_size": MICRO_BATCH,
-            "gradient_accumulation_steps": 1,
-            "learning_rate": 1e-4,
-            "lr_scheduler": "linear",
-            "warmup_steps": 2,
-            "weight_decay": 0.0,
-            "max_grad_norm": 1.0,
-            "optimizer": "auto",
-            "gradient_checkpointing": "auto",
-            "packing": packing,
-            "loss_on": "responses",
-            "seed": 42,
-        },
-        "checkpoint": {"every_steps": CHECKPOINT_EVERY, "keep_last": 2, "keep_best": False},
-        "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
-        "device": {"type": "cuda", "backend": "unsloth", "quantization": quantization}
-        if CUDA
-        else {"type": "cpu", "backend": "hf-peft", "quantization": "none"},
-    }
-
-
-def setup(quantization: str, packing: bool = False) -> dict:
-    """What resolveTrainingSetup decides for spec() on this device."""
-    return {
-        "device": "cuda" if CUDA else "cpu",
-        "backend": "unsloth" if CUDA else "hf-peft",
-        "quantization": quantization if CUDA else "none",
-        "dtype": "bfloat16" if CUDA else "float32",
-        "gradient_checkpointing": CUDA,
-        "optimizer": "adamw_8bit" if CUDA else "adamw_torch",
-        "packing": packing,
-        "processes": 1,
-        "parallelism": "single",
-    }
+def planned(quantization: str, run: str) -> dict:
+    """{spec, setup, plan} of one run, as bench/gpu/train_requests.ts built it with the product's own code."""
+    return train_requests.planned("real_data", quantization if CUDA else "none", run)
 
 
 def text_of(random, tokens: int) -> str:
@@ -198,7 +161,7 @@ def text_of(random, tokens: int) -> str:
 
 def build(work: Path, tokenizer_directory: Path, statistics_spec: dict | None = None) -> dict:
     """The model (random weights of the real shape, built on the device) and the two prepared datasets, tokenised
-    under `statistics_spec` (a whole spec as the workflow passes it; spec("none", None) when not given)."""
+    under `statistics_spec` (a whole spec as the workflow passes it; the real-packed run's when not given)."""
     import random
 
     import numpy as np
@@ -242,7 +205,7 @@ def build(work: Path, tokenizer_directory: Path, statistics_spec: dict | None = 
     from tuneflow_activities.activities import token_statistics
     from tuneflow_activities.models import tokenizer_identity
 
-    uris, tokens, lengths = {}, {}, {}
+    uris, tokens, val_tokens, lengths = {}, {}, {}, {}
     for name, rows in datasets.items():
         directory = work / "datasets" / name
         directory.mkdir(parents=True)
@@ -253,15 +216,15 @@ def build(work: Path, tokenizer_directory: Path, statistics_spec: dict | None = 
         statistics = ActivityEnvironment().run(
             token_statistics,
             {
-                "spec": statistics_spec or spec("none", None),
+                "spec": statistics_spec or planned("none", "real-packed")["spec"],
                 "model_uri": model_directory.as_uri(),
                 "tokenizer_identity": tokenizer_identity(model_directory),
                 "train_uri": uris[name],
                 "val_uri": (directory / "val.jsonl").as_uri(),
             },
         )
-        tokens[name], lengths[name] = statistics["train_tokens_uri"], statistics["train"]
-    return {"model_uri": model_directory.as_uri(), "data": uris, "tokens": tokens, "lengths": lengths}
+        tokens[name], val_tokens[name], lengths[name] = statistics["train_tokens_uri"], statistics["val_tokens_uri"], statistics["train"]
+    return {"model_uri": model_directory.as_uri(), "data": uris, "tokens": tokens, "val_tokens": val_tokens, "lengths": lengths}
 
 
 def steady_state(log: list[dict], checkpoint_every: int) -> dict:
@@ -331,19 +294,22 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
 
     training.Throughput.record = recording
     runs = [run for run in TUNEFLOW_RUNS if selected is None or run[0] in selected]
-    if CUDA and any(run[2] for run in runs):
+    if CUDA and any(planned(quantization, run[0])["setup"]["packing"] for run in runs):
         check = varlen_route_check(built["model_uri"], quantization)
         records.append({"run": "packed-attention-check", "status": "ok", **check})
         print("packed attention check", json.dumps(check), flush=True)
-    for name, data, packing, max_steps, seconds_cap in runs:
+    for name, data, seconds_cap in runs:
+        request_plan = planned(quantization, name)
+        packing, max_steps = request_plan["setup"]["packing"], request_plan["spec"]["train"].get("max_steps")
         if time.monotonic() - started_all > budget_seconds:
             records.append({"run": name, "status": "skipped (budget)"})
             continue
         request = {
-            "spec": spec(quantization, max_steps, packing),
-            "setup": setup(quantization, packing),
+            "spec": request_plan["spec"],
+            "setup": request_plan["setup"],
             "model_uri": built["model_uri"],
             "train_tokens_uri": built["tokens"][data],
+            "val_tokens_uri": built["val_tokens"][data],
             "run_uri": (work / f"{quantization}-{name}").as_uri(),
         }
         environment = ActivityEnvironment()
@@ -376,7 +342,7 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
             continue
         log = [json.loads(line) for line in log_path.read_text().splitlines()]
         log = [{**record, "tokens": real, "batch_tokens": padded} for record, (real, padded) in zip(log, step_tokens, strict=False)]
-        steady = steady_state(log, CHECKPOINT_EVERY)
+        steady = steady_state(log, request_plan["spec"]["checkpoint"]["every_steps"])
         reported = [beat["tokens_per_second"] for beat in heartbeats if isinstance(beat, dict) and beat.get("tokens_per_second")]
         record = {
             "run": name,
@@ -445,7 +411,8 @@ def varlen_route_check(model_uri: str, quantization: str) -> dict:
     from tuneflow_activities.loaders import TrainingSetup, load_for_training
     from tuneflow_activities.packing import route_unsloth_packed_attention_to_flash_varlen
 
-    loaded = load_for_training(uri_to_path(model_uri), spec(quantization, None), TrainingSetup(**setup(quantization)))
+    request = planned(quantization, "real-packed")
+    loaded = load_for_training(uri_to_path(model_uri), request["spec"], TrainingSetup(**request["setup"]))
     segments, reference = packed_attention_check(loaded.model, "cuda")
     routed = route_unsloth_packed_attention_to_flash_varlen()
     varlen, _ = packed_attention_check(loaded.model, "cuda", reference)
@@ -664,14 +631,14 @@ def main() -> None:
             "seconds": time.monotonic() - phase_started,
             "result": json.loads(output.read_text()) if output.exists() else None,
         }
-    plans = json.loads((REPOSITORY / "bench/gpu/results/real-data-plans.json").read_text())["plans"]
-    plan = plans[arguments.quantization]
+    # The planner's predictions for these runs (plan_real_data.ts): {run: {full_length_tokens_per_s, run_time, ...}}.
+    plan = json.loads((REPOSITORY / "bench/gpu/results/real-data-plans.json").read_text())["plans"][arguments.quantization]
     tuneflow = {record["run"]: record for record in phases["tuneflow"]["result"] or []}
     for record in tuneflow.values():
         if "real_tokens" in record:
             # The planner's ETA for this run's tokens (dataset_tokens / tokens_per_s), against its measured wall time.
-            record["planner_tokens_per_s"] = plan["tokens_per_s"]
-            record["planner_eta_seconds"] = record["real_tokens"] / plan["tokens_per_s"]
+            record["planner_tokens_per_s"] = plan[record["run"]]["full_length_tokens_per_s"]
+            record["planner_eta_seconds"] = record["real_tokens"] / record["planner_tokens_per_s"]
             record["planner_eta_error"] = abs(record["planner_eta_seconds"] / record["wall_seconds"] - 1)
             record["reported_tokens_per_s_error"] = (
                 abs(record["reported_tokens_per_s_final"] / record["real_tokens_per_s"] - 1) if record["reported_tokens_per_s_final"] else None
@@ -693,7 +660,7 @@ def main() -> None:
             "micro_batch_size": MICRO_BATCH,
             "lora_rank": 64,
             "quantization": arguments.quantization,
-            "checkpoint_every_steps": CHECKPOINT_EVERY,
+            "checkpoint_every_steps": planned(arguments.quantization, "real-packed")["spec"]["checkpoint"]["every_steps"],
             "warmup_steps_excluded": WARMUP_STEPS,
         },
         "data": {

@@ -192,6 +192,8 @@ function fitGpuBackend(points: readonly CalibrationPoint[], backend: TrainingBac
     compute_efficiency: { ...current.compute_efficiency, none: efficiencyNone!, '4bit': efficiency4bit! },
     host_seconds_per_step: hostPerStep!,
     host_seconds_per_layer_pass: { ...current.host_seconds_per_layer_pass, none: hostPerLayerPassNone!, '4bit': hostPerLayerPass4bit! },
+    // Checkpointing off: fitted to bench/gpu/unfitted's checkpointing-off runs (test/planner/calibration.test.ts checks them).
+    saved_layer_scale: current.saved_layer_scale,
     // The 8-bit constants come from bench/planner/fit-int8.ts, on runs outside this fit's folders.
     int8_retained_bytes_per_hidden_unit: current.int8_retained_bytes_per_hidden_unit,
   };

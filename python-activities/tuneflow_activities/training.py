@@ -27,6 +27,7 @@ from .checkpoint import (
     ADAPTER_WEIGHTS,
     Checkpoint,
     CheckpointWriter,
+    HostStaging,
     capture_rng_state,
     load_training_state,
     restore_rng_state,
@@ -356,6 +357,7 @@ class TrainingEngine:
         self.state = TrainingState(self.model, optimizer, scheduler, self.setup.optimizer, fingerprint(self.request, self.objective), self.world, self.sharded)
         self.autocast = autocast_for(self.setup)
         self.writer = CheckpointWriter(self.layout, self.spec.checkpoint.keep_last)
+        self.staging = HostStaging()
 
     # --- resume ----------------------------------------------------------------------------------------------------
     def resume(self) -> None:
@@ -401,6 +403,8 @@ class TrainingEngine:
                 self.stop_at(step)
             loss, metrics = self.step(step)
             completed = self.state.step = step + 1
+            if self.first_step_at is None:
+                self.reserve_checkpoint_buffers()
             self.first_step_at = self.first_step_at or time.monotonic()
             self.progress.step, self.progress.epoch, self.progress.loss = completed, self.schedule.epoch_of_step(step), loss
             self.progress.recent_losses.append([completed, loss])
@@ -495,13 +499,21 @@ class TrainingEngine:
             self.progress.recent_losses = []
             return
         summary = {"train_loss": self.progress.loss, "val_loss": self.progress.val_loss, "total_steps": self.schedule.total_steps, "written_at": time.time()}
-        snapshot = take_snapshot(self.model, step, training_state, summary, adapter)
+        snapshot = take_snapshot(self.model, step, training_state, summary, adapter, self.staging)
         keep = {validation.best_step} if self.spec.checkpoint.keep_best and validation.best_step is not None else set()
         # What the workflow hears once the write is done, as things stand at this step.
         announcement = self.progress.as_message("checkpoint", self.attempt)
         announcement["last_checkpoint"] = {"step": step, "uri": path_to_uri(self.layout.checkpoint(step))}
         self.progress.recent_losses = []
         self.writer.submit(snapshot, keep, announcement)
+
+    def reserve_checkpoint_buffers(self) -> None:
+        """After the first step, when the optimizer state exists: the host buffers every checkpoint copies into, so
+        that the first checkpoint costs what the others do (HostStaging)."""
+        adapter = sharding.adapter_state_dict(self.model, self.sharded)
+        training_state = self.state.as_checkpoint(self.schedule.epoch_of_step(self.state.step))
+        if self.world.main:
+            self.staging.reserve(adapter, training_state)
 
     def announce_written_checkpoints(self) -> None:
         for checkpoint, announcement in self.writer.finished():

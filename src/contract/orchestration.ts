@@ -93,9 +93,30 @@ export const suggestionSchema = z.object({
 });
 export type Suggestion = z.infer<typeof suggestionSchema>;
 
+/** One setting an 'auto' of the spec could take, as the planner priced it. */
+export const autoAlternativeSchema = z.object({
+  gradient_checkpointing: z.boolean(),
+  fits: z.boolean(),
+  peak_vram_gib: z.number(),
+  tokens_per_s: z.number(),
+});
+export type AutoAlternative = z.infer<typeof autoAlternativeSchema>;
+
+/** What the spec's 'auto' settings were decided as (planner/fastest-fit.ts), and the alternatives it rejected. */
+export const autoChoiceSchema = z.object({
+  /** The spec fields that were 'auto' and are decided here. */
+  fields: z.array(z.enum(['gradient_checkpointing'])),
+  chosen: autoAlternativeSchema,
+  reason: z.string(),
+  rejected: z.array(autoAlternativeSchema.extend({ why: z.string() })),
+});
+export type AutoChoice = z.infer<typeof autoChoiceSchema>;
+
 export const planSchema = evaluationSchema.extend({
   /** Empty when the plan fits; otherwise the cheapest changes that make it fit, each with its new peak. */
   suggestions: z.array(suggestionSchema),
+  /** Present where the spec left a setting to 'auto': the fastest that fits, and what it was chosen over. */
+  auto_choice: autoChoiceSchema.optional(),
 });
 export type Plan = z.infer<typeof planSchema>;
 
@@ -110,11 +131,16 @@ export type PlanRunRequest = z.infer<typeof planRunRequestSchema>;
 export const runPlanSchema = z.object({ setup: trainingSetupSchema, plan: planSchema });
 export type RunPlan = z.infer<typeof runPlanSchema>;
 
-/** After an out-of-memory failure the setup stays as decided; only the micro-batch changes. */
+/**
+ * After an out-of-memory failure: gradient checkpointing turns on where the spec's 'auto' had it off, else the
+ * micro-batch shrinks (the effective batch kept); nothing else of the setup changes.
+ */
 export const replanRequestSchema = planRunRequestSchema.extend({ setup: trainingSetupSchema });
 export type ReplanRequest = z.infer<typeof replanRequestSchema>;
 export const replanSchema = z
   .object({
+    /** The setup to train with from here: gradient checkpointing turned on where 'auto' had it off. */
+    setup: trainingSetupSchema,
     micro_batch_size: positiveInt,
     gradient_accumulation_steps: positiveInt,
     plan: planSchema,

@@ -4,6 +4,7 @@ import { resolveTrainingSetup } from '../setup/index.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { ModelArchitecture } from './architecture.ts';
 import { findGpu } from './catalog/gpus.ts';
+import { checkpointingAlternatives, chooseFastestFit } from './fastest-fit.ts';
 import { type Plan, planRun } from './plan.ts';
 import type { LengthHistogram } from './request.ts';
 import { Parallelism } from '../contract/vocabulary.ts';
@@ -74,7 +75,9 @@ export function planRequestForRun({ spec, worker, architecture, tokens }: RunPla
     quantization: setup.quantization,
     lora_rank: spec.lora.r,
     target_modules: spec.lora.target_modules,
-    sequence_length: Math.min(spec.model.max_seq_length, tokens.longest_row ?? spec.model.max_seq_length),
+    // Packed rows fill sequences of max_seq_length, as the train activity packs them (packing.pack_rows); unpacked,
+    // the longest row is the widest batch.
+    sequence_length: setup.packing ? spec.model.max_seq_length : Math.min(spec.model.max_seq_length, tokens.longest_row ?? spec.model.max_seq_length),
     micro_batch_size: spec.train.micro_batch_size,
     gradient_accumulation_steps: spec.train.gradient_accumulation_steps,
     gradient_checkpointing: setup.gradient_checkpointing,
@@ -138,7 +141,13 @@ function withNote(planned: TrainingRunPlan, note: string): TrainingRunPlan {
   return { ...planned, plan: { ...planned.plan, notes: [note, ...planned.plan.notes] } };
 }
 
+/** Plans the setup; where the spec's gradient_checkpointing is 'auto', the fastest of off and on that fits. */
 function planWithSetup(input: RunPlanInput, setup: TrainingSetup): TrainingRunPlan {
+  if (input.spec.train.gradient_checkpointing !== 'auto') return planExactly(input, setup);
+  return chooseFastestFit(checkpointingAlternatives(setup).map((alternative) => planExactly(input, alternative)));
+}
+
+function planExactly(input: RunPlanInput, setup: TrainingSetup): TrainingRunPlan {
   const request = planRequestForRun(input, setup);
   return { setup, request, plan: planRun(request) };
 }

@@ -72,7 +72,8 @@ export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts):
     backend,
     quantization: spec.device.quantization,
     dtype: onCuda ? (facts.cuda_bf16_supported ? 'bfloat16' : 'float16') : 'float32',
-    // On a GPU memory is the constraint; on a CPU memory is plentiful and recomputation costs a third more time.
+    // 'auto' is the fastest setting that fits, which only the planner knows (planTrainingRun weighs off and on,
+    // planner/fastest-fit.ts); the memory-safe one on a GPU until it has.
     gradient_checkpointing: spec.train.gradient_checkpointing === 'auto' ? onCuda : spec.train.gradient_checkpointing,
     // 8-bit AdamW halves optimizer memory where bitsandbytes runs; FSDP shards torch AdamW's state instead.
     optimizer: spec.train.optimizer === 'auto' ? (bitsandbytes && !sharded ? 'adamw_8bit' : 'adamw_torch') : spec.train.optimizer,

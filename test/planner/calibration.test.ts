@@ -29,3 +29,26 @@ describe('calibration against committed measurements', () => {
     });
   });
 });
+
+/**
+ * Without gradient checkpointing (what `auto` chooses where it fits) the memory model is refitted to the
+ * checkpointing-off runs of bench/gpu/unfitted; their tokens/s are not yet (the plan says so in its notes).
+ */
+const withoutCheckpointing = loadCalibrationPoints(['bench/gpu/unfitted']).filter((point) => !point.request.gradient_checkpointing);
+
+describe('peak memory without gradient checkpointing', () => {
+  it('has runs of both backends to check', () => {
+    expect(new Set(withoutCheckpointing.map((point) => point.request.backend))).toEqual(new Set(['unsloth', 'hf-peft']));
+  });
+
+  it.each(withoutCheckpointing.map((point) => [point.label, point] as const))('%s within ±10 %', (_label, point) => {
+    const plan = evaluatePlan(point.request);
+    for (const peak of point.peaks) {
+      const predicted = predictedPeakGib(plan, peak.metric);
+      expect(
+        Math.abs(predicted / peak.gib - 1),
+        `${peak.metric}: planned ${predicted.toFixed(3)} GiB, measured ${peak.gib.toFixed(3)} GiB`,
+      ).toBeLessThanOrEqual(0.1);
+    }
+  });
+});

@@ -82,7 +82,9 @@ describe('tuneflow plan', () => {
     expect(plan).toMatchObject({
       fits: true,
       suggestions: [],
-      request: { model: 'llama-3.1-8b', backend: 'unsloth', optimizer: 'adamw_8bit', gradient_checkpointing: true },
+      // Micro-batch 2 of the 8B in 4-bit fits a 24 GB card without checkpointing: auto takes the faster setting.
+      request: { model: 'llama-3.1-8b', backend: 'unsloth', optimizer: 'adamw_8bit', gradient_checkpointing: false },
+      auto_choice: { fields: ['gradient_checkpointing'], chosen: { gradient_checkpointing: false, fits: true } },
     });
     for (const field of ['peak_vram_gib', 'tokens_per_s', 'tokens_per_hour']) expect(typeof plan[field]).toBe('number');
     expect(Object.keys(plan.breakdown as object)).toContain('activations');

@@ -94,7 +94,10 @@ describe('the CLI plan and the workflow plan', () => {
   it('are equal on a CUDA worker, where auto resolves to Unsloth', async () => {
     const { cli, workflow } = await bothPlans(spec, gpuFacts);
     expect(cli).toEqual(workflow);
-    expect(workflow.setup).toMatchObject({ device: 'cuda', backend: 'unsloth', dtype: 'bfloat16', optimizer: 'adamw_8bit', gradient_checkpointing: true });
+    expect(workflow.setup).toMatchObject({ device: 'cuda', backend: 'unsloth', dtype: 'bfloat16', optimizer: 'adamw_8bit' });
+    // The tiny model fits the H200 many times over without checkpointing: auto takes the faster setting.
+    expect(workflow.setup.gradient_checkpointing).toBe(false);
+    expect(workflow.plan.auto_choice?.rejected).toMatchObject([{ gradient_checkpointing: true }]);
     expect(workflow.plan.device).toMatchObject({ kind: 'cuda', name: 'h200' });
     // Unsloth packs on auto: fewer sequences than rows, nothing compiled.
     expect(workflow.setup.packing).toBe(true);

@@ -338,6 +338,18 @@ type PlanExtras = {
   micro_batch_search?: ReturnType<typeof microBatchSearch>;
 };
 
+/** What 'auto' chose and what it was chosen over, each with its predicted tokens/s and peak. */
+function autoChoiceLines(plan: Plan): string[] {
+  const choice = plan.auto_choice;
+  if (choice === undefined) return [];
+  const describe = (alternative: { gradient_checkpointing: boolean; tokens_per_s: number; peak_vram_gib: number }) =>
+    `gradient checkpointing ${alternative.gradient_checkpointing ? 'on' : 'off'} (${formatCount(alternative.tokens_per_s)} tokens/s, peak ${alternative.peak_vram_gib.toFixed(2)} GiB)`;
+  return [
+    `Auto: ${describe(choice.chosen)}: ${choice.reason}`,
+    ...choice.rejected.map((alternative) => `  rejected ${describe(alternative)}: ${alternative.why}`),
+  ];
+}
+
 function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): string {
   const lines: string[] = [];
   const quantization = describeWeightPrecision(request.quantization, plan.device.kind);
@@ -348,6 +360,7 @@ function formatPlan(request: PlanRequest, plan: Plan, extras: PlanExtras): strin
     plan.device.kind === 'cuda'
       ? `Device: ${plan.device.count} × ${plan.device.name}, ${plan.device.memory_gib} GiB each${plan.device.count > 1 ? `, ${describeParallelism(request)}` : ''}`
       : `Device: CPU, ${plan.device.count} cores, ${plan.device.memory_gib.toFixed(1)} GiB RAM (${plan.available_gib} usable${(request.cpu_processes ?? 1) > 1 ? ` by each of ${request.cpu_processes} processes), ${describeParallelism(request)}` : ')'}`,
+    ...autoChoiceLines(plan),
     '',
     `  ${'memory term'.padEnd(24)} ${'GiB'.padStart(9)}`,
     ...Object.entries(plan.breakdown).map(([term, value]) => `  ${term.padEnd(24)} ${value.toFixed(3).padStart(9)}`),
