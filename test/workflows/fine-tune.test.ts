@@ -26,7 +26,6 @@ async function start(run: FakeRun, changes: SpecChanges = {}, maxHistoryEvents?:
   });
 }
 
-const stateOf = (run: FakeRun) => testbed().client.workflow.getHandle(run.workflowId).query(stateQuery);
 const trainingStateOf = (run: FakeRun) => testbed().client.workflow.getHandle(trainingWorkflowId(run.workflowId)).query(trainingStateQuery);
 const trainRequests = (run: FakeRun) => run.callsTo('train').map((call) => call.request as ActivityRequest<'train'>);
 const untilCalled = (run: FakeRun, activity: Parameters<FakeRun['callsTo']>[0], times = 1) =>

@@ -60,6 +60,8 @@ export function callingWorkflowId(): string {
 export const lossAt = (step: number) => 1 / (step + 1);
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+/** The content hash the prepareDataset fake gives a dataset: the same file, the same hash, as the real one. */
+export const fakeDatasetHash = (datasetPath: string) => sha256(`dataset ${datasetPath}`);
 /** A simulated training step: long enough for a pause to land mid-run, short enough for a test of milliseconds. */
 const stepMilliseconds = 5;
 
@@ -135,7 +137,7 @@ export class FakeRun {
 
   private readonly defaults: { [Name in ActivityName]: (request: ActivityRequest<Name>) => Promise<ActivityResult<Name>> } = {
     prepareDataset: async ({ spec, artifact_root_uri }) => {
-      const hash = sha256(spec.dataset.path);
+      const hash = fakeDatasetHash(spec.dataset.path);
       const directory = `${artifact_root_uri}/datasets/${hash}`;
       return {
         format: 'instruction',

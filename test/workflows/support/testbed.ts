@@ -43,7 +43,8 @@ export async function eventually<T>(probe: () => T | undefined | Promise<T | und
     const value = await probe();
     if (value !== undefined) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
+    // Each probe is usually a query, a workflow task of its own: often enough to notice, not so often as to load the worker.
+    await sleep(25);
   }
 }
 
@@ -105,12 +106,11 @@ export function useWorkflowTestbed(): () => WorkflowTestbed {
       }),
     ]);
     const running = workers.map((worker) => worker.run());
-    let artifactRoots = 0;
     testbed = {
       client,
       namespace,
       root,
-      artifactRootUri: async () => pathToFileURL(await mkdtemp(join(root, `artifacts-${(artifactRoots += 1)}-`))).href,
+      artifactRootUri: async () => pathToFileURL(await mkdtemp(join(root, 'artifacts-'))).href,
       fakeRun(name, options = {}) {
         const run = new FakeRun(`${name}-${randomBytes(4).toString('hex')}`, client, options.handlers, options.train);
         runs.push(run);
