@@ -7,6 +7,7 @@ import { ActivityFailure, ApplicationFailure, CancelledFailure, ChildWorkflowFai
 import { describe, expect, it } from 'vitest';
 import { cancelRun, checkpointRun, pauseRun, resumeRun, startFineTune } from '../../src/client.ts';
 import { FailureType, SearchAttribute, Stage, TaskQueue } from '../../src/contract/index.ts';
+import { failureOf, isOutOfMemoryError } from '../../src/errors/index.ts';
 import { type fineTune, stateQuery, trainingStateQuery, trainingWorkflowId } from '../../workflows/index.ts';
 import type { ActivityRequest } from './support/contract.ts';
 import { type FakeRun, lossAt } from './support/fake-run.ts';
@@ -253,6 +254,12 @@ describe('trainAdapter: out of memory', () => {
     expect((cause as Error).message).toContain('out of memory at micro_batch_size 1 after 2 recoveries');
     expect(trainRequests(run).map((request) => request.spec.train.micro_batch_size)).toEqual([4, 2, 1]);
     expect(run.callsTo('merge')).toHaveLength(0);
+    // failureOf maps the run's failure back to tuneflow's typed error, with the plan and the recoveries attached.
+    const error = failureOf(await handle.result().catch((caught: unknown) => caught));
+    expect(isOutOfMemoryError(error)).toBe(true);
+    const details = error!.details as { plan: { peak_vram_gib: number; fits: boolean }; recoveries: unknown[] };
+    expect(details.plan.peak_vram_gib).toBeGreaterThan(0);
+    expect(details.recoveries).toHaveLength(2);
     expect(await handle.query(stateQuery)).toMatchObject({ status: 'failed', error: expect.stringContaining(FailureType.OutOfMemory) });
   });
 });
@@ -277,6 +284,8 @@ describe('trainAdapter: continue-as-new', () => {
     expect(result.executions).toBeGreaterThanOrEqual(2);
     expect(trainRequests(run).map((request) => request.spec.train.micro_batch_size)).toEqual([4, ...Array(trainRequests(run).length - 1).fill(2)]);
     expect(result.progress.out_of_memory_recoveries).toHaveLength(1);
+    // The plan the run reports is the plan of the micro-batch it trained with, not the one it started with.
+    expect(result.plan.peak_vram_gib).toBe(result.progress.out_of_memory_recoveries[0]!.peak_vram_gib);
   });
 });
 
