@@ -126,6 +126,10 @@ describe('retrain', () => {
     expect(result.reason).toBe('val loss 1.2500 > 0.9800 (champion 1.0000 × (1 − 0.02))');
     expect(result.challenger).toMatchObject({ version: 2, val_loss: 1.25 });
     expect((await retraining.registry.champion(modelName))?.version).toBe(1);
+    // Registered with the champion's score on the same held-out set, so `models show` tells why it lost.
+    const challenger = await retraining.registry.version(modelName, 2);
+    expect(challenger.metrics).toMatchObject({ val_loss: 1.25, champion_val_loss: 1.0 });
+    expect(challenger.evaluated_on).toBe(result.dataset_hash);
     const [challengerEvaluation, championEvaluation] = retraining.run.callsTo('evaluate').map((call) => call.request as ActivityRequest<'evaluate'>);
     expect(championEvaluation!.adapter_uri).toContain('/runs/champion/');
     expect(championEvaluation!.val_tokens_uri).toBe(challengerEvaluation!.val_tokens_uri);
