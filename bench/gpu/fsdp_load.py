@@ -31,12 +31,14 @@ def rank(rank_index: int, variant: str, directory: str, results: str, ranks: int
 
     import tuneflow_activities.offline  # noqa: F401
     from tuneflow_activities import sharding
-    from tuneflow_activities.loaders import TrainingSetup, load_for_training
+    from tuneflow_activities.loaders import load_for_training
+    from tuneflow_activities.payloads import TrainRequest, parse
 
     torch.cuda.set_device(0)
     dist.init_process_group("gloo", init_method=Path(directory, "rendezvous").as_uri(), rank=rank_index, world_size=ranks)
     request = multi_process.REQUESTS["qlora-fsdp-2"]
-    loaded = load_for_training(MODEL, request["spec"], TrainingSetup.from_request(request))
+    parsed = parse(TrainRequest, request)
+    loaded = load_for_training(MODEL, parsed.spec, parsed.setup)
     loaded_peak = torch.cuda.max_memory_allocated()
     sharding.fully_shard_model(loaded.model, "cuda")
     torch.cuda.synchronize()

@@ -54,12 +54,13 @@ def train_one(request_path: Path, result_path: Path) -> None:
     if request["setup"]["backend"] == "unsloth":
         import unsloth  # noqa: F401  (before transformers and peft)
     from tuneflow_activities import distributed, training
+    from tuneflow_activities.payloads import TrainRequest, parse
 
     heartbeats: list[dict] = []
     callbacks = training.Callbacks(report=heartbeats.append)
     if request["setup"]["processes"] == 1 and request["setup"]["parallelism"] == "fsdp":
         # One rank through the launcher: FSDP's sharding machinery (and NCCL) on a real GPU.
-        result = distributed.launch(request, 1, callbacks)
+        result = distributed.launch(parse(TrainRequest, request), 1, callbacks)
     else:
         result = training.train(request, report=heartbeats.append)
     result_path.write_text(json.dumps({"result": result, "last_heartbeat": heartbeats[-1] if heartbeats else None}))

@@ -15,9 +15,10 @@ from tuneflow_activities.models import (
 
 QUICKSTART_DATA = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "data.jsonl"
 
+# A parsed spec: every default applied, as the workflow sends it.
 TINY_SPEC = {
     "model": {"source": TINY_RANDOM_LLAMA, "max_seq_length": 128},
-    "dataset": {"overlong": "truncate"},
+    "dataset": {"path": str(QUICKSTART_DATA), "format": "auto", "seed": 42, "max_invalid_fraction": 0.01, "overlong": "truncate"},
     "lora": {"r": 8, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
     "train": {
         "epochs": 1,
@@ -34,12 +35,15 @@ TINY_SPEC = {
         "packing": "auto",
         "loss_on": "responses",
         "seed": 42,
+        "heartbeat_timeout_seconds": 120,
+        "log_every_steps": 1,
+        "objective": {"kind": "sft"},
     },
     "checkpoint": {"every_steps": 4, "keep_last": 5, "keep_best": True},
     "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
     "merge": {"enabled": True, "dtype": "auto"},
     "evaluate": {"enabled": True, "sample_prompts": ["Extract the person as JSON.\n\nAnna, 52, baker in Gdansk."], "max_new_tokens": 6},
-    "device": {"type": "cpu", "backend": "auto", "quantization": "none"},
+    "device": {"type": "cpu", "gpu": "auto", "gpu_count": 1, "parallelism": "auto", "cpu_processes": 1, "backend": "auto", "quantization": "none"},
 }
 
 # What TypeScript's resolveTrainingSetup decides for TINY_SPEC on a CPU worker; requests carry it, never `auto`.
@@ -78,6 +82,30 @@ def prepared(tmp_path_factory) -> dict:
     return {"train_uri": (directory / "train.jsonl").as_uri(), "val_uri": (directory / "val.jsonl").as_uri()}
 
 
+def preference_row(number: int, row: dict, wrong: dict) -> dict:
+    """A quickstart row as a preference pair: its own answer chosen, another person's answer rejected."""
+    return {
+        "kind": "preference",
+        "source": {"file": "data.jsonl", "row": number},
+        "prompt": [{"role": "user", "content": f"{row['instruction']}\n\n{row['input']}"}],
+        "chosen": [{"role": "assistant", "content": row["output"]}],
+        "rejected": [{"role": "assistant", "content": wrong["output"]}],
+    }
+
+
+@pytest.fixture(scope="session")
+def preference_prepared(tmp_path_factory) -> dict:
+    """The quickstart rows as prepared preference pairs (what prepare writes for a preference dataset)."""
+    directory = tmp_path_factory.mktemp("datasets") / "4567cdef"
+    directory.mkdir()
+    rows = [json.loads(line) for line in QUICKSTART_DATA.read_text().splitlines()]
+    pairs = [preference_row(number, row, rows[(number + 7) % len(rows)]) for number, row in enumerate(rows, 1)]
+    # Few pairs, seen over several epochs: the tiny random model learns them, it cannot generalise in a dozen steps.
+    (directory / "train.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[:8]))
+    (directory / "val.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[96:112]))
+    return {"train_uri": (directory / "train.jsonl").as_uri(), "val_uri": (directory / "val.jsonl").as_uri()}
+
+
 @pytest.fixture(scope="session")
 def tiny_model_uri() -> str:
     return model_uri(resolve_model_directory(TINY_RANDOM_LLAMA))
@@ -91,6 +119,17 @@ def tokens(prepared, tiny_model_uri) -> dict:
         "model_uri": tiny_model_uri,
         "tokenizer_identity": tokenizer_identity(resolve_model_directory(TINY_RANDOM_LLAMA).directory),
         **prepared,
+    }
+    return tokenize_dataset(request)
+
+
+@pytest.fixture(scope="session")
+def preference_tokens(preference_prepared, tiny_model_uri) -> dict:
+    request = {
+        "spec": TINY_SPEC,
+        "model_uri": tiny_model_uri,
+        "tokenizer_identity": tokenizer_identity(resolve_model_directory(TINY_RANDOM_LLAMA).directory),
+        **preference_prepared,
     }
     return tokenize_dataset(request)
 

@@ -12,6 +12,7 @@ from tuneflow_activities.data import (
     TOKENS_FORMAT_VERSION,
     Schedule,
     length_histogram,
+    pairs_for_training,
     read_prepared_rows,
     read_tokenized_split,
     rows_for_training,
@@ -112,3 +113,58 @@ def test_length_histogram_bins_are_about_nine_percent_wide_with_every_power_of_t
         {"up_to": 139, "rows": 1, "tokens": 129},
         {"up_to": 2048, "rows": 1, "tokens": 2048},
     ]
+
+
+PAIR = {
+    "kind": "preference",
+    "source": {"file": "pairs.jsonl", "row": 7},
+    "prompt": [{"role": "system", "content": "Answer in JSON."}, {"role": "user", "content": "Who is Anna?"}],
+    "chosen": [{"role": "assistant", "content": '{"name": "Anna"}'}],
+    "rejected": [{"role": "assistant", "content": '{"name": "Ben", "age": 12, "city": "Oslo"}'}],
+}
+
+
+def test_a_preference_pair_trains_on_each_response_after_the_shared_prompt(tokenizer):
+    split = tokenize_split([PAIR], tokenizer)
+    assert split.paired and len(split) == 2
+    (pair,) = pairs_for_training(split, 512, "fail")
+    prompt = tokenizer.apply_chat_template(PAIR["prompt"], tokenize=False, add_generation_prompt=True)
+    assert trained_text(tokenizer, pair.chosen) == '{"name": "Anna"}<|im_end|>\n'
+    assert trained_text(tokenizer, pair.rejected) == '{"name": "Ben", "age": 12, "city": "Oslo"}<|im_end|>\n'
+    for row, side in ((pair.chosen, "chosen"), (pair.rejected, "rejected")):
+        assert tokenizer.decode(row.input_ids) == tokenizer.apply_chat_template(PAIR["prompt"] + PAIR[side], tokenize=False)
+        assert tokenizer.decode(row.input_ids[row.labels == IGNORED_LABEL]) == prompt
+    assert pair.original_length == len(pair.rejected.input_ids) and pair.source == PAIR["source"]
+
+
+def test_an_overlong_pair_loses_the_start_of_its_prompt_then_the_end_of_its_responses(tokenizer):
+    long_prompt = {**PAIR, "prompt": [{"role": "user", "content": "word " * 100}]}
+    split = tokenize_split([long_prompt], tokenizer)
+    (whole,) = pairs_for_training(split, 10_000, "fail")
+    (pair,) = pairs_for_training(split, 48, "truncate")
+    prompt_length = int((whole.rejected.labels == IGNORED_LABEL).sum())
+    rejected_response = len(whole.rejected.input_ids) - prompt_length
+    # The prompt keeps its end (next to the responses); both responses are whole, as they fit beside it.
+    kept_prompt = 48 - rejected_response
+    assert pair.rejected.input_ids.tolist() == whole.rejected.input_ids[prompt_length - kept_prompt :].tolist()
+    assert pair.chosen.input_ids.tolist() == whole.chosen.input_ids[prompt_length - kept_prompt :].tolist()
+    # Responses longer than half the length: the prompt keeps half, the responses lose their ends.
+    (short,) = pairs_for_training(split, 16, "truncate")
+    assert len(short.rejected.input_ids) == 16 and (short.rejected.labels == IGNORED_LABEL).sum() == 8
+    assert short.rejected.input_ids[8:].tolist() == whole.rejected.input_ids[prompt_length : prompt_length + 8].tolist()
+    assert pairs_for_training(split, 48, "drop") == []
+    with pytest.raises(ApplicationError) as failed:
+        pairs_for_training(split, 48, "fail")
+    assert "{'file': 'pairs.jsonl', 'row': 7}" in failed.value.message
+
+
+def test_preference_ids_are_stored_as_pairs_and_counted_by_their_longer_sequence(preference_tokens, tokenizer):
+    split = read_tokenized_split(uri_to_path(preference_tokens["train_tokens_uri"]))
+    assert split.paired and len(split) == 96
+    pairs = pairs_for_training(split, 128, "truncate")
+    statistics = preference_tokens["train"]
+    assert statistics["rows"] == statistics["rows_trained"] == len(pairs) == 48
+    assert statistics["tokens_trained"] == sum(max(pair.chosen.tokens, pair.rejected.tokens) for pair in pairs)
+    with pytest.raises(ApplicationError) as refused:
+        rows_for_training(split, 128, "responses", "truncate")
+    assert "dpo" in refused.value.message

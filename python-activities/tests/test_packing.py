@@ -1,16 +1,19 @@
 """Packing: rows share a sequence without seeing each other, the loss is the unpacked loss, and packed training
 resumes bit for bit."""
 
+import copy
 import hashlib
 import random
 
 import pytest
 import torch
+from conftest import TINY_SPEC
 
 from tuneflow_activities.artifacts import uri_to_path
 from tuneflow_activities.data import IGNORED_LABEL, collate, read_tokenized_split, rows_for_training
 from tuneflow_activities.loaders import TrainingSetup, load_for_training
 from tuneflow_activities.packing import collate_packed, pack_rows
+from tuneflow_activities.payloads import Spec, parse
 from tuneflow_activities.training import StopRequested, train
 
 # fp32 on a CPU: the packed forward runs the same arithmetic on differently shaped matrices, so sums are reordered;
@@ -42,12 +45,10 @@ def model_and_rows(tiny_model_uri, tokens):
         processes=1,
         parallelism="single",
     )
-    spec = {
-        "model": {"max_seq_length": 512},
-        "lora": {"r": 8, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
-        "train": {"seed": 0},
-    }
-    loaded = load_for_training(uri_to_path(tiny_model_uri), spec, setup)
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["model"]["max_seq_length"] = 512
+    spec["train"]["seed"] = 0
+    loaded = load_for_training(uri_to_path(tiny_model_uri), parse(Spec, spec), setup)
     rows = rows_for_training(read_tokenized_split(uri_to_path(tokens["train_tokens_uri"])), 512, "responses", "truncate")[:12]
     return loaded.model, loaded.tokenizer.pad_token_id, rows
 

@@ -23,6 +23,7 @@ from .data import tokenize_dataset
 from .errors import failure, is_out_of_memory
 from .models import model_facts, resolve_model_directory
 from .object_store import activity_files, is_object_store_uri, verify_stored_checkpoints
+from .payloads import ResolveModelRequest, TrainRequest, parse
 from .takeover import WorkerIdentity
 from .validation import checked
 
@@ -151,9 +152,10 @@ def _raise_injected_out_of_memory(micro_batch_size: int) -> None:
 
 @activity.defn(name=AcceleratorActivity.RESOLVE_MODEL.value)
 @checked(AcceleratorActivity.RESOLVE_MODEL)
-def resolve_model(request: dict) -> dict:
+def resolve_model(payload: dict) -> dict:
+    request = parse(ResolveModelRequest, payload)
     with Heartbeater({"phase": "resolving model"}).running():
-        return model_facts(resolve_model_directory(request["spec"]["model"]["source"]))
+        return model_facts(resolve_model_directory(request.spec.model.source))
 
 
 @activity.defn(name=AcceleratorActivity.TOKEN_STATISTICS.value)
@@ -176,15 +178,19 @@ def train(request: dict) -> dict:
         control = TrainingControl(_workflow_link)
         # On object storage the loop trains in a local mirror; checkpoints upload in the background as it goes.
         files = activity_files(request)
+        parsed = parse(TrainRequest, files.request)
+        micro_batch_size = parsed.spec.train.micro_batch_size
         try:
-            _raise_injected_out_of_memory(request["spec"]["train"]["micro_batch_size"])
+            _raise_injected_out_of_memory(micro_batch_size)
             with files.training():
-                result = training.train(
-                    files.request,
-                    report=lambda heartbeat: heartbeater.update(files.heartbeat(heartbeat)),
-                    should_stop=control.should_stop,
-                    checkpoint_requested=control.checkpoint_requested,
-                    progressed=lambda message: control.progressed(files.checkpoint_written(message)),
+                result = training.train_request(
+                    parsed,
+                    training.Callbacks(
+                        report=lambda heartbeat: heartbeater.update(files.heartbeat(heartbeat)),
+                        should_stop=control.should_stop,
+                        checkpoint_requested=control.checkpoint_requested,
+                        progressed=lambda message: control.progressed(files.checkpoint_written(message)),
+                    ),
                 )
             # Where this worker's own queue is: the workflow offers the run's merge and evaluation there first.
             return {**files.publish(result, ("adapter_uri",)), "worker_task_queue": WorkerIdentity.of_this_process().task_queue}
@@ -195,8 +201,8 @@ def train(request: dict) -> dict:
             if is_out_of_memory(error):
                 raise failure(
                     FailureType.OUT_OF_MEMORY,
-                    f"out of memory at micro_batch_size={request['spec']['train']['micro_batch_size']}: {error}",
-                    micro_batch_size=request["spec"]["train"]["micro_batch_size"],
+                    f"out of memory at micro_batch_size={micro_batch_size}: {error}",
+                    micro_batch_size=micro_batch_size,
                 ) from error
             raise
 

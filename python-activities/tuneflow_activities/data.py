@@ -1,10 +1,12 @@
 """Prepared rows → token ids, loss masks and micro-batches, in an order that is a pure function of (seed, epoch).
 
-The TypeScript prepare stage writes one normalised JSON object per line (`kind`: chat, text or completion).
-The dataset is tokenised once per tokenizer, by the token_statistics activity (`write_tokenized_split`): the ids
-of every row at full length and a mask of the tokens in responses go beside the prepared data, memory-mapped by
-every later reader. Training and evaluation read them and apply the length policy and loss masking when reading
-(`rows_for_training`), so a row counts, truncates and trains the same way everywhere.
+The TypeScript prepare stage writes one normalised JSON object per line (`kind`: chat, text or completion for
+supervised rows; preference for a prompt with a chosen and a rejected response). The dataset is tokenised once per
+tokenizer, by the token_statistics activity (`write_tokenized_split`): the ids of every row at full length and a mask
+of the tokens in responses go beside the prepared data, memory-mapped by every later reader; a preference row is
+stored as two consecutive rows, prompt + chosen and prompt + rejected. Training and evaluation read them and apply
+the length policy and loss masking when reading (`rows_for_training`, `pairs_for_training`), so a row counts,
+truncates and trains the same way everywhere.
 """
 
 import errno
@@ -21,11 +23,14 @@ from .artifacts import DatasetLayout, atomic_directory, path_to_uri, uri_to_path
 from .contract import FailureType
 from .errors import failure
 from .models import tokenizer_identity
+from .payloads import LossOn, Overlong, TokenStatisticsRequest, parse
 
 IGNORED_LABEL = -100
 # Bumped whenever tokenisation (segments, special tokens) or the files below change: older ids stop matching.
 TOKENS_FORMAT_VERSION = 1
 _INPUT_IDS, _RESPONSES, _OFFSETS, _SOURCES = "input_ids.npy", "responses.npy", "offsets.npy", "sources.json"
+# Present for preference data only (ids written before preference data existed have none): rows come in pairs.
+_PAIRED = "paired"
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,29 @@ class TokenizedRow:
     def trainable_tokens(self) -> int:
         """Tokens the loss is computed on: causal models predict token t+1 from t, so the first label never counts."""
         return int(np.count_nonzero(self.labels[1:] != IGNORED_LABEL))
+
+    @property
+    def tokens(self) -> int:
+        return len(self.input_ids)
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """A prompt with its chosen and its rejected response, as two rows labelled on their response only."""
+
+    chosen: TokenizedRow
+    rejected: TokenizedRow
+    source: dict
+    # The longer of the two sequences at full length: what the length policy and the planner look at.
+    original_length: int
+
+    @property
+    def tokens(self) -> int:
+        return self.chosen.tokens + self.rejected.tokens
+
+    @property
+    def longer(self) -> TokenizedRow:
+        return self.chosen if self.chosen.tokens >= self.rejected.tokens else self.rejected
 
 
 def read_prepared_rows(path: Path) -> list[dict]:
@@ -71,6 +99,24 @@ def _segments(row: dict, tokenizer) -> list[tuple[str, bool]]:
     raise failure(FailureType.INVALID_DATASET, f"prepared row has unknown kind {kind!r}", source=row.get("source"))
 
 
+def _preference_segments(row: dict, tokenizer) -> list[list[tuple[str, bool]]]:
+    """A preference row as two rows of segments: the prompt through the chat template with the generation prompt,
+    then each response as the template of prompt + response minus the prompt's text."""
+    prompt = tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+    sequences = []
+    for side in ("chosen", "rejected"):
+        whole = tokenizer.apply_chat_template(row["prompt"] + row[side], tokenize=False)
+        if not whole.startswith(prompt) or len(whole) == len(prompt):
+            raise failure(
+                FailureType.INVALID_DATASET,
+                f"the chat template does not render the {side} response of {row.get('source')} after its prompt",
+                source=row.get("source"),
+                field=side,
+            )
+        sequences.append([(prompt, False), (whole[len(prompt) :], True)])
+    return sequences
+
+
 @dataclass(frozen=True)
 class TokenizedSplit:
     """Every row of a split at full length: the ids end to end, a per-token response flag, and row offsets."""
@@ -79,6 +125,8 @@ class TokenizedSplit:
     responses: np.ndarray  # bool, True where the token belongs to a response (an assistant turn, a completion)
     offsets: np.ndarray  # int64, len(rows) + 1: row i is [offsets[i], offsets[i + 1])
     sources: list[dict]
+    # Preference data: rows 2i and 2i + 1 are pair i's prompt + chosen and prompt + rejected.
+    paired: bool = False
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -101,20 +149,28 @@ class TokenizedSplit:
 
 
 def tokenize_split(rows: Sequence[dict], tokenizer) -> TokenizedSplit:
+    paired = any(row["kind"] == "preference" for row in rows)
+    mixed = next((row for row in rows if (row["kind"] == "preference") != paired), None)
+    if mixed is not None:
+        raise failure(FailureType.INVALID_DATASET, f"preference and supervised rows in one split: {mixed.get('source')}", source=mixed.get("source"))
     ids: list[int] = []
     responses: list[bool] = []
     offsets = [0]
+    sources = []
     for row in rows:
-        for text, trained in _segments(row, tokenizer):
-            piece = tokenizer(text, add_special_tokens=False)["input_ids"]
-            ids.extend(piece)
-            responses.extend([trained] * len(piece))
-        offsets.append(len(ids))
+        for segments in _preference_segments(row, tokenizer) if paired else [_segments(row, tokenizer)]:
+            for text, trained in segments:
+                piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+                ids.extend(piece)
+                responses.extend([trained] * len(piece))
+            offsets.append(len(ids))
+            sources.append(row.get("source", {}))
     return TokenizedSplit(
         input_ids=np.asarray(ids, dtype=np.int32),
         responses=np.asarray(responses, dtype=bool),
         offsets=np.asarray(offsets, dtype=np.int64),
-        sources=[row.get("source", {}) for row in rows],
+        sources=sources,
+        paired=paired,
     )
 
 
@@ -134,6 +190,8 @@ def write_tokenized_split(split: TokenizedSplit, directory: Path) -> None:
             np.save(building / _RESPONSES, split.responses)
             np.save(building / _OFFSETS, split.offsets)
             (building / _SOURCES).write_text(json.dumps(split.sources))
+            if split.paired:
+                (building / _PAIRED).touch()
     except OSError as error:
         if error.errno not in (errno.EEXIST, errno.ENOTEMPTY) or not directory.is_dir():
             raise
@@ -150,48 +208,101 @@ def read_tokenized_split(directory: Path) -> TokenizedSplit:
         responses=np.load(directory / _RESPONSES, mmap_mode="r"),
         offsets=np.load(directory / _OFFSETS),
         sources=json.loads((directory / _SOURCES).read_text()),
+        paired=(directory / _PAIRED).is_file(),
     )
 
 
-def rows_for_training(split: TokenizedSplit, max_seq_length: int, loss_on: str, overlong: str) -> list[TokenizedRow]:
+def _refuse_overlong(overlong_rows: Sequence[TokenizedRow | PreferencePair], max_seq_length: int) -> None:
+    raise failure(
+        FailureType.INVALID_DATASET,
+        f"{len(overlong_rows)} rows are longer than model.max_seq_length={max_seq_length} tokens "
+        f"(dataset.overlong is 'fail'); first: {overlong_rows[0].source} with {overlong_rows[0].original_length} tokens",
+        rows=[{"source": row.source, "tokens": row.original_length} for row in overlong_rows[:100]],
+    )
+
+
+def rows_for_training(split: TokenizedSplit, max_seq_length: int, loss_on: LossOn, overlong: Overlong) -> list[TokenizedRow]:
     """The split's rows under the length policy (truncate, drop, or fail naming the rows) and loss masking."""
+    if split.paired:
+        raise failure(FailureType.INVALID_DATASET, "the dataset holds preference pairs: train it with the dpo objective (train.objective.kind)")
     tokenized = split.rows(max_seq_length, loss_on)
     overlong_rows = [row for row in tokenized if row.original_length > max_seq_length]
     if overlong_rows and overlong == "fail":
-        raise failure(
-            FailureType.INVALID_DATASET,
-            f"{len(overlong_rows)} rows are longer than model.max_seq_length={max_seq_length} tokens "
-            f"(dataset.overlong is 'fail'); first: {overlong_rows[0].source} with {overlong_rows[0].original_length} tokens",
-            rows=[{"source": row.source, "tokens": row.original_length} for row in overlong_rows[:100]],
-        )
+        _refuse_overlong(overlong_rows, max_seq_length)
     if overlong == "drop":
         tokenized = [row for row in tokenized if row.original_length <= max_seq_length]
     # A row whose every response token was truncated away teaches nothing and would divide by zero.
     return [row for row in tokenized if row.trainable_tokens > 0]
 
 
-def tokenize_dataset(request: dict) -> dict:
-    """The token_statistics activity's body: tokenises each split once, writes the ids beside the prepared data (keyed
-    by tokenizer identity) for training and evaluation to read, and counts them for the planner."""
+def _pair(split: TokenizedSplit, index: int, max_seq_length: int | None) -> PreferencePair:
+    """Pair `index` within max_seq_length (None: whole). Over it, the prompt loses tokens from its start (down to half
+    the length at most), then each response from its end: what is kept is the end of the prompt, next to the
+    responses, and the start of the responses, where chosen and rejected first differ."""
+    full = [split.row(2 * index + side, None, "responses") for side in (0, 1)]
+    prompt_length = int(np.argmax(full[0].labels != IGNORED_LABEL))
+    prompt = full[0].input_ids[:prompt_length]
+    responses = [row.input_ids[prompt_length:] for row in full]
+    original_length = prompt_length + max(len(response) for response in responses)
+    if max_seq_length is not None and original_length > max_seq_length:
+        kept_prompt = min(prompt_length, max(max_seq_length - max(len(response) for response in responses), max_seq_length // 2))
+        prompt = prompt[prompt_length - kept_prompt :]
+        responses = [response[: max_seq_length - kept_prompt] for response in responses]
+    chosen, rejected = (
+        TokenizedRow(
+            input_ids=np.concatenate([prompt, response]),
+            labels=np.concatenate([np.full(len(prompt), IGNORED_LABEL), response]),
+            source=split.sources[2 * index],
+            original_length=row.original_length,
+        )
+        for row, response in zip(full, responses, strict=True)
+    )
+    return PreferencePair(chosen=chosen, rejected=rejected, source=split.sources[2 * index], original_length=original_length)
+
+
+def pairs_for_training(split: TokenizedSplit, max_seq_length: int, overlong: Overlong) -> list[PreferencePair]:
+    """The split's preference pairs under the length policy (truncate, drop, or fail naming the rows)."""
+    if not split.paired:
+        raise failure(FailureType.INVALID_DATASET, "the dpo objective trains on preference pairs (prompt, chosen, rejected): the dataset has none")
+    pairs = [_pair(split, index, max_seq_length) for index in range(len(split) // 2)]
+    overlong_pairs = [pair for pair in pairs if pair.original_length > max_seq_length]
+    if overlong_pairs and overlong == "fail":
+        _refuse_overlong(overlong_pairs, max_seq_length)
+    if overlong == "drop":
+        pairs = [pair for pair in pairs if pair.original_length <= max_seq_length]
+    # A pair with a response truncated away compares nothing.
+    return [pair for pair in pairs if pair.chosen.trainable_tokens > 0 and pair.rejected.trainable_tokens > 0]
+
+
+def tokenize_dataset(payload: dict) -> dict:
+    """The token_statistics activity's body (the payload is parsed into a TokenStatisticsRequest here, once):
+    tokenises each split once, writes the ids beside the prepared data (keyed by tokenizer identity) for training and
+    evaluation to read, and counts them for the planner. For preference data the counts describe each pair's longer
+    sequence (prompt + the longer response)."""
     from transformers import AutoTokenizer
 
-    spec = request["spec"]
-    loss_on, max_seq_length = spec["train"]["loss_on"], spec["model"]["max_seq_length"]
-    model_directory = uri_to_path(request["model_uri"])
-    identity = request["tokenizer_identity"]
+    request = parse(TokenStatisticsRequest, payload)
+    spec = request.spec
+    loss_on, max_seq_length, overlong = spec.train.loss_on, spec.model.max_seq_length, spec.dataset.overlong
+    model_directory = uri_to_path(request.model_uri)
+    identity = request.tokenizer_identity
     if identity != tokenizer_identity(model_directory):
         raise failure(FailureType.INVALID_SPEC, f"tokenizer_identity {identity} is not the identity of the tokenizer in {model_directory}")
     tokenizer = AutoTokenizer.from_pretrained(str(model_directory))
     result = {}
-    for split in ("train", "val"):
-        split_path = uri_to_path(request[f"{split}_uri"])
+    for split, split_uri in (("train", request.train_uri), ("val", request.val_uri)):
+        split_path = uri_to_path(split_uri)
         tokenized = tokenize_split(read_prepared_rows(split_path), tokenizer)
         directory = tokenized_split_directory(split_path, identity)
         write_tokenized_split(tokenized, directory)
-        full_length = [row for row in tokenized.rows(None, loss_on) if row.trainable_tokens > 0]
+        if tokenized.paired:
+            full_length = [pair.longer for pair in (_pair(tokenized, index, None) for index in range(len(tokenized) // 2))]
+            # The policy check (fail/drop) runs here too, so a bad dataset fails before any training starts.
+            kept = [pair.longer for pair in pairs_for_training(tokenized, max_seq_length, overlong)]
+        else:
+            full_length = [row for row in tokenized.rows(None, loss_on) if row.trainable_tokens > 0]
+            kept = rows_for_training(tokenized, max_seq_length, loss_on, overlong)
         statistics = length_statistics(full_length, max_seq_length)
-        # The policy check (fail/drop) runs here too, so a bad dataset fails before any training starts.
-        kept = rows_for_training(tokenized, max_seq_length, loss_on, spec["dataset"]["overlong"])
         statistics["rows_trained"] = len(kept)
         statistics["tokens_trained"] = sum(len(row.input_ids) for row in kept)
         statistics["length_histogram"] = length_histogram([len(row.input_ids) for row in kept])

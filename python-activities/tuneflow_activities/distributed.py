@@ -6,7 +6,7 @@ TypeScript); this module only carries it out:
 - `launch` (in the activity's process) starts the ranks, answers rank 0's control questions with the activity's
   callbacks, forwards its progress, and turns the ranks' outcome into the activity's: a result, a stop, a typed
   failure. One rank that dies takes the others with it, and every rank dies with the activity's process.
-- `World` (in each rank) is what the training recipe needs of the others: agree on rank 0's decisions, sum numbers
+- `World` (in each rank) is what the training engine needs of the others: agree on rank 0's decisions, sum numbers
   and gradients, gather per-rank state.
 
 Why not torchrun: its workers outlive a SIGKILLed launcher (they would hold the GPUs after a worker crash), and the
@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .contract import FailureType
 from .errors import failure, is_out_of_memory
+from .payloads import TrainingSetup, TrainRequest
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +158,8 @@ class RankLink:
             return self._connection.recv()
 
 
-def _rank_main(rank: int, request: dict, size: int, directory: str, address: str, authkey: bytes) -> None:
-    """One rank: join the process group, train with the recipe, tell the launcher how it ended."""
+def _rank_main(rank: int, request: TrainRequest, size: int, directory: str, address: str, authkey: bytes) -> None:
+    """One rank: join the process group, train with the engine, tell the launcher how it ended."""
     _die_with_parent()
     # Imported here: the ranks are fresh interpreters (spawn), the launcher's module globals are not theirs.
     import torch
@@ -166,9 +167,8 @@ def _rank_main(rank: int, request: dict, size: int, directory: str, address: str
     from temporalio.exceptions import ApplicationError
 
     from . import training
-    from .loaders import TrainingSetup
 
-    setup = TrainingSetup.from_request(request)
+    setup = request.setup
     nccl = setup.device == "cuda" and not _ranks_share_one_gpu()
     if setup.device == "cuda":
         torch.cuda.set_device(rank if nccl else 0)
@@ -192,7 +192,7 @@ def _rank_main(rank: int, request: dict, size: int, directory: str, address: str
             if world.main
             else training.Callbacks()
         )
-        result = training.run_recipe(request, callbacks, world)
+        result = training.run_engine(request, callbacks, world)
         link.send("result", result if world.main else None)
     except training.StopRequested as stop:
         link.send("stopped", {"step": stop.step, "uri": stop.uri})
@@ -211,7 +211,7 @@ class RanksFailed(RuntimeError):
     """A rank died or raised something that is not a typed failure; the message carries its traceback."""
 
 
-def launch(request: dict, processes: int, callbacks) -> dict:
+def launch(request: TrainRequest, processes: int, callbacks) -> dict:
     """Trains `request` with `processes` ranks and returns rank 0's result; `callbacks` (training.Callbacks) answer
     rank 0's questions and receive its reports.
 
@@ -221,9 +221,7 @@ def launch(request: dict, processes: int, callbacks) -> dict:
     """
     import torch.multiprocessing
 
-    from .loaders import TrainingSetup
-
-    require_devices(TrainingSetup.from_request(request))
+    require_devices(request.setup)
 
     with tempfile.TemporaryDirectory(prefix="tuneflow-ranks-") as directory:
         authkey = secrets.token_bytes(32)
@@ -321,7 +319,7 @@ def available_devices(setup) -> int:
     return torch.cuda.device_count()
 
 
-def require_devices(setup) -> None:
+def require_devices(setup: TrainingSetup) -> None:
     available = available_devices(setup)
     if available < setup.processes and not _ranks_share_one_gpu():
         raise failure(

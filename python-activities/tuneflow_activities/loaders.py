@@ -10,84 +10,15 @@ from spec and model facts by TypeScript's resolveTrainingSetup) names device, ba
 checkpointing and optimizer. No `auto` is accepted here, so the worker cannot decide differently from the plan.
 """
 
-import dataclasses
 import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import get_args
 
-from .contract import FailureType
-from .errors import failure
+from .payloads import Dtype, LoraSpec, Spec, TrainingSetup
 
 ALL_LINEAR_LLAMA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-
-Device = Literal["cuda", "cpu"]
-Backend = Literal["unsloth", "hf-peft"]
-Quantization = Literal["none", "4bit", "8bit"]
-Dtype = Literal["bfloat16", "float16", "float32"]
-Optimizer = Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit"]
-Parallelism = Literal["single", "ddp", "fsdp"]
-
-
-@dataclass(frozen=True)
-class TrainingSetup:
-    """The resolved training setup as the request carries it (TypeScript's TrainingSetup)."""
-
-    device: Device
-    backend: Backend
-    quantization: Quantization
-    dtype: Dtype
-    gradient_checkpointing: bool
-    optimizer: Optimizer
-    packing: bool
-    # Processes that train the run (one per GPU) and how they share it (distributed.py, sharding.py).
-    processes: int
-    parallelism: Parallelism
-
-    @staticmethod
-    def from_request(request: dict) -> "TrainingSetup":
-        """The request's `setup`; a missing field or an unresolved value (`auto`) is a bad request, not a guess."""
-        given = request.get("setup")
-        if not isinstance(given, dict):
-            raise failure(FailureType.INVALID_SPEC, "request has no resolved `setup` (device, backend, quantization, dtype, ...)")
-        for field in dataclasses.fields(TrainingSetup):
-            value = given.get(field.name)
-            if field.type is int:
-                if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                    raise failure(FailureType.INVALID_SPEC, f"setup.{field.name} is {value!r}; expected a positive integer", field=f"setup.{field.name}")
-                continue
-            allowed = (True, False) if field.type is bool else get_args(field.type)
-            if value not in allowed:
-                raise failure(
-                    FailureType.INVALID_SPEC,
-                    f"setup.{field.name} is {given.get(field.name)!r}; expected one of {', '.join(map(str, allowed))}",
-                    field=f"setup.{field.name}",
-                )
-        return TrainingSetup(**{field.name: given[field.name] for field in dataclasses.fields(TrainingSetup)})
-
-    @property
-    def torch_dtype(self):
-        import torch
-
-        return getattr(torch, self.dtype)
-
-    @property
-    def pads_to_fixed_shapes(self) -> bool:
-        """Unsloth compiles each decoder block per input shape (15-30 s each on an H200): batches are padded to
-        a few fixed lengths instead of to their longest row."""
-        return self.backend == "unsloth"
-
-    def for_merging(self, dtype: Dtype) -> "TrainingSetup":
-        """The setup a merge loads the base with: hf-peft on the CPU, unquantised, in `dtype`.
-
-        A quantised run merges into the 16-bit base, never into its 4/8-bit weights: merging into quantised weights
-        would round the adapter's update back onto the quantisation grid (and bitsandbytes layers cannot be saved as
-        a plain checkpoint), while the original weights plus the adapter are the model that was meant. The adapter was
-        trained against the dequantised weights, so the merged model differs from the trained one by the base's
-        quantisation error, which is what every QLoRA merge accepts. The CPU holds the whole base wherever it trains.
-        """
-        return dataclasses.replace(self, device="cpu", backend="hf-peft", quantization="none", dtype=dtype, processes=1, parallelism="single")
 
 
 @dataclass
@@ -101,15 +32,8 @@ def unsloth_available() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
-def lora_arguments(spec: dict) -> dict:
-    lora = spec["lora"]
-    return {
-        "r": lora["r"],
-        "lora_alpha": lora["alpha"],
-        "lora_dropout": lora["dropout"],
-        "use_rslora": lora["use_rslora"],
-        "bias": "none",
-    }
+def lora_arguments(lora: LoraSpec) -> dict:
+    return {"r": lora.r, "lora_alpha": lora.alpha, "lora_dropout": lora.dropout, "use_rslora": lora.use_rslora, "bias": "none"}
 
 
 def base_dtype(model_directory: Path) -> Dtype:
@@ -119,19 +43,19 @@ def base_dtype(model_directory: Path) -> Dtype:
     return stored if stored in get_args(Dtype) else "float32"
 
 
-def load_for_training(model_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:
+def load_for_training(model_directory: Path, spec: Spec, setup: TrainingSetup) -> LoadedModel:
     """The base as `setup` says, with fresh LoRA weights attached (seeded: the caller calls set_seed first)."""
     if setup.backend == "unsloth":
         return _load_with_unsloth(model_directory, spec, setup)
     return _load_with_peft(model_directory, spec, setup)
 
 
-def load_with_adapter(model_directory: Path, adapter_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:
+def load_with_adapter(model_directory: Path, adapter_directory: Path, spec: Spec, setup: TrainingSetup) -> LoadedModel:
     """The base as training loaded it (same backend, quantization and dtype) with a trained adapter on top, for
     inference: a 4-bit run evaluates with the 4-bit base it was trained on, in the memory its plan promised."""
     from peft import PeftModel
 
-    base = _load_base(model_directory, setup, spec["model"]["max_seq_length"])
+    base = _load_base(model_directory, setup, spec.model.max_seq_length)
     model = PeftModel.from_pretrained(base.model, str(adapter_directory), is_trainable=False)
     if setup.quantization == "none":
         model = model.to(setup.device)  # quantised weights were placed by the loader and cannot move
@@ -187,7 +111,7 @@ def _current_gpu() -> int:
     return torch.cuda.current_device()
 
 
-def _load_with_peft(model_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:
+def _load_with_peft(model_directory: Path, spec: Spec, setup: TrainingSetup) -> LoadedModel:
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
     if setup.parallelism == "fsdp":
@@ -196,7 +120,7 @@ def _load_with_peft(model_directory: Path, spec: dict, setup: TrainingSetup) -> 
 
         loaded = LoadedModel(*load_base_in_host_memory(model_directory, setup), setup)
     else:
-        loaded = _load_base(model_directory, setup, spec["model"]["max_seq_length"])
+        loaded = _load_base(model_directory, setup, spec.model.max_seq_length)
     model = loaded.model
     if setup.quantization != "none":
         # The QLoRA recipe's fp32 norms and embeddings (and its checkpointing, for a model transformers quantised).
@@ -204,23 +128,23 @@ def _load_with_peft(model_directory: Path, spec: dict, setup: TrainingSetup) -> 
     if setup.gradient_checkpointing and not model.is_gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
-    config = LoraConfig(task_type="CAUSAL_LM", target_modules=spec["lora"]["target_modules"], **lora_arguments(spec))
+    config = LoraConfig(task_type="CAUSAL_LM", target_modules=spec.lora.target_modules, **lora_arguments(spec.lora))
     return LoadedModel(get_peft_model(model, config), loaded.tokenizer, setup)
 
 
-def _load_with_unsloth(model_directory: Path, spec: dict, setup: TrainingSetup) -> LoadedModel:
+def _load_with_unsloth(model_directory: Path, spec: Spec, setup: TrainingSetup) -> LoadedModel:
     from unsloth import FastLanguageModel
 
-    loaded = _load_base(model_directory, setup, spec["model"]["max_seq_length"])
-    targets = spec["lora"]["target_modules"]
+    loaded = _load_base(model_directory, setup, spec.model.max_seq_length)
+    targets = spec.lora.target_modules
     model = FastLanguageModel.get_peft_model(
         loaded.model,
         target_modules=ALL_LINEAR_LLAMA_MODULES if targets == "all-linear" else targets,
         # Unsloth's checkpointing offloads activations to CPU memory: the reason 8B fits where plain PEFT OOMs.
         use_gradient_checkpointing="unsloth" if setup.gradient_checkpointing else False,
-        random_state=spec["train"]["seed"],
-        max_seq_length=spec["model"]["max_seq_length"],
-        **lora_arguments(spec),
+        random_state=spec.train.seed,
+        max_seq_length=spec.model.max_seq_length,
+        **lora_arguments(spec.lora),
     )
     FastLanguageModel.for_training(model)
     return LoadedModel(model, loaded.tokenizer, setup)

@@ -3,20 +3,23 @@
 from pathlib import Path
 
 from .artifacts import RunLayout, atomic_directory, path_to_uri, uri_to_path
-from .loaders import TrainingSetup, base_dtype, load_for_merging
+from .loaders import base_dtype, load_for_merging
+from .payloads import MergeRequest, parse
 
 
-def merge(request: dict) -> dict:
+def merge(payload: dict) -> dict:
+    """The merge activity's body; the payload is parsed into a MergeRequest here, once."""
     from peft import PeftModel
 
-    base_directory = uri_to_path(request["model_uri"])
-    requested = request["spec"]["merge"]["dtype"]
+    request = parse(MergeRequest, payload)
+    base_directory = uri_to_path(request.model_uri)
+    requested = request.spec.merge.dtype
     # The merged model is a plain 16/32-bit checkpoint in the base's own precision unless the spec names one; a
     # quantised run merges into its 16-bit base (TrainingSetup.for_merging says why).
-    setup = TrainingSetup.from_request(request).for_merging(base_dtype(base_directory) if requested == "auto" else requested)
+    setup = request.setup.for_merging(base_dtype(base_directory) if requested == "auto" else requested)
     base = load_for_merging(base_directory, setup)
-    merged = PeftModel.from_pretrained(base.model, str(uri_to_path(request["adapter_uri"]))).merge_and_unload()
-    target = RunLayout(uri_to_path(request["run_uri"])).merged
+    merged = PeftModel.from_pretrained(base.model, str(uri_to_path(request.adapter_uri))).merge_and_unload()
+    target = RunLayout(uri_to_path(request.run_uri)).merged
     with atomic_directory(target, replace=True) as building:
         merged.save_pretrained(building, safe_serialization=True)
         base.tokenizer.save_pretrained(building)

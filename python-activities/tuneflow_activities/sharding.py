@@ -58,7 +58,7 @@ def decoder_layers(model) -> list:
 def fully_shard_model(model, device_type: str) -> None:
     """Shards every decoder layer, then the rest (embeddings, norm, head) as the root group.
 
-    FSDP averages the gradients over the ranks; the recipe scales each rank's backward by the process count, so that
+    FSDP averages the gradients over the ranks; the engine scales each rank's backward by the process count, so that
     the result is the sum its token-normalised loss needs (a divide factor of 1 would say the same, but gloo has no
     pre-multiplied reduction, and the CPU test runs on gloo).
     """

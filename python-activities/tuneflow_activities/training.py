@@ -1,10 +1,12 @@
-"""The training recipe: setup → resume → train (step, save_checkpoint) → finish, one recipe for both model loaders.
+"""The training engine: setup → resume → train (step, save_checkpoint) → finish, one loop for every objective and
+both model loaders. What is optimised is the objective's (objectives/: sft, dpo, chosen by `train.objective.kind`);
+the engine knows no loss, only that a step's loss is averaged over the step's units.
 
 Resume is one switch: if the run's checkpoint directory holds a verified checkpoint, the adapter, optimizer,
 LR scheduler, RNG states and validation record are restored from the newest one and training continues at its step,
 on exactly the rows that step would have seen (data order is a pure function of seed and epoch; see data.Schedule).
-Temporal is kept out of this module: progress goes to callbacks (`Callbacks`), so the recipe runs the same under a
-worker, a test or the device benchmark.
+Temporal is kept out of this module: progress goes to callbacks (`Callbacks`), so the engine runs the same under a
+worker, a test or the device benchmark. The request is parsed into a TrainRequest once, by `train`.
 """
 
 import contextlib
@@ -31,17 +33,12 @@ from .checkpoint import (
     scan_checkpoints,
     take_snapshot,
 )
-from .data import (
-    Schedule,
-    bucketed_width,
-    collate,
-    read_tokenized_split,
-    rows_for_training,
-)
+from .data import Schedule, read_tokenized_split
 from .distributed import World, launch
-from .evaluation import validation_batch_count, validation_loss_sums
-from .loaders import TrainingSetup, load_for_training
-from .packing import collate_packed, pack_rows, route_unsloth_packed_attention_to_flash_varlen
+from .loaders import load_for_training
+from .objectives import Objective, objective_for
+from .objectives.objective import MicroBatchLoss, evaluation_batch_count
+from .payloads import TrainingSetup, TrainRequest, TrainSpec, parse
 
 logger = logging.getLogger(__name__)
 
@@ -54,37 +51,39 @@ class StopRequested(Exception):
         self.step, self.uri = step, uri
 
 
-def fingerprint(request: dict, setup: TrainingSetup) -> dict:
+def fingerprint(request: TrainRequest, objective: Objective) -> dict:
     """What a checkpoint must agree with to be resumed: changing any of these changes what is being trained."""
-    spec = request["spec"]
+    spec, setup = request.spec, request.setup
     # A worker on object storage reads its own cached copy of the data: the run is about the URI in the store.
-    stored = request.get("stored_uris", {})
+    stored = request.stored_uris
     # Packing changes every step's rows, and more processes mean more rows per step (each runs the whole
     # accumulation): recorded only when on, so the checkpoints of earlier versions resume. A checkpoint of another
     # process count is refused by name: the steps would no longer be the same steps.
     distributed = {"processes": setup.processes, "parallelism": setup.parallelism} if setup.processes > 1 else {}
+    # The objective's own terms (none for sft, so the checkpoints of earlier versions resume).
     return (
         ({"packing": True} if setup.packing else {})
         | distributed
+        | objective.fingerprint()
         | {
-            "model": request["model_uri"],
-            "train_data": stored.get("train_tokens_uri", request["train_tokens_uri"]),
-            "lora_r": spec["lora"]["r"],
-            "lora_alpha": spec["lora"]["alpha"],
-            "lora_target_modules": spec["lora"]["target_modules"],
-            "use_rslora": spec["lora"]["use_rslora"],
-            "rows_per_step": spec["train"]["micro_batch_size"] * spec["train"]["gradient_accumulation_steps"] * setup.processes,
-            "seed": spec["train"]["seed"],
-            "max_seq_length": spec["model"]["max_seq_length"],
-            "loss_on": spec["train"]["loss_on"],
+            "model": request.model_uri,
+            "train_data": stored.get("train_tokens_uri", request.train_tokens_uri),
+            "lora_r": spec.lora.r,
+            "lora_alpha": spec.lora.alpha,
+            "lora_target_modules": spec.lora.target_modules,
+            "use_rslora": spec.lora.use_rslora,
+            "rows_per_step": spec.train.micro_batch_size * spec.train.gradient_accumulation_steps * setup.processes,
+            "seed": spec.train.seed,
+            "max_seq_length": spec.model.max_seq_length,
+            "loss_on": spec.train.loss_on,
         }
     )
 
 
-def build_optimizer(name: str, parameters, spec: dict):
+def build_optimizer(name: str, parameters, train_spec: TrainSpec):
     import torch
 
-    arguments = {"lr": spec["train"]["learning_rate"], "weight_decay": spec["train"]["weight_decay"]}
+    arguments = {"lr": train_spec.learning_rate, "weight_decay": train_spec.weight_decay}
     if name == "adamw_torch":
         return torch.optim.AdamW(parameters, **arguments)
     import bitsandbytes
@@ -224,18 +223,16 @@ def autocast_for(setup: TrainingSetup) -> Callable[[], contextlib.AbstractContex
     return contextlib.nullcontext
 
 
-def forward_backward(model, batch: dict, num_items_in_batch: int, autocast, gradient_scale: float = 1) -> float:
-    """One micro-batch's forward and backward; the loss is summed over the tokens and divided by num_items_in_batch
-    (the trained tokens of the whole optimizer step, on every process), so accumulated micro-batches equal one big
-    batch exactly. `gradient_scale` multiplies the gradients only: the process count under FSDP, whose reduction
-    averages over the ranks where the recipe wants the sum; 0 for a micro-batch that runs only so that the sharded
-    ranks call the same collectives (World.fill_to). Returns the micro-batch's share of the step's loss."""
+def forward_backward(objective: Objective, model, batch: dict, step_units: int, autocast, gradient_scale: float = 1) -> MicroBatchLoss:
+    """One micro-batch's forward (the objective's) and backward; the objective divides the loss by step_units (the
+    units of the whole optimizer step, on every process), so accumulated micro-batches equal one big batch exactly.
+    `gradient_scale` multiplies the gradients only: the process count under FSDP, whose reduction averages over the
+    ranks where the engine wants the sum; 0 for a micro-batch that runs only so that the sharded ranks call the same
+    collectives (World.fill_to)."""
     with autocast():
-        # Training never reads a KV cache, and with one transformers ignores packed position ids (the rows of a pack
-        # would attend to each other).
-        outputs = model(**batch, num_items_in_batch=num_items_in_batch, use_cache=False)
-    (outputs.loss * gradient_scale if gradient_scale != 1 else outputs.loss).backward()
-    return outputs.loss.item() if gradient_scale != 0 else 0.0
+        computed = objective.micro_batch_loss(model, batch, step_units)
+    (computed.loss * gradient_scale if gradient_scale != 1 else computed.loss).backward()
+    return computed
 
 
 def apply_gradients(optimizer, scheduler, trainable: list, max_grad_norm: float) -> None:
@@ -250,7 +247,7 @@ def apply_gradients(optimizer, scheduler, trainable: list, max_grad_norm: float)
 
 @dataclass
 class Callbacks:
-    """How the recipe talks to whoever runs it (the activity, a test, a benchmark)."""
+    """How the engine talks to whoever runs it (the activity, a test, a benchmark)."""
 
     report: Callable[[dict], None] = lambda heartbeat: None
     should_stop: Callable[[], bool] = lambda: False
@@ -301,16 +298,16 @@ class TrainingState:
         self.step = checkpoint["step"]
 
 
-class FineTuneRecipe:
-    """The recipe of one process. Under several (World.distributed) every rank runs all of it in lockstep on its own
+class TrainingEngine:
+    """The engine of one process. Under several (World.distributed) every rank runs all of it in lockstep on its own
     micro-batches; rank 0 alone decides what depends on time or the workflow (World.agree), reports and writes."""
 
-    def __init__(self, request: dict, callbacks: Callbacks, world: World | None = None):
+    def __init__(self, request: TrainRequest, callbacks: Callbacks, world: World | None = None):
         self.request = request
-        self.spec = request["spec"]
-        self.setup = TrainingSetup.from_request(request)
-        self.layout = RunLayout(uri_to_path(request["run_uri"]))
-        self.attempt = request.get("attempt", 1)
+        self.spec = request.spec
+        self.setup: TrainingSetup = request.setup
+        self.layout = RunLayout(uri_to_path(request.run_uri))
+        self.attempt = request.attempt
         self.callbacks = callbacks
         self.world = world or World.single()
         self.sharded = self.setup.parallelism == "fsdp"
@@ -319,12 +316,12 @@ class FineTuneRecipe:
     def set_up(self) -> None:
         from transformers import get_scheduler, set_seed
 
-        train_spec = self.spec["train"]
+        train_spec = self.spec.train
         self.layout.checkpoints.mkdir(parents=True, exist_ok=True)
         # Every rank seeds alike, so that the fresh adapter is the same everywhere.
-        set_seed(train_spec["seed"])
+        set_seed(train_spec.seed)
         loaded_at = time.monotonic()
-        loaded = load_for_training(uri_to_path(self.request["model_uri"]), self.spec, self.setup)
+        loaded = load_for_training(uri_to_path(self.request.model_uri), self.spec, self.setup)
         self.model, self.tokenizer = loaded.model, loaded.tokenizer
         if self.sharded:
             sharding.fully_shard_model(self.model, self.setup.device)
@@ -334,39 +331,31 @@ class FineTuneRecipe:
             self.world.broadcast_parameters(self.trainable)
         if self.world.distributed:
             # From here each rank draws its own dropout masks.
-            set_seed(train_spec["seed"] + self.world.rank)
+            set_seed(train_spec.seed + self.world.rank)
         self.loaded_at, self.model_load_seconds = loaded_at, time.monotonic() - loaded_at
-        self.pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        pad_token_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        self.objective = objective_for(self.spec, self.setup, pad_token_id)
 
-        max_seq_length, loss_on = self.spec["model"]["max_seq_length"], train_spec["loss_on"]
-
-        def rows(uri: str | None, overlong: str) -> list:
-            return rows_for_training(read_tokenized_split(uri_to_path(uri)), max_seq_length, loss_on, overlong) if uri else []
-
-        self.rows = rows(self.request["train_tokens_uri"], self.spec["dataset"]["overlong"])
-        validation_rows = rows(self.request.get("val_tokens_uri"), "truncate")
-        self.validation_rows = validation_rows[: self.spec["validation"].get("max_rows") or None]
-        self.packing = self.setup.packing
-        if self.packing and self.setup.backend == "unsloth" and route_unsloth_packed_attention_to_flash_varlen():
-            logger.info("packed rows attend through flash-attention varlen (one call per layer)")
-        # What the schedule orders and the model sees one of per batch row: a pack of rows, or one row.
-        self.sequences = pack_rows([len(row.input_ids) for row in self.rows], max_seq_length) if self.packing else [[index] for index in range(len(self.rows))]
+        # The objective's examples: rows (sft) or preference pairs (dpo).
+        self.examples = self.objective.examples(read_tokenized_split(uri_to_path(self.request.train_tokens_uri)), self.spec.dataset.overlong)
+        validation_examples = self.objective.examples(read_tokenized_split(uri_to_path(self.request.val_tokens_uri)), "truncate")
+        self.validation_examples = validation_examples[: self.spec.validation.max_rows]
+        # What the schedule orders and the model sees one of per batch row: a pack of rows, or one example.
+        self.sequences = self.objective.sequences(self.examples)
         # A step is every process's whole accumulation: rank r trains the step's micro-batches r, r + N, ...
         self.schedule = Schedule(
             row_count=len(self.sequences),
-            micro_batch_size=train_spec["micro_batch_size"],
-            accumulation_steps=train_spec["gradient_accumulation_steps"] * self.world.size,
-            seed=train_spec["seed"],
-            epochs=train_spec["epochs"],
-            max_steps=train_spec.get("max_steps"),
+            micro_batch_size=train_spec.micro_batch_size,
+            accumulation_steps=train_spec.gradient_accumulation_steps * self.world.size,
+            seed=train_spec.seed,
+            epochs=train_spec.epochs,
+            max_steps=train_spec.max_steps,
         )
-        optimizer = build_optimizer(self.setup.optimizer, self.trainable, self.spec)
-        scheduler = get_scheduler(
-            train_spec["lr_scheduler"], optimizer, num_warmup_steps=train_spec["warmup_steps"], num_training_steps=self.schedule.total_steps
-        )
-        self.state = TrainingState(self.model, optimizer, scheduler, self.setup.optimizer, fingerprint(self.request, self.setup), self.world, self.sharded)
+        optimizer = build_optimizer(self.setup.optimizer, self.trainable, train_spec)
+        scheduler = get_scheduler(train_spec.lr_scheduler, optimizer, num_warmup_steps=train_spec.warmup_steps, num_training_steps=self.schedule.total_steps)
+        self.state = TrainingState(self.model, optimizer, scheduler, self.setup.optimizer, fingerprint(self.request, self.objective), self.world, self.sharded)
         self.autocast = autocast_for(self.setup)
-        self.writer = CheckpointWriter(self.layout, self.spec["checkpoint"]["keep_last"])
+        self.writer = CheckpointWriter(self.layout, self.spec.checkpoint.keep_last)
 
     # --- resume ----------------------------------------------------------------------------------------------------
     def resume(self) -> None:
@@ -402,7 +391,7 @@ class FineTuneRecipe:
 
     # --- train -----------------------------------------------------------------------------------------------------
     def train(self) -> None:
-        checkpoint_spec, validation_spec = self.spec["checkpoint"], self.spec["validation"]
+        checkpoint_spec, validation_spec = self.spec.checkpoint, self.spec.validation
         self.model.train()
         self.first_step_at = None
         self.stopped_early = False
@@ -410,7 +399,7 @@ class FineTuneRecipe:
         for step in range(self.state.step, self.schedule.total_steps):
             if self.world.agree(self.callbacks.should_stop()):
                 self.stop_at(step)
-            loss = self.step(step)
+            loss, metrics = self.step(step)
             completed = self.state.step = step + 1
             self.first_step_at = self.first_step_at or time.monotonic()
             self.progress.step, self.progress.epoch, self.progress.loss = completed, self.schedule.epoch_of_step(step), loss
@@ -418,21 +407,22 @@ class FineTuneRecipe:
             if self.world.main:
                 append_log(
                     self.layout.train_log,
-                    {"attempt": self.attempt, "step": completed, "loss": loss, "learning_rate": self.state.scheduler.get_last_lr()[0], "time": time.time()},
+                    {"attempt": self.attempt, "step": completed, "loss": loss, "learning_rate": self.state.scheduler.get_last_lr()[0], "time": time.time()}
+                    | metrics,
                 )
 
             # Checkpoint policy: every N steps, every M minutes, on request, at the end; validation with each.
-            every_minutes = checkpoint_spec.get("every_minutes")
+            every_minutes = checkpoint_spec.every_minutes
             checkpoint_due = self.world.agree(
-                completed % checkpoint_spec["every_steps"] == 0
+                completed % checkpoint_spec.every_steps == 0
                 or completed == self.schedule.total_steps
                 or (every_minutes is not None and time.monotonic() - last_checkpoint_at >= every_minutes * 60)
                 or self.callbacks.checkpoint_requested()
             )
-            validation_due = validation_spec["every_steps"] is not None and completed % validation_spec["every_steps"] == 0
+            validation_due = validation_spec.every_steps is not None and completed % validation_spec.every_steps == 0
             if checkpoint_due or validation_due:
                 self.progress.val_loss = self.validate(completed)
-            patience = validation_spec["early_stopping_patience"]
+            patience = validation_spec.early_stopping_patience
             self.stopped_early = patience is not None and self.state.validation.evaluations_without_improvement >= patience
             if checkpoint_due or self.stopped_early:
                 self.save_checkpoint()
@@ -443,62 +433,54 @@ class FineTuneRecipe:
                 logger.info("early stopping at step %d: no improvement in %d evaluations", completed, patience)
                 break
 
-    def step(self, step: int) -> float:
-        """One optimizer step on the schedule's sequences for `step`; returns the step's loss (over all processes)."""
-        step_batches = [[[self.rows[row] for row in self.sequences[index]] for index in indices] for indices in self.schedule.micro_batches_for_step(step)]
-        # The loss is averaged over every trained token of the whole step, not per micro-batch: gradient
+    def step(self, step: int) -> tuple[float, dict[str, float]]:
+        """One optimizer step on the schedule's sequences for `step`; returns the step's loss and the objective's
+        metrics, each a mean over the step's units (over all processes)."""
+        step_batches = [[[self.examples[row] for row in self.sequences[index]] for index in indices] for indices in self.schedule.micro_batches_for_step(step)]
+        # The loss is averaged over every unit (trained token, pair) of the whole step, not per micro-batch: gradient
         # accumulation then equals one big batch exactly (and a packed step one unpacked step, N processes one).
-        step_tokens = sum(row.trainable_tokens for batch in step_batches for sequence in batch for row in sequence)
+        step_units = sum(self.objective.units(example) for batch in step_batches for sequence in batch for example in sequence)
         micro_batches = [(batch, True) for batch in step_batches[self.world.rank :: self.world.size]]
         if self.sharded:
             micro_batches = self.world.fill_to(micro_batches, step_batches)
         step_loss, real_tokens, padded_tokens = 0.0, 0, 0
+        metric_sums = dict.fromkeys(self.objective.METRICS, 0.0)
         for index, (sequences, counted) in enumerate(micro_batches):
-            batch = self.collate(sequences)
+            batch = self.objective.collate(sequences)
             if self.sharded:
                 # Gradients are reduced across the shards once, after the step's last micro-batch.
                 self.model.set_requires_gradient_sync(index == len(micro_batches) - 1)
-            step_loss += forward_backward(self.model, batch, step_tokens, self.autocast, (self.world.size if self.sharded else 1) if counted else 0)
+            computed = forward_backward(
+                self.objective, self.model, batch, step_units, self.autocast, (self.world.size if self.sharded else 1) if counted else 0
+            )
             if counted:
-                real_tokens += sum(len(row.input_ids) for sequence in sequences for row in sequence)
+                step_loss += computed.loss.item()
+                for name, value in computed.metric_sums.items():
+                    metric_sums[name] += value
+                real_tokens += sum(example.tokens for sequence in sequences for example in sequence)
                 padded_tokens += batch["input_ids"].numel()
         if not self.sharded:
             self.world.sum_gradients(self.trainable)
-        apply_gradients(self.state.optimizer, self.state.scheduler, self.trainable, self.spec["train"]["max_grad_norm"])
-        step_loss, real_tokens, padded_tokens = self.world.sum(step_loss, real_tokens, padded_tokens)
+        apply_gradients(self.state.optimizer, self.state.scheduler, self.trainable, self.spec.train.max_grad_norm)
+        step_loss, real_tokens, padded_tokens, *metric_values = self.world.sum(step_loss, real_tokens, padded_tokens, *metric_sums.values())
         self.progress.throughput.record(int(real_tokens), int(padded_tokens))
-        return step_loss
-
-    def collate(self, sequences: list[list]) -> dict:
-        """A micro-batch on the device: its packs end to end as one unpadded row (collate_packed), or rows padded to
-        the longest (collate; to a few bucketed widths under Unsloth, which compiles per shape)."""
-        if self.packing:
-            # Unsloth leaves packed decoder blocks uncompiled, so a new length per micro-batch costs no compile.
-            batch = collate_packed(sequences)
-            if self.setup.backend != "unsloth":
-                # transformers reads the boundaries from the position ids; only Unsloth's kernels take the lengths.
-                del batch["packed_seq_lengths"]
-        else:
-            longest = max(len(row.input_ids) for (row,) in sequences)
-            width = bucketed_width(longest, self.spec["model"]["max_seq_length"]) if self.setup.pads_to_fixed_shapes else None
-            batch = collate([row for (row,) in sequences], self.pad_token_id, width)
-        return {key: value.to(self.setup.device) for key, value in batch.items()}
+        return step_loss, {name: value / step_units for name, value in zip(metric_sums, metric_values, strict=True)}
 
     def validate(self, step: int) -> float | None:
-        """The validation loss over all validation rows, each process scoring its share."""
-        if not self.validation_rows:
+        """The objective's validation loss over all validation examples, each process scoring its share."""
+        if not self.validation_examples:
             return None
         self.model.eval()
-        rows = self.validation_rows[self.world.rank :: self.world.size]
+        examples = self.validation_examples[self.world.rank :: self.world.size]
         # Sharded ranks must run the same number of forward passes: the longest share's.
-        at_least = validation_batch_count(len(self.validation_rows[:: self.world.size])) if self.sharded else 0
+        at_least = evaluation_batch_count(len(self.validation_examples[:: self.world.size])) if self.sharded else 0
         with self.autocast():
-            loss_sum, tokens = validation_loss_sums(self.model, rows, self.pad_token_id, self.setup.device, at_least, self.validation_rows[:1])
+            loss_sum, units = self.objective.validation_sums(self.model, examples, at_least, self.validation_examples[:1])
         self.model.train()
-        loss_sum, tokens = self.world.sum(loss_sum, tokens)
-        val_loss = loss_sum / tokens if tokens else None
+        loss_sum, units = self.world.sum(loss_sum, units)
+        val_loss = loss_sum / units if units else None
         if val_loss is not None:
-            self.state.validation.record(step, val_loss, self.spec["validation"]["early_stopping_min_delta"])
+            self.state.validation.record(step, val_loss, self.spec.validation.early_stopping_min_delta)
         return val_loss
 
     # --- save_checkpoint ---------------------------------------------------------------------------------------------
@@ -514,7 +496,7 @@ class FineTuneRecipe:
             return
         summary = {"train_loss": self.progress.loss, "val_loss": self.progress.val_loss, "total_steps": self.schedule.total_steps, "written_at": time.time()}
         snapshot = take_snapshot(self.model, step, training_state, summary, adapter)
-        keep = {validation.best_step} if self.spec["checkpoint"]["keep_best"] and validation.best_step is not None else set()
+        keep = {validation.best_step} if self.spec.checkpoint.keep_best and validation.best_step is not None else set()
         # What the workflow hears once the write is done, as things stand at this step.
         announcement = self.progress.as_message("checkpoint", self.attempt)
         announcement["last_checkpoint"] = {"step": step, "uri": path_to_uri(self.layout.checkpoint(step))}
@@ -574,8 +556,8 @@ class FineTuneRecipe:
             "dtype": self.setup.dtype,
             "optimizer": self.setup.optimizer,
             "gradient_checkpointing": self.setup.gradient_checkpointing,
-            "train_rows": len(self.rows),
-            "packing": self.packing,
+            "train_rows": len(self.examples),
+            "packing": self.setup.packing,
             "train_sequences": len(self.sequences),
             "processes": self.setup.processes,
             "parallelism": self.setup.parallelism,
@@ -593,25 +575,28 @@ class FineTuneRecipe:
         return {"step": checkpoint.step, "uri": checkpoint.uri} if checkpoint else None
 
 
-def run_recipe(request: dict, callbacks: Callbacks, world: World | None = None) -> dict | None:
-    """The recipe top to bottom; raises StopRequested after checkpointing when `should_stop` says so."""
-    recipe = FineTuneRecipe(request, callbacks, world)
-    recipe.set_up()
-    recipe.resume()
-    recipe.train()
-    return recipe.finish()
+def run_engine(request: TrainRequest, callbacks: Callbacks, world: World | None = None) -> dict | None:
+    """The engine top to bottom; raises StopRequested after checkpointing when `should_stop` says so."""
+    engine = TrainingEngine(request, callbacks, world)
+    engine.set_up()
+    engine.resume()
+    engine.train()
+    return engine.finish()
 
 
 def train(
-    request: dict,
+    payload: dict,
     report: Callable[[dict], None] = lambda heartbeat: None,
     should_stop: Callable[[], bool] = lambda: False,
     checkpoint_requested: Callable[[], bool] = lambda: False,
     progressed: Callable[[dict], None] = lambda message: None,
 ) -> dict:
+    """`train_request` on a train payload as decoded JSON (tests, the device benchmark)."""
+    return train_request(parse(TrainRequest, payload), Callbacks(report, should_stop, checkpoint_requested, progressed))
+
+
+def train_request(request: TrainRequest, callbacks: Callbacks) -> dict:
     """Trains the request in this process, or in one process per GPU when its setup says several (distributed.launch)."""
-    callbacks = Callbacks(report, should_stop, checkpoint_requested, progressed)
-    setup = TrainingSetup.from_request(request)
-    if setup.processes > 1:
-        return launch(request, setup.processes, callbacks)
-    return run_recipe(request, callbacks)
+    if request.setup.processes > 1:
+        return launch(request, request.setup.processes, callbacks)
+    return run_engine(request, callbacks)

@@ -186,6 +186,9 @@ export const mergeResultSchema = z.object({
 });
 export type MergeResult = z.infer<typeof mergeResultSchema>;
 
+/** Per model: the share of pairs where log p(chosen | prompt) > log p(rejected | prompt), and the mean difference. */
+const preferenceScoresSchema = z.object({ pairs: count, reward_accuracy: z.number(), reward_margin: z.number() });
+
 /** evaluation.py */
 export const evaluateRequestSchema = z.object({
   spec: runSpecSchema,
@@ -203,6 +206,14 @@ export const evaluationResultSchema = z.object({
   base_perplexity: z.number().nullable(),
   tuned_perplexity: z.number().nullable(),
   samples: z.array(z.object({ prompt: z.string(), base: z.string(), tuned: z.string() })),
+  /** dpo runs: how often each model prefers the chosen response of a held-out pair, and by how much (nats). */
+  preference: z
+    .object({
+      beta: z.number().positive(),
+      base: preferenceScoresSchema,
+      tuned: preferenceScoresSchema.extend({ implicit_reward_accuracy: z.number(), implicit_reward_margin: z.number() }),
+    })
+    .optional(),
 });
 export type EvaluationResult = z.infer<typeof evaluationResultSchema>;
 

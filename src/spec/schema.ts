@@ -78,6 +78,25 @@ export const Optimizer = {
 } as const;
 export type Optimizer = (typeof Optimizer)[keyof typeof Optimizer];
 
+export const ObjectiveKind = { Sft: 'sft', Dpo: 'dpo' } as const;
+export type ObjectiveKind = (typeof ObjectiveKind)[keyof typeof ObjectiveKind];
+export const DpoLossType = { Sigmoid: 'sigmoid', Ipo: 'ipo' } as const;
+export type DpoLossType = (typeof DpoLossType)[keyof typeof DpoLossType];
+
+/** What training optimises: next-token loss on responses (sft), or preference pairs against the frozen base (dpo). */
+export const objectiveSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal(ObjectiveKind.Sft) }),
+  z.strictObject({
+    kind: z.literal(ObjectiveKind.Dpo),
+    /** How far the tuned model may move from the reference (the base with the adapter disabled). */
+    beta: z.number().positive().default(0.1),
+    loss_type: z.enum(DpoLossType).default('sigmoid'),
+    /** Sigmoid only: the share of pairs presumed mislabelled (cDPO / robust DPO, as TRL). */
+    label_smoothing: z.number().min(0).lt(0.5).default(0),
+  }),
+]);
+export type Objective = z.output<typeof objectiveSchema>;
+
 export const trainSpecSchema = z.strictObject({
   epochs: z.number().positive().default(1),
   /** Stops early at this many optimizer steps, whatever the epochs say. */
@@ -102,6 +121,7 @@ export const trainSpecSchema = z.strictObject({
   /** A training step that reports nothing for this long is presumed dead and retried from its last checkpoint. */
   heartbeat_timeout_seconds: positiveInt.default(120),
   log_every_steps: positiveInt.default(1),
+  objective: objectiveSchema.default({ kind: 'sft' }),
 });
 
 export const checkpointSpecSchema = z.strictObject({
