@@ -1,18 +1,21 @@
 #!/usr/bin/env node
-// The habits CI enforces before any test runs: the TypeScript typecheck, Biome (format and lint of the TypeScript)
-// and ruff (lint and format of the Python, from tuneflow's Python environment). Prints one line per check and exits
-// non-zero when any failed; `--fix` lets Biome and ruff rewrite what they can instead.
+// The habits CI enforces before any test runs: the TypeScript typecheck, Biome (format and lint of the TypeScript),
+// ruff (lint and format of the Python, from tuneflow's Python environment) and pyright (types of the Python worker,
+// resolved against that environment's packages; its scope is [tool.pyright] in python-activities/pyproject.toml).
+// Prints one line per check and exits non-zero when any failed; `--fix` lets Biome and ruff rewrite what they can.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { readyEnvironment, repositoryRoot } from './python-environment.mjs';
 
 const fix = process.argv.includes('--fix');
-const ruff = join(readyEnvironment().directory, 'bin', 'ruff');
+const environment = readyEnvironment();
+const ruff = join(environment.directory, 'bin', 'ruff');
 const checks = [
   ['typecheck', 'npx', ['tsc', '--noEmit']],
   ['biome', 'npx', fix ? ['biome', 'check', '--write', '.'] : ['biome', 'ci', '.']],
   ['ruff check', ruff, fix ? ['check', '--fix', '.'] : ['check', '.']],
   ['ruff format', ruff, fix ? ['format', '.'] : ['format', '--check', '.']],
+  ['pyright', 'npx', ['pyright', '--pythonpath', environment.python, '--project', 'python-activities']],
 ];
 
 let failed = 0;

@@ -48,13 +48,13 @@ export const faultRunShape = {
  */
 export const defaultHeartbeatTimeoutSeconds = trainSpecSchema.parse({}).heartbeat_timeout_seconds;
 
-export function faultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSeconds): RunSpec {
+export function faultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSeconds, maxSteps: number = faultRunShape.maxSteps): RunSpec {
   const base = loadSpec(tinySpecPath);
   return {
     ...base,
     // Packed, so that every scenario also proves exact resume with packing (issue 12): packs are a pure function of
     // (seed, epoch), like the rows of each step.
-    train: { ...base.train, max_steps: faultRunShape.maxSteps, heartbeat_timeout_seconds: heartbeatTimeoutSeconds, packing: true },
+    train: { ...base.train, max_steps: maxSteps, heartbeat_timeout_seconds: heartbeatTimeoutSeconds, packing: true },
     checkpoint: { ...base.checkpoint, every_steps: faultRunShape.checkpointEverySteps },
     merge: { ...base.merge, enabled: true },
     // Evaluation adds time and no durability question that merge does not already ask.
@@ -68,8 +68,8 @@ const preferencePairsPath = fileURLToPath(new URL('../../examples/preference/pai
  * The same run shape with the dpo objective, on examples/preference's pairs: 36 training pairs, 9 steps an epoch at
  * micro-batch 4, so five epochs cross epoch boundaries as the steps run to maxSteps. Unpacked (pairs do not pack).
  */
-export function dpoFaultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSeconds): RunSpec {
-  const base = faultSpec(heartbeatTimeoutSeconds);
+export function dpoFaultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSeconds, maxSteps: number = faultRunShape.maxSteps): RunSpec {
+  const base = faultSpec(heartbeatTimeoutSeconds, maxSteps);
   return {
     ...base,
     dataset: { ...base.dataset, path: preferencePairsPath, format: 'auto', val_count: 12 },
@@ -105,8 +105,12 @@ export interface Suite {
   specs: Record<FaultRun, RunSpec>;
 }
 
-/** Bundles the workflows once (seconds each time otherwise) and makes the directory every trial lives under. */
-export async function prepareSuite(options: { root?: string; heartbeatTimeoutSeconds?: number } = {}): Promise<Suite> {
+/**
+ * Bundles the workflows once (seconds each time otherwise) and makes the directory every trial lives under. `maxSteps`
+ * shortens the run (the CI test trains 24 steps: every fault lands by step 13, and 11 steps after it still show an
+ * exact resume); the benchmark's figures are for faultRunShape.maxSteps.
+ */
+export async function prepareSuite(options: { root?: string; heartbeatTimeoutSeconds?: number; maxSteps?: number } = {}): Promise<Suite> {
   const suiteRoot = options.root ?? (await mkdtemp(join(tmpdir(), 'tuneflow-faults-')));
   await mkdir(suiteRoot, { recursive: true });
   const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
@@ -115,7 +119,7 @@ export async function prepareSuite(options: { root?: string; heartbeatTimeoutSec
   return {
     root: suiteRoot,
     workflowBundlePath,
-    specs: { sft: faultSpec(options.heartbeatTimeoutSeconds), dpo: dpoFaultSpec(options.heartbeatTimeoutSeconds) },
+    specs: { sft: faultSpec(options.heartbeatTimeoutSeconds, options.maxSteps), dpo: dpoFaultSpec(options.heartbeatTimeoutSeconds, options.maxSteps) },
   };
 }
 

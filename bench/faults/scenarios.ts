@@ -25,6 +25,8 @@ const midTrainingStep = 12;
 
 const isCheckpointStep = (step: number) => step % faultRunShape.checkpointEverySteps === 0;
 const lastStep = (log: TrainLogRecord[]) => log.at(-1)?.step ?? 0;
+/** The trial's last step: a fault seen at or after it landed after training. */
+const finalStep = (trial: TrialContext) => trial.cluster.suite.specs.sft.train.max_steps ?? faultRunShape.maxSteps;
 const checkpointsOnDisk = (trial: TrialContext) => {
   const directory = join(trial.runDirectory, 'checkpoints');
   return existsSync(directory) ? readdirSync(directory).sort() : [];
@@ -178,7 +180,7 @@ export const typescriptWorkerMidTraining: FaultScenario = {
     await trial.cluster.killOrchestrationWorker();
     const lastAtKill = lastStep(readTrainLog(trial.runDirectory));
     const restarted = await trial.cluster.startOrchestrationWorker();
-    return { faultAt, restarted, evidence: { last_step_at_kill: lastAtKill }, landed: lastAtKill < faultRunShape.maxSteps };
+    return { faultAt, restarted, evidence: { last_step_at_kill: lastAtKill }, landed: lastAtKill < finalStep(trial) };
   },
 };
 
@@ -205,7 +207,7 @@ export const serverRestartMidTraining: FaultScenario = {
       workers_alive_after_restart: { accelerator: survivors.acceleratorWorker, orchestration: survivors.orchestrationWorker },
       workers_restarted: restartedWorkers,
     };
-    return { faultAt, restarted, evidence, landed: lastAtStop < faultRunShape.maxSteps };
+    return { faultAt, restarted, evidence, landed: lastAtStop < finalStep(trial) };
   },
 };
 
@@ -222,7 +224,7 @@ export const pauseRestartEverythingResume: FaultScenario = {
     const restarted = await cluster.startEverything();
     await resumeRun(cluster.client, trial.workflowId);
     const evidence = { last_step_at_pause: lastAtPause, checkpoints_at_pause: checkpointsOnDisk(trial) };
-    return { faultAt, restarted, evidence, landed: lastAtPause < faultRunShape.maxSteps };
+    return { faultAt, restarted, evidence, landed: lastAtPause < finalStep(trial) };
   },
 };
 

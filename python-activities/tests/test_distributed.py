@@ -63,8 +63,16 @@ def kill_a_rank_at_step(step: int):
     return should_stop
 
 
-# One uninterrupted two-process run per parallelism, shared by the tests below (each launch costs two interpreters).
+# One uninterrupted two-process run per parallelism, shared by the tests below (each launch costs two interpreters),
+# and one single-process run, the reference both parallelisms are compared with.
 _uninterrupted: dict[str, dict] = {}
+_single_process: dict[str, dict] = {}
+
+
+def single_process_run(distributed_request) -> dict:
+    if "single" not in _single_process:
+        _single_process["single"] = train(distributed_request("single", 1, "single"))
+    return _single_process["single"]
 
 
 def uninterrupted_run(distributed_request, parallelism: str) -> dict:
@@ -75,7 +83,7 @@ def uninterrupted_run(distributed_request, parallelism: str) -> dict:
 
 @pytest.mark.parametrize("parallelism", ["ddp", "fsdp"])
 def test_two_processes_train_what_one_process_trains(distributed_request, parallelism):
-    single = train(distributed_request("single", 1, "single"))
+    single = single_process_run(distributed_request)
     distributed = uninterrupted_run(distributed_request, parallelism)
 
     assert (distributed["processes"], distributed["parallelism"], distributed["final_step"]) == (2, parallelism, STEPS)

@@ -12,6 +12,8 @@ export interface DevServerOptions {
   port?: number;
   uiPort?: number;
   echo?: boolean;
+  /** Namespaces to create besides `default` (tests isolate files that run side by side in namespaces of their own). */
+  namespaces?: readonly string[];
 }
 
 export interface DevServer {
@@ -46,6 +48,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--log-level',
     'warn',
     ...searchAttributes,
+    ...(options.namespaces ?? []).flatMap((namespace) => ['--namespace', namespace]),
   ];
   const process = await startProcess(readyEnvironment().temporal, args, { logFile: options.logFile, echo: options.echo });
   const address = `${ip}:${port}`;

@@ -43,9 +43,11 @@ const checkpointSteps = (runUri: string) =>
         .map((name) => Number(name.slice(5)))
     : [];
 
-describe('run control', () => {
-  const cluster = useTestCluster('control');
+// One cluster (one Python worker start, ~11 s of imports) for the file: each test's run ends (cancelled or completed)
+// before the next starts, and each has its own workflow id.
+const cluster = useTestCluster('control');
 
+describe('run control', () => {
   it('checkpoints on request, pauses (checkpoint, activity stopped), resumes from that checkpoint, and cancels', async () => {
     const workflowId = `control-${Date.now()}`;
     const handle = await startFineTune(cluster().client, longRun(), { workflowId, artifactRootUri: cluster().artifactRootUri });
@@ -102,8 +104,6 @@ describe('run control', () => {
 });
 
 describe('run control before training', () => {
-  const cluster = useTestCluster('control-early');
-
   it('holds a run paused before training at its next stage, starting no training until resumed', async () => {
     const spec: RunSpec = { ...longRun(), train: { ...longRun().train, epochs: 1, max_steps: 4 } };
     const workflowId = `control-early-${Date.now()}`;
@@ -126,8 +126,6 @@ describe('run control before training', () => {
 });
 
 describe('run control from the CLI', () => {
-  const cluster = useTestCluster('control-cli');
-
   // Asynchronous on purpose: the TypeScript worker runs in this process, and a synchronous child would block the
   // event loop that must answer the CLI's queries.
   const tuneflow = async (...args: string[]) =>

@@ -19,6 +19,7 @@ import { trainingWorkflowId } from '../../workflows/index.ts';
 import { useTestCluster } from '../support/cluster.ts';
 
 const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
+const totalSteps = 30;
 
 interface LogRecord {
   attempt: number;
@@ -34,8 +35,9 @@ describe('a Python worker killed mid-training', () => {
     const base = loadSpec(tinySpecPath);
     const spec = {
       ...base,
-      // The same 4 rows per step either way (each process trains its own micro-batches): 60 steps fit the one epoch.
-      train: { ...base.train, max_steps: 60, micro_batch_size: base.train.micro_batch_size / processes },
+      // The same 4 rows per step either way (each process trains its own micro-batches): 30 steps fit the one epoch,
+      // and leave 20 after the checkpoint at step 10 where the kill lands.
+      train: { ...base.train, max_steps: totalSteps, micro_batch_size: base.train.micro_batch_size / processes },
       checkpoint: { ...base.checkpoint, every_steps: 5 },
       merge: { ...base.merge, enabled: false },
       device: { ...base.device, cpu_processes: processes },
@@ -58,10 +60,10 @@ describe('a Python worker killed mid-training', () => {
     const readyAt = Date.now();
 
     const result = await handle.result();
-    expect(result.training.final_step).toBe(60);
+    expect(result.training.final_step).toBe(totalSteps);
     expect([result.training.processes, result.training.parallelism]).toEqual(processes === 1 ? [1, 'single'] : [processes, 'ddp']);
     expect(result.training.resumed_from_step).toBeGreaterThanOrEqual(checkpointAtKill);
-    expect(result.training.steps_trained).toBe(60 - result.training.resumed_from_step);
+    expect(result.training.steps_trained).toBe(totalSteps - result.training.resumed_from_step);
 
     const log: LogRecord[] = readFileSync(join(fileURLToPath(result.run_uri), 'train_log.jsonl'), 'utf8')
       .split('\n')
@@ -85,7 +87,7 @@ describe('a Python worker killed mid-training', () => {
     const lastAttempt = Math.max(...attempts);
     const retrained = log.filter((record) => record.attempt === lastAttempt).map((record) => record.step);
     expect(retrained[0]).toBe(resumed + 1);
-    expect(retrained.at(-1)).toBe(60);
+    expect(retrained.at(-1)).toBe(totalSteps);
 
     // Taken over, not timed out: the dead attempt failed as TuneflowWorkerLost (retried attempts leave no events of
     // their own; the started event of the attempt that finished carries the last failure), and training restarted quickly.

@@ -1,7 +1,8 @@
 /**
  * Issue 4's fault-injection suite at CI size: one uninterrupted reference run, then one trial of every scenario
- * (bench/faults/scenarios.ts), each on a dev server and workers of its own. Every trial must complete with an
- * adapter and a merged model byte-identical to the reference's. `npm run faults -- --trials N` is the full version.
+ * (bench/faults/scenarios.ts), each on a dev server and workers of its own, training 24 steps rather than the
+ * benchmark's 40 (every fault lands by step 13). Every trial must complete with an adapter and a merged model
+ * byte-identical to the reference's. `npm run faults -- --trials N` is the full version, repeated trials included.
  */
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +27,7 @@ describe('fault injection: every interrupted run ends byte-identical to an unint
 
   beforeAll(
     async () => {
-      suite = await prepareSuite();
+      suite = await prepareSuite({ maxSteps: 24 });
       reference = await referenceOf('sft');
     },
     (trialTimeoutSeconds + 60) * 1000,

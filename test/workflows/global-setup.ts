@@ -1,0 +1,46 @@
+/**
+ * The workflow tests' own dev server and workflow bundle: no Python worker, no S3 server, no artifact store. Each
+ * test file runs in a namespace of its own (one per vitest worker, `workflowTestNamespace`), so files that run side
+ * by side never take each other's tasks from tuneflow's fixed task queues.
+ */
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestProject } from 'vitest/node';
+import { startDevServer } from '../../src/runtime/dev-server.ts';
+import { workflowsPath } from '../../src/workflows-path.ts';
+import { freePort } from '../setup/global-setup.ts';
+import { workflowTestNamespaces } from './support/namespace.ts';
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    workflowTestAddress: string;
+    workflowTestBundlePath: string;
+    workflowTestRoot: string;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const root = await mkdtemp(join(tmpdir(), 'tuneflow-workflow-tests-'));
+  const [server, { code }] = await Promise.all([
+    startDevServer({
+      databaseFile: join(root, 'temporal.db'),
+      logFile: join(root, 'temporal.log'),
+      port: await freePort(),
+      uiPort: await freePort(),
+      namespaces: workflowTestNamespaces(Math.max(8, availableParallelism())),
+    }),
+    bundleWorkflowCode({ workflowsPath, logger: undefined }),
+  ]);
+  const workflowBundlePath = join(root, 'workflow-bundle.js');
+  await writeFile(workflowBundlePath, code);
+  project.provide('workflowTestAddress', server.address);
+  project.provide('workflowTestBundlePath', workflowBundlePath);
+  project.provide('workflowTestRoot', root);
+  return async () => {
+    await server.stop();
+    if (process.env.TUNEFLOW_KEEP_TEST_ROOT === '1') console.log(`workflow test root kept: ${root}`);
+    else await rm(root, { recursive: true, force: true });
+  };
+}
