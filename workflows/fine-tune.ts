@@ -62,6 +62,8 @@ export interface FineTuneResult {
     base_perplexity: number | null;
     tuned_perplexity: number | null;
     final_train_loss: number | null;
+    /** dpo runs: the held-out pairs' reward accuracy and margin, base vs tuned (evaluate's `preference`). */
+    preference?: NonNullable<EvaluationResult['preference']>;
   };
   samples: EvaluationResult['samples'];
   dataset: PreparedDataset;
@@ -234,6 +236,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
         base_perplexity: evaluation?.base_perplexity ?? null,
         tuned_perplexity: evaluation?.tuned_perplexity ?? null,
         final_train_loss: training.train_loss,
+        ...(evaluation?.preference === undefined ? {} : { preference: evaluation.preference }),
       },
       samples: evaluation?.samples ?? [],
       dataset,

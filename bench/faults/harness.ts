@@ -65,15 +65,16 @@ export function faultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSecon
 const preferencePairsPath = fileURLToPath(new URL('../../examples/preference/pairs.jsonl', import.meta.url));
 
 /**
- * The same run shape with the dpo objective, on examples/preference's pairs: 36 training pairs, 9 steps an epoch at
- * micro-batch 4, so five epochs cross epoch boundaries as the steps run to maxSteps. Unpacked (pairs do not pack).
+ * The same run shape with the dpo objective, on examples/preference's pairs: 36 training pairs, 18 steps an epoch
+ * at micro-batch 2 (4 sequences and their reference scores a step, about an SFT step's work), so three epochs cross
+ * epoch boundaries as the steps run to maxSteps. Unpacked (pairs do not pack).
  */
 export function dpoFaultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSeconds, maxSteps: number = faultRunShape.maxSteps): RunSpec {
   const base = faultSpec(heartbeatTimeoutSeconds, maxSteps);
   return {
     ...base,
     dataset: { ...base.dataset, path: preferencePairsPath, format: 'auto', val_count: 12 },
-    train: { ...base.train, objective: { kind: 'dpo', beta: 0.1, loss_type: 'sigmoid', label_smoothing: 0 }, packing: 'auto', epochs: 5 },
+    train: { ...base.train, objective: { kind: 'dpo', beta: 0.1, loss_type: 'sigmoid', label_smoothing: 0 }, packing: 'auto', micro_batch_size: 2, epochs: 3 },
   };
 }
 

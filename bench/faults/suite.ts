@@ -32,7 +32,7 @@ export interface ScenarioSummary {
 }
 
 export interface SuiteResult {
-  /** The SFT run's uninterrupted reference; `references` has every run's the scenarios need. */
+  /** The first uninterrupted reference (the SFT run's unless only DPO scenarios ran); `references` has every run's. */
   reference: TrialRecord;
   references: Partial<Record<FaultRun, TrialRecord>>;
   records: TrialRecord[];
@@ -43,7 +43,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
   const suite = await prepareSuite({ root: options.root, heartbeatTimeoutSeconds: options.heartbeatTimeoutSeconds });
   try {
     // One uninterrupted reference per run the scenarios fault: each faulted run must end byte-identical to its own.
-    const runs = [...new Set<FaultRun>(['sft', ...options.scenarios.map((scenario) => scenario.run ?? 'sft')])];
+    const runs = [...new Set<FaultRun>(options.scenarios.length === 0 ? ['sft'] : options.scenarios.map((scenario) => scenario.run ?? 'sft'))];
     const references: Partial<Record<FaultRun, TrialRecord>> = {};
     const hashes: Partial<Record<FaultRun, ArtifactHashes>> = {};
     for (const run of runs) {
@@ -72,7 +72,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
         options.onRecord?.(record);
       }
     }
-    return { reference: references.sft!, references, records, summary: summarise(options.scenarios, records) };
+    return { reference: (references.sft ?? references.dpo)!, references, records, summary: summarise(options.scenarios, records) };
   } finally {
     // Failed trials keep their homes for a post-mortem; the bundle and empty directories go.
     if (!options.root) await rm(suite.workflowBundlePath, { force: true });

@@ -42,6 +42,13 @@ export function evaluationTable(result: FineTuneResult): string {
     ['', 'base', 'tuned'],
     ['validation loss', number(metrics.base_val_loss), number(metrics.tuned_val_loss)],
     ['perplexity', number(metrics.base_perplexity, 2), number(metrics.tuned_perplexity, 2)],
+    // A dpo run's held-out pairs: how often each model prefers the chosen response, and by how much (nats).
+    ...(metrics.preference === undefined
+      ? []
+      : [
+          ['reward accuracy', number(metrics.preference.base.reward_accuracy, 3), number(metrics.preference.tuned.reward_accuracy, 3)],
+          ['reward margin', number(metrics.preference.base.reward_margin, 3), number(metrics.preference.tuned.reward_margin, 3)],
+        ]),
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ')).join('\n');

@@ -10,6 +10,8 @@ import { type FaultRun, prepareSuite, runTrial, type Suite, type TrialRecord } f
 import { scenarios } from '../../bench/faults/scenarios.ts';
 
 const trialTimeoutSeconds = 180;
+/** A DPO step scores its pairs with the reference too: its runs get twice the time. */
+const timeoutFor = (run: FaultRun) => (run === 'dpo' ? 2 * trialTimeoutSeconds : trialTimeoutSeconds);
 
 describe('fault injection: every interrupted run ends byte-identical to an uninterrupted one', () => {
   let suite: Suite;
@@ -19,7 +21,7 @@ describe('fault injection: every interrupted run ends byte-identical to an unint
   const referenceOf = async (run: FaultRun): Promise<TrialRecord> => {
     const known = references.get(run);
     if (known) return known;
-    const record = await runTrial({ suite, scenario: null, run, trial: 0, reference: null, timeoutSeconds: trialTimeoutSeconds });
+    const record = await runTrial({ suite, scenario: null, run, trial: 0, reference: null, timeoutSeconds: timeoutFor(run) });
     expect(record.failure, `${run} reference run; logs in ${record.logs}`).toBeNull();
     references.set(run, record);
     return record;
@@ -43,7 +45,7 @@ describe('fault injection: every interrupted run ends byte-identical to an unint
     async (_name, scenario) => {
       const own = await referenceOf(scenario.run ?? 'sft');
       expect(own.hashes, 'the reference run produced artifacts').not.toBeNull();
-      const record = await runTrial({ suite, scenario, trial: 1, reference: own.hashes, timeoutSeconds: trialTimeoutSeconds });
+      const record = await runTrial({ suite, scenario, trial: 1, reference: own.hashes, timeoutSeconds: timeoutFor(scenario.run ?? 'sft') });
       expect(record.failure, `logs in ${record.logs}`).toBeNull();
       expect(record.adapter_matches_reference).toBe(true);
       expect(record.merged_matches_reference).toBe(true);
@@ -51,6 +53,6 @@ describe('fault injection: every interrupted run ends byte-identical to an unint
       expect(record.steps_redone).toBeLessThanOrEqual(5);
     },
     // A scenario on another run waits for that run's reference first.
-    (2 * trialTimeoutSeconds + 30) * 1000,
+    (2 * timeoutFor('dpo') + 30) * 1000,
   );
 });
