@@ -11,7 +11,7 @@ import hashlib
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -53,7 +53,7 @@ def fsync_tree(root: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_directory(target: Path, replace: bool = False) -> Iterator[Path]:
+def atomic_directory(target: Path, replace: bool = False) -> Generator[Path, None, None]:
     """Yields a temporary sibling directory to fill; on success it is fsynced and renamed to target.
 
     On failure the temporary directory is removed and target is untouched. With replace=True an existing

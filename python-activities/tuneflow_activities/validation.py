@@ -10,8 +10,9 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError
 
 from .contract import AcceleratorActivity, FailureType, WorkflowMessage
 from .errors import failure
@@ -26,9 +27,17 @@ def _validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
-def validate(name: str, payload: object, described_as: str) -> None:
+# A JSON value as json.loads or Temporal's converter makes it (dicts, lists, strings, numbers, booleans, None).
+JsonPayload = Any
+# An activity's request or result: a JSON object.
+JsonObject = dict[str, Any]
+
+
+def validate(name: str, payload: JsonPayload, described_as: str) -> None:
     """Raises a non-retryable TuneflowContractViolation naming the first violation's JSON path."""
-    errors = sorted(_validator(name).iter_errors(payload), key=lambda error: list(error.absolute_path))
+    # jsonschema's stub leaves one parameter of iter_errors' deprecated overload unannotated, hence the ignore.
+    found: list[ValidationError] = list(_validator(name).iter_errors(payload))  # pyright: ignore[reportUnknownMemberType]
+    errors = sorted(found, key=lambda error: list(error.absolute_path))
     if errors:
         first = errors[0]
         raise failure(
@@ -40,32 +49,32 @@ def validate(name: str, payload: object, described_as: str) -> None:
         )
 
 
-def validate_request(activity: AcceleratorActivity, request: object) -> None:
+def validate_request(activity: AcceleratorActivity, request: JsonPayload) -> None:
     validate(f"{activity.value}.request", request, f"the {activity.value} request")
 
 
-def validate_result(activity: AcceleratorActivity, result: object) -> None:
+def validate_result(activity: AcceleratorActivity, result: JsonPayload) -> None:
     validate(f"{activity.value}.result", result, f"the {activity.value} result")
 
 
-def validate_message(message: WorkflowMessage, payload: object) -> None:
+def validate_message(message: WorkflowMessage, payload: JsonPayload) -> None:
     validate(f"{message.value}.message", payload, f"the {message.value} message")
 
 
-def validate_train_heartbeat(details: object) -> None:
+def validate_train_heartbeat(details: JsonPayload) -> None:
     validate("train.heartbeat", details, "the train heartbeat")
 
 
-def validate_phase_heartbeat(details: object) -> None:
+def validate_phase_heartbeat(details: JsonPayload) -> None:
     validate("phase.heartbeat", details, "the heartbeat")
 
 
-def checked(activity: AcceleratorActivity) -> Callable[[Callable[[dict], dict]], Callable[[dict], dict]]:
+def checked(activity: AcceleratorActivity) -> Callable[[Callable[[JsonObject], JsonObject]], Callable[[JsonObject], JsonObject]]:
     """Wraps an activity body: its request is validated before it runs and its result before it returns."""
 
-    def decorate(body: Callable[[dict], dict]) -> Callable[[dict], dict]:
+    def decorate(body: Callable[[JsonObject], JsonObject]) -> Callable[[JsonObject], JsonObject]:
         @functools.wraps(body)
-        def run(request: dict) -> dict:
+        def run(request: JsonObject) -> JsonObject:
             validate_request(activity, request)
             result = body(request)
             validate_result(activity, result)

@@ -37,7 +37,7 @@ export interface WorkflowTestbed {
 }
 
 /** Polls until `probe` returns a value (not undefined), failing after `timeoutMilliseconds`. */
-export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMilliseconds = 5_000): Promise<T> {
+export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMilliseconds = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMilliseconds;
   for (;;) {
     const value = await probe();
