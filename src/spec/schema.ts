@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Quantization } from '../planner/request.ts';
+import { sweepSpecSchema } from '../sweep/schema.ts';
 
 /**
  * The run spec: everything a fine-tune needs, in one YAML or JSON file. Field names are snake_case because the
@@ -175,6 +176,8 @@ export const runSpecSchema = z.strictObject({
   merge: mergeSpecSchema.prefault({}),
   evaluate: evaluateSpecSchema.prefault({}),
   device: deviceSpecSchema.prefault({}),
+  /** A grid of these fields trained by successive halving: read by `tuneflow sweep` (docs/sweeps.md), ignored by `tuneflow run`. */
+  sweep: sweepSpecSchema.optional(),
 });
 
 /** A spec as written by a user, defaults not yet applied. */

@@ -30,8 +30,18 @@ export const runDirectoryUri = (artifactRootUri: string, workflowId = workflowIn
  * under `runDirectoryUri(artifactRootUri)`.
  */
 export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { artifactRootUri: string }): Promise<PlannedRun> {
-  const summary = activitySummary(Stage.Plan, spec.model.source);
-  const accelerator = python(spec.train.heartbeat_timeout_seconds, summary);
+  const { model, tokens } = await measure(spec, dataset);
+  const { setup, plan } = await summarizedBookkeeping(activitySummary(Stage.Plan, spec.model.source)).planRun({ spec, model, tokens });
+  return { spec, run_uri: runDirectoryUri(options.artifactRootUri), dataset, model, tokens, setup, plan };
+}
+
+/**
+ * The plan stage's first half: the model resolved on the Python worker and the prepared dataset measured (and
+ * tokenised, once) in its tokens. What several runs of the same model and data share: a sweep measures once and
+ * plans each trial from it.
+ */
+export async function measure(spec: RunSpec, dataset: PreparedDataset): Promise<{ model: ResolvedModel; tokens: TokenStatistics }> {
+  const accelerator = python(spec.train.heartbeat_timeout_seconds, activitySummary(Stage.Plan, spec.model.source));
   const model = await accelerator.resolve_model({ spec });
   const tokens = await accelerator.token_statistics({
     spec,
@@ -40,6 +50,5 @@ export async function plan(spec: RunSpec, dataset: PreparedDataset, options: { a
     train_uri: dataset.train_uri,
     val_uri: dataset.val_uri,
   });
-  const { setup, plan } = await summarizedBookkeeping(summary).planRun({ spec, model, tokens });
-  return { spec, run_uri: runDirectoryUri(options.artifactRootUri), dataset, model, tokens, setup, plan };
+  return { model, tokens };
 }

@@ -12,6 +12,8 @@ export interface TrainOptions {
   maxHistoryEvents?: number;
   /** The child's workflow id; by default `trainingWorkflowId(<calling workflow id>)`, where clients look for it. */
   workflowId?: string;
+  /** Stop after this step, checkpointed (a sweep's rung); training it again later resumes there. */
+  stopAtStep?: number;
 }
 
 /**
@@ -29,7 +31,14 @@ export async function train(run: PlannedRun, options: TrainOptions = {}): Promis
       run.spec.model.source,
       `${run.setup.backend} on ${run.setup.device}, ${run.setup.quantization === 'none' ? run.setup.dtype : run.setup.quantization}`,
     ),
-    args: [{ run, control: known, ...(options.maxHistoryEvents === undefined ? {} : { max_history_events: options.maxHistoryEvents }) }],
+    args: [
+      {
+        run,
+        control: known,
+        ...(options.maxHistoryEvents === undefined ? {} : { max_history_events: options.maxHistoryEvents }),
+        ...(options.stopAtStep === undefined ? {} : { stop_at_step: options.stopAtStep }),
+      },
+    ],
   });
   const detach = options.control?.attach(child, known);
   try {

@@ -1,0 +1,316 @@
+/**
+ * The sweep workflow: a grid of trials, each a training run of the same prepared data (prepared and tokenised once),
+ * planned before anything trains and trained by successive halving.
+ *
+ * Every trial is planned first: one that the planner says cannot fit is never started (its row says why), and a
+ * budget the planned sweep cannot meet fails the sweep at once, naming the trials to drop. Then rung by rung every
+ * live trial trains to the rung's steps in its own trainAdapter child (`<sweep id>/trial-<parameters>`, its own run
+ * folder, checkpoints and search attributes), stopping there checkpointed; the best fraction by validation loss at
+ * that step goes on and resumes exactly from that checkpoint. A stopped trial keeps its checkpoints: training its
+ * spec again under its run folder resumes it.
+ *
+ * Durable as fineTune is: a killed worker retries its train activity from the last checkpoint, and a finished rung
+ * is in this workflow's history. Pause, resume and checkpointNow sent to the sweep reach every training trial;
+ * cancelling the sweep cancels them (each checkpoints first). At each rung's end, when its history has grown long,
+ * the sweep continues as new carrying what it knows, so its history stays bounded however many trials it has.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  ContinueAsNew,
+  continueAsNew,
+  defineQuery,
+  isCancellation,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { ResolvedModel, TokenStatistics, TrainingSetup } from '../src/contract/index.ts';
+import { FailureType, SearchAttribute, Stage } from '../src/contract/index.ts';
+import type { Plan } from '../src/planner/index.ts';
+import type { RunSpec } from '../src/spec/schema.ts';
+import {
+  checkBudget,
+  formatSweepTable,
+  type SweepPlan,
+  type SweepTable,
+  selectSurvivors,
+  sweepTable,
+  type TrialCost,
+  TrialOutcome,
+  type TrialRecord,
+  trialSecondsThroughAllRungs,
+  trialSpec,
+} from '../src/sweep/index.ts';
+import { summarizedBookkeeping, activitySummary } from './activities.ts';
+import { describeFailure } from './failures.ts';
+import type { RunStatus } from './progress.ts';
+import { acceptRunControl } from './run-control.ts';
+import { measure, type PlannedRun, type PreparedDataset, prepare, runDirectoryUri, train } from './stages/index.ts';
+
+export interface SweepInput {
+  /** The base spec: every trial is it with the trial's parameters set (planSweep validated them all). */
+  spec: RunSpec;
+  /** The trials and rungs, from planSweep. */
+  sweep: SweepPlan;
+  artifact_root_uri: string;
+  /** History length at which the sweep continues as new at a rung's end (default 8,000). */
+  max_history_events?: number;
+  /** Set by continue-as-new: what the earlier executions found and trained. */
+  carried?: SweepCarried;
+}
+
+/** What the sweep knows after planning, carried across continue-as-new. */
+export interface SweepCarried {
+  dataset: PreparedDataset;
+  model: ResolvedModel;
+  tokens: TokenStatistics;
+  /** How each fitting trial trains, as planned. */
+  setups: Record<string, { setup: TrainingSetup; plan: Plan }>;
+  records: TrialRecord[];
+  /** Trials going on to rung `rung_index`. */
+  live: string[];
+  rung_index: number;
+  planned_seconds: number;
+  /** Workflow time the sweep started, in ms since the epoch. */
+  started_at: number;
+  paused: boolean;
+  executions: number;
+}
+
+export const SweepPhase = {
+  Preparing: 'preparing',
+  Planning: 'planning',
+  Training: 'training',
+  Done: 'done',
+} as const;
+export type SweepPhase = (typeof SweepPhase)[keyof typeof SweepPhase];
+
+export interface SweepState {
+  phase: SweepPhase;
+  status: RunStatus;
+  rungs: number[];
+  /** The rung being trained (index into rungs), once training. */
+  rung_index: number | null;
+  live: string[];
+  records: TrialRecord[];
+  planned_seconds: number | null;
+  table: SweepTable | null;
+  executions: number;
+  error: string | null;
+}
+
+export interface SweepResult {
+  status: 'completed';
+  table: SweepTable;
+  /** The table as `tuneflow sweep show` prints it. */
+  text: string;
+  executions: number;
+}
+
+/** The sweep's phase, its trials as planned and trained so far, and at the end its table. */
+export const sweepStateQuery = defineQuery<SweepState>('sweepState');
+
+/** A trial's workflow id: its training child's, and the name of its run folder (`runs/<this id>/`). */
+export const trialWorkflowId = (sweepWorkflowId: string, key: string) => `${sweepWorkflowId}/trial-${key}`;
+
+const defaultMaxHistoryEvents = 8_000;
+
+/** What a rung adds besides its steps: the model load and compile of a fresh train activity, the final checkpoint. */
+const rungOverheadSeconds = (plan: Plan) => (plan.run_time ? plan.run_time.model_load_seconds + plan.run_time.compile_seconds + plan.run_time.finish_seconds : 0);
+
+const doesNotFit = (error: unknown) =>
+  error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === FailureType.PlanDoesNotFit;
+
+export async function sweep(input: SweepInput): Promise<SweepResult> {
+  const { workflowId } = workflowInfo();
+  const { spec, sweep: plan } = input;
+  const lastRung = plan.rungs.at(-1)!;
+  const state: SweepState = {
+    phase: input.carried ? SweepPhase.Training : SweepPhase.Preparing,
+    status: input.carried?.paused ? 'paused' : 'running',
+    rungs: plan.rungs,
+    rung_index: input.carried?.rung_index ?? null,
+    live: input.carried?.live ?? [],
+    records: input.carried?.records ?? [],
+    planned_seconds: input.carried?.planned_seconds ?? null,
+    table: null,
+    executions: input.carried?.executions ?? 1,
+    error: null,
+  };
+  const upsertStatus = () =>
+    upsertSearchAttributes({ [SearchAttribute.Status.name]: [state.status], [SearchAttribute.Model.name]: [spec.model.source] });
+  // A pause carried over continue-as-new holds the next execution too.
+  const control = acceptRunControl(
+    (changed) => {
+      if (state.status === 'running' || state.status === 'paused') state.status = changed.paused ? 'paused' : 'running';
+      upsertStatus();
+    },
+    { paused: input.carried?.paused ?? false, checkpoint_requests: 0 },
+  );
+  setHandler(sweepStateQuery, () => state);
+  upsertStatus();
+
+  try {
+    const carried = input.carried ?? (await planTrials(input, state));
+    state.phase = SweepPhase.Training;
+    const record = (key: string) => carried.records.find((trial) => trial.key === key)!;
+
+    for (let index = carried.rung_index; index < plan.rungs.length; index += 1) {
+      const rung = plan.rungs[index]!;
+      state.rung_index = carried.rung_index = index;
+      state.live = carried.live;
+      await control.untilResumed();
+      const queue = [...carried.live];
+      const trainNext = async (): Promise<void> => {
+        for (let key = queue.shift(); key !== undefined; key = queue.shift()) {
+          const trial = record(key);
+          const planned = carried.setups[key]!;
+          const run: PlannedRun = {
+            spec: trialSpec(spec, trial, lastRung),
+            run_uri: trial.run_uri,
+            dataset: carried.dataset,
+            model: carried.model,
+            tokens: carried.tokens,
+            ...planned,
+          };
+          const startedAt = Date.now();
+          try {
+            const trained = await train(run, { control, workflowId: trial.workflow_id, stopAtStep: rung });
+            const { training } = trained;
+            trial.rungs.push({
+              steps: rung,
+              val_loss: training.val_loss,
+              train_loss: training.train_loss,
+              tokens_per_second: training.tokens_per_second,
+              wall_seconds: (Date.now() - startedAt) / 1000,
+              steps_trained: training.steps_trained,
+            });
+            trial.adapter_uri = training.adapter_uri;
+            trial.last_checkpoint_uri = training.last_checkpoint_uri;
+            trial.outcome = index === plan.rungs.length - 1 ? TrialOutcome.Completed : TrialOutcome.Running;
+          } catch (error) {
+            if (isCancellation(error)) throw error;
+            trial.outcome = TrialOutcome.Failed;
+            trial.reason = describeFailure(error);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(plan.parallel, queue.length) }, trainNext));
+
+      const trained = carried.live.map(record).filter((trial) => trial.outcome !== TrialOutcome.Failed);
+      const survivors =
+        index === plan.rungs.length - 1
+          ? []
+          : selectSurvivors(
+              trained.map((trial) => ({ key: trial.key, val_loss: trial.rungs.at(-1)?.val_loss ?? null })),
+              plan.reduction_factor,
+            );
+      for (const trial of trained) {
+        if (trial.outcome === TrialOutcome.Running && !survivors.includes(trial.key)) {
+          trial.outcome = TrialOutcome.Stopped;
+          trial.reason = `stopped by halving after ${rung} steps (validation loss ${trial.rungs.at(-1)?.val_loss?.toFixed(4) ?? '—'}); resumable from ${trial.last_checkpoint_uri ?? 'its run folder'}`;
+        }
+      }
+      carried.live = survivors;
+      carried.rung_index = index + 1;
+      state.live = survivors;
+
+      const info = workflowInfo();
+      if (index < plan.rungs.length - 1 && (info.continueAsNewSuggested || info.historyLength >= (input.max_history_events ?? defaultMaxHistoryEvents))) {
+        await continueAsNew<typeof sweep>({ ...input, carried: { ...carried, paused: control.state.paused, executions: state.executions + 1 } });
+      }
+    }
+
+    const table = sweepTable(carried.records, plan.rungs, carried.planned_seconds, (Date.now() - carried.started_at) / 1000);
+    Object.assign(state, { table, phase: SweepPhase.Done, status: 'completed', rung_index: null, live: [] });
+    upsertStatus();
+    return { status: 'completed', table, text: formatSweepTable(table), executions: state.executions };
+  } catch (error) {
+    if (error instanceof ContinueAsNew) throw error;
+    state.status = isCancellation(error) ? 'cancelled' : 'failed';
+    state.error = describeFailure(error);
+    upsertStatus();
+    throw error;
+  }
+}
+
+/**
+ * Prepares the data once, measures it once, and plans every trial: the trials that fit, what the sweep will cost,
+ * and whether that meets the budget.
+ */
+async function planTrials(input: SweepInput, state: SweepState): Promise<SweepCarried> {
+  const { spec, sweep: plan } = input;
+  const { workflowId } = workflowInfo();
+  const startedAt = Date.now();
+  const dataset = await prepare(spec, { artifactRootUri: input.artifact_root_uri });
+  state.phase = SweepPhase.Planning;
+  const { model, tokens } = await measure(spec, dataset);
+  const lastRung = plan.rungs.at(-1)!;
+  const setups: SweepCarried['setups'] = {};
+  const costs: TrialCost[] = [];
+  for (const trial of plan.trials) {
+    const id = trialWorkflowId(workflowId, trial.key);
+    const record: TrialRecord = {
+      ...trial,
+      outcome: TrialOutcome.Running,
+      reason: null,
+      workflow_id: id,
+      run_uri: runDirectoryUri(input.artifact_root_uri, id),
+      planned: null,
+      rungs: [],
+      adapter_uri: null,
+      last_checkpoint_uri: null,
+    };
+    state.records.push(record);
+    const trialRunSpec = trialSpec(spec, trial, lastRung);
+    try {
+      const planned = await summarizedBookkeeping(activitySummary(Stage.Plan, spec.model.source, trial.key)).planRun({ spec: trialRunSpec, model, tokens });
+      setups[trial.key] = planned;
+      const cost = { key: trial.key, step_seconds: planned.plan.step_seconds, rung_overhead_seconds: rungOverheadSeconds(planned.plan) };
+      costs.push(cost);
+      record.planned = {
+        peak_vram_gib: planned.plan.peak_vram_gib,
+        available_gib: planned.plan.available_gib,
+        step_seconds: planned.plan.step_seconds,
+        seconds: trialSecondsThroughAllRungs(cost, plan.rungs),
+        trainable_parameters: planned.plan.trainable_parameters,
+      };
+    } catch (error) {
+      if (!doesNotFit(error)) throw error;
+      record.outcome = TrialOutcome.DoesNotFit;
+      record.reason = describeFailure(error);
+    }
+  }
+  if (costs.length === 0) {
+    throw ApplicationFailure.create({
+      type: FailureType.PlanDoesNotFit,
+      nonRetryable: true,
+      message: `no trial of the sweep fits: ${state.records.map((record) => `${record.key}: ${record.reason}`).join('; ')}`,
+    });
+  }
+  const verdict = checkBudget(costs, plan.rungs, plan.reduction_factor, plan.parallel, plan.budget_seconds ?? Number.POSITIVE_INFINITY);
+  state.planned_seconds = verdict.planned_seconds;
+  if (verdict.drop.length > 0) {
+    const after = verdict.planned_seconds_after_drop === null ? 'no trial fits it' : `planned ${Math.round(verdict.planned_seconds_after_drop)} s without them`;
+    throw ApplicationFailure.create({
+      type: FailureType.PlanDoesNotFit,
+      nonRetryable: true,
+      message: `the sweep is planned at ${Math.round(verdict.planned_seconds)} s, over its budget of ${Math.round(plan.budget_seconds!)} s: drop ${verdict.drop.join(' ; ')} (${after})`,
+      details: [{ ...verdict, budget_seconds: plan.budget_seconds, trials: state.records }],
+    });
+  }
+  return {
+    dataset,
+    model,
+    tokens,
+    setups,
+    records: state.records,
+    live: costs.map(({ key }) => key),
+    rung_index: 0,
+    planned_seconds: verdict.planned_seconds,
+    started_at: startedAt,
+    paused: false,
+    executions: 1,
+  };
+}
