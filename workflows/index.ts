@@ -22,5 +22,5 @@ export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, tra
 export type { PlannedRun, PreparedDataset, TrainOptions } from './stages/index.ts';
 export type { RunStatus, TrainingProgressState } from './progress.ts';
 export * from './retrain.ts';
-export { SweepPhase, sweep, sweepStateQuery, trialWorkflowId } from './sweep.ts';
-export type { SweepCarried, SweepInput, SweepResult, SweepState } from './sweep.ts';
+export { runSweep, SweepPhase, sweep, sweepStateQuery, trialWorkflowId } from './sweep.ts';
+export type { SweepCarried, SweepInput, SweepOptions, SweepResult, SweepState } from './sweep.ts';

@@ -22,11 +22,12 @@ import {
   defineQuery,
   isCancellation,
   setHandler,
+  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ResolvedModel, TokenStatistics, TrainingSetup } from '../src/contract/index.ts';
-import { FailureType, SearchAttribute, Stage } from '../src/contract/index.ts';
+import { FailureType, SearchAttribute, Stage, TaskQueue } from '../src/contract/index.ts';
 import type { Plan } from '../src/planner/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 import {
@@ -45,7 +46,7 @@ import {
 import { summarizedBookkeeping, activitySummary } from './activities.ts';
 import { describeFailure } from './failures.ts';
 import type { RunStatus } from './progress.ts';
-import { acceptRunControl } from './run-control.ts';
+import { acceptRunControl, type RunControl } from './run-control.ts';
 import { measure, type PlannedRun, type PreparedDataset, prepare, runDirectoryUri, train } from './stages/index.ts';
 
 export interface SweepInput {
@@ -117,13 +118,13 @@ export const trialWorkflowId = (sweepWorkflowId: string, key: string) => `${swee
 const defaultMaxHistoryEvents = 8_000;
 
 /** What a rung adds besides its steps: the model load and compile of a fresh train activity, the final checkpoint. */
-const rungOverheadSeconds = (plan: Plan) => (plan.run_time ? plan.run_time.model_load_seconds + plan.run_time.compile_seconds + plan.run_time.finish_seconds : 0);
+const rungOverheadSeconds = (plan: Plan) =>
+  plan.run_time ? plan.run_time.model_load_seconds + plan.run_time.compile_seconds + plan.run_time.finish_seconds : 0;
 
 const doesNotFit = (error: unknown) =>
   error instanceof ActivityFailure && error.cause instanceof ApplicationFailure && error.cause.type === FailureType.PlanDoesNotFit;
 
 export async function sweep(input: SweepInput): Promise<SweepResult> {
-  const { workflowId } = workflowInfo();
   const { spec, sweep: plan } = input;
   const lastRung = plan.rungs.at(-1)!;
   const state: SweepState = {
@@ -138,8 +139,7 @@ export async function sweep(input: SweepInput): Promise<SweepResult> {
     executions: input.carried?.executions ?? 1,
     error: null,
   };
-  const upsertStatus = () =>
-    upsertSearchAttributes({ [SearchAttribute.Status.name]: [state.status], [SearchAttribute.Model.name]: [spec.model.source] });
+  const upsertStatus = () => upsertSearchAttributes({ [SearchAttribute.Status.name]: [state.status], [SearchAttribute.Model.name]: [spec.model.source] });
   // A pause carried over continue-as-new holds the next execution too.
   const control = acceptRunControl(
     (changed) => {
@@ -232,6 +232,35 @@ export async function sweep(input: SweepInput): Promise<SweepResult> {
     state.error = describeFailure(error);
     upsertStatus();
     throw error;
+  }
+}
+
+export interface SweepOptions {
+  artifactRootUri: string;
+  /** The sweep child's workflow id; by default `<calling workflow id>/sweep`. */
+  workflowId?: string;
+  /** The calling workflow's run control (acceptRunControl): its pause and resume reach the sweep and its trials. */
+  control?: RunControl;
+}
+
+/**
+ * Sweep stage, for a workflow of one's own: runs the sweep (planSweep's trials and rungs over `spec`) as a child
+ * workflow on tuneflow's task queue and returns its result table. Cancelling the caller cancels the sweep, whose
+ * trials checkpoint before they stop.
+ */
+export async function runSweep(spec: RunSpec, plan: SweepPlan, options: SweepOptions): Promise<SweepResult> {
+  const known = { paused: options.control?.state.paused ?? false, checkpoint_requests: options.control?.state.checkpoint_requests ?? 0 };
+  const child = await startChild(sweep, {
+    workflowId: options.workflowId ?? `${workflowInfo().workflowId}/sweep`,
+    taskQueue: TaskQueue.Orchestration,
+    staticSummary: activitySummary('sweep', spec.model.source, `${plan.trials.length} trials, rungs ${plan.rungs.join('/')}`),
+    args: [{ spec, sweep: plan, artifact_root_uri: options.artifactRootUri }],
+  });
+  const detach = options.control?.attach(child, known);
+  try {
+    return await child.result();
+  } finally {
+    detach?.();
   }
 }
 

@@ -114,7 +114,10 @@ export function planSweep(base: RunSpec, flags: readonly string[] = [], section:
   }
   const rungs = sweep.rungs ?? deriveRungs(steps, trials.length, sweep.reduction_factor);
   if (rungs.some((rung, index) => index > 0 && rung <= rungs[index - 1]!) || rungs.at(-1) !== steps) {
-    throw new InvalidSweepError(`sweep.rungs ${JSON.stringify(rungs)}: ascending steps ending at the sweep's ${steps} steps`, { field: 'sweep.rungs', value: rungs });
+    throw new InvalidSweepError(`sweep.rungs ${JSON.stringify(rungs)}: ascending steps ending at the sweep's ${steps} steps`, {
+      field: 'sweep.rungs',
+      value: rungs,
+    });
   }
   for (const trial of trials) trialSpec(base, trial, steps);
   return { trials, rungs, reduction_factor: sweep.reduction_factor, budget_seconds: sweep.budget ?? null, parallel: sweep.parallel };

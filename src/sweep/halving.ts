@@ -64,7 +64,13 @@ export interface BudgetVerdict {
 }
 
 /** Whether the planned sweep meets `budgetSeconds`, and if not, the fewest most expensive trials to drop so it does. */
-export function checkBudget(costs: readonly TrialCost[], rungs: readonly number[], reductionFactor: number, parallel: number, budgetSeconds: number): BudgetVerdict {
+export function checkBudget(
+  costs: readonly TrialCost[],
+  rungs: readonly number[],
+  reductionFactor: number,
+  parallel: number,
+  budgetSeconds: number,
+): BudgetVerdict {
   const planned = plannedSweepSeconds(costs, rungs, reductionFactor, parallel);
   const remaining = [...costs].sort((a, b) => trialSecondsThroughAllRungs(b, rungs) - trialSecondsThroughAllRungs(a, rungs) || (a.key < b.key ? -1 : 1));
   const drop: string[] = [];

@@ -3,7 +3,15 @@
  * (docs/sweeps.md). Sandbox-safe: the sweep workflow imports all of it.
  */
 export { deriveRungs, expandGrid, parseGridFlags, planSweep, survivorsAfterRung, trialKey, trialSpec } from './grid.ts';
-export { type BudgetVerdict, checkBudget, plannedSweepSeconds, type RungStanding, selectSurvivors, type TrialCost, trialSecondsThroughAllRungs } from './halving.ts';
+export {
+  type BudgetVerdict,
+  checkBudget,
+  plannedSweepSeconds,
+  type RungStanding,
+  selectSurvivors,
+  type TrialCost,
+  trialSecondsThroughAllRungs,
+} from './halving.ts';
 export { InvalidSweepError, isInvalidSweepError } from './invalid-sweep-error.ts';
 export { bestTrial, dominates, paretoFront, type TrialStanding } from './pareto.ts';
 export * from './schema.ts';

@@ -76,7 +76,11 @@ export function formatSweepTable(table: SweepTable): string {
     row.adapter_bytes === null ? '—' : (row.adapter_bytes / 1e6).toFixed(2),
   ]);
   const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => row[column]!.length)));
-  const line = (cells: string[]) => cells.map((cell, column) => cell.padEnd(widths[column]!)).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, column) => cell.padEnd(widths[column]!))
+      .join('  ')
+      .trimEnd();
   const reasons = table.trials.filter((row) => row.reason !== null).map((row) => `  ${row.key}: ${row.reason}`);
   return [
     line(header),

@@ -40,7 +40,10 @@ describe('grid', () => {
     expect(grid).toEqual({ 'lora.r': [8, 16, 64], 'train.learning_rate': [1e-4, 2e-4], 'lora.use_rslora': [true] });
     const trials = expandGrid(grid);
     expect(trials).toHaveLength(6);
-    expect(trials[0]).toEqual({ key: 'lora.r=8,train.learning_rate=0.0001,lora.use_rslora=true', parameters: { 'lora.r': 8, 'train.learning_rate': 1e-4, 'lora.use_rslora': true } });
+    expect(trials[0]).toEqual({
+      key: 'lora.r=8,train.learning_rate=0.0001,lora.use_rslora=true',
+      parameters: { 'lora.r': 8, 'train.learning_rate': 1e-4, 'lora.use_rslora': true },
+    });
     expect(new Set(trials.map(({ key }) => key)).size).toBe(6);
   });
 
@@ -70,7 +73,11 @@ describe('grid', () => {
   });
 
   test('the sweep section and flags: flags replace the section’s values, the rungs halve to the end', () => {
-    const plan = planSweep(tinySpec, ['train.learning_rate=0.01,0.02'], { grid: { 'lora.r': [4, 8, 16, 32], 'train.learning_rate': [1] }, steps: 24, budget: '2h' });
+    const plan = planSweep(tinySpec, ['train.learning_rate=0.01,0.02'], {
+      grid: { 'lora.r': [4, 8, 16, 32], 'train.learning_rate': [1] },
+      steps: 24,
+      budget: '2h',
+    });
     expect(plan.trials).toHaveLength(8);
     expect(plan.rungs).toEqual([3, 6, 12, 24]);
     expect(plan.budget_seconds).toBe(7200);
@@ -110,7 +117,7 @@ describe('halving', () => {
     ];
     const rungs = [10, 20, 40];
     // rung 1: all four 10 steps; rung 2: the two priciest 10 more; rung 3: the priciest 20 more.
-    const expected = (10 * 15 + 40) + (10 * 12 + 20) + (20 * 8 + 10);
+    const expected = 10 * 15 + 40 + (10 * 12 + 20) + (20 * 8 + 10);
     expect(plannedSweepSeconds(costs, rungs, 2, 1)).toBe(expected);
     expect(plannedSweepSeconds(costs, rungs, 2, 2)).toBe((10 * 15 + 40) / 2 + (10 * 12 + 20) / 2 + (20 * 8 + 10));
     expect(checkBudget(costs, rungs, 2, 1, expected)).toEqual({ planned_seconds: expected, drop: [], planned_seconds_after_drop: expected });
@@ -122,7 +129,12 @@ describe('halving', () => {
 });
 
 describe('pareto front and best trial', () => {
-  const standing = (key: string, val_losses: (number | null)[], peak_vram_gib: number, step_seconds: number) => ({ key, val_losses, peak_vram_gib, step_seconds });
+  const standing = (key: string, val_losses: (number | null)[], peak_vram_gib: number, step_seconds: number) => ({
+    key,
+    val_losses,
+    peak_vram_gib,
+    step_seconds,
+  });
 
   test('compares losses at the deepest rung both reached', () => {
     const deep = standing('deep', [2.0, 1.2, 0.9], 10, 1);
@@ -157,8 +169,18 @@ describe('pareto front and best trial', () => {
       reason: outcome === TrialOutcome.DoesNotFit ? 'TuneflowPlanDoesNotFit: the run does not fit' : null,
       workflow_id: `s/trial-${key}`,
       run_uri: `file:///runs/s%2Ftrial-${key}`,
-      planned: outcome === TrialOutcome.DoesNotFit ? null : { peak_vram_gib: peak, available_gib: 80, step_seconds: peak / 10, seconds: 100, trainable_parameters: 1000 * peak },
-      rungs: losses.map((val_loss, index) => ({ steps: [5, 10][index]!, val_loss, train_loss: val_loss, tokens_per_second: 100, wall_seconds: 5, steps_trained: 5 })),
+      planned:
+        outcome === TrialOutcome.DoesNotFit
+          ? null
+          : { peak_vram_gib: peak, available_gib: 80, step_seconds: peak / 10, seconds: 100, trainable_parameters: 1000 * peak },
+      rungs: losses.map((val_loss, index) => ({
+        steps: [5, 10][index]!,
+        val_loss,
+        train_loss: val_loss,
+        tokens_per_second: 100,
+        wall_seconds: 5,
+        steps_trained: 5,
+      })),
       adapter_uri: null,
       last_checkpoint_uri: null,
     });
@@ -173,6 +195,11 @@ describe('pareto front and best trial', () => {
     expect(table.best).toBe('r16');
     expect(table.pareto_front).toEqual(['r8', 'r16']);
     expect(table.trials.find((row) => row.key === 'r512')).toMatchObject({ pareto: false, best: false, adapter_bytes: null, steps_spent: 0 });
-    expect(table.trials.find((row) => row.key === 'r16')).toMatchObject({ adapter_parameters: 7000, adapter_bytes: 28000, wall_seconds: 10, tokens_per_second: 100 });
+    expect(table.trials.find((row) => row.key === 'r16')).toMatchObject({
+      adapter_parameters: 7000,
+      adapter_bytes: 28000,
+      wall_seconds: 10,
+      tokens_per_second: 100,
+    });
   });
 });
