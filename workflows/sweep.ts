@@ -11,8 +11,9 @@
  *
  * Durable as fineTune is: a killed worker retries its train activity from the last checkpoint, and a finished rung
  * is in this workflow's history. Pause, resume and checkpointNow sent to the sweep reach every training trial;
- * cancelling the sweep cancels them (each checkpoints first). At each rung's end, when its history has grown long,
- * the sweep continues as new carrying what it knows, so its history stays bounded however many trials it has.
+ * cancelling the sweep cancels them (each checkpoints first). Once its history has grown long, the sweep takes no
+ * more trials, lets those training finish their rung and continues as new carrying what it knows (mid-rung too), so
+ * its history stays bounded however many trials it has.
  */
 import {
   ActivityFailure,
@@ -36,6 +37,7 @@ import {
   type SweepPlan,
   type SweepTable,
   selectSurvivors,
+  type Trial,
   sweepTable,
   type TrialCost,
   TrialOutcome,
@@ -152,6 +154,10 @@ export async function sweep(input: SweepInput): Promise<SweepResult> {
   upsertStatus();
 
   try {
+    const historyIsLong = () => {
+      const info = workflowInfo();
+      return info.continueAsNewSuggested || info.historyLength >= (input.max_history_events ?? defaultMaxHistoryEvents);
+    };
     const carried = input.carried ?? (await planTrials(input, state));
     state.phase = SweepPhase.Training;
     const record = (key: string) => carried.records.find((trial) => trial.key === key)!;
@@ -161,9 +167,18 @@ export async function sweep(input: SweepInput): Promise<SweepResult> {
       state.rung_index = carried.rung_index = index;
       state.live = carried.live;
       await control.untilResumed();
-      const queue = [...carried.live];
+      // The rung's trials not trained yet: all of them, or after a continue-as-new mid-rung, those left.
+      const queue = carried.live.filter((key) => record(key).rungs.length <= index && record(key).outcome !== TrialOutcome.Failed);
+      // A long history stops taking trials (after at least one, so every execution makes progress): the ones in
+      // flight finish, then the sweep continues as new mid-rung.
+      let taken = 0;
+      const nextTrial = () => {
+        if (taken > 0 && historyIsLong()) return undefined;
+        taken += 1;
+        return queue.shift();
+      };
       const trainNext = async (): Promise<void> => {
-        for (let key = queue.shift(); key !== undefined; key = queue.shift()) {
+        for (let key = nextTrial(); key !== undefined; key = nextTrial()) {
           const trial = record(key);
           const planned = carried.setups[key]!;
           const run: PlannedRun = {
@@ -197,6 +212,8 @@ export async function sweep(input: SweepInput): Promise<SweepResult> {
         }
       };
       await Promise.all(Array.from({ length: Math.min(plan.parallel, queue.length) }, trainNext));
+      if (queue.length > 0)
+        await continueAsNew<typeof sweep>({ ...input, carried: { ...carried, paused: control.state.paused, executions: state.executions + 1 } });
 
       const trained = carried.live.map(record).filter((trial) => trial.outcome !== TrialOutcome.Failed);
       const survivors =
@@ -216,8 +233,7 @@ export async function sweep(input: SweepInput): Promise<SweepResult> {
       carried.rung_index = index + 1;
       state.live = survivors;
 
-      const info = workflowInfo();
-      if (index < plan.rungs.length - 1 && (info.continueAsNewSuggested || info.historyLength >= (input.max_history_events ?? defaultMaxHistoryEvents))) {
+      if (index < plan.rungs.length - 1 && historyIsLong()) {
         await continueAsNew<typeof sweep>({ ...input, carried: { ...carried, paused: control.state.paused, executions: state.executions + 1 } });
       }
     }
@@ -277,8 +293,9 @@ async function planTrials(input: SweepInput, state: SweepState): Promise<SweepCa
   const { model, tokens } = await measure(spec, dataset);
   const lastRung = plan.rungs.at(-1)!;
   const setups: SweepCarried['setups'] = {};
-  const costs: TrialCost[] = [];
-  for (const trial of plan.trials) {
+  const costs = new Map<string, TrialCost>();
+  // Planned all at once: a few events per trial, and the planner's answers come back together.
+  const planOne = async (trial: Trial): Promise<void> => {
     const id = trialWorkflowId(workflowId, trial.key);
     const record: TrialRecord = {
       ...trial,
@@ -291,13 +308,17 @@ async function planTrials(input: SweepInput, state: SweepState): Promise<SweepCa
       adapter_uri: null,
       last_checkpoint_uri: null,
     };
+    // Pushed before the first await: the records are in the grid's order.
     state.records.push(record);
-    const trialRunSpec = trialSpec(spec, trial, lastRung);
     try {
-      const planned = await summarizedBookkeeping(activitySummary(Stage.Plan, spec.model.source, trial.key)).planRun({ spec: trialRunSpec, model, tokens });
+      const planned = await summarizedBookkeeping(activitySummary(Stage.Plan, spec.model.source, trial.key)).planRun({
+        spec: trialSpec(spec, trial, lastRung),
+        model,
+        tokens,
+      });
       setups[trial.key] = planned;
       const cost = { key: trial.key, step_seconds: planned.plan.step_seconds, rung_overhead_seconds: rungOverheadSeconds(planned.plan) };
-      costs.push(cost);
+      costs.set(trial.key, cost);
       record.planned = {
         peak_vram_gib: planned.plan.peak_vram_gib,
         available_gib: planned.plan.available_gib,
@@ -310,15 +331,18 @@ async function planTrials(input: SweepInput, state: SweepState): Promise<SweepCa
       record.outcome = TrialOutcome.DoesNotFit;
       record.reason = describeFailure(error);
     }
-  }
-  if (costs.length === 0) {
+  };
+  await Promise.all(plan.trials.map(planOne));
+  // In the grid's order, whatever order the plans came back in.
+  const fitting = plan.trials.flatMap(({ key }) => costs.get(key) ?? []);
+  if (fitting.length === 0) {
     throw ApplicationFailure.create({
       type: FailureType.PlanDoesNotFit,
       nonRetryable: true,
       message: `no trial of the sweep fits: ${state.records.map((record) => `${record.key}: ${record.reason}`).join('; ')}`,
     });
   }
-  const verdict = checkBudget(costs, plan.rungs, plan.reduction_factor, plan.parallel, plan.budget_seconds ?? Number.POSITIVE_INFINITY);
+  const verdict = checkBudget(fitting, plan.rungs, plan.reduction_factor, plan.parallel, plan.budget_seconds ?? Number.POSITIVE_INFINITY);
   state.planned_seconds = verdict.planned_seconds;
   if (verdict.drop.length > 0) {
     const after = verdict.planned_seconds_after_drop === null ? 'no trial fits it' : `planned ${Math.round(verdict.planned_seconds_after_drop)} s without them`;
@@ -335,7 +359,7 @@ async function planTrials(input: SweepInput, state: SweepState): Promise<SweepCa
     tokens,
     setups,
     records: state.records,
-    live: costs.map(({ key }) => key),
+    live: fitting.map(({ key }) => key),
     rung_index: 0,
     planned_seconds: verdict.planned_seconds,
     started_at: startedAt,

@@ -8,7 +8,6 @@
 import { bundleWorkflowCode, NativeConnection, Worker } from '@temporalio/worker';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -27,7 +26,10 @@ const grid = ['lora.r=4,8', 'train.learning_rate=0.01,0.02'];
 /** What must not change when a worker dies: per trial, its outcome and the losses at each rung. */
 const outcomes = (table: SweepTable) =>
   Object.fromEntries(
-    table.trials.map((row) => [row.key, { outcome: row.outcome, rungs: row.rungs.map(({ steps, val_loss, train_loss }) => ({ steps, val_loss, train_loss })) }]),
+    table.trials.map((row) => [
+      row.key,
+      { outcome: row.outcome, rungs: row.rungs.map(({ steps, val_loss, train_loss }) => ({ steps, val_loss, train_loss })) },
+    ]),
   );
 
 describe('a sweep', () => {
@@ -98,6 +100,7 @@ describe('a sweep', () => {
     expect(outcomes(table)).toEqual(outcomes(uninterrupted.table));
     expect(table.best).toBe(uninterrupted.table.best);
     expect(table.pareto_front).toEqual(uninterrupted.table.pareto_front);
-    expect(existsSync(join(fileURLToPath(table.trials[0]!.run_uri), 'train_log.jsonl'))).toBe(true);
+    // The trials' folders sit under the sweep's: runs/<sweep id>/trial-<parameters>/ (Python decodes the id's '/').
+    for (const row of table.trials) expect(fileURLToPath(row.last_checkpoint_uri!)).toContain(`${workflowId}/trial-${row.key}/checkpoints/`);
   });
 });
