@@ -113,7 +113,7 @@ describe('a sweep of 120 trials', () => {
     await stop?.();
   });
 
-  it('continues as new at rung ends, keeps every execution small, and halves to the best trial', { timeout: 900_000 }, async () => {
+  it('continues as new, keeps every execution small, and halves to the best trial', { timeout: 900_000 }, async () => {
     const dataset = fileURLToPath(new URL('../../examples/quickstart/data.jsonl', import.meta.url));
     const spec = parseSpec(
       { model: { source: 'tiny-random-llama' }, dataset: { path: dataset }, merge: { enabled: false }, evaluate: { enabled: false } },
