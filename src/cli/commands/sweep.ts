@@ -111,14 +111,12 @@ async function showCommand(workflowId: string, options: { json?: boolean }): Pro
   });
 }
 
-const collect = (value: string, previous: string[]) => [...previous, value];
-
 export function registerSweepCommand(program: Command): void {
   const command = program
     .command('sweep')
     .description('Train a grid of LoRA ranks, learning rates… by successive halving, each trial planned first; prints the result table')
     .argument('<spec>', 'run spec (YAML or JSON); its sweep: section gives the grid, rungs and budget')
-    .option('--grid <parameter=values>', 'a parameter and its values, such as lora.r=8,16,64 (repeatable)', collect, [])
+    .option('--grid <parameter=values...>', 'parameters and their values, such as lora.r=8,16,64 train.learning_rate=1e-4,2e-4', [])
     .option('--budget <duration>', 'refuse to start when the planned sweep takes longer (45m, 2h, 1.5d)')
     .option('--steps <n>', "steps of the last rung (default: the spec's sweep.steps or train.max_steps)")
     .option('--parallel <n>', 'trials training at once: one per GPU worker')
@@ -129,7 +127,7 @@ export function registerSweepCommand(program: Command): void {
       'after',
       examples([
         'tuneflow sweep examples/sweep/spec.yaml',
-        'tuneflow sweep examples/tiny/spec.yaml --grid lora.r=8,16,64 --grid train.learning_rate=1e-4,2e-4 --budget 2h',
+        'tuneflow sweep examples/tiny/spec.yaml --grid lora.r=8,16,64 train.learning_rate=1e-4,2e-4 --budget 2h',
         'tuneflow sweep show tuneflow-sweep-tiny-20260101T000000',
       ]),
     )
