@@ -48,3 +48,20 @@ export * from './registry/index.ts';
 export * from './schedules/index.ts';
 export { approvalSignal, retrain, RetrainOutcome, retrainStateQuery } from '../workflows/index.ts';
 export type { ApprovalDecision, RetrainGate, RetrainInput, RetrainResult, RetrainState } from '../workflows/index.ts';
+
+// Sweeps (docs/sweeps.md)
+export * from './sweep/index.ts';
+export {
+  cancelSweep,
+  checkpointSweep,
+  defaultSweepId,
+  pauseSweep,
+  querySweepState,
+  resumeSweep,
+  startSweep,
+  sweepResult,
+  waitForSweep,
+  writeSweepTable,
+} from './sweep/client.ts';
+export type { StartSweepOptions } from './sweep/client.ts';
+export type { SweepInput, SweepResult, SweepState } from '../workflows/index.ts';

@@ -9,3 +9,4 @@ export type * from './contract/index.ts';
 export type { CheckpointBook } from '../activities/index.ts';
 export type { Plan } from './planner/index.ts';
 export type { DatasetSpec, RunSpec } from './spec/schema.ts';
+export * from './sweep/index.ts';

@@ -22,3 +22,5 @@ export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, tra
 export type { PlannedRun, PlanOptions, PreparedDataset, TrainOptions } from './stages/index.ts';
 export type { RunStatus, TrainingProgressState } from './progress.ts';
 export * from './retrain.ts';
+export { runSweep, SweepPhase, sweep, sweepStateQuery, trialWorkflowId } from './sweep.ts';
+export type { SweepCarried, SweepInput, SweepOptions, SweepResult, SweepState } from './sweep.ts';

@@ -38,6 +38,8 @@ export interface TrainAdapterInput {
   control: ControlState;
   /** History length at which training continues as new (default 8,000, well under the 10,000 budget). */
   max_history_events?: number;
+  /** Stop after this step (a sweep's rung), checkpointed, though the spec's max_steps is further; absent: train to the end. */
+  stop_at_step?: number;
   /** Set by continue-as-new: the progress of earlier executions, and how many there were. */
   progress?: TrainingProgressState;
   executions?: number;
@@ -192,6 +194,7 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
             train_tokens_uri: run.tokens.train_tokens_uri,
             val_tokens_uri: run.tokens.val_tokens_uri,
             run_uri: run.run_uri,
+            ...(input.stop_at_step === undefined ? {} : { stop_at_step: input.stop_at_step }),
           }),
         );
       } catch (error) {

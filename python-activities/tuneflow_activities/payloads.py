@@ -148,6 +148,8 @@ class Spec:
     evaluate: EvaluateSpec
     device: DeviceSpec
     name: str | None = None
+    # A sweep's grid: TypeScript expands it into trials (src/sweep); the worker only receives each trial's own spec.
+    sweep: dict[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,8 @@ class TrainRequest:
     run_uri: str
     train_tokens_uri: str
     val_tokens_uri: str
+    # A sweep's rung: train to this step, checkpoint and stop; training again later resumes there.
+    stop_at_step: int | None = None
     # Not in the contract: the worker adds them. The activity's attempt (which attempt trained which step), and, on
     # object storage, the URIs in the store of the inputs it trains on from a local copy (object_store.py).
     attempt: int = 1

@@ -398,7 +398,9 @@ class TrainingEngine:
         self.first_step_at = None
         self.stopped_early = False
         last_checkpoint_at = time.monotonic()
-        for step in range(self.state.step, self.schedule.total_steps):
+        # A sweep's rung stops early at stop_at_step, checkpointed; the schedule (learning-rate decay) still spans the run.
+        last_step = min(self.schedule.total_steps, self.request.stop_at_step or self.schedule.total_steps)
+        for step in range(self.state.step, last_step):
             if self.world.agree(self.callbacks.should_stop()):
                 self.stop_at(step)
             loss, metrics = self.step(step)
@@ -419,7 +421,7 @@ class TrainingEngine:
             every_minutes = checkpoint_spec.every_minutes
             checkpoint_due = self.world.agree(
                 completed % checkpoint_spec.every_steps == 0
-                or completed == self.schedule.total_steps
+                or completed == last_step
                 or (every_minutes is not None and time.monotonic() - last_checkpoint_at >= every_minutes * 60)
                 or self.callbacks.checkpoint_requested()
             )

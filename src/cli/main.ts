@@ -11,6 +11,7 @@ import { registerReportCommand } from './commands/report.ts';
 import { registerRunCommands } from './commands/runs.ts';
 import { registerScheduleCommand } from './commands/schedule.ts';
 import { registerServiceCommands } from './commands/services.ts';
+import { registerSweepCommand } from './commands/sweep.ts';
 import { ExitCode, exitCodeHelp } from './exit-code.ts';
 import { reportError } from './output.ts';
 
@@ -41,6 +42,7 @@ Get started:
   registerPlanCommand(program);
   registerModelsCommand(program);
   registerScheduleCommand(program);
+  registerSweepCommand(program);
   return program;
 }
 

@@ -133,6 +133,11 @@ export const trainRequestSchema = z.object({
   /** Scored at checkpoints (and every validation.every_steps) for best-checkpoint retention and early stopping. */
   val_tokens_uri: artifactUri,
   run_uri: artifactUri,
+  /**
+   * Stop after this step, with a checkpoint and the adapter written, though train.max_steps is further: a sweep's
+   * rung. The schedule and its learning-rate decay still span train.max_steps, so the next rung resumes exactly.
+   */
+  stop_at_step: z.number().int().positive().optional(),
 });
 export type TrainRequest = z.infer<typeof trainRequestSchema>;
 export const trainResultSchema = z.object({

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Backend, DatasetFormat, ObjectiveKind, Optimizer, PreferenceLoss, Quantization } from '../contract/vocabulary.ts';
+import { sweepSpecSchema } from '../sweep/schema.ts';
 import { objectiveDatasetMismatch } from './objective.ts';
 
 export { Backend, BuiltinModel, DatasetFormat, ObjectiveKind, Optimizer, PreferenceLoss } from '../contract/vocabulary.ts';
@@ -163,6 +164,8 @@ export const runSpecSchema = z
     merge: mergeSpecSchema.prefault({}),
     evaluate: evaluateSpecSchema.prefault({}),
     device: deviceSpecSchema.prefault({}),
+    /** A grid of these fields trained by successive halving: read by `tuneflow sweep` (docs/sweeps.md), ignored by `tuneflow run`. */
+    sweep: sweepSpecSchema.optional(),
   })
   .superRefine((spec, context) => {
     // An explicit dataset format answers one objective; 'auto' is checked by prepare once it has read the rows.

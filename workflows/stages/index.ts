@@ -1,6 +1,6 @@
 // The stages a workflow composes into a pipeline, in the order fineTune runs them.
 export { type PreparedDataset, prepare } from './prepare.ts';
-export { type PlannedRun, type PlanOptions, plan, runDirectoryUri } from './plan.ts';
+export { measure, type PlannedRun, type PlanOptions, plan, runDirectoryUri } from './plan.ts';
 export { type TrainOptions, train } from './train.ts';
 export { recordCheckpoints } from './record-checkpoints.ts';
 export { merge } from './merge.ts';

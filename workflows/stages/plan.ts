@@ -58,6 +58,21 @@ export async function plan(givenSpec: RunSpec, dataset: PreparedDataset, options
   const problem = name === null ? null : RunLayout.runNameProblem(name);
   if (problem !== null) throw ApplicationFailure.create({ type: FailureType.InvalidSpec, nonRetryable: true, message: problem, details: [{ field: 'run' }] });
   const summary = activitySummary(Stage.Plan, spec.model.source, name ?? undefined);
+  const { model, tokens } = await measure(spec, dataset, summary);
+  const { setup, plan } = await summarizedBookkeeping(summary).planRun({ spec, model, tokens });
+  return { name, spec, run_uri: runDirectoryUri(options.artifactRootUri, workflowInfo().workflowId, name), dataset, model, tokens, setup, plan };
+}
+
+/**
+ * The plan stage's first half: the model resolved on the Python worker and the prepared dataset measured (and
+ * tokenised, once) in its tokens. What several runs of the same model and data share: a sweep measures once and
+ * plans each trial from it.
+ */
+export async function measure(
+  spec: RunSpec,
+  dataset: PreparedDataset,
+  summary = activitySummary(Stage.Plan, spec.model.source),
+): Promise<{ model: ResolvedModel; tokens: TokenStatistics }> {
   const accelerator = python(spec.train.heartbeat_timeout_seconds, summary);
   const model = await accelerator.resolve_model({ spec });
   const tokens = await accelerator.token_statistics({
@@ -67,6 +82,5 @@ export async function plan(givenSpec: RunSpec, dataset: PreparedDataset, options
     train_uri: dataset.train_uri,
     val_uri: dataset.val_uri,
   });
-  const { setup, plan } = await summarizedBookkeeping(summary).planRun({ spec, model, tokens });
-  return { name, spec, run_uri: runDirectoryUri(options.artifactRootUri, workflowInfo().workflowId, name), dataset, model, tokens, setup, plan };
+  return { model, tokens };
 }

@@ -12,6 +12,8 @@ export interface TrainOptions {
   maxHistoryEvents?: number;
   /** The child's workflow id; by default `trainingWorkflowId(<calling workflow id>, <run name>)`, where clients look for it. */
   workflowId?: string;
+  /** Stop after this step, checkpointed (a sweep's rung); training it again later resumes there. */
+  stopAtStep?: number;
 }
 
 /**
@@ -37,7 +39,14 @@ export async function train(run: PlannedRun, options: TrainOptions = {}): Promis
     ),
     // Which run of its workflow the child trains, and where, for the UI and `temporal workflow describe`.
     ...(name === null ? {} : { memo: { run: name, run_uri: run.run_uri, objective } }),
-    args: [{ run, control: known, ...(options.maxHistoryEvents === undefined ? {} : { max_history_events: options.maxHistoryEvents }) }],
+    args: [
+      {
+        run,
+        control: known,
+        ...(options.maxHistoryEvents === undefined ? {} : { max_history_events: options.maxHistoryEvents }),
+        ...(options.stopAtStep === undefined ? {} : { stop_at_step: options.stopAtStep }),
+      },
+    ],
   });
   const detach = options.control?.attach(child, known);
   try {
