@@ -1,4 +1,4 @@
-import { FailureType } from '../contract/names.ts';
+import { FailureType } from '../contract/vocabulary.ts';
 import { TuneflowError } from '../errors/tuneflow-error.ts';
 
 /** A sweep that cannot run as written: names the field (a grid parameter, a sweep option) and the value at fault. */
