@@ -148,8 +148,11 @@ class Spec:
     evaluate: EvaluateSpec
     device: DeviceSpec
     name: str | None = None
-    # A sweep's grid: TypeScript expands it into trials (src/sweep); the worker only receives each trial's own spec.
+    # A sweep's grid: TypeScript expands it into trials (src/sweep); the worker never reads it, so it stays plain JSON
+    # (validated against the JSON Schema like the rest of the request).
     sweep: dict[str, object] | None = None
+
+    TYPESCRIPT_ONLY: typing.ClassVar = ("sweep",)
 
 
 @dataclass(frozen=True)
