@@ -18,11 +18,13 @@ import type { CheckpointBook } from '../activities/index.ts';
 import type { ControlState, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainingSetup, TrainResult } from '../src/contract/index.ts';
 import { SearchAttribute, Stage } from '../src/contract/index.ts';
 import type { Plan } from '../src/planner/index.ts';
+import type { RunQuality } from '../src/quality/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 import { describeRunDetails } from './current-details.ts';
 import { describeFailure } from './failures.ts';
 import { type FineTuneBeforeStagesInput, fineTuneBeforeStages } from './legacy/fine-tune-before-stages.ts';
 import { emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
+import { qualitySuitesPatch, recordQuality } from './quality.ts';
 import { acceptRunControl } from './run-control.ts';
 import { evaluate, merge, type PreparedDataset, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
 import { trainingWorkflowId } from './train-adapter.ts';
@@ -56,6 +58,8 @@ export interface FineTuneResult {
     final_train_loss: number | null;
   };
   samples: EvaluationResult['samples'];
+  /** The spec's evaluation suites on base and candidate, and its gates judged on them; null without suites. */
+  quality?: RunQuality | null;
   dataset: PreparedDataset;
   tokens: TokenStatistics;
   /** How the run trained: device, backend, quantization, dtype, checkpointing, optimizer. */
@@ -206,6 +210,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       await enter(Stage.Evaluate);
       evaluation = await evaluate(run, trained);
     }
+    const quality = evaluation?.suites && patched(qualitySuitesPatch) ? await recordQuality(run.run_uri, spec.evaluate.gates, evaluation.suites) : null;
 
     const { training } = trained;
     state.result = {
@@ -227,6 +232,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
         final_train_loss: training.train_loss,
       },
       samples: evaluation?.samples ?? [],
+      quality,
       dataset,
       tokens: run.tokens,
       setup: run.setup,

@@ -10,6 +10,7 @@ import math
 from .artifacts import uri_to_path
 from .data import batches, collate, read_tokenized_split, rows_for_training
 from .loaders import TrainingSetup, load_with_adapter
+from .suites import run_suites
 
 EVALUATION_BATCH_SIZE = 8
 
@@ -60,9 +61,8 @@ def evaluate(request: dict) -> dict:
     loaded = load_with_adapter(uri_to_path(request["model_uri"]), uri_to_path(request["adapter_uri"]), spec, setup)
     model, tokenizer = loaded.model, loaded.tokenizer
 
-    rows = rows_for_training(
-        read_tokenized_split(uri_to_path(request["val_tokens_uri"])), spec["model"]["max_seq_length"], spec["train"]["loss_on"], "truncate"
-    )
+    split = read_tokenized_split(uri_to_path(request["val_tokens_uri"]))
+    rows = rows_for_training(split, spec["model"]["max_seq_length"], spec["train"]["loss_on"], "truncate")
     limit = spec["evaluate"].get("max_rows")
     rows = rows[:limit] if limit else rows
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -84,4 +84,5 @@ def evaluate(request: dict) -> dict:
         "base_perplexity": math.exp(base_loss) if base_loss is not None else None,
         "tuned_perplexity": math.exp(tuned_loss) if tuned_loss is not None else None,
         "samples": samples,
+        "suites": run_suites(spec, model, tokenizer, split, device),
     }

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { DeviceKind, Parallelism, PlannerOptimizer, Quantization, TrainingBackend } from '../planner/request.ts';
+import { suiteEvaluationSchema } from '../quality/suites.ts';
 import { runSpecSchema } from '../spec/schema.ts';
 import { AcceleratorActivity } from './names.ts';
 
@@ -203,6 +204,8 @@ export const evaluationResultSchema = z.object({
   base_perplexity: z.number().nullable(),
   tuned_perplexity: z.number().nullable(),
   samples: z.array(z.object({ prompt: z.string(), base: z.string(), tuned: z.string() })),
+  /** The spec's evaluate.suites scored on base and adapter (suites.py); null when the spec declares none. */
+  suites: suiteEvaluationSchema.nullable(),
 });
 export type EvaluationResult = z.infer<typeof evaluationResultSchema>;
 

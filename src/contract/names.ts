@@ -72,6 +72,8 @@ export const FailureType = {
    * is failed at once so that it retries now, not when the heartbeat timeout runs out. Retryable, like any infrastructure failure.
    */
   WorkerLost: 'TuneflowWorkerLost',
+  /** A promotion refused by the version's quality gates (src/quality): only `--force` overrides it, on record. */
+  GateFailed: 'TuneflowGateFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -89,6 +91,7 @@ export const nonRetryableFailureTypes: readonly FailureType[] = [
   FailureType.RegistryConflict,
   FailureType.ModelVersionNotFound,
   FailureType.ContractViolation,
+  FailureType.GateFailed,
 ];
 
 /** Search attributes registered on the dev server and upserted by the workflow at stage changes. */
