@@ -45,14 +45,18 @@ export function parseGate(text: string): Gate | { error: string } {
 /** A spec's gate: written as a string, parsed into a Gate (an already parsed Gate passes through, so a parsed spec re-parses). */
 export const gateSpecSchema = z.union([
   gateSchema,
-  z.string().transform((text, context) => {
-    const parsed = parseGate(text);
-    if ('error' in parsed) {
-      context.addIssue({ code: 'custom', message: parsed.error });
-      return z.NEVER;
-    }
-    return parsed;
-  }),
+  z
+    .string()
+    .transform((text, context) => {
+      const parsed = parseGate(text);
+      if ('error' in parsed) {
+        context.addIssue({ code: 'custom', message: parsed.error });
+        return z.NEVER;
+      }
+      return parsed;
+    })
+    // The pipe states the parsed shape, so the parsed spec has a JSON Schema too (the contract's).
+    .pipe(gateSchema),
 ]);
 
 /** Why a gate does not fit the declared suites (unknown suite, metric the suite's kind lacks), or null when it does. */

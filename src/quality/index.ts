@@ -6,3 +6,5 @@ export * from './gates.ts';
 export * from './run-quality.ts';
 export * from './suites.ts';
 export { GateFailedError, isGateFailedError } from './gate-failed-error.ts';
+export { metricsFromScores, promotionVerdict, scoresFromMetrics } from './promotion.ts';
+export { suiteScoreRows, verdictLines } from './format.ts';

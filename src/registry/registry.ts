@@ -22,6 +22,8 @@ export interface PromoteOptions {
    */
   expectedChampion?: number | null;
   reason?: string;
+  /** Who overrode failed gates: recorded with the promotion. */
+  forcedBy?: string;
 }
 
 /** The registry folded from its events: pure, so that every reader and every writer agree on it. */
@@ -49,7 +51,7 @@ export function foldEvents(events: readonly RegistryEvent[]): Map<string, ModelS
     if (event.event === 'promoted') model.championStack.push(event.version);
     else model.championStack.pop();
     const { sequence, at, version, previous, reason } = event;
-    model.history.push({ sequence, at, event: event.event, version, previous, reason });
+    model.history.push({ sequence, at, event: event.event, version, previous, reason, ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}) });
   }
   for (const model of models.values()) {
     const current = model.championStack.at(-1);
@@ -128,7 +130,7 @@ export class ModelRegistry {
           { name, version, champion: current, expected: options.expectedChampion },
         );
       }
-      return { event: 'promoted', name, version, previous: current, reason: options.reason ?? '' };
+      return { event: 'promoted', name, version, previous: current, reason: options.reason ?? '', ...(options.forcedBy ? { forced_by: options.forcedBy } : {}) };
     });
   }
 
@@ -156,7 +158,7 @@ export class ModelRegistry {
     const event = await this.append(decide);
     if (event.event !== 'promoted' && event.event !== 'rolled_back') throw new Error('unreachable');
     const { sequence, at, version, previous, reason } = event;
-    return { sequence, at, event: event.event, version, previous, reason };
+    return { sequence, at, event: event.event, version, previous, reason, ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}) };
   }
 
   private append(decide: (models: Map<string, ModelState>) => ProposedEvent): Promise<RegistryEvent> {
