@@ -43,21 +43,19 @@ export function parseGate(text: string): Gate | { error: string } {
 }
 
 /** A spec's gate: written as a string, parsed into a Gate (an already parsed Gate passes through, so a parsed spec re-parses). */
-export const gateSpecSchema = z.union([
-  gateSchema,
-  z
-    .string()
-    .transform((text, context) => {
-      const parsed = parseGate(text);
-      if ('error' in parsed) {
-        context.addIssue({ code: 'custom', message: parsed.error });
-        return z.NEVER;
-      }
-      return parsed;
-    })
-    // The pipe states the parsed shape, so the parsed spec has a JSON Schema too (the contract's).
-    .pipe(gateSchema),
-]);
+export const gateSpecSchema = z
+  .union([z.string(), gateSchema])
+  .transform((value, context) => {
+    if (typeof value !== 'string') return value;
+    const parsed = parseGate(value);
+    if ('error' in parsed) {
+      context.addIssue({ code: 'custom', message: parsed.error });
+      return z.NEVER;
+    }
+    return parsed;
+  })
+  // The pipe states the parsed shape, so the parsed spec has a JSON Schema too (the contract's).
+  .pipe(gateSchema);
 
 /** Why a gate does not fit the declared suites (unknown suite, metric the suite's kind lacks), or null when it does. */
 export function gateProblem(gate: Gate, suites: ReadonlyMap<string, SuiteKind>): string | null {
