@@ -91,7 +91,9 @@ def generate_answers(model, tokenizer, prompts: list[list[int]], max_new_tokens:
         input_ids = torch.tensor([[pad_token_id] * (width - len(ids)) + ids for ids in batch], device=device)
         attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch], device=device)
         with torch.no_grad():
-            output = model.generate(input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_token_id)
+            output = model.generate(
+                input_ids=input_ids, attention_mask=attention_mask, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad_token_id
+            )
         answers.extend(tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in output)
     return answers
 
@@ -220,7 +222,9 @@ class EndpointJudge:
         key_variable = endpoint.get("api_key_env")
         self.api_key = os.environ.get(key_variable) if key_variable else None
         if key_variable and not self.api_key:
-            raise failure(FailureType.INVALID_SPEC, f"judge endpoint: environment variable {key_variable} (api_key_env) is not set on the worker", field="api_key_env")
+            raise failure(
+                FailureType.INVALID_SPEC, f"judge endpoint: environment variable {key_variable} (api_key_env) is not set on the worker", field="api_key_env"
+            )
 
     def prefers(self, text: str) -> str:
         body = json.dumps({"model": self.model, "messages": [{"role": "user", "content": text}], "temperature": 0, "max_tokens": 1}).encode()

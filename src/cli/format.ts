@@ -53,7 +53,9 @@ export function evaluationTable(result: FineTuneResult): string {
         `\nprompt: ${sample.prompt.replace(/\n+/g, ' ')}\n  base : ${sample.base.replace(/\n+/g, ' ')}\n  tuned: ${sample.tuned.replace(/\n+/g, ' ')}`,
     )
     .join('\n');
-  const gates = result.quality?.gates.checks.length ? `\n\npromotion gates (${result.quality.gates.passed ? 'passed' : 'FAILED'}):\n  ${verdictLines(result.quality.gates).join('\n  ')}` : '';
+  const gates = result.quality?.gates.checks.length
+    ? `\n\npromotion gates (${result.quality.gates.passed ? 'passed' : 'FAILED'}):\n  ${verdictLines(result.quality.gates).join('\n  ')}`
+    : '';
   const suites = result.quality ? `\n(suites: ${result.quality.suites.rows} reference rows from ${result.quality.suites.references})` : '';
   return `${table}${suites}${gates}\n${samples}`;
 }

@@ -26,7 +26,8 @@ export const gateSchema = z.strictObject({
 });
 export type Gate = z.infer<typeof gateSchema>;
 
-const gatePattern = /^\s*([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\s*(>=|<=|>|<)\s*(?:(base|champion)\s*(?:([+-])\s*(\d+(?:\.\d+)?|\.\d+))?|(-?\d+(?:\.\d+)?|-?\.\d+))\s*$/;
+const gatePattern =
+  /^\s*([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)\s*(>=|<=|>|<)\s*(?:(base|champion)\s*(?:([+-])\s*(\d+(?:\.\d+)?|\.\d+))?|(-?\d+(?:\.\d+)?|-?\.\d+))\s*$/;
 
 /** A gate line as an object, or why it is not one. Suite and metric names are checked against the spec by the caller. */
 export function parseGate(text: string): Gate | { error: string } {
@@ -36,7 +37,14 @@ export function parseGate(text: string): Gate | { error: string } {
   }
   const [, suite, metric, comparator, reference, sign, delta, absolute] = match;
   if (reference === undefined) {
-    return { gate: text.trim(), suite: suite!, metric: metric!, comparator: comparator as Comparator, reference: GateReference.Absolute, offset: Number(absolute) };
+    return {
+      gate: text.trim(),
+      suite: suite!,
+      metric: metric!,
+      comparator: comparator as Comparator,
+      reference: GateReference.Absolute,
+      offset: Number(absolute),
+    };
   }
   const offset = delta === undefined ? 0 : Number(delta) * (sign === '-' ? -1 : 1);
   return { gate: text.trim(), suite: suite!, metric: metric!, comparator: comparator as Comparator, reference: reference as GateReference, offset };
@@ -130,7 +138,10 @@ export function evaluateGates(
     const threshold = referenceValue + gate.offset;
     if (value === null) return { gate: gate.gate, passed: false, value, threshold, reason: `${gate.gate}: the candidate has no ${key} score` };
     const passed = holds(value, gate.comparator, threshold);
-    const against = gate.reference === GateReference.Absolute ? '' : ` (${gate.reference} ${format(referenceValue)}${gate.offset ? ` ${gate.offset > 0 ? '+' : '−'} ${format(Math.abs(gate.offset))}` : ''})`;
+    const against =
+      gate.reference === GateReference.Absolute
+        ? ''
+        : ` (${gate.reference} ${format(referenceValue)}${gate.offset ? ` ${gate.offset > 0 ? '+' : '−'} ${format(Math.abs(gate.offset))}` : ''})`;
     return {
       gate: gate.gate,
       passed,
@@ -146,5 +157,7 @@ export function evaluateGates(
 export function describeVerdict(verdict: GateVerdict): string {
   if (verdict.checks.length === 0) return 'no gates';
   const failed = verdict.checks.filter((check) => !check.passed);
-  return failed.length ? `gates failed: ${failed.map((check) => check.reason).join('; ')}` : `gates passed: ${verdict.checks.map((check) => check.reason).join('; ')}`;
+  return failed.length
+    ? `gates failed: ${failed.map((check) => check.reason).join('; ')}`
+    : `gates passed: ${verdict.checks.map((check) => check.reason).join('; ')}`;
 }

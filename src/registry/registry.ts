@@ -51,7 +51,15 @@ export function foldEvents(events: readonly RegistryEvent[]): Map<string, ModelS
     if (event.event === 'promoted') model.championStack.push(event.version);
     else model.championStack.pop();
     const { sequence, at, version, previous, reason } = event;
-    model.history.push({ sequence, at, event: event.event, version, previous, reason, ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}) });
+    model.history.push({
+      sequence,
+      at,
+      event: event.event,
+      version,
+      previous,
+      reason,
+      ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}),
+    });
   }
   for (const model of models.values()) {
     const current = model.championStack.at(-1);
@@ -130,7 +138,14 @@ export class ModelRegistry {
           { name, version, champion: current, expected: options.expectedChampion },
         );
       }
-      return { event: 'promoted', name, version, previous: current, reason: options.reason ?? '', ...(options.forcedBy ? { forced_by: options.forcedBy } : {}) };
+      return {
+        event: 'promoted',
+        name,
+        version,
+        previous: current,
+        reason: options.reason ?? '',
+        ...(options.forcedBy ? { forced_by: options.forcedBy } : {}),
+      };
     });
   }
 
@@ -158,7 +173,15 @@ export class ModelRegistry {
     const event = await this.append(decide);
     if (event.event !== 'promoted' && event.event !== 'rolled_back') throw new Error('unreachable');
     const { sequence, at, version, previous, reason } = event;
-    return { sequence, at, event: event.event, version, previous, reason, ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}) };
+    return {
+      sequence,
+      at,
+      event: event.event,
+      version,
+      previous,
+      reason,
+      ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}),
+    };
   }
 
   private append(decide: (models: Map<string, ModelState>) => ProposedEvent): Promise<RegistryEvent> {

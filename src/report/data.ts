@@ -70,7 +70,12 @@ export async function listArtifacts(runDirectory: string): Promise<Artifact[]> {
   return Promise.all(files.map(async (file) => ({ path: relative(runDirectory, file), bytes: (await stat(file)).size, sha256: await sha256(file) })));
 }
 
-export async function readReportData(workflowId: string, result: FineTuneResult, runDirectory: string, registered: ModelVersion | null = null): Promise<ReportData> {
+export async function readReportData(
+  workflowId: string,
+  result: FineTuneResult,
+  runDirectory: string,
+  registered: ModelVersion | null = null,
+): Promise<ReportData> {
   const manifestFile = join(runDirectory, 'run.json');
   const manifest = existsSync(manifestFile) ? (JSON.parse(readFileSync(manifestFile, 'utf8')) as { checkpoints?: CheckpointEntry[] }) : {};
   return {

@@ -85,7 +85,9 @@ function quality(data: ReportData): string {
   const rows = suiteScoreRows(run.suites, champion).map((row) => [row.metric, row.base, row.champion, row.candidate]);
   const header = ['', 'base', champion ? `champion v${verdict.champion_version}` : 'champion', 'candidate'];
   const gates = verdict.checks.length
-    ? `<p><strong>Gates ${verdict.passed ? 'passed' : 'FAILED'}</strong>${registered ? ` (registered as ${escapeHtml(registered.name)} v${registered.version})` : ''}</p><ul>${verdictLines(verdict)
+    ? `<p><strong>Gates ${verdict.passed ? 'passed' : 'FAILED'}</strong>${registered ? ` (registered as ${escapeHtml(registered.name)} v${registered.version})` : ''}</p><ul>${verdictLines(
+        verdict,
+      )
         .map((line) => `<li>${escapeHtml(line)}</li>`)
         .join('')}</ul>`
     : '<p class="muted">No gates in the spec (evaluate.gates).</p>';

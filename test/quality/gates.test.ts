@@ -63,11 +63,20 @@ describe('evaluateGates', () => {
 
   it('passes a better, varied candidate and fails a constant one, saying why', () => {
     const base = { 'json.field_accuracy': 0.1, 'diversity.most_common_share': 0.1 };
-    const good = evaluateGates(gates, { candidate: { 'json.field_accuracy': 0.9, 'diversity.most_common_share': 0.05 }, base, champion: { 'json.field_accuracy': 0.85 } });
+    const good = evaluateGates(gates, {
+      candidate: { 'json.field_accuracy': 0.9, 'diversity.most_common_share': 0.05 },
+      base,
+      champion: { 'json.field_accuracy': 0.85 },
+    });
     expect(good.passed).toBe(true);
     expect(good.checks.map((check) => check.threshold)).toEqual([0.87, expect.closeTo(0.3), 0.5]);
 
-    const constant = evaluateGates(gates, { candidate: { 'json.field_accuracy': 0.25, 'diversity.most_common_share': 1 }, base, champion: null, champion_version: null });
+    const constant = evaluateGates(gates, {
+      candidate: { 'json.field_accuracy': 0.25, 'diversity.most_common_share': 1 },
+      base,
+      champion: null,
+      champion_version: null,
+    });
     expect(constant.passed).toBe(false);
     expect(constant.checks.map((check) => check.passed)).toEqual([true, false, false]);
     expect(constant.checks[0]!.reason).toBe('json.field_accuracy >= champion + 0.02: no champion to compare with');
@@ -102,7 +111,9 @@ describe('promotion by gates', () => {
     strongerChampion.metrics = { ...strongerChampion.metrics, 'json.field_accuracy': 0.79 };
     expect(promotionVerdict(challenger, strongerChampion)).toMatchObject({ passed: false, champion_version: 1 });
     const elsewhere = { ...strongerChampion, evaluated_on: 'heldout-b' };
-    expect(promotionVerdict(challenger, elsewhere)?.checks[0]?.reason).toMatch(/the champion has no json\.field_accuracy score \(champion v1 was measured on another held-out set\)/);
+    expect(promotionVerdict(challenger, elsewhere)?.checks[0]?.reason).toMatch(
+      /the champion has no json\.field_accuracy score \(champion v1 was measured on another held-out set\)/,
+    );
   });
 
   it('`tuneflow models promote` refuses a failed gate (exit 1), and --force records who overrode it', async () => {
@@ -112,14 +123,19 @@ describe('promotion by gates', () => {
     await registry.promote('people', 1);
     await registry.register(gatedVersion('run-2', 0.61, { version: 1, fieldAccuracy: 0.6 }));
     const tuneflow = (...args: string[]) =>
-      promisify(execFile)(process.execPath, [cli, 'models', ...args], { env: { ...process.env, TUNEFLOW_HOME: home, TUNEFLOW_USER: 'ana' }, encoding: 'utf8' }).then(
+      promisify(execFile)(process.execPath, [cli, 'models', ...args], {
+        env: { ...process.env, TUNEFLOW_HOME: home, TUNEFLOW_USER: 'ana' },
+        encoding: 'utf8',
+      }).then(
         ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
         (error: { code: number; stdout: string; stderr: string }) => error,
       );
 
     const refused = await tuneflow('promote', 'people', '2');
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('[tuneflow] error: people v2 stays a challenger: gates failed: json.field_accuracy 0.61 not >= 0.62 (champion 0.6 + 0.02)');
+    expect(refused.stderr).toContain(
+      '[tuneflow] error: people v2 stays a challenger: gates failed: json.field_accuracy 0.61 not >= 0.62 (champion 0.6 + 0.02)',
+    );
     expect((await registry.champion('people'))?.version).toBe(1);
 
     expect((await tuneflow('promote', 'people', '2', '--force')).stdout).toBe(
