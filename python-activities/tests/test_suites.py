@@ -12,6 +12,7 @@ from tuneflow_activities.suites import (
     contains_scores,
     diversity_scores,
     exact_match_scores,
+    file_references,
     json_scores,
     judge_scores,
     validation_references,
@@ -140,3 +141,19 @@ def test_an_openai_compatible_endpoint_judges_like_the_model_behind_it(local_jud
     assert remote == judge_scores(local_judge, "Which answer is correct?", PROMPTS, GOOD, BAD)
     assert seen[0] == ("/v1/chat/completions", "smollm2", "Bearer secret")
     assert len(seen) == 2 * len(PROMPTS)
+
+
+def test_a_references_file_gives_chat_prompts_and_names_a_bad_row(tmp_path):
+    from temporalio.exceptions import ApplicationError
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_directory(TINY_RANDOM_LLAMA).directory))
+    path = tmp_path / "references.jsonl"
+    path.write_text(json.dumps({"prompt": "Name a city.", "reference": "Oslo"}) + "\n\n" + json.dumps({"prompt": "x", "reference": 3}) + "\n")
+    [row] = file_references(path, tokenizer, limit=1)
+    assert row.reference == "Oslo"
+    assert tokenizer.decode(row.prompt_ids) == tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Name a city."}], add_generation_prompt=True, tokenize=False
+    )
+    with pytest.raises(ApplicationError, match=r"references\.jsonl:3: field 'reference' must be a string"):
+        file_references(path, tokenizer, limit=10)

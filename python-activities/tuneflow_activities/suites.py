@@ -72,10 +72,8 @@ def file_references(path: Path, tokenizer, limit: int) -> list[ReferenceRow]:
         for field in ("prompt", "reference"):
             if not isinstance(row, dict) or not isinstance(row.get(field), str):
                 raise failure(FailureType.INVALID_DATASET, f"{path}:{number}: field {field!r} must be a string", path=str(path), line=number, field=field)
-        prompt_ids = tokenizer.apply_chat_template([{"role": "user", "content": row["prompt"]}], add_generation_prompt=True, tokenize=True)
-        if isinstance(prompt_ids, dict):
-            prompt_ids = prompt_ids["input_ids"]
-        rows.append(ReferenceRow(prompt=row["prompt"], prompt_ids=list(prompt_ids), reference=row["reference"]))
+        encoded = tokenizer.apply_chat_template([{"role": "user", "content": row["prompt"]}], add_generation_prompt=True, tokenize=True, return_dict=True)
+        rows.append(ReferenceRow(prompt=row["prompt"], prompt_ids=[int(token) for token in encoded["input_ids"]], reference=row["reference"]))
     return rows
 
 

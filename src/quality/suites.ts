@@ -60,7 +60,7 @@ export const diversitySuiteSchema = z.strictObject({ kind: z.literal(SuiteKind.D
 
 /** An OpenAI-compatible chat completions server: `<url>/chat/completions` (url as in OpenAI clients' base_url). */
 export const judgeEndpointSchema = z.strictObject({
-  url: z.url(),
+  url: z.string().regex(/^https?:\/\//, 'an http:// or https:// URL'),
   model: z.string().min(1),
   /** The environment variable holding the API key (sent as a Bearer token); no key when absent. */
   api_key_env: z.string().min(1).optional(),
