@@ -174,11 +174,12 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
     // Same base: the challenger's tokenised held-out rows serve both. Another base has its own tokenizer, so the
     // same rows are tokenised for it.
     // A judge compares the challenger with its opponent inside the challenger's evaluation: not run for the champion.
+    // The gates are judged here, not there (and some may name the judge).
     const championSuites = spec.evaluate.suites.filter((suite) => suite.kind !== 'judge');
     const championSpec = {
       ...spec,
       model: { ...spec.model, source: champion.lineage.base_model },
-      evaluate: { ...spec.evaluate, sample_prompts: [], suites: championSuites },
+      evaluate: { ...spec.evaluate, sample_prompts: [], suites: championSuites, gates: [] },
     };
     let championBase = trained.model;
     let valTokensUri = trained.tokens.val_tokens_uri;
