@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { evaluateGates, type Gate, parseGate, promotionVerdict } from '../../src/quality/index.ts';
+import { evaluateGates, type Gate, parseGate, promotionVerdict, suiteScoreRows, verdictLines } from '../../src/quality/index.ts';
 import { ModelRegistry, type NewModelVersion } from '../../src/registry/index.ts';
 import { homeLayout } from '../../src/runtime/home.ts';
 import { parseSpec } from '../../src/spec/load.ts';
@@ -86,6 +86,34 @@ describe('evaluateGates', () => {
   it('fails a gate whose score is missing', () => {
     const verdict = evaluateGates([gate('json.field_accuracy >= 0.5')], { candidate: {}, base: {}, champion: null });
     expect(verdict.checks[0]).toMatchObject({ passed: false, reason: 'json.field_accuracy >= 0.5: the candidate has no json.field_accuracy score' });
+  });
+});
+
+describe('side by side', () => {
+  it('lists each suite metric for base, champion and candidate, and one line per gate', () => {
+    const suites = {
+      rows: 2,
+      references: 'validation',
+      results: [
+        {
+          name: 'json',
+          kind: 'json' as const,
+          base: { parse_rate: 0.5, schema_valid_rate: 0.5, field_accuracy: 0.25 },
+          tuned: { parse_rate: 1, schema_valid_rate: 1, field_accuracy: 0.875 },
+        },
+        { name: 'judge', kind: 'judge' as const, base: null, tuned: { win_rate: 0.75, win_rate_lower: 0.3, win_rate_upper: 0.95 } },
+      ],
+      examples: [],
+    };
+    const rows = suiteScoreRows(suites, { 'json.field_accuracy': 0.8 });
+    expect(rows[2]).toEqual({ metric: 'json.field_accuracy', base: '0.250', champion: '0.800', candidate: '0.875' });
+    expect(rows[3]).toEqual({ metric: 'judge.win_rate', base: '—', champion: '—', candidate: '0.750' });
+    const verdict = evaluateGates([gate('json.field_accuracy >= champion + 0.1')], {
+      candidate: { 'json.field_accuracy': 0.875 },
+      base: {},
+      champion: { 'json.field_accuracy': 0.8 },
+    });
+    expect(verdictLines(verdict)).toEqual(['FAIL  json.field_accuracy 0.875 not >= 0.9 (champion 0.8 + 0.1)']);
   });
 });
 
