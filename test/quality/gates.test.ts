@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { evaluateGates, type Gate, parseGate, promotionVerdict, suiteScoreRows, verdictLines } from '../../src/quality/index.ts';
+import { evaluateGates, type Gate, parseGate, promotionVerdict, type SuiteEvaluation, suiteScoreRows, verdictLines } from '../../src/quality/index.ts';
 import { ModelRegistry, type NewModelVersion } from '../../src/registry/index.ts';
 import { homeLayout } from '../../src/runtime/home.ts';
 import { parseSpec } from '../../src/spec/load.ts';
@@ -91,17 +91,17 @@ describe('evaluateGates', () => {
 
 describe('side by side', () => {
   it('lists each suite metric for base, champion and candidate, and one line per gate', () => {
-    const suites = {
+    const suites: SuiteEvaluation = {
       rows: 2,
       references: 'validation',
       results: [
         {
           name: 'json',
-          kind: 'json' as const,
+          kind: 'json',
           base: { parse_rate: 0.5, schema_valid_rate: 0.5, field_accuracy: 0.25 },
           tuned: { parse_rate: 1, schema_valid_rate: 1, field_accuracy: 0.875 },
         },
-        { name: 'judge', kind: 'judge' as const, base: null, tuned: { win_rate: 0.75, win_rate_lower: 0.3, win_rate_upper: 0.95 } },
+        { name: 'judge', kind: 'judge', base: null, tuned: { win_rate: 0.75, win_rate_lower: 0.3, win_rate_upper: 0.95 } },
       ],
       examples: [],
     };
