@@ -100,13 +100,17 @@ def _fraction(count: int, total: int) -> float | None:
     return count / total if total else None
 
 
+def _normalise(case_sensitive: bool):
+    return (lambda text: text.strip()) if case_sensitive else (lambda text: text.strip().casefold())
+
+
 def exact_match_scores(answers: list[str], references: list[str], case_sensitive: bool) -> dict:
-    fold = (lambda text: text.strip()) if case_sensitive else (lambda text: text.strip().casefold())
+    fold = _normalise(case_sensitive)
     return {"exact_match": _fraction(sum(fold(answer) == fold(reference) for answer, reference in zip(answers, references, strict=True)), len(answers))}
 
 
 def contains_scores(answers: list[str], references: list[str], case_sensitive: bool) -> dict:
-    fold = (lambda text: text.strip()) if case_sensitive else (lambda text: text.strip().casefold())
+    fold = _normalise(case_sensitive)
     return {"contains": _fraction(sum(fold(reference) in fold(answer) for answer, reference in zip(answers, references, strict=True)), len(answers))}
 
 

@@ -26,6 +26,20 @@ export interface PromoteOptions {
   forcedBy?: string;
 }
 
+/** A promotion or rollback as the history lists it. */
+function championChange(event: Extract<RegistryEvent, { event: 'promoted' | 'rolled_back' }>): ChampionChange {
+  const { sequence, at, version, previous, reason } = event;
+  return {
+    sequence,
+    at,
+    event: event.event,
+    version,
+    previous,
+    reason,
+    ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}),
+  };
+}
+
 /** The registry folded from its events: pure, so that every reader and every writer agree on it. */
 export function foldEvents(events: readonly RegistryEvent[]): Map<string, ModelState> {
   const models = new Map<string, ModelState>();
@@ -50,16 +64,7 @@ export function foldEvents(events: readonly RegistryEvent[]): Map<string, ModelS
     }
     if (event.event === 'promoted') model.championStack.push(event.version);
     else model.championStack.pop();
-    const { sequence, at, version, previous, reason } = event;
-    model.history.push({
-      sequence,
-      at,
-      event: event.event,
-      version,
-      previous,
-      reason,
-      ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}),
-    });
+    model.history.push(championChange(event));
   }
   for (const model of models.values()) {
     const current = model.championStack.at(-1);
@@ -172,16 +177,7 @@ export class ModelRegistry {
   private async changeChampion(decide: (models: Map<string, ModelState>) => ProposedEvent): Promise<ChampionChange> {
     const event = await this.append(decide);
     if (event.event !== 'promoted' && event.event !== 'rolled_back') throw new Error('unreachable');
-    const { sequence, at, version, previous, reason } = event;
-    return {
-      sequence,
-      at,
-      event: event.event,
-      version,
-      previous,
-      reason,
-      ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}),
-    };
+    return championChange(event);
   }
 
   private append(decide: (models: Map<string, ModelState>) => ProposedEvent): Promise<RegistryEvent> {
