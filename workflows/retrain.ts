@@ -137,7 +137,9 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
     return result;
   };
 
-  const spec = await bookkeeping.loadRetrainSpec({ spec_path: input.spec_path });
+  const loaded = await bookkeeping.loadRetrainSpec({ spec_path: input.spec_path });
+  // A history recorded before the suites holds a spec without them: it replays with none.
+  const spec = { ...loaded, evaluate: { ...loaded.evaluate, suites: loaded.evaluate.suites ?? [], gates: loaded.evaluate.gates ?? [] } };
   const dataset = await prepare(spec, { artifactRootUri: input.artifact_root_uri });
   const comparison = await bookkeeping.compareWithChampion({
     artifact_root_uri: input.artifact_root_uri,
