@@ -38,6 +38,7 @@ import { tuneflowHome } from '../src/runtime/home.ts';
 import { DatasetLayout, PreparedFile, RunLayout } from '../src/runtime/layout.ts';
 
 export { compareWithChampion, loadRetrainSpec, promoteModel, recordModelExports, registerModel } from '../src/registry/activities.ts';
+export { recordRunQuality } from '../src/quality/activities.ts';
 
 /** Rejected rows carried in a failure: the full list is in the report file, a failure payload must stay small. */
 const errorsInFailure = 100;

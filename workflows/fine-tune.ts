@@ -28,10 +28,12 @@ import type { CheckpointBook } from '../activities/index.ts';
 import type { ControlState, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainingSetup, TrainResult } from '../src/contract/index.ts';
 import { SearchAttribute, Stage } from '../src/contract/index.ts';
 import type { Plan } from '../src/planner/index.ts';
+import type { RunQuality } from '../src/quality/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 import { describeRunDetails } from './current-details.ts';
 import { describeFailure } from './failures.ts';
 import { emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
+import { qualitySuitesPatch, recordQuality } from './quality.ts';
 import { acceptRunControl } from './run-control.ts';
 import { evaluate, merge, type PreparedDataset, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
 import { trainingWorkflowId } from './train-adapter.ts';
@@ -66,6 +68,8 @@ export interface FineTuneResult {
     preference?: NonNullable<EvaluationResult['preference']>;
   };
   samples: EvaluationResult['samples'];
+  /** The spec's evaluation suites on base and candidate, and its gates judged on them; null without suites. */
+  quality?: RunQuality | null;
   dataset: PreparedDataset;
   tokens: TokenStatistics;
   /** How the run trained: device, backend, quantization, dtype, checkpointing, optimizer. */
@@ -217,6 +221,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
       await enter(Stage.Evaluate);
       evaluation = await evaluate(run, trained);
     }
+    const quality = evaluation?.suites && patched(qualitySuitesPatch) ? await recordQuality(run.run_uri, spec.evaluate.gates, evaluation.suites) : null;
 
     const { training } = trained;
     state.result = {
@@ -239,6 +244,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
         ...(evaluation?.preference === undefined ? {} : { preference: evaluation.preference }),
       },
       samples: evaluation?.samples ?? [],
+      quality,
       dataset,
       tokens: run.tokens,
       setup: run.setup,

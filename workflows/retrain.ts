@@ -21,6 +21,7 @@ import {
 } from '@temporalio/workflow';
 import type { GgufFormat } from '../src/contract/index.ts';
 import { FailureType, SearchAttribute, TaskQueue } from '../src/contract/index.ts';
+import { describeVerdict, evaluateGates, type GateVerdict, metricsFromScores, type Scores, scoresOf } from '../src/quality/index.ts';
 import type { ModelVersion } from '../src/registry/schema.ts';
 import { bookkeeping, python, retry } from './activities.ts';
 import { fineTune } from './fine-tune.ts';
@@ -83,6 +84,8 @@ export interface RetrainResult {
   champion: { version: number; val_loss: number | null } | null;
   /** The model this run trained and registered. */
   challenger: { version: number; val_loss: number | null; train_workflow_id: string } | null;
+  /** The spec's evaluate.gates judged on the challenger's suites against its base and the champion; null without gates. */
+  quality?: GateVerdict | null;
 }
 
 export type RetrainStage = 'prepare' | 'train' | 'evaluate' | 'awaiting_approval' | 'done';
@@ -134,7 +137,9 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
     return result;
   };
 
-  const spec = await bookkeeping.loadRetrainSpec({ spec_path: input.spec_path });
+  const loaded = await bookkeeping.loadRetrainSpec({ spec_path: input.spec_path });
+  // A history recorded before the suites holds a spec without them: it replays with none.
+  const spec = { ...loaded, evaluate: { ...loaded.evaluate, suites: loaded.evaluate.suites ?? [], gates: loaded.evaluate.gates ?? [] } };
   const dataset = await prepare(spec, { artifactRootUri: input.artifact_root_uri });
   const comparison = await bookkeeping.compareWithChampion({
     artifact_root_uri: input.artifact_root_uri,
@@ -165,11 +170,19 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   // The champion is scored on the challenger's held-out set (same rows, same settings), so the losses compare.
   state.stage = 'evaluate';
   let championLoss: number | null = null;
+  let championScores: Scores = {};
   if (champion) {
     const accelerator = python(spec.train.heartbeat_timeout_seconds);
     // Same base: the challenger's tokenised held-out rows serve both. Another base has its own tokenizer, so the
     // same rows are tokenised for it.
-    const championSpec = { ...spec, model: { ...spec.model, source: champion.lineage.base_model }, evaluate: { ...spec.evaluate, sample_prompts: [] } };
+    // A judge compares the challenger with its opponent inside the challenger's evaluation: not run for the champion.
+    // The gates are judged here, not there (and some may name the judge).
+    const championSuites = spec.evaluate.suites.filter((suite) => suite.kind !== 'judge');
+    const championSpec = {
+      ...spec,
+      model: { ...spec.model, source: champion.lineage.base_model },
+      evaluate: { ...spec.evaluate, sample_prompts: [], suites: championSuites, gates: [] },
+    };
     let championBase = trained.model;
     let valTokensUri = trained.tokens.val_tokens_uri;
     if (champion.lineage.base_model !== spec.model.source) {
@@ -192,8 +205,16 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
       val_tokens_uri: valTokensUri,
     });
     championLoss = scored.tuned_val_loss;
+    championScores = scoresOf(scored.suites, 'tuned');
   }
   const challengerLoss = trained.metrics.tuned_val_loss;
+  // The spec's gates on the suites: the challenger's scores against its base's and the champion's (same held-out rows).
+  const suiteScores = {
+    candidate: scoresOf(trained.quality?.suites, 'tuned'),
+    base: scoresOf(trained.quality?.suites, 'base'),
+    champion: champion ? championScores : null,
+  };
+  const quality = spec.evaluate.gates.length ? evaluateGates(spec.evaluate.gates, { ...suiteScores, champion_version: champion?.version ?? null }) : null;
   const challenger = await bookkeeping.registerModel({
     artifact_root_uri: input.artifact_root_uri,
     model: {
@@ -212,19 +233,24 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
         base_val_loss: trained.metrics.base_val_loss,
         train_loss: trained.metrics.final_train_loss,
         ...(champion ? { champion_val_loss: championLoss } : {}),
+        ...metricsFromScores(suiteScores),
       },
       evaluated_on: dataset.hash,
+      ...(quality ? { quality: { gates: spec.evaluate.gates, verdict: quality } } : {}),
     },
   });
   const summary = {
     ...base,
     champion: champion ? { version: champion.version, val_loss: championLoss } : null,
     challenger: { version: challenger.version, val_loss: challengerLoss, train_workflow_id: trainWorkflowId },
+    quality,
   };
 
   const gate = gatePasses(challengerLoss, championLoss, input.gate.margin);
   if (!gate.passes) return finish({ ...summary, outcome: RetrainOutcome.NotPromoted, reason: gate.reason });
-  let reason = gate.reason;
+  // A lower loss is not a better model (a constant answer can lower it): the spec's gates must pass too.
+  if (quality && !quality.passed) return finish({ ...summary, outcome: RetrainOutcome.NotPromoted, reason: `${gate.reason}, but ${describeVerdict(quality)}` });
+  let reason = quality ? `${gate.reason}; ${describeVerdict(quality)}` : gate.reason;
   if (input.gate.evaluation) {
     const { activity, task_queue } = input.gate.evaluation;
     const judges = proxyActivities<Record<string, (request: GateEvaluationRequest) => Promise<GateEvaluationResult>>>({

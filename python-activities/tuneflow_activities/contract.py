@@ -52,6 +52,7 @@ class FailureType(str, Enum):
     REGISTRY_CONFLICT = "TuneflowRegistryConflict"
     MODEL_VERSION_NOT_FOUND = "TuneflowModelVersionNotFound"
     CONTRACT_VIOLATION = "TuneflowContractViolation"
+    GATE_FAILED = "TuneflowGateFailed"
 
 
 NON_RETRYABLE_FAILURE_TYPES = (
@@ -64,6 +65,7 @@ NON_RETRYABLE_FAILURE_TYPES = (
     FailureType.REGISTRY_CONFLICT,
     FailureType.MODEL_VERSION_NOT_FOUND,
     FailureType.CONTRACT_VIOLATION,
+    FailureType.GATE_FAILED,
 )
 
 SEARCH_ATTRIBUTES = {

@@ -11,6 +11,7 @@ from .data import read_tokenized_split
 from .loaders import load_with_adapter
 from .objectives import objective_for
 from .payloads import EvaluateRequest, parse
+from .suites import run_suites
 
 
 def _generate(model, tokenizer, prompt: str, max_new_tokens: int, device: str) -> str:
@@ -32,7 +33,8 @@ def evaluate(payload: dict) -> dict:
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     # Evaluation scores what training fed the model; no packing (each example is scored on its own).
     objective = objective_for(spec, setup.for_evaluation(), pad_token_id)
-    examples = objective.examples(read_tokenized_split(uri_to_path(request.val_tokens_uri)), "truncate")[: spec.evaluate.max_rows]
+    split = read_tokenized_split(uri_to_path(request.val_tokens_uri))
+    examples = objective.examples(split, "truncate")[: spec.evaluate.max_rows]
     metrics = objective.evaluate(model, examples)
 
     samples = []
@@ -40,4 +42,4 @@ def evaluate(payload: dict) -> dict:
         with model.disable_adapter():
             base_output = _generate(model, tokenizer, prompt, spec.evaluate.max_new_tokens, setup.device)
         samples.append({"prompt": prompt, "base": base_output, "tuned": _generate(model, tokenizer, prompt, spec.evaluate.max_new_tokens, setup.device)})
-    return {**metrics, "samples": samples}
+    return {**metrics, "samples": samples, "suites": run_suites(spec, model, tokenizer, split, setup.device)}

@@ -121,7 +121,13 @@ class EvaluateSpec:
     enabled: bool
     sample_prompts: list[str]
     max_new_tokens: int
+    # Each suite as its JSON object (src/quality/suites.ts; the JSON Schema checked its shape): suites.py reads them.
+    suites: list[dict[str, object]]
+    suite_rows: int
+    # The promotion gates: TypeScript judges them (src/quality/gates.ts); the worker never reads them.
+    gates: list[dict[str, object]]
     max_rows: int | None = None
+    references_path: str | None = None
 
 
 @dataclass(frozen=True)

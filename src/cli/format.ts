@@ -1,5 +1,6 @@
 import type { RunStatusReport } from '../client.ts';
 import type { FineTuneResult } from '../../workflows/index.ts';
+import { suiteScoreRows, verdictLines } from '../quality/index.ts';
 
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
@@ -49,6 +50,7 @@ export function evaluationTable(result: FineTuneResult): string {
           ['reward accuracy', number(metrics.preference.base.reward_accuracy, 3), number(metrics.preference.tuned.reward_accuracy, 3)],
           ['reward margin', number(metrics.preference.base.reward_margin, 3), number(metrics.preference.tuned.reward_margin, 3)],
         ]),
+    ...(result.quality ? suiteScoreRows(result.quality.suites).map((row) => [row.metric, row.base, row.candidate]) : []),
   ];
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]!.length)));
   const table = rows.map((row) => row.map((cell, column) => cell.padEnd(widths[column]!)).join('  ')).join('\n');
@@ -58,5 +60,9 @@ export function evaluationTable(result: FineTuneResult): string {
         `\nprompt: ${sample.prompt.replace(/\n+/g, ' ')}\n  base : ${sample.base.replace(/\n+/g, ' ')}\n  tuned: ${sample.tuned.replace(/\n+/g, ' ')}`,
     )
     .join('\n');
-  return `${table}\n${samples}`;
+  const gates = result.quality?.gates.checks.length
+    ? `\n\npromotion gates (${result.quality.gates.passed ? 'passed' : 'FAILED'}):\n  ${verdictLines(result.quality.gates).join('\n  ')}`
+    : '';
+  const suites = result.quality ? `\n(suites: ${result.quality.suites.rows} reference rows from ${result.quality.suites.references})` : '';
+  return `${table}${suites}${gates}\n${samples}`;
 }

@@ -6,6 +6,7 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import picocolors from 'picocolors';
 import { isTemporalUnreachableError, isTuneflowError } from '../errors/index.ts';
+import { isGateFailedError } from '../quality/index.ts';
 import { isCommandError } from './command-error.ts';
 import { ExitCode } from './exit-code.ts';
 
@@ -41,6 +42,9 @@ export function describeError(error: unknown): DescribedError {
   if (isTemporalUnreachableError(error)) return { message: error.message, exitCode: ExitCode.ServerUnreachable };
   if (error instanceof WorkflowNotFoundError) {
     return { message: `no run with id ${error.workflowId}`, hint: '`tuneflow list` shows the runs this server knows', exitCode: ExitCode.RunNotFound };
+  }
+  if (isGateFailedError(error)) {
+    return { message: error.message, hint: '`tuneflow models promote --force` overrides the gates, on record', exitCode: ExitCode.Unsuccessful };
   }
   if (isTuneflowError(error)) return { message: error.message, exitCode: ExitCode.InvalidInput };
   const message = error instanceof Error ? error.message.split('\n')[0]! : String(error);

@@ -5,6 +5,7 @@
  * as URIs (file://, or s3:// for the artifact store on object storage), never as bytes.
  */
 import { z } from 'zod';
+import { suiteEvaluationSchema } from '../quality/suites.ts';
 import { DeviceKind, Parallelism, PlannerOptimizer, Quantization, TrainingBackend } from './vocabulary.ts';
 import { runSpecSchema } from '../spec/schema.ts';
 import { AcceleratorActivity } from './names.ts';
@@ -219,6 +220,8 @@ export const evaluationResultSchema = z.object({
       tuned: preferenceScoresSchema.extend({ implicit_reward_accuracy: z.number(), implicit_reward_margin: z.number() }),
     })
     .optional(),
+  /** The spec's evaluate.suites scored on base and adapter (suites.py); null when the spec declares none. */
+  suites: suiteEvaluationSchema.nullable(),
 });
 export type EvaluationResult = z.infer<typeof evaluationResultSchema>;
 

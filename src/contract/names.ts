@@ -66,6 +66,7 @@ export const nonRetryableFailureTypes: readonly FailureType[] = [
   FailureType.RegistryConflict,
   FailureType.ModelVersionNotFound,
   FailureType.ContractViolation,
+  FailureType.GateFailed,
 ];
 
 /** Search attributes registered on the dev server and upserted by the workflow at stage changes. */

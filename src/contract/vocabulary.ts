@@ -151,6 +151,8 @@ export const FailureType = {
    * is failed at once so that it retries now, not when the heartbeat timeout runs out. Retryable, like any infrastructure failure.
    */
   WorkerLost: 'TuneflowWorkerLost',
+  /** A promotion refused by the version's quality gates (src/quality): only `--force` overrides it, on record. */
+  GateFailed: 'TuneflowGateFailed',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

@@ -22,6 +22,22 @@ export interface PromoteOptions {
    */
   expectedChampion?: number | null;
   reason?: string;
+  /** Who overrode failed gates: recorded with the promotion. */
+  forcedBy?: string;
+}
+
+/** A promotion or rollback as the history lists it. */
+function championChange(event: Extract<RegistryEvent, { event: 'promoted' | 'rolled_back' }>): ChampionChange {
+  const { sequence, at, version, previous, reason } = event;
+  return {
+    sequence,
+    at,
+    event: event.event,
+    version,
+    previous,
+    reason,
+    ...(event.event === 'promoted' && event.forced_by ? { forced_by: event.forced_by } : {}),
+  };
 }
 
 /** The registry folded from its events: pure, so that every reader and every writer agree on it. */
@@ -48,8 +64,7 @@ export function foldEvents(events: readonly RegistryEvent[]): Map<string, ModelS
     }
     if (event.event === 'promoted') model.championStack.push(event.version);
     else model.championStack.pop();
-    const { sequence, at, version, previous, reason } = event;
-    model.history.push({ sequence, at, event: event.event, version, previous, reason });
+    model.history.push(championChange(event));
   }
   for (const model of models.values()) {
     const current = model.championStack.at(-1);
@@ -128,7 +143,14 @@ export class ModelRegistry {
           { name, version, champion: current, expected: options.expectedChampion },
         );
       }
-      return { event: 'promoted', name, version, previous: current, reason: options.reason ?? '' };
+      return {
+        event: 'promoted',
+        name,
+        version,
+        previous: current,
+        reason: options.reason ?? '',
+        ...(options.forcedBy ? { forced_by: options.forcedBy } : {}),
+      };
     });
   }
 
@@ -155,8 +177,7 @@ export class ModelRegistry {
   private async changeChampion(decide: (models: Map<string, ModelState>) => ProposedEvent): Promise<ChampionChange> {
     const event = await this.append(decide);
     if (event.event !== 'promoted' && event.event !== 'rolled_back') throw new Error('unreachable');
-    const { sequence, at, version, previous, reason } = event;
-    return { sequence, at, event: event.event, version, previous, reason };
+    return championChange(event);
   }
 
   private append(decide: (models: Map<string, ModelState>) => ProposedEvent): Promise<RegistryEvent> {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { gateSchema, gateVerdictSchema } from '../quality/gates.ts';
 
 /**
  * The registry's records. The registry is an append-only log of events; a model's versions, its champion and the
@@ -39,6 +40,11 @@ export const modelVersionSchema = z.strictObject({
   evaluated_on: z.string().nullable(),
   exports: z.array(modelExportSchema),
   created_at: z.string().min(1),
+  /**
+   * The spec's promotion gates and their verdict when registered (src/quality). The suites' scores are in metrics:
+   * `<suite>.<metric>` the version's own, `base.<suite>.<metric>` its base model's, `champion.…` the champion's.
+   */
+  quality: z.strictObject({ gates: z.array(gateSchema), verdict: gateVerdictSchema }).optional(),
 });
 export type ModelVersion = z.infer<typeof modelVersionSchema>;
 
@@ -56,6 +62,8 @@ export const registryEventSchema = z.discriminatedUnion('event', [
     version: z.number().int().positive(),
     previous: z.number().int().positive().nullable(),
     reason: z.string(),
+    /** Who promoted it past failed gates (`tuneflow models promote --force`); absent when the gates passed. */
+    forced_by: z.string().min(1).optional(),
   }),
   z.strictObject({
     ...eventBase,
@@ -87,4 +95,5 @@ export interface ChampionChange {
   version: number;
   previous: number | null;
   reason: string;
+  forced_by?: string;
 }

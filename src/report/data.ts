@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import type { ModelVersion } from '../registry/schema.ts';
 import type { FineTuneResult } from '../../workflows/index.ts';
 
 export interface TrainLogRecord {
@@ -37,6 +38,8 @@ export interface ReportData {
   trainLog: TrainLogRecord[];
   checkpoints: CheckpointEntry[];
   artifacts: Artifact[];
+  /** The registry's version made by this run (a retrain's challenger): its champion's scores and its gate verdict. */
+  registered: ModelVersion | null;
 }
 
 export function readTrainLog(file: string): TrainLogRecord[] {
@@ -67,7 +70,12 @@ export async function listArtifacts(runDirectory: string): Promise<Artifact[]> {
   return Promise.all(files.map(async (file) => ({ path: relative(runDirectory, file), bytes: (await stat(file)).size, sha256: await sha256(file) })));
 }
 
-export async function readReportData(workflowId: string, result: FineTuneResult, runDirectory: string): Promise<ReportData> {
+export async function readReportData(
+  workflowId: string,
+  result: FineTuneResult,
+  runDirectory: string,
+  registered: ModelVersion | null = null,
+): Promise<ReportData> {
   const manifestFile = join(runDirectory, 'run.json');
   const manifest = existsSync(manifestFile) ? (JSON.parse(readFileSync(manifestFile, 'utf8')) as { checkpoints?: CheckpointEntry[] }) : {};
   return {
@@ -76,5 +84,6 @@ export async function readReportData(workflowId: string, result: FineTuneResult,
     trainLog: readTrainLog(join(runDirectory, 'train_log.jsonl')),
     checkpoints: manifest.checkpoints ?? [],
     artifacts: await listArtifacts(runDirectory),
+    registered,
   };
 }

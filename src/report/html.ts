@@ -2,6 +2,7 @@
  * The report page: one HTML file with its charts inline as SVG, its styles inline, no script and no network,
  * so it opens offline, in a mail attachment, or from a CI artifact.
  */
+import { scoresFromMetrics, suiteScoreRows, verdictLines } from '../quality/index.ts';
 import type { Chart } from './charts.ts';
 import type { ReportData } from './data.ts';
 
@@ -72,6 +73,25 @@ function evaluation(data: ReportData): string {
     ],
     'numbers',
   );
+}
+
+/** The suites side by side (base / champion / candidate) and the gate verdict: the retrain's when registered, else the run's. */
+function quality(data: ReportData): string {
+  const run = data.result.quality;
+  if (!run) return '<p class="muted">No evaluation suites in the spec (evaluate.suites).</p>';
+  const registered = data.registered;
+  const champion = registered?.quality?.verdict.champion_version ? scoresFromMetrics(registered.metrics, 'champion') : null;
+  const verdict = registered?.quality?.verdict ?? run.gates;
+  const rows = suiteScoreRows(run.suites, champion).map((row) => [row.metric, row.base, row.champion, row.candidate]);
+  const header = ['', 'base', champion ? `champion v${verdict.champion_version}` : 'champion', 'candidate'];
+  const gates = verdict.checks.length
+    ? `<p><strong>Gates ${verdict.passed ? 'passed' : 'FAILED'}</strong>${registered ? ` (registered as ${escapeHtml(registered.name)} v${registered.version})` : ''}</p><ul>${verdictLines(
+        verdict,
+      )
+        .map((line) => `<li>${escapeHtml(line)}</li>`)
+        .join('')}</ul>`
+    : '<p class="muted">No gates in the spec (evaluate.gates).</p>';
+  return `${table(header, rows, 'numbers')}<p class="muted">${run.suites.rows} reference rows from ${escapeHtml(run.suites.references)}</p>${gates}`;
 }
 
 function samples(data: ReportData): string {
@@ -173,6 +193,7 @@ export function renderHtml(data: ReportData, charts: Chart[], generatedAt: Date)
 <section class="charts"><h2>Training</h2>${chartFigures || '<p class="muted">The train log is empty: nothing to chart.</p>'}</section>
 <section><h2>Plan vs actual</h2>${planVersusActual(data)}</section>
 <section><h2>Evaluation: base vs tuned</h2>${evaluation(data)}</section>
+<section><h2>Quality: suites and gates</h2>${quality(data)}</section>
 <section><h2>Sample generations</h2>${samples(data)}</section>
 <section><h2>Artifacts</h2>${artifacts(data)}</section>
 <footer>Written by <code>tuneflow report</code> at ${generatedAt.toISOString()} from the run's train_log.jsonl, run.json and workflow result.</footer>

@@ -5,6 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ModelVersion } from '../registry/schema.ts';
 import { writeFileAtomic } from '../runtime/atomic-write.ts';
 import type { FineTuneResult } from '../../workflows/index.ts';
 import { renderCharts } from './charts.ts';
@@ -16,6 +17,8 @@ export interface WriteReportOptions {
   result: FineTuneResult;
   runDirectory: string;
   outDirectory: string;
+  /** The registry's version this run made, if any: adds the champion's scores and the retrain's gate verdict. */
+  registered?: ModelVersion | null;
 }
 
 export interface WrittenReport {
@@ -24,7 +27,7 @@ export interface WrittenReport {
 }
 
 export async function writeRunReport(options: WriteReportOptions): Promise<WrittenReport> {
-  const data = await readReportData(options.workflowId, options.result, options.runDirectory);
+  const data = await readReportData(options.workflowId, options.result, options.runDirectory, options.registered ?? null);
   const charts = await renderCharts(data);
   const chartDirectory = join(options.outDirectory, 'charts');
   await mkdir(chartDirectory, { recursive: true });

@@ -56,5 +56,14 @@ function resolvePaths(spec: RunSpec, baseDirectory: string): RunSpec {
       path: absolute(spec.dataset.path),
       ...(spec.dataset.val_path === undefined ? {} : { val_path: absolute(spec.dataset.val_path) }),
     },
+    evaluate: {
+      ...spec.evaluate,
+      ...(spec.evaluate.references_path === undefined ? {} : { references_path: absolute(spec.evaluate.references_path) }),
+      suites: spec.evaluate.suites.map((suite) => {
+        if (suite.kind === 'json' && suite.schema_path !== undefined) return { ...suite, schema_path: absolute(suite.schema_path) };
+        if (suite.kind === 'judge' && suite.model !== undefined) return { ...suite, model: modelSource(suite.model) };
+        return suite;
+      }),
+    },
   };
 }

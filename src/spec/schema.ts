@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Backend, DatasetFormat, ObjectiveKind, Optimizer, PreferenceLoss, Quantization } from '../contract/vocabulary.ts';
+import { gateProblem, gateSpecSchema, suiteNameOf, suiteSpecSchema } from '../quality/index.ts';
 import { sweepSpecSchema } from '../sweep/schema.ts';
 import { objectiveDatasetMismatch } from './objective.ts';
 
@@ -124,13 +125,37 @@ export const mergeSpecSchema = z.strictObject({
   dtype: z.enum(['auto', 'float32', 'bfloat16', 'float16']).default('auto'),
 });
 
-export const evaluateSpecSchema = z.strictObject({
-  enabled: z.boolean().default(true),
-  sample_prompts: z.array(z.string().min(1)).default([]),
-  max_new_tokens: positiveInt.default(64),
-  /** Validation rows scored for loss and perplexity; all of them when absent. */
-  max_rows: positiveInt.optional(),
-});
+export const evaluateSpecSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    sample_prompts: z.array(z.string().min(1)).default([]),
+    max_new_tokens: positiveInt.default(64),
+    /** Validation rows scored for loss and perplexity; all of them when absent. */
+    max_rows: positiveInt.optional(),
+    /** Task metrics scored on base and tuned answers to the reference prompts (src/quality/suites.ts, docs/quality.md). */
+    suites: z.array(suiteSpecSchema).default([]),
+    /**
+     * Where the suites' prompts and references come from: a JSONL file of {"prompt", "reference"} rows (relative to
+     * the spec file); without it, the validation rows' prompts with their first assistant turn as the reference.
+     */
+    references_path: z.string().min(1).optional(),
+    /** Reference rows answered for the suites: the first this many. */
+    suite_rows: positiveInt.default(64),
+    /** Promotion gates on the suites' metrics, e.g. `json.field_accuracy >= champion + 0.02` (src/quality/gates.ts). */
+    gates: z.array(gateSpecSchema).default([]),
+  })
+  .superRefine((evaluate, context) => {
+    const suites = new Map<string, (typeof evaluate.suites)[number]['kind']>();
+    for (const [index, suite] of evaluate.suites.entries()) {
+      const name = suiteNameOf(suite);
+      if (suites.has(name)) context.addIssue({ code: 'custom', path: ['suites', index, 'name'], message: `two suites are named "${name}": give one a name` });
+      suites.set(name, suite.kind);
+    }
+    for (const [index, gate] of evaluate.gates.entries()) {
+      const problem = gateProblem(gate, suites);
+      if (problem) context.addIssue({ code: 'custom', path: ['gates', index], message: problem });
+    }
+  });
 
 export const deviceSpecSchema = z.strictObject({
   type: z.enum(['auto', 'cpu', 'cuda']).default('auto'),

@@ -1,4 +1,6 @@
+import { userInfo } from 'node:os';
 import { type Command, InvalidArgumentError } from 'commander';
+import { describeVerdict, GateFailedError, promotionVerdict } from '../../quality/index.ts';
 import { diffVersions, ModelRegistry, type ModelState, type ModelVersion } from '../../registry/index.ts';
 import { homeLayout } from '../../runtime/home.ts';
 
@@ -29,6 +31,7 @@ function describeVersion(version: ModelVersion, champion: number | undefined): s
   return [
     `${version.name} v${version.version}${version.version === champion ? ' (champion)' : ''}  created ${version.created_at}`,
     `  val loss ${loss(version)} on ${version.evaluated_on ?? '—'}`,
+    ...(version.quality ? [`  ${describeVerdict(version.quality.verdict)}`] : []),
     `  base ${lineage.base_model} · spec ${lineage.spec_hash.slice(0, 12)} · data ${lineage.dataset_hash.slice(0, 12)} · workflow ${lineage.workflow_id}`,
     `  adapter ${version.adapter_uri}`,
     `  merged  ${version.merged_uri ?? '—'}`,
@@ -67,22 +70,37 @@ export function registerModelsCommand(program: Command): Command {
       for (const entry of model.versions) print(describeVersion(entry, model.champion?.version));
       for (const change of model.history) {
         print(
-          `  ${change.at}  ${change.event} v${change.version}${change.previous ? ` (was v${change.previous})` : ''}${change.reason ? ` — ${change.reason}` : ''}`,
+          `  ${change.at}  ${change.event} v${change.version}${change.previous ? ` (was v${change.previous})` : ''}${change.forced_by ? ` [forced by ${change.forced_by}]` : ''}${change.reason ? ` — ${change.reason}` : ''}`,
         );
       }
     });
 
   models
     .command('promote')
-    .description('Make a version the champion')
+    .description("Make a version the champion, if its quality gates pass against the current champion (the spec's evaluate.gates)")
     .argument('<name>', 'model name')
     .argument('<version>', 'version number', versionNumber)
     .option('--expect-champion <version>', 'only if this is still the champion (compare-and-swap)', versionNumber)
     .option('--reason <text>', 'recorded in the history', 'promoted by hand')
-    .action(async (name: string, version: number, options: { expectChampion?: number; reason: string }) => {
-      const change = await registry().promote(name, version, { expectedChampion: options.expectChampion, reason: options.reason });
+    .option('--force', 'promote even though its gates fail; recorded in the history with who did it')
+    .option('--by <user>', 'who overrides the gates (default: $TUNEFLOW_USER, else the login name)')
+    .action(async (name: string, version: number, options: { expectChampion?: number; reason: string; force?: boolean; by?: string }) => {
+      const model = await registry().model(name);
+      const candidate = await registry().version(name, version);
+      const verdict = promotionVerdict(candidate, model.champion);
+      const failed = verdict !== null && !verdict.passed;
+      if (failed && !options.force) {
+        throw new GateFailedError(`${name} v${version} stays a challenger: ${describeVerdict(verdict)}`, { name, version, verdict });
+      }
+      const forcedBy = failed ? (options.by ?? process.env.TUNEFLOW_USER ?? userInfo().username) : undefined;
+      const change = await registry().promote(name, version, {
+        // The verdict was judged against this champion: the promotion holds only while it still is.
+        expectedChampion: options.expectChampion ?? (verdict === null ? undefined : (model.champion?.version ?? null)),
+        reason: failed ? `${options.reason}; forced by ${forcedBy} past ${describeVerdict(verdict)}` : options.reason,
+        forcedBy,
+      });
       print(
-        `${name}: v${change.version} is the champion${change.previous ? ` (was v${change.previous}; \`tuneflow models rollback ${name}\` restores it)` : ''}`,
+        `${name}: v${change.version} is the champion${change.previous ? ` (was v${change.previous}; \`tuneflow models rollback ${name}\` restores it)` : ''}${failed ? ` — forced by ${forcedBy} past failed gates` : ''}`,
       );
     });
 

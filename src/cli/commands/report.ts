@@ -1,7 +1,9 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { connectClient } from '../../client.ts';
+import { ModelRegistry } from '../../registry/index.ts';
 import { writeRunReport } from '../../report/index.ts';
+import { homeLayout } from '../../runtime/home.ts';
 import { log, printJson } from '../output.ts';
 import { completedResult, runDirectory } from '../runs.ts';
 import { examples } from './examples.ts';
@@ -22,8 +24,12 @@ export function registerReportCommand(program: Command): void {
       try {
         const result = await completedResult(client, workflowId);
         const directory = await runDirectory(client, workflowId);
+        // A retrain registers its challenger under its training child's id: that version holds the champion's scores.
+        const models = await new ModelRegistry(homeLayout().artifactRoot).models();
+        const registered = [...models.values()].flatMap((model) => model.versions).find((version) => version.lineage.workflow_id === workflowId) ?? null;
         const written = await writeRunReport({
           workflowId,
+          registered,
           result,
           runDirectory: directory,
           outDirectory: options.out ? resolve(options.out) : resolve(directory, 'report'),

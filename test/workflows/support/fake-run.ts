@@ -208,6 +208,8 @@ export class FakeRun {
       base_perplexity: Math.exp(2.5),
       tuned_perplexity: Math.exp(1.25),
       samples: spec.evaluate.sample_prompts.map((prompt) => ({ prompt, base: 'base answer', tuned: 'tuned answer' })),
+      // No suites in these specs (their scoring is Python's, tested in test_suites.py and test/quality/).
+      suites: null,
     }),
     export_gguf: async ({ run_uri, formats }) => ({
       exports: formats.map((format) => ({ format, uri: `${run_uri}/exports/model-${format}.gguf`, bytes: 1000, sha256: sha256(format) })),

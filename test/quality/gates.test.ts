@@ -1,0 +1,176 @@
+/** Gate parsing (with the spec, naming the field), evaluation in one place, and `tuneflow models promote` obeying them. */
+import { execFile } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { evaluateGates, type Gate, parseGate, promotionVerdict, type SuiteEvaluation, suiteScoreRows, verdictLines } from '../../src/quality/index.ts';
+import { ModelRegistry, type NewModelVersion } from '../../src/registry/index.ts';
+import { homeLayout } from '../../src/runtime/home.ts';
+import { parseSpec } from '../../src/spec/load.ts';
+import { exampleVersion } from '../registry/example-version.ts';
+
+const baseSpec = { model: { source: 'tiny-random-llama' }, dataset: { path: 'data.jsonl' } };
+const specWith = (evaluate: Record<string, unknown>) => parseSpec({ ...baseSpec, evaluate }, '/tmp');
+const gate = (text: string): Gate => {
+  const parsed = parseGate(text);
+  if ('error' in parsed) throw new Error(parsed.error);
+  return parsed;
+};
+
+describe('gate parsing', () => {
+  it('reads absolute, base- and champion-relative thresholds', () => {
+    expect(gate('json.field_accuracy >= champion + 0.02')).toEqual({
+      gate: 'json.field_accuracy >= champion + 0.02',
+      suite: 'json',
+      metric: 'field_accuracy',
+      comparator: '>=',
+      reference: 'champion',
+      offset: 0.02,
+    });
+    expect(gate(' diversity.most_common_share<=0.5 ')).toMatchObject({ reference: 'absolute', offset: 0.5, comparator: '<=' });
+    expect(gate('exact.exact_match > base - .1')).toMatchObject({ suite: 'exact', reference: 'base', offset: -0.1, comparator: '>' });
+    expect(parseGate('json.field_accuracy => 3')).toHaveProperty('error');
+    expect(parseGate('field_accuracy >= 0.5')).toHaveProperty('error');
+  });
+
+  it('is parsed with the spec, and a parsed spec parses again to the same gates', () => {
+    const spec = specWith({ suites: [{ kind: 'json' }, { kind: 'diversity' }], gates: ['json.field_accuracy >= base + 0.1'] });
+    expect(spec.evaluate.gates).toEqual([gate('json.field_accuracy >= base + 0.1')]);
+    expect(parseSpec(spec, '/tmp').evaluate.gates).toEqual(spec.evaluate.gates);
+  });
+
+  it('refuses unknown suites and metrics, naming the field', () => {
+    expect(() => specWith({ suites: [{ kind: 'json' }], gates: ['json.accuracy >= 0.5'] })).toThrow(
+      /evaluate\.gates\.0: gate "json\.accuracy >= 0\.5": a json suite has no metric "accuracy" \(it has parse_rate, schema_valid_rate, field_accuracy\)/,
+    );
+    expect(() => specWith({ suites: [{ kind: 'json' }], gates: ['diversity.distinct_ratio >= 0.5'] })).toThrow(
+      /evaluate\.gates\.0: .*names suite "diversity", but evaluate\.suites declares "json"/,
+    );
+    expect(() => specWith({ gates: ['json.field_accuracy >= nonsense'] })).toThrow(/evaluate\.gates\.0: "json\.field_accuracy >= nonsense" is not a gate/);
+    expect(() => specWith({ suites: [{ kind: 'json' }, { kind: 'json' }] })).toThrow(/evaluate\.suites\.1\.name: two suites are named "json"/);
+    expect(() => specWith({ suites: [{ kind: 'judge', model: 'smollm2-135m-instruct' }], gates: ['judge.win_rate >= base'] })).toThrow(
+      /compare its win_rate with a number/,
+    );
+    expect(() => specWith({ suites: [{ kind: 'judge' }] })).toThrow(/give exactly one of model, endpoint/);
+  });
+});
+
+describe('evaluateGates', () => {
+  const gates = ['json.field_accuracy >= champion + 0.02', 'json.field_accuracy >= base + 0.2', 'diversity.most_common_share <= 0.5'].map(gate);
+
+  it('passes a better, varied candidate and fails a constant one, saying why', () => {
+    const base = { 'json.field_accuracy': 0.1, 'diversity.most_common_share': 0.1 };
+    const good = evaluateGates(gates, {
+      candidate: { 'json.field_accuracy': 0.9, 'diversity.most_common_share': 0.05 },
+      base,
+      champion: { 'json.field_accuracy': 0.85 },
+    });
+    expect(good.passed).toBe(true);
+    expect(good.checks.map((check) => check.threshold)).toEqual([0.87, expect.closeTo(0.3), 0.5]);
+
+    const constant = evaluateGates(gates, {
+      candidate: { 'json.field_accuracy': 0.25, 'diversity.most_common_share': 1 },
+      base,
+      champion: null,
+      champion_version: null,
+    });
+    expect(constant.passed).toBe(false);
+    expect(constant.checks.map((check) => check.passed)).toEqual([true, false, false]);
+    expect(constant.checks[0]!.reason).toBe('json.field_accuracy >= champion + 0.02: no champion to compare with');
+    expect(constant.checks[2]!.reason).toBe('diversity.most_common_share 1 not <= 0.5');
+  });
+
+  it('fails a gate whose score is missing', () => {
+    const verdict = evaluateGates([gate('json.field_accuracy >= 0.5')], { candidate: {}, base: {}, champion: null });
+    expect(verdict.checks[0]).toMatchObject({ passed: false, reason: 'json.field_accuracy >= 0.5: the candidate has no json.field_accuracy score' });
+  });
+});
+
+describe('side by side', () => {
+  it('lists each suite metric for base, champion and candidate, and one line per gate', () => {
+    const suites: SuiteEvaluation = {
+      rows: 2,
+      references: 'validation',
+      results: [
+        {
+          name: 'json',
+          kind: 'json',
+          base: { parse_rate: 0.5, schema_valid_rate: 0.5, field_accuracy: 0.25 },
+          tuned: { parse_rate: 1, schema_valid_rate: 1, field_accuracy: 0.875 },
+        },
+        { name: 'judge', kind: 'judge', base: null, tuned: { win_rate: 0.75, win_rate_lower: 0.3, win_rate_upper: 0.95 } },
+      ],
+      examples: [],
+    };
+    const rows = suiteScoreRows(suites, { 'json.field_accuracy': 0.8 });
+    expect(rows[2]).toEqual({ metric: 'json.field_accuracy', base: '0.250', champion: '0.800', candidate: '0.875' });
+    expect(rows[3]).toEqual({ metric: 'judge.win_rate', base: '—', champion: '—', candidate: '0.750' });
+    const verdict = evaluateGates([gate('json.field_accuracy >= champion + 0.1')], {
+      candidate: { 'json.field_accuracy': 0.875 },
+      base: {},
+      champion: { 'json.field_accuracy': 0.8 },
+    });
+    expect(verdictLines(verdict)).toEqual(['FAIL  json.field_accuracy 0.875 not >= 0.9 (champion 0.8 + 0.1)']);
+  });
+});
+
+const cli = fileURLToPath(new URL('../../scripts/tuneflow.mjs', import.meta.url));
+
+function gatedVersion(workflowId: string, fieldAccuracy: number, champion: { version: number; fieldAccuracy: number } | null): NewModelVersion {
+  const gates = [gate('json.field_accuracy >= champion + 0.02')];
+  const scores = { candidate: { 'json.field_accuracy': fieldAccuracy }, base: { 'json.field_accuracy': 0.1 } };
+  const championScores = champion ? { 'json.field_accuracy': champion.fieldAccuracy } : null;
+  const version = exampleVersion('people', { workflowId, valLoss: 1 });
+  return {
+    ...version,
+    metrics: { ...version.metrics, 'json.field_accuracy': fieldAccuracy, 'base.json.field_accuracy': 0.1 },
+    quality: { gates, verdict: evaluateGates(gates, { ...scores, champion: championScores, champion_version: champion?.version ?? null }) },
+  };
+}
+
+describe('promotion by gates', () => {
+  it('judges again when the champion changed since registration', () => {
+    const challenger = { ...gatedVersion('run-2', 0.8, null), version: 2, exports: [], created_at: 'now' };
+    expect(promotionVerdict(challenger, null)?.passed).toBe(true);
+    const strongerChampion = { ...exampleVersion('people', { workflowId: 'run-1', valLoss: 1 }), version: 1, exports: [], created_at: 'now' };
+    strongerChampion.metrics = { ...strongerChampion.metrics, 'json.field_accuracy': 0.79 };
+    expect(promotionVerdict(challenger, strongerChampion)).toMatchObject({ passed: false, champion_version: 1 });
+    const elsewhere = { ...strongerChampion, evaluated_on: 'heldout-b' };
+    expect(promotionVerdict(challenger, elsewhere)?.checks[0]?.reason).toMatch(
+      /the champion has no json\.field_accuracy score \(champion v1 was measured on another held-out set\)/,
+    );
+  });
+
+  it('`tuneflow models promote` refuses a failed gate (exit 1), and --force records who overrode it', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'tuneflow-gates-'));
+    const registry = new ModelRegistry(homeLayout(home).artifactRoot);
+    await registry.register(gatedVersion('run-1', 0.6, null));
+    await registry.promote('people', 1);
+    await registry.register(gatedVersion('run-2', 0.61, { version: 1, fieldAccuracy: 0.6 }));
+    const tuneflow = (...args: string[]) =>
+      promisify(execFile)(process.execPath, [cli, 'models', ...args], {
+        env: { ...process.env, TUNEFLOW_HOME: home, TUNEFLOW_USER: 'ana' },
+        encoding: 'utf8',
+      }).then(
+        ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
+        (error: { code: number; stdout: string; stderr: string }) => error,
+      );
+
+    const refused = await tuneflow('promote', 'people', '2');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(
+      '[tuneflow] error: people v2 stays a challenger: gates failed: json.field_accuracy 0.61 not >= 0.62 (champion 0.6 + 0.02)',
+    );
+    expect((await registry.champion('people'))?.version).toBe(1);
+
+    expect((await tuneflow('promote', 'people', '2', '--force')).stdout).toBe(
+      'people: v2 is the champion (was v1; `tuneflow models rollback people` restores it) — forced by ana past failed gates\n',
+    );
+    const [, forced] = (await registry.model('people')).history;
+    expect(forced).toMatchObject({ event: 'promoted', version: 2, forced_by: 'ana' });
+    expect(forced?.reason).toMatch(/^promoted by hand; forced by ana past gates failed: json\.field_accuracy 0\.61 not >= 0\.62/);
+  }, 120_000);
+});
