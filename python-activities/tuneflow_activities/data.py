@@ -175,6 +175,8 @@ def tokenize_dataset(request: dict) -> dict:
     by tokenizer identity) for training and evaluation to read, and counts them for the planner."""
     from transformers import AutoTokenizer
 
+    from .packing import pack_rows  # packing imports this module's row types
+
     spec = request["spec"]
     loss_on, max_seq_length = spec["train"]["loss_on"], spec["model"]["max_seq_length"]
     model_directory = uri_to_path(request["model_uri"])
@@ -195,6 +197,9 @@ def tokenize_dataset(request: dict) -> dict:
         statistics["rows_trained"] = len(kept)
         statistics["tokens_trained"] = sum(len(row.input_ids) for row in kept)
         statistics["length_histogram"] = length_histogram([len(row.input_ids) for row in kept])
+        # The sequences a packed run trains (the train activity packs the same rows by the same rule): the planner's
+        # steps, not an estimate of its own.
+        statistics["packed_sequences"] = len(pack_rows([len(row.input_ids) for row in kept], max_seq_length))
         result[split] = statistics
         result[f"{split}_tokens_uri"] = path_to_uri(directory)
     return result
