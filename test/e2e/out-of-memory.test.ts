@@ -1,6 +1,7 @@
 /**
- * Out-of-memory recovery: the train activity reports CUDA OOM, the workflow asks the planner for the next smaller
- * micro-batch with the same effective batch, records it and trains on; when no smaller micro-batch is left the
+ * Out-of-memory recovery: the train activity reports CUDA OOM, the workflow asks the planner for gradient
+ * checkpointing on (where the spec's auto had chosen it off, as on this CPU where it fits), then for the next smaller
+ * micro-batch with the same effective batch, records each and trains on; when no smaller micro-batch is left the
  * run fails once, non-retryably, with the plan attached. The OOM is injected (a CPU has no CUDA memory to exhaust)
  * through the trainer's test hook TUNEFLOW_TEST_OUT_OF_MEMORY_ABOVE_MICRO_BATCH. A recovery must survive the
  * training child's continue-as-new: the next execution trains, and reports, the replanned micro-batch and plan.
@@ -33,14 +34,17 @@ describe('out of memory', () => {
     const handle = await startFineTune(cluster().client, spec, { workflowId: `oom-recovers-${Date.now()}`, artifactRootUri: cluster().artifactRootUri });
     const result = await handle.result();
     expect(
-      result.progress.out_of_memory_recoveries.map(({ from_micro_batch_size, micro_batch_size, gradient_accumulation_steps }) => [
+      result.progress.out_of_memory_recoveries.map(({ from_micro_batch_size, micro_batch_size, gradient_accumulation_steps, gradient_checkpointing }) => [
         from_micro_batch_size,
         micro_batch_size,
         gradient_accumulation_steps,
+        gradient_checkpointing,
       ]),
     ).toEqual([
-      [8, 4, 2],
-      [4, 2, 4],
+      // The injected OOM depends on the micro-batch only, so turning checkpointing on does not end it here.
+      [8, 8, 1, true],
+      [8, 4, 2, true],
+      [4, 2, 4, true],
     ]);
     expect(result.training.final_step).toBe(6);
     expect(result.plan.fits).toBe(true);
@@ -58,7 +62,7 @@ describe('out of memory', () => {
     const result = (await handle.result()) as FineTuneResult;
     expect(result.executions).toBeGreaterThanOrEqual(2);
     // A rollover that carried micro-batch 8 would run out of memory again and recover a third time.
-    expect(result.progress.out_of_memory_recoveries.map(({ micro_batch_size }) => micro_batch_size)).toEqual([4, 2]);
+    expect(result.progress.out_of_memory_recoveries.map(({ micro_batch_size }) => micro_batch_size)).toEqual([8, 4, 2]);
     expect(result.training.final_step).toBe(24);
     // The plan the run reports is the plan of the micro-batch it trained with, not the one it started with.
     expect(result.plan.peak_vram_gib).toBe(result.progress.out_of_memory_recoveries.at(-1)!.peak_vram_gib);
@@ -87,6 +91,7 @@ describe('out of memory', () => {
     expect(error!.message).toContain('micro_batch_size 1');
     const details = error!.details as { plan: { peak_vram_gib: number }; recoveries: unknown[] };
     expect(details.plan.peak_vram_gib).toBeGreaterThan(0);
-    expect(details.recoveries).toHaveLength(1);
+    // Checkpointing on at micro-batch 2, then micro-batch 1, then nothing is left.
+    expect(details.recoveries).toHaveLength(2);
   });
 });
