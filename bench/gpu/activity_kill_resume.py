@@ -20,51 +20,36 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY / "python-activities"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_requests  # noqa: E402  (beside this file)
 
-STEPS, CHECKPOINT_EVERY, KILL_AFTER_CHECKPOINT = (40, 5, 15) if os.environ.get("TUNEFLOW_DRY_RUN_ON_CPU") != "1" else (8, 2, 4)
+# The planned spec's max_steps and checkpoint.every_steps (40 and 5 on the device, 8 and 2 on the CPU); the kill
+# comes once this step's checkpoint is on disk.
+KILL_AFTER_CHECKPOINT = 15 if os.environ.get("TUNEFLOW_DRY_RUN_ON_CPU") != "1" else 4
 # Off the device (TUNEFLOW_DRY_RUN_ON_CPU=1) the same script runs on the CPU with transformers + PEFT, to check
 # its logic before spending device time.
 CUDA = os.environ.get("TUNEFLOW_DRY_RUN_ON_CPU") != "1"
 DEVICE = "cuda" if CUDA else "cpu"
-# SmolLM2-135M's architecture (a Llama): real kernels and shapes, random weights built on the device.
-SHAPE = dict(
-    hidden_size=576,
-    intermediate_size=1536,
-    num_hidden_layers=30,
-    num_attention_heads=9,
-    num_key_value_heads=3,
-    tie_word_embeddings=True,
-    max_position_embeddings=2048,
+# SmolLM2-135M's architecture (a Llama): real kernels and shapes, random weights built on the device; the CPU dry
+# run checks the same logic on a tiny Llama (a 135M step takes minutes on a shared CPU).
+SHAPE = (
+    dict(
+        hidden_size=576,
+        intermediate_size=1536,
+        num_hidden_layers=30,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        tie_word_embeddings=True,
+        max_position_embeddings=2048,
+    )
+    if CUDA
+    else dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, head_dim=16, tie_word_embeddings=False)
 )
 
 
-def spec() -> dict:
-    return {
-        "model": {"source": "local", "max_seq_length": 256},
-        "dataset": {"overlong": "truncate"},
-        "lora": {"r": 16, "alpha": 16, "dropout": 0.0, "target_modules": "all-linear", "use_rslora": False},
-        "train": {
-            "epochs": 1,
-            "max_steps": STEPS,
-            "micro_batch_size": 8,
-            "gradient_accumulation_steps": 1,
-            "learning_rate": 4e-4,
-            "lr_scheduler": "cosine",
-            "warmup_steps": 2,
-            "weight_decay": 0.0,
-            "max_grad_norm": 1.0,
-            "optimizer": "auto",
-            "gradient_checkpointing": "auto",
-            "packing": False,
-            "loss_on": "responses",
-            "seed": 42,
-        },
-        "checkpoint": {"every_steps": CHECKPOINT_EVERY, "keep_last": 10, "keep_best": True},
-        "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
-        "merge": {"enabled": True, "dtype": "bfloat16"},
-        "evaluate": {"enabled": True, "sample_prompts": [], "max_new_tokens": 8},
-        "device": {"type": "cuda", "backend": "unsloth", "quantization": "none"} if CUDA else {"type": "cpu", "backend": "hf-peft", "quantization": "none"},
-    }
+def planned() -> dict:
+    """{spec, setup, plan} of this benchmark's run, as bench/gpu/train_requests.ts built it with the product's code."""
+    return train_requests.planned("activity_kill_resume")
 
 
 def build(work: Path, tokenizer_directory: Path) -> dict:
@@ -102,28 +87,17 @@ def build(work: Path, tokenizer_directory: Path) -> dict:
     tokens = ActivityEnvironment().run(
         token_statistics,
         {
-            "spec": spec(),
+            "spec": planned()["spec"],
             "model_uri": model_directory.as_uri(),
             "tokenizer_identity": tokenizer_identity(model_directory),
             "train_uri": (dataset / "train.jsonl").as_uri(),
             "val_uri": (dataset / "val.jsonl").as_uri(),
         },
     )
-    # What resolveTrainingSetup decides for spec() on this device.
-    setup = {
-        "device": DEVICE,
-        "backend": "unsloth" if CUDA else "hf-peft",
-        "quantization": "none",
-        "dtype": "bfloat16" if CUDA else "float32",
-        "gradient_checkpointing": CUDA,
-        "optimizer": "adamw_8bit" if CUDA else "adamw_torch",
-        "packing": False,
-        "processes": 1,
-        "parallelism": "single",
-    }
+    request = planned()
     return {
-        "spec": spec(),
-        "setup": setup,
+        "spec": request["spec"],
+        "setup": request["setup"],
         "model_uri": model_directory.as_uri(),
         "train_tokens_uri": tokens["train_tokens_uri"],
         "val_tokens_uri": tokens["val_tokens_uri"],

@@ -50,7 +50,7 @@ def requests_for(quantization: str) -> dict:
     return train_requests.planned("fastest_fit", quantization)
 
 
-def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: float) -> list[dict]:
+def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: float, variants: set[str] | None = None) -> list[dict]:
     """One worker process: the real `train` activity under ActivityEnvironment, variant after variant."""
     import tuneflow_activities.offline  # noqa: F401
 
@@ -91,6 +91,8 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
     training.Throughput.record = recording
     auto_setup = planned["auto"]["setup"]
     for variant, max_steps, seconds_cap in RUNS[quantization]:
+        if variants is not None and variant not in variants:
+            continue
         entry = planned[variant]
         if variant != "auto" and entry["setup"] == auto_setup:
             records.append({"run": variant, "status": "same setup as auto: measured there", "setup": entry["setup"], "plan": entry["plan"]})
@@ -235,6 +237,7 @@ def main() -> None:
     parser.add_argument("--quantizations", default="4bit,none" if CUDA else "none")
     parser.add_argument("--budget-seconds", type=float, default=250, help="variants that cannot start within this many seconds of their phase are skipped")
     parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--variants", help="comma-separated variants to run (default: auto, checkpointing-on, checkpointing-off)")
     parser.add_argument("--phase", choices=["tuneflow", "seed"])
     parser.add_argument("--quantization", choices=["4bit", "none"])
     arguments = parser.parse_args()
@@ -242,7 +245,7 @@ def main() -> None:
     if arguments.phase:
         built = json.loads((work / "built.json").read_text())
         result = (
-            run_tuneflow(work, built, arguments.quantization, arguments.budget_seconds)
+            run_tuneflow(work, built, arguments.quantization, arguments.budget_seconds, set(arguments.variants.split(",")) if arguments.variants else None)
             if arguments.phase == "tuneflow"
             else real_data.run_seed(work, built, arguments.quantization)
         )
@@ -272,7 +275,8 @@ def main() -> None:
     for phase, quantization in order:
         began = time.monotonic()
         me = [sys.executable, __file__, "--tokenizer", str(arguments.tokenizer), "--out", str(arguments.out), "--work", str(work)]
-        completed = subprocess.run([*me, "--budget-seconds", str(arguments.budget_seconds), "--phase", phase, "--quantization", quantization])
+        variants = ["--variants", arguments.variants] if arguments.variants else []
+        completed = subprocess.run([*me, "--budget-seconds", str(arguments.budget_seconds), *variants, "--phase", phase, "--quantization", quantization])
         output = work / f"{phase}-{quantization}.json"
         phases[f"{phase}-{quantization}"] = {
             "rc": completed.returncode,

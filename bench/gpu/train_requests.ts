@@ -79,7 +79,10 @@ function planned(input: Record<string, unknown>, worker: WorkerFacts, architectu
 
 const mapOf = <Key extends string, Value>(keys: readonly Key[], value: (key: Key) => Value) => Object.fromEntries(keys.map((key) => [key, value(key)]));
 const precisions = (target: string) => (target === 'cpu' ? (['none'] as const) : (['4bit', 'none'] as const));
-const shapeOf = (target: string) => (target === 'cpu' ? { architecture: tiny, sequence: 256, micro: 2, every: 4 } : { architecture: catalogued('llama-3.1-8b'), sequence: 2048, micro: 8, every: 10 });
+const shapeOf = (target: string) =>
+  target === 'cpu'
+    ? { architecture: tiny, sequence: 256, micro: 2, every: 4 }
+    : { architecture: catalogued('llama-3.1-8b'), sequence: 2048, micro: 8, every: 10 };
 
 /** fastest_fit.py: `auto` and the two settings it chooses between, packed, on real-length rows. */
 const fastestFitVariants = { auto: 'auto', 'checkpointing-on': true, 'checkpointing-off': false } as const;
@@ -134,12 +137,16 @@ function realData(target: string) {
   );
 }
 
-/** activity_kill_resume.py: SmolLM2-135M's shape, 16-bit, checkpoints every few steps, merge and evaluation after. */
+/**
+ * activity_kill_resume.py: SmolLM2-135M's shape on the device (the tiny one on the CPU), 16-bit, checkpoints every
+ * few steps, merge and evaluation after.
+ */
 function activityKillResume(target: string) {
   const [steps, every] = target === 'cpu' ? [8, 2] : [40, 5];
+  const architecture = target === 'cpu' ? tiny : catalogued('smollm2-135m');
   return planned(
     {
-      model: { source: 'smollm2-135m', max_seq_length: 256 },
+      model: { source: architecture.name, max_seq_length: 256 },
       dataset: { path: 'train.jsonl', overlong: 'truncate' },
       lora: { r: 16, alpha: 16 },
       train: { max_steps: steps, micro_batch_size: 8, learning_rate: 4e-4, lr_scheduler: 'cosine', warmup_steps: 2, packing: false },
@@ -148,7 +155,7 @@ function activityKillResume(target: string) {
       evaluate: { enabled: true, sample_prompts: [], max_new_tokens: 8 },
     },
     workers[target] as WorkerFacts,
-    catalogued('smollm2-135m'),
+    architecture,
   );
 }
 

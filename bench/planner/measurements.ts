@@ -106,9 +106,9 @@ function listJsonFiles(directory: string): string[] {
   try {
     return (
       readdirSync(directory)
-        // The real-data benchmark's summary, plans and lengths (issue 12) and the multi-process runs' plans sit beside the
-        // calibration runs but are not any.
-        .filter((name) => name.endsWith('.json') && !name.startsWith('real-data') && name !== 'multi-process-plans.json')
+        // The real-data benchmark's summary, plans and lengths (issue 12), the fastest-fit summary (issue 25) and the
+        // multi-process runs' plans sit beside the calibration runs but are not any.
+        .filter((name) => name.endsWith('.json') && !name.startsWith('real-data') && !name.startsWith('fastest-fit') && name !== 'multi-process-plans.json')
         .sort()
         .map((name) => path.join(directory, name))
     );

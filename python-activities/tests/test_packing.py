@@ -144,3 +144,12 @@ def test_packed_training_resumes_bit_for_bit(train_request, spec, setup):
     assert resumed["resumed_from_step"] == 3
     assert adapter_digest(resumed) == adapter_digest(straight)
     assert resumed["train_loss"] == straight["train_loss"]
+
+
+def test_token_statistics_count_the_packs_the_train_activity_trains(train_request, spec, setup, tokens):
+    # One packing rule: the planner's packed sequences (token_statistics) are the train activity's, at the spec's
+    # max_seq_length, so the plan's steps are the run's.
+    spec["train"].update(packing=True, max_steps=1)
+    setup["packing"] = True
+    trained = train(train_request("packed"))
+    assert trained["packing"] and trained["train_sequences"] == tokens["train"]["packed_sequences"]

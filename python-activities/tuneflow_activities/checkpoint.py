@@ -120,8 +120,8 @@ class HostStaging:
     def reserve(self, *states: Any) -> None:
         """Allocates both sets for these states' tensors (the adapter, the training state), copying nothing."""
         for buffers in self._sets:
-            for state in states:
-                self._copy(state, buffers, (), allocate_only=True)
+            for index, state in enumerate(states):
+                self._copy(state, buffers, (index,), allocate_only=True)
 
     def copy(self, *states: Any) -> list:
         """Copies of `states` whose CUDA tensors live in this snapshot's pinned buffers, complete when this returns."""

@@ -281,6 +281,8 @@ def tokenize_dataset(payload: dict) -> dict:
     sequence (prompt + the longer response)."""
     from transformers import AutoTokenizer
 
+    from .packing import pack_rows  # packing imports this module's row types
+
     request = parse(TokenStatisticsRequest, payload)
     spec = request.spec
     loss_on, max_seq_length, overlong = spec.train.loss_on, spec.model.max_seq_length, spec.dataset.overlong
@@ -306,6 +308,9 @@ def tokenize_dataset(payload: dict) -> dict:
         statistics["rows_trained"] = len(kept)
         statistics["tokens_trained"] = sum(len(row.input_ids) for row in kept)
         statistics["length_histogram"] = length_histogram([len(row.input_ids) for row in kept])
+        # The sequences a packed run trains (the train activity packs the same rows by the same rule): the planner's
+        # steps, not an estimate of its own.
+        statistics["packed_sequences"] = len(pack_rows([len(row.input_ids) for row in kept], max_seq_length))
         result[split] = statistics
         result[f"{split}_tokens_uri"] = path_to_uri(directory)
     return result

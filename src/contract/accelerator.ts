@@ -98,6 +98,11 @@ export const splitTokenStatisticsSchema = z.object({
    * (previous bin's up_to, up_to], with their tokens. The planner's padded widths, packs and compiled shapes come from it.
    */
   length_histogram: z.array(z.object({ up_to: count.positive(), rows: count.positive(), tokens: count.positive() })),
+  /**
+   * The sequences packing.pack_rows makes of the trained rows at model.max_seq_length: what a packed run trains, one
+   * rule for the train activity and the plan. Absent from the statistics of earlier versions.
+   */
+  packed_sequences: count.optional(),
 });
 export type SplitTokenStatistics = z.infer<typeof splitTokenStatisticsSchema>;
 

@@ -52,6 +52,7 @@ export function evaluatePlan(request: PlanRequest): Evaluation {
       : predictRunTime(inputs, device, {
           lengths: request.lengths,
           packing: request.packing ?? false,
+          ...(request.packed_sequences === undefined ? {} : { packed_sequences: request.packed_sequences }),
           accumulation_steps: request.gradient_accumulation_steps,
           ranks,
           epochs: request.epochs ?? 1,

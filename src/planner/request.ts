@@ -40,6 +40,11 @@ export interface PlanRequest {
   /** The trained rows' lengths (token_statistics): with them the plan predicts the run's time on its real lengths. */
   lengths?: LengthHistogram;
   packing?: boolean;
+  /**
+   * What the train activity packs the rows into (token_statistics' packed_sequences, at the spec's max_seq_length):
+   * the plan's packed sequences where it plans that length, instead of its estimate from the histogram.
+   */
+  packed_sequences?: { sequence_length: number; sequences: number };
   max_steps?: number;
   /**
    * How the run's processes share the work (TrainingSetup.parallelism, decided by resolveTrainingSetup and

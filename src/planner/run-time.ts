@@ -22,6 +22,8 @@ export interface RunLength {
   max_steps?: number;
   /** Sequences per row and the reference's extra time (planner/objective.ts); one sequence, no extra, when absent. */
   objective?: ObjectiveCost;
+  /** The packs the train activity makes at this sequence length (token_statistics), where known. */
+  packed_sequences?: { sequence_length: number; sequences: number };
 }
 
 /** A row length standing for every row of a bin: each bin's rows, at their mean length (exact total tokens). */
@@ -73,6 +75,14 @@ function bucketedWidth(longest: number, maxSeqLength: number): number {
 }
 
 /**
+ * The packs a packed run trains: token_statistics counted them with the train activity's own rule where the plan is
+ * for that sequence length; at any other (a shorter-sequence suggestion) the histogram's estimate of the same rule.
+ */
+function packedSequences(run: RunLength, capacity: number): number {
+  return run.packed_sequences?.sequence_length === capacity ? run.packed_sequences.sequences : packCount(run.lengths, capacity);
+}
+
+/**
  * How wide unpacked micro-batches are, with the probability of each width: a micro-batch is `micro` rows of the
  * shuffled split, its width the longest row's (hf-peft) or that rounded up to Unsloth's bucket. P(longest ≤ x) =
  * F(x)^micro, F the histogram's distribution (rows drawn with replacement: close enough for thousands of rows).
@@ -109,7 +119,7 @@ export function predictRunTime(inputs: MemoryInputs, device: ResolvedDevice, run
   // The histogram counts rows (pairs for DPO, each as long as its longer sequence); the memory inputs count sequences.
   const sequencesPerRow = run.objective?.sequences_per_row ?? 1;
   const micro = inputs.micro_batch_size / sequencesPerRow;
-  const sequences = run.packing ? packCount(run.lengths, inputs.sequence_length) : rows;
+  const sequences = run.packing ? packedSequences(run, inputs.sequence_length) : rows;
   const stepsPerEpoch = Math.ceil(sequences / (micro * run.accumulation_steps * run.ranks));
   const epochSteps = Math.ceil(run.epochs * stepsPerEpoch);
   const steps = run.max_steps === undefined ? epochSteps : Math.min(epochSteps, run.max_steps);

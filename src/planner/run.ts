@@ -30,12 +30,19 @@ export interface PlannedTokens {
   longest_row?: number;
   dataset_tokens?: number;
   lengths?: LengthHistogram;
+  /** The packs of model.max_seq_length tokens the train activity makes of the rows (token_statistics). */
+  packed_sequences?: number;
 }
 
 /** What token_statistics says of the training split, as the planner reads it: the plan stage and `tuneflow plan` alike. */
 export function plannedTokensFrom(statistics: TokenStatistics): PlannedTokens {
   const train = statistics.train;
-  return { longest_row: train.max, dataset_tokens: train.tokens_trained, lengths: train.length_histogram };
+  return {
+    longest_row: train.max,
+    dataset_tokens: train.tokens_trained,
+    lengths: train.length_histogram,
+    ...(train.packed_sequences === undefined ? {} : { packed_sequences: train.packed_sequences }),
+  };
 }
 
 export interface RunPlanInput {
@@ -86,6 +93,9 @@ export function planRequestForRun({ spec, worker, architecture, tokens }: RunPla
     epochs: spec.train.epochs,
     ...(tokens.lengths === undefined ? {} : { lengths: tokens.lengths }),
     packing: setup.packing,
+    ...(setup.packing && tokens.packed_sequences !== undefined
+      ? { packed_sequences: { sequence_length: spec.model.max_seq_length, sequences: tokens.packed_sequences } }
+      : {}),
     ...(spec.train.max_steps === undefined ? {} : { max_steps: spec.train.max_steps }),
     parallelism: setup.parallelism,
     ...(spec.train.objective === undefined ? {} : { objective: spec.train.objective.kind }),

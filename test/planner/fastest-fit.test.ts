@@ -124,3 +124,24 @@ describe('out of memory with auto', () => {
     expect(replan).toMatchObject({ micro_batch_size: 4, gradient_accumulation_steps: 2, setup: { gradient_checkpointing: false } });
   });
 });
+
+describe('one packing rule', () => {
+  it("plans a packed run's steps from the packs token_statistics counted with the train activity's rule, at max_seq_length", () => {
+    const spec = specWith({ micro_batch_size: 8, gradient_accumulation_steps: 2, epochs: 2 });
+    const lengths = [{ up_to: 700, rows: 10_000, tokens: 1_000_000 }];
+    const {
+      setup,
+      request,
+      plan: planned,
+    } = planTrainingRun({
+      spec,
+      worker: h100,
+      architecture: llama8b as NonNullable<typeof llama8b>,
+      tokens: { longest_row: 700, dataset_tokens: 1_000_000, lengths, packed_sequences: 517 },
+    });
+    expect(setup.packing).toBe(true);
+    // Packs fill max_seq_length, not the longest row: the peak is planned at the length the activity trains.
+    expect(request.sequence_length).toBe(2048);
+    expect(planned.run_time).toMatchObject({ packing: true, sequences: 517, steps: 2 * Math.ceil(517 / 16) });
+  });
+});
