@@ -139,22 +139,11 @@ class DirectPreferenceOptimization(Objective[PreferencePair]):
             },
         )
 
-    def validation_sums(self, model, examples, at_least_batches=0, filler=()) -> tuple[float, int]:
-        """The summed dpo loss of the held-out pairs against the reference, and the pair count."""
-        import torch
-
-        total_loss, total_pairs = 0.0, 0
-        pair_batches = list(batches(examples, EVALUATION_BATCH_SIZE))
-        with torch.no_grad():
-            for index in range(max(len(pair_batches), at_least_batches)):
-                counted = index < len(pair_batches)
-                batch_pairs = pair_batches[index] if counted else (pair_batches[0] if pair_batches else list(filler))
-                batch = self._collate(batch_pairs)
-                losses, _, _ = self.pair_losses(response_log_probabilities(model, batch), reference_log_probabilities(model, batch))
-                if counted:
-                    total_loss += losses.sum().item()
-                    total_pairs += len(batch_pairs)
-        return total_loss, total_pairs
+    def summed_loss(self, model, examples: Sequence[PreferencePair]) -> float:
+        """The dpo loss of the pairs against the reference, summed."""
+        batch = self._collate(examples)
+        losses, _, _ = self.pair_losses(response_log_probabilities(model, batch), reference_log_probabilities(model, batch))
+        return losses.sum().item()
 
     def evaluate(self, model, examples: Sequence[PreferencePair]) -> dict:
         """How often base and tuned prefer the chosen response, by how much, and the tuned model's implicit rewards
