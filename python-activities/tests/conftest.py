@@ -111,12 +111,11 @@ def tiny_model_uri() -> str:
     return model_uri(resolve_model_directory(TINY_RANDOM_LLAMA))
 
 
-@pytest.fixture(scope="session")
-def tokens(prepared, tiny_model_uri) -> dict:
-    """What the token_statistics activity returns for the prepared rows: statistics and the token ids' URIs."""
+def token_statistics(prepared: dict, model_uri: str) -> dict:
+    """What the token_statistics activity returns for prepared rows: statistics and the token ids' URIs."""
     request = {
         "spec": TINY_SPEC,
-        "model_uri": tiny_model_uri,
+        "model_uri": model_uri,
         "tokenizer_identity": tokenizer_identity(resolve_model_directory(TINY_RANDOM_LLAMA).directory),
         **prepared,
     }
@@ -124,14 +123,13 @@ def tokens(prepared, tiny_model_uri) -> dict:
 
 
 @pytest.fixture(scope="session")
+def tokens(prepared, tiny_model_uri) -> dict:
+    return token_statistics(prepared, tiny_model_uri)
+
+
+@pytest.fixture(scope="session")
 def preference_tokens(preference_prepared, tiny_model_uri) -> dict:
-    request = {
-        "spec": TINY_SPEC,
-        "model_uri": tiny_model_uri,
-        "tokenizer_identity": tokenizer_identity(resolve_model_directory(TINY_RANDOM_LLAMA).directory),
-        **preference_prepared,
-    }
-    return tokenize_dataset(request)
+    return token_statistics(preference_prepared, tiny_model_uri)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 moves) and falls, a stopped run resumes bit for bit, evaluation scores base and tuned on the pairs, packing is refused."""
 
 import copy
-import hashlib
 import json
 import math
 
@@ -11,6 +10,7 @@ import torch
 from conftest import CPU_SETUP, TINY_SPEC
 from safetensors.torch import load_file
 from temporalio.exceptions import ApplicationError
+from test_training import adapter_digest, stop_after
 
 from tuneflow_activities.artifacts import uri_to_path
 from tuneflow_activities.contract import FailureType
@@ -23,39 +23,19 @@ DPO = {"kind": "dpo", "beta": 0.1, "loss_type": "sigmoid", "label_smoothing": 0.
 
 
 @pytest.fixture
-def dpo_request(spec, setup, preference_tokens, tiny_model_uri, tmp_path):
+def dpo_request(train_request, spec, preference_tokens):
+    """A train request for the dpo objective on 8 preference pairs, 4 a step (2 × 2 accumulation), 12 steps."""
     spec["train"].update(objective=dict(DPO), epochs=6, max_steps=12, micro_batch_size=2, gradient_accumulation_steps=2, learning_rate=0.02, warmup_steps=0)
 
     def build(run_name: str = "run", **overrides) -> dict:
-        return {
-            "spec": spec,
-            "setup": setup,
-            "model_uri": tiny_model_uri,
-            "train_tokens_uri": preference_tokens["train_tokens_uri"],
-            "val_tokens_uri": preference_tokens["val_tokens_uri"],
-            "run_uri": (tmp_path / run_name).as_uri(),
-            **overrides,
-        }
+        tokens = {"train_tokens_uri": preference_tokens["train_tokens_uri"], "val_tokens_uri": preference_tokens["val_tokens_uri"]}
+        return train_request(run_name, **(tokens | overrides))
 
     return build
 
 
-def adapter_digest(result: dict) -> str:
-    return hashlib.sha256((uri_to_path(result["adapter_uri"]) / "adapter_model.safetensors").read_bytes()).hexdigest()
-
-
 def train_log(request: dict) -> list[dict]:
     return [json.loads(line) for line in (uri_to_path(request["run_uri"]) / "train_log.jsonl").read_text().splitlines()]
-
-
-def stop_after(steps: int):
-    calls = {"count": 0}
-
-    def should_stop() -> bool:
-        calls["count"] += 1
-        return calls["count"] > steps
-
-    return should_stop
 
 
 def test_the_dpo_loss_starts_at_log_two_and_falls_as_the_chosen_responses_gain(dpo_request):

@@ -14,7 +14,8 @@ from tuneflow_activities.training import train
 def test_adapter_and_merged_model_load_and_generate(train_request, tiny_model_uri):
     request = train_request()
     trained = train(request)
-    merged = merge({**request, "adapter_uri": trained["adapter_uri"]})
+    # Each stage's request as the workflow sends it: the fields of its contract, no more.
+    merged = merge({key: request[key] for key in ("spec", "setup", "model_uri", "run_uri")} | {"adapter_uri": trained["adapter_uri"]})
 
     base_directory = uri_to_path(tiny_model_uri)
     tokenizer = AutoTokenizer.from_pretrained(base_directory)
@@ -41,7 +42,7 @@ def test_adapter_and_merged_model_load_and_generate(train_request, tiny_model_ur
         merged_logits = merged_model(**prompt).logits
     assert torch.allclose(adapter_logits, merged_logits, atol=1e-4)
 
-    evaluation = evaluate({**request, "adapter_uri": trained["adapter_uri"]})
+    evaluation = evaluate({key: request[key] for key in ("spec", "setup", "model_uri", "val_tokens_uri")} | {"adapter_uri": trained["adapter_uri"]})
     assert evaluation["val_rows"] == 16
     assert evaluation["tuned_val_loss"] < evaluation["base_val_loss"]
     assert evaluation["samples"][0]["tuned"] != ""

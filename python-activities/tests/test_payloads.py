@@ -15,11 +15,13 @@ from tuneflow_activities.contract import FailureType
 from tuneflow_activities.payloads import (
     DpoObjective,
     EvaluateRequest,
+    ExportGgufRequest,
     MergeRequest,
     ResolveModelRequest,
     SftObjective,
     TokenStatisticsRequest,
     TrainRequest,
+    VerifyCheckpointsRequest,
     parse,
 )
 from tuneflow_activities.validation import SCHEMAS_DIRECTORY
@@ -30,6 +32,8 @@ REQUESTS = {
     "merge": MergeRequest,
     "token_statistics": TokenStatisticsRequest,
     "resolve_model": ResolveModelRequest,
+    "verify_checkpoints": VerifyCheckpointsRequest,
+    "export_gguf": ExportGgufRequest,
 }
 
 

@@ -23,7 +23,7 @@ from .data import tokenize_dataset
 from .errors import failure, is_out_of_memory
 from .models import model_facts, resolve_model_directory
 from .object_store import activity_files, is_object_store_uri, verify_stored_checkpoints
-from .payloads import ResolveModelRequest, TrainRequest, parse
+from .payloads import ResolveModelRequest, TrainRequest, VerifyCheckpointsRequest, parse
 from .takeover import WorkerIdentity
 from .validation import checked
 
@@ -228,9 +228,10 @@ def verify_checkpoints(request: dict) -> dict:
     """Every checkpoint of the run checked against its manifest's sha256s: the one place checkpoints are verified,
     for resume (training) and for the run's record (the workflow) alike."""
     with Heartbeater({"phase": "verifying checkpoints"}).running():
-        if is_object_store_uri(request["run_uri"]):
-            return verify_stored_checkpoints(request["run_uri"])
-        scan = scan_checkpoints(RunLayout(uri_to_path(request["run_uri"])).checkpoints)
+        run_uri = parse(VerifyCheckpointsRequest, request).run_uri
+        if is_object_store_uri(run_uri):
+            return verify_stored_checkpoints(run_uri)
+        scan = scan_checkpoints(RunLayout(uri_to_path(run_uri)).checkpoints)
         return {"checkpoints": [checkpoint.as_record() for checkpoint in scan.valid], "corrupt": [corrupt_record(directory) for directory in scan.corrupt]}
 
 

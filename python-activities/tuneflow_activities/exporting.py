@@ -14,6 +14,7 @@ from pathlib import Path
 from .artifacts import atomic_directory, path_to_uri, sha256_of_file, uri_to_path
 from .contract import FailureType
 from .errors import failure
+from .payloads import ExportGgufRequest, parse
 
 GGUF_FORMATS = ("f16", "q8_0")
 SUPPORTED_ARCHITECTURES = ("LlamaForCausalLM",)
@@ -245,11 +246,13 @@ def ollama_modelfile(gguf_file: str, vocabulary: Vocabulary) -> str:
     return "\n".join(lines) + "\n"
 
 
-def export_gguf(request: dict) -> dict:
-    """request: {model_uri (a merged 16/32-bit directory), run_uri, formats, name}. Writes <run>/exports whole or not
-    at all and returns each file's URI, size and sha256."""
-    directory = uri_to_path(request["model_uri"])
-    formats = request["formats"]
+def export_gguf(payload: dict) -> dict:
+    """The export_gguf activity's body (the payload parsed into an ExportGgufRequest here, once): the merged 16/32-bit
+    directory at model_uri as GGUF files. Writes <run>/exports whole or not at all and returns each file's URI, size
+    and sha256."""
+    request = parse(ExportGgufRequest, payload)
+    directory = uri_to_path(request.model_uri)
+    formats = request.formats
     unknown = sorted(set(formats) - set(GGUF_FORMATS))
     if unknown or not formats:
         raise failure(FailureType.INVALID_SPEC, f"export formats {formats} must be a non-empty subset of {list(GGUF_FORMATS)}")
@@ -258,12 +261,12 @@ def export_gguf(request: dict) -> dict:
         raise failure(FailureType.MODEL_NOT_FOUND, f"{directory} has no config.json: not a merged model directory")
     parameters = LlamaHyperparameters.from_config(json.loads(config_path.read_text()), config_path)
     vocabulary = read_vocabulary(directory, parameters.vocab_size)
-    target = uri_to_path(request["run_uri"]) / "exports"
+    target = uri_to_path(request.run_uri) / "exports"
     with atomic_directory(target, replace=True) as building:
         files = {}
         for gguf_format in formats:
             file_name = f"model-{gguf_format}.gguf"
-            write_gguf(directory, parameters, vocabulary, building / file_name, gguf_format, request["name"])
+            write_gguf(directory, parameters, vocabulary, building / file_name, gguf_format, request.name)
             files[gguf_format] = file_name
         source = files.get(MODELFILE_SOURCE_FORMAT, next(iter(files.values())))
         (building / "Modelfile").write_text(ollama_modelfile(source, vocabulary), encoding="utf-8")
@@ -276,6 +279,6 @@ def export_gguf(request: dict) -> dict:
             }
             for gguf_format, file_name in files.items()
         ]
-        result = {"exports": exports, "modelfile_uri": path_to_uri(target / "Modelfile"), "source_uri": request["model_uri"]}
+        result = {"exports": exports, "modelfile_uri": path_to_uri(target / "Modelfile"), "source_uri": request.model_uri}
         (building / "export.json").write_text(json.dumps(result, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return result

@@ -248,6 +248,20 @@ class MergeRequest:
 
 
 @dataclass(frozen=True)
+class VerifyCheckpointsRequest:
+    run_uri: str
+
+
+@dataclass(frozen=True)
+class ExportGgufRequest:
+    model_uri: str
+    run_uri: str
+    # Checked by the exporter, which names the formats it writes (exporting.GGUF_FORMATS).
+    formats: list[str]
+    name: str
+
+
+@dataclass(frozen=True)
 class EvaluateRequest:
     spec: Spec
     setup: TrainingSetup

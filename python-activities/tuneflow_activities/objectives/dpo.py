@@ -16,6 +16,7 @@ Packing is refused: a pair is two sequences that share a prompt, scored side by 
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ..contract import FailureType
 from ..data import IGNORED_LABEL, PreferencePair, TokenizedSplit, batches, bucketed_width, collate, pairs_for_training
@@ -23,33 +24,41 @@ from ..errors import failure
 from ..payloads import DpoObjective, Overlong
 from .objective import EVALUATION_BATCH_SIZE, MicroBatchLoss, Objective
 
+if TYPE_CHECKING:
+    import torch
+
 
 @dataclass
 class PairLogProbabilities:
     """Per pair of a batch: the summed log-probabilities of the chosen and of the rejected response, and their token
     counts."""
 
-    chosen: "object"
-    rejected: "object"
-    chosen_tokens: "object"
-    rejected_tokens: "object"
+    chosen: "torch.Tensor"
+    rejected: "torch.Tensor"
+    chosen_tokens: "torch.Tensor"
+    rejected_tokens: "torch.Tensor"
+
+
+def selected_log_probabilities(logits, labels):
+    """log softmax(logits)[label] per position without a log-softmax over the whole vocabulary kept for the backward
+    (TRL's selective_log_softmax): in 32-bit the label's logit minus the logsumexp, one row at a time; in 16-bit the
+    logsumexp loses precision, so a 16-bit log-softmax per row."""
+    import torch
+
+    if logits.dtype in (torch.float32, torch.float64):
+        selected = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        return selected - torch.stack([torch.logsumexp(row, dim=-1) for row in logits])
+    return torch.stack([row.log_softmax(-1).gather(-1, row_labels.unsqueeze(-1)).squeeze(-1) for row, row_labels in zip(logits, labels, strict=True)]).float()
 
 
 def response_log_probabilities(model, batch: dict) -> PairLogProbabilities:
-    """One forward pass over the chosen rows and then the rejected rows of a pair batch (collate_pairs)."""
-    import torch
-
+    """One forward pass over the chosen rows and then the rejected rows of a pair batch (DirectPreferenceOptimization
+    collates them so)."""
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
     # Token t is predicted from the logits at t - 1.
     labels = batch["labels"][:, 1:]
     trained = labels != IGNORED_LABEL
-    # One row at a time: the float32 log-softmax over the vocabulary of a whole batch would double its peak memory.
-    token_log_probabilities = torch.stack(
-        [
-            row.float().log_softmax(-1).gather(-1, row_labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-            for row, row_labels in zip(logits[:, :-1], labels, strict=True)
-        ]
-    )
+    token_log_probabilities = selected_log_probabilities(logits[:, :-1], labels.clamp(min=0))
     summed = (token_log_probabilities * trained).sum(-1)
     counts = trained.sum(-1)
     chosen, rejected = summed.chunk(2)
@@ -130,22 +139,11 @@ class DirectPreferenceOptimization(Objective[PreferencePair]):
             },
         )
 
-    def validation_sums(self, model, examples, at_least_batches=0, filler=()) -> tuple[float, int]:
-        """The summed dpo loss of the held-out pairs against the reference, and the pair count."""
-        import torch
-
-        total_loss, total_pairs = 0.0, 0
-        pair_batches = list(batches(examples, EVALUATION_BATCH_SIZE))
-        with torch.no_grad():
-            for index in range(max(len(pair_batches), at_least_batches)):
-                counted = index < len(pair_batches)
-                batch_pairs = pair_batches[index] if counted else (pair_batches[0] if pair_batches else list(filler))
-                batch = self._collate(batch_pairs)
-                losses, _, _ = self.pair_losses(response_log_probabilities(model, batch), reference_log_probabilities(model, batch))
-                if counted:
-                    total_loss += losses.sum().item()
-                    total_pairs += len(batch_pairs)
-        return total_loss, total_pairs
+    def summed_loss(self, model, examples: Sequence[PreferencePair]) -> float:
+        """The dpo loss of the pairs against the reference, summed."""
+        batch = self._collate(examples)
+        losses, _, _ = self.pair_losses(response_log_probabilities(model, batch), reference_log_probabilities(model, batch))
+        return losses.sum().item()
 
     def evaluate(self, model, examples: Sequence[PreferencePair]) -> dict:
         """How often base and tuned prefer the chosen response, by how much, and the tuned model's implicit rewards

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Generic, TypeVar
 
-from ..data import TokenizedSplit
+from ..data import TokenizedSplit, batches
 from ..payloads import Overlong, Spec, TrainingSetup
 
 if TYPE_CHECKING:
@@ -67,10 +67,26 @@ class Objective(ABC, Generic[Example]):
         """The forward pass(es) of one micro-batch, under the engine's autocast; the engine runs the backward."""
 
     @abstractmethod
-    def validation_sums(self, model, examples: Sequence[Example], at_least_batches: int, filler: Sequence[Example]) -> tuple[float, int]:
-        """The summed validation loss over `examples` and the units it is over, without gradients. `at_least_batches`
-        runs the first batch (or the `filler` examples) again, uncounted, until that many forward passes ran: sharded
-        processes must all run as many."""
+    def summed_loss(self, model, examples: Sequence[Example]) -> float:
+        """The loss of one batch of held-out examples, summed over their units, without gradients."""
+
+    def validation_sums(self, model, examples: Sequence[Example], at_least_batches: int = 0, filler: Sequence[Example] = ()) -> tuple[float, int]:
+        """The summed validation loss over `examples` and the units it is over. `at_least_batches` runs the first batch
+        (or the `filler` examples) again, uncounted, until that many forward passes ran: sharded processes must all
+        run as many."""
+        import torch
+
+        total_loss, total_units = 0.0, 0
+        example_batches = list(batches(examples, EVALUATION_BATCH_SIZE))
+        with torch.no_grad():
+            for index in range(max(len(example_batches), at_least_batches)):
+                counted = index < len(example_batches)
+                batch_examples = example_batches[index] if counted else (example_batches[0] if example_batches else list(filler))
+                loss = self.summed_loss(model, batch_examples)
+                if counted:
+                    total_loss += loss
+                    total_units += sum(self.units(example) for example in batch_examples)
+        return total_loss, total_units
 
     @abstractmethod
     def evaluate(self, model, examples: Sequence[Example]) -> dict:

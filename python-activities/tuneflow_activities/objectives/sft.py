@@ -5,10 +5,10 @@ import logging
 import math
 from collections.abc import Sequence
 
-from ..data import TokenizedRow, TokenizedSplit, batches, bucketed_width, collate, rows_for_training
+from ..data import TokenizedRow, TokenizedSplit, bucketed_width, collate, rows_for_training
 from ..packing import collate_packed, pack_rows, route_unsloth_packed_attention_to_flash_varlen
 from ..payloads import Overlong
-from .objective import EVALUATION_BATCH_SIZE, MicroBatchLoss, Objective
+from .objective import MicroBatchLoss, Objective
 
 logger = logging.getLogger(__name__)
 
@@ -52,22 +52,10 @@ class SupervisedFineTuning(Objective[TokenizedRow]):
         # each other).
         return MicroBatchLoss(model(**batch, num_items_in_batch=step_units, use_cache=False).loss)
 
-    def validation_sums(self, model, examples, at_least_batches=0, filler=()) -> tuple[float, int]:
-        import torch
-
-        total_loss, total_tokens = 0.0, 0
-        row_batches = list(batches(examples, EVALUATION_BATCH_SIZE))
-        with torch.no_grad():
-            for index in range(max(len(row_batches), at_least_batches)):
-                counted = index < len(row_batches)
-                batch_rows = row_batches[index] if counted else (row_batches[0] if row_batches else list(filler))
-                batch = {key: value.to(self.setup.device) for key, value in collate(batch_rows, self.pad_token_id).items()}
-                # num_items_in_batch=1 makes the model return the summed token loss, so the mean is over all tokens.
-                loss = model(**batch, num_items_in_batch=1).loss.item()
-                if counted:
-                    total_loss += loss
-                    total_tokens += sum(row.trainable_tokens for row in batch_rows)
-        return total_loss, total_tokens
+    def summed_loss(self, model, examples: Sequence[TokenizedRow]) -> float:
+        batch = {key: value.to(self.setup.device) for key, value in collate(examples, self.pad_token_id).items()}
+        # num_items_in_batch=1 makes the model return the summed token loss, so the mean is over all tokens.
+        return model(**batch, num_items_in_batch=1).loss.item()
 
     def evaluate(self, model, examples: Sequence[TokenizedRow]) -> dict:
         """Loss and perplexity on the held-out rows, base and tuned."""
