@@ -230,36 +230,61 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
 });
 
 describe('trainAdapter: out of memory', () => {
-  it('replans to the next smaller micro-batch with the same effective batch and trains again', async () => {
-    const run = testbed().fakeRun('oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'complete' }] });
+  /** What each train attempt ran with: micro-batch, accumulation and gradient checkpointing. */
+  const attempts = (run: FakeRun) =>
+    trainRequests(run).map((request) => [
+      request.spec.train.micro_batch_size,
+      request.spec.train.gradient_accumulation_steps,
+      request.setup.gradient_checkpointing,
+    ]);
+
+  it('turns gradient checkpointing on first, then replans to a smaller micro-batch with the same effective batch', async () => {
+    const run = testbed().fakeRun('oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }, { outcome: 'complete' }] });
     const result = await (await start(run)).result();
-    const [first, second] = trainRequests(run);
-    expect(first!.spec.train).toMatchObject({ micro_batch_size: 4, gradient_accumulation_steps: 1 });
-    expect(second!.spec.train).toMatchObject({ micro_batch_size: 2, gradient_accumulation_steps: 2 });
+    // auto chose checkpointing off (it fits this CPU and is faster); the first recovery keeps the micro-batch.
+    expect(attempts(run)).toEqual([
+      [4, 1, false],
+      [4, 1, true],
+      [2, 2, true],
+    ]);
     const [replan] = run.callsTo('replanAfterOutOfMemory');
     expect((replan!.request as ActivityRequest<'replanAfterOutOfMemory'>).spec.train.micro_batch_size).toBe(4);
-    expect(result.progress.out_of_memory_recoveries).toEqual([
-      { from_micro_batch_size: 4, micro_batch_size: 2, gradient_accumulation_steps: 2, peak_vram_gib: result.plan.peak_vram_gib },
+    expect(
+      result.progress.out_of_memory_recoveries.map(({ from_micro_batch_size, micro_batch_size, gradient_checkpointing }) => [
+        from_micro_batch_size,
+        micro_batch_size,
+        gradient_checkpointing,
+      ]),
+    ).toEqual([
+      [4, 4, true],
+      [4, 2, true],
     ]);
     // The result's plan is the replanned one: the one training ran with.
+    expect(result.plan.peak_vram_gib).toBe(result.progress.out_of_memory_recoveries.at(-1)!.peak_vram_gib);
     expect(result.plan.effective_batch_size).toBe(4);
     expect(result.status).toBe('completed');
   });
 
   it('fails, naming the recoveries, when no smaller micro-batch keeps the effective batch', async () => {
-    const run = testbed().fakeRun('oom-final', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }] });
+    const outOfMemory = { outcome: 'out-of-memory' } as const;
+    const run = testbed().fakeRun('oom-final', { train: [outOfMemory, outOfMemory, outOfMemory, outOfMemory] });
     const handle = await start(run);
     const cause = await rootFailure(handle.result());
     expect(cause).toMatchObject({ type: FailureType.OutOfMemory });
-    expect((cause as Error).message).toContain('out of memory at micro_batch_size 1 after 2 recoveries');
-    expect(trainRequests(run).map((request) => request.spec.train.micro_batch_size)).toEqual([4, 2, 1]);
+    expect((cause as Error).message).toContain('out of memory at micro_batch_size 1 with gradient checkpointing on after 3 recoveries');
+    expect(attempts(run)).toEqual([
+      [4, 1, false],
+      [4, 1, true],
+      [2, 2, true],
+      [1, 4, true],
+    ]);
     expect(run.callsTo('merge')).toHaveLength(0);
     // failureOf maps the run's failure back to tuneflow's typed error, with the plan and the recoveries attached.
     const error = failureOf(await handle.result().catch((caught: unknown) => caught));
     expect(isOutOfMemoryError(error)).toBe(true);
     const details = error!.details as { plan: { peak_vram_gib: number; fits: boolean }; recoveries: unknown[] };
     expect(details.plan.peak_vram_gib).toBeGreaterThan(0);
-    expect(details.recoveries).toHaveLength(2);
+    expect(details.recoveries).toHaveLength(3);
     expect(await handle.query(stateQuery)).toMatchObject({ status: 'failed', error: expect.stringContaining(FailureType.OutOfMemory) });
   });
 });
@@ -279,13 +304,16 @@ describe('trainAdapter: continue-as-new', () => {
   });
 
   it('carries a replanned micro-batch across continue-as-new', async () => {
-    const run = testbed().fakeRun('rollover-oom', { train: [{ outcome: 'out-of-memory' }] });
+    const run = testbed().fakeRun('rollover-oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }] });
     const result = await (await start(run, { train: { max_steps: 40 }, checkpoint: { every_steps: 2 } }, 60)).result();
     expect(result.executions).toBeGreaterThanOrEqual(2);
-    expect(trainRequests(run).map((request) => request.spec.train.micro_batch_size)).toEqual([4, ...Array(trainRequests(run).length - 1).fill(2)]);
-    expect(result.progress.out_of_memory_recoveries).toHaveLength(1);
+    const microBatches = trainRequests(run).map((request) => request.spec.train.micro_batch_size);
+    // Checkpointing on at micro-batch 4, then micro-batch 2: every later execution keeps both.
+    expect(microBatches).toEqual([4, 4, ...Array(microBatches.length - 2).fill(2)]);
+    expect(trainRequests(run).map((request) => request.setup.gradient_checkpointing)).toEqual([false, ...Array(microBatches.length - 1).fill(true)]);
+    expect(result.progress.out_of_memory_recoveries).toHaveLength(2);
     // The plan the run reports is the plan of the micro-batch it trained with, not the one it started with.
-    expect(result.plan.peak_vram_gib).toBe(result.progress.out_of_memory_recoveries[0]!.peak_vram_gib);
+    expect(result.plan.peak_vram_gib).toBe(result.progress.out_of_memory_recoveries.at(-1)!.peak_vram_gib);
   });
 });
 
