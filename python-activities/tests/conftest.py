@@ -42,7 +42,14 @@ TINY_SPEC = {
     "checkpoint": {"every_steps": 4, "keep_last": 5, "keep_best": True},
     "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},
     "merge": {"enabled": True, "dtype": "auto"},
-    "evaluate": {"enabled": True, "sample_prompts": ["Extract the person as JSON.\n\nAnna, 52, baker in Gdansk."], "max_new_tokens": 6},
+    "evaluate": {
+        "enabled": True,
+        "sample_prompts": ["Extract the person as JSON.\n\nAnna, 52, baker in Gdansk."],
+        "max_new_tokens": 6,
+        "suites": [],
+        "suite_rows": 64,
+        "gates": [],
+    },
     "device": {"type": "cpu", "gpu": "auto", "gpu_count": 1, "parallelism": "auto", "cpu_processes": 1, "backend": "auto", "quantization": "none"},
 }
 

@@ -160,10 +160,11 @@ def test_an_overlong_pair_loses_the_start_of_its_prompt_then_the_end_of_its_resp
 
 def test_preference_ids_are_stored_as_pairs_and_counted_by_their_longer_sequence(preference_tokens, tokenizer):
     split = read_tokenized_split(uri_to_path(preference_tokens["train_tokens_uri"]))
-    assert split.paired and len(split) == 96
+    # The fixture's 8 training pairs: 16 stored rows, prompt + chosen then prompt + rejected.
+    assert split.paired and len(split) == 16
     pairs = pairs_for_training(split, 128, "truncate")
     statistics = preference_tokens["train"]
-    assert statistics["rows"] == statistics["rows_trained"] == len(pairs) == 48
+    assert statistics["rows"] == statistics["rows_trained"] == len(pairs) == 8
     assert statistics["tokens_trained"] == sum(max(pair.chosen.tokens, pair.rejected.tokens) for pair in pairs)
     with pytest.raises(ApplicationError) as refused:
         rows_for_training(split, 128, "responses", "truncate")
