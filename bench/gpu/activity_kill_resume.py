@@ -151,10 +151,12 @@ def load_and_merge(request_path: Path) -> dict:
     adapter_directory = Path(resumed["adapter_uri"].removeprefix("file://"))
     peft_model = PeftModel.from_pretrained(base, adapter_directory).eval()
     adapter_generation = peft_model.generate(**prompt, max_new_tokens=12, do_sample=False)
-    merged = merge({**request, "adapter_uri": resumed["adapter_uri"], "run_uri": (work / "interrupted").as_uri()})
+    # Each activity gets exactly its own contract's fields (the typed requests refuse any other).
+    merge_request = {key: request[key] for key in ("spec", "setup", "model_uri")}
+    merged = merge(merge_request | {"adapter_uri": resumed["adapter_uri"], "run_uri": (work / "interrupted").as_uri()})
     merged_model = AutoModelForCausalLM.from_pretrained(Path(merged["merged_uri"].removeprefix("file://")), dtype=torch.bfloat16).to(DEVICE).eval()
     merged_generation = merged_model.generate(**prompt, max_new_tokens=12, do_sample=False)
-    evaluation = evaluate({**request, "adapter_uri": resumed["adapter_uri"]})
+    evaluation = evaluate({key: request[key] for key in ("spec", "setup", "model_uri", "val_tokens_uri")} | {"adapter_uri": resumed["adapter_uri"]})
 
     resumed_tensors = load_file(adapter_directory / "adapter_model.safetensors")
     straight_tensors = load_file(Path(straight["adapter_uri"].removeprefix("file://")) / "adapter_model.safetensors")
