@@ -60,35 +60,12 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
     from temporalio.exceptions import CancelledError
     from temporalio.testing import ActivityEnvironment
 
-    from tuneflow_activities import checkpoint, training
     from tuneflow_activities.activities import train
 
     planned = requests_for(quantization)
     started_all = time.monotonic()
     records: list[dict] = []
-    snapshots: list[float] = []
-    writes: list[float] = []
-    step_tokens: list[tuple[int, int]] = []
-
-    def timed(function, seconds: list[float]):
-        def call(*arguments, **keywords):
-            began = time.monotonic()
-            try:
-                return function(*arguments, **keywords)
-            finally:
-                seconds.append(time.monotonic() - began)
-
-        return call
-
-    training.take_snapshot = timed(training.take_snapshot, snapshots)
-    checkpoint.write_checkpoint = timed(checkpoint.write_checkpoint, writes)
-    record_tokens = training.Throughput.record
-
-    def recording(throughput, real_tokens: int, padded_tokens: int) -> None:
-        step_tokens.append((real_tokens, padded_tokens))
-        record_tokens(throughput, real_tokens, padded_tokens)
-
-    training.Throughput.record = recording
+    snapshots, writes, step_tokens = real_data.instrument_training_loop()
     auto_setup = planned["auto"]["setup"]
     for variant, max_steps, seconds_cap in RUNS[quantization]:
         if variants is not None and variant not in variants:

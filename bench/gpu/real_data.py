@@ -253,23 +253,14 @@ def steady_state(log: list[dict], checkpoint_every: int) -> dict:
     }
 
 
-def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: float, selected: set[str] | None) -> list[dict]:
-    """One worker process: the real `train` activity under Temporal's ActivityEnvironment, run after run."""
-    import tuneflow_activities.offline  # noqa: F401
-
-    if CUDA:
-        import unsloth  # noqa: F401  (before transformers and peft)
-    import torch
-    from temporalio.exceptions import CancelledError
-    from temporalio.testing import ActivityEnvironment
-
+def instrument_training_loop() -> tuple[list[float], list[float], list[tuple[int, int]]]:
+    """Patches the shipped loop to record, in the lists it returns: what the step that checkpoints waits for (the copy
+    off the GPU), the write on the background thread, and every step's real and padded tokens in order (the train
+    log records times, the throughput these). fastest_fit.py measures the same way."""
     from tuneflow_activities import checkpoint, training
-    from tuneflow_activities.activities import train
 
-    started_all = time.monotonic()
-    records = []
-    checkpoint_snapshots: list[float] = []
-    checkpoint_writes: list[float] = []
+    snapshots: list[float] = []
+    writes: list[float] = []
     step_tokens: list[tuple[int, int]] = []
 
     def timed(function, seconds: list[float]):
@@ -282,10 +273,8 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
 
         return call
 
-    # What the step that checkpoints waits for (the copy off the GPU), and the write on the background thread.
-    training.take_snapshot = timed(training.take_snapshot, checkpoint_snapshots)
-    checkpoint.write_checkpoint = timed(checkpoint.write_checkpoint, checkpoint_writes)
-    # Real and padded tokens of every step, in order (the train log records times, the throughput these).
+    training.take_snapshot = timed(training.take_snapshot, snapshots)
+    checkpoint.write_checkpoint = timed(checkpoint.write_checkpoint, writes)
     record_tokens = training.Throughput.record
 
     def recording(throughput, real_tokens: int, padded_tokens: int) -> None:
@@ -293,6 +282,24 @@ def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: flo
         record_tokens(throughput, real_tokens, padded_tokens)
 
     training.Throughput.record = recording
+    return snapshots, writes, step_tokens
+
+
+def run_tuneflow(work: Path, built: dict, quantization: str, budget_seconds: float, selected: set[str] | None) -> list[dict]:
+    """One worker process: the real `train` activity under Temporal's ActivityEnvironment, run after run."""
+    import tuneflow_activities.offline  # noqa: F401
+
+    if CUDA:
+        import unsloth  # noqa: F401  (before transformers and peft)
+    import torch
+    from temporalio.exceptions import CancelledError
+    from temporalio.testing import ActivityEnvironment
+
+    from tuneflow_activities.activities import train
+
+    started_all = time.monotonic()
+    records = []
+    checkpoint_snapshots, checkpoint_writes, step_tokens = instrument_training_loop()
     runs = [run for run in TUNEFLOW_RUNS if selected is None or run[0] in selected]
     if CUDA and any(planned(quantization, run[0])["setup"]["packing"] for run in runs):
         check = varlen_route_check(built["model_uri"], quantization)
