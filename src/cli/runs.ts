@@ -5,9 +5,9 @@
 import type { Client, WorkflowExecutionInfo } from '@temporalio/client';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
 import { SearchAttribute } from '../contract/index.ts';
 import { homeLayout } from '../runtime/home.ts';
+import { RunLayout } from '../runtime/layout.ts';
 import { type FineTuneResult, type fineTune, stateQuery } from '../../workflows/index.ts';
 import { CommandError } from './command-error.ts';
 import { ExitCode } from './exit-code.ts';
@@ -100,7 +100,7 @@ export async function runDirectory(client: Client, workflowId: string): Promise<
             () => null,
           )
         : null;
-  return runUri ? fileURLToPath(runUri) : join(homeLayout().artifactRoot, 'runs', encodeURIComponent(workflowId));
+  return runUri ? fileURLToPath(runUri) : RunLayout.of(homeLayout().artifactRoot, workflowId).root;
 }
 
 /** A completed run's result, read from its history (no worker needed); a clear error for any other status. */

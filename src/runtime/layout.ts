@@ -10,6 +10,7 @@
  */
 
 const joined = (root: string, ...parts: string[]): string => [root.replace(/\/+$/, ''), ...parts].join('/');
+const isUri = (root: string): boolean => /^[a-z][a-z0-9+.-]*:\/\//i.test(root);
 
 /** What a run directory holds itself: a named run's folder, nested in its workflow's, may not take these names. */
 const runEntries = ['checkpoints', 'adapter', 'merged', 'exports', 'train_log.jsonl', 'run.json'];
@@ -26,7 +27,11 @@ export class RunLayout {
 
   /** The directory of workflow `workflowId`'s run `runName` (its default run when null) under an artifact store root (URI or path). */
   static of(artifactRoot: string, workflowId: string, runName: string | null = null): RunLayout {
-    const workflowRoot = joined(artifactRoot, 'runs', encodeURIComponent(workflowId));
+    // The id percent-escaped: an id holding '/' (a sweep's trials, `<sweep id>/trial-<parameters>`) stays one folder.
+    const folder = encodeURIComponent(workflowId);
+    // In a URI the folder name's own '%' is escaped once more: a reader decodes the URI once (Python's
+    // `uri_to_path`, Node's `fileURLToPath`) and must get the folder name back, not a '/' that splits it in two.
+    const workflowRoot = joined(artifactRoot, 'runs', isUri(artifactRoot) ? encodeURIComponent(folder) : folder);
     return new RunLayout(runName === null ? workflowRoot : joined(workflowRoot, runName));
   }
 
