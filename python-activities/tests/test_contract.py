@@ -61,8 +61,14 @@ class RecordingWorkflowLink:
     def signal(self, name: WorkflowMessage, payload: dict) -> None:
         self.signals.append((name, payload))
 
-    def query(self, name: WorkflowMessage) -> dict:
+    def ask(self, name: WorkflowMessage) -> dict:
         return self.control
+
+    def poll(self, name: WorkflowMessage) -> dict:
+        return self.control
+
+    def flush(self) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,18 @@ cancellation and typed failures. Names come from the contract; every request and
 contract's schema at the boundary (validation.checked)."""
 
 import asyncio
+import concurrent.futures
 import contextvars
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import timedelta
 
 from temporalio import activity
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import CancelledError
 
 from . import evaluation, exporting, merging, training
@@ -31,36 +33,73 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_HEARTBEAT_SECONDS = 10.0
 CONTROL_POLL_SECONDS = 5.0
-MESSAGE_TIMEOUT_SECONDS = 10.0
+MESSAGE_TIMEOUT = timedelta(seconds=10)
 
 
 class WorkflowLink:
     """Signals and queries the workflow that scheduled the running activity, from the activity's own thread.
 
-    The worker's client lives on the worker's event loop; the training thread hands coroutines to that loop.
-    A message that fails is logged and dropped: progress reports and control polls must never stop training.
+    The worker's client lives on the worker's event loop; the training thread hands coroutines to that loop and never
+    waits for them mid-training: a query needs the workflow's (TypeScript) worker, and while that worker is down or
+    restarting a query takes until its timeout — a blocking poll every few seconds would stall training for as long
+    as the other worker is away. Signals go out in the order they were given (the workflow learns of checkpoints
+    from them), one after another in the background; `flush` waits for them where the activity ends. A message that
+    fails is logged and dropped: progress reports and control polls must never stop training.
     """
 
     def __init__(self, client: Client, loop: asyncio.AbstractEventLoop):
         self._client = client
         self._loop = loop
+        self._last_signal: concurrent.futures.Future[None] | None = None
+        self._queries: dict[WorkflowMessage, concurrent.futures.Future[object | None]] = {}
 
-    def _call(self, coroutine) -> object | None:
+    async def _logged(self, coroutine: Awaitable[object]) -> object | None:
         try:
-            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(MESSAGE_TIMEOUT_SECONDS)
+            return await coroutine
         except Exception as error:
             logger.warning("message to workflow failed: %s", error)
             return None
 
-    def _handle(self):
+    def _handle(self) -> WorkflowHandle[object, object]:
+        # Read in the activity's thread: the activity context is a context variable the worker's loop does not see.
         info = activity.info()
         return self._client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
 
-    def signal(self, name: WorkflowMessage, payload: dict) -> None:
-        self._call(self._handle().signal(name.value, payload))
+    def signal(self, name: WorkflowMessage, payload: dict[str, object]) -> None:
+        """Sends after every earlier signal has gone; returns at once."""
+        handle, previous = self._handle(), self._last_signal
 
-    def query(self, name: WorkflowMessage) -> dict | None:
-        return self._call(self._handle().query(name.value))  # type: ignore[return-value]
+        async def send_after_previous() -> None:
+            if previous is not None:
+                await asyncio.wrap_future(previous)
+            await self._logged(handle.signal(name.value, payload, rpc_timeout=MESSAGE_TIMEOUT))
+
+        self._last_signal = asyncio.run_coroutine_threadsafe(send_after_previous(), self._loop)
+
+    def ask(self, name: WorkflowMessage) -> dict[str, object] | None:
+        """The query's answer, waiting for it (at most the message timeout): for what must be known before training."""
+        answer = asyncio.run_coroutine_threadsafe(self._logged(self._query(name)), self._loop)
+        try:
+            return answer.result(MESSAGE_TIMEOUT.total_seconds() + 1)  # type: ignore[return-value]
+        except concurrent.futures.TimeoutError:
+            return None
+
+    def poll(self, name: WorkflowMessage) -> dict[str, object] | None:
+        """The answer to the previous poll's query if it has come (else None), and asks again; returns at once."""
+        in_flight = self._queries.get(name)
+        if in_flight is not None and not in_flight.done():
+            return None
+        self._queries[name] = asyncio.run_coroutine_threadsafe(self._logged(self._query(name)), self._loop)
+        return in_flight.result() if in_flight is not None else None  # type: ignore[return-value]
+
+    def _query(self, name: WorkflowMessage) -> Awaitable[object]:
+        return self._handle().query(name.value, rpc_timeout=MESSAGE_TIMEOUT)
+
+    def flush(self) -> None:
+        """Waits (bounded) until every signal given so far has been sent or has failed."""
+        if self._last_signal is not None:
+            with suppress(concurrent.futures.TimeoutError):
+                self._last_signal.result(MESSAGE_TIMEOUT.total_seconds() * 2)
 
 
 _workflow_link: WorkflowLink | None = None
@@ -83,8 +122,8 @@ class TrainingControl:
 
     def _poll_requests(self) -> int:
         self._last_poll = time.monotonic()
-        control = self._link.query(WorkflowMessage.TRAINING_CONTROL) if self._link else None
-        return int(control.get("checkpoint_requests", 0)) if control else 0
+        control = self._link.ask(WorkflowMessage.TRAINING_CONTROL) if self._link else None
+        return int(control.get("checkpoint_requests", 0)) if control else 0  # type: ignore[call-overload]
 
     def should_stop(self) -> bool:
         return activity.is_cancelled()
@@ -92,13 +131,23 @@ class TrainingControl:
     def checkpoint_requested(self) -> bool:
         if self._link is None or time.monotonic() - self._last_poll < CONTROL_POLL_SECONDS:
             return False
-        requests = self._poll_requests()
+        self._last_poll = time.monotonic()
+        # The answer to the previous poll (a poll interval old): a request is noticed one interval later at worst.
+        control = self._link.poll(WorkflowMessage.TRAINING_CONTROL)
+        if control is None:
+            return False
+        requests = int(control.get("checkpoint_requests", 0))  # type: ignore[call-overload]
         requested, self._checkpoint_requests = requests > self._checkpoint_requests, max(requests, self._checkpoint_requests)
         return requested
 
-    def progressed(self, message: dict) -> None:
+    def progressed(self, message: dict[str, object]) -> None:
         if self._link:
             self._link.signal(WorkflowMessage.TRAINING_PROGRESS, message)
+
+    def finished(self) -> None:
+        """The workflow hears every progress message (the checkpoints among them) before the activity's result."""
+        if self._link:
+            self._link.flush()
 
 
 class Heartbeater:
@@ -183,15 +232,18 @@ def train(request: dict) -> dict:
         try:
             _raise_injected_out_of_memory(micro_batch_size)
             with files.training():
-                result = training.train_request(
-                    parsed,
-                    training.Callbacks(
-                        report=lambda heartbeat: heartbeater.update(files.heartbeat(heartbeat)),
-                        should_stop=control.should_stop,
-                        checkpoint_requested=control.checkpoint_requested,
-                        progressed=lambda message: control.progressed(files.checkpoint_written(message)),
-                    ),
-                )
+                try:
+                    result = training.train_request(
+                        parsed,
+                        training.Callbacks(
+                            report=lambda heartbeat: heartbeater.update(files.heartbeat(heartbeat)),
+                            should_stop=control.should_stop,
+                            checkpoint_requested=control.checkpoint_requested,
+                            progressed=lambda message: control.progressed(files.checkpoint_written(message)),
+                        ),
+                    )
+                finally:
+                    control.finished()
             # Where this worker's own queue is: the workflow offers the run's merge and evaluation there first.
             return {**files.publish(result, ("adapter_uri",)), "worker_task_queue": WorkerIdentity.of_this_process().task_queue}
         except training.StopRequested as stop:
