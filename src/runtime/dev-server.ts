@@ -5,8 +5,8 @@ import { readyEnvironment } from '../../scripts/python-environment.mjs';
 import { type ManagedProcess, startProcess } from './processes.ts';
 
 export interface DevServerOptions {
-  /** SQLite file: workflows, histories and timers survive a server restart. */
-  databaseFile: string;
+  /** SQLite file: workflows, histories and timers survive a server restart. Without one the server keeps its state in memory. */
+  databaseFile?: string;
   logFile: string;
   ip?: string;
   port?: number;
@@ -14,6 +14,8 @@ export interface DevServerOptions {
   echo?: boolean;
   /** Namespaces to create besides `default` (tests isolate files that run side by side in namespaces of their own). */
   namespaces?: readonly string[];
+  /** Dynamic configuration values (`--dynamic-config-value KEY=JSON`). */
+  dynamicConfig?: Readonly<Record<string, string | number | boolean>>;
 }
 
 export interface DevServer {
@@ -35,8 +37,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const args = [
     'server',
     'start-dev',
-    '--db-filename',
-    options.databaseFile,
+    ...(options.databaseFile === undefined ? [] : ['--db-filename', options.databaseFile]),
     '--ip',
     ip,
     '--port',
@@ -49,6 +50,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     'warn',
     ...searchAttributes,
     ...(options.namespaces ?? []).flatMap((namespace) => ['--namespace', namespace]),
+    ...Object.entries(options.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
   ];
   const process = await startProcess(readyEnvironment().temporal, args, { logFile: options.logFile, echo: options.echo });
   const address = `${ip}:${port}`;
