@@ -14,8 +14,6 @@ export interface DevServerOptions {
   echo?: boolean;
   /** Namespaces to create besides `default` (tests isolate files that run side by side in namespaces of their own). */
   namespaces?: readonly string[];
-  /** Dynamic configuration values (`--dynamic-config-value KEY=JSON`). */
-  dynamicConfig?: Readonly<Record<string, string | number | boolean>>;
 }
 
 export interface DevServer {
@@ -50,7 +48,6 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     'warn',
     ...searchAttributes,
     ...(options.namespaces ?? []).flatMap((namespace) => ['--namespace', namespace]),
-    ...Object.entries(options.dynamicConfig ?? {}).flatMap(([key, value]) => ['--dynamic-config-value', `${key}=${JSON.stringify(value)}`]),
   ];
   const process = await startProcess(readyEnvironment().temporal, args, { logFile: options.logFile, echo: options.echo });
   const address = `${ip}:${port}`;
