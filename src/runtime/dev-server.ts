@@ -5,8 +5,8 @@ import { readyEnvironment } from '../../scripts/python-environment.mjs';
 import { type ManagedProcess, startProcess } from './processes.ts';
 
 export interface DevServerOptions {
-  /** SQLite file: workflows, histories and timers survive a server restart. */
-  databaseFile: string;
+  /** SQLite file: workflows, histories and timers survive a server restart. Without one the server keeps its state in memory. */
+  databaseFile?: string;
   logFile: string;
   ip?: string;
   port?: number;
@@ -35,8 +35,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   const args = [
     'server',
     'start-dev',
-    '--db-filename',
-    options.databaseFile,
+    ...(options.databaseFile === undefined ? [] : ['--db-filename', options.databaseFile]),
     '--ip',
     ip,
     '--port',

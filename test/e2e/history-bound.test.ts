@@ -5,16 +5,14 @@
  * "checkpoints" and stops. The training child must continue as new before any execution reaches 10,000 events,
  * carrying its progress across executions, while the run's own workflow stays small.
  */
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { CancelledFailure, Context } from '@temporalio/activity';
-import { NativeConnection, Worker } from '@temporalio/worker';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ResolvedModel, TokenStatistics, TrainingProgressMessage, TrainRequest, TrainResult, VerifiedCheckpoints } from '../../src/contract/index.ts';
 import { startFineTune } from '../../src/client.ts';
-import { TaskQueue } from '../../src/contract/index.ts';
 import { parseSpec } from '../../src/spec/load.ts';
-import { createOrchestrationWorker } from '../../src/worker.ts';
 import { trainingProgressSignal, trainingWorkflowId } from '../../workflows/index.ts';
+import { fakeResolvedModel, fakeTokenStatistics, historyLengths, useFakeAcceleratorWorkers } from '../support/histories.ts';
 import { fileURLToPath } from 'node:url';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -45,31 +43,8 @@ function fakeAccelerator(client: Client) {
     losses: [[step, 1 / (1 + step / 1000)]],
   });
   return {
-    async resolve_model(): Promise<ResolvedModel> {
-      return {
-        model_uri: 'file:///fake/model',
-        source: 'fake',
-        config: {
-          model_type: 'llama',
-          num_hidden_layers: 2,
-          hidden_size: 64,
-          intermediate_size: 128,
-          num_attention_heads: 4,
-          num_key_value_heads: 2,
-          vocab_size: 49152,
-          tie_word_embeddings: true,
-        },
-        tokenizer_identity: '0'.repeat(64),
-        device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 1, cores: 2 },
-        cuda_bf16_supported: false,
-        unsloth_importable: false,
-        bitsandbytes_importable: false,
-      };
-    },
-    async token_statistics(): Promise<TokenStatistics> {
-      const split = { rows: 100, total_tokens: 10_000, trainable_tokens: 5_000, max: 128, rows_trained: 100, tokens_trained: 10_000, length_histogram: [] };
-      return { train: split, val: split, train_tokens_uri: 'file:///fake/tokens/train', val_tokens_uri: 'file:///fake/tokens/val' };
-    },
+    resolve_model: async (): Promise<ResolvedModel> => fakeResolvedModel,
+    token_statistics: async (): Promise<TokenStatistics> => fakeTokenStatistics,
     async verify_checkpoints(): Promise<VerifiedCheckpoints> {
       return { checkpoints: [], corrupt: [] };
     },
@@ -117,35 +92,14 @@ function fakeAccelerator(client: Client) {
 }
 
 describe('a million-step run', () => {
-  let stop: () => Promise<void>;
-  let client: Client;
+  // Cancellation reaches an activity in a heartbeat's reply: heartbeat often so a rollover is prompt.
+  const client = useFakeAcceleratorWorkers(fakeAccelerator, {
+    maxHeartbeatThrottleInterval: '200 milliseconds',
+    defaultHeartbeatThrottleInterval: '200 milliseconds',
+  });
   let artifactRoot: string;
   beforeAll(async () => {
-    const address = inject('temporalAddress');
     artifactRoot = await mkdtemp(join(inject('testRoot'), 'history-'));
-    const nativeConnection = await NativeConnection.connect({ address });
-    const connection = await Connection.connect({ address });
-    client = new Client({ connection });
-    const orchestration = await createOrchestrationWorker({ connection: nativeConnection, workflowBundle: { codePath: inject('workflowBundlePath') } });
-    const accelerator = await Worker.create({
-      connection: nativeConnection,
-      taskQueue: TaskQueue.Accelerator,
-      activities: fakeAccelerator(client),
-      // Cancellation reaches an activity in a heartbeat's reply: heartbeat often so a rollover is prompt.
-      maxHeartbeatThrottleInterval: '200 milliseconds',
-      defaultHeartbeatThrottleInterval: '200 milliseconds',
-    });
-    const running = [orchestration.run(), accelerator.run()];
-    stop = async () => {
-      orchestration.shutdown();
-      accelerator.shutdown();
-      await Promise.all(running);
-      await connection.close();
-      await nativeConnection.close();
-    };
-  });
-  afterAll(async () => {
-    await stop?.();
   });
 
   it('continues as new, carrying its progress, and keeps every execution under 10,000 events', { timeout: 900_000 }, async () => {
@@ -161,7 +115,7 @@ describe('a million-step run', () => {
       '/',
     );
     const workflowId = `million-steps-${Date.now()}`;
-    const handle = await startFineTune(client, spec, { workflowId, artifactRootUri: pathToFileURL(artifactRoot).href });
+    const handle = await startFineTune(client(), spec, { workflowId, artifactRootUri: pathToFileURL(artifactRoot).href });
     const result = await handle.result();
 
     expect(result.training.final_step).toBe(totalSteps);
@@ -172,13 +126,11 @@ describe('a million-step run', () => {
     expect(result.progress.loss_history.at(-1)![0]).toBe(totalSteps);
 
     // The training child continues as new; the run's own workflow runs once, its history a few dozen events.
-    const executions = [];
-    for await (const execution of client.workflow.list({ query: `WorkflowId = "${trainingWorkflowId(workflowId)}"` })) executions.push(execution);
-    expect(executions).toHaveLength(result.executions);
-    for (const execution of executions) {
-      const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
-      expect(history.events!.length).toBeLessThan(10_000);
-    }
-    expect((await client.workflow.getHandle(workflowId).fetchHistory()).events!.length).toBeLessThan(100);
+    const trainingHistories = await historyLengths(client(), trainingWorkflowId(workflowId));
+    expect(trainingHistories).toHaveLength(result.executions);
+    for (const length of trainingHistories) expect(length).toBeLessThan(10_000);
+    const [runHistory, ...more] = await historyLengths(client(), workflowId);
+    expect(more).toEqual([]);
+    expect(runHistory).toBeLessThan(100);
   });
 });

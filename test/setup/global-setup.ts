@@ -1,6 +1,7 @@
 /**
- * One Temporal dev server for the whole test run (a fresh SQLite file in a temporary directory), and one
- * workflow bundle: every test file connects to the same server and builds workers from the same bundle.
+ * One Temporal dev server for the whole test run, and one workflow bundle: every test file connects to the same
+ * server and builds workers from the same bundle. The server keeps its state in memory: no test restarts it (the
+ * server-restart scenarios start their own), and a SQLite file cost the workflow tests a third of their CPU time.
  */
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -39,7 +40,6 @@ export function freePort(): Promise<number> {
 export default async function setup(project: TestProject) {
   const root = await mkdtemp(join(tmpdir(), 'tuneflow-test-'));
   const server = await startDevServer({
-    databaseFile: join(root, 'temporal.db'),
     logFile: join(root, 'temporal.log'),
     port: await freePort(),
     uiPort: await freePort(),

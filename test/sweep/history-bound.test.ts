@@ -6,18 +6,16 @@
  * the trial's rank, learning rate and steps, so the halving, the best trial and the steps spent are known exactly.
  * Preparation and planning are tuneflow's real activities.
  */
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker } from '@temporalio/worker';
 import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { beforeAll, describe, expect, inject, it } from 'vitest';
 import type { ResolvedModel, TokenStatistics, TrainRequest, TrainResult } from '../../src/contract/index.ts';
 import { TaskQueue } from '../../src/contract/index.ts';
 import { parseSpec } from '../../src/spec/load.ts';
 import { planSweep, TrialOutcome } from '../../src/sweep/index.ts';
-import { createOrchestrationWorker } from '../../src/worker.ts';
 import { type SweepInput, sweep } from '../../workflows/index.ts';
+import { fakeResolvedModel, fakeTokenStatistics, historyLengths, useFakeAcceleratorWorkers } from '../support/histories.ts';
 
 const ranks = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
 const learningRates = [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1];
@@ -27,31 +25,8 @@ const validationLoss = (rank: number, learningRate: number, step: number) => 1 +
 function fakeAccelerator() {
   const reached = new Map<string, number>();
   return {
-    async resolve_model(): Promise<ResolvedModel> {
-      return {
-        model_uri: 'file:///fake/model',
-        source: 'fake',
-        config: {
-          model_type: 'llama',
-          num_hidden_layers: 2,
-          hidden_size: 64,
-          intermediate_size: 128,
-          num_attention_heads: 4,
-          num_key_value_heads: 2,
-          vocab_size: 49152,
-          tie_word_embeddings: true,
-        },
-        tokenizer_identity: '0'.repeat(64),
-        device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 1, cores: 2 },
-        cuda_bf16_supported: false,
-        unsloth_importable: false,
-        bitsandbytes_importable: false,
-      };
-    },
-    async token_statistics(): Promise<TokenStatistics> {
-      const split = { rows: 100, total_tokens: 10_000, trainable_tokens: 5_000, max: 128, rows_trained: 100, tokens_trained: 10_000, length_histogram: [] };
-      return { train: split, val: split, train_tokens_uri: 'file:///fake/tokens/train', val_tokens_uri: 'file:///fake/tokens/val' };
-    },
+    resolve_model: async (): Promise<ResolvedModel> => fakeResolvedModel,
+    token_statistics: async (): Promise<TokenStatistics> => fakeTokenStatistics,
     async train(request: TrainRequest): Promise<TrainResult> {
       const step = request.stop_at_step ?? request.spec.train.max_steps!;
       const from = reached.get(request.run_uri) ?? 0;
@@ -89,28 +64,10 @@ function fakeAccelerator() {
 }
 
 describe('a sweep of 120 trials', () => {
-  let stop: () => Promise<void>;
-  let client: Client;
+  const client = useFakeAcceleratorWorkers(fakeAccelerator);
   let artifactRoot: string;
   beforeAll(async () => {
-    const address = inject('temporalAddress');
     artifactRoot = await mkdtemp(join(inject('testRoot'), 'sweep-history-'));
-    const nativeConnection = await NativeConnection.connect({ address });
-    const connection = await Connection.connect({ address });
-    client = new Client({ connection });
-    const orchestration = await createOrchestrationWorker({ connection: nativeConnection, workflowBundle: { codePath: inject('workflowBundlePath') } });
-    const accelerator = await Worker.create({ connection: nativeConnection, taskQueue: TaskQueue.Accelerator, activities: fakeAccelerator() });
-    const running = [orchestration.run(), accelerator.run()];
-    stop = async () => {
-      orchestration.shutdown();
-      accelerator.shutdown();
-      await Promise.all(running);
-      await connection.close();
-      await nativeConnection.close();
-    };
-  });
-  afterAll(async () => {
-    await stop?.();
   });
 
   it('continues as new, keeps every execution small, and halves to the best trial', { timeout: 900_000 }, async () => {
@@ -124,7 +81,7 @@ describe('a sweep of 120 trials', () => {
     expect(plan.rungs).toEqual([1, 2, 7, 21, 64]);
     const workflowId = `sweep-history-${Date.now()}`;
     const input: SweepInput = { spec, sweep: plan, artifact_root_uri: pathToFileURL(artifactRoot).href, max_history_events: 500 };
-    const result = await client.workflow.execute(sweep, { taskQueue: TaskQueue.Orchestration, workflowId, args: [input] });
+    const result = await client().workflow.execute(sweep, { taskQueue: TaskQueue.Orchestration, workflowId, args: [input] });
 
     const { table } = result;
     expect(result.executions).toBeGreaterThanOrEqual(2);
@@ -139,12 +96,8 @@ describe('a sweep of 120 trials', () => {
       expect(row.rungs.map(({ val_loss }) => val_loss)).toEqual(row.rungs.map(({ steps }) => validationLoss(rank, learningRate, steps)));
     }
 
-    const executions = [];
-    for await (const execution of client.workflow.list({ query: `WorkflowId = "${workflowId}"` })) executions.push(execution);
-    expect(executions).toHaveLength(result.executions);
-    for (const execution of executions) {
-      const history = await client.workflow.getHandle(execution.workflowId, execution.runId).fetchHistory();
-      expect(history.events!.length).toBeLessThan(1_500);
-    }
+    const histories = await historyLengths(client(), workflowId);
+    expect(histories).toHaveLength(result.executions);
+    for (const length of histories) expect(length).toBeLessThan(1_500);
   });
 });

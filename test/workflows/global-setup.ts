@@ -1,7 +1,8 @@
 /**
  * The workflow tests' own dev server and workflow bundle: no Python worker, no S3 server, no artifact store. Each
  * test file runs in a namespace of its own (one per vitest worker, `workflowTestNamespace`), so files that run side
- * by side never take each other's tasks from tuneflow's fixed task queues.
+ * by side never take each other's tasks from tuneflow's fixed task queues. The server keeps its state in memory: a
+ * SQLite file cost these tests a third of their CPU time (25.6 s against 17.8 s for fine-tune.test.ts).
  */
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,7 +26,6 @@ export default async function setup(project: TestProject) {
   const root = await mkdtemp(join(tmpdir(), 'tuneflow-workflow-tests-'));
   const [server, { code }] = await Promise.all([
     startDevServer({
-      databaseFile: join(root, 'temporal.db'),
       logFile: join(root, 'temporal.log'),
       port: await freePort(),
       uiPort: await freePort(),
