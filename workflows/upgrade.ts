@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/workflow';
-import { FailureType } from '../src/contract/index.ts';
+import { FailureType, type TrainingSetup } from '../src/contract/index.ts';
 import { type RunSpec, runSpecSchema } from '../src/spec/schema.ts';
 
 /**
@@ -19,4 +19,21 @@ export function currentSpec(spec: RunSpec): RunSpec {
     nonRetryable: true,
     message: `the run's spec, written by an earlier release, does not pass today's spec: ${fields}`,
   });
+}
+
+/**
+ * A training setup as today's release reads it. An earlier release decided no micro-batch (the spec fixed it, and
+ * the Python worker read it there): its setup, frozen in a live run's history, lacks micro_batch_size and
+ * gradient_accumulation_steps, which today's contract requires. They were the spec's own, so they are taken from the
+ * spec as that release wrote it (its defaults applied: both always numbers). Pure and deterministic, like currentSpec.
+ */
+export function currentSetup(setup: TrainingSetup, writtenSpec: RunSpec): TrainingSetup {
+  if (setup.micro_batch_size !== undefined && setup.gradient_accumulation_steps !== undefined) return setup;
+  const { micro_batch_size, gradient_accumulation_steps } = writtenSpec.train;
+  return { ...setup, micro_batch_size: micro_batch_size === 'auto' ? 1 : micro_batch_size, gradient_accumulation_steps: gradient_accumulation_steps ?? 1 };
+}
+
+/** A planned run handed over by an earlier release, with today's spec and setup (currentSpec, currentSetup). */
+export function currentRun<Run extends { spec: RunSpec; setup: TrainingSetup }>(run: Run): Run {
+  return { ...run, spec: currentSpec(run.spec), setup: currentSetup(run.setup, run.spec) };
 }
