@@ -1,4 +1,5 @@
 import { trainingSetupSchema } from '../../src/contract/index.ts';
+import { requestedBatch } from '../../src/setup/index.ts';
 import { runSpecSchema } from '../../src/spec/schema.ts';
 
 /**
@@ -9,6 +10,12 @@ import { runSpecSchema } from '../../src/spec/schema.ts';
  * Usage: npx tsx bench/gpu/multi_process_requests.ts > bench/gpu/inputs/multi-process-requests.json
  */
 const steps = 8;
+
+function fixedBatch(train: Parameters<typeof requestedBatch>[0]) {
+  const batch = requestedBatch(train);
+  if (!('fixed' in batch)) throw new Error('the multi-process benchmark fixes its micro-batch');
+  return batch.fixed;
+}
 const configurations = {
   'unsloth-1': { backend: 'unsloth', quantization: 'none', processes: 1, parallelism: 'single', optimizer: 'adamw_8bit' },
   'unsloth-ddp-2': { backend: 'unsloth', quantization: 'none', processes: 2, parallelism: 'ddp', optimizer: 'adamw_8bit' },
@@ -42,6 +49,8 @@ const requests = Object.fromEntries(
       quantization: choice.quantization,
       dtype: 'bfloat16',
       gradient_checkpointing: true,
+      // The spec's fixed split, by the product's rule for it (setup/batch.ts).
+      ...fixedBatch(spec.train),
       optimizer: choice.optimizer,
       packing: false,
       processes: choice.processes,
