@@ -254,7 +254,8 @@ def main() -> None:
             {
                 "kind": "cpu-calibration",
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "command": "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/python-*/bin/python bench/cpu/calibrate.py" + (" --dry-run" if arguments.dry_run else ""),
+                "command": "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/python-*/bin/python bench/cpu/calibrate.py"
+                + (" --dry-run" if arguments.dry_run else ""),
                 "versions": {
                     "python": platform.python_version(),
                     "torch": version("torch"),

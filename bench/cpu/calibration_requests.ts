@@ -44,7 +44,14 @@ function request([shape, micro, sequence, checkpointing]: readonly [string, numb
     train: { micro_batch_size: micro, gradient_checkpointing: checkpointing, optimizer: 'adamw_torch', packing: false, seed: 0, lr_scheduler: 'constant' },
     device: { type: 'cpu' },
   });
-  return { shape, micro_batch_size: micro, sequence_length: sequence, gradient_checkpointing: checkpointing, spec, setup: resolveTrainingSetup(spec, cpuWorker) };
+  return {
+    shape,
+    micro_batch_size: micro,
+    sequence_length: sequence,
+    gradient_checkpointing: checkpointing,
+    spec,
+    setup: resolveTrainingSetup(spec, cpuWorker),
+  };
 }
 
 export const calibrationRequestsText = (): string =>

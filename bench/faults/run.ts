@@ -55,9 +55,13 @@ async function checkSuite(): Promise<never> {
   };
   for (const [run, spec] of Object.entries(suite.specs)) {
     const setup = resolveTrainingSetup(runSpecSchema.parse(spec), cpuWorker);
-    console.log(`faults --check: ${run} run's spec parses and resolves (${setup.backend}, micro-batch ${setup.micro_batch_size} × ${setup.gradient_accumulation_steps}, packing ${setup.packing})`);
+    console.log(
+      `faults --check: ${run} run's spec parses and resolves (${setup.backend}, micro-batch ${setup.micro_batch_size} × ${setup.gradient_accumulation_steps}, packing ${setup.packing})`,
+    );
   }
-  console.log(`faults --check: ${scenarios.length} scenarios (${scenarios.map((scenario) => scenario.name).join(', ')}), ${trials} trials each; workflows bundled in ${suite.root}`);
+  console.log(
+    `faults --check: ${scenarios.length} scenarios (${scenarios.map((scenario) => scenario.name).join(', ')}), ${trials} trials each; workflows bundled in ${suite.root}`,
+  );
   await rm(suite.root, { recursive: true, force: true });
   process.exit(0);
 }

@@ -32,17 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_data
 
-# Specs parsed and setups checked by the product's TypeScript contract (bench/gpu/multi_process_requests.ts).
-REQUESTS = json.loads((Path(__file__).resolve().parent / "inputs" / "multi-process-requests.json").read_text())["requests"]
+# Specs parsed and setups checked by the product's TypeScript contract (bench/gpu/multi_process_requests.ts); the CPU
+# dry run's are decided there too (resolveTrainingSetup on a CPU worker).
+_REQUESTS = json.loads((Path(__file__).resolve().parent / "inputs" / "multi-process-requests.json").read_text())
+REQUESTS = _REQUESTS["requests"] if real_data.CUDA else _REQUESTS["cpu_requests"]
 
 
 def request_for(name: str, work: Path, built: dict) -> dict:
     spec, setup = REQUESTS[name]["spec"], REQUESTS[name]["setup"]
-    if not real_data.CUDA:
-        # The CPU dry run of this harness: the same runs in float32 on the tiny shape.
-        spec = spec | {"device": spec["device"] | {"type": "cpu", "quantization": "none", "gpu_count": 1, "cpu_processes": setup["processes"]}}
-        spec = spec | {"model": spec["model"] | {"max_seq_length": real_data.SEQUENCE}}
-        setup = setup | {"device": "cpu", "quantization": "none", "dtype": "float32", "gradient_checkpointing": False}
     return {"spec": spec, "setup": setup, "model_uri": built["model_uri"], "train_tokens_uri": built["tokens"]["fixed"], "run_uri": (work / name).as_uri()}
 
 

@@ -11,5 +11,8 @@ const record = { date: new Date().toISOString(), command: 'npx tsx bench/planner
 mkdirSync('bench/planner/results', { recursive: true });
 // --out: elsewhere than the committed result (the bench dry run's scratch folder).
 const outIndex = process.argv.indexOf('--out');
-writeFileSync(outIndex === -1 ? 'bench/planner/results/planner-benchmark.json' : (process.argv[outIndex + 1] as string), `${JSON.stringify(record, null, 2)}\n`);
+writeFileSync(
+  outIndex === -1 ? 'bench/planner/results/planner-benchmark.json' : (process.argv[outIndex + 1] as string),
+  `${JSON.stringify(record, null, 2)}\n`,
+);
 console.log(record);

@@ -14,10 +14,7 @@ import type { CatalogGpuReference, DeviceDescription, PlanRequest } from './requ
 export interface PlannedSpec {
   model: Pick<RunSpec['model'], 'max_seq_length'>;
   lora: Pick<RunSpec['lora'], 'r' | 'target_modules'>;
-  train: Pick<
-    RunSpec['train'],
-    'micro_batch_size' | 'epochs' | 'optimizer' | 'gradient_checkpointing' | 'packing' | 'max_steps'
-  > &
+  train: Pick<RunSpec['train'], 'micro_batch_size' | 'epochs' | 'optimizer' | 'gradient_checkpointing' | 'packing' | 'max_steps'> &
     Partial<Pick<RunSpec['train'], 'gradient_accumulation_steps' | 'batch_size'>> &
     Partial<Pick<RunSpec['train'], 'objective'>>;
   device: Pick<RunSpec['device'], 'type' | 'gpu' | 'gpu_count' | 'gpu_memory_gib' | 'backend' | 'quantization' | 'parallelism' | 'cpu_processes'>;

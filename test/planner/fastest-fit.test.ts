@@ -82,7 +82,11 @@ describe('micro_batch_size auto', () => {
     const choice = chosen.auto_choice;
     expect(choice?.fields).toEqual(['gradient_checkpointing', 'micro_batch_size']);
     expect(choice?.chosen).toMatchObject({ micro_batch_size: 8, gradient_accumulation_steps: 1, gradient_checkpointing: false, fits: true });
-    const weighed = [choice!.chosen, ...choice!.rejected].map((alternative) => [alternative.micro_batch_size, alternative.gradient_accumulation_steps, alternative.gradient_checkpointing]);
+    const weighed = [choice!.chosen, ...choice!.rejected].map((alternative) => [
+      alternative.micro_batch_size,
+      alternative.gradient_accumulation_steps,
+      alternative.gradient_checkpointing,
+    ]);
     expect(weighed).toEqual([
       [8, 1, false],
       [8, 1, true],

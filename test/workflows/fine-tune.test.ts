@@ -232,11 +232,7 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
 describe('trainAdapter: out of memory', () => {
   /** What each train attempt ran with: micro-batch, accumulation and gradient checkpointing. */
   const attempts = (run: FakeRun) =>
-    trainRequests(run).map((request) => [
-      request.setup.micro_batch_size,
-      request.setup.gradient_accumulation_steps,
-      request.setup.gradient_checkpointing,
-    ]);
+    trainRequests(run).map((request) => [request.setup.micro_batch_size, request.setup.gradient_accumulation_steps, request.setup.gradient_checkpointing]);
 
   it('turns gradient checkpointing on first, then replans to a smaller micro-batch with the same effective batch', async () => {
     const run = testbed().fakeRun('oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }, { outcome: 'complete' }] });

@@ -3,7 +3,15 @@ import { availableParallelism, totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { match } from 'ts-pattern';
-import { type AutoAlternative, checkPayload, type ModelFacts, modelFactsSchema, type TokenStatistics, tokenStatisticsSchema, type WorkerFacts } from '../../contract/index.ts';
+import {
+  type AutoAlternative,
+  checkPayload,
+  type ModelFacts,
+  modelFactsSchema,
+  type TokenStatistics,
+  tokenStatisticsSchema,
+  type WorkerFacts,
+} from '../../contract/index.ts';
 import { InvalidSpecError, isTuneflowError, ModelNotFoundError } from '../../errors/index.ts';
 import {
   architectureFromHuggingFaceConfig,
@@ -226,7 +234,10 @@ export function planInputFrom(spec: RunSpec | undefined, specPath: string | unde
 }
 
 /** Each batch flag over its spec field; how the three combine is resolveTrainingSetup's rule (setup/batch.ts), as for a run. */
-function plannedBatch(spec: RunSpec | undefined, options: PlanCommandOptions): Pick<PlannedSpec['train'], 'micro_batch_size' | 'gradient_accumulation_steps' | 'batch_size'> {
+function plannedBatch(
+  spec: RunSpec | undefined,
+  options: PlanCommandOptions,
+): Pick<PlannedSpec['train'], 'micro_batch_size' | 'gradient_accumulation_steps' | 'batch_size'> {
   const accumulation = options.gradAccum ?? spec?.train.gradient_accumulation_steps;
   const batchSize = options.batchSize ?? spec?.train.batch_size;
   return {
