@@ -22,15 +22,23 @@ export function currentSpec(spec: RunSpec): RunSpec {
 }
 
 /**
- * A training setup as today's release reads it. An earlier release decided no micro-batch (the spec fixed it, and
- * the Python worker read it there): its setup, frozen in a live run's history, lacks micro_batch_size and
- * gradient_accumulation_steps, which today's contract requires. They were the spec's own, so they are taken from the
- * spec as that release wrote it (its defaults applied: both always numbers). Pure and deterministic, like currentSpec.
+ * A training setup as today's release reads it. A setup frozen in a live run's history by an earlier release lacks
+ * the fields decided since, which today's contract requires; each is filled with what that release did: rows
+ * unpacked (before train.packing), one process (before device.gpu_count and cpu_processes), and the spec's own fixed
+ * micro-batch and accumulation (before micro_batch_size auto, the worker read them from the spec, which that release
+ * wrote with its defaults applied: both always numbers). Pure and deterministic, like currentSpec.
  */
 export function currentSetup(setup: TrainingSetup, writtenSpec: RunSpec): TrainingSetup {
-  if (setup.micro_batch_size !== undefined && setup.gradient_accumulation_steps !== undefined) return setup;
+  const recorded: Partial<TrainingSetup> = setup;
   const { micro_batch_size, gradient_accumulation_steps } = writtenSpec.train;
-  return { ...setup, micro_batch_size: micro_batch_size === 'auto' ? 1 : micro_batch_size, gradient_accumulation_steps: gradient_accumulation_steps ?? 1 };
+  return {
+    ...setup,
+    packing: recorded.packing ?? false,
+    processes: recorded.processes ?? 1,
+    parallelism: recorded.parallelism ?? 'single',
+    micro_batch_size: recorded.micro_batch_size ?? (micro_batch_size === 'auto' ? 1 : micro_batch_size),
+    gradient_accumulation_steps: recorded.gradient_accumulation_steps ?? gradient_accumulation_steps ?? 1,
+  };
 }
 
 /** A planned run handed over by an earlier release, with today's spec and setup (currentSpec, currentSetup). */

@@ -216,10 +216,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="directory for cpu-calibration.json (default: the committed results)")
     arguments = parser.parse_args()
     if arguments.child is not None:
-        if arguments.child == -1:
-            result = measure_one(REQUESTS["dry_run"], measured_steps=(1, 1))
-        else:
-            result = measure_one(REQUESTS["settings"][arguments.child])
+        dry_run = arguments.child == -1
+        result = measure_one(REQUESTS["dry_run"], measured_steps=(1, 1)) if dry_run else measure_one(REQUESTS["settings"][arguments.child])
         print(json.dumps(result))
         return
 
@@ -228,7 +226,7 @@ def main() -> None:
 
     started = time.perf_counter()
     measurements = []
-    for index, entry in [(-1, REQUESTS["dry_run"])] if arguments.dry_run else enumerate(REQUESTS["settings"]):
+    for index in [-1] if arguments.dry_run else range(len(REQUESTS["settings"])):
         child = subprocess.run(
             [sys.executable, __file__, "--child", str(index)],
             check=True,

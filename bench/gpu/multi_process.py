@@ -40,7 +40,14 @@ REQUESTS = _REQUESTS["requests"] if real_data.CUDA else _REQUESTS["cpu_requests"
 
 def request_for(name: str, work: Path, built: dict) -> dict:
     spec, setup = REQUESTS[name]["spec"], REQUESTS[name]["setup"]
-    return {"spec": spec, "setup": setup, "model_uri": built["model_uri"], "train_tokens_uri": built["tokens"]["fixed"], "run_uri": (work / name).as_uri()}
+    return {
+        "spec": spec,
+        "setup": setup,
+        "model_uri": built["model_uri"],
+        "train_tokens_uri": built["tokens"]["fixed"],
+        "val_tokens_uri": built["val_tokens"]["fixed"],
+        "run_uri": (work / name).as_uri(),
+    }
 
 
 def train_one(request_path: Path, result_path: Path) -> None:
@@ -135,7 +142,7 @@ def main() -> None:
         return
     work = Path("/tmp/tf-multi-process")
     work.mkdir(parents=True, exist_ok=True)
-    statistics_spec = request_for(next(iter(REQUESTS)), work, {"model_uri": "", "tokens": {"fixed": ""}})["spec"]
+    statistics_spec = REQUESTS[next(iter(REQUESTS))]["spec"]
     built = real_data.build(work / f"built-{time.time_ns()}", arguments.tokenizer, statistics_spec)
     records = []
     for name in arguments.runs.split(","):
@@ -156,6 +163,9 @@ def main() -> None:
         "runs": records,
     }
     (arguments.out / "multi-process.json").write_text(json.dumps(report, indent=2) + "\n")
+    # A run that failed fails the call (and the CPU dry run), after the report of every run is written.
+    if any(record["status"] != "ok" for record in records):
+        raise SystemExit(f"failed: {', '.join(record['run'] for record in records if record['status'] != 'ok')}")
 
 
 if __name__ == "__main__":
