@@ -141,20 +141,13 @@ export async function planRun(request: PlanRunRequest): Promise<RunPlan> {
 export async function replanAfterOutOfMemory(request: ReplanRequest): Promise<Replan | null> {
   return typedFailures(async () => {
     const { setup, ...planned } = checkPayload(replanRequestSchema, request, 'the replanAfterOutOfMemory request');
-    const { micro_batch_size, gradient_accumulation_steps } = planned.spec.train;
     if (!setup.gradient_checkpointing && planned.spec.train.gradient_checkpointing === 'auto') {
       const checkpointing = { ...setup, gradient_checkpointing: true };
-      return { setup: checkpointing, micro_batch_size, gradient_accumulation_steps, plan: planWithPlanner(planRequestFor(planned, checkpointing)) };
+      return { setup: checkpointing, plan: planWithPlanner(planRequestFor(planned, checkpointing)) };
     }
-    const smaller = nextSmallerMicroBatch(planned.spec.train);
+    const smaller = nextSmallerMicroBatch(setup);
     if (smaller === null) return null;
-    const spec = { ...planned.spec, train: smaller };
-    return {
-      setup,
-      micro_batch_size: smaller.micro_batch_size,
-      gradient_accumulation_steps: smaller.gradient_accumulation_steps,
-      plan: planWithPlanner(planRequestFor({ ...planned, spec }, setup)),
-    };
+    return { setup: smaller, plan: planWithPlanner(planRequestFor(planned, smaller)) };
   });
 }
 

@@ -8,15 +8,21 @@ import { Worker } from '@temporalio/worker';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, inject, it } from 'vitest';
+import type { TrainingSetup } from '../src/contract/index.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
-import { currentSpec } from '../workflows/upgrade.ts';
+import { currentSetup, currentSpec } from '../workflows/upgrade.ts';
 import { historiesDirectory } from './support/histories.ts';
 
 const histories = readdirSync(historiesDirectory).filter((name) => name.endsWith('.json'));
 
 interface RecordedHistory {
-  events: { workflowExecutionStartedEventAttributes?: { workflowId?: string; input?: { payloads: { data: string }[] } } }[];
+  events: {
+    workflowExecutionStartedEventAttributes?: { workflowId?: string; input?: { payloads: { data: string }[] } };
+    activityTaskCompletedEventAttributes?: { result?: { payloads: { data: string }[] } };
+  }[];
 }
+const decoded = (payload: { data: string } | undefined): unknown =>
+  payload === undefined ? undefined : JSON.parse(Buffer.from(payload.data, 'base64').toString('utf8'));
 const readHistory = (name: string) => JSON.parse(readFileSync(`${historiesDirectory}${name}`, 'utf8')) as RecordedHistory;
 
 describe('workflow determinism', () => {
@@ -51,5 +57,27 @@ describe("a previous release's run, live across the upgrade", () => {
     // Everything the run was given is kept.
     expect(upgraded.train.max_steps).toBe(input.spec.train.max_steps);
     expect(upgraded.model).toEqual(input.spec.model);
+  });
+
+  it("sends the Python worker the setup its plan recorded, with what today's contract requires added as that release trained", () => {
+    const history = readHistory('fine-tune-stages-completed.json');
+    const input = decoded(history.events[0]?.workflowExecutionStartedEventAttributes?.input?.payloads[0]) as { spec: RunSpec };
+    const planned = history.events
+      .map((event) => decoded(event.activityTaskCompletedEventAttributes?.result?.payloads[0]))
+      .find((result): result is { setup: TrainingSetup } => typeof result === 'object' && result !== null && 'setup' in result);
+    if (planned === undefined) throw new Error('the history records the plan stage');
+    const trainRequest = JSON.parse(readFileSync('python-activities/tuneflow_activities/schemas/train.request.json', 'utf8')) as {
+      properties: { setup: object };
+    };
+    const validateSetup = new Ajv2020({ strict: false }).compile(trainRequest.properties.setup);
+    // Recorded before packing, processes and the decided micro-batch were part of the setup.
+    expect(validateSetup(planned.setup)).toBe(false);
+    const upgraded = currentSetup(planned.setup, input.spec);
+    expect(validateSetup(upgraded), JSON.stringify(validateSetup.errors)).toBe(true);
+    expect(upgraded).toMatchObject({ ...planned.setup, packing: false, processes: 1, parallelism: 'single' });
+    expect([upgraded.micro_batch_size, upgraded.gradient_accumulation_steps]).toEqual([
+      input.spec.train.micro_batch_size,
+      input.spec.train.gradient_accumulation_steps,
+    ]);
   });
 });

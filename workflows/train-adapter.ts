@@ -29,10 +29,10 @@ import { activitySummary, bookkeeping, isOutOfMemory, trainer } from './activiti
 import { describeRunDetails } from './current-details.ts';
 import { applyProgressMessage, emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
 import type { PlannedRun } from './stages/plan.ts';
-import { currentSpec } from './upgrade.ts';
+import { currentRun } from './upgrade.ts';
 
 export interface TrainAdapterInput {
-  /** The run to train. After an out-of-memory recovery its spec's micro-batch and its plan are the replanned ones. */
+  /** The run to train. After an out-of-memory recovery its setup (micro-batch, checkpointing) and plan are the replanned ones. */
   run: PlannedRun;
   /** Pause and checkpoint requests already made of the calling workflow before training started. */
   control: ControlState;
@@ -47,7 +47,7 @@ export interface TrainAdapterInput {
 
 export interface TrainedAdapter {
   training: TrainResult;
-  /** The run as trained: the spec and plan of the last out-of-memory recovery, if there was one. */
+  /** The run as trained: the setup and plan of the last out-of-memory recovery, if there was one. */
   run: PlannedRun;
   progress: TrainingProgressState;
   /** Executions of this child, counting each continue-as-new. */
@@ -92,7 +92,7 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
   const state: TrainAdapterState = {
     status: input.control.paused ? 'paused' : 'running',
     // A run handed over by an earlier release (a live run across an upgrade) is trained with today's spec.
-    run: { ...input.run, spec: currentSpec(input.run.spec) },
+    run: currentRun(input.run),
     progress: input.progress ?? emptyProgress(),
     control: { ...input.control },
     executions: (input.executions ?? 0) + 1,
@@ -153,7 +153,7 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
   /** After an out-of-memory failure: the planner's next smaller micro-batch, or a final failure with the plan. */
   const recoverFromOutOfMemory = async (error: unknown) => {
     const { run } = state;
-    const failedMicroBatch = run.spec.train.micro_batch_size;
+    const failedMicroBatch = run.setup.micro_batch_size;
     const recoveries = state.progress.out_of_memory_recoveries;
     const replan =
       recoveries.length < maxOutOfMemoryRecoveries
@@ -168,12 +168,12 @@ export async function trainAdapter(input: TrainAdapterInput): Promise<TrainedAda
         cause: error instanceof Error ? error : undefined,
       });
     }
-    const { micro_batch_size, gradient_accumulation_steps, setup } = replan;
-    state.run = { ...run, setup, spec: { ...run.spec, train: { ...run.spec.train, micro_batch_size, gradient_accumulation_steps } }, plan: replan.plan };
+    const { setup } = replan;
+    state.run = { ...run, setup, plan: replan.plan };
     recoveries.push({
       from_micro_batch_size: failedMicroBatch,
-      micro_batch_size,
-      gradient_accumulation_steps,
+      micro_batch_size: setup.micro_batch_size,
+      gradient_accumulation_steps: setup.gradient_accumulation_steps,
       gradient_checkpointing: setup.gradient_checkpointing,
       peak_vram_gib: replan.plan.peak_vram_gib,
     });

@@ -9,12 +9,19 @@ to these numbers, and test/planner/calibration.test.ts checks the planner agains
 Each setting runs in its own child process: peak RSS (VmHWM) only ever grows within a process, and the allocator
 keeps freed memory, so sharing one process would make every setting after the first report the largest so far.
 
+Each setting's spec and training setup come from bench/cpu/inputs/calibration-requests.json, which
+bench/cpu/calibration_requests.ts writes with the product's own code (spec schema defaults, resolveTrainingSetup on a
+CPU worker); they are parsed here into the worker's typed payloads, as a train request is.
+
 Usage (about 5 minutes):
-    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/venv-dev/bin/python bench/cpu/calibrate.py
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/python-*/bin/python bench/cpu/calibrate.py
+CPU dry run (`npm run bench:dry-run`: the tiny setting, one measured step, written under --out, not the results):
+    HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH=python-activities python bench/cpu/calibrate.py --dry-run --out /tmp/out
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -27,6 +34,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python-activities"))
 
 RESULTS_PATH = Path(__file__).parent / "results" / "cpu-calibration.json"
+REQUESTS = json.loads((Path(__file__).parent / "inputs" / "calibration-requests.json").read_text())
 
 # Llama-shaped models. smollm2-135m is SmolLM2-135M's published config.json; tiny-random-llama is tuneflow's test
 # model; the middle shape fills the gap so the fit sees three very different ratios of vocabulary to body.
@@ -60,19 +68,6 @@ SHAPES = {
     ),
 }
 
-# (shape, micro batch, sequence length, gradient checkpointing)
-SETTINGS = [
-    ("tiny-random-llama", 1, 256, False),
-    ("tiny-random-llama", 4, 512, False),
-    ("llama-mini-256", 1, 512, False),
-    ("llama-mini-256", 4, 512, False),
-    ("smollm2-135m", 1, 512, False),
-    ("smollm2-135m", 4, 256, False),
-    ("smollm2-135m", 4, 256, True),
-]
-
-LORA_RANK = 16
-TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 WARMUP_STEPS = 1
 MINIMUM_MEASURED_STEPS = 3
 MAXIMUM_MEASURED_STEPS = 6
@@ -116,40 +111,28 @@ def resident_memory_bytes() -> tuple[int, int]:
     return fields["VmRSS"], fields["VmHWM"]
 
 
-def calibration_spec(sequence_length: int) -> dict:
-    """The parts of a run spec the product's loader and optimizer read."""
-    return {
-        "model": {"max_seq_length": sequence_length},
-        "lora": {"r": LORA_RANK, "alpha": LORA_RANK, "dropout": 0.0, "target_modules": TARGET_MODULES, "use_rslora": False},
-        "train": {"seed": 0, "learning_rate": 2e-4, "weight_decay": 0.0, "max_grad_norm": 1.0},
-    }
-
-
-def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gradient_checkpointing: bool) -> dict:
+def measure_one(entry: dict, measured_steps: tuple[int, int] = (MINIMUM_MEASURED_STEPS, MAXIMUM_MEASURED_STEPS)) -> dict:
     import tempfile
 
     import torch
     import transformers
     from transformers import get_scheduler
 
-    from tuneflow_activities.loaders import TrainingSetup, load_for_training
+    from tuneflow_activities.loaders import load_for_training
+    from tuneflow_activities.objectives import objective_for
+    from tuneflow_activities.payloads import Spec, TrainingSetup, parse
     from tuneflow_activities.training import apply_gradients, autocast_for, build_optimizer, forward_backward
+
+    shape_name, sequence_length = entry["shape"], entry["sequence_length"]
+    spec, setup = parse(Spec, entry["spec"]), parse(TrainingSetup, entry["setup"])
+    micro_batch_size, gradient_checkpointing = setup.micro_batch_size, setup.gradient_checkpointing
+    minimum_steps, maximum_steps = measured_steps
 
     torch.manual_seed(0)
     torch.set_num_threads(TORCH_THREADS)
     rss_after_import, _ = resident_memory_bytes()
 
     config = transformers.LlamaConfig(**SHAPES[shape_name], max_position_embeddings=4096)
-    setup = TrainingSetup(
-        device="cpu",
-        backend="hf-peft",
-        quantization="none",
-        dtype="float32",
-        gradient_checkpointing=gradient_checkpointing,
-        optimizer="adamw_torch",
-        packing=False,
-    )
-    spec = calibration_spec(sequence_length)
     # The product's loader reads a model directory: the random model is saved (and freed) first, then loaded as
     # training loads it.
     with tempfile.TemporaryDirectory(prefix="tuneflow-calibrate-") as directory:
@@ -159,9 +142,10 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
     total_parameters = sum(p.numel() for p in model.parameters())
     trainable = [p for p in model.parameters() if p.requires_grad]
     trainable_parameters = sum(p.numel() for p in trainable)
-    optimizer = build_optimizer(setup.optimizer, trainable, spec)
-    scheduler = get_scheduler("constant", optimizer)
+    optimizer = build_optimizer(setup.optimizer, trainable, spec.train)
+    scheduler = get_scheduler(spec.train.lr_scheduler, optimizer)
     autocast = autocast_for(setup)
+    objective = objective_for(spec, setup, pad_token_id=0)
     rss_after_model, _ = resident_memory_bytes()
 
     input_ids = torch.randint(0, config.vocab_size, (micro_batch_size, sequence_length))
@@ -169,8 +153,8 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
     trained_tokens = micro_batch_size * (sequence_length - 1)
 
     def step() -> float:
-        loss = forward_backward(model, batch, trained_tokens, autocast)
-        apply_gradients(optimizer, scheduler, trainable, spec["train"]["max_grad_norm"])
+        loss = forward_backward(objective, model, batch, trained_tokens, autocast)
+        apply_gradients(optimizer, scheduler, trainable, spec.train.max_grad_norm)
         return loss
 
     for _ in range(WARMUP_STEPS):
@@ -178,7 +162,7 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
     load_average_before = os.getloadavg()[0]
     wall_seconds: list[float] = []
     cpu_seconds: list[float] = []
-    while len(cpu_seconds) < MAXIMUM_MEASURED_STEPS and (len(cpu_seconds) < MINIMUM_MEASURED_STEPS or sum(cpu_seconds) < MINIMUM_MEASURED_SECONDS):
+    while len(cpu_seconds) < maximum_steps and (len(cpu_seconds) < minimum_steps or sum(cpu_seconds) < MINIMUM_MEASURED_SECONDS):
         wall_started, cpu_started = time.perf_counter(), time.process_time()
         step()
         wall_seconds.append(time.perf_counter() - wall_started)
@@ -203,8 +187,8 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
         "quantization": "none",
         "dtype": "float32",
         "attention_implementation": model.config._attn_implementation,
-        "lora_rank": LORA_RANK,
-        "target_modules": TARGET_MODULES,
+        "lora_rank": spec.lora.r,
+        "target_modules": spec.lora.target_modules,
         "optimizer": "adamw_torch",
         "micro_batch_size": micro_batch_size,
         "sequence_length": sequence_length,
@@ -226,27 +210,33 @@ def measure_one(shape_name: str, micro_batch_size: int, sequence_length: int, gr
 
 
 def main() -> None:
-    if len(sys.argv) == 6 and sys.argv[1] == "--child":
-        _, _, shape_name, micro_batch_size, sequence_length, gradient_checkpointing = sys.argv
-        result = measure_one(shape_name, int(micro_batch_size), int(sequence_length), gradient_checkpointing == "1")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--child", type=int, help="(internal) measure setting N (-1: the dry run's) and print it as JSON")
+    parser.add_argument("--dry-run", action="store_true", help="the tiny dry-run setting, one measured step, written under --out")
+    parser.add_argument("--out", type=Path, help="directory for cpu-calibration.json (default: the committed results)")
+    arguments = parser.parse_args()
+    if arguments.child is not None:
+        dry_run = arguments.child == -1
+        result = measure_one(REQUESTS["dry_run"], measured_steps=(1, 1)) if dry_run else measure_one(REQUESTS["settings"][arguments.child])
         print(json.dumps(result))
         return
 
-    import peft
-    import torch
-    import transformers
+    # Versions from the installed metadata: the parent imports no torch (each setting runs in its own child).
+    from importlib.metadata import version
 
     started = time.perf_counter()
     measurements = []
-    for shape_name, micro_batch_size, sequence_length, gradient_checkpointing in SETTINGS:
+    for index in [-1] if arguments.dry_run else range(len(REQUESTS["settings"])):
         child = subprocess.run(
-            [sys.executable, __file__, "--child", shape_name, str(micro_batch_size), str(sequence_length), "1" if gradient_checkpointing else "0"],
+            [sys.executable, __file__, "--child", str(index)],
             check=True,
             capture_output=True,
             text=True,
             env={**os.environ, **CHILD_ENVIRONMENT},
         )
         measurement = json.loads(child.stdout.strip().splitlines()[-1])
+        shape_name, micro_batch_size, sequence_length = measurement["shape"], measurement["micro_batch_size"], measurement["sequence_length"]
+        gradient_checkpointing = measurement["gradient_checkpointing"]
         print(
             f"{shape_name:18} b={micro_batch_size} s={sequence_length} ckpt={int(gradient_checkpointing)}: "
             f"{measurement['tokens_per_s']:8.1f} tokens per CPU second (wall {measurement['wall_tokens_per_s']:.1f}/s, load {measurement['load_average_before']:.1f}), peak RSS {measurement['peak_rss_gib']:.3f} GiB "
@@ -255,18 +245,20 @@ def main() -> None:
         )
         measurements.append(measurement)
 
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(
+    results_path = RESULTS_PATH if arguments.out is None else arguments.out / RESULTS_PATH.name
+    results_path.parent.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(
         json.dumps(
             {
                 "kind": "cpu-calibration",
                 "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-                "command": "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/venv-dev/bin/python bench/cpu/calibrate.py",
+                "command": "HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 ~/.cache/tuneflow/python-*/bin/python bench/cpu/calibrate.py"
+                + (" --dry-run" if arguments.dry_run else ""),
                 "versions": {
                     "python": platform.python_version(),
-                    "torch": torch.__version__,
-                    "transformers": transformers.__version__,
-                    "peft": peft.__version__,
+                    "torch": version("torch"),
+                    "transformers": version("transformers"),
+                    "peft": version("peft"),
                 },
                 "nproc": os.cpu_count(),
                 "torch_threads": TORCH_THREADS,
@@ -281,7 +273,7 @@ def main() -> None:
         )
         + "\n"
     )
-    print(f"wrote {RESULTS_PATH}")
+    print(f"wrote {results_path}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,18 @@
-import { prepareDataset } from '../../src/data/index.ts';
+import { pathToFileURL } from 'node:url';
+import { prepareDataset } from '../../activities/index.ts';
+import { runSpecSchema } from '../../src/spec/schema.ts';
 
 /**
- * One measured prepare, in its own process so its peak RSS is the prepare's alone (worker threads included).
+ * One measured prepare, in its own process so its peak RSS is the prepare's alone (worker threads included): the
+ * workflow's prepare activity on a spec that names only the dataset, so every other dataset field is the spec's default.
  * Usage: prepare-once.ts DATASET STORE_ROOT; prints one JSON line.
  */
 const [datasetPath, storeRoot] = process.argv.slice(2);
 if (datasetPath === undefined || storeRoot === undefined) throw new Error('usage: prepare-once.ts DATASET STORE_ROOT');
 const started = performance.now();
 const cpuBefore = process.cpuUsage();
-const report = await prepareDataset({ datasetPath, storeRoot, format: 'auto', seed: 42, maxInvalidFraction: 0.01 });
+const spec = runSpecSchema.parse({ model: { source: 'tiny-random-llama' }, dataset: { path: datasetPath } });
+const report = await prepareDataset({ spec, artifact_root_uri: pathToFileURL(storeRoot).href });
 const seconds = (performance.now() - started) / 1000;
 const cpu = process.cpuUsage(cpuBefore);
 const { errors, ...counts } = report;

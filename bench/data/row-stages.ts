@@ -11,7 +11,8 @@ import { lineHeadBytes, lineText } from '../../src/data/serialise.ts';
 /**
  * Where a row's validation CPU goes, stage by stage, on one thread: each stage runs every stage before it, so the
  * difference between two rows of the result is one stage's cost. Best of 5 CPU times per stage.
- * Usage: npx tsx bench/data/row-stages.ts [DATASET] (default: the 100 MB file prepare-1gb.ts --bytes 100000000 makes)
+ * Usage: npx tsx bench/data/row-stages.ts [DATASET [OUT]] (default: the 100 MB file prepare-1gb.ts --bytes 100000000
+ * makes, into results/row-stages.json; the bench dry run gives a small file and a scratch OUT)
  */
 const datasetPath = process.argv[2] ?? '/tmp/tuneflow-bench/prepare-100000000.jsonl';
 const file = { absolutePath: datasetPath, relativePath: 'rows.jsonl', size: statSync(datasetPath).size };
@@ -84,4 +85,4 @@ const result = {
   cumulative_cpu_seconds_best_of_5: best,
 };
 console.log(JSON.stringify(result, null, 2));
-await writeFile(join(dirname(fileURLToPath(import.meta.url)), 'results', 'row-stages.json'), `${JSON.stringify(result, null, 2)}\n`);
+await writeFile(process.argv[3] ?? join(dirname(fileURLToPath(import.meta.url)), 'results', 'row-stages.json'), `${JSON.stringify(result, null, 2)}\n`);

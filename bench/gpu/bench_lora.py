@@ -222,28 +222,17 @@ def _audit(event, args):
             NET_EVENTS.append(event)
 
 
-def bench_spec():
-    """The parts of a run spec the product's loader and optimizer read: the benchmark's LoRA and sequence length."""
-    return {
-        "model": {"max_seq_length": SEQ},
-        "lora": {"r": RANK, "alpha": RANK, "dropout": 0.0, "target_modules": TARGETS, "use_rslora": False},
-        "train": {"seed": 3407, "learning_rate": 1e-4, "weight_decay": 0.0, "max_grad_norm": 1.0},
-    }
+# Each method's spec and setup, made by the product (bench/gpu/bench_lora_requests.ts: spec schema defaults,
+# resolveTrainingSetup), never written here.
+REQUESTS = json.loads(open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "inputs", "bench-lora-requests.json")).read())
 
 
-def bench_setup(method, cpu_test):
-    """The resolved setup tuneflow's train activity would receive for this method."""
-    from tuneflow_activities.loaders import TrainingSetup
+def bench_request(method, cpu_test):
+    """(spec, setup) as the worker's typed payloads, for this method on the device or the CPU test."""
+    from tuneflow_activities.payloads import Spec, TrainingSetup, parse
 
-    return TrainingSetup(
-        device="cpu" if cpu_test else "cuda",
-        backend=METHODS[method]["backend"],
-        quantization=METHODS[method]["quantization"],
-        dtype="bfloat16",
-        gradient_checkpointing=bool(METHODS[method]["gradient_checkpointing"]),
-        optimizer="adamw_torch" if cpu_test else "adamw_8bit",
-        packing=False,
-    )
+    entry = REQUESTS["cpu" if cpu_test else "cuda"][method]
+    return parse(Spec, entry["spec"]), parse(TrainingSetup, entry["setup"])
 
 
 def load_model(method, path, cpu_test, tm):
@@ -261,7 +250,7 @@ def load_model(method, path, cpu_test, tm):
 
     t = time.time()
     # The product loads the base and attaches LoRA in one call: load_s covers both (peft_s is no longer separate).
-    model = load_for_training(Path(path), bench_spec(), bench_setup(method, cpu_test)).model
+    model = load_for_training(Path(path), *bench_request(method, cpu_test)).model
     info["load_s"] = round(time.time() - t, 2)
     if METHODS[method]["backend"] == "unsloth":
         try:
@@ -271,19 +260,24 @@ def load_model(method, path, cpu_test, tm):
     return model, info
 
 
-def make_optimizer(model, cpu_test):
+def make_optimizer(model, method, cpu_test):
     from tuneflow_activities.training import build_optimizer
 
-    name = "adamw_torch" if cpu_test else "adamw_8bit"
-    return build_optimizer(name, [p for p in model.parameters() if p.requires_grad], bench_spec()), name
+    spec, setup = bench_request(method, cpu_test)
+    return build_optimizer(setup.optimizer, [p for p in model.parameters() if p.requires_grad], spec.train), setup.optimizer
 
 
-def train_mb(model, opt, size, mb, warmup, steps, cpu_test, deadline, profile_path=None, tag=""):
-    """Times tuneflow's own training step (training.forward_backward + apply_gradients) on fixed-length rows."""
+def train_mb(model, opt, method, size, mb, warmup, steps, cpu_test, deadline, profile_path=None, tag=""):
+    """Times tuneflow's own training step (training.forward_backward + apply_gradients, the SFT objective's loss) on
+    fixed-length rows."""
     import torch
     from transformers import get_scheduler
 
+    from tuneflow_activities.objectives import objective_for
     from tuneflow_activities.training import apply_gradients, autocast_for, forward_backward
+
+    spec, setup = bench_request(method, cpu_test)
+    objective = objective_for(spec, setup, pad_token_id=0)
 
     cuda = not cpu_test
     vocab = ARCH[size]["vocab_size"]
@@ -292,15 +286,15 @@ def train_mb(model, opt, size, mb, warmup, steps, cpu_test, deadline, profile_pa
     ids = torch.randint(0, vocab, (mb, seq), generator=g).to("cuda" if cuda else "cpu")
     batch = {"input_ids": ids, "labels": ids, "attention_mask": torch.ones_like(ids)}
     trainable = [p for p in model.parameters() if p.requires_grad]
-    scheduler = get_scheduler("constant", opt)
-    autocast = autocast_for(bench_setup("a", cpu_test))
-    max_grad_norm = bench_spec()["train"]["max_grad_norm"]
+    scheduler = get_scheduler(spec.train.lr_scheduler, opt)
+    autocast = autocast_for(setup)
+    max_grad_norm = spec.train.max_grad_norm
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     model.train()
 
     def one_step():
         t0 = time.perf_counter()
-        loss = forward_backward(model, batch, mb * (seq - 1), autocast)
+        loss = forward_backward(objective, model, batch, mb * (seq - 1), autocast).loss.detach()
         sync()
         t1 = time.perf_counter()
         apply_gradients(opt, scheduler, trainable, max_grad_norm)
@@ -335,7 +329,7 @@ def train_mb(model, opt, size, mb, warmup, steps, cpu_test, deadline, profile_pa
     tok = mb * seq
     rec["tokens_per_second"] = tok * n / total
     rec["tokens_per_hour"] = rec["tokens_per_second"] * 3600
-    rec["final_loss"] = rows[-1][0]
+    rec["final_loss"] = float(rows[-1][0])
     if cuda:
         gib = 1024**3
         rec["peak_vram_allocated_gib"] = torch.cuda.max_memory_allocated() / gib
@@ -384,7 +378,7 @@ def worker(args):
     t0 = time.time()
     try:
         model, info = load_model(method, args.model_path, args.cpu_test, None)
-        opt, opt_name = make_optimizer(model, args.cpu_test)
+        opt, opt_name = make_optimizer(model, method, args.cpu_test)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         info["trainable_params"] = trainable
         info["setup_s"] = round(time.time() - t0, 2)
@@ -413,7 +407,17 @@ def worker(args):
             warmup = args.warmup if mb == 1 else max(2, args.warmup - 1)
             steps = args.steps if mb == 1 else max(3, args.steps - 2)
             r = train_mb(
-                model, opt, size, mb, warmup, steps, args.cpu_test, deadline, profile_path=args.profile_file if mb == 1 else None, tag=f"{size}/{method}"
+                model,
+                opt,
+                method,
+                size,
+                mb,
+                warmup,
+                steps,
+                args.cpu_test,
+                deadline,
+                profile_path=args.profile_file if mb == 1 else None,
+                tag=f"{size}/{method}",
             )
             rec.update(r)
             tps = r["tokens_per_second"]

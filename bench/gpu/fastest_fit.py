@@ -1,8 +1,9 @@
-"""Issue 25's benchmark: `gradient_checkpointing: auto` (the fastest setting that fits) against checkpointing on and
-off, and the seed's pipeline (Unsloth + TRL SFTTrainer, packing=True), on the same real-length rows in one call.
+"""Issue 25's benchmark: `auto` (micro_batch_size and gradient_checkpointing: the fastest setting that fits, over an
+effective batch of 8) against checkpointing on and off at micro-batch 8, and the seed's pipeline (Unsloth + TRL
+SFTTrainer, packing=True), on the same real-length rows in one call.
 
 Llama-3.1-8B's shape with random weights built on the device, LoRA r=64 on all linear layers, sequence 2048,
-micro-batch 8, packed, 4-bit and 16-bit. Every train request comes from bench/gpu/inputs/train-requests.json,
+effective batch 8, packed, 4-bit and 16-bit. Every train request comes from bench/gpu/inputs/train-requests.json,
 which bench/gpu/train_requests.ts writes through the product's own code (spec schema defaults,
 resolveTrainingSetup and the planner's fastest-fit choice, for each card the device may lend); the train activity runs
 under Temporal's ActivityEnvironment and validates each request against the contract. The rows, the model build, the
@@ -170,8 +171,17 @@ def summary(phases: dict, command: str, primary: str) -> dict:
 
     auto_tokens, on_tokens, seed_tokens = number(auto, "real_tokens_per_s"), number(on, "real_tokens_per_s"), number(seed, "real_tokens_per_s")
     plan = auto.get("plan", {})
+    auto_setup, on_setup = auto.get("setup") or {}, on.get("setup") or {}
     figures = {
-        "auto_gradient_checkpointing": (auto.get("setup") or {}).get("gradient_checkpointing"),
+        "auto_gradient_checkpointing": auto_setup.get("gradient_checkpointing"),
+        # micro_batch_size auto may split the effective batch differently from the fixed runs: both are stated, so a
+        # comparison says whether it is like with like (the seed pipeline trains real_data.MICRO_BATCH per step).
+        "auto_micro_batch_size": auto_setup.get("micro_batch_size"),
+        "auto_gradient_accumulation_steps": auto_setup.get("gradient_accumulation_steps"),
+        "checkpointing_on_micro_batch_size": on_setup.get("micro_batch_size"),
+        "checkpointing_on_gradient_accumulation_steps": on_setup.get("gradient_accumulation_steps"),
+        "seed_pipeline_micro_batch_size": real_data.MICRO_BATCH,
+        "auto_choice": plan.get("auto_choice"),
         "auto_real_tokens_per_s": auto_tokens,
         "checkpointing_on_real_tokens_per_s": on_tokens,
         "seed_pipeline_packed_real_tokens_per_s": seed_tokens,

@@ -7,6 +7,10 @@ shape built by multi_process.py (/tmp/tf-models/llama-3.1-8b), 4-bit NF4, LoRA r
 
 Device, after multi_process.py has built the model:
     python3 bench/gpu/fsdp_load.py --out $OUT
+CPU check (`npm run bench:dry-run`): what it measures needs CUDA and bitsandbytes' 4-bit weights, so the dry run
+only parses its request (multi_process_requests.ts's qlora-fsdp-2, made by the product) into the worker's typed
+payloads, as the loader receives it, and checks it is the FSDP setup this script measures:
+    python3 bench/gpu/fsdp_load.py --check
 """
 
 import argparse
@@ -55,13 +59,30 @@ def rank(rank_index: int, variant: str, directory: str, results: str, ranks: int
     dist.destroy_process_group()
 
 
+def check_request() -> None:
+    """The request the ranks load with, parsed as the worker parses a train request (the device's, not the CPU's)."""
+    from tuneflow_activities.payloads import Spec, TrainingSetup, parse
+
+    request = json.loads((Path(__file__).resolve().parent / "inputs" / "multi-process-requests.json").read_text())["requests"]["qlora-fsdp-2"]
+    spec, setup = parse(Spec, request["spec"]), parse(TrainingSetup, request["setup"])
+    if (setup.parallelism, setup.quantization, setup.processes) != ("fsdp", "4bit", 2):
+        raise SystemExit(f"fsdp_load.py measures 4-bit FSDP over 2 ranks; the request's setup is {setup}")
+    print(f"fsdp_load --check: qlora-fsdp-2 parses ({spec.model.source}, {setup.backend} {setup.quantization} {setup.parallelism} × {setup.processes})")
+
+
 def main() -> None:
     import torch.multiprocessing
 
     parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--check", action="store_true", help="parse the request and exit (no CUDA needed)")
     arguments = parser.parse_args()
+    if arguments.check:
+        check_request()
+        return
+    if arguments.out is None:
+        parser.error("--out is required")
     report = {
         "date": datetime.now(timezone.utc).isoformat(),
         "command": f"python3 bench/gpu/fsdp_load.py --out $OUT --ranks {arguments.ranks}",

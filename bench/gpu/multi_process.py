@@ -32,18 +32,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_data
 
-# Specs parsed and setups checked by the product's TypeScript contract (bench/gpu/multi_process_requests.ts).
-REQUESTS = json.loads((Path(__file__).resolve().parent / "inputs" / "multi-process-requests.json").read_text())["requests"]
+# Specs parsed and setups checked by the product's TypeScript contract (bench/gpu/multi_process_requests.ts); the CPU
+# dry run's are decided there too (resolveTrainingSetup on a CPU worker).
+_REQUESTS = json.loads((Path(__file__).resolve().parent / "inputs" / "multi-process-requests.json").read_text())
+REQUESTS = _REQUESTS["requests"] if real_data.CUDA else _REQUESTS["cpu_requests"]
 
 
 def request_for(name: str, work: Path, built: dict) -> dict:
     spec, setup = REQUESTS[name]["spec"], REQUESTS[name]["setup"]
-    if not real_data.CUDA:
-        # The CPU dry run of this harness: the same runs in float32 on the tiny shape.
-        spec = spec | {"device": spec["device"] | {"type": "cpu", "quantization": "none", "gpu_count": 1, "cpu_processes": setup["processes"]}}
-        spec = spec | {"model": spec["model"] | {"max_seq_length": real_data.SEQUENCE}}
-        setup = setup | {"device": "cpu", "quantization": "none", "dtype": "float32", "gradient_checkpointing": False}
-    return {"spec": spec, "setup": setup, "model_uri": built["model_uri"], "train_tokens_uri": built["tokens"]["fixed"], "run_uri": (work / name).as_uri()}
+    return {
+        "spec": spec,
+        "setup": setup,
+        "model_uri": built["model_uri"],
+        "train_tokens_uri": built["tokens"]["fixed"],
+        "val_tokens_uri": built["val_tokens"]["fixed"],
+        "run_uri": (work / name).as_uri(),
+    }
 
 
 def train_one(request_path: Path, result_path: Path) -> None:
@@ -138,7 +142,7 @@ def main() -> None:
         return
     work = Path("/tmp/tf-multi-process")
     work.mkdir(parents=True, exist_ok=True)
-    statistics_spec = request_for(next(iter(REQUESTS)), work, {"model_uri": "", "tokens": {"fixed": ""}})["spec"]
+    statistics_spec = REQUESTS[next(iter(REQUESTS))]["spec"]
     built = real_data.build(work / f"built-{time.time_ns()}", arguments.tokenizer, statistics_spec)
     records = []
     for name in arguments.runs.split(","):
@@ -159,6 +163,9 @@ def main() -> None:
         "runs": records,
     }
     (arguments.out / "multi-process.json").write_text(json.dumps(report, indent=2) + "\n")
+    # A run that failed fails the call (and the CPU dry run), after the report of every run is written.
+    if any(record["status"] != "ok" for record in records):
+        raise SystemExit(f"failed: {', '.join(record['run'] for record in records if record['status'] != 'ok')}")
 
 
 if __name__ == "__main__":

@@ -1,14 +1,31 @@
-import { trainingSetupSchema } from '../../src/contract/index.ts';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { trainingSetupSchema, type WorkerFacts } from '../../src/contract/index.ts';
+import { requestedBatch, resolveTrainingSetup } from '../../src/setup/index.ts';
 import { runSpecSchema } from '../../src/spec/schema.ts';
 
 /**
  * The specs and setups bench/gpu/multi_process.py trains (it adds the model and data URIs on the device): each spec
  * parsed by the product's own schema, so it carries every default the workflow would give it, and each setup checked
  * against the contract. The setups are the benchmark's choice (one rank through the FSDP path is not something
- * resolveTrainingSetup would decide), named so below.
- * Usage: npx tsx bench/gpu/multi_process_requests.ts > bench/gpu/inputs/multi-process-requests.json
+ * resolveTrainingSetup would decide), named so below. The CPU dry run's requests (`cpu_requests`: the same runs in
+ * float32 on real_data.py's tiny shape, CPU processes for GPUs) are decided by resolveTrainingSetup on a CPU worker,
+ * one rank through the FSDP path again being the benchmark's choice.
+ * Usage: npx tsx bench/gpu/multi_process_requests.ts [--check]   (writes bench/gpu/inputs/multi-process-requests.json)
  */
+export const multiProcessRequestsPath = new URL('inputs/multi-process-requests.json', import.meta.url).pathname;
+const cpuWorker: WorkerFacts = {
+  device: { kind: 'cpu', name: 'cpu', memory_gib: 8, count: 2, cores: 2 },
+  cuda_bf16_supported: false,
+  unsloth_importable: false,
+  bitsandbytes_importable: false,
+};
 const steps = 8;
+
+function fixedBatch(train: Parameters<typeof requestedBatch>[0]) {
+  const batch = requestedBatch(train);
+  if (!('fixed' in batch)) throw new Error('the multi-process benchmark fixes its micro-batch');
+  return batch.fixed;
+}
 const configurations = {
   'unsloth-1': { backend: 'unsloth', quantization: 'none', processes: 1, parallelism: 'single', optimizer: 'adamw_8bit' },
   'unsloth-ddp-2': { backend: 'unsloth', quantization: 'none', processes: 2, parallelism: 'ddp', optimizer: 'adamw_8bit' },
@@ -42,6 +59,8 @@ const requests = Object.fromEntries(
       quantization: choice.quantization,
       dtype: 'bfloat16',
       gradient_checkpointing: true,
+      // The spec's fixed split, by the product's rule for it (setup/batch.ts).
+      ...fixedBatch(spec.train),
       optimizer: choice.optimizer,
       packing: false,
       processes: choice.processes,
@@ -50,4 +69,32 @@ const requests = Object.fromEntries(
     return [name, { spec, setup }];
   }),
 );
-console.log(JSON.stringify({ command: 'npx tsx bench/gpu/multi_process_requests.ts', steps, requests }, null, 2));
+
+const cpuRequests = Object.fromEntries(
+  Object.entries(configurations).map(([name, choice]) => {
+    const { spec: cudaSpec } = requests[name] as { spec: ReturnType<typeof runSpecSchema.parse> };
+    const spec = runSpecSchema.parse({
+      ...cudaSpec,
+      // real_data.py's SEQUENCE on the CPU, and its tiny model (the dry run builds it there).
+      model: { ...cudaSpec.model, max_seq_length: 256 },
+      train: { ...cudaSpec.train, optimizer: 'auto' },
+      device: {
+        type: 'cpu',
+        cpu_processes: choice.processes,
+        parallelism: choice.parallelism === 'fsdp' ? 'fsdp' : 'auto',
+      },
+    });
+    const decided = resolveTrainingSetup(spec, cpuWorker);
+    return [name, { spec, setup: choice.parallelism === 'fsdp' ? { ...decided, parallelism: 'fsdp' } : decided }];
+  }),
+);
+
+const text = `${JSON.stringify({ command: 'npx tsx bench/gpu/multi_process_requests.ts', steps, requests, cpu_requests: cpuRequests }, null, 2)}\n`;
+if (process.argv.includes('--check')) {
+  if (readFileSync(multiProcessRequestsPath, 'utf8') !== text) {
+    process.stderr.write(`${multiProcessRequestsPath} is stale: run npx tsx bench/gpu/multi_process_requests.ts and commit it\n`);
+    process.exit(1);
+  }
+} else {
+  writeFileSync(multiProcessRequestsPath, text);
+}

@@ -84,8 +84,15 @@ const shapeOf = (target: string) =>
     ? { architecture: tiny, sequence: 256, micro: 2, every: 4 }
     : { architecture: catalogued('llama-3.1-8b'), sequence: 2048, micro: 8, every: 10 };
 
-/** fastest_fit.py: `auto` and the two settings it chooses between, packed, on real-length rows. */
-const fastestFitVariants = { auto: 'auto', 'checkpointing-on': true, 'checkpointing-off': false } as const;
+/**
+ * fastest_fit.py: `auto` (micro_batch_size and gradient_checkpointing both auto, over an effective batch of the
+ * shape's micro-batch) and checkpointing on and off at that micro-batch, packed, on real-length rows.
+ */
+const fastestFitVariants = {
+  auto: { micro_batch_size: 'auto', gradient_checkpointing: 'auto' },
+  'checkpointing-on': { gradient_checkpointing: true },
+  'checkpointing-off': { gradient_checkpointing: false },
+} as const;
 function fastestFit(target: string) {
   const { architecture, sequence, micro, every } = shapeOf(target);
   return mapOf(precisions(target), (quantization) =>
@@ -95,7 +102,7 @@ function fastestFit(target: string) {
           model: { source: architecture.name, max_seq_length: sequence },
           dataset: { path: 'train.jsonl', overlong: 'truncate' },
           lora: { r: 64, alpha: 64 },
-          train: { micro_batch_size: micro, learning_rate: 1e-4, warmup_steps: 2, gradient_checkpointing: fastestFitVariants[variant], packing: true },
+          train: { micro_batch_size: micro, batch_size: micro, learning_rate: 1e-4, warmup_steps: 2, packing: true, ...fastestFitVariants[variant] },
           checkpoint: { every_steps: every, keep_last: 2 },
           validation: { max_rows: 8 },
           device: { quantization },

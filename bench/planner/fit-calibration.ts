@@ -264,7 +264,14 @@ function main(): void {
     );
   }
   mkdirSync('bench/planner/results', { recursive: true });
-  const output = heldOutName === undefined ? 'bench/planner/results/calibration-fit.json' : `bench/planner/results/hold-out-${heldOutName}.json`;
+  // --out: elsewhere than the committed result (the bench dry run's scratch folder).
+  const outIndex = process.argv.indexOf('--out');
+  const output =
+    outIndex !== -1
+      ? (process.argv[outIndex + 1] as string)
+      : heldOutName === undefined
+        ? 'bench/planner/results/calibration-fit.json'
+        : `bench/planner/results/hold-out-${heldOutName}.json`;
   writeFileSync(output, `${JSON.stringify({ date: new Date().toISOString(), summary, errors, fits, held_out: heldOut }, null, 2)}\n`);
 }
 

@@ -60,11 +60,20 @@ CPU_SETUP = {
     "quantization": "none",
     "dtype": "float32",
     "gradient_checkpointing": False,
+    "micro_batch_size": 4,
+    "gradient_accumulation_steps": 2,
     "optimizer": "adamw_torch",
     "packing": False,
     "processes": 1,
     "parallelism": "single",
 }
+
+
+def with_spec_batch(setup: dict, spec: dict) -> dict:
+    """The setup with the spec's fixed micro-batch and accumulation: what resolveTrainingSetup decides for a spec that
+    fixes them, so a test that changes the spec's batch trains with it."""
+    train = spec["train"]
+    return setup | {"micro_batch_size": train["micro_batch_size"], "gradient_accumulation_steps": train.get("gradient_accumulation_steps", 1)}
 
 
 def chat_row(number: int, row: dict) -> dict:
@@ -154,7 +163,7 @@ def train_request(spec, setup, tokens, tiny_model_uri, tmp_path):
     def build(run_name: str = "run", **overrides) -> dict:
         return {
             "spec": spec,
-            "setup": setup,
+            "setup": with_spec_batch(setup, spec),
             "model_uri": tiny_model_uri,
             "train_tokens_uri": tokens["train_tokens_uri"],
             "val_tokens_uri": tokens["val_tokens_uri"],

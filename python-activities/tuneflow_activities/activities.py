@@ -228,7 +228,7 @@ def train(request: dict) -> dict:
         # On object storage the loop trains in a local mirror; checkpoints upload in the background as it goes.
         files = activity_files(request)
         parsed = parse(TrainRequest, files.request)
-        micro_batch_size = parsed.spec.train.micro_batch_size
+        micro_batch_size = parsed.setup.micro_batch_size
         try:
             _raise_injected_out_of_memory(micro_batch_size)
             with files.training():

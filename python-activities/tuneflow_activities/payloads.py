@@ -75,8 +75,9 @@ Objective = SftObjective | DpoObjective
 @dataclass(frozen=True)
 class TrainSpec:
     epochs: float
-    micro_batch_size: int
-    gradient_accumulation_steps: int
+    # A number or 'auto', and the effective batch: the worker trains with the setup's decided split
+    # (TrainingSetup.micro_batch_size and gradient_accumulation_steps), never these.
+    micro_batch_size: int | str
     learning_rate: float
     lr_scheduler: Literal["linear", "cosine", "constant"]
     warmup_steps: int
@@ -92,6 +93,8 @@ class TrainSpec:
     log_every_steps: int
     objective: Objective
     max_steps: int | None = None
+    gradient_accumulation_steps: int | None = None
+    batch_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,10 @@ class TrainingSetup:
     quantization: Quantization
     dtype: Dtype
     gradient_checkpointing: bool
+    # Sequences per forward pass and passes per optimizer step, per process: decided by the planner (fastest-fit.ts)
+    # or fixed by the spec, and lowered by an out-of-memory recovery with their product kept.
+    micro_batch_size: int
+    gradient_accumulation_steps: int
     optimizer: Optimizer
     packing: bool
     # Processes that train the run (one per GPU) and how they share it (distributed.py, sharding.py).

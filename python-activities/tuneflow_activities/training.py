@@ -73,7 +73,7 @@ def fingerprint(request: TrainRequest, objective: Objective) -> dict:
             "lora_alpha": spec.lora.alpha,
             "lora_target_modules": spec.lora.target_modules,
             "use_rslora": spec.lora.use_rslora,
-            "rows_per_step": spec.train.micro_batch_size * spec.train.gradient_accumulation_steps * setup.processes,
+            "rows_per_step": setup.micro_batch_size * setup.gradient_accumulation_steps * setup.processes,
             "seed": spec.train.seed,
             "max_seq_length": spec.model.max_seq_length,
             "loss_on": spec.train.loss_on,
@@ -346,8 +346,8 @@ class TrainingEngine:
         # A step is every process's whole accumulation: rank r trains the step's micro-batches r, r + N, ...
         self.schedule = Schedule(
             row_count=len(self.sequences),
-            micro_batch_size=train_spec.micro_batch_size,
-            accumulation_steps=train_spec.gradient_accumulation_steps * self.world.size,
+            micro_batch_size=self.setup.micro_batch_size,
+            accumulation_steps=self.setup.gradient_accumulation_steps * self.world.size,
             seed=train_spec.seed,
             epochs=train_spec.epochs,
             max_steps=train_spec.max_steps,

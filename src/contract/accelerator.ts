@@ -66,6 +66,13 @@ export const trainingSetupSchema = z.object({
   quantization: z.enum(Quantization),
   dtype: z.enum(TrainingDtype),
   gradient_checkpointing: z.boolean(),
+  /**
+   * Sequences per forward pass per process, and passes per optimizer step: the spec's where it fixes them, else the
+   * fastest split of train.batch_size that fits (planner/fastest-fit.ts); an out-of-memory recovery lowers the first
+   * and raises the second, keeping their product.
+   */
+  micro_batch_size: z.number().int().positive(),
+  gradient_accumulation_steps: z.number().int().positive(),
   optimizer: z.enum(PlannerOptimizer),
   /** Rows packed into sequences of up to model.max_seq_length tokens (train.packing decided). */
   packing: z.boolean(),

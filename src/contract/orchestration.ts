@@ -96,8 +96,11 @@ export type Suggestion = z.infer<typeof suggestionSchema>;
 /** One setting an 'auto' of the spec could take, as the planner priced it. */
 export const autoAlternativeSchema = z.object({
   gradient_checkpointing: z.boolean(),
+  micro_batch_size: positiveInt,
+  gradient_accumulation_steps: positiveInt,
   fits: z.boolean(),
   peak_vram_gib: z.number(),
+  /** What the choice compares: real tokens/s on the data's lengths where they are known, else full-length tokens/s. */
   tokens_per_s: z.number(),
 });
 export type AutoAlternative = z.infer<typeof autoAlternativeSchema>;
@@ -105,7 +108,7 @@ export type AutoAlternative = z.infer<typeof autoAlternativeSchema>;
 /** What the spec's 'auto' settings were decided as (planner/fastest-fit.ts), and the alternatives it rejected. */
 export const autoChoiceSchema = z.object({
   /** The spec fields that were 'auto' and are decided here. */
-  fields: z.array(z.enum(['gradient_checkpointing'])),
+  fields: z.array(z.enum(['gradient_checkpointing', 'micro_batch_size'])),
   chosen: autoAlternativeSchema,
   reason: z.string(),
   rejected: z.array(autoAlternativeSchema.extend({ why: z.string() })),
@@ -139,10 +142,8 @@ export const replanRequestSchema = planRunRequestSchema.extend({ setup: training
 export type ReplanRequest = z.infer<typeof replanRequestSchema>;
 export const replanSchema = z
   .object({
-    /** The setup to train with from here: gradient checkpointing turned on where 'auto' had it off. */
+    /** The setup to train with from here: gradient checkpointing turned on where 'auto' had it off, else a smaller micro-batch. */
     setup: trainingSetupSchema,
-    micro_batch_size: positiveInt,
-    gradient_accumulation_steps: positiveInt,
     plan: planSchema,
   })
   .nullable();

@@ -4,7 +4,7 @@ import { resolveTrainingSetup } from '../setup/index.ts';
 import type { RunSpec } from '../spec/schema.ts';
 import type { ModelArchitecture } from './architecture.ts';
 import { findGpu } from './catalog/gpus.ts';
-import { checkpointingAlternatives, chooseFastestFit } from './fastest-fit.ts';
+import { autoAlternatives, autoFields, chooseFastestFit } from './fastest-fit.ts';
 import { type Plan, planRun } from './plan.ts';
 import type { LengthHistogram } from './request.ts';
 import { Parallelism } from '../contract/vocabulary.ts';
@@ -14,10 +14,8 @@ import type { CatalogGpuReference, DeviceDescription, PlanRequest } from './requ
 export interface PlannedSpec {
   model: Pick<RunSpec['model'], 'max_seq_length'>;
   lora: Pick<RunSpec['lora'], 'r' | 'target_modules'>;
-  train: Pick<
-    RunSpec['train'],
-    'micro_batch_size' | 'gradient_accumulation_steps' | 'epochs' | 'optimizer' | 'gradient_checkpointing' | 'packing' | 'max_steps'
-  > &
+  train: Pick<RunSpec['train'], 'micro_batch_size' | 'epochs' | 'optimizer' | 'gradient_checkpointing' | 'packing' | 'max_steps'> &
+    Partial<Pick<RunSpec['train'], 'gradient_accumulation_steps' | 'batch_size'>> &
     Partial<Pick<RunSpec['train'], 'objective'>>;
   device: Pick<RunSpec['device'], 'type' | 'gpu' | 'gpu_count' | 'gpu_memory_gib' | 'backend' | 'quantization' | 'parallelism' | 'cpu_processes'>;
 }
@@ -85,8 +83,8 @@ export function planRequestForRun({ spec, worker, architecture, tokens }: RunPla
     // Packed rows fill sequences of max_seq_length, as the train activity packs them (packing.pack_rows); unpacked,
     // the longest row is the widest batch.
     sequence_length: setup.packing ? spec.model.max_seq_length : Math.min(spec.model.max_seq_length, tokens.longest_row ?? spec.model.max_seq_length),
-    micro_batch_size: spec.train.micro_batch_size,
-    gradient_accumulation_steps: spec.train.gradient_accumulation_steps,
+    micro_batch_size: setup.micro_batch_size,
+    gradient_accumulation_steps: setup.gradient_accumulation_steps,
     gradient_checkpointing: setup.gradient_checkpointing,
     optimizer: setup.optimizer,
     ...(tokens.dataset_tokens === undefined ? {} : { dataset_tokens: tokens.dataset_tokens }),
@@ -151,10 +149,17 @@ function withNote(planned: TrainingRunPlan, note: string): TrainingRunPlan {
   return { ...planned, plan: { ...planned.plan, notes: [note, ...planned.plan.notes] } };
 }
 
-/** Plans the setup; where the spec's gradient_checkpointing is 'auto', the fastest of off and on that fits. */
+/**
+ * Plans the setup; where the spec's gradient_checkpointing or micro_batch_size is 'auto', the fastest of their
+ * alternatives that fits (planner/fastest-fit.ts).
+ */
 function planWithSetup(input: RunPlanInput, setup: TrainingSetup): TrainingRunPlan {
-  if (input.spec.train.gradient_checkpointing !== 'auto') return planExactly(input, setup);
-  return chooseFastestFit(checkpointingAlternatives(setup).map((alternative) => planExactly(input, alternative)));
+  const fields = autoFields(input.spec.train);
+  if (fields.length === 0) return planExactly(input, setup);
+  return chooseFastestFit(
+    autoAlternatives(setup, fields).map((alternative) => planExactly(input, alternative)),
+    fields,
+  );
 }
 
 function planExactly(input: RunPlanInput, setup: TrainingSetup): TrainingRunPlan {

@@ -11,13 +11,19 @@ interface Candidate {
   changes: RequestChanges;
 }
 
+/** The ways to split an effective batch, largest micro-batch first: every divisor, with the accumulation it takes. */
+export function batchSplits(batchSize: number): { micro_batch_size: number; gradient_accumulation_steps: number }[] {
+  const splits: { micro_batch_size: number; gradient_accumulation_steps: number }[] = [];
+  for (let micro = batchSize; micro >= 1; micro -= 1) {
+    if (batchSize % micro === 0) splits.push({ micro_batch_size: micro, gradient_accumulation_steps: batchSize / micro });
+  }
+  return splits;
+}
+
 /** Keeps micro × accumulation fixed and steps to the next smaller micro-batch that divides it; null at 1. */
 export function nextSmallerMicroBatch<Config extends { micro_batch_size: number; gradient_accumulation_steps: number }>(config: Config): Config | null {
-  const effective = config.micro_batch_size * config.gradient_accumulation_steps;
-  for (let micro = config.micro_batch_size - 1; micro >= 1; micro -= 1) {
-    if (effective % micro === 0) return { ...config, micro_batch_size: micro, gradient_accumulation_steps: effective / micro };
-  }
-  return null;
+  const smaller = batchSplits(config.micro_batch_size * config.gradient_accumulation_steps).find((split) => split.micro_batch_size < config.micro_batch_size);
+  return smaller === undefined ? null : { ...config, ...smaller };
 }
 
 export interface MicroBatchChoice {

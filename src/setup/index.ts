@@ -4,3 +4,4 @@
  */
 export { resolveTrainingSetup, type TrainingChoices } from './resolve-training-setup.ts';
 export type { TrainingSetup, WorkerFacts } from '../contract/index.ts';
+export { defaultBatchSize, requestedBatch, type BatchChoices, type DecidedBatch } from './batch.ts';

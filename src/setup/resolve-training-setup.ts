@@ -2,12 +2,13 @@ import type { TrainingSetup, WorkerFacts } from '../contract/index.ts';
 import { InvalidSpecError } from '../errors/index.ts';
 import { Parallelism, type TrainingBackend } from '../contract/vocabulary.ts';
 import type { DeviceSpec, TrainSpec } from '../spec/schema.ts';
+import { type BatchChoices, requestedBatch } from './batch.ts';
 import { objectivePacking } from './objective-packing.ts';
 
 /** The spec fields that choose how to train; a whole RunSpec is one. */
 export interface TrainingChoices {
   device: Pick<DeviceSpec, 'type' | 'backend' | 'quantization' | 'gpu_count' | 'cpu_processes' | 'parallelism'>;
-  train: Pick<TrainSpec, 'optimizer' | 'gradient_checkpointing' | 'packing'> & Partial<Pick<TrainSpec, 'objective'>>;
+  train: Pick<TrainSpec, 'optimizer' | 'gradient_checkpointing' | 'packing'> & BatchChoices & Partial<Pick<TrainSpec, 'objective'>>;
 }
 
 /**
@@ -65,6 +66,7 @@ export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts):
     );
   }
 
+  const batch = requestedBatch(spec.train);
   // Unsloth's fused kernels: about 2x faster and far less memory, where it runs; FSDP shards with transformers + PEFT.
   const backend: TrainingBackend = spec.device.backend === 'auto' ? (unsloth && !sharded ? 'unsloth' : 'hf-peft') : spec.device.backend;
   return {
@@ -75,6 +77,9 @@ export function resolveTrainingSetup(spec: TrainingChoices, facts: WorkerFacts):
     // 'auto' is the fastest setting that fits, which only the planner knows (planTrainingRun weighs off and on,
     // planner/fastest-fit.ts); the memory-safe one on a GPU until it has.
     gradient_checkpointing: spec.train.gradient_checkpointing === 'auto' ? onCuda : spec.train.gradient_checkpointing,
+    // micro_batch_size 'auto' likewise: the fastest split of the effective batch that fits is the planner's to find;
+    // until it has, the memory-safest, one sequence per pass.
+    ...('fixed' in batch ? batch.fixed : { micro_batch_size: 1, gradient_accumulation_steps: batch.auto.batch_size }),
     // 8-bit AdamW halves optimizer memory where bitsandbytes runs; FSDP shards torch AdamW's state instead.
     optimizer: spec.train.optimizer === 'auto' ? (bitsandbytes && !sharded ? 'adamw_8bit' : 'adamw_torch') : spec.train.optimizer,
     // Both loaders pack correctly, but only Unsloth's attention takes the row boundaries natively (varlen kernels, 4.8x

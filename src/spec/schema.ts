@@ -78,8 +78,23 @@ export const trainSpecSchema = z.strictObject({
   epochs: z.number().positive().default(1),
   /** Stops early at this many optimizer steps, whatever the epochs say. */
   max_steps: positiveInt.optional(),
-  micro_batch_size: positiveInt.default(4),
-  gradient_accumulation_steps: positiveInt.default(1),
+  /**
+   * Sequences (packs when packing, rows otherwise) per forward pass, per training process. 'auto' (the default): the
+   * fastest micro-batch that fits the card the run is planned for, chosen jointly with gradient checkpointing
+   * (planner/fastest-fit.ts), with the accumulation that keeps train.batch_size per optimizer step.
+   */
+  micro_batch_size: z.union([positiveInt, z.literal('auto')]).default('auto'),
+  /**
+   * Micro-batches per optimizer step. With a fixed micro_batch_size: 1 unless given (or train.batch_size over the
+   * micro-batch); with micro_batch_size 'auto' it is decided, so giving it is refused (give train.batch_size).
+   */
+  gradient_accumulation_steps: positiveInt.optional(),
+  /**
+   * The effective batch: sequences per optimizer step per training process, micro_batch_size ×
+   * gradient_accumulation_steps (with N processes the optimizer sees N times as many). Default 4 with
+   * micro_batch_size 'auto'; with a fixed micro_batch_size it must be a multiple of it (setup/batch.ts).
+   */
+  batch_size: positiveInt.optional(),
   learning_rate: z.number().positive().default(2e-4),
   lr_scheduler: z.enum(['linear', 'cosine', 'constant']).default('linear'),
   warmup_steps: z.number().int().nonnegative().default(0),

@@ -20,6 +20,8 @@ import { useTestCluster } from '../support/cluster.ts';
 
 const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
 const totalSteps = 30;
+/** The tiny spec's micro-batch of 4, one step's rows: split over the processes, each trains its share. */
+const rowsPerStep = 4;
 
 interface LogRecord {
   attempt: number;
@@ -37,7 +39,7 @@ describe('a Python worker killed mid-training', () => {
       ...base,
       // The same 4 rows per step either way (each process trains its own micro-batches): 30 steps fit the one epoch,
       // and leave 20 after the checkpoint at step 10 where the kill lands.
-      train: { ...base.train, max_steps: totalSteps, micro_batch_size: base.train.micro_batch_size / processes },
+      train: { ...base.train, max_steps: totalSteps, micro_batch_size: rowsPerStep / processes },
       checkpoint: { ...base.checkpoint, every_steps: 5 },
       merge: { ...base.merge, enabled: false },
       device: { ...base.device, cpu_processes: processes },

@@ -1,5 +1,5 @@
 /**
- * `gradient_checkpointing: auto` is the fastest setting that fits the card the run is planned for: decided by the
+ * `gradient_checkpointing: auto` and `micro_batch_size: auto` are the fastest setting that fits the card the run is planned for: decided by the
  * planner (planTrainingRun), shown in the plan with what it was chosen over, and undone step by step when CUDA
  * runs out of memory anyway (replanAfterOutOfMemory: checkpointing on first, then a smaller micro-batch).
  */
@@ -75,6 +75,59 @@ describe('gradient_checkpointing auto', () => {
   });
 });
 
+describe('micro_batch_size auto', () => {
+  it('weighs every split of train.batch_size with checkpointing off and on, and takes the fastest that fits: micro-batch 8 off on an 80 GB card', () => {
+    const { setup, plan: chosen } = plan(specWith({ micro_batch_size: 'auto', batch_size: 8 }));
+    expect(setup).toMatchObject({ micro_batch_size: 8, gradient_accumulation_steps: 1, gradient_checkpointing: false });
+    const choice = chosen.auto_choice;
+    expect(choice?.fields).toEqual(['gradient_checkpointing', 'micro_batch_size']);
+    expect(choice?.chosen).toMatchObject({ micro_batch_size: 8, gradient_accumulation_steps: 1, gradient_checkpointing: false, fits: true });
+    const weighed = [choice!.chosen, ...choice!.rejected].map((alternative) => [
+      alternative.micro_batch_size,
+      alternative.gradient_accumulation_steps,
+      alternative.gradient_checkpointing,
+    ]);
+    expect(weighed).toEqual([
+      [8, 1, false],
+      [8, 1, true],
+      [4, 2, false],
+      [4, 2, true],
+      [2, 4, false],
+      [2, 4, true],
+      [1, 8, false],
+      [1, 8, true],
+    ]);
+    for (const rejected of choice!.rejected) expect(rejected.tokens_per_s).toBeLessThanOrEqual(choice!.chosen.tokens_per_s);
+    expect(chosen.effective_batch_size).toBe(8);
+  });
+
+  it('on a 24 GB card takes the fastest split that fits, the effective batch kept, and says why each other was rejected', () => {
+    const { setup, plan: chosen } = plan(specWith({ micro_batch_size: 'auto', batch_size: 8 }, { gpu: 'rtx-4090' }));
+    expect(chosen.fits).toBe(true);
+    expect(setup.micro_batch_size * setup.gradient_accumulation_steps).toBe(8);
+    const choice = chosen.auto_choice!;
+    const fittingFaster = choice.rejected.filter((rejected) => rejected.fits && rejected.tokens_per_s > choice.chosen.tokens_per_s);
+    expect(fittingFaster).toEqual([]);
+    // Micro-batch 8 without checkpointing holds every layer's activations of 8 × 2048 tokens: more than 24 GB.
+    expect(choice.rejected.find((rejected) => rejected.micro_batch_size === 8 && !rejected.gradient_checkpointing)?.why).toMatch(/^does not fit: /);
+  });
+
+  it('with checkpointing fixed, weighs the splits only; with both fixed, weighs nothing', () => {
+    const { setup, plan: chosen } = plan(specWith({ micro_batch_size: 'auto', batch_size: 4, gradient_checkpointing: true }));
+    expect(chosen.auto_choice?.fields).toEqual(['micro_batch_size']);
+    expect(setup.gradient_checkpointing).toBe(true);
+    expect([chosen.auto_choice!.chosen, ...chosen.auto_choice!.rejected].every((alternative) => alternative.gradient_checkpointing)).toBe(true);
+    expect(chosen.auto_choice!.rejected).toHaveLength(2);
+    expect(plan(specWith({ micro_batch_size: 2, batch_size: 4, gradient_checkpointing: true })).plan.auto_choice).toBeUndefined();
+  });
+
+  it('is the default: an effective batch of 4, split by the planner', () => {
+    const { setup, plan: chosen } = plan(specWith({}));
+    expect(setup.micro_batch_size * setup.gradient_accumulation_steps).toBe(4);
+    expect(chosen.auto_choice?.fields).toEqual(['gradient_checkpointing', 'micro_batch_size']);
+  });
+});
+
 describe('out of memory with auto', () => {
   const split = {
     rows: 4000,
@@ -109,19 +162,19 @@ describe('out of memory with auto', () => {
     const { setup } = plan(spec);
     expect(setup.gradient_checkpointing).toBe(false);
     const first = await replanAfterOutOfMemory({ spec, model, tokens, setup });
-    expect(first).toMatchObject({ micro_batch_size: 8, gradient_accumulation_steps: 2, setup: { ...setup, gradient_checkpointing: true } });
+    expect(first).toMatchObject({ setup: { ...setup, micro_batch_size: 8, gradient_accumulation_steps: 2, gradient_checkpointing: true } });
     expect(first?.plan.peak_vram_gib).toBeLessThan(20);
     if (first === null) throw new Error('a replan');
-    const train = { ...spec.train, micro_batch_size: first.micro_batch_size, gradient_accumulation_steps: first.gradient_accumulation_steps };
-    const second = await replanAfterOutOfMemory({ spec: { ...spec, train }, model, tokens, setup: first.setup });
-    expect(second).toMatchObject({ micro_batch_size: 4, gradient_accumulation_steps: 4, setup: first.setup });
+    // The spec stays as the user wrote it: the replanned split travels in the setup alone.
+    const second = await replanAfterOutOfMemory({ spec, model, tokens, setup: first.setup });
+    expect(second).toMatchObject({ setup: { ...first.setup, micro_batch_size: 4, gradient_accumulation_steps: 4 } });
   });
 
   it('never turns off checkpointing the spec asked for, nor turns on what it turned off: only the micro-batch shrinks', async () => {
     const spec = specWith({ micro_batch_size: 8, gradient_checkpointing: false });
     const { setup } = plan(spec);
     const replan = await replanAfterOutOfMemory({ spec, model, tokens, setup });
-    expect(replan).toMatchObject({ micro_batch_size: 4, gradient_accumulation_steps: 2, setup: { gradient_checkpointing: false } });
+    expect(replan).toMatchObject({ setup: { micro_batch_size: 4, gradient_accumulation_steps: 2, gradient_checkpointing: false } });
   });
 });
 

@@ -19,7 +19,7 @@ const cpuWorker: WorkerFacts = {
 
 const choices = (device: Partial<TrainingChoices['device']> = {}, train: Partial<TrainingChoices['train']> = {}): TrainingChoices => ({
   device: { type: 'auto', backend: 'auto', quantization: 'none', gpu_count: 1, cpu_processes: 1, parallelism: 'auto', ...device },
-  train: { optimizer: 'auto', gradient_checkpointing: 'auto', packing: 'auto', ...train },
+  train: { optimizer: 'auto', gradient_checkpointing: 'auto', packing: 'auto', micro_batch_size: 'auto', ...train },
 });
 
 function invalidField(run: () => unknown): unknown {
@@ -40,6 +40,9 @@ describe('resolveTrainingSetup', () => {
       quantization: 'none',
       dtype: 'bfloat16',
       gradient_checkpointing: true,
+      // micro_batch_size auto: the memory-safest split of the default effective batch of 4 until the planner chooses.
+      micro_batch_size: 1,
+      gradient_accumulation_steps: 4,
       optimizer: 'adamw_8bit',
       packing: true,
       processes: 1,
@@ -54,6 +57,8 @@ describe('resolveTrainingSetup', () => {
       quantization: 'none',
       dtype: 'float32',
       gradient_checkpointing: false,
+      micro_batch_size: 1,
+      gradient_accumulation_steps: 4,
       optimizer: 'adamw_torch',
       packing: false,
       processes: 1,
@@ -92,6 +97,26 @@ describe('resolveTrainingSetup', () => {
       dtype: 'float32',
       optimizer: 'adamw_torch',
     });
+  });
+
+  it('splits the effective batch as the spec says: a fixed micro-batch with its accumulation, or train.batch_size over it', () => {
+    const batch = (train: Partial<TrainingChoices['train']>) => {
+      const { micro_batch_size, gradient_accumulation_steps } = resolveTrainingSetup(choices({}, train), gpuWorker);
+      return [micro_batch_size, gradient_accumulation_steps];
+    };
+    expect(batch({ micro_batch_size: 8 })).toEqual([8, 1]);
+    expect(batch({ micro_batch_size: 8, gradient_accumulation_steps: 2 })).toEqual([8, 2]);
+    expect(batch({ micro_batch_size: 2, batch_size: 8 })).toEqual([2, 4]);
+    expect(batch({ micro_batch_size: 2, gradient_accumulation_steps: 4, batch_size: 8 })).toEqual([2, 4]);
+    // auto: the whole batch in single sequences until planTrainingRun has chosen the fastest split that fits.
+    expect(batch({ micro_batch_size: 'auto', batch_size: 16 })).toEqual([1, 16]);
+  });
+
+  it('refuses batch fields that say two different things, naming the field', () => {
+    const refused = (train: Partial<TrainingChoices['train']>) => invalidField(() => resolveTrainingSetup(choices({}, train), gpuWorker));
+    expect(refused({ micro_batch_size: 'auto', gradient_accumulation_steps: 2 })).toBe('train.gradient_accumulation_steps');
+    expect(refused({ micro_batch_size: 4, gradient_accumulation_steps: 2, batch_size: 16 })).toBe('train.batch_size');
+    expect(refused({ micro_batch_size: 3, batch_size: 8 })).toBe('train.batch_size');
   });
 
   it('refuses what the worker cannot do, naming the field', () => {

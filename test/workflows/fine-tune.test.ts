@@ -165,7 +165,7 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
     await resumeRun(testbed().client, run.workflowId);
     await handle.result();
     expect(run.callsTo('train')).toHaveLength(1);
-    expect(trainRequests(run)[0]!.spec.train.micro_batch_size).toBe(4);
+    expect(trainRequests(run)[0]!.setup.micro_batch_size).toBe(4);
   });
 
   it('a pause during training checkpoints and stops the train activity; resume trains on from that checkpoint', async () => {
@@ -232,11 +232,7 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
 describe('trainAdapter: out of memory', () => {
   /** What each train attempt ran with: micro-batch, accumulation and gradient checkpointing. */
   const attempts = (run: FakeRun) =>
-    trainRequests(run).map((request) => [
-      request.spec.train.micro_batch_size,
-      request.spec.train.gradient_accumulation_steps,
-      request.setup.gradient_checkpointing,
-    ]);
+    trainRequests(run).map((request) => [request.setup.micro_batch_size, request.setup.gradient_accumulation_steps, request.setup.gradient_checkpointing]);
 
   it('turns gradient checkpointing on first, then replans to a smaller micro-batch with the same effective batch', async () => {
     const run = testbed().fakeRun('oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }, { outcome: 'complete' }] });
@@ -248,7 +244,9 @@ describe('trainAdapter: out of memory', () => {
       [2, 2, true],
     ]);
     const [replan] = run.callsTo('replanAfterOutOfMemory');
-    expect((replan!.request as ActivityRequest<'replanAfterOutOfMemory'>).spec.train.micro_batch_size).toBe(4);
+    expect((replan!.request as ActivityRequest<'replanAfterOutOfMemory'>).setup.micro_batch_size).toBe(4);
+    // The spec stays as the user wrote it: the replanned split travels in the setup.
+    expect(trainRequests(run).map((request) => request.spec.train.micro_batch_size)).toEqual([4, 4, 4]);
     expect(
       result.progress.out_of_memory_recoveries.map(({ from_micro_batch_size, micro_batch_size, gradient_checkpointing }) => [
         from_micro_batch_size,
@@ -263,6 +261,20 @@ describe('trainAdapter: out of memory', () => {
     expect(result.plan.peak_vram_gib).toBe(result.progress.out_of_memory_recoveries.at(-1)!.peak_vram_gib);
     expect(result.plan.effective_batch_size).toBe(4);
     expect(result.status).toBe('completed');
+  });
+
+  it('with micro_batch_size auto, trains the split the plan chose and recovers from it in the same order, keeping train.batch_size', async () => {
+    const run = testbed().fakeRun('oom-auto', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }, { outcome: 'complete' }] });
+    const result = await (await start(run, { train: { micro_batch_size: 'auto', batch_size: 8 } })).result();
+    // The first attempt trains the plan's choice (checkpointing off fits this CPU); the spec's micro_batch_size stays auto.
+    const [first, second, third] = attempts(run);
+    expect(first![2]).toBe(false);
+    expect(trainRequests(run).every((request) => request.spec.train.micro_batch_size === 'auto')).toBe(true);
+    expect(second).toEqual([first![0], first![1], true]);
+    expect(third![2]).toBe(true);
+    expect(third![0]).toBeLessThan(first![0] as number);
+    for (const [micro, accumulation] of attempts(run)) expect((micro as number) * (accumulation as number)).toBe(8);
+    expect(result.plan.effective_batch_size).toBe(8);
   });
 
   it('fails, naming the recoveries, when no smaller micro-batch keeps the effective batch', async () => {
@@ -307,7 +319,7 @@ describe('trainAdapter: continue-as-new', () => {
     const run = testbed().fakeRun('rollover-oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }] });
     const result = await (await start(run, { train: { max_steps: 40 }, checkpoint: { every_steps: 2 } }, 60)).result();
     expect(result.executions).toBeGreaterThanOrEqual(2);
-    const microBatches = trainRequests(run).map((request) => request.spec.train.micro_batch_size);
+    const microBatches = trainRequests(run).map((request) => request.setup.micro_batch_size);
     // Checkpointing on at micro-batch 4, then micro-batch 2: every later execution keeps both.
     expect(microBatches).toEqual([4, 4, ...Array(microBatches.length - 2).fill(2)]);
     expect(trainRequests(run).map((request) => request.setup.gradient_checkpointing)).toEqual([false, ...Array(microBatches.length - 1).fill(true)]);

@@ -5,7 +5,7 @@ import type { Plan } from '../../src/planner/index.ts';
 import { RunLayout } from '../../src/runtime/layout.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
 import { activitySummary, python, summarizedBookkeeping } from '../activities.ts';
-import { currentSpec } from '../upgrade.ts';
+import { currentSetup, currentSpec } from '../upgrade.ts';
 import type { PreparedDataset } from './prepare.ts';
 
 /** Everything training needs, decided before it starts: what every later stage receives. */
@@ -60,7 +60,17 @@ export async function plan(givenSpec: RunSpec, dataset: PreparedDataset, options
   const summary = activitySummary(Stage.Plan, spec.model.source, name ?? undefined);
   const { model, tokens } = await measure(spec, dataset, summary);
   const { setup, plan } = await summarizedBookkeeping(summary).planRun({ spec, model, tokens });
-  return { name, spec, run_uri: runDirectoryUri(options.artifactRootUri, workflowInfo().workflowId, name), dataset, model, tokens, setup, plan };
+  // A plan an earlier release made (replayed from a live run's history) decided no micro-batch: currentSetup adds the spec's.
+  return {
+    name,
+    spec,
+    run_uri: runDirectoryUri(options.artifactRootUri, workflowInfo().workflowId, name),
+    dataset,
+    model,
+    tokens,
+    setup: currentSetup(setup, givenSpec),
+    plan,
+  };
 }
 
 /**

@@ -3,7 +3,15 @@ import { availableParallelism, totalmem } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { match } from 'ts-pattern';
-import { checkPayload, type ModelFacts, modelFactsSchema, type TokenStatistics, tokenStatisticsSchema, type WorkerFacts } from '../../contract/index.ts';
+import {
+  type AutoAlternative,
+  checkPayload,
+  type ModelFacts,
+  modelFactsSchema,
+  type TokenStatistics,
+  tokenStatisticsSchema,
+  type WorkerFacts,
+} from '../../contract/index.ts';
 import { InvalidSpecError, isTuneflowError, ModelNotFoundError } from '../../errors/index.ts';
 import {
   architectureFromHuggingFaceConfig,
@@ -59,8 +67,9 @@ export interface PlanCommandOptions {
   rank?: number;
   targetModules?: string;
   seq?: number;
-  microBatch?: number;
+  microBatch?: number | 'auto';
   gradAccum?: number;
+  batchSize?: number;
   gradCkpt?: boolean;
   optimizer?: PlannerOptimizer;
   tokens?: number;
@@ -82,6 +91,7 @@ const positiveNumber = (value: string): number => {
   if (!Number.isFinite(parsed) || parsed <= 0) throw new InvalidArgumentError('expected a positive number');
   return parsed;
 };
+const positiveIntegerOrAuto = (value: string): number | 'auto' => (value === 'auto' ? 'auto' : positiveInteger(value));
 const positiveIntegerList = (value: string): number[] => value.split(',').map((part) => positiveInteger(part.trim()));
 
 /** Where the command's text and exit code go: the process by default, a buffer in runPlanCommand. */
@@ -115,8 +125,9 @@ export function registerPlanCommand(program: Command, io: PlanCommandIo = proces
     .option('--rank <r>', 'LoRA rank', positiveInteger)
     .option('--target-modules <modules>', 'all-linear or a comma list such as q_proj,v_proj')
     .option('--seq <tokens>', 'sequence length', positiveInteger)
-    .option('--micro-batch <size>', 'micro-batch size per GPU', positiveInteger)
-    .option('--grad-accum <steps>', 'gradient accumulation steps', positiveInteger)
+    .option('--micro-batch <size>', 'micro-batch size per GPU, or auto: the fastest split of --batch-size that fits', positiveIntegerOrAuto)
+    .option('--grad-accum <steps>', 'gradient accumulation steps (with a fixed --micro-batch)', positiveInteger)
+    .option('--batch-size <size>', 'effective batch per GPU: micro-batch × accumulation (train.batch_size)', positiveInteger)
     .option('--grad-ckpt', 'gradient checkpointing on')
     .option('--no-grad-ckpt', 'gradient checkpointing off')
     .addOption(new Option('--optimizer <optimizer>', 'optimizer').choices(['adamw_torch', 'adamw_8bit', 'paged_adamw_8bit']))
@@ -222,7 +233,24 @@ export function planInputFrom(spec: RunSpec | undefined, specPath: string | unde
   return { spec: planned, worker: assumedWorker(planned.device), architecture, tokens };
 }
 
-/** The spec fields the planner reads, flags over the spec's; without a spec, a micro-batch of 4 on a GPU and 1 on a CPU. */
+/** Each batch flag over its spec field; how the three combine is resolveTrainingSetup's rule (setup/batch.ts), as for a run. */
+function plannedBatch(
+  spec: RunSpec | undefined,
+  options: PlanCommandOptions,
+): Pick<PlannedSpec['train'], 'micro_batch_size' | 'gradient_accumulation_steps' | 'batch_size'> {
+  const accumulation = options.gradAccum ?? spec?.train.gradient_accumulation_steps;
+  const batchSize = options.batchSize ?? spec?.train.batch_size;
+  return {
+    micro_batch_size: options.microBatch ?? spec?.train.micro_batch_size ?? 'auto',
+    ...(accumulation === undefined ? {} : { gradient_accumulation_steps: accumulation }),
+    ...(batchSize === undefined ? {} : { batch_size: batchSize }),
+  };
+}
+
+/**
+ * The spec fields the planner reads, flags over the spec's; without a spec, the spec's defaults (micro-batch auto
+ * over an effective batch of 4).
+ */
 function plannedSpecFrom(spec: RunSpec | undefined, options: PlanCommandOptions): PlannedSpec {
   const gpu = options.gpu === 'cpu' ? undefined : options.gpu;
   const type = options.gpu === undefined ? (spec?.device.type ?? 'auto') : gpu === undefined ? 'cpu' : 'cuda';
@@ -236,8 +264,7 @@ function plannedSpecFrom(spec: RunSpec | undefined, options: PlanCommandOptions)
     model: { max_seq_length: options.seq ?? spec?.model.max_seq_length ?? 2048 },
     lora: { r: options.rank ?? spec?.lora.r ?? 16, target_modules: targetModules ?? 'all-linear' },
     train: {
-      micro_batch_size: options.microBatch ?? spec?.train.micro_batch_size ?? (type === 'cpu' ? 1 : 4),
-      gradient_accumulation_steps: options.gradAccum ?? spec?.train.gradient_accumulation_steps ?? 1,
+      ...plannedBatch(spec, options),
       epochs: options.epochs ?? spec?.train.epochs ?? 1,
       optimizer: options.optimizer ?? spec?.train.optimizer ?? 'auto',
       gradient_checkpointing: options.gradCkpt ?? spec?.train.gradient_checkpointing ?? 'auto',
@@ -342,8 +369,8 @@ type PlanExtras = {
 function autoChoiceLines(plan: Plan): string[] {
   const choice = plan.auto_choice;
   if (choice === undefined) return [];
-  const describe = (alternative: { gradient_checkpointing: boolean; tokens_per_s: number; peak_vram_gib: number }) =>
-    `gradient checkpointing ${alternative.gradient_checkpointing ? 'on' : 'off'} (${formatCount(alternative.tokens_per_s)} tokens/s, peak ${alternative.peak_vram_gib.toFixed(2)} GiB)`;
+  const describe = (alternative: AutoAlternative) =>
+    `micro-batch ${alternative.micro_batch_size} × ${alternative.gradient_accumulation_steps}, gradient checkpointing ${alternative.gradient_checkpointing ? 'on' : 'off'} (${formatCount(alternative.tokens_per_s)} tokens/s, peak ${alternative.peak_vram_gib.toFixed(2)} GiB)`;
   return [
     `Auto: ${describe(choice.chosen)}: ${choice.reason}`,
     ...choice.rejected.map((alternative) => `  rejected ${describe(alternative)}: ${alternative.why}`),
