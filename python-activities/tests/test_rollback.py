@@ -9,6 +9,7 @@ import math
 import pytest
 from temporalio.exceptions import ApplicationError
 
+from tuneflow_activities import fault_injection
 from tuneflow_activities.artifacts import uri_to_path
 from tuneflow_activities.contract import FailureType
 from tuneflow_activities.fault_injection import NAN_LOSS_AT_STEPS
@@ -238,3 +239,14 @@ def test_after_max_rollbacks_the_run_fails_with_a_typed_error(train_request, spe
     (details,) = error.details
     assert details["rollback"]["step"] == 5 and len(details["rollback"]["rows"]) == 8
     assert [entry["step"] for entry in details["rollbacks"]] == [3]
+
+
+def test_the_test_only_spike_applies_to_rows_of_the_named_file_only(monkeypatch):
+    class Row:
+        def __init__(self, file: str):
+            self.source = {"file": file, "row": 1}
+
+    assert fault_injection.loss_factor([[Row("poisoned.jsonl")]]) == 1.0
+    monkeypatch.setenv(fault_injection.LOSS_SPIKE_FILE, "poisoned.jsonl")
+    assert fault_injection.loss_factor([[Row("data.jsonl")], [Row("poisoned.jsonl")]]) == fault_injection.SPIKE_FACTOR
+    assert fault_injection.loss_factor([[Row("data.jsonl")]]) == 1.0

@@ -571,11 +571,13 @@ class TrainingEngine:
             if self.sharded:
                 # Gradients are reduced across the shards once, after the step's last micro-batch.
                 self.model.set_requires_gradient_sync(index == len(micro_batches) - 1)
+            # 1 unless a test-only variable of the worker spikes this micro-batch's rows (fault_injection.py).
+            injected = fault_injection.loss_factor(sequences)
             computed = forward_backward(
-                self.objective, self.model, batch, step_units, self.autocast, (self.world.size if self.sharded else 1) if counted else 0
+                self.objective, self.model, batch, step_units, self.autocast, injected * (self.world.size if self.sharded else 1) if counted else 0
             )
             if counted:
-                step_loss += computed.loss.item()
+                step_loss += computed.loss.item() * injected
                 for name, value in computed.metric_sums.items():
                     metric_sums[name] += value
                 real_tokens += sum(example.tokens for sequence in sequences for example in sequence)
