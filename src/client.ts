@@ -1,7 +1,7 @@
 import { Client, Connection, type WorkflowHandle, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { displayLocation } from './artifacts/index.ts';
-import { AcceleratorActivity, isTrainHeartbeat, Stage, TaskQueue, type TrainHeartbeat } from './contract/index.ts';
+import { AcceleratorActivity, isTrainHeartbeat, type RollbackRecord, Stage, TaskQueue, type TrainHeartbeat } from './contract/index.ts';
 import { TemporalUnreachableError } from './errors/index.ts';
 import { temporalConnectConfig } from './runtime/home.ts';
 import type { RunSpec } from './spec/schema.ts';
@@ -63,6 +63,8 @@ export interface RunStatusReport {
   val_loss: number | null;
   resumes: number;
   steps_redone: number;
+  /** Each rollback of the run (train.rollback): the refused step, its values, the rows skipped from then on. */
+  rollbacks: RollbackRecord[];
   /** The trainer's steady-state real (non-padding) tokens/s; null before its warm-up steps are past. */
   tokens_per_second: number | null;
   /** Of the tokens the model computes on, the share that is padding (the trainer's, same window). */
@@ -149,6 +151,7 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
     val_loss: progress?.val_loss ?? state?.progress.val_loss ?? null,
     resumes: state?.progress.resumes ?? 0,
     steps_redone: progress?.steps_redone ?? state?.progress.steps_redone ?? 0,
+    rollbacks: result?.training.rollbacks ?? state?.progress.rollbacks ?? [],
     tokens_per_second: rate,
     padding_fraction: progress?.padding_fraction ?? null,
     eta_seconds: etaSeconds,

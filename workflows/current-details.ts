@@ -1,5 +1,5 @@
 import type { Plan } from '../src/planner/index.ts';
-import type { RunStatus, TrainingProgressState } from './progress.ts';
+import { describeRollbacks, type RunStatus, type TrainingProgressState } from './progress.ts';
 
 /** What the Temporal UI's "Current Details" shows of a run: the workflow knows it at each stage and checkpoint. */
 export interface RunDetails {
@@ -47,6 +47,8 @@ export function describeRunDetails(details: RunDetails): string {
   if (eta !== null && eta > 0) rows.push(['ETA', formatDuration(eta)]);
   if (progress.last_checkpoint !== null) rows.push(['Last checkpoint', `step ${progress.last_checkpoint.step}`]);
   if (progress.resumes > 0) rows.push(['Resumes', String(progress.resumes)]);
+  const rollbacks = describeRollbacks(progress.rollbacks);
+  if (rollbacks !== null) rows.push(['Rollbacks', rollbacks]);
   if (details.training_workflow_id) rows.push(['Training', `live in \`${details.training_workflow_id}\``]);
   return ['| | |', '|---|---|', ...rows.map(([name, value]) => `| ${name} | ${value} |`)].join('\n');
 }

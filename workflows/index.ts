@@ -20,6 +20,7 @@ export { acceptRunControl } from './run-control.ts';
 export type { RunControl } from './run-control.ts';
 export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
 export type { PlannedRun, PlanOptions, PreparedDataset, TrainOptions } from './stages/index.ts';
+export { describeRollback, describeRollbacks } from './progress.ts';
 export type { RunStatus, TrainingProgressState } from './progress.ts';
 export * from './retrain.ts';
 export { runSweep, SweepPhase, sweep, sweepStateQuery, trialWorkflowId } from './sweep.ts';

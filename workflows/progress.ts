@@ -1,4 +1,4 @@
-import type { TrainingProgressMessage } from '../src/contract/index.ts';
+import type { RollbackRecord, TrainingProgressMessage } from '../src/contract/index.ts';
 
 /**
  * Training progress and run control as the workflows hold them: updated at checkpoints and resumes, never per step
@@ -30,6 +30,11 @@ export interface TrainingProgressState {
     gradient_checkpointing?: boolean;
     peak_vram_gib: number;
   }[];
+  /**
+   * Each rollback (train.rollback): a NaN or spiking step refused, training restored to its last checkpoint and the
+   * step's rows skipped. Absent from the state of runs started before rollback existed.
+   */
+  rollbacks?: RollbackRecord[];
 }
 
 const lossHistoryLimit = 256;
@@ -46,6 +51,7 @@ export const emptyProgress = (): TrainingProgressState => ({
   steps_redone: 0,
   loss_history: [],
   out_of_memory_recoveries: [],
+  rollbacks: [],
 });
 
 function appendLosses(history: [number, number][], losses: [number, number][]): [number, number][] {
@@ -63,6 +69,24 @@ function appendLosses(history: [number, number][], losses: [number, number][]): 
   return merged;
 }
 
+/** `step 17 refused (loss spike: loss 9.81, gradient norm 3.2, z 14.2) → back to step 15, 6 rows skipped`. */
+export function describeRollback(rollback: RollbackRecord): string {
+  const value = (observed: RollbackRecord['loss']) => (typeof observed === 'number' ? observed.toPrecision(4) : observed);
+  const z = rollback.z_score === null ? '' : `, z ${rollback.z_score.toFixed(1)}`;
+  const median = rollback.loss_median === null ? '' : `, window median loss ${rollback.loss_median.toPrecision(4)}`;
+  return (
+    `step ${rollback.step} refused (${rollback.reason.replaceAll('_', ' ')}: loss ${value(rollback.loss)}, gradient norm ${value(rollback.gradient_norm)}${median}${z})` +
+    ` → back to step ${rollback.restored_step}, ${rollback.rows.length} rows skipped`
+  );
+}
+
+/** `2 rollbacks, 10 rows skipped; last: step 17 refused (…)`, or null when there were none. Shown by the UI, status and report. */
+export function describeRollbacks(rollbacks: readonly RollbackRecord[] | undefined): string | null {
+  if (!rollbacks?.length) return null;
+  const rowsSkipped = rollbacks.reduce((sum, rollback) => sum + rollback.rows.length, 0);
+  return `${rollbacks.length} rollback${rollbacks.length === 1 ? '' : 's'}, ${rowsSkipped} rows skipped; last: ${describeRollback(rollbacks.at(-1)!)}`;
+}
+
 /** Folds a message from the train activity into the progress. */
 export function applyProgressMessage(progress: TrainingProgressState, message: TrainingProgressMessage): void {
   progress.step = message.step;
@@ -75,4 +99,6 @@ export function applyProgressMessage(progress: TrainingProgressState, message: T
   progress.steps_redone = message.steps_redone;
   progress.loss_history = appendLosses(progress.loss_history, message.losses);
   if (message.event === 'resumed') progress.resumes += 1;
+  // The worker sends the run's whole list (a handful at most: train.rollback.max_rollbacks bounds it).
+  if (message.rollback_records !== undefined) progress.rollbacks = message.rollback_records;
 }

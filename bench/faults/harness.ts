@@ -31,6 +31,7 @@ import { type RunSpec, trainSpecSchema } from '../../src/spec/schema.ts';
 import { workflowsPath } from '../../src/workflows-path.ts';
 import { freePort } from '../../test/setup/global-setup.ts';
 import { type FineTuneResult, trainingWorkflowId } from '../../workflows/index.ts';
+import { poisonedFaultSpec, poisonedRunProblem, poisonedWorkerEnvironment, writePoisonedDataset } from './poisoned.ts';
 
 const tinySpecPath = fileURLToPath(new URL('../../examples/tiny/spec.yaml', import.meta.url));
 const orchestrationWorkerScript = fileURLToPath(new URL('./ts-worker.ts', import.meta.url));
@@ -78,8 +79,8 @@ export function dpoFaultSpec(heartbeatTimeoutSeconds = defaultHeartbeatTimeoutSe
   };
 }
 
-/** Which run a scenario faults: the SFT run every scenario shares, or the DPO one. */
-export type FaultRun = 'sft' | 'dpo';
+/** Which run a scenario faults: the SFT run every scenario shares, the DPO one, or the poisoned SFT run (poisoned.ts). */
+export type FaultRun = 'sft' | 'dpo' | 'poisoned';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Processes: every child the harness starts is SIGKILLed if the harness itself exits, so a failed or interrupted
@@ -104,6 +105,10 @@ export interface Suite {
   workflowBundlePath: string;
   /** The run each scenario faults, by FaultScenario.run; each has its own uninterrupted reference. */
   specs: Record<FaultRun, RunSpec>;
+  /** What the Python worker's environment adds for a run (the poisoned run's test-only NaN injection). */
+  acceleratorEnvironment: Partial<Record<FaultRun, Record<string, string>>>;
+  /** Why a finished run of this kind is not what its scenario is about (null: it is); a trial with a problem fails. */
+  problemOf: Partial<Record<FaultRun, (training: FineTuneResult['training']) => string | null>>;
 }
 
 /**
@@ -117,10 +122,17 @@ export async function prepareSuite(options: { root?: string; heartbeatTimeoutSec
   const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
   const workflowBundlePath = join(suiteRoot, 'workflow-bundle.js');
   await writeFile(workflowBundlePath, code);
+  const sft = faultSpec(options.heartbeatTimeoutSeconds, options.maxSteps);
   return {
     root: suiteRoot,
     workflowBundlePath,
-    specs: { sft: faultSpec(options.heartbeatTimeoutSeconds, options.maxSteps), dpo: dpoFaultSpec(options.heartbeatTimeoutSeconds, options.maxSteps) },
+    specs: {
+      sft,
+      dpo: dpoFaultSpec(options.heartbeatTimeoutSeconds, options.maxSteps),
+      poisoned: poisonedFaultSpec(sft, await writePoisonedDataset(suiteRoot)),
+    },
+    acceleratorEnvironment: { poisoned: poisonedWorkerEnvironment },
+    problemOf: { poisoned: poisonedRunProblem },
   };
 }
 
@@ -146,11 +158,13 @@ export class TrialCluster {
     readonly layout: HomeLayout,
     readonly port: number,
     readonly uiPort: number,
+    /** Added to every Python worker's environment, restarts included. */
+    readonly acceleratorEnvironment: Record<string, string>,
   ) {}
 
-  static async start(suite: Suite, name: string): Promise<TrialCluster> {
+  static async start(suite: Suite, name: string, acceleratorEnvironment: Record<string, string> = {}): Promise<TrialCluster> {
     const home = await mkdtemp(join(suite.root, `${name}-`));
-    const cluster = new TrialCluster(suite, homeLayout(home), await freePort(), await freePort());
+    const cluster = new TrialCluster(suite, homeLayout(home), await freePort(), await freePort(), acceleratorEnvironment);
     try {
       await cluster.startEverything();
     } catch (error) {
@@ -230,7 +244,11 @@ export class TrialCluster {
   startAcceleratorWorker(): Promise<RestartedProcess> {
     return this.timed(async () => {
       this.acceleratorWorker = tracked(
-        await startGpuWorker({ address: this.address, logFile: this.logFile('accelerator'), environment: { TUNEFLOW_HOME: this.layout.home } }),
+        await startGpuWorker({
+          address: this.address,
+          logFile: this.logFile('accelerator'),
+          environment: { ...this.acceleratorEnvironment, TUNEFLOW_HOME: this.layout.home },
+        }),
       );
     });
   }
@@ -411,6 +429,9 @@ export interface TrialRecord {
   adapter_matches_reference: boolean | null;
   merged_matches_reference: boolean | null;
   train_attempts: number[];
+  /** Rollbacks of the finished run (train.rollback) and the rows they skipped; null when it did not finish. */
+  rollbacks: number | null;
+  rows_skipped: number | null;
   steps_logged: number;
   steps_redone: number;
   /** From the restart of the broken part to the first training step logged after it; null when training was over. */
@@ -509,7 +530,7 @@ export async function runTrial(options: TrialOptions): Promise<TrialRecord> {
   let failure: string | null = null;
   let runDirectory: string | null = null;
   try {
-    cluster = await TrialCluster.start(options.suite, `${name}-${options.trial}`);
+    cluster = await TrialCluster.start(options.suite, `${name}-${options.trial}`, options.suite.acceleratorEnvironment[run]);
     runDirectory = join(cluster.layout.artifactRoot, 'runs', workflowId);
     await startFineTune(cluster.client, options.suite.specs[run], { workflowId, artifactRootUri: cluster.layout.artifactRootUri });
     if (options.scenario) injection = await options.scenario.inject({ cluster, workflowId, runDirectory, deadline });
@@ -542,6 +563,8 @@ export async function runTrial(options: TrialOptions): Promise<TrialRecord> {
   if (!failure && result && options.reference && !(adapterMatches && mergedMatches)) {
     failure = `artifacts differ from the uninterrupted run's (adapter ${adapterMatches ? 'equal' : 'differs'}, merged ${mergedMatches ? 'equal' : 'differs'})`;
   }
+  const problem = result ? (options.suite.problemOf[run]?.(result.training) ?? null) : null;
+  if (!failure && problem) failure = problem;
   const success = failure === null && result !== null;
   if (cluster && success && !options.keep) await rm(cluster.layout.home, { recursive: true, force: true });
 
@@ -563,6 +586,8 @@ export async function runTrial(options: TrialOptions): Promise<TrialRecord> {
     adapter_matches_reference: adapterMatches,
     merged_matches_reference: mergedMatches,
     train_attempts: trainAttempts,
+    rollbacks: training?.rollbacks?.length ?? null,
+    rows_skipped: training?.rows_skipped ?? null,
     steps_logged: log.length,
     steps_redone: stepsRedone(log),
     restart_to_first_step_seconds: restartToFirstStep,

@@ -19,6 +19,7 @@ import {
   trainHeartbeat,
   waitFor,
 } from './harness.ts';
+import { nanLossAtStep, poisonedFile } from './poisoned.ts';
 
 /** Faults mid-training wait for this step: two checkpoints written, well before the end. */
 const midTrainingStep = 12;
@@ -239,6 +240,43 @@ export const pythonWorkerMidStepDpo: FaultScenario = {
   run: 'dpo',
 };
 
+/**
+ * Issue 23's rollback, with a crash on top: the poisoned run (poisoned.ts: a NaN injected at one step, rows of noise
+ * whose loss spikes) refuses both, rolls back to its last checkpoint and skips the rows. The Python worker is
+ * SIGKILLed as soon as the first rollback shows in the train log (a step logged again), before a checkpoint records
+ * it: the resumed run meets the poison again and must roll back the same way. Every run ends byte-identical to the
+ * uninterrupted poisoned run (the reference), and each must have rolled back both faults (poisoned.poisonedRunProblem).
+ */
+export const poisonedBatchRollback: FaultScenario = {
+  name: 'poisoned-batch-rollback',
+  description: `NaN loss at step ${nanLossAtStep} and rows of noise (${poisonedFile}) whose loss spikes: rolled back and skipped; SIGKILL the Python worker right after the first rollback`,
+  run: 'poisoned',
+  async inject(trial) {
+    // A rollback shows as a step logged again by the same attempt: training went back to its checkpoint.
+    const logAtRollback = await waitFor(
+      () => {
+        const log = readTrainLog(trial.runDirectory);
+        const last = log.at(-1);
+        return last && log.slice(0, -1).some((record) => record.attempt === last.attempt && record.step >= last.step) ? log : undefined;
+      },
+      { deadline: trial.deadline, intervalMilliseconds: 10, what: 'the first rollback (a step trained again)' },
+    );
+    const faultAt = Date.now();
+    await trial.cluster.killAcceleratorWorker();
+    const logAtKill = readTrainLog(trial.runDirectory);
+    const redone = logAtRollback.at(-1)!.step;
+    const evidence = {
+      step_trained_again: redone,
+      refused_step_before: lastStep(logAtRollback.slice(0, -1)) + 1,
+      last_step_at_kill: lastStep(logAtKill),
+      checkpoints_at_kill: checkpointsOnDisk(trial),
+    };
+    // Landed if the kill came before the first checkpoint step after the rollback: every checkpoint predates it.
+    const nextCheckpoint = Math.ceil(redone / faultRunShape.checkpointEverySteps) * faultRunShape.checkpointEverySteps;
+    return replaceAcceleratorWorker(trial, faultAt, evidence, lastStep(logAtKill) < nextCheckpoint);
+  },
+};
+
 export const scenarios: readonly FaultScenario[] = [
   pythonWorkerDuringModelLoad,
   pythonWorkerMidStep,
@@ -248,6 +286,7 @@ export const scenarios: readonly FaultScenario[] = [
   serverRestartMidTraining,
   pauseRestartEverythingResume,
   pythonWorkerMidStepDpo,
+  poisonedBatchRollback,
 ];
 
 export function scenariosNamed(names: readonly string[] | undefined): FaultScenario[] {

@@ -72,7 +72,7 @@ export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
         options.onRecord?.(record);
       }
     }
-    return { reference: (references.sft ?? references.dpo)!, references, records, summary: summarise(options.scenarios, records) };
+    return { reference: (references.sft ?? references.dpo ?? references.poisoned)!, references, records, summary: summarise(options.scenarios, records) };
   } finally {
     // Failed trials keep their homes for a post-mortem; the bundle and empty directories go.
     if (!options.root) await rm(suite.workflowBundlePath, { force: true });

@@ -38,6 +38,7 @@ TINY_SPEC = {
         "heartbeat_timeout_seconds": 120,
         "log_every_steps": 1,
         "objective": {"kind": "sft"},
+        "rollback": {"enabled": True, "window_steps": 50, "min_history_steps": 20, "z_threshold": 10, "max_rollbacks": 3, "learning_rate_factor": 1},
     },
     "checkpoint": {"every_steps": 4, "keep_last": 5, "keep_best": True},
     "validation": {"every_steps": None, "early_stopping_patience": None, "early_stopping_min_delta": 0.0},

@@ -53,6 +53,7 @@ class FailureType(str, Enum):
     MODEL_VERSION_NOT_FOUND = "TuneflowModelVersionNotFound"
     CONTRACT_VIOLATION = "TuneflowContractViolation"
     GATE_FAILED = "TuneflowGateFailed"
+    TRAINING_DIVERGED = "TuneflowTrainingDiverged"
 
 
 NON_RETRYABLE_FAILURE_TYPES = (
@@ -66,6 +67,7 @@ NON_RETRYABLE_FAILURE_TYPES = (
     FailureType.MODEL_VERSION_NOT_FOUND,
     FailureType.CONTRACT_VIOLATION,
     FailureType.GATE_FAILED,
+    FailureType.TRAINING_DIVERGED,
 )
 
 SEARCH_ATTRIBUTES = {

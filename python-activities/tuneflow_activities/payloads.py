@@ -73,6 +73,18 @@ Objective = SftObjective | DpoObjective
 
 
 @dataclass(frozen=True)
+class RollbackSpec:
+    """train.rollback: the loss-spike and NaN rule (rollback.py)."""
+
+    enabled: bool
+    window_steps: int
+    min_history_steps: int
+    z_threshold: float
+    max_rollbacks: int
+    learning_rate_factor: float
+
+
+@dataclass(frozen=True)
 class TrainSpec:
     epochs: float
     # A number or 'auto', and the effective batch: the worker trains with the setup's decided split
@@ -92,6 +104,7 @@ class TrainSpec:
     heartbeat_timeout_seconds: int
     log_every_steps: int
     objective: Objective
+    rollback: RollbackSpec
     max_steps: int | None = None
     gradient_accumulation_steps: int | None = None
     batch_size: int | None = None

@@ -10,6 +10,7 @@ worker, a test or the device benchmark. The request is parsed into a TrainReques
 """
 
 import contextlib
+import copy
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import sharding
+from . import fault_injection, sharding
 from .artifacts import RunLayout, atomic_directory, path_to_uri, uri_to_path
 from .checkpoint import (
     ADAPTER,
@@ -40,6 +41,7 @@ from .loaders import load_for_training
 from .objectives import Objective, objective_for
 from .objectives.objective import MicroBatchLoss, evaluation_batch_count
 from .payloads import TrainingSetup, TrainRequest, TrainSpec, parse
+from .rollback import RollbackRecord, Rollbacks, Verdict, observed
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +153,8 @@ class Progress:
     throughput: Throughput = field(default_factory=Throughput)
     # (step, loss) pairs since the last checkpoint: the workflow keeps a downsampled history from them.
     recent_losses: list = field(default_factory=list)
+    # Every rollback of the run so far (rollback.py), in the order they happened.
+    rollbacks: list[RollbackRecord] = field(default_factory=list[RollbackRecord])
 
     def as_heartbeat(self) -> dict:
         real, padded = self.throughput.real_tokens_per_second, self.throughput.padded_tokens_per_second
@@ -168,11 +172,19 @@ class Progress:
             "last_checkpoint": self.last_checkpoint,
             "resumed_from_step": self.resumed_from_step,
             "steps_redone": self.steps_redone,
+            "rollbacks": len(self.rollbacks),
         }
 
     def as_message(self, event: str, attempt: int) -> dict:
-        """What the workflow hears at a checkpoint or a resume: few events, so no history growth per step."""
-        return {**self.as_heartbeat(), "event": event, "attempt": attempt, "best": self.best, "losses": self.recent_losses}
+        """What the workflow hears at a checkpoint, a resume or a rollback: few events, so no history growth per step."""
+        return {
+            **self.as_heartbeat(),
+            "event": event,
+            "attempt": attempt,
+            "best": self.best,
+            "losses": self.recent_losses,
+            "rollback_records": list(self.rollbacks),
+        }
 
 
 def append_log(path: Path, record: dict) -> None:
@@ -236,14 +248,49 @@ def forward_backward(objective: Objective, model, batch: dict, step_units: int, 
     return computed
 
 
-def apply_gradients(optimizer, scheduler, trainable: list, max_grad_norm: float) -> None:
-    """The end of an optimizer step: clip, step the optimizer and the learning rate, drop the gradients."""
+def clip_gradients(trainable: list, max_grad_norm: float) -> float:
+    """Clips the gradients to max_grad_norm; returns their total norm before clipping (over every shard under FSDP)."""
     import torch
 
-    torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    norm = torch.nn.utils.clip_grad_norm_(trainable, max_grad_norm)
+    full_tensor = getattr(norm, "full_tensor", None)  # a DTensor under FSDP: the norm of the whole gradient
+    return float((full_tensor() if full_tensor is not None else norm).item())
+
+
+def step_optimizer(optimizer, scheduler) -> None:
+    """Applies the clipped gradients: steps the optimizer and the learning rate, drops the gradients."""
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+
+
+def apply_gradients(optimizer, scheduler, trainable: list, max_grad_norm: float) -> None:
+    """The end of an optimizer step without judging it (the benchmarks' loops): clip, step, drop the gradients."""
+    clip_gradients(trainable, max_grad_norm)
+    step_optimizer(optimizer, scheduler)
+
+
+def scale_learning_rate(optimizer, scheduler, factor: float) -> None:
+    """Multiplies the learning rate from here on by `factor`: the schedule's base rates and the rate the next step
+    uses. Both are in the optimizer's and scheduler's state dicts, so a checkpoint carries the lowered rate."""
+    if factor == 1:
+        return
+    scheduler.base_lrs = [rate * factor for rate in scheduler.base_lrs]
+    for group in optimizer.param_groups:
+        group["lr"] *= factor
+        if "initial_lr" in group:
+            group["initial_lr"] *= factor
+
+
+@dataclass(frozen=True)
+class InitialState:
+    """A fresh run's state before its first step, held in memory (the LoRA weights of this process, an optimizer
+    without state, the schedule at zero, the random generators): what a rollback restores before the first checkpoint."""
+
+    adapter: list
+    optimizer: dict
+    scheduler: dict
+    rng: dict
 
 
 @dataclass
@@ -269,6 +316,7 @@ class TrainingState:
     fingerprint: dict
     world: World
     sharded: bool
+    rollbacks: Rollbacks
     step: int = 0
     validation: ValidationState = field(default_factory=ValidationState)
 
@@ -289,14 +337,42 @@ class TrainingState:
             "fingerprint": self.fingerprint,
             "optimizer_name": self.optimizer_name,
             "validation": self.validation.__dict__.copy(),
+            # The rollback rule's window, skipped rows and rollbacks: a resume judges and skips as this run would.
+            "rollback": self.rollbacks.as_checkpoint(),
         }
 
-    def restore(self, checkpoint: dict) -> None:
+    def restore(self, checkpoint: dict, rolling_back: bool = False) -> None:
+        """Resume from `checkpoint`; `rolling_back` keeps this run's skipped rows and rollbacks (they are newer than the
+        checkpoint) and takes only its window of judged steps."""
         sharding.load_optimizer_state_dict(self.model, self.optimizer, checkpoint["optimizer"], self.sharded)
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         restore_rng_state(checkpoint["rng_by_rank"][self.world.rank] if self.world.distributed else checkpoint["rng"])
         self.validation = ValidationState(**checkpoint["validation"])
         self.step = checkpoint["step"]
+        (self.rollbacks.restore_window if rolling_back else self.rollbacks.restore)(checkpoint.get("rollback"))
+
+    def capture_initial(self, trainable: list) -> InitialState:
+        """This process's state before the first step (see InitialState)."""
+        return InitialState(
+            adapter=[parameter.detach().clone() for parameter in trainable],
+            optimizer=copy.deepcopy(self.optimizer.state_dict()),
+            scheduler=copy.deepcopy(self.scheduler.state_dict()),
+            rng=capture_rng_state(),
+        )
+
+    def restore_initial(self, initial: InitialState, trainable: list) -> None:
+        import torch
+
+        with torch.no_grad():
+            for parameter, saved in zip(trainable, initial.adapter, strict=True):
+                parameter.copy_(saved)
+        # Copies: loading a state dict may keep its tensors, and a second rollback to the start needs them unchanged.
+        self.optimizer.load_state_dict(copy.deepcopy(initial.optimizer))
+        self.scheduler.load_state_dict(copy.deepcopy(initial.scheduler))
+        restore_rng_state(initial.rng)
+        self.validation = ValidationState()
+        self.step = 0
+        self.rollbacks.restore_window(None)
 
 
 class TrainingEngine:
@@ -354,7 +430,16 @@ class TrainingEngine:
         )
         optimizer = build_optimizer(self.setup.optimizer, self.trainable, train_spec)
         scheduler = get_scheduler(train_spec.lr_scheduler, optimizer, num_warmup_steps=train_spec.warmup_steps, num_training_steps=self.schedule.total_steps)
-        self.state = TrainingState(self.model, optimizer, scheduler, self.setup.optimizer, fingerprint(self.request, self.objective), self.world, self.sharded)
+        self.state = TrainingState(
+            self.model,
+            optimizer,
+            scheduler,
+            self.setup.optimizer,
+            fingerprint(self.request, self.objective),
+            self.world,
+            self.sharded,
+            Rollbacks(train_spec.rollback),
+        )
         self.autocast = autocast_for(self.setup)
         self.writer = CheckpointWriter(self.layout, self.spec.checkpoint.keep_last)
         self.staging = HostStaging()
@@ -386,6 +471,7 @@ class TrainingEngine:
             steps_redone=steps_redone_so_far(self.layout.train_log),
             val_loss=self.last_checkpoint.val_loss if self.last_checkpoint else None,
             best=self.state.validation.as_dict(),
+            rollbacks=list(self.state.rollbacks.records),
         )
         self.callbacks.report(self.progress.as_heartbeat())
         if self.resumed_from_step > 0:
@@ -400,16 +486,27 @@ class TrainingEngine:
         last_checkpoint_at = time.monotonic()
         # A sweep's rung stops early at stop_at_step, checkpointed; the schedule (learning-rate decay) still spans the run.
         last_step = min(self.schedule.total_steps, self.request.stop_at_step or self.schedule.total_steps)
-        for step in range(self.state.step, last_step):
+        # Before the first checkpoint, a rollback returns to the start, held in memory.
+        self.initial_state = self.state.capture_initial(self.trainable) if self.state.step == 0 and self.spec.train.rollback.enabled else None
+        step = self.state.step
+        while step < last_step:
             if self.world.agree(self.callbacks.should_stop()):
                 self.stop_at(step)
-            loss, metrics = self.step(step)
+            trained = self.step(step)
+            if trained is None:
+                # Rolled back: training goes on from the restored checkpoint, without the offending step's rows.
+                step = self.state.step
+                continue
+            loss, metrics = trained
             completed = self.state.step = step + 1
             if self.first_step_at is None:
                 self.first_step_at = time.monotonic()
                 self.prepare_checkpoints()
-            self.progress.step, self.progress.epoch, self.progress.loss = completed, self.schedule.epoch_of_step(step), loss
-            self.progress.recent_losses.append([completed, loss])
+            self.progress.step, self.progress.epoch = completed, self.schedule.epoch_of_step(step)
+            # A step whose rows were all skipped after a rollback trained nothing: it has no loss.
+            if loss is not None:
+                self.progress.loss = loss
+                self.progress.recent_losses.append([completed, loss])
             if self.world.main:
                 append_log(
                     self.layout.train_log,
@@ -438,11 +535,29 @@ class TrainingEngine:
             if self.stopped_early:
                 logger.info("early stopping at step %d: no improvement in %d evaluations", completed, patience)
                 break
+            step = completed
 
-    def step(self, step: int) -> tuple[float, dict[str, float]]:
+    def rows_for_step(self, step: int) -> list[list[list[int]]]:
+        """The examples `step` trains on, as micro-batches of sequences of example indices: the schedule's, less the
+        rows skipped after rollbacks (a sequence or micro-batch left empty is dropped)."""
+        skipped = self.state.rollbacks.skipped_rows
+        micro_batches = []
+        for indices in self.schedule.micro_batches_for_step(step):
+            sequences = [kept for index in indices if (kept := [row for row in self.sequences[index] if row not in skipped])]
+            if sequences:
+                micro_batches.append(sequences)
+        return micro_batches
+
+    def step(self, step: int) -> tuple[float | None, dict[str, float]] | None:
         """One optimizer step on the schedule's sequences for `step`; returns the step's loss and the objective's
-        metrics, each a mean over the step's units (over all processes)."""
-        step_batches = [[[self.examples[row] for row in self.sequences[index]] for index in indices] for indices in self.schedule.micro_batches_for_step(step)]
+        metrics, each a mean over the step's units (over all processes). The step is judged before it is applied
+        (rollback.py): None when it was refused and the run rolled back. A step whose rows were all skipped trains
+        nothing (loss None); its learning rate is still spent, so the schedule stays a function of the step."""
+        rows = self.rows_for_step(step)
+        if not rows:
+            self.state.scheduler.step()
+            return None, {}
+        step_batches = [[[self.examples[row] for row in sequence] for sequence in micro_batch] for micro_batch in rows]
         # The loss is averaged over every unit (trained token, pair) of the whole step, not per micro-batch: gradient
         # accumulation then equals one big batch exactly (and a packed step one unpacked step, N processes one).
         step_units = sum(self.objective.units(example) for batch in step_batches for sequence in batch for example in sequence)
@@ -456,21 +571,93 @@ class TrainingEngine:
             if self.sharded:
                 # Gradients are reduced across the shards once, after the step's last micro-batch.
                 self.model.set_requires_gradient_sync(index == len(micro_batches) - 1)
+            # 1 unless a test-only variable of the worker spikes this micro-batch's rows (fault_injection.py).
+            injected = fault_injection.loss_factor(sequences)
             computed = forward_backward(
-                self.objective, self.model, batch, step_units, self.autocast, (self.world.size if self.sharded else 1) if counted else 0
+                self.objective, self.model, batch, step_units, self.autocast, injected * (self.world.size if self.sharded else 1) if counted else 0
             )
             if counted:
-                step_loss += computed.loss.item()
+                step_loss += computed.loss.item() * injected
                 for name, value in computed.metric_sums.items():
                     metric_sums[name] += value
                 real_tokens += sum(example.tokens for sequence in sequences for example in sequence)
                 padded_tokens += batch["input_ids"].numel()
         if not self.sharded:
             self.world.sum_gradients(self.trainable)
-        apply_gradients(self.state.optimizer, self.state.scheduler, self.trainable, self.spec.train.max_grad_norm)
         step_loss, real_tokens, padded_tokens, *metric_values = self.world.sum(step_loss, real_tokens, padded_tokens, *metric_sums.values())
+        if fault_injection.poisons_step(step + 1):
+            step_loss = fault_injection.poison_gradients(self.trainable)
+        gradient_norm = clip_gradients(self.trainable, self.spec.train.max_grad_norm)
+        # Every rank judges the same sums; rank 0's verdict stands, so all roll back or step together.
+        verdict = self.world.agree(self.state.rollbacks.judge(step_loss, gradient_norm))
+        if verdict.reason is not None:
+            self.roll_back(step, rows, step_loss, gradient_norm, verdict)
+            return None
+        self.state.rollbacks.record(step_loss, gradient_norm)
+        step_optimizer(self.state.optimizer, self.state.scheduler)
         self.progress.throughput.record(int(real_tokens), int(padded_tokens))
         return step_loss, {name: value / step_units for name, value in zip(metric_sums, metric_values, strict=True)}
+
+    def roll_back(self, step: int, rows: list[list[list[int]]], loss: float, gradient_norm: float, verdict: Verdict) -> None:
+        """Restores the last checkpoint (or the start, before the first one), skips the step's rows from now on and
+        lowers the learning rate by train.rollback.learning_rate_factor; fails the run after max_rollbacks.
+        The checkpoint on disk is exact (resume reads the same files), and every rank reads it."""
+        from safetensors.torch import load_file
+
+        self.state.optimizer.zero_grad(set_to_none=True)
+        self.writer.wait()
+        self.announce_written_checkpoints()
+        # Rank 0 alone knows which checkpoints its writer finished.
+        checkpoint = self.world.agree(self.last_checkpoint)
+        step_rows = sorted({row for micro_batch in rows for sequence in micro_batch for row in sequence})
+        rollbacks = self.state.rollbacks
+        record: RollbackRecord = {
+            "step": step + 1,
+            "reason": verdict.reason,
+            "loss": observed(loss),
+            "gradient_norm": observed(gradient_norm),
+            "loss_median": verdict.loss_median,
+            "gradient_norm_median": verdict.gradient_norm_median,
+            "z_score": verdict.z_score,
+            "restored_step": checkpoint.step if checkpoint else 0,
+            "rows": [self.examples[row].source for row in step_rows],
+            "learning_rate_scale": rollbacks.spec.learning_rate_factor ** (len(rollbacks.records) + 1),
+            "attempt": self.attempt,
+        }
+        if checkpoint is None and self.initial_state is None:
+            # Resumed past the start with no checkpoint to return to cannot happen (resume needs one); be loud if it does.
+            raise RuntimeError(f"step {step + 1} must roll back but there is neither a checkpoint nor the initial state")
+        rollbacks.rolled_back(record, step_rows)
+        if checkpoint is not None:
+            saved = load_training_state(checkpoint, self.state.fingerprint)
+            sharding.load_adapter_state_dict(self.model, load_file(checkpoint.directory / ADAPTER / ADAPTER_WEIGHTS), self.sharded)
+            self.state.restore(saved, rolling_back=True)
+            saved_rollbacks = len(saved.get("rollback", {}).get("records", []))
+        else:
+            self.state.restore_initial(self.initial_state, self.trainable)
+            saved_rollbacks = 0
+        # The restored state carries the learning rate of its own rollbacks; this run has made more since.
+        scale_learning_rate(self.state.optimizer, self.state.scheduler, rollbacks.spec.learning_rate_factor ** (len(rollbacks.records) - saved_rollbacks))
+        logger.warning(
+            "step %d refused (%s: loss %s, gradient norm %s): rolled back to step %d, skipping %d rows from now on",
+            step + 1,
+            verdict.reason,
+            record["loss"],
+            record["gradient_norm"],
+            record["restored_step"],
+            len(step_rows),
+        )
+        restored = self.state.step
+        # The steps after the checkpoint, up to the refused one, will be trained again (as after a crash).
+        self.progress.steps_redone += step - restored
+        self.progress.step, self.progress.epoch = restored, self.schedule.epoch_of_step(restored)
+        self.progress.loss = checkpoint.manifest.get("train_loss") if checkpoint else None
+        self.progress.val_loss = checkpoint.val_loss if checkpoint else None
+        self.progress.best = self.state.validation.as_dict()
+        self.progress.recent_losses = [entry for entry in self.progress.recent_losses if entry[0] <= restored]
+        self.progress.rollbacks = list(rollbacks.records)
+        self.callbacks.report(self.progress.as_heartbeat())
+        self.callbacks.progressed(self.progress.as_message("rolled_back", self.attempt))
 
     def validate(self, step: int) -> float | None:
         """The objective's validation loss over all validation examples, each process scoring its share, recorded for
@@ -572,6 +759,8 @@ class TrainingEngine:
             "steps_trained": self.progress.step - self.resumed_from_step,
             "steps_redone": self.progress.steps_redone,
             "corrupt_checkpoints_skipped": self.corrupt_checkpoints_skipped,
+            "rollbacks": list(self.state.rollbacks.records),
+            "rows_skipped": len(self.state.rollbacks.skipped_rows),
             "last_checkpoint_uri": self.last_checkpoint.uri if self.last_checkpoint else None,
             "backend": self.setup.backend,
             "device": self.setup.device,

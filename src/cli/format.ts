@@ -1,5 +1,5 @@
 import type { RunStatusReport } from '../client.ts';
-import type { FineTuneResult } from '../../workflows/index.ts';
+import { describeRollbacks, type FineTuneResult } from '../../workflows/index.ts';
 import { suiteScoreRows, verdictLines } from '../quality/index.ts';
 
 export function formatDuration(seconds: number | null | undefined): string {
@@ -34,6 +34,7 @@ export function progressLine(status: RunStatusReport): string {
   if (details) parts.push(details);
   if (status.train_attempt && status.train_attempt > 1) parts.push(`attempt ${status.train_attempt}`);
   if (status.resumes > 0) parts.push(`resumed ${status.resumes}× (${status.steps_redone} steps redone)`);
+  if (status.rollbacks.length > 0) parts.push(`rolled back ${status.rollbacks.length}×`);
   return parts.join(' · ');
 }
 

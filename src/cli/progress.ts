@@ -5,6 +5,7 @@
  */
 import cliProgress from 'cli-progress';
 import type { RunStatusReport } from '../client.ts';
+import { describeRollback } from '../../workflows/index.ts';
 import { progressDetails, progressLine } from './format.ts';
 import { colours } from './output.ts';
 
@@ -30,6 +31,7 @@ function notesBetween(previous: RunStatusReport | undefined, current: RunStatusR
     const redone = current.steps_redone - previous.steps_redone;
     notes.push(`resumed from step ${current.last_checkpoint?.step ?? 0}${redone > 0 ? ` (${redone} steps redone)` : ''}`);
   }
+  for (const rollback of current.rollbacks.slice(previous.rollbacks.length)) notes.push(`rolled back: ${describeRollback(rollback)}`);
   return notes;
 }
 

@@ -137,6 +137,41 @@ export const checkpointReferenceSchema = z.object({ step: count, uri: artifactUr
 /** The best validation loss so far and the step that reached it. */
 export const bestValidationSchema = z.object({ val_loss: z.number(), step: count });
 
+/** Why a step was refused and rolled back (rollback.py, train.rollback). */
+export const RollbackReason = {
+  LossNotFinite: 'loss_not_finite',
+  GradientNormNotFinite: 'gradient_norm_not_finite',
+  LossSpike: 'loss_spike',
+  GradientNormSpike: 'gradient_norm_spike',
+} as const;
+export type RollbackReason = (typeof RollbackReason)[keyof typeof RollbackReason];
+
+/** A loss or gradient norm as the engine saw it: the number, or the name of a non-finite value (JSON has no NaN). */
+const observedValueSchema = z.union([z.number(), z.enum(['NaN', 'Infinity', '-Infinity'])]);
+
+/** One rollback: the refused step, its values, the checkpoint training went back to and the rows skipped from then on. */
+export const rollbackRecordSchema = z.object({
+  /** The refused step, numbered as train_log.jsonl numbers steps (from 1). */
+  step: count.positive(),
+  reason: z.enum(RollbackReason),
+  loss: observedValueSchema,
+  gradient_norm: observedValueSchema,
+  /** The medians of the window it was judged against; null before train.rollback.min_history_steps steps. */
+  loss_median: z.number().nullable(),
+  gradient_norm_median: z.number().nullable(),
+  /** The robust z-score that exceeded train.rollback.z_threshold (spikes only). */
+  z_score: z.number().nullable(),
+  /** The checkpoint's step training went back to (0: the start). */
+  restored_step: count,
+  /** The step's rows, by their place in the dataset: skipped for the rest of the run. */
+  rows: z.array(z.object({ file: z.string(), row: z.number().int() })),
+  /** The learning rate's multiplier from this rollback on (train.rollback.learning_rate_factor per rollback). */
+  learning_rate_scale: z.number().positive(),
+  /** The train activity's attempt that rolled back. */
+  attempt: z.number().int().positive(),
+});
+export type RollbackRecord = z.infer<typeof rollbackRecordSchema>;
+
 /** training.py */
 export const trainRequestSchema = z.object({
   spec: runSpecSchema,
@@ -165,6 +200,10 @@ export const trainResultSchema = z.object({
   steps_trained: count,
   steps_redone: count,
   corrupt_checkpoints_skipped: count,
+  /** Every rollback of the run (train.rollback), oldest first; absent from results of workers before rollback existed. */
+  rollbacks: z.array(rollbackRecordSchema).optional(),
+  /** Rows skipped after rollbacks, over the whole run. */
+  rows_skipped: count.optional(),
   last_checkpoint_uri: artifactUri.nullable(),
   backend: z.enum(TrainingBackend),
   device: z.enum(DeviceKind),

@@ -4,7 +4,7 @@
  * with their types; the guards read payloads that arrive untyped (heartbeat details, signal arguments).
  */
 import { z } from 'zod';
-import { bestValidationSchema, checkpointReferenceSchema } from './accelerator.ts';
+import { bestValidationSchema, checkpointReferenceSchema, rollbackRecordSchema } from './accelerator.ts';
 import { WorkflowMessage } from './names.ts';
 
 const count = z.number().int().nonnegative();
@@ -30,6 +30,8 @@ export const trainHeartbeatSchema = z.object({
   last_checkpoint: checkpointReferenceSchema.nullable(),
   resumed_from_step: count,
   steps_redone: count,
+  /** Rollbacks so far (train.rollback); absent from the heartbeats of workers before rollback existed. */
+  rollbacks: count.optional(),
 });
 export type TrainHeartbeat = z.infer<typeof trainHeartbeatSchema>;
 /** The name this shape had before it was a schema. */
@@ -39,6 +41,8 @@ export const isTrainHeartbeat = (value: unknown): value is TrainHeartbeat => tra
 export const TrainingProgressEvent = {
   Checkpoint: 'checkpoint',
   Resumed: 'resumed',
+  /** A step was refused (NaN or a spike) and training went back to its last checkpoint. */
+  RolledBack: 'rolled_back',
 } as const;
 export type TrainingProgressEvent = (typeof TrainingProgressEvent)[keyof typeof TrainingProgressEvent];
 
@@ -52,6 +56,8 @@ export const trainingProgressMessageSchema = trainHeartbeatSchema.extend({
   best: bestValidationSchema.nullable(),
   /** [step, loss] pairs since the previous message. */
   losses: z.array(z.tuple([count, z.number()])),
+  /** Every rollback of the run so far; absent from the messages of workers before rollback existed. */
+  rollback_records: z.array(rollbackRecordSchema).optional(),
 });
 export type TrainingProgressMessage = z.infer<typeof trainingProgressMessageSchema>;
 export const isTrainingProgressMessage = (value: unknown): value is TrainingProgressMessage => trainingProgressMessageSchema.safeParse(value).success;

@@ -67,6 +67,7 @@ export const nonRetryableFailureTypes: readonly FailureType[] = [
   FailureType.ModelVersionNotFound,
   FailureType.ContractViolation,
   FailureType.GateFailed,
+  FailureType.TrainingDiverged,
 ];
 
 /** Search attributes registered on the dev server and upserted by the workflow at stage changes. */

@@ -153,6 +153,11 @@ export const FailureType = {
   WorkerLost: 'TuneflowWorkerLost',
   /** A promotion refused by the version's quality gates (src/quality): only `--force` overrides it, on record. */
   GateFailed: 'TuneflowGateFailed',
+  /**
+   * Training kept producing a NaN/infinite or spiking loss or gradient norm after train.rollback.max_rollbacks
+   * rollbacks: the details name the step, the rows it trained on and the values. Retrying the same run cannot help.
+   */
+  TrainingDiverged: 'TuneflowTrainingDiverged',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 

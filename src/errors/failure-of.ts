@@ -8,6 +8,7 @@ import { InvalidSpecError } from './invalid-spec-error.ts';
 import { ModelNotFoundError } from './model-not-found-error.ts';
 import { OutOfMemoryError } from './out-of-memory-error.ts';
 import { PlanDoesNotFitError } from './plan-does-not-fit-error.ts';
+import { TrainingDivergedError } from './training-diverged-error.ts';
 import type { TuneflowError } from './tuneflow-error.ts';
 
 type TuneflowErrorClass = new (message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) => TuneflowError;
@@ -21,6 +22,7 @@ const errorClasses: Partial<Record<FailureType, TuneflowErrorClass>> = {
   [FailureType.PlanDoesNotFit]: PlanDoesNotFitError,
   [FailureType.IncompatibleCheckpoint]: IncompatibleCheckpointError,
   [FailureType.OutOfMemory]: OutOfMemoryError,
+  [FailureType.TrainingDiverged]: TrainingDivergedError,
 };
 
 /**

@@ -9,3 +9,4 @@ export { OutOfMemoryError, isOutOfMemoryError } from './out-of-memory-error.ts';
 export { IncompatibleCheckpointError, isIncompatibleCheckpointError } from './incompatible-checkpoint-error.ts';
 export { failureOf } from './failure-of.ts';
 export { ContractViolationError, isContractViolationError } from './contract-violation-error.ts';
+export { TrainingDivergedError, isTrainingDivergedError } from './training-diverged-error.ts';

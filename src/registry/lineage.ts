@@ -22,7 +22,9 @@ function canonicalJson(value: unknown): string {
 export function specHash(spec: RunSpec): string {
   const { name: _name, checkpoint: _checkpoint, dataset, train, ...rest } = spec;
   const { path: _path, val_path: _valPath, ...datasetIdentity } = dataset;
-  const { heartbeat_timeout_seconds: _heartbeat, log_every_steps: _logEvery, ...trainIdentity } = train;
+  // The rollback guard changes nothing a run trains unless it fires (and then the version records its rollbacks): a spec
+  // hashes as it did before train.rollback existed.
+  const { heartbeat_timeout_seconds: _heartbeat, log_every_steps: _logEvery, rollback: _rollback, ...trainIdentity } = train;
   return createHash('sha256')
     .update(canonicalJson({ ...rest, dataset: datasetIdentity, train: trainIdentity }))
     .digest('hex');

@@ -13,7 +13,8 @@ import type { FineTuneResult } from '../../workflows/index.ts';
 export interface TrainLogRecord {
   attempt: number;
   step: number;
-  loss: number;
+  /** Null for a step whose rows were all skipped after a rollback: it trained nothing. */
+  loss: number | null;
   learning_rate: number;
   /** Seconds since the epoch, when the step ended. */
   time: number;

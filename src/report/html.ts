@@ -5,6 +5,7 @@
 import { scoresFromMetrics, suiteScoreRows, verdictLines } from '../quality/index.ts';
 import type { Chart } from './charts.ts';
 import type { ReportData } from './data.ts';
+import { describeRollbacks } from '../../workflows/index.ts';
 
 const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (character) => `&#${character.charCodeAt(0)};`);
 const fixed = (value: number | null | undefined, digits: number) => (value === null || value === undefined ? '—' : value.toFixed(digits));
@@ -130,6 +131,7 @@ function summary(data: ReportData): string {
     ],
     ['steps', `${result.training.final_step} of ${result.training.total_steps}, effective batch ${result.plan.effective_batch_size}`],
     ['resumes', result.progress.resumes === 0 ? 'none' : `${result.progress.resumes} (${result.progress.steps_redone} steps redone)`],
+    ['rollbacks', describeRollbacks(result.training.rollbacks) ?? 'none'],
     ['final train loss', fixed(result.metrics.final_train_loss, 4)],
   ];
   return `<dl class="facts">${facts.map(([term, value]) => `<dt>${escapeHtml(term)}</dt><dd>${escapeHtml(value)}</dd>`).join('')}</dl>`;

@@ -73,6 +73,30 @@ export const objectiveSpecSchema = z.discriminatedUnion('kind', [
 ]);
 export type ObjectiveSpec = z.output<typeof objectiveSpecSchema>;
 
+/**
+ * Loss-spike and NaN rollback (train.rollback, docs/quality.md): the engine watches every step's loss and gradient
+ * norm before it applies the step. A value that is NaN or infinite, or a robust z-score (distance from the median of
+ * the last `window_steps` steps in units of their median absolute deviation) above `z_threshold` once at least
+ * `min_history_steps` steps are in the window, rolls the run back to its last checkpoint, skips the rows of the
+ * offending step for the rest of the run, multiplies the learning rate by `learning_rate_factor` and continues. After
+ * `max_rollbacks` rollbacks the next one fails the run (TuneflowTrainingDiverged) naming the step, rows and values.
+ * On by default; `enabled: false` turns it off.
+ */
+export const rollbackSpecSchema = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    window_steps: positiveInt.default(50),
+    min_history_steps: positiveInt.default(20),
+    z_threshold: z.number().positive().default(10),
+    max_rollbacks: z.number().int().nonnegative().default(3),
+    learning_rate_factor: z.number().positive().max(1).default(1),
+  })
+  .refine((rollback) => rollback.min_history_steps <= rollback.window_steps, {
+    message: 'min_history_steps must be at most window_steps (the history is the window)',
+    path: ['min_history_steps'],
+  });
+export type RollbackSpec = z.output<typeof rollbackSpecSchema>;
+
 export const trainSpecSchema = z.strictObject({
   objective: objectiveSpecSchema.default({ kind: ObjectiveKind.SupervisedFineTuning }),
   epochs: z.number().positive().default(1),
@@ -113,6 +137,7 @@ export const trainSpecSchema = z.strictObject({
   /** A training step that reports nothing for this long is presumed dead and retried from its last checkpoint. */
   heartbeat_timeout_seconds: positiveInt.default(120),
   log_every_steps: positiveInt.default(1),
+  rollback: rollbackSpecSchema.prefault({}),
 });
 
 export const checkpointSpecSchema = z.strictObject({

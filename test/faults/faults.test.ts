@@ -14,7 +14,7 @@ const trialTimeoutSeconds = 180;
  * The scenarios of the SFT run. The DPO scenario (python-kill-mid-step-dpo) has not yet completed a trial on a
  * quiet machine, so it runs in `npm run faults -- --scenarios python-kill-mid-step-dpo` only, until it has a record.
  */
-const ciScenarios = scenarios.filter((scenario) => (scenario.run ?? 'sft') === 'sft');
+const ciScenarios = scenarios.filter((scenario) => (scenario.run ?? 'sft') === 'sft' || scenario.name === 'poisoned-batch-rollback');
 /** A DPO step scores its pairs with the reference too: its runs get twice the time. */
 const timeoutFor = (run: FaultRun) => (run === 'dpo' ? 2 * trialTimeoutSeconds : trialTimeoutSeconds);
 

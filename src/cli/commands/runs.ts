@@ -11,7 +11,7 @@ import { cancelRun, checkpointRun, connectClient, getRunStatus, pauseRun, type R
 import { Stage } from '../../contract/index.ts';
 import { homeLayout } from '../../runtime/home.ts';
 import { loadSpec } from '../../spec/load.ts';
-import type { FineTuneResult } from '../../../workflows/index.ts';
+import { describeRollback, type FineTuneResult } from '../../../workflows/index.ts';
 import { CommandError } from '../command-error.ts';
 import { ExitCode } from '../exit-code.ts';
 import { followRun } from '../follow.ts';
@@ -122,6 +122,8 @@ export async function runCommand(specPath: string, options: RunOptions, interrup
 function describeStatus(status: RunStatusReport): string {
   const lines = [`${status.workflow_id}: ${status.status} · ${progressLine(status)}`];
   if (status.error) lines.push(`error: ${status.error}`);
+  // Each rollback on its own line: the step refused, its values, the rows skipped from then on.
+  for (const rollback of status.rollbacks) lines.push(`rollback: ${describeRollback(rollback)}`);
   if (status.metrics) {
     const { base_val_loss: base, tuned_val_loss: tuned } = status.metrics;
     lines.push(`validation loss: base ${base?.toFixed(4) ?? '—'} → tuned ${tuned?.toFixed(4) ?? '—'}`);
