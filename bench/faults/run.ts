@@ -4,16 +4,15 @@
  * Runs the fault-injection suite (bench/faults/harness.ts) and writes one JSON file: date, command, versions,
  * machine, the per-scenario summary, the reference run and every trial's record. Exits non-zero if any trial failed.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readyEnvironment, repositoryRoot } from '../../scripts/python-environment.mjs';
 import { defaultHeartbeatTimeoutSeconds, faultRunShape, type TrialRecord } from './harness.ts';
 import { scenariosNamed } from './scenarios.ts';
 import { runSuite, summarise, summaryTable } from './suite.ts';
+import { versions } from '../versions.ts';
 
 const { values } = parseArgs({
   options: {
@@ -35,22 +34,6 @@ const scenarios = scenariosNamed(
 );
 const date = new Date().toISOString();
 const out = values.out ?? join(dirname(fileURLToPath(import.meta.url)), 'results', `${date.slice(0, 10)}-faults-${trials}x.json`);
-
-function versions(): Record<string, string> {
-  const environment = readyEnvironment();
-  const python = (code: string) => execFileSync(environment.python, ['-c', code], { encoding: 'utf8' }).trim();
-  const packageVersion = (name: string) =>
-    (JSON.parse(readFileSync(join(repositoryRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-  return {
-    tuneflow_commit: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repositoryRoot, encoding: 'utf8' }).trim(),
-    tuneflow_tree_dirty: String(execFileSync('git', ['status', '--porcelain'], { cwd: repositoryRoot, encoding: 'utf8' }).trim() !== ''),
-    node: process.version,
-    temporalio_typescript: packageVersion('@temporalio/worker'),
-    temporal_cli: execFileSync(environment.temporal, ['--version'], { encoding: 'utf8' }).trim(),
-    python: python('import sys; print(sys.version.split()[0])'),
-    python_packages: python('import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in ("temporalio", "torch", "transformers", "peft")))'),
-  };
-}
 
 const loadBefore = loadavg()[0]!;
 const versionsAtStart = versions();
