@@ -38,6 +38,7 @@ const benchmarks = [
   dryRun('bench/gpu/fastest_fit.py'),
   dryRun('bench/gpu/real_data.py', '--quantization', 'none', '--skip-seed', '--runs', 'real-packed,real-unpacked'),
   dryRun('bench/gpu/activity_kill_resume.py'),
+  dryRun('bench/gpu/dpo.py'),
 ];
 
 let failed = 0;
