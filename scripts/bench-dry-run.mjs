@@ -71,6 +71,7 @@ const benchmarks = [
     scratchFile('bench-lora-work'),
   ),
   python('bench/cpu/calibrate.py', '--dry-run', '--out', scratchFile('cpu-calibration')),
+  dryRun('bench/gpu/dpo.py'),
 ];
 
 function run([name, command, args, env]) {

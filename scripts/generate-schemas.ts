@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { acceleratorActivitySchemas, heartbeatSchemas, messageSchemas } from '../src/contract/index.ts';
-import { runSpecSchema } from '../src/spec/schema.ts';
+import { specFileSchema } from '../src/spec/runs.ts';
 
 const repository = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const pythonSchemasDirectory = join(repository, 'python-activities', 'tuneflow_activities', 'schemas');
@@ -42,7 +42,8 @@ export function generatedSchemas(): Map<string, string> {
   }
   for (const [name, schema] of Object.entries(heartbeatSchemas)) files.set(join(pythonSchemasDirectory, `${name}.heartbeat.json`), document(schema, 'output'));
   for (const [name, schema] of Object.entries(messageSchemas)) files.set(join(pythonSchemasDirectory, `${name}.message.json`), document(schema, 'output'));
-  files.set(runSpecSchemaPath, document(runSpecSchema, 'input'));
+  // A spec file holds one run or several (`runs:`): the editors' schema takes both.
+  files.set(runSpecSchemaPath, document(specFileSchema, 'input'));
   return files;
 }
 

@@ -4,11 +4,13 @@ import { displayLocation } from './artifacts/index.ts';
 import { AcceleratorActivity, isTrainHeartbeat, type RollbackRecord, Stage, TaskQueue, type TrainHeartbeat } from './contract/index.ts';
 import { TemporalUnreachableError } from './errors/index.ts';
 import { temporalConnectConfig } from './runtime/home.ts';
+import type { RunsSpec } from './spec/load.ts';
 import type { RunSpec } from './spec/schema.ts';
 import {
   checkpointNowSignal,
   type FineTuneInput,
   type FineTuneResult,
+  type FineTuneRunState,
   type FineTuneState,
   fineTune,
   pauseSignal,
@@ -37,7 +39,7 @@ export interface StartOptions {
   artifactRootUri: string;
 }
 
-export function defaultWorkflowId(spec: RunSpec): string {
+export function defaultWorkflowId(spec: { name?: string | null }): string {
   const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
   return `tuneflow-${spec.name ?? 'run'}-${stamp}`;
 }
@@ -48,6 +50,19 @@ export function startFineTune(client: Client, spec: RunSpec, options: StartOptio
   return client.workflow.start(fineTune, {
     taskQueue: TaskQueue.Orchestration,
     workflowId: options.workflowId ?? defaultWorkflowId(spec),
+    args: [input],
+  });
+}
+
+/**
+ * Starts a fine-tune of several runs (a spec with `runs:`, see loadSpecFile): one fineTune workflow trains them in
+ * order, each in its own folder and training child, a run with `from` on that earlier run's merged model.
+ */
+export function startFineTuneRuns(client: Client, runs: RunsSpec, options: StartOptions): Promise<WorkflowHandle<typeof fineTune>> {
+  const input: FineTuneInput = { runs: runs.runs, artifact_root_uri: options.artifactRootUri };
+  return client.workflow.start(fineTune, {
+    taskQueue: TaskQueue.Orchestration,
+    workflowId: options.workflowId ?? defaultWorkflowId(runs),
     args: [input],
   });
 }
@@ -76,6 +91,47 @@ export interface RunStatusReport {
   artifacts?: { adapter: string; merged: string | null; run: string; run_manifest: string; checkpoints: { step: number; path: string }[] };
   metrics?: FineTuneResult['metrics'];
   samples?: FineTuneResult['samples'];
+  /** A workflow of several runs: each run, in training order; the fields above follow the current (at the end, the last) run. */
+  runs?: RunStatusEntry[];
+}
+
+/** One run of several, as `tuneflow status` lists it. */
+export interface RunStatusEntry {
+  name: string;
+  from: string | null;
+  objective: string;
+  /** 'waiting' until it trains, then its stage; 'done' once its stages finished. */
+  stage: string;
+  run: string;
+  training_workflow_id: string;
+  /** Its plan: made for every run before the first one trains. */
+  plan: { fits: boolean; steps: number | null; peak_vram_gib: number; available_gib: number; eta_seconds: number | null; device: string } | null;
+  final_step: number | null;
+  train_loss: number | null;
+  metrics: FineTuneResult['metrics'] | null;
+}
+
+/** The status of each run of a workflow of several. */
+function runEntries(runs: readonly FineTuneRunState[]): RunStatusEntry[] {
+  return runs.map((run) => ({
+    name: run.name,
+    from: run.from,
+    objective: run.objective,
+    stage: run.stage,
+    run: toPath(run.run_uri),
+    training_workflow_id: run.training_workflow_id,
+    plan: run.plan && {
+      fits: run.plan.fits,
+      steps: run.plan.run_time?.steps ?? null,
+      peak_vram_gib: run.plan.peak_vram_gib,
+      available_gib: run.plan.available_gib,
+      eta_seconds: run.plan.eta_seconds ?? null,
+      device: run.plan.device.name,
+    },
+    final_step: run.result?.training.final_step ?? null,
+    train_loss: run.result?.training.train_loss ?? null,
+    metrics: run.result?.metrics ?? null,
+  }));
 }
 
 const toPath = displayLocation;
@@ -171,6 +227,7 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
           samples: result.samples,
         }
       : {}),
+    ...(state?.runs ? { runs: runEntries(state.runs) } : {}),
   };
 }
 

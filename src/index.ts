@@ -10,7 +10,10 @@ export * from './contract/index.ts';
 // Run specs
 export { BuiltinModel, Backend, DatasetFormat, Optimizer, runSpecSchema } from './spec/schema.ts';
 export type { RunSpec, RunSpecInput, ModelSpec, DatasetSpec, LoraSpec, TrainSpec, DeviceSpec } from './spec/schema.ts';
-export { loadSpec, parseSpec } from './spec/load.ts';
+export { loadSpec, loadSpecFile, parseSpec, parseSpecFile } from './spec/load.ts';
+export type { RunsSpec, SpecFile } from './spec/load.ts';
+export { runsSpecSchema, specFileSchema } from './spec/runs.ts';
+export type { NamedRunSpec } from './spec/runs.ts';
 
 // Client
 export {
@@ -24,9 +27,10 @@ export {
   queryRunState,
   resumeRun,
   startFineTune,
+  startFineTuneRuns,
   waitForResult,
 } from './client.ts';
-export type { RunStatusReport, StartOptions } from './client.ts';
+export type { RunStatusEntry, RunStatusReport, StartOptions } from './client.ts';
 export type { FineTuneInput, FineTuneResult, FineTuneState, RunStatus, TrainingProgressState } from '../workflows/index.ts';
 
 // Where runs live on this machine

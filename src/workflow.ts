@@ -9,4 +9,5 @@ export type * from './contract/index.ts';
 export type { CheckpointBook } from '../activities/index.ts';
 export type { Plan } from './planner/index.ts';
 export type { DatasetSpec, RunSpec } from './spec/schema.ts';
+export type { NamedRunSpec } from './spec/runs.ts';
 export * from './sweep/index.ts';

@@ -14,6 +14,7 @@
  * its history with the run's length, and only the child can continue as new.
  */
 import {
+  ApplicationFailure,
   defineQuery,
   deprecatePatch,
   isCancellation,
@@ -26,28 +27,49 @@ import {
 } from '@temporalio/workflow';
 import type { CheckpointBook } from '../activities/index.ts';
 import type { ControlState, EvaluationResult, MergeResult, ResolvedModel, TokenStatistics, TrainingSetup, TrainResult } from '../src/contract/index.ts';
-import { SearchAttribute, Stage } from '../src/contract/index.ts';
+import { FailureType, type ObjectiveKind, SearchAttribute, Stage } from '../src/contract/index.ts';
 import type { Plan } from '../src/planner/index.ts';
 import type { RunQuality } from '../src/quality/index.ts';
+import { type NamedRunSpec, referenceIssues } from '../src/spec/runs.ts';
 import type { RunSpec } from '../src/spec/schema.ts';
 import { describeRunDetails } from './current-details.ts';
 import { describeFailure } from './failures.ts';
 import { emptyProgress, type RunStatus, type TrainingProgressState } from './progress.ts';
 import { qualitySuitesPatch, recordQuality } from './quality.ts';
 import { acceptRunControl } from './run-control.ts';
-import { evaluate, merge, type PreparedDataset, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
-import { trainingWorkflowId } from './train-adapter.ts';
+import {
+  evaluate,
+  merge,
+  type PlannedRun,
+  type PreparedDataset,
+  plan,
+  prepare,
+  recordCheckpoints,
+  runDirectoryUri,
+  type StartingPoint,
+  startFrom,
+  startingPointOf,
+  train,
+} from './stages/index.ts';
+import { type TrainedAdapter, trainingWorkflowId } from './train-adapter.ts';
 import { currentSpec } from './upgrade.ts';
 
-export interface FineTuneInput {
-  spec: RunSpec;
-  /** file:// URI of the artifact store root; the run (the workflow's default run) writes under runs/<workflow id>/. */
+interface FineTuneOptions {
+  /** file:// URI of the artifact store root; the default run writes under runs/<workflow id>/, a named one under runs/<workflow id>/<run>/. */
   artifact_root_uri: string;
-  /** History length at which the training child continues as new (default 8,000, well under the 10,000 budget). */
+  /** History length at which the training children continue as new (default 8,000, well under the 10,000 budget). */
   max_history_events?: number;
 }
 
-export interface FineTuneResult {
+/**
+ * One run (`spec`: the workflow's default run), or several trained in order (`runs`: a spec with `runs:`), each
+ * with its own name, folder, training child, checkpoints and metrics, a run with `from` training on that earlier
+ * run's merged model.
+ */
+export type FineTuneInput = FineTuneOptions & ({ spec: RunSpec; runs?: undefined } | { runs: NamedRunSpec[]; spec?: undefined });
+
+/** What one run produced. */
+export interface FineTuneRunResult {
   status: 'completed';
   run_uri: string;
   artifacts: {
@@ -84,10 +106,38 @@ export interface FineTuneResult {
   executions: number;
 }
 
+/** One named run's result, in a workflow of several runs. */
+export interface NamedRunResult {
+  name: string;
+  /** The earlier run whose merged model this run trained on. */
+  from: string | null;
+  result: FineTuneRunResult;
+}
+
+/** The run's result; with several runs, the last run's, and each run's own in `runs` (training order). */
+export interface FineTuneResult extends FineTuneRunResult {
+  runs?: NamedRunResult[];
+}
+
+/** Where one run of several stands: what `tuneflow status` lists per run. */
+export interface FineTuneRunState {
+  name: string;
+  from: string | null;
+  objective: ObjectiveKind;
+  run_uri: string;
+  training_workflow_id: string;
+  /** 'waiting' until the run starts training, then the stage it is in; Done once its stages finished. */
+  stage: Stage | 'waiting';
+  /** Planned before any run trained; a run started from another is planned again on that run's merged model. */
+  plan: Plan | null;
+  result: FineTuneRunResult | null;
+}
+
 export interface FineTuneState {
   stage: Stage;
   /** This workflow's status; while training, the training child's status says whether a pause has taken effect. */
   status: RunStatus;
+  /** The run in progress (with several runs, the current one). */
   run_uri: string;
   model: string;
   /** Where the train stage runs, once it has started: query it for live training progress. */
@@ -102,6 +152,8 @@ export interface FineTuneState {
   executions: number;
   result: FineTuneResult | null;
   error: string | null;
+  /** A workflow of several runs: each run, in training order; absent for one run. */
+  runs?: FineTuneRunState[];
 }
 
 /** The run's stage and what each finished stage produced. */
@@ -119,15 +171,30 @@ const stagesPatch = 'tuneflow-stages';
 /** Marks executions that upsert TuneflowStep and TuneflowLoss from the training child's result. */
 const stepAndLossFromTrainingPatch = 'tuneflow-step-and-loss-from-training';
 
+/** One run as the workflow trains it: the default run (name null) or a named one of several. */
+interface RunToTrain {
+  name: string | null;
+  from: string | null;
+  spec: RunSpec;
+}
+
 export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
   deprecatePatch(stagesPatch);
-  const spec = currentSpec(input.spec);
+  const runs: RunToTrain[] =
+    input.runs === undefined
+      ? [{ name: null, from: null, spec: currentSpec(input.spec) }]
+      : input.runs.map((run) => ({ name: run.name, from: run.from, spec: currentSpec(run.spec) }));
+  const several = input.runs !== undefined;
+  // Before anything else: runs that cannot train in this order fail the workflow at once, naming the runs.
+  if (several) refuseBadReferences(runs);
+  const first = runs[0]!;
   const { workflowId } = workflowInfo();
+  const artifactRootUri = input.artifact_root_uri;
   const state: FineTuneState = {
     stage: Stage.Prepare,
     status: 'running',
-    run_uri: runDirectoryUri(input.artifact_root_uri),
-    model: spec.model.source,
+    run_uri: runDirectoryUri(artifactRootUri, workflowId, first.name),
+    model: first.spec.model.source,
     training_workflow_id: null,
     total_steps: null,
     plan: null,
@@ -138,6 +205,20 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     executions: 1,
     result: null,
     error: null,
+    ...(several
+      ? {
+          runs: runs.map(({ name, from, spec }) => ({
+            name: name!,
+            from,
+            objective: spec.train.objective.kind,
+            run_uri: runDirectoryUri(artifactRootUri, workflowId, name),
+            training_workflow_id: trainingWorkflowId(workflowId, name),
+            stage: 'waiting' as const,
+            plan: null,
+            result: null,
+          })),
+        }
+      : {}),
   };
   // The Temporal UI's "Current Details": the metadata query serves it, so keeping it current adds no events.
   const showDetails = () =>
@@ -155,7 +236,7 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     upsertSearchAttributes({
       [SearchAttribute.Stage.name]: [state.stage],
       [SearchAttribute.Status.name]: [state.status],
-      [SearchAttribute.Model.name]: [spec.model.source],
+      [SearchAttribute.Model.name]: [first.spec.model.source],
     });
     showDetails();
   };
@@ -165,10 +246,14 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     if (state.status === 'running' || state.status === 'paused') state.status = changed.paused ? 'paused' : 'running';
     upsertStatus();
   });
+  /** The state of run `index` of several (undefined for the default run). */
+  const runState = (index: number) => state.runs?.[index];
   /** Waits out a pause, then enters the stage. */
-  const enter = async (stage: Stage) => {
+  const enter = async (stage: Stage, index?: number) => {
     await control.untilResumed();
     state.stage = stage;
+    const entry = index === undefined ? undefined : runState(index);
+    if (entry) entry.stage = stage;
     upsertStatus();
   };
   setHandler(stateQuery, () => state);
@@ -176,85 +261,98 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
 
   try {
     await enter(Stage.Prepare);
-    const dataset = await prepare(spec, { artifactRootUri: input.artifact_root_uri });
-    state.dataset = dataset;
+    // Every run's data is prepared, and every run planned, before any run trains: a run that cannot fit, or bad
+    // data in the last run, fails the workflow before the first GPU second.
+    const datasets = await Promise.all(runs.map(({ spec }) => prepare(spec, { artifactRootUri })));
+    state.dataset = datasets[0]!;
 
     await enter(Stage.Plan);
-    const run = await plan(spec, dataset, { artifactRootUri: input.artifact_root_uri });
-    state.plan = run.plan;
-    upsertMemo({
-      plan: { fits: run.plan.fits, peak_vram_gib: run.plan.peak_vram_gib, tokens_per_s: run.plan.tokens_per_s, eta_seconds: run.plan.eta_seconds },
-    });
+    // A run started from another is planned on the model that run starts from: its merged model has the same
+    // architecture and tokenizer, and does not exist yet. It is planned again on that model once it does.
+    const plannedSource = new Map<string, string>();
+    const planned: PlannedRun[] = [];
+    for (const [index, run] of runs.entries()) {
+      const source = run.from === null ? run.spec.model.source : plannedSource.get(run.from)!;
+      if (run.name !== null) plannedSource.set(run.name, source);
+      const spec = source === run.spec.model.source ? run.spec : { ...run.spec, model: { ...run.spec.model, source } };
+      planned.push(await plan(spec, datasets[index]!, { artifactRootUri, ...(run.name === null ? {} : { run: run.name }) }));
+      const entry = runState(index);
+      if (entry) entry.plan = planned[index]!.plan;
+    }
+    const summaryOf = (plan: Plan) => ({ fits: plan.fits, peak_vram_gib: plan.peak_vram_gib, tokens_per_s: plan.tokens_per_s, eta_seconds: plan.eta_seconds });
+    upsertMemo(
+      several
+        ? { runs: runs.map(({ name, from, spec }, index) => ({ name, from, objective: spec.train.objective.kind, plan: summaryOf(planned[index]!.plan) })) }
+        : { plan: summaryOf(planned[0]!.plan) },
+    );
 
-    // Not `enter`: a pause during planning reaches the child, which starts paused and holds no GPU.
-    state.stage = Stage.Train;
-    upsertStatus();
-    state.training_workflow_id = trainingWorkflowId(workflowId);
-    showDetails();
-    const trained = await train(run, { control, ...(input.max_history_events === undefined ? {} : { maxHistoryEvents: input.max_history_events }) });
-    Object.assign(state, {
-      training: trained.training,
-      plan: trained.run.plan,
-      progress: trained.progress,
-      executions: trained.executions,
-      total_steps: trained.training.total_steps,
-    });
-    // The child upserts step and loss on itself as it trains; the run's own list row needs the final ones.
-    if (patched(stepAndLossFromTrainingPatch)) {
-      upsertSearchAttributes({
-        [SearchAttribute.Step.name]: [trained.training.final_step],
-        ...(trained.training.train_loss === null ? {} : { [SearchAttribute.Loss.name]: [trained.training.train_loss] }),
+    /** Each finished named run's merged model, where the runs after it may start. */
+    const startingPoints = new Map<string, StartingPoint>();
+    const results: NamedRunResult[] = [];
+    let last: FineTuneRunResult | null = null;
+    for (const [index, entry] of runs.entries()) {
+      const startingPoint = entry.from === null ? null : startingPoints.get(entry.from)!;
+      let run = planned[index]!;
+      state.run_uri = run.run_uri;
+      state.dataset = run.dataset;
+      if (startingPoint !== null) {
+        await enter(Stage.Plan, index);
+        run = await plan(startFrom(entry.spec, startingPoint), run.dataset, { artifactRootUri, run: entry.name! });
+        runState(index)!.plan = run.plan;
+      }
+      state.plan = run.plan;
+      state.model = run.spec.model.source;
+
+      // Not `enter`: a pause during planning reaches the child, which starts paused and holds no GPU.
+      state.stage = Stage.Train;
+      const entryState = runState(index);
+      if (entryState) entryState.stage = Stage.Train;
+      upsertStatus();
+      state.training_workflow_id = trainingWorkflowId(workflowId, entry.name);
+      showDetails();
+      const trained = await train(run, { control, ...(input.max_history_events === undefined ? {} : { maxHistoryEvents: input.max_history_events }) });
+      Object.assign(state, {
+        training: trained.training,
+        plan: trained.run.plan,
+        progress: trained.progress,
+        executions: trained.executions,
+        total_steps: trained.training.total_steps,
       });
+      // The child upserts step and loss on itself as it trains; the run's own list row needs the final ones.
+      if (patched(stepAndLossFromTrainingPatch)) {
+        upsertSearchAttributes({
+          [SearchAttribute.Step.name]: [trained.training.final_step],
+          ...(trained.training.train_loss === null ? {} : { [SearchAttribute.Loss.name]: [trained.training.train_loss] }),
+        });
+      }
+
+      await enter(Stage.Checkpoint, index);
+      const book: CheckpointBook = await recordCheckpoints(run, trained, startingPoint === null ? {} : { started_from: startingPoint });
+
+      let merged: MergeResult | null = null;
+      if (run.spec.merge.enabled) {
+        await enter(Stage.Merge, index);
+        merged = await merge(run, trained);
+      }
+
+      let evaluation: EvaluationResult | null = null;
+      if (run.spec.evaluate.enabled) {
+        await enter(Stage.Evaluate, index);
+        evaluation = await evaluate(run, trained);
+      }
+      const quality = evaluation?.suites && patched(qualitySuitesPatch) ? await recordQuality(run.run_uri, run.spec.evaluate.gates, evaluation.suites) : null;
+
+      const result = runResult(run, trained, book, merged, evaluation, quality);
+      last = result;
+      if (entry.name !== null) {
+        if (merged !== null) startingPoints.set(entry.name, startingPointOf(run, merged));
+        results.push({ name: entry.name, from: entry.from, result });
+        runState(index)!.stage = Stage.Done;
+        runState(index)!.result = result;
+      }
     }
 
-    await enter(Stage.Checkpoint);
-    const book: CheckpointBook = await recordCheckpoints(run, trained);
-
-    let merged: MergeResult | null = null;
-    if (spec.merge.enabled) {
-      await enter(Stage.Merge);
-      merged = await merge(run, trained);
-    }
-
-    let evaluation: EvaluationResult | null = null;
-    if (spec.evaluate.enabled) {
-      await enter(Stage.Evaluate);
-      evaluation = await evaluate(run, trained);
-    }
-    const quality = evaluation?.suites && patched(qualitySuitesPatch) ? await recordQuality(run.run_uri, spec.evaluate.gates, evaluation.suites) : null;
-
-    const { training } = trained;
-    state.result = {
-      status: 'completed',
-      run_uri: state.run_uri,
-      artifacts: {
-        adapter: training.adapter_uri,
-        merged: merged?.merged_uri ?? null,
-        run_manifest: book.run_manifest_uri,
-        checkpoints: book.checkpoints.map(({ step, uri }) => ({ step, uri })),
-        prepared_train: dataset.train_uri,
-        prepared_val: dataset.val_uri,
-      },
-      metrics: {
-        base_val_loss: evaluation?.base_val_loss ?? null,
-        tuned_val_loss: evaluation?.tuned_val_loss ?? null,
-        base_perplexity: evaluation?.base_perplexity ?? null,
-        tuned_perplexity: evaluation?.tuned_perplexity ?? null,
-        final_train_loss: training.train_loss,
-        ...(evaluation?.preference === undefined ? {} : { preference: evaluation.preference }),
-      },
-      samples: evaluation?.samples ?? [],
-      quality,
-      dataset,
-      tokens: run.tokens,
-      setup: run.setup,
-      plan: trained.run.plan,
-      model: run.model,
-      training,
-      merge: merged,
-      progress: trained.progress,
-      executions: trained.executions,
-    };
+    state.result = several ? { ...last!, runs: results } : last!;
     state.status = 'completed';
     state.stage = Stage.Done;
     upsertStatus();
@@ -266,4 +364,64 @@ export async function fineTune(input: FineTuneInput): Promise<FineTuneResult> {
     showDetails();
     throw error;
   }
+}
+
+/**
+ * Runs given by a program rather than a parsed spec file: the same reference rules the parser applies, checked
+ * before anything starts, failing the workflow non-retryably naming the runs.
+ */
+function refuseBadReferences(runs: readonly RunToTrain[]): void {
+  const named = runs.map(({ name, from, spec }) => ({ name: name ?? '', from, merges: spec.merge.enabled }));
+  const issues = referenceIssues(named);
+  if (runs.length === 0) issues.push({ path: ['runs'], message: 'give at least one run' });
+  if (issues.length === 0) return;
+  throw ApplicationFailure.create({
+    type: FailureType.InvalidSpec,
+    nonRetryable: true,
+    message: issues.map(({ path, message }) => `${path.join('.')}: ${message}`).join('; '),
+    details: issues.map(({ path, message }) => ({ field: path.join('.'), message })),
+  });
+}
+
+/** What a run's stages produced, as its result reports it. */
+function runResult(
+  run: PlannedRun,
+  trained: TrainedAdapter,
+  book: CheckpointBook,
+  merged: MergeResult | null,
+  evaluation: EvaluationResult | null,
+  quality: RunQuality | null,
+): FineTuneRunResult {
+  const { training } = trained;
+  return {
+    status: 'completed',
+    run_uri: run.run_uri,
+    artifacts: {
+      adapter: training.adapter_uri,
+      merged: merged?.merged_uri ?? null,
+      run_manifest: book.run_manifest_uri,
+      checkpoints: book.checkpoints.map(({ step, uri }) => ({ step, uri })),
+      prepared_train: run.dataset.train_uri,
+      prepared_val: run.dataset.val_uri,
+    },
+    metrics: {
+      base_val_loss: evaluation?.base_val_loss ?? null,
+      tuned_val_loss: evaluation?.tuned_val_loss ?? null,
+      base_perplexity: evaluation?.base_perplexity ?? null,
+      tuned_perplexity: evaluation?.tuned_perplexity ?? null,
+      final_train_loss: training.train_loss,
+      ...(evaluation?.preference === undefined ? {} : { preference: evaluation.preference }),
+    },
+    samples: evaluation?.samples ?? [],
+    quality,
+    dataset: run.dataset,
+    tokens: run.tokens,
+    setup: run.setup,
+    plan: trained.run.plan,
+    model: run.model,
+    training,
+    merge: merged,
+    progress: trained.progress,
+    executions: trained.executions,
+  };
 }

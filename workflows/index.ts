@@ -4,7 +4,7 @@
  * transitively, imports a Node built-in; activities and Node-side modules are imported as types only.
  */
 export { fineTune, progressQuery, stateQuery } from './fine-tune.ts';
-export type { FineTuneInput, FineTuneResult, FineTuneState } from './fine-tune.ts';
+export type { FineTuneInput, FineTuneResult, FineTuneRunResult, FineTuneRunState, FineTuneState, NamedRunResult } from './fine-tune.ts';
 export {
   checkpointNowSignal,
   pauseSignal,
@@ -18,8 +18,8 @@ export {
 export type { TrainAdapterInput, TrainAdapterState, TrainedAdapter } from './train-adapter.ts';
 export { acceptRunControl } from './run-control.ts';
 export type { RunControl } from './run-control.ts';
-export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, train } from './stages/index.ts';
-export type { PlannedRun, PlanOptions, PreparedDataset, TrainOptions } from './stages/index.ts';
+export { evaluate, merge, plan, prepare, recordCheckpoints, runDirectoryUri, startFrom, startingPointOf, train } from './stages/index.ts';
+export type { PlannedRun, PlanOptions, PreparedDataset, StartingPoint, TrainOptions } from './stages/index.ts';
 export { describeRollback, describeRollbacks } from './progress.ts';
 export type { RunStatus, TrainingProgressState } from './progress.ts';
 export * from './retrain.ts';

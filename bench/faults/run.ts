@@ -9,19 +9,18 @@
  * machine's CPU, so a spec or contract change that would stop the suite before its first trial fails CI. The
  * trials themselves run in CI as test/faults/faults.test.ts (one of each SFT scenario, 24 steps).
  */
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readyEnvironment, repositoryRoot } from '../../scripts/python-environment.mjs';
 import { resolveTrainingSetup } from '../../src/setup/index.ts';
 import { runSpecSchema } from '../../src/spec/schema.ts';
 import { defaultHeartbeatTimeoutSeconds, faultRunShape, prepareSuite, type TrialRecord } from './harness.ts';
 import { scenariosNamed } from './scenarios.ts';
 import { runSuite, summarise, summaryTable } from './suite.ts';
+import { versions } from '../versions.ts';
 
 const { values } = parseArgs({
   options: {
@@ -68,22 +67,6 @@ async function checkSuite(): Promise<never> {
 
 const date = new Date().toISOString();
 const out = values.out ?? join(dirname(fileURLToPath(import.meta.url)), 'results', `${date.slice(0, 10)}-faults-${trials}x.json`);
-
-function versions(): Record<string, string> {
-  const environment = readyEnvironment();
-  const python = (code: string) => execFileSync(environment.python, ['-c', code], { encoding: 'utf8' }).trim();
-  const packageVersion = (name: string) =>
-    (JSON.parse(readFileSync(join(repositoryRoot, 'node_modules', name, 'package.json'), 'utf8')) as { version: string }).version;
-  return {
-    tuneflow_commit: execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repositoryRoot, encoding: 'utf8' }).trim(),
-    tuneflow_tree_dirty: String(execFileSync('git', ['status', '--porcelain'], { cwd: repositoryRoot, encoding: 'utf8' }).trim() !== ''),
-    node: process.version,
-    temporalio_typescript: packageVersion('@temporalio/worker'),
-    temporal_cli: execFileSync(environment.temporal, ['--version'], { encoding: 'utf8' }).trim(),
-    python: python('import sys; print(sys.version.split()[0])'),
-    python_packages: python('import importlib.metadata as m; print(", ".join(f"{p} {m.version(p)}" for p in ("temporalio", "torch", "transformers", "peft")))'),
-  };
-}
 
 const loadBefore = loadavg()[0]!;
 const versionsAtStart = versions();

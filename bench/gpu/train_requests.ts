@@ -5,7 +5,7 @@ import { findArchitecture, planTrainingRun } from '../../src/planner/index.ts';
 import { runSpecSchema } from '../../src/spec/schema.ts';
 
 /**
- * The train requests the GPU benchmarks send (fastest_fit.py, real_data.py, activity_kill_resume.py), built by the
+ * The train requests the GPU benchmarks send (fastest_fit.py, real_data.py, activity_kill_resume.py, dpo.py), built by the
  * product's own code: each spec through the spec schema (its defaults), its setup and plan through planTrainingRun
  * (resolveTrainingSetup and `auto`'s fastest-fit choice) on the worker facts of each card the device may lend and of
  * the CPU dry run. Nothing is written by hand: `npm run bench:dry-run` regenerates this file, fails where the
@@ -166,6 +166,27 @@ function activityKillResume(target: string) {
   );
 }
 
+/**
+ * dpo.py: `train.objective: dpo` on Llama-3.2-1B's shape, 4-bit, pairs unpacked (the tiny shape and 16-bit on the
+ * CPU), stopped at its first checkpoint and resumed there.
+ */
+function dpo(target: string) {
+  const [architecture, sequence, micro, steps, every] = target === 'cpu' ? [tiny, 128, 2, 8, 4] : [catalogued('llama-3.2-1b'), 1024, 8, 40, 10];
+  return planned(
+    {
+      model: { source: architecture.name, max_seq_length: sequence },
+      dataset: { path: 'pairs.jsonl', overlong: 'truncate' },
+      lora: { r: 16, alpha: 16 },
+      train: { objective: { kind: 'dpo', beta: 0.1 }, max_steps: steps, micro_batch_size: micro, learning_rate: 5e-5, warmup_steps: 2 },
+      checkpoint: { every_steps: every, keep_last: 2 },
+      validation: { max_rows: 8 },
+      device: { quantization: target === 'cpu' ? 'none' : '4bit' },
+    },
+    workers[target] as WorkerFacts,
+    architecture as ModelArchitecture,
+  );
+}
+
 export function trainRequests() {
   const targets = Object.keys(workers);
   return {
@@ -173,6 +194,7 @@ export function trainRequests() {
     fastest_fit: mapOf(targets, fastestFit),
     real_data: mapOf(targets, realData),
     activity_kill_resume: mapOf(targets, activityKillResume),
+    dpo: mapOf(targets, dpo),
   };
 }
 

@@ -1,7 +1,9 @@
 /**
- * Preference tuning as one workflow: supervised fine-tuning first, then DPO on the SFT model. Two training runs in
- * one workflow, each a value with its own name: `sft` and `dpo` write under `runs/<workflow id>/sft/` and
- * `runs/<workflow id>/dpo/`, and train in their own children (`<workflow id>/train/sft`, `…/train/dpo`).
+ * Preference tuning as one workflow you compose yourself: supervised fine-tuning first, then DPO on the SFT model.
+ * `tuneflow run spec.yaml` does the same with tuneflow's own fineTune (the spec's `runs:`); this is the shape to
+ * start from when a pipeline needs steps of its own between the runs. Two training runs in one workflow, each a
+ * value with its own name: `sft` and `dpo` write under `runs/<workflow id>/sft/` and `runs/<workflow id>/dpo/`, and
+ * train in their own children (`<workflow id>/train/sft`, `…/train/dpo`).
  *
  * The DPO run's model is the SFT run's merged model, so its reference (the frozen model with the adapter disabled)
  * is the SFT model: DPO moves the SFT model toward the chosen answers, and its evaluation compares the SFT model
@@ -18,6 +20,8 @@ import {
   prepare,
   recordCheckpoints,
   type RunSpec,
+  startFrom,
+  startingPointOf,
   train,
 } from 'tuneflow/workflow';
 
@@ -38,12 +42,6 @@ export interface PreferenceTuneResult {
   datasets: { sft: DatasetSpec; dpo: DatasetSpec };
 }
 
-/** A merged model's directory as a spec's model.source takes it: a path, where the merge stage gives a file:// URI. */
-function modelPathOf(mergedUri: string): string {
-  if (!mergedUri.startsWith('file://')) throw new Error(`the SFT model must be on the local filesystem for DPO to load it, got ${mergedUri}`);
-  return decodeURIComponent(mergedUri.slice('file://'.length));
-}
-
 export async function preferenceTune(input: PreferenceTuneInput): Promise<PreferenceTuneResult> {
   const { artifact_root_uri: artifactRootUri } = input;
   // pause, resume and checkpointNow sent to this workflow reach whichever run is training.
@@ -55,11 +53,12 @@ export async function preferenceTune(input: PreferenceTuneInput): Promise<Prefer
   await recordCheckpoints(sftRun, sftTrained);
   const sftMerged = await merge(sftRun, sftTrained);
 
-  const dpoSpec: RunSpec = { ...input.dpo, model: { ...input.dpo.model, source: modelPathOf(sftMerged.merged_uri) } };
-  const dpoRun = await plan(dpoSpec, dpoData, { artifactRootUri, run: 'dpo' });
+  // The same rule fineTune's runs use for `from: sft`: the DPO run's model (and reference) is the SFT model.
+  const sftModel = startingPointOf(sftRun, sftMerged);
+  const dpoRun = await plan(startFrom(input.dpo, sftModel), dpoData, { artifactRootUri, run: 'dpo' });
   const dpoTrained = await train(dpoRun, { control });
-  await recordCheckpoints(dpoRun, dpoTrained, { sft_run_uri: sftRun.run_uri });
-  const evaluation = dpoSpec.evaluate.enabled ? await evaluate(dpoRun, dpoTrained) : null;
+  await recordCheckpoints(dpoRun, dpoTrained, { started_from: sftModel });
+  const evaluation = dpoRun.spec.evaluate.enabled ? await evaluate(dpoRun, dpoTrained) : null;
 
   return {
     sft: { run_uri: sftRun.run_uri, adapter_uri: sftTrained.training.adapter_uri, merged: sftMerged, train_loss: sftTrained.training.train_loss },

@@ -1,5 +1,5 @@
-import type { RunStatusReport } from '../client.ts';
-import { describeRollbacks, type FineTuneResult } from '../../workflows/index.ts';
+import type { RunStatusEntry, RunStatusReport } from '../client.ts';
+import type { FineTuneResult } from '../../workflows/index.ts';
 import { suiteScoreRows, verdictLines } from '../quality/index.ts';
 
 export function formatDuration(seconds: number | null | undefined): string {
@@ -66,4 +66,32 @@ export function evaluationTable(result: FineTuneResult): string {
     : '';
   const suites = result.quality ? `\n(suites: ${result.quality.suites.rows} reference rows from ${result.quality.suites.references})` : '';
   return `${table}${suites}${gates}\n${samples}`;
+}
+
+const gib = (value: number) => `${value.toFixed(1)} GiB`;
+
+/** `run dpo (dpo, from sft): 18 steps · peak 2.1 GiB of 15.5 GiB on cpu · ~4m10s`: a run's plan, one line. */
+export function runPlanLine(run: RunStatusEntry): string {
+  const head = `run ${run.name} (${run.objective}${run.from === null ? '' : `, from ${run.from}`})`;
+  if (run.plan === null) return `${head}: not planned yet`;
+  const { plan } = run;
+  const steps = plan.steps === null ? '' : `${plan.steps} steps · `;
+  const fits = plan.fits ? '' : ' · DOES NOT FIT';
+  return `${head}: ${steps}peak ${gib(plan.peak_vram_gib)} of ${gib(plan.available_gib)} on ${plan.device} · ~${formatDuration(plan.eta_seconds)}${fits}`;
+}
+
+/** `run sft: done · 8 steps · train loss 0.4123 · val loss 1.2 → 0.9`: where a run of several stands. */
+export function runStatusLine(run: RunStatusEntry): string {
+  const parts = [`run ${run.name}`, run.stage];
+  if (run.final_step !== null) parts.push(`${run.final_step} steps`);
+  if (run.train_loss !== null) parts.push(`train loss ${number(run.train_loss)}`);
+  const metrics = run.metrics;
+  if (metrics?.base_val_loss != null || metrics?.tuned_val_loss != null)
+    parts.push(`val loss ${number(metrics?.base_val_loss)} → ${number(metrics?.tuned_val_loss)}`);
+  if (metrics?.preference) {
+    const { base, tuned } = metrics.preference;
+    parts.push(`reward accuracy ${number(base.reward_accuracy, 3)} → ${number(tuned.reward_accuracy, 3)}`);
+  }
+  parts.push(run.run);
+  return parts.join(' · ');
 }

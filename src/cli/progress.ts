@@ -6,7 +6,7 @@
 import cliProgress from 'cli-progress';
 import type { RunStatusReport } from '../client.ts';
 import { describeRollback } from '../../workflows/index.ts';
-import { progressDetails, progressLine } from './format.ts';
+import { progressDetails, progressLine, runPlanLine } from './format.ts';
 import { colours } from './output.ts';
 
 export interface ProgressView {
@@ -21,8 +21,8 @@ const plainLineInterval = 10_000;
  * or a new attempt of the train activity (its worker was lost).
  */
 function notesBetween(previous: RunStatusReport | undefined, current: RunStatusReport): string[] {
-  if (previous === undefined) return current.resumes > 0 ? [`following a run resumed ${current.resumes}× so far`] : [];
-  const notes: string[] = [];
+  const notes = [...runNotesBetween(previous, current)];
+  if (previous === undefined) return current.resumes > 0 ? [...notes, `following a run resumed ${current.resumes}× so far`] : notes;
   if (current.status !== previous.status && (current.status === 'paused' || previous.status === 'paused')) notes.push(current.status);
   if ((current.train_attempt ?? 0) > (previous.train_attempt ?? 0) && previous.train_attempt !== null) {
     notes.push(`training attempt ${current.train_attempt}: the previous worker was lost`);
@@ -32,6 +32,26 @@ function notesBetween(previous: RunStatusReport | undefined, current: RunStatusR
     notes.push(`resumed from step ${current.last_checkpoint?.step ?? 0}${redone > 0 ? ` (${redone} steps redone)` : ''}`);
   }
   for (const rollback of current.rollbacks.slice(previous.rollbacks.length)) notes.push(`rolled back: ${describeRollback(rollback)}`);
+  return notes;
+}
+
+/** The runs in training, or about to: the one past 'waiting' and not yet done. */
+const currentRun = (status: RunStatusReport) => status.runs?.find((run) => run.stage !== 'waiting' && run.stage !== 'done');
+const allPlanned = (status: RunStatusReport | undefined) => status?.runs !== undefined && status.runs.every((run) => run.plan !== null);
+
+/**
+ * A workflow of several runs: every run's plan, once all are planned (before the first trains), and a line as
+ * each run starts.
+ */
+function runNotesBetween(previous: RunStatusReport | undefined, current: RunStatusReport): string[] {
+  if (current.runs === undefined) return [];
+  const notes: string[] = [];
+  if (allPlanned(current) && !allPlanned(previous)) notes.push(`plan of ${current.runs.length} runs:`, ...current.runs.map((run) => `  ${runPlanLine(run)}`));
+  const run = currentRun(current);
+  if (run !== undefined && run.name !== (previous === undefined ? undefined : currentRun(previous)?.name)) {
+    const position = current.runs.indexOf(run) + 1;
+    notes.push(`run ${run.name} (${position} of ${current.runs.length}, ${run.objective}${run.from === null ? '' : `, on ${run.from}'s merged model`})`);
+  }
   return notes;
 }
 

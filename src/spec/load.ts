@@ -3,6 +3,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { InvalidSpecError } from '../errors/index.ts';
+import { hasRuns, type NamedRunSpec, parseRunsSpec, type SpecIssue } from './runs.ts';
 import { BuiltinModel, type RunSpec, runSpecSchema } from './schema.ts';
 
 /** `model.max_seq_length: Invalid input: expected number, received string` — one line per bad field. */
@@ -10,21 +11,66 @@ export function describeIssues(issues: z.core.$ZodIssue[]): string[] {
   return issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(spec)'}: ${issue.message}`);
 }
 
-/** Validates a spec object; paths in it are resolved against baseDirectory. */
+function invalidSpec(origin: string, issues: SpecIssue[]): InvalidSpecError {
+  const problems = issues.map((issue) => `${issue.path.length ? issue.path.join('.') : '(spec)'}: ${issue.message}`);
+  return new InvalidSpecError(`${origin} is invalid:\n  ${problems.join('\n  ')}`, {
+    origin,
+    fields: issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
+  });
+}
+
+/** Validates a spec object of one run; paths in it are resolved against baseDirectory. */
 export function parseSpec(value: unknown, baseDirectory: string, origin = 'spec'): RunSpec {
-  const parsed = runSpecSchema.safeParse(value);
-  if (!parsed.success) {
-    const problems = describeIssues(parsed.error.issues);
-    throw new InvalidSpecError(`${origin} is invalid:\n  ${problems.join('\n  ')}`, {
-      origin,
-      fields: parsed.error.issues.map((issue) => ({ path: issue.path.join('.'), message: issue.message })),
-    });
+  if (hasRuns(value)) {
+    throw invalidSpec(origin, [
+      {
+        path: ['runs'],
+        message: 'this spec has several runs: `tuneflow run` trains them in one workflow (loadSpecFile reads it); this takes a spec of one run',
+      },
+    ]);
   }
+  const parsed = runSpecSchema.safeParse(value);
+  if (!parsed.success)
+    throw invalidSpec(
+      origin,
+      parsed.error.issues.map(({ path, message }) => ({ path: path as (string | number)[], message })),
+    );
   return resolvePaths(parsed.data, baseDirectory);
 }
 
-/** Loads a spec from a YAML or JSON file (YAML is a superset of JSON, so one parser reads both). */
+/** A spec with several runs, parsed: the workflow's name for them and the runs, in training order. */
+export interface RunsSpec {
+  name: string | null;
+  runs: NamedRunSpec[];
+}
+
+/** What a spec file holds: one run (fineTune's default run) or several, trained in order in one workflow. */
+export type SpecFile = { kind: 'run'; spec: RunSpec } | { kind: 'runs'; runs: RunsSpec };
+
+/** Validates a spec object of one run or of several (`runs:`); paths are resolved against baseDirectory. */
+export function parseSpecFile(value: unknown, baseDirectory: string, origin = 'spec'): SpecFile {
+  if (!hasRuns(value)) return { kind: 'run', spec: parseSpec(value, baseDirectory, origin) };
+  const parsed = parseRunsSpec(value);
+  if (!parsed.ok) throw invalidSpec(origin, parsed.issues);
+  return {
+    kind: 'runs',
+    runs: { name: parsed.name, runs: parsed.runs.map((run) => ({ ...run, spec: resolvePaths(run.spec, baseDirectory) })) },
+  };
+}
+
+/** Loads a spec of one run from a YAML or JSON file (YAML is a superset of JSON, so one parser reads both). */
 export function loadSpec(path: string): RunSpec {
+  const { value, absolute } = readSpecFile(path);
+  return parseSpec(value, dirname(absolute), absolute);
+}
+
+/** Loads a spec file of one run or of several (`runs:`). */
+export function loadSpecFile(path: string): SpecFile {
+  const { value, absolute } = readSpecFile(path);
+  return parseSpecFile(value, dirname(absolute), absolute);
+}
+
+function readSpecFile(path: string): { value: unknown; absolute: string } {
   const absolute = resolve(path);
   let text: string;
   try {
@@ -38,7 +84,7 @@ export function loadSpec(path: string): RunSpec {
   } catch (error) {
     throw new InvalidSpecError(`${absolute} is not valid YAML or JSON: ${(error as Error).message}`, { origin: absolute });
   }
-  return parseSpec(value, dirname(absolute), absolute);
+  return { value, absolute };
 }
 
 const builtinModels: readonly string[] = Object.values(BuiltinModel);

@@ -42,7 +42,7 @@ export const datasetSpecSchema = z
     message: 'give at most one of val_fraction, val_count, val_path',
   });
 
-const loraSpecInputSchema = z.strictObject({
+export const loraSpecInputSchema = z.strictObject({
   r: positiveInt.default(16),
   /** Defaults to r (scale 1), current practice; older guides used r/4. */
   alpha: z.number().positive().optional(),

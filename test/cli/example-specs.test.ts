@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse } from 'yaml';
 import { describe, expect, test } from 'vitest';
-import { loadSpec } from '../../src/spec/load.ts';
+import { loadSpecFile } from '../../src/spec/load.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const schemaPath = join(root, 'schemas', 'run-spec.schema.json');
@@ -32,7 +32,7 @@ describe('example specs', () => {
     const valid = validate(parse(text));
     expect(validate.errors ?? [], JSON.stringify(validate.errors)).toEqual([]);
     expect(valid).toBe(true);
-    expect(() => loadSpec(path)).not.toThrow();
+    expect(() => loadSpecFile(path)).not.toThrow();
   });
 
   test('the schema rejects what the zod spec rejects: an unknown field, a wrong type', () => {

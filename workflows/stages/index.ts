@@ -5,3 +5,4 @@ export { type TrainOptions, train } from './train.ts';
 export { recordCheckpoints } from './record-checkpoints.ts';
 export { merge } from './merge.ts';
 export { evaluate } from './evaluate.ts';
+export { type StartingPoint, startFrom, startingPointOf } from './start-from.ts';

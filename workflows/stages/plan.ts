@@ -1,4 +1,4 @@
-import { ApplicationFailure, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedModel, TokenStatistics, TrainingSetup } from '../../src/contract/index.ts';
 import { FailureType, Stage } from '../../src/contract/index.ts';
 import type { Plan } from '../../src/planner/index.ts';
@@ -59,7 +59,11 @@ export async function plan(givenSpec: RunSpec, dataset: PreparedDataset, options
   if (problem !== null) throw ApplicationFailure.create({ type: FailureType.InvalidSpec, nonRetryable: true, message: problem, details: [{ field: 'run' }] });
   const summary = activitySummary(Stage.Plan, spec.model.source, name ?? undefined);
   const { model, tokens } = await measure(spec, dataset, summary);
-  const { setup, plan } = await summarizedBookkeeping(summary).planRun({ spec, model, tokens });
+  const { setup, plan } = await summarizedBookkeeping(summary)
+    .planRun({ spec, model, tokens })
+    .catch((error: unknown) => {
+      throw name === null ? error : namingTheRun(error, name);
+    });
   // A plan an earlier release made (replayed from a live run's history) decided no micro-batch: currentSetup adds the spec's.
   return {
     name,
@@ -71,6 +75,19 @@ export async function plan(givenSpec: RunSpec, dataset: PreparedDataset, options
     setup: currentSetup(setup, givenSpec),
     plan,
   };
+}
+
+/** A named run's planning failure says which run of its workflow it is ("run dpo: the run does not fit …"), type and details kept. */
+function namingTheRun(error: unknown, name: string): unknown {
+  const cause = error instanceof ActivityFailure ? error.cause : error;
+  if (!(cause instanceof ApplicationFailure)) return error;
+  return ApplicationFailure.create({
+    type: cause.type ?? undefined,
+    nonRetryable: true,
+    message: `run ${name}: ${cause.message}`,
+    details: cause.details as unknown[],
+    cause: error as Error,
+  });
 }
 
 /**

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { connectClient } from '../../client.ts';
 import { ModelRegistry } from '../../registry/index.ts';
@@ -27,18 +28,36 @@ export function registerReportCommand(program: Command): void {
         // A retrain registers its challenger under its training child's id: that version holds the champion's scores.
         const models = await new ModelRegistry(homeLayout().artifactRoot).models();
         const registered = [...models.values()].flatMap((model) => model.versions).find((version) => version.lineage.workflow_id === workflowId) ?? null;
-        const written = await writeRunReport({
-          workflowId,
-          registered,
-          result,
-          runDirectory: directory,
-          outDirectory: options.out ? resolve(options.out) : resolve(directory, 'report'),
-        });
-        if (options.json) printJson(written);
-        else {
-          process.stdout.write(`${written.html}\n`);
-          log(`${written.charts.length} charts beside it in ${resolve(written.html, '..', 'charts')}`);
+        if (result.runs === undefined) {
+          const written = await writeRunReport({
+            workflowId,
+            registered,
+            result,
+            runDirectory: directory,
+            outDirectory: options.out ? resolve(options.out) : resolve(directory, 'report'),
+          });
+          if (options.json) printJson(written);
+          else {
+            process.stdout.write(`${written.html}\n`);
+            log(`${written.charts.length} charts beside it in ${resolve(written.html, '..', 'charts')}`);
+          }
+          return;
         }
+        // Several runs: a report per run, each in its run's folder (or --out/<run>).
+        const reports = [];
+        for (const run of result.runs) {
+          const runDirectory = fileURLToPath(run.result.run_uri);
+          const written = await writeRunReport({
+            workflowId: `${workflowId} · run ${run.name}`,
+            registered: null,
+            result: run.result,
+            runDirectory,
+            outDirectory: options.out ? resolve(options.out, run.name) : resolve(runDirectory, 'report'),
+          });
+          reports.push({ run: run.name, ...written });
+        }
+        if (options.json) printJson(reports);
+        else for (const { run, html, charts } of reports) process.stdout.write(`run ${run}: ${html} (${charts.length} charts)\n`);
       } finally {
         await client.connection.close();
       }

@@ -7,15 +7,26 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { cancelRun, checkpointRun, connectClient, getRunStatus, pauseRun, type RunStatusReport, resumeRun, startFineTune } from '../../client.ts';
+import { match } from 'ts-pattern';
+import {
+  cancelRun,
+  checkpointRun,
+  connectClient,
+  getRunStatus,
+  pauseRun,
+  type RunStatusReport,
+  resumeRun,
+  startFineTune,
+  startFineTuneRuns,
+} from '../../client.ts';
 import { Stage } from '../../contract/index.ts';
 import { homeLayout } from '../../runtime/home.ts';
-import { loadSpec } from '../../spec/load.ts';
-import { describeRollback, type FineTuneResult } from '../../../workflows/index.ts';
+import { loadSpecFile } from '../../spec/load.ts';
+import { describeRollback, type FineTuneResult, type FineTuneRunResult } from '../../../workflows/index.ts';
 import { CommandError } from '../command-error.ts';
 import { ExitCode } from '../exit-code.ts';
 import { followRun } from '../follow.ts';
-import { evaluationTable, progressLine } from '../format.ts';
+import { evaluationTable, progressLine, runStatusLine } from '../format.ts';
 import { colours, log, printJson } from '../output.ts';
 import { completedResult, listRuns, type RunSummary, runDirectory } from '../runs.ts';
 import { listenForStopSignal } from '../signals.ts';
@@ -39,22 +50,32 @@ async function withClient<T>(use: (client: Client) => Promise<T>): Promise<T> {
 
 const endedUnsuccessfully = (status: string) => status !== 'completed';
 
+const path = (uri: string | null) => (uri ? fileURLToPath(uri) : '—');
+
+/** One run's outcome: steps, loss, base vs tuned, where its artifacts are. */
+function runOutcome(result: FineTuneRunResult, title: string): string[] {
+  return [
+    `${title} completed: ${result.training.final_step} steps on ${result.training.device} (${result.training.backend}), ` +
+      `train loss ${result.metrics.final_train_loss?.toFixed(4) ?? '—'}`,
+    '',
+    evaluationTable(result),
+    '',
+    `adapter : ${path(result.artifacts.adapter)}`,
+    `merged  : ${path(result.artifacts.merged)}`,
+    `run     : ${path(result.run_uri)} (run.json, train_log.jsonl, checkpoints/)`,
+  ];
+}
+
 function printResult(result: FineTuneResult, workflowId: string): void {
-  const path = (uri: string | null) => (uri ? fileURLToPath(uri) : '—');
-  process.stdout.write(
-    [
-      `run ${workflowId} completed: ${result.training.final_step} steps on ${result.training.device} (${result.training.backend}), ` +
-        `train loss ${result.metrics.final_train_loss?.toFixed(4) ?? '—'}`,
-      '',
-      evaluationTable(result),
-      '',
-      `adapter : ${path(result.artifacts.adapter)}`,
-      `merged  : ${path(result.artifacts.merged)}`,
-      `run     : ${path(result.run_uri)} (run.json, train_log.jsonl, checkpoints/)`,
-      `report  : tuneflow report ${workflowId}`,
-      '',
-    ].join('\n'),
-  );
+  const runs = result.runs ?? [];
+  const blocks =
+    runs.length === 0
+      ? runOutcome(result, `run ${workflowId}`)
+      : [
+          `${workflowId} completed: ${runs.length} runs`,
+          ...runs.flatMap(({ name, from, result: run }) => ['', ...runOutcome(run, `── run ${name}${from === null ? '' : ` (from ${from})`}`)]),
+        ];
+  process.stdout.write([...blocks, `report  : tuneflow report ${workflowId}`, ''].join('\n'));
 }
 
 interface RunOptions {
@@ -66,7 +87,7 @@ interface RunOptions {
 }
 
 async function startOrAttach(client: Client, specPath: string, options: RunOptions): Promise<string> {
-  const spec = loadSpec(specPath);
+  const file = loadSpecFile(specPath);
   if (options.attach && options.id) {
     const running = await client.workflow
       .getHandle(options.id)
@@ -78,8 +99,13 @@ async function startOrAttach(client: Client, specPath: string, options: RunOptio
       return options.id;
     }
   }
-  const handle = await startFineTune(client, spec, { workflowId: options.id, artifactRootUri: homeLayout().artifactRootUri });
-  log(`started ${handle.workflowId}`);
+  const startOptions = { workflowId: options.id, artifactRootUri: homeLayout().artifactRootUri };
+  const handle = await match(file)
+    .with({ kind: 'run' }, ({ spec }) => startFineTune(client, spec, startOptions))
+    .with({ kind: 'runs' }, ({ runs }) => startFineTuneRuns(client, runs, startOptions))
+    .exhaustive();
+  const runNames = file.kind === 'runs' ? ` (runs ${file.runs.runs.map(({ name }) => name).join(' → ')})` : '';
+  log(`started ${handle.workflowId}${runNames}`);
   return handle.workflowId;
 }
 
@@ -129,6 +155,7 @@ function describeStatus(status: RunStatusReport): string {
     lines.push(`validation loss: base ${base?.toFixed(4) ?? '—'} → tuned ${tuned?.toFixed(4) ?? '—'}`);
   }
   if (status.artifacts) lines.push(`adapter: ${status.artifacts.adapter}`, `run: ${status.artifacts.run}`);
+  for (const run of status.runs ?? []) lines.push(runStatusLine(run));
   return `${lines.join('\n')}\n`;
 }
 

@@ -71,6 +71,13 @@ export class FakeRun {
   readonly violations: string[] = [];
   /** The steps at which the train fake checkpointed, across attempts (what a real run's checkpoints/ would hold). */
   readonly checkpoints: number[] = [];
+  /** The same by run folder: a workflow of several runs resumes each run from its own checkpoints. */
+  private readonly checkpointsByRun = new Map<string, number[]>();
+  private checkpointsOf(runUri: string): number[] {
+    const own = this.checkpointsByRun.get(runUri) ?? [];
+    this.checkpointsByRun.set(runUri, own);
+    return own;
+  }
   /** checkpoint_requests as the train fake last saw them through the control query. */
   seenCheckpointRequests = 0;
   private readonly trainScript: TrainAttempt[];
@@ -189,7 +196,7 @@ export class FakeRun {
     replanAfterOutOfMemory: (request) => bookkeeping.replanAfterOutOfMemory(request),
     train: (request) => this.train(request),
     verify_checkpoints: async ({ run_uri }) => ({
-      checkpoints: this.checkpoints.map((step) => ({
+      checkpoints: this.checkpointsOf(run_uri).map((step) => ({
         step,
         uri: `${run_uri}/checkpoints/step-${step}`,
         verified: true,
@@ -236,7 +243,8 @@ export class FakeRun {
     const workflow = this.client.workflow.getHandle(callingWorkflowId());
     const totalSteps = request.spec.train.max_steps ?? 12;
     const every = request.spec.checkpoint.every_steps;
-    const resumedFrom = this.checkpoints.at(-1) ?? 0;
+    const own = this.checkpointsOf(request.run_uri);
+    const resumedFrom = own.at(-1) ?? 0;
     this.resumedFrom.push(resumedFrom);
     const message = (event: TrainingProgressMessage['event'], step: number): TrainingProgressMessage => ({
       event,
@@ -257,7 +265,8 @@ export class FakeRun {
       losses: [[step, lossAt(step)]],
     });
     const checkpoint = async (step: number) => {
-      if (this.checkpoints.at(-1) === step) return;
+      if (own.at(-1) === step) return;
+      own.push(step);
       this.checkpoints.push(step);
       await workflow.signal(trainingProgressSignal, message('checkpoint', step));
     };
