@@ -101,9 +101,15 @@ async function runInOrder(entry) {
   return results;
 }
 
+// Arguments pick benchmarks by part of their name (`npm run bench:dry-run -- bench_lora calibrate`); none: all.
+const picked = process.argv.slice(2);
+const chosen =
+  picked.length === 0
+    ? benchmarks
+    : benchmarks.filter((entry) => (typeof entry[0] === 'string' ? [entry] : entry).some(([name]) => picked.some((part) => name.includes(part))));
 const concurrency = 2;
 const started = Date.now();
-const queue = [...benchmarks];
+const queue = [...chosen];
 const outcomes = [];
 await Promise.all(
   Array.from({ length: concurrency }, async () => {
