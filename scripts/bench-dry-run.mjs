@@ -56,7 +56,7 @@ const benchmarks = [
   dryRun('bench/gpu/fastest_fit.py'),
   dryRun('bench/gpu/real_data.py', '--quantization', 'none', '--skip-seed', '--runs', 'real-packed,real-unpacked'),
   dryRun('bench/gpu/activity_kill_resume.py'),
-  python('bench/gpu/multi_process.py', '--tokenizer', tokenizer, '--out', scratchFile('multi-process'), '--runs', 'unsloth-1,qlora-fsdp-2'),
+  python('bench/gpu/multi_process.py', '--tokenizer', tokenizer, '--out', scratchFile('multi-process'), '--runs', 'qlora-fsdp-2'),
   python('bench/gpu/fsdp_load.py', '--check'),
   python(
     'bench/gpu/bench_lora.py',
