@@ -56,7 +56,7 @@ const benchmarks = [
   dryRun('bench/gpu/fastest_fit.py'),
   dryRun('bench/gpu/real_data.py', '--quantization', 'none', '--skip-seed', '--runs', 'real-packed,real-unpacked'),
   dryRun('bench/gpu/activity_kill_resume.py'),
-  python('bench/gpu/multi_process.py', '--tokenizer', tokenizer, '--out', scratchFile('multi-process'), '--runs', 'unsloth-1,qlora-fsdp-2'),
+  python('bench/gpu/multi_process.py', '--tokenizer', tokenizer, '--out', scratchFile('multi-process'), '--runs', 'qlora-fsdp-2'),
   python('bench/gpu/fsdp_load.py', '--check'),
   python(
     'bench/gpu/bench_lora.py',
@@ -102,9 +102,15 @@ async function runInOrder(entry) {
   return results;
 }
 
+// Arguments pick benchmarks by part of their name (`npm run bench:dry-run -- bench_lora calibrate`); none: all.
+const picked = process.argv.slice(2);
+const chosen =
+  picked.length === 0
+    ? benchmarks
+    : benchmarks.filter((entry) => (typeof entry[0] === 'string' ? [entry] : entry).some(([name]) => picked.some((part) => name.includes(part))));
 const concurrency = 2;
 const started = Date.now();
-const queue = [...benchmarks];
+const queue = [...chosen];
 const outcomes = [];
 await Promise.all(
   Array.from({ length: concurrency }, async () => {

@@ -1,7 +1,7 @@
-import { readFileSync, writeFileSync } from 'node:fs';
 import type { WorkerFacts } from '../../src/contract/index.ts';
 import { resolveTrainingSetup } from '../../src/setup/index.ts';
 import { runSpecSchema } from '../../src/spec/schema.ts';
+import { writeOrCheckRequests } from '../requests-file.ts';
 
 /**
  * The settings bench/cpu/calibrate.py measures, each as the spec and training setup the product's own code makes of
@@ -58,13 +58,5 @@ export const calibrationRequestsText = (): string =>
   `${JSON.stringify({ command: 'npx tsx bench/cpu/calibration_requests.ts', settings: settings.map(request), dry_run: request(dryRun) }, null, 2)}\n`;
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')) {
-  const text = calibrationRequestsText();
-  if (process.argv.includes('--check')) {
-    if (readFileSync(calibrationRequestsPath, 'utf8') !== text) {
-      process.stderr.write(`${calibrationRequestsPath} is stale: run npx tsx bench/cpu/calibration_requests.ts and commit it\n`);
-      process.exit(1);
-    }
-  } else {
-    writeFileSync(calibrationRequestsPath, text);
-  }
+  writeOrCheckRequests(calibrationRequestsPath, calibrationRequestsText(), 'npx tsx bench/cpu/calibration_requests.ts');
 }

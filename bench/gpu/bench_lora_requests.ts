@@ -1,7 +1,7 @@
-import { readFileSync, writeFileSync } from 'node:fs';
 import type { WorkerFacts } from '../../src/contract/index.ts';
 import { resolveTrainingSetup } from '../../src/setup/index.ts';
 import { runSpecSchema } from '../../src/spec/schema.ts';
+import { writeOrCheckRequests } from '../requests-file.ts';
 
 /**
  * The spec and training setup bench/gpu/bench_lora.py loads and trains each method with, made by the product's own
@@ -64,13 +64,5 @@ export const benchLoraRequestsText = (): string =>
   )}\n`;
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')) {
-  const text = benchLoraRequestsText();
-  if (process.argv.includes('--check')) {
-    if (readFileSync(benchLoraRequestsPath, 'utf8') !== text) {
-      process.stderr.write(`${benchLoraRequestsPath} is stale: run npx tsx bench/gpu/bench_lora_requests.ts and commit it\n`);
-      process.exit(1);
-    }
-  } else {
-    writeFileSync(benchLoraRequestsPath, text);
-  }
+  writeOrCheckRequests(benchLoraRequestsPath, benchLoraRequestsText(), 'npx tsx bench/gpu/bench_lora_requests.ts');
 }

@@ -140,13 +140,16 @@ def main() -> None:
     if arguments.train_one:
         train_one(*arguments.train_one)
         return
-    work = Path("/tmp/tf-multi-process")
-    work.mkdir(parents=True, exist_ok=True)
+    # A folder of its own per call: a run folder left by an earlier call holds checkpoints of other data, which the
+    # train activity rightly refuses to resume from.
+    work = Path("/tmp/tf-multi-process") / f"call-{time.time_ns()}"
+    work.mkdir(parents=True)
     statistics_spec = REQUESTS[next(iter(REQUESTS))]["spec"]
     built = real_data.build(work / f"built-{time.time_ns()}", arguments.tokenizer, statistics_spec)
     records = []
     for name in arguments.runs.split(","):
-        record = run(name, work, built, timeout=300)
+        # Five minutes a run on the device; a shared CPU running the dry run gets more.
+        record = run(name, work, built, timeout=300 if real_data.CUDA else 900)
         print(json.dumps({key: record[key] for key in record if key not in ("losses", "stderr_tail")}), flush=True)
         if record["status"] != "ok":
             print(record["stderr_tail"][-1500:], flush=True)

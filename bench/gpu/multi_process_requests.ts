@@ -1,7 +1,7 @@
-import { readFileSync, writeFileSync } from 'node:fs';
 import { trainingSetupSchema, type WorkerFacts } from '../../src/contract/index.ts';
 import { requestedBatch, resolveTrainingSetup } from '../../src/setup/index.ts';
 import { runSpecSchema } from '../../src/spec/schema.ts';
+import { writeOrCheckRequests } from '../requests-file.ts';
 
 /**
  * The specs and setups bench/gpu/multi_process.py trains (it adds the model and data URIs on the device): each spec
@@ -90,11 +90,4 @@ const cpuRequests = Object.fromEntries(
 );
 
 const text = `${JSON.stringify({ command: 'npx tsx bench/gpu/multi_process_requests.ts', steps, requests, cpu_requests: cpuRequests }, null, 2)}\n`;
-if (process.argv.includes('--check')) {
-  if (readFileSync(multiProcessRequestsPath, 'utf8') !== text) {
-    process.stderr.write(`${multiProcessRequestsPath} is stale: run npx tsx bench/gpu/multi_process_requests.ts and commit it\n`);
-    process.exit(1);
-  }
-} else {
-  writeFileSync(multiProcessRequestsPath, text);
-}
+writeOrCheckRequests(multiProcessRequestsPath, text, 'npx tsx bench/gpu/multi_process_requests.ts');

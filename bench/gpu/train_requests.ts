@@ -1,8 +1,8 @@
-import { readFileSync, writeFileSync } from 'node:fs';
 import type { WorkerFacts } from '../../src/contract/index.ts';
 import { architectureFromHuggingFaceConfig, type ModelArchitecture } from '../../src/planner/architecture.ts';
 import { findArchitecture, planTrainingRun } from '../../src/planner/index.ts';
 import { runSpecSchema } from '../../src/spec/schema.ts';
+import { writeOrCheckRequests } from '../requests-file.ts';
 
 /**
  * The train requests the GPU benchmarks send (fastest_fit.py, real_data.py, activity_kill_resume.py, dpo.py), built by the
@@ -201,15 +201,6 @@ export function trainRequests() {
 export const trainRequestsText = (): string => `${JSON.stringify(trainRequests(), null, 2)}\n`;
 
 if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].split('/').pop() ?? '')) {
-  const out = process.argv[2] ?? trainRequestsPath;
-  const text = trainRequestsText();
-  if (process.argv.includes('--check')) {
-    const committed = readFileSync(trainRequestsPath, 'utf8');
-    if (committed !== text) {
-      process.stderr.write(`${trainRequestsPath} is stale: run npx tsx bench/gpu/train_requests.ts and commit it\n`);
-      process.exit(1);
-    }
-  } else {
-    writeFileSync(out, text);
-  }
+  const out = process.argv[2] === undefined || process.argv[2] === '--check' ? trainRequestsPath : process.argv[2];
+  writeOrCheckRequests(out, trainRequestsText(), 'npx tsx bench/gpu/train_requests.ts');
 }

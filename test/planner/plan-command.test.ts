@@ -7,6 +7,22 @@ import { runPlanCommand } from '../../src/cli/commands/plan.ts';
 const workspace = mkdtempSync(join(tmpdir(), 'tuneflow-plan-'));
 
 describe('tuneflow plan', () => {
+  it('prints what micro_batch_size auto chose for --batch-size and every split it rejected; refuses a contradicting --grad-accum', async () => {
+    const args = ['--model', 'llama-3.1-8b', '--gpu', 'h100', '--quant', '4bit', '--rank', '64', '--seq', '2048', '--batch-size', '8'];
+    const result = await runPlanCommand(args);
+    expect(result.exit_code).toBe(0);
+    expect(result.output).toContain('sequence 2048 × micro-batch 8 × 1 accumulation = effective batch 8, gradient checkpointing off');
+    expect(result.output).toMatch(/^Auto: micro-batch 8 × 1, gradient checkpointing off \(.+\): the fastest of 8 that fit/m);
+    for (const split of ['8 × 1, gradient checkpointing on', '4 × 2, gradient checkpointing off', '1 × 8, gradient checkpointing on']) {
+      expect(result.output).toContain(`  rejected micro-batch ${split}`);
+    }
+    const fixed = await runPlanCommand([...args, '--micro-batch', '2']);
+    expect(fixed.output).toContain('micro-batch 2 × 4 accumulation = effective batch 8');
+    const contradicting = await runPlanCommand([...args, '--micro-batch', '4', '--grad-accum', '4']);
+    expect(contradicting.exit_code).toBe(2);
+    expect(contradicting.output).toContain('train.batch_size 8 is not train.micro_batch_size 4 × train.gradient_accumulation_steps 4');
+  });
+
   it('says a 70B QLoRA does not fit a 4090, why, and what would', async () => {
     const result = await runPlanCommand(['--model', 'llama-3.3-70b', '--gpu', 'rtx-4090', '--quant', '4bit']);
     expect(result.exit_code).toBe(1);
