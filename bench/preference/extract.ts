@@ -5,7 +5,7 @@
  * Nothing is copied by hand; the run must have completed.
  *
  *   TEMPORAL_ADDRESS=localhost:7433 TUNEFLOW_HOME=/tmp/preference-home \
- *     node --import tsx bench/preference/extract.ts <workflow id> --command "npx tuneflow run examples/preference/spec.yaml --id <id>"
+ *     node --import tsx bench/preference/extract.ts <workflow id> --command "npx tuneflow run examples/preference/spec.yaml --id <id>" [--commit <sha the workers ran>]
  */
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -20,6 +20,8 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
   options: {
     command: { type: 'string' },
+    /** The commit the run's workers ran (they load the code when they start); HEAD when not given. */
+    commit: { type: 'string' },
     out: { type: 'string', default: join(dirname(fileURLToPath(import.meta.url)), '..', 'results', 'preference-cpu.json') },
   },
 });
@@ -72,12 +74,13 @@ const dpo = result.runs.find(({ result: run }) => run.metrics.preference !== und
 if (dpo === undefined) throw new Error(`no run of ${workflowId} scored preference pairs (a dpo run with evaluate on)`);
 const preference = dpo.result.metrics.preference!;
 const closed = description.closeTime ?? new Date();
+const measuredWith = versions();
 const record = {
   workflow_id: workflowId,
   command: values.command ?? `npx tuneflow run examples/preference/spec.yaml --id ${workflowId}`,
   date: closed.toISOString(),
-  commit: versions().tuneflow_commit,
-  versions: versions(),
+  commit: values.commit ?? measuredWith.tuneflow_commit,
+  versions: measuredWith,
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? 'unknown', load_average_at_extraction: loadavg()[0] },
   wall_seconds: Math.round((closed.getTime() - description.startTime.getTime()) / 100) / 10,
   model: result.runs[0]!.result.model.source,

@@ -84,6 +84,7 @@ export function runPlanLine(run: RunStatusEntry): string {
 export function runStatusLine(run: RunStatusEntry): string {
   const parts = [`run ${run.name}`, run.stage];
   if (run.final_step !== null) parts.push(`${run.final_step} steps`);
+  else if (run.plan?.steps != null) parts.push(`${run.plan.steps} steps planned`);
   if (run.train_loss !== null) parts.push(`train loss ${number(run.train_loss)}`);
   const metrics = run.metrics;
   if (metrics?.base_val_loss != null || metrics?.tuned_val_loss != null)

@@ -41,7 +41,7 @@ const optionalSections = Object.fromEntries(sections.map((section) => [section, 
   [Name in Section]: z.ZodOptional<(typeof sectionOverrides)[Name]>;
 };
 
-export const runEntrySchema = z.strictObject({
+const runEntrySchema = z.strictObject({
   /** The run's name: its folder `runs/<workflow id>/<name>/` and its training child `<workflow id>/train/<name>`. */
   name: z.string().superRefine((name, context) => {
     const problem = RunLayout.runNameProblem(name);

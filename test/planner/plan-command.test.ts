@@ -198,6 +198,23 @@ describe('tuneflow plan', () => {
     expect(JSON.parse(result.output)).toMatchObject({ available_gib: 40, device: { name: 'h200' } });
   });
 
+  it('plans every run of a spec with runs (examples/preference): the dpo run priced for pairs, exit 1 when any run does not fit', async () => {
+    const specPath = new URL('../../examples/preference/spec.yaml', import.meta.url).pathname;
+    const text = await runPlanCommand([specPath, '--gpu', 'cpu']);
+    expect(text.exit_code).toBe(0);
+    expect(text.output).toMatch(/^── run sft \(sft\)\nPlan: smollm2-135m[\s\S]*\n── run dpo \(dpo, from sft\)\nPlan: smollm2-135m/);
+    const json = await runPlanCommand([specPath, '--gpu', 'cpu', '--json']);
+    const { runs } = JSON.parse(json.output) as { runs: { name: string; from: string | null; fits: boolean }[] };
+    expect(runs.map(({ name, from, fits }) => [name, from, fits])).toEqual([
+      ['sft', null, true],
+      ['dpo', 'sft', true],
+    ]);
+    // Flags override every run's spec: a 70B on one 4090 fits neither.
+    const tooBig = await runPlanCommand([specPath, '--model', 'llama-3.3-70b', '--gpu', 'rtx-4090']);
+    expect(tooBig.exit_code).toBe(1);
+    expect(tooBig.output.match(/DOES NOT FIT/g)).toHaveLength(2);
+  });
+
   it('exits 2 with a readable message on bad input', async () => {
     const unknownGpu = await runPlanCommand(['--model', 'llama-3.1-8b', '--gpu', 'tpu-v5']);
     expect(unknownGpu.exit_code).toBe(2);

@@ -35,7 +35,7 @@ import {
   unknownGpuError,
 } from '../../planner/index.ts';
 import { examples } from './examples.ts';
-import { loadSpec } from '../../spec/load.ts';
+import { loadSpecFile } from '../../spec/load.ts';
 import type { RunSpec } from '../../spec/schema.ts';
 
 /**
@@ -173,19 +173,35 @@ export async function runPlanCommand(args: readonly string[]): Promise<PlanComma
   return { exit_code: exitCode, output };
 }
 
+/** One run's plan: its JSON document and its text, and whether it fits. */
+function planOf(spec: RunSpec | undefined, specPath: string | undefined, options: PlanCommandOptions) {
+  const { setup, request, plan } = planTrainingRun(planInputFrom(spec, specPath, options));
+  const extras = {
+    ...(options.ranks === undefined ? {} : { rank_trade_offs: rankTradeOffs(request, options.ranks) }),
+    inference_memory: inferenceMemory(request.architecture, request.sequence_length),
+    ...(options.effectiveBatch === undefined ? {} : { micro_batch_search: microBatchSearch(request, options.effectiveBatch) }),
+  };
+  return { fits: plan.fits, document: { ...plan, setup, request: describeRequest(request), ...extras }, text: formatPlan(request, plan, extras) };
+}
+
 export function executePlanCommand(specPath: string | undefined, options: PlanCommandOptions): PlanCommandResult {
   try {
-    const { setup, request, plan } = planTrainingRun(planInputFrom(specPath === undefined ? undefined : loadSpec(specPath), specPath, options));
-    const extras = {
-      ...(options.ranks === undefined ? {} : { rank_trade_offs: rankTradeOffs(request, options.ranks) }),
-      inference_memory: inferenceMemory(request.architecture, request.sequence_length),
-      ...(options.effectiveBatch === undefined ? {} : { micro_batch_search: microBatchSearch(request, options.effectiveBatch) }),
-    };
-    const output =
-      options.json === true
-        ? `${JSON.stringify({ ...plan, setup, request: describeRequest(request), ...extras }, null, 2)}\n`
-        : formatPlan(request, plan, extras);
-    return { exit_code: plan.fits ? PlanExitCode.Fits : PlanExitCode.DoesNotFit, output };
+    const file = specPath === undefined ? undefined : loadSpecFile(specPath);
+    if (file?.kind === 'runs') {
+      // Every run of the spec, as `tuneflow run` plans them before the first trains; a run started from another
+      // is planned on the model it starts from (its merged model has the same architecture).
+      const plans = file.runs.runs.map((run) => ({ run, ...planOf(run.spec, specPath, options) }));
+      const output =
+        options.json === true
+          ? `${JSON.stringify({ runs: plans.map(({ run, document }) => ({ name: run.name, from: run.from, ...document })) }, null, 2)}\n`
+          : plans
+              .map(({ run, text }) => `── run ${run.name} (${run.spec.train.objective.kind}${run.from === null ? '' : `, from ${run.from}`})\n${text}`)
+              .join('\n');
+      return { exit_code: plans.every(({ fits }) => fits) ? PlanExitCode.Fits : PlanExitCode.DoesNotFit, output };
+    }
+    const { fits, document, text } = planOf(file?.spec, specPath, options);
+    const output = options.json === true ? `${JSON.stringify(document, null, 2)}\n` : text;
+    return { exit_code: fits ? PlanExitCode.Fits : PlanExitCode.DoesNotFit, output };
   } catch (error) {
     if (!isTuneflowError(error)) throw error;
     return {
