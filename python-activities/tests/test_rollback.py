@@ -1,6 +1,6 @@
 """Loss-spike and NaN rollback (issue 23): the rule on its own (rollback.py), then the engine rolling back on the tiny
-model on CPU, skipping the step's rows, lowering the learning rate, resuming exactly after a crash, and failing with a
-typed error once the rollbacks run out."""
+model on CPU, skipping the step's rows, lowering the learning rate, resuming exactly after a crash, failing with a
+typed error once the rollbacks run out, under two processes (DDP, FSDP) as under one, and for DPO."""
 
 import hashlib
 import json
@@ -259,3 +259,53 @@ def test_the_test_only_spike_applies_to_rows_of_the_named_file_only(monkeypatch)
     monkeypatch.setenv(fault_injection.LOSS_SPIKE_FILE, "poisoned.jsonl")
     assert fault_injection.loss_factor([[Row("data.jsonl")], [Row("poisoned.jsonl")]]) == fault_injection.SPIKE_FACTOR
     assert fault_injection.loss_factor([[Row("data.jsonl")]]) == 1.0
+
+
+def adapter_tensors(result: dict) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(uri_to_path(result["adapter_uri"]) / "adapter_model.safetensors")
+
+
+@pytest.mark.parametrize("parallelism", ["ddp", "fsdp"])
+def test_two_processes_roll_back_together_and_train_what_one_process_trains(train_request, spec, setup, monkeypatch, parallelism):
+    """A NaN before the first checkpoint (back to each rank's start, held in memory) and one after it (back to the
+    checkpoint on disk): every rank rolls back at the same step and skips the same rows, as one process does."""
+    import torch
+
+    monkeypatch.setenv(NAN_LOSS_AT_STEPS, "3,6")
+    spec["train"] |= {"max_steps": 8, "gradient_accumulation_steps": 2}
+    single = train(train_request("single"))
+    spec["train"]["gradient_accumulation_steps"] = 1
+    setup.update(processes=2, parallelism=parallelism)
+    distributed = train(train_request(f"two-{parallelism}"))
+
+    rollbacks = [(entry["step"], entry["restored_step"], entry["rows"]) for entry in single["rollbacks"]]
+    assert [(step, restored) for step, restored, _ in rollbacks] == [(3, 0), (6, 4)]
+    assert [(entry["step"], entry["restored_step"], entry["rows"]) for entry in distributed["rollbacks"]] == rollbacks
+    assert distributed["final_step"] == 8 and distributed["rows_skipped"] == single["rows_skipped"] == 16
+    assert distributed["train_loss"] == pytest.approx(single["train_loss"], rel=1e-5)
+    single_adapter, distributed_adapter = adapter_tensors(single), adapter_tensors(distributed)
+    for name, tensor in single_adapter.items():
+        torch.testing.assert_close(distributed_adapter[name], tensor, rtol=1e-4, atol=1e-5)
+
+
+def test_a_dpo_run_rolls_back_a_nan_step_and_skips_its_pairs(train_request, spec, preference_tokens, monkeypatch):
+    monkeypatch.setenv(NAN_LOSS_AT_STEPS, "5")
+    spec["train"].update(
+        objective={"kind": "dpo", "beta": 0.1, "loss_type": "sigmoid", "label_smoothing": 0.0},
+        epochs=6,
+        max_steps=8,
+        micro_batch_size=2,
+        gradient_accumulation_steps=2,
+        warmup_steps=0,
+    )
+    tokens = {"train_tokens_uri": preference_tokens["train_tokens_uri"], "val_tokens_uri": preference_tokens["val_tokens_uri"]}
+    result = train(train_request("dpo", **tokens))
+
+    (rollback,) = result["rollbacks"]
+    assert (rollback["step"], rollback["restored_step"], len(rollback["rows"])) == (5, 4, 4)
+    # 8 pairs, 4 a step: the skipped pairs are gone from every later epoch, so later steps train the other 4 only.
+    assert result["final_step"] == 8 and result["rows_skipped"] == 4
+    log = train_log(result)
+    assert all(math.isfinite(record["loss"]) for record in log if record["loss"] is not None)
