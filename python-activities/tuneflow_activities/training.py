@@ -551,9 +551,9 @@ class TrainingEngine:
     def step(self, step: int) -> tuple[float | None, dict[str, float]] | None:
         """One optimizer step on the schedule's sequences for `step`; returns the step's loss and its metrics for the
         train log: the gradient norm before clipping and the objective's metrics, each a mean over the step's units
-        (over all processes). The step is judged before it is applied
-        (rollback.py): None when it was refused and the run rolled back. A step whose rows were all skipped trains
-        nothing (loss None); its learning rate is still spent, so the schedule stays a function of the step."""
+        (over all processes). The step is judged before it is applied (rollback.py): None when it was refused and the
+        run rolled back. A step whose rows were all skipped trains nothing (loss None); its learning rate is still
+        spent, so the schedule stays a function of the step."""
         rows = self.rows_for_step(step)
         if not rows:
             self.state.scheduler.step()
