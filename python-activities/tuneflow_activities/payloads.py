@@ -82,6 +82,7 @@ class RollbackSpec:
     z_threshold: float
     max_rollbacks: int
     learning_rate_factor: float
+    gradient_norm_z_threshold: float | None
 
 
 @dataclass(frozen=True)

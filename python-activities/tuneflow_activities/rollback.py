@@ -1,9 +1,10 @@
 """Loss-spike and NaN rollback: the rule that judges each training step before it is applied, and the state it keeps.
 
 The engine (training.py) asks `Rollbacks.judge` with a step's loss and gradient norm before the optimizer step. A value
-that is NaN or infinite is refused at once; a finite one is refused when its robust z-score — its distance above the
+that is NaN or infinite is refused at once; a finite loss is refused when its robust z-score — its distance above the
 median of the last `window_steps` judged steps, in units of their median absolute deviation scaled to a standard
-deviation — exceeds `z_threshold`, once `min_history_steps` steps are in the window. Medians, not means: one earlier
+deviation (with a floor, below) — exceeds `z_threshold`, once `min_history_steps` steps are in the window; a finite
+gradient norm likewise above `gradient_norm_z_threshold`, when the spec sets one. Medians, not means: one earlier
 spike in the window does not hide the next. On a refusal the engine restores its last checkpoint, skips the step's
 rows for the rest of the run and goes on (`rolled_back`); after `max_rollbacks` the next refusal fails the run with a
 typed, non-retryable TRAINING_DIVERGED naming the step, its rows and the values.
@@ -31,8 +32,13 @@ ObservedValue = float | Literal["NaN", "Infinity", "-Infinity"]
 # z-score comparable to an ordinary one.
 MAD_TO_STANDARD_DEVIATION = 1.4826
 # A window of nearly equal values (a loss that has flattened out) has a deviation near zero, which would make any
-# wobble a spike: the scale is at least this share of the median.
-SCALE_FLOOR_OF_MEDIAN = 0.1
+# wobble a spike: the scale is at least this share of the median. A loss spike is then at least 1 + 0.1 z times the
+# median (twice it at the default z of 10).
+LOSS_SCALE_FLOOR = 0.1
+# Gradient norms vary more from step to step than the loss and trend upward early in LoRA training (B starts at zero,
+# so at first only B has a gradient): their scale is at least the median itself, so a gradient-norm spike is at least
+# 1 + z times the median (11 times at the default z of 10). Real explosions are orders of magnitude.
+GRADIENT_NORM_SCALE_FLOOR = 1.0
 
 
 def observed(value: float) -> ObservedValue:
@@ -44,11 +50,12 @@ def observed(value: float) -> ObservedValue:
     return value
 
 
-def robust_z_score(value: float, window: list[float]) -> tuple[float, float]:
-    """How far `value` lies above the window's median in robust standard deviations, and that median."""
+def robust_z_score(value: float, window: list[float], floor: float) -> tuple[float, float]:
+    """How far `value` lies above the window's median in robust standard deviations (at least `floor` times the median),
+    and that median."""
     median = statistics.median(window)
     deviation = statistics.median(abs(entry - median) for entry in window)
-    scale = max(MAD_TO_STANDARD_DEVIATION * deviation, SCALE_FLOOR_OF_MEDIAN * abs(median), 1e-12)
+    scale = max(MAD_TO_STANDARD_DEVIATION * deviation, floor * abs(median), 1e-12)
     return (value - median) / scale, median
 
 
@@ -124,12 +131,14 @@ class Rollbacks:
             return Verdict("gradient_norm_not_finite", None, loss_median, norm_median)
         if not enough:
             return Verdict(None, None, None, None)
-        loss_z, _ = robust_z_score(loss, list(self.losses))
-        norm_z, _ = robust_z_score(gradient_norm, list(self.gradient_norms))
+        loss_z, _ = robust_z_score(loss, list(self.losses), LOSS_SCALE_FLOOR)
         if loss_z > self.spec.z_threshold:
             return Verdict("loss_spike", loss_z, loss_median, norm_median)
-        if norm_z > self.spec.z_threshold:
-            return Verdict("gradient_norm_spike", norm_z, loss_median, norm_median)
+        norm_threshold = self.spec.gradient_norm_z_threshold
+        if norm_threshold is not None:
+            norm_z, _ = robust_z_score(gradient_norm, list(self.gradient_norms), GRADIENT_NORM_SCALE_FLOOR)
+            if norm_z > norm_threshold:
+                return Verdict("gradient_norm_spike", norm_z, loss_median, norm_median)
         return Verdict(None, None, loss_median, norm_median)
 
     def record(self, loss: float, gradient_norm: float) -> None:

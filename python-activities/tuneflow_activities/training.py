@@ -549,10 +549,11 @@ class TrainingEngine:
         return micro_batches
 
     def step(self, step: int) -> tuple[float | None, dict[str, float]] | None:
-        """One optimizer step on the schedule's sequences for `step`; returns the step's loss and the objective's
-        metrics, each a mean over the step's units (over all processes). The step is judged before it is applied
-        (rollback.py): None when it was refused and the run rolled back. A step whose rows were all skipped trains
-        nothing (loss None); its learning rate is still spent, so the schedule stays a function of the step."""
+        """One optimizer step on the schedule's sequences for `step`; returns the step's loss and its metrics for the
+        train log: the gradient norm before clipping and the objective's metrics, each a mean over the step's units
+        (over all processes). The step is judged before it is applied (rollback.py): None when it was refused and the
+        run rolled back. A step whose rows were all skipped trains nothing (loss None); its learning rate is still
+        spent, so the schedule stays a function of the step."""
         rows = self.rows_for_step(step)
         if not rows:
             self.state.scheduler.step()
@@ -596,7 +597,8 @@ class TrainingEngine:
         self.state.rollbacks.record(step_loss, gradient_norm)
         step_optimizer(self.state.optimizer, self.state.scheduler)
         self.progress.throughput.record(int(real_tokens), int(padded_tokens))
-        return step_loss, {name: value / step_units for name, value in zip(metric_sums, metric_values, strict=True)}
+        metrics = {name: value / step_units for name, value in zip(metric_sums, metric_values, strict=True)}
+        return step_loss, {"gradient_norm": gradient_norm} | metrics
 
     def roll_back(self, step: int, rows: list[list[list[int]]], loss: float, gradient_norm: float, verdict: Verdict) -> None:
         """Restores the last checkpoint (or the start, before the first one), skips the step's rows from now on and

@@ -5,6 +5,7 @@
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import type { RollbackRecord } from '../contract/index.ts';
 import type { ReportData, TrainLogRecord } from './data.ts';
 
 export interface Chart {
@@ -35,13 +36,23 @@ function lastRecordPerStep(log: TrainLogRecord[]): TrainLogRecord[] {
   return [...byStep.values()].sort((left, right) => left.step - right.step);
 }
 
-/** Steps where training restarted from a checkpoint: the first step of each attempt after the first. */
-function resumeSteps(log: TrainLogRecord[]): { step: number; label: string }[] {
+/**
+ * Steps where training restarted from a checkpoint: the first step of each attempt after the first, and where a step
+ * was trained again within an attempt, a rollback (train.rollback) when the run recorded one there.
+ */
+function resumeSteps(log: TrainLogRecord[], rollbacks: readonly RollbackRecord[]): { step: number; label: string }[] {
   const resumes: { step: number; label: string }[] = [];
   for (let index = 1; index < log.length; index++) {
     const previous = log[index - 1]!;
     const record = log[index]!;
-    if (record.attempt !== previous.attempt || record.step <= previous.step) resumes.push({ step: record.step - 1, label: `resumed from ${record.step - 1}` });
+    if (record.attempt !== previous.attempt || record.step <= previous.step) {
+      const restored = record.step - 1;
+      const rollback =
+        record.attempt === previous.attempt
+          ? rollbacks.find((candidate) => candidate.restored_step === restored && candidate.step === previous.step + 1 && candidate.attempt === record.attempt)
+          : undefined;
+      resumes.push({ step: restored, label: rollback ? `rolled back to ${restored} (step ${rollback.step} refused)` : `resumed from ${restored}` });
+    }
   }
   return resumes;
 }
@@ -57,7 +68,7 @@ function lossChart(data: ReportData): TopLevelSpec {
   ]
     .sort((left, right) => left.step - right.step)
     .map((point) => ({ ...point, series: 'validation loss' }));
-  const resumes = resumeSteps(data.trainLog);
+  const resumes = resumeSteps(data.trainLog, result.training.rollbacks ?? []);
   return {
     ...size,
     title: 'Loss',

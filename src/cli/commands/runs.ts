@@ -20,6 +20,7 @@ import {
   startFineTuneRuns,
 } from '../../client.ts';
 import { Stage } from '../../contract/index.ts';
+import type { TrainLogRecord } from '../../report/data.ts';
 import { homeLayout } from '../../runtime/home.ts';
 import { loadSpecFile } from '../../spec/load.ts';
 import { describeRollback, type FineTuneResult, type FineTuneRunResult } from '../../../workflows/index.ts';
@@ -209,9 +210,11 @@ interface LogsOptions {
 }
 
 /** One train-log line as people read it: `step 12  loss 10.5150  lr 1.83e-2  attempt 1  08:55:15`. */
-function formatTrainLogLine(record: { step: number; loss: number; learning_rate: number; attempt: number; time: number }): string {
+function formatTrainLogLine(record: TrainLogRecord): string {
   const time = new Date(record.time * 1000).toISOString().slice(11, 19);
-  return `step ${String(record.step).padStart(6)}  loss ${record.loss.toFixed(4)}  lr ${record.learning_rate.toExponential(2)}  attempt ${record.attempt}  ${time}`;
+  // A step whose rows were all skipped after a rollback (train.rollback) trained nothing and has no loss.
+  const loss = record.loss === null ? 'none (rows skipped)' : record.loss.toFixed(4);
+  return `step ${String(record.step).padStart(6)}  loss ${loss}  lr ${record.learning_rate.toExponential(2)}  attempt ${record.attempt}  ${time}`;
 }
 
 async function logsCommand(workflowId: string, options: LogsOptions): Promise<ExitCode> {
@@ -243,7 +246,7 @@ async function logsCommand(workflowId: string, options: LogsOptions): Promise<Ex
   const records = readFileSync(file, 'utf8')
     .split('\n')
     .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Parameters<typeof formatTrainLogLine>[0]);
+    .map((line) => JSON.parse(line) as TrainLogRecord);
   const shown = options.tail ? records.slice(-options.tail) : records;
   if (options.json) printJson(shown);
   else process.stdout.write(shown.map((record) => `${formatTrainLogLine(record)}\n`).join(''));
