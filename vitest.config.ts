@@ -9,13 +9,27 @@ const unitFiles = [
   'test/cli/{example-specs,unreachable-server}.test.ts',
   'test/contract.test.ts',
   'test/spec.test.ts',
+  'test/sweep/grid-halving-pareto.test.ts',
+  'test/quality/gates.test.ts',
+  'test/runtime/run-layout.test.ts',
+  'test/architecture/import-cycles.test.ts',
 ];
 const workflowFiles = ['test/workflows/**/*.test.ts'];
+/**
+ * Long runs of the real workflows with a fake trainer (a million steps, a sweep of 120 trials): no Python, so they
+ * run like the workflow tests, on a dev server of their own, a namespace per vitest worker.
+ */
+const historyBoundFiles = ['test/e2e/history-bound.test.ts', 'test/sweep/history-bound.test.ts'];
+/** Each fault trial starts a dev server, workers and a home of its own: nothing shared with any other file. */
+const faultFiles = ['test/faults/faults.test.ts'];
 
 // Temporal's native bridge and the Python worker do not mix with worker threads, so every test file runs in a
-// forked process. Three projects, in two groups (sequence.groupOrder) that run one after the other:
-// - group 0, two files at a time: `unit` (no server) and `workflows` (the workflows' decisions with fake
-//   activities, on a dev server of their own, a namespace per vitest worker; no Python);
+// forked process. Five projects, in two groups (sequence.groupOrder) that run one after the other:
+// - group 0, two files at a time: `unit` (no server), `workflows` (the workflows' decisions with fake activities,
+//   on a dev server of their own, a namespace per vitest worker; no Python), `history-bound` (long runs of the
+//   workflows with a fake trainer, on a dev server of the same kind) and `faults` (the fault-injection
+//   trials, each on a cluster of its own, two trials at a time). The faults file, the longest, holds one of the
+//   two slots while every unit and workflow file runs in the other;
 // - group 1, one file at a time: `e2e`, on real workers and one shared dev server (global setup). Its files share
 //   tuneflow's task queues in the default namespace, and two cores are better spent on one training at a time.
 export default defineConfig({
@@ -42,9 +56,24 @@ export default defineConfig({
       {
         extends: true,
         test: {
+          name: 'history-bound',
+          include: historyBoundFiles,
+          globalSetup: ['test/workflows/global-setup.ts'],
+          maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        extends: true,
+        // Its trials are concurrent tests: two at a time.
+        test: { name: 'faults', include: faultFiles, maxWorkers: 2, maxConcurrency: 2, sequence: { groupOrder: 0 } },
+      },
+      {
+        extends: true,
+        test: {
           name: 'e2e',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, ...unitFiles, ...workflowFiles],
+          exclude: [...configDefaults.exclude, ...unitFiles, ...workflowFiles, ...historyBoundFiles, ...faultFiles],
           globalSetup: ['test/setup/global-setup.ts'],
           maxWorkers: 1,
           sequence: { groupOrder: 1 },

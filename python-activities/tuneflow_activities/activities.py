@@ -63,6 +63,8 @@ class WorkflowLink:
     def _handle(self) -> WorkflowHandle[object, object]:
         # Read in the activity's thread: the activity context is a context variable the worker's loop does not see.
         info = activity.info()
+        if info.workflow_id is None:
+            raise RuntimeError(f"activity {info.activity_type} was not scheduled by a workflow: it has no workflow to signal or query")
         return self._client.get_workflow_handle(info.workflow_id, run_id=info.workflow_run_id)
 
     def signal(self, name: WorkflowMessage, payload: dict[str, object]) -> None:

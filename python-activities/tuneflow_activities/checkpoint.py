@@ -13,6 +13,7 @@ import queue
 import random
 import shutil
 import threading
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -301,7 +302,7 @@ def load_training_state(checkpoint: Checkpoint, expected_fingerprint: dict) -> d
     return state
 
 
-def prune_checkpoints(checkpoints_directory: Path, keep_last: int, keep: set[int] = frozenset()) -> list[int]:
+def prune_checkpoints(checkpoints_directory: Path, keep_last: int, keep: AbstractSet[int] = frozenset()) -> list[int]:
     """Deletes all but the newest keep_last checkpoints (and those in keep); returns the deleted steps."""
     directories = sorted(checkpoints_directory.glob("step-*"))
     deleted = []

@@ -16,6 +16,7 @@ import statistics
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -413,6 +414,9 @@ def collate(rows: Sequence[TokenizedRow], pad_token_id: int, width: int | None =
     return {"input_ids": input_ids, "labels": labels, "attention_mask": attention_mask}
 
 
-def batches(rows: Sequence[TokenizedRow], size: int) -> Iterator[Sequence[TokenizedRow]]:
+Row = TypeVar("Row")
+
+
+def batches(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]

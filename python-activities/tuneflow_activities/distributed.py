@@ -26,6 +26,7 @@ import time
 from dataclasses import dataclass
 from multiprocessing.connection import Client, Connection, Listener, wait
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from .contract import FailureType
 from .errors import failure, is_out_of_memory
@@ -44,6 +45,9 @@ RANKS_SHARE_ONE_GPU = "TUNEFLOW_RANKS_SHARE_ONE_GPU"
 
 def _ranks_share_one_gpu() -> bool:
     return os.environ.get(RANKS_SHARE_ONE_GPU) == "1"
+
+
+Agreed = TypeVar("Agreed")
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class World:
     def distributed(self) -> bool:
         return self.size > 1
 
-    def agree(self, value):
+    def agree(self, value: Agreed) -> Agreed:
         """Rank 0's value on every rank: decisions that depend on time or on the workflow (stop, checkpoint now) must
         be the same everywhere, or the ranks' collective calls would no longer match."""
         if not self.distributed:
@@ -76,7 +80,7 @@ class World:
 
         holder = [value if self.main else None]
         dist.broadcast_object_list(holder, src=0)
-        return holder[0]
+        return cast(Agreed, holder[0])
 
     def sum(self, *numbers: float) -> list[float]:
         """Each number summed over the ranks (float64: token counts stay exact)."""
@@ -177,7 +181,7 @@ def _rank_main(rank: int, request: TrainRequest, size: int, directory: str, addr
         init_method=Path(directory, "rendezvous").as_uri(),
         rank=rank,
         world_size=size,
-        **({"device_id": torch.device("cuda", rank)} if nccl else {}),
+        device_id=torch.device("cuda", rank) if nccl else None,
     )
     link = RankLink(Client(address, authkey=authkey))
     world = World(rank=rank, size=size, device="cuda" if setup.device == "cuda" else "cpu")
@@ -219,7 +223,7 @@ def launch(request: TrainRequest, processes: int, callbacks) -> dict:
     of any rank (an incompatible checkpoint, bad data) is raised as that failure; out of memory on any rank is raised
     as the RuntimeError the activity turns into OUT_OF_MEMORY; anything else stops every rank and raises RanksFailed.
     """
-    import torch.multiprocessing
+    from torch.multiprocessing.spawn import start_processes
 
     require_devices(request.setup)
 
@@ -227,9 +231,7 @@ def launch(request: TrainRequest, processes: int, callbacks) -> dict:
         authkey = secrets.token_bytes(32)
         address = str(Path(directory, "launcher.sock"))
         with Listener(address, family="AF_UNIX", authkey=authkey) as listener:
-            context = torch.multiprocessing.start_processes(
-                _rank_main, args=(request, processes, directory, address, authkey), nprocs=processes, join=False, start_method="spawn"
-            )
+            context = start_processes(_rank_main, args=(request, processes, directory, address, authkey), nprocs=processes, join=False, start_method="spawn")
             connections: list[Connection] = []
             accepting = threading.Thread(target=_accept, args=(listener, processes, connections), name="tuneflow-ranks-accept", daemon=True)
             accepting.start()
@@ -247,9 +249,10 @@ def _accept(listener: Listener, processes: int, connections: list[Connection]) -
             connections.append(listener.accept())
 
 
-def _serve(context, connections: list[Connection], processes: int, callbacks) -> list[tuple[str, object]]:
+def _serve(context, connections: list[Connection], processes: int, callbacks) -> list[tuple[str, Any]]:
     """Answers the ranks until each has reported how it ended, or one failed and the others had their grace."""
-    outcomes: list[tuple[str, object]] = []
+    # (kind, payload) as _rank_main sent it: a dict for result, failure and stopped, a string for out_of_memory.
+    outcomes: list[tuple[str, Any]] = []
     failed_at: float | None = None
     while len(outcomes) < processes:
         try:
@@ -259,7 +262,9 @@ def _serve(context, connections: list[Connection], processes: int, callbacks) ->
             if any(kind in ("failure", "out_of_memory", "stopped") for kind, _ in outcomes):
                 break
             raise RanksFailed(str(error)) from None
-        for connection in wait(list(connections), timeout=POLL_SECONDS) if connections else []:
+        # wait() returns what it was given that is ready: only Connections here.
+        ready = cast("list[Connection]", wait(list(connections), timeout=POLL_SECONDS)) if connections else []
+        for connection in ready:
             try:
                 kind, payload = connection.recv()
             except EOFError:
@@ -292,7 +297,7 @@ def _stop_all(context) -> None:
         process.join()
 
 
-def _outcome_of(outcomes: list[tuple[str, object]]) -> dict:
+def _outcome_of(outcomes: list[tuple[str, Any]]) -> dict:
     from .training import StopRequested
 
     by_kind = dict(outcomes)

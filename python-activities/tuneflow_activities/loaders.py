@@ -14,7 +14,7 @@ import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from .payloads import Dtype, LoraSpec, Spec, TrainingSetup
 
@@ -23,8 +23,10 @@ ALL_LINEAR_LLAMA_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
 
 @dataclass
 class LoadedModel:
-    model: object
-    tokenizer: object
+    # A PeftModel, transformers' PreTrainedModel or Unsloth's patched one, and their tokenizer: used through the
+    # methods they share (save_pretrained, generate, disable_adapter, ...), which no common base class declares.
+    model: Any
+    tokenizer: Any
     setup: TrainingSetup
 
 
@@ -70,7 +72,7 @@ def load_for_merging(model_directory: Path, setup: TrainingSetup) -> LoadedModel
 
 def _load_base(model_directory: Path, setup: TrainingSetup, max_seq_length: int | None) -> LoadedModel:
     if setup.backend == "unsloth":
-        from unsloth import FastLanguageModel
+        from unsloth import FastLanguageModel  # pyright: ignore[reportMissingImports]  (a GPU-only package, absent from CPU environments)
 
         model, tokenizer = FastLanguageModel.from_pretrained(
             model_name=str(model_directory),
@@ -133,7 +135,7 @@ def _load_with_peft(model_directory: Path, spec: Spec, setup: TrainingSetup) -> 
 
 
 def _load_with_unsloth(model_directory: Path, spec: Spec, setup: TrainingSetup) -> LoadedModel:
-    from unsloth import FastLanguageModel
+    from unsloth import FastLanguageModel  # pyright: ignore[reportMissingImports]  (a GPU-only package, absent from CPU environments)
 
     loaded = _load_base(model_directory, setup, spec.model.max_seq_length)
     targets = spec.lora.target_modules

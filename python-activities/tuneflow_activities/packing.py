@@ -86,7 +86,7 @@ def route_unsloth_packed_attention_to_flash_varlen() -> bool:
 
     if not torch.cuda.is_available() or not torch.backends.cuda.is_flash_attention_available():
         return False
-    from unsloth.utils import attention_dispatch
+    from unsloth.utils import attention_dispatch  # pyright: ignore[reportMissingImports]  (a GPU-only package, absent from CPU environments)
 
     if attention_dispatch._TORCH_VARLEN_ATTN is not None:
         return False

@@ -11,7 +11,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Literal, TypeVar, Union, cast, get_args, get_origin, get_type_hints
 
 from .contract import FailureType
 from .errors import failure
@@ -294,7 +294,8 @@ class EvaluateRequest:
 def parse(kind: type[T], payload: object, path: str = "request") -> T:
     """`payload` (decoded JSON) as a `kind`, checked field by field; a missing, unexpected or mistyped field fails
     non-retryably, naming its path (`request.spec.train.objective.beta`)."""
-    return _parse(kind, payload, path)
+    # _parse builds a `kind` from the payload or raises; its own return type is the union of all it can build.
+    return cast(T, _parse(kind, payload, path))
 
 
 def _refuse(path: str, message: str) -> Exception:

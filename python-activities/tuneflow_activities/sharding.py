@@ -27,7 +27,7 @@ def load_base_in_host_memory(model_directory, setup):
 
 
 def _quantize_linear_weights_on_arrival(layer, dtype) -> None:
-    import bitsandbytes
+    import bitsandbytes  # pyright: ignore[reportMissingImports]  (a GPU-only package, absent from CPU environments)
     import torch
 
     for name, linear in list(layer.named_modules()):

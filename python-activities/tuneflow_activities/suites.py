@@ -202,7 +202,8 @@ class LocalJudge:
 
         directory = resolve_model_directory(source).directory
         self.tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        self.model = AutoModelForCausalLM.from_pretrained(str(directory)).to(device).eval()
+        # transformers declares PreTrainedModel.to through a decorator pyright reads as taking no device.
+        self.model = AutoModelForCausalLM.from_pretrained(str(directory)).to(device).eval()  # pyright: ignore[reportArgumentType]
         self.device = device
         self.choices = [self.tokenizer.encode(letter, add_special_tokens=False)[0] for letter in ("A", "B")]
 

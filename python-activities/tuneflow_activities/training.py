@@ -20,8 +20,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from . import fault_injection, sharding
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LRScheduler
 from .artifacts import RunLayout, atomic_directory, path_to_uri, uri_to_path
 from .checkpoint import (
     ADAPTER,
@@ -86,13 +91,12 @@ def fingerprint(request: TrainRequest, objective: Objective) -> dict:
 def build_optimizer(name: str, parameters, train_spec: TrainSpec):
     import torch
 
-    arguments = {"lr": train_spec.learning_rate, "weight_decay": train_spec.weight_decay}
     if name == "adamw_torch":
-        return torch.optim.AdamW(parameters, **arguments)
-    import bitsandbytes
+        return torch.optim.AdamW(parameters, lr=train_spec.learning_rate, weight_decay=train_spec.weight_decay)
+    import bitsandbytes  # pyright: ignore[reportMissingImports]  (a GPU-only package, absent from CPU environments)
 
     optimizer_class = bitsandbytes.optim.PagedAdamW8bit if name == "paged_adamw_8bit" else bitsandbytes.optim.AdamW8bit
-    return optimizer_class(parameters, **arguments)
+    return optimizer_class(parameters, lr=train_spec.learning_rate, weight_decay=train_spec.weight_decay)
 
 
 class Throughput:
@@ -223,7 +227,7 @@ class ValidationState:
         else:
             self.evaluations_without_improvement += 1
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict | None:
         return {"val_loss": self.best_val_loss, "step": self.best_step} if self.best_step is not None else None
 
 
@@ -309,9 +313,9 @@ class TrainingState:
     is `restore()` of that dict. Under several processes every rank calls both (the optimizer state and the random
     generators of all ranks are collected on rank 0); the dict exists on rank 0 only."""
 
-    model: object
-    optimizer: object
-    scheduler: object
+    model: Any  # as LoadedModel.model
+    optimizer: "Optimizer"
+    scheduler: "LRScheduler"
     optimizer_name: str
     fingerprint: dict
     world: World
@@ -450,6 +454,7 @@ class TrainingEngine:
 
         # Rank 0 verifies; every rank resumes from the checkpoint it chose.
         scan = self.world.agree(scan_checkpoints(self.layout.checkpoints) if self.world.main else None)
+        assert scan is not None, "rank 0 scanned the checkpoints"
         self.corrupt_checkpoints_skipped = len(scan.corrupt)
         if scan.corrupt and self.world.main:
             logger.warning("skipping %d checkpoints that fail verification: %s", len(scan.corrupt), scan.corrupt)
@@ -693,6 +698,7 @@ class TrainingEngine:
         if not self.world.main:
             self.progress.recent_losses = []
             return
+        assert training_state is not None, "rank 0 holds the training state"
         summary = {"train_loss": self.progress.loss, "val_loss": self.progress.val_loss, "total_steps": self.schedule.total_steps, "written_at": time.time()}
         snapshot = take_snapshot(self.model, step, training_state, summary, adapter, self.staging)
         keep = {validation.best_step} if self.spec.checkpoint.keep_best and validation.best_step is not None else set()
@@ -727,6 +733,7 @@ class TrainingEngine:
         self.writer.wait()
         self.announce_written_checkpoints()
         reference = self.world.agree(self._reference(self.last_checkpoint))
+        assert reference is not None, "a checkpoint was written or was already on disk at this step"
         raise StopRequested(reference["step"], reference["uri"])
 
     # --- finish ------------------------------------------------------------------------------------------------------
@@ -742,7 +749,9 @@ class TrainingEngine:
                 # Patience ran out because the later evaluations were worse: the adapter to keep is the best one. Several
                 # processes or a sharded model: the last step's checkpoint is the final adapter, already collected on rank 0.
                 collected = self.world.distributed or self.sharded
-                kept = validation.best_step if self.stopped_early else (self.last_checkpoint.step if collected else None)
+                if collected and not self.stopped_early and self.last_checkpoint is None:
+                    raise RuntimeError("a run over several processes or sharded ends with its last step checkpointed, and no checkpoint was written")
+                kept = validation.best_step if self.stopped_early else (self.last_checkpoint.step if collected and self.last_checkpoint else None)
                 if kept is not None:
                     for path in (self.layout.checkpoint(kept) / ADAPTER).iterdir():
                         shutil.copy2(path, building / path.name)
@@ -812,4 +821,6 @@ def train_request(request: TrainRequest, callbacks: Callbacks) -> dict:
     """Trains the request in this process, or in one process per GPU when its setup says several (distributed.launch)."""
     if request.setup.processes > 1:
         return launch(request, request.setup.processes, callbacks)
-    return run_engine(request, callbacks)
+    result = run_engine(request, callbacks)
+    assert result is not None, "a single process is rank 0, which returns the result"
+    return result

@@ -13,7 +13,9 @@ import datetime
 import logging
 import os
 import signal
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.envconfig import ClientConfig
@@ -34,7 +36,7 @@ def _import_heavy_modules() -> None:
     import torch
 
     if torch.cuda.is_available() and unsloth_available():
-        import unsloth  # noqa: F401
+        import unsloth  # noqa: F401  # pyright: ignore[reportMissingImports]  (GPU-only, absent from CPU environments)
     import peft  # noqa: F401
     import transformers  # noqa: F401
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401  (resolves the lazy modules)
@@ -65,18 +67,24 @@ async def run(address: str | None, namespace: str | None, max_concurrent: int) -
     connect_workflow_link(client, asyncio.get_running_loop())
     # Training holds the whole accelerator, so by default one activity runs at a time.
     with ThreadPoolExecutor(max_workers=2 * max_concurrent + 1) as executor:
-        common = dict(
-            activity_executor=executor,
-            max_concurrent_activities=max_concurrent,
-            graceful_shutdown_timeout=datetime.timedelta(seconds=5),
-            # Cancellation (pause, cancel) reaches an activity only in a heartbeat's reply: heartbeats go out at
-            # least every 5 s whatever the heartbeat timeout, so a pause takes effect within a step or two.
-            max_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
-            default_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
-        )
-        worker = Worker(client, task_queue=TaskQueue.ACCELERATOR.value, activities=ALL_ACTIVITIES, **common)
+
+        def worker_on(task_queue: str, activities: Sequence[Callable[..., Any]]) -> Worker:
+            return Worker(
+                client,
+                task_queue=task_queue,
+                activities=activities,
+                activity_executor=executor,
+                max_concurrent_activities=max_concurrent,
+                graceful_shutdown_timeout=datetime.timedelta(seconds=5),
+                # Cancellation (pause, cancel) reaches an activity only in a heartbeat's reply: heartbeats go out at
+                # least every 5 s whatever the heartbeat timeout, so a pause takes effect within a step or two.
+                max_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
+                default_heartbeat_throttle_interval=datetime.timedelta(seconds=5),
+            )
+
+        worker = worker_on(TaskQueue.ACCELERATOR.value, ALL_ACTIVITIES)
         # The worker's own queue: merge and evaluation of the runs it trained, whose files it holds.
-        sticky = Worker(client, task_queue=identity.task_queue, activities=STICKY_ACTIVITIES, **common)
+        sticky = worker_on(identity.task_queue, STICKY_ACTIVITIES)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signal_number in (signal.SIGINT, signal.SIGTERM):

@@ -99,7 +99,7 @@ describe('a million-step run', () => {
   });
   let artifactRoot: string;
   beforeAll(async () => {
-    artifactRoot = await mkdtemp(join(inject('testRoot'), 'history-'));
+    artifactRoot = await mkdtemp(join(inject('workflowTestRoot'), 'history-'));
   });
 
   it('continues as new, carrying its progress, and keeps every execution under 10,000 events', { timeout: 900_000 }, async () => {

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, inject } from 'vitest';
 import { readyEnvironment } from '../../scripts/python-environment.mjs';
 import { type ResolvedModel, TaskQueue, type TokenStatistics } from '../../src/contract/index.ts';
 import { createOrchestrationWorker } from '../../src/worker.ts';
+import { workflowTestNamespace } from '../workflows/support/namespace.ts';
 
 export const historiesDirectory = fileURLToPath(new URL('../histories/', import.meta.url));
 
@@ -77,8 +78,9 @@ export const fakeTokenStatistics: TokenStatistics = {
 
 /**
  * tuneflow's orchestration worker (real workflows and bookkeeping activities, from the run's workflow bundle) and a
- * fake accelerator worker on the shared dev server, for one test file; the returned function gives the client once
- * `beforeAll` has run.
+ * fake accelerator worker, for one test file of the `history-bound` project: on the dev server of its global setup
+ * (test/workflows/global-setup.ts), in the namespace of the vitest worker, so the two files run side by side. The
+ * returned function gives the client once `beforeAll` has run.
  */
 export function useFakeAcceleratorWorkers(
   accelerator: (client: Client) => object,
@@ -87,13 +89,19 @@ export function useFakeAcceleratorWorkers(
   let client: Client | undefined;
   let stop: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    const address = inject('temporalAddress');
+    const address = inject('workflowTestAddress');
+    const namespace = workflowTestNamespace();
     const nativeConnection = await NativeConnection.connect({ address });
     const connection = await Connection.connect({ address });
-    const connected = new Client({ connection });
-    const orchestration = await createOrchestrationWorker({ connection: nativeConnection, workflowBundle: { codePath: inject('workflowBundlePath') } });
+    const connected = new Client({ connection, namespace });
+    const orchestration = await createOrchestrationWorker({
+      connection: nativeConnection,
+      namespace,
+      workflowBundle: { codePath: inject('workflowTestBundlePath') },
+    });
     const acceleratorWorker = await Worker.create({
       connection: nativeConnection,
+      namespace,
       taskQueue: TaskQueue.Accelerator,
       activities: accelerator(connected),
       ...options,

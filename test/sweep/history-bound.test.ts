@@ -67,7 +67,7 @@ describe('a sweep of 120 trials', () => {
   const client = useFakeAcceleratorWorkers(fakeAccelerator);
   let artifactRoot: string;
   beforeAll(async () => {
-    artifactRoot = await mkdtemp(join(inject('testRoot'), 'sweep-history-'));
+    artifactRoot = await mkdtemp(join(inject('workflowTestRoot'), 'sweep-history-'));
   });
 
   it('continues as new, keeps every execution small, and halves to the best trial', { timeout: 900_000 }, async () => {
