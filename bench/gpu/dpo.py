@@ -175,8 +175,9 @@ def main() -> None:
     second = [record for record in log if record["attempt"] == 2]
     second = [{**record, "tokens": real, "batch_tokens": padded} for record, (real, padded) in zip(second, resumed["step_tokens"], strict=False)]
     steady = real_data.steady_state(second, every)
-    train_spec = request["spec"]["train"]
-    pairs_per_step = train_spec["micro_batch_size"] * train_spec["gradient_accumulation_steps"] * entry["setup"]["processes"]
+    # The decided split, not the spec's: micro_batch_size may be auto there.
+    setup = entry["setup"]
+    pairs_per_step = setup["micro_batch_size"] * setup["gradient_accumulation_steps"] * setup["processes"]
     planned_peak = entry["plan"]["peak_allocated_gib"]
     measured_peak = max(stopped["peak_vram_allocated_gib"] or 0.0, resumed["peak_vram_allocated_gib"] or 0.0) if CUDA else None
     losses = [record["loss"] for record in log]
