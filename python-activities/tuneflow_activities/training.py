@@ -22,10 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import sharding
-
-if TYPE_CHECKING:
-    from torch.optim import Optimizer
-    from torch.optim.lr_scheduler import LRScheduler
 from .artifacts import RunLayout, atomic_directory, path_to_uri, uri_to_path
 from .checkpoint import (
     ADAPTER,
@@ -45,6 +41,10 @@ from .loaders import load_for_training
 from .objectives import Objective, objective_for
 from .objectives.objective import MicroBatchLoss, evaluation_batch_count
 from .payloads import TrainingSetup, TrainRequest, TrainSpec, parse
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LRScheduler
 
 logger = logging.getLogger(__name__)
 
