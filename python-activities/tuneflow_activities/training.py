@@ -23,10 +23,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import fault_injection, sharding
-
-if TYPE_CHECKING:
-    from torch.optim import Optimizer
-    from torch.optim.lr_scheduler import LRScheduler
 from .artifacts import RunLayout, atomic_directory, path_to_uri, uri_to_path
 from .checkpoint import (
     ADAPTER,
@@ -47,6 +43,10 @@ from .objectives import Objective, objective_for
 from .objectives.objective import MicroBatchLoss, evaluation_batch_count
 from .payloads import TrainingSetup, TrainRequest, TrainSpec, parse
 from .rollback import RollbackRecord, Rollbacks, Verdict, observed
+
+if TYPE_CHECKING:
+    from torch.optim import Optimizer
+    from torch.optim.lr_scheduler import LRScheduler
 
 logger = logging.getLogger(__name__)
 
