@@ -616,11 +616,17 @@ class TrainingEngine:
         self.announce_written_checkpoints()
         # Rank 0 alone knows which checkpoints its writer finished.
         checkpoint = self.world.agree(self.last_checkpoint)
+        reason, initial_state = verdict.reason, self.initial_state
+        if reason is None:
+            raise ValueError(f"step {step + 1} was not refused: there is nothing to roll back")
+        if checkpoint is None and initial_state is None:
+            # Resumed past the start with no checkpoint to return to cannot happen (resume needs one); be loud if it does.
+            raise RuntimeError(f"step {step + 1} must roll back but there is neither a checkpoint nor the initial state")
         step_rows = sorted({row for micro_batch in rows for sequence in micro_batch for row in sequence})
         rollbacks = self.state.rollbacks
         record: RollbackRecord = {
             "step": step + 1,
-            "reason": verdict.reason,
+            "reason": reason,
             "loss": observed(loss),
             "gradient_norm": observed(gradient_norm),
             "loss_median": verdict.loss_median,
@@ -631,9 +637,6 @@ class TrainingEngine:
             "learning_rate_scale": rollbacks.spec.learning_rate_factor ** (len(rollbacks.records) + 1),
             "attempt": self.attempt,
         }
-        if checkpoint is None and self.initial_state is None:
-            # Resumed past the start with no checkpoint to return to cannot happen (resume needs one); be loud if it does.
-            raise RuntimeError(f"step {step + 1} must roll back but there is neither a checkpoint nor the initial state")
         rollbacks.rolled_back(record, step_rows)
         if checkpoint is not None:
             saved = load_training_state(checkpoint, self.state.fingerprint)
@@ -641,7 +644,8 @@ class TrainingEngine:
             self.state.restore(saved, rolling_back=True)
             saved_rollbacks = len(saved.get("rollback", {}).get("records", []))
         else:
-            self.state.restore_initial(self.initial_state, self.trainable)
+            assert initial_state is not None  # refused above, before anything changed
+            self.state.restore_initial(initial_state, self.trainable)
             saved_rollbacks = 0
         # The restored state carries the learning rate of its own rollbacks; this run has made more since.
         scale_learning_rate(self.state.optimizer, self.state.scheduler, rollbacks.spec.learning_rate_factor ** (len(rollbacks.records) - saved_rollbacks))
