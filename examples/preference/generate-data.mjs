@@ -1,8 +1,13 @@
 #!/usr/bin/env node
 // Generates the preference example's data, written for tuneflow (no outside source): the quickstart's task,
-// "describe this person as JSON", as pairs. Each pair's chosen answer is the exact JSON line; its rejected answer is
-// subtly wrong in one checkable way (the age as a string, a key renamed, a fact swapped, a field missing, prose
-// around the JSON). Also writes the SFT rows the pipeline's first run trains on (the chosen answers, other people).
+// "describe this person as JSON", in two parts.
+// - sft.jsonl: 64 demonstrations as a team would have them, logged from a legacy system: the facts right, but most
+//   answers wrapped in prose ("Here is the JSON: …") and many with the age as a string. SFT on them learns the task
+//   and the habits.
+// - pairs.jsonl: 48 pairs of other people; `chosen` is the exact JSON line, `rejected` the same answer with one
+//   checkable flaw: one of the legacy habits, or a wrong fact (age off by one, a key renamed, a field missing, first
+//   name only). DPO on them is what removes the habits the demonstrations taught, so the SFT model (DPO's base and
+//   reference) prefers many rejected answers and the tuned one should not.
 // Deterministic (seeded): `node generate-data.mjs` rewrites pairs.jsonl and sft.jsonl byte for byte.
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -34,15 +39,26 @@ const next = random(21);
 const pick = (list) => list[Math.floor(next() * list.length)];
 
 const exact = (p) => JSON.stringify({ name: p.name, age: p.age, job: p.job, city: p.city });
-/** The subtle mistakes, each a checkable difference from the exact line. */
+/** The legacy system's habits: the answer wrapped in prose, the age as a string. */
+const wrapped = (line) => `Here is the JSON: ${line}`;
+const ageAsString = (p) => JSON.stringify({ name: p.name, age: String(p.age), job: p.job, city: p.city });
+/** The rejected answers, each a checkable difference from the exact line: half of them a legacy habit. */
 const mistakes = [
-  (p) => JSON.stringify({ name: p.name, age: String(p.age), job: p.job, city: p.city }),
-  (p) => JSON.stringify({ name: p.name, age: p.age, occupation: p.job, city: p.city }),
+  (p) => wrapped(exact(p)),
+  (p) => ageAsString(p),
   (p) => JSON.stringify({ name: p.name, age: p.age + 1, job: p.job, city: p.city }),
+  (p) => wrapped(ageAsString(p)),
+  (p) => JSON.stringify({ name: p.name, age: p.age, occupation: p.job, city: p.city }),
+  (p) => wrapped(exact(p)),
   (p) => JSON.stringify({ name: p.name, age: p.age, job: p.job }),
-  (p) => `Here is the JSON: ${exact(p)}`,
+  (p) => ageAsString(p),
   (p) => JSON.stringify({ name: p.name.split(' ')[0], age: p.age, job: p.job, city: p.city }),
 ];
+/** A logged legacy answer: wrapped in prose two times in three, the age a string one time in two. */
+const legacyAnswer = (p) => {
+  const line = next() < 0.5 ? ageAsString(p) : exact(p);
+  return next() < 2 / 3 ? wrapped(line) : line;
+};
 
 const person = () => ({ name: `${pick(firstNames)} ${pick(lastNames)}`, age: 20 + Math.floor(next() * 45), job: pick(jobs), city: pick(cities) });
 const prompt = (p) => `${instruction}\n\n${pick(templates)(p)}`;
@@ -53,7 +69,7 @@ const pairs = Array.from({ length: 48 }, (_, index) => {
 });
 const sft = Array.from({ length: 64 }, () => {
   const p = person();
-  return { prompt: prompt(p), completion: exact(p) };
+  return { prompt: prompt(p), completion: legacyAnswer(p) };
 });
 
 const here = (name) => fileURLToPath(new URL(name, import.meta.url));
