@@ -12,10 +12,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, inject, it } from 'vitest';
+import { RunLayout } from '../../src/runtime/layout.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import { querySweepState, startSweep } from '../../src/sweep/client.ts';
 import { planSweep, type SweepTable, TrialOutcome } from '../../src/sweep/index.ts';
-import type { SweepResult } from '../../workflows/index.ts';
+import { type SweepResult, trialWorkflowId } from '../../workflows/index.ts';
 import { useTestCluster } from '../support/cluster.ts';
 
 const runFile = promisify(execFile);
@@ -100,7 +101,11 @@ describe('a sweep', () => {
     expect(outcomes(table)).toEqual(outcomes(uninterrupted.table));
     expect(table.best).toBe(uninterrupted.table.best);
     expect(table.pareto_front).toEqual(uninterrupted.table.pareto_front);
-    // The trials' folders sit under the sweep's: runs/<sweep id>/trial-<parameters>/ (Python decodes the id's '/').
-    for (const row of table.trials) expect(fileURLToPath(row.last_checkpoint_uri!)).toContain(`${workflowId}/trial-${row.key}/checkpoints/`);
+    // Each trial's folder is one folder under runs/, named by its escaped workflow id (`<sweep id>/trial-<parameters>`),
+    // and its checkpoint URIs read back (Node's fileURLToPath refuses an encoded '/').
+    for (const row of table.trials) {
+      const folder = RunLayout.of(cluster().artifactRootUri, trialWorkflowId(workflowId, row.key)).checkpoints;
+      expect(fileURLToPath(row.last_checkpoint_uri!)).toContain(`${fileURLToPath(folder)}/`);
+    }
   });
 });
