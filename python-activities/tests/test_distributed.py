@@ -39,7 +39,8 @@ def distributed_request(train_request, spec, setup):
     def build(run_name: str, processes: int, parallelism: str) -> dict:
         spec["train"] |= {"max_steps": STEPS, "gradient_accumulation_steps": 2 // processes}
         spec["checkpoint"] |= {"every_steps": 4}
-        setup.update(processes=processes, parallelism=parallelism)
+        # The setup carries the decided split (resolveTrainingSetup's), the spec the same numbers.
+        setup.update(processes=processes, parallelism=parallelism, gradient_accumulation_steps=2 // processes)
         return train_request(run_name)
 
     return build
@@ -151,8 +152,9 @@ def test_the_ranks_die_with_the_process_that_launched_them(distributed_request):
 
 
 def test_a_worker_with_fewer_gpus_than_the_setup_refuses_by_name(distributed_request, setup):
-    request = distributed_request("too-many", 2, "ddp")
+    # Before the request is built: the request carries a copy of the setup.
     setup.update(device="cuda", dtype="bfloat16")
+    request = distributed_request("too-many", 2, "ddp")
     if torch.cuda.device_count() >= 2:
         pytest.skip("this machine has two GPUs")
     with pytest.raises(ApplicationError) as refused:

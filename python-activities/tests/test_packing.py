@@ -40,6 +40,8 @@ def model_and_rows(tiny_model_uri, tokens):
         quantization="none",
         dtype="float32",
         gradient_checkpointing=False,
+        micro_batch_size=TINY_SPEC["train"]["micro_batch_size"],
+        gradient_accumulation_steps=TINY_SPEC["train"]["gradient_accumulation_steps"],
         optimizer="adamw_torch",
         packing=True,
         processes=1,
