@@ -3,7 +3,7 @@
  * disabled stage skips, a failing stage, pause/resume/checkpointNow/cancel at each point of a run, out-of-memory
  * replanning, continue-as-new and sticky merge/evaluation. Real workflow code on a real dev server; no Python.
  */
-import { ActivityFailure, ApplicationFailure, CancelledFailure, ChildWorkflowFailure, WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
 import { cancelRun, checkpointRun, pauseRun, resumeRun, startFineTune } from '../../src/client.ts';
 import { FailureType, SearchAttribute, Stage, TaskQueue } from '../../src/contract/index.ts';
@@ -12,6 +12,7 @@ import { type fineTune, stateQuery, trainingStateQuery, trainingWorkflowId } fro
 import type { ActivityRequest } from './support/contract.ts';
 import { type FakeRun, lossAt } from './support/fake-run.ts';
 import { testSpec, type SpecChanges } from './support/specs.ts';
+import { rootFailure, trainRequests } from './support/outcomes.ts';
 import { eventually, trainingWorkerQueue, useWorkflowTestbed } from './support/testbed.ts';
 
 const testbed = useWorkflowTestbed();
@@ -28,22 +29,8 @@ async function start(run: FakeRun, changes: SpecChanges = {}, maxHistoryEvents?:
 }
 
 const trainingStateOf = (run: FakeRun) => testbed().client.workflow.getHandle(trainingWorkflowId(run.workflowId)).query(trainingStateQuery);
-const trainRequests = (run: FakeRun) => run.callsTo('train').map((call) => call.request as ActivityRequest<'train'>);
 const untilCalled = (run: FakeRun, activity: Parameters<FakeRun['callsTo']>[0], times = 1) =>
   eventually(() => (run.callsTo(activity).length >= times ? true : undefined), `${times} call(s) of ${activity}`);
-
-/** The failure at the root of a failed run: workflow → child workflow → activity → application failure. */
-async function rootFailure(promise: Promise<unknown>): Promise<unknown> {
-  const error = await promise.then(
-    () => null,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  let cause: unknown = error;
-  while ((cause instanceof WorkflowFailedError || cause instanceof ChildWorkflowFailure || cause instanceof ActivityFailure) && cause.cause)
-    cause = cause.cause;
-  return cause;
-}
 
 describe('fineTune: the stages', () => {
   it('runs prepare → plan → train → checkpoint → merge → evaluate in order and returns what each produced', async () => {

@@ -5,7 +5,7 @@
  * before any training, a pause in the second run resuming that run from its own checkpoint, and runs given by a
  * program checked like a parsed spec's. Real workflow code on a real dev server; no Python.
  */
-import { ActivityFailure, ApplicationFailure, ChildWorkflowFailure, WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/client';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { getRunStatus, pauseRun, resumeRun, startFineTuneRuns } from '../../src/client.ts';
@@ -14,6 +14,7 @@ import { parseSpecFile, type RunsSpec } from '../../src/spec/load.ts';
 import { stateQuery, trainingStateQuery, trainingWorkflowId } from '../../workflows/index.ts';
 import type { ActivityRequest } from './support/contract.ts';
 import type { FakeRun } from './support/fake-run.ts';
+import { rootFailure, trainRequests } from './support/outcomes.ts';
 import { eventually, useWorkflowTestbed } from './support/testbed.ts';
 
 const testbed = useWorkflowTestbed();
@@ -41,19 +42,6 @@ function sftThenDpo(): RunsSpec {
 
 const start = async (run: FakeRun, runs: RunsSpec = sftThenDpo()) =>
   startFineTuneRuns(testbed().client, runs, { workflowId: run.workflowId, artifactRootUri: await testbed().artifactRootUri() });
-const trainRequests = (run: FakeRun) => run.callsTo('train').map((call) => call.request as ActivityRequest<'train'>);
-
-async function rootFailure(promise: Promise<unknown>): Promise<unknown> {
-  const error = await promise.then(
-    () => null,
-    (caught: unknown) => caught,
-  );
-  expect(error).toBeInstanceOf(WorkflowFailedError);
-  let cause: unknown = error;
-  while ((cause instanceof WorkflowFailedError || cause instanceof ChildWorkflowFailure || cause instanceof ActivityFailure) && cause.cause)
-    cause = cause.cause;
-  return cause;
-}
 
 describe('fineTune: several runs', () => {
   it('prepares and plans every run before training any, then trains each run in order, the dpo run on the sft run’s merged model', async () => {
