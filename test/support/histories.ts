@@ -17,6 +17,7 @@ import { readyEnvironment } from '../../scripts/python-environment.mjs';
 import { type ResolvedModel, TaskQueue, type TokenStatistics } from '../../src/contract/index.ts';
 import { createOrchestrationWorker } from '../../src/worker.ts';
 import { workflowTestNamespace } from '../workflows/support/namespace.ts';
+import { tinyLlamaConfig } from '../workflows/support/fake-run.ts';
 
 export const historiesDirectory = fileURLToPath(new URL('../histories/', import.meta.url));
 
@@ -51,16 +52,7 @@ export async function historyLengths(client: Client, workflowId: string): Promis
 export const fakeResolvedModel: ResolvedModel = {
   model_uri: 'file:///fake/model',
   source: 'fake',
-  config: {
-    model_type: 'llama',
-    num_hidden_layers: 2,
-    hidden_size: 64,
-    intermediate_size: 128,
-    num_attention_heads: 4,
-    num_key_value_heads: 2,
-    vocab_size: 49152,
-    tie_word_embeddings: true,
-  },
+  config: tinyLlamaConfig,
   tokenizer_identity: '0'.repeat(64),
   device: { kind: 'cpu', name: 'cpu', memory_gib: 16, count: 1, cores: 2 },
   cuda_bf16_supported: false,
