@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TrainResult } from '../../src/contract/index.ts';
 import type { RunSpec } from '../../src/spec/schema.ts';
+import { seededRandom } from '../../examples/seeded-random.mjs';
 
 const quickstartData = fileURLToPath(new URL('../../examples/quickstart/data.jsonl', import.meta.url));
 
@@ -24,17 +25,6 @@ export const nanLossAtStep = 8;
 export const poisonedWorkerEnvironment = { TUNEFLOW_TEST_ONLY_NAN_LOSS_AT_STEPS: String(nanLossAtStep), TUNEFLOW_TEST_ONLY_LOSS_SPIKE_FILE: poisonedFile };
 
 const poisonedRows = 6;
-
-/** A seeded generator (mulberry32): the crafted rows are the same in every suite. */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let mixed = Math.imul(state ^ (state >>> 15), 1 | state);
-    mixed = (mixed + Math.imul(mixed ^ (mixed >>> 7), 61 | mixed)) ^ mixed;
-    return ((mixed ^ (mixed >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
 
 /** Noise from scripts the tokenizer splits into many rare byte tokens: a long answer the model cannot predict. */
 function noise(next: () => number, characters: number): string {
@@ -50,7 +40,7 @@ export async function writePoisonedDataset(directory: string): Promise<string> {
   const dataset = join(directory, 'poisoned-dataset');
   await mkdir(dataset, { recursive: true });
   await writeFile(join(dataset, 'quickstart.jsonl'), readFileSync(quickstartData));
-  const next = random(23);
+  const next = seededRandom(23);
   const rows = Array.from({ length: poisonedRows }, (_, index) => ({
     instruction: 'Return a JSON object (name, age, job, city) describing this person.',
     input: `Person ${index + 1} of the poisoned rows.`,

@@ -11,6 +11,7 @@
 // Deterministic (seeded): `node generate-data.mjs` rewrites pairs.jsonl and sft.jsonl byte for byte.
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { seededRandom } from '../seeded-random.mjs';
 
 const firstNames = ['Maria', 'Tomas', 'Aiko', 'Lena', 'Omar', 'Priya', 'Jonas', 'Chloe', 'Mateo', 'Ines', 'Kofi', 'Sofia'];
 const lastNames = ['Lopez', 'Novak', 'Tanaka', 'Berg', 'Haddad', 'Sharma', 'Weber', 'Martin', 'Rossi', 'Costa', 'Mensah'];
@@ -24,18 +25,7 @@ const templates = [
 ];
 const instruction = 'Extract the person as JSON with keys name, age, job, city.';
 
-// mulberry32: a small seeded generator, so the data is the same on every machine.
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const next = random(21);
+const next = seededRandom(21);
 const pick = (list) => list[Math.floor(next() * list.length)];
 
 const exact = (p) => JSON.stringify({ name: p.name, age: p.age, job: p.job, city: p.city });

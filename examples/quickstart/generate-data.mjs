@@ -3,6 +3,8 @@
 // of JSON. A pretrained chat model answers such requests loosely (prose, varying keys); after a few dozen LoRA
 // steps it answers in exactly this format, which validation loss and the sample generations show.
 // Deterministic (seeded), so the committed data.jsonl is reproducible: `node generate-data.mjs > data.jsonl`.
+import { seededRandom } from '../seeded-random.mjs';
+
 const firstNames = [
   'Maria',
   'Tomas',
@@ -79,19 +81,7 @@ const instructions = [
   'Turn this description into JSON with the fields name, age, job and city.',
 ];
 
-// mulberry32: a tiny seeded generator, so the data never depends on Math.random.
-function generator(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let value = state;
-    value = Math.imul(value ^ (value >>> 15), value | 1);
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61);
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const random = generator(20261128);
+const random = seededRandom(20261128);
 const pick = (items) => items[Math.floor(random() * items.length)];
 const rows = [];
 const seen = new Set();
