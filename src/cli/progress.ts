@@ -37,7 +37,7 @@ function notesBetween(previous: RunStatusReport | undefined, current: RunStatusR
 
 /** The runs in training, or about to: the one past 'waiting' and not yet done. */
 const currentRun = (status: RunStatusReport) => status.runs?.find((run) => run.stage !== 'waiting' && run.stage !== 'done');
-const allPlanned = (status: RunStatusReport | undefined) => status?.runs !== undefined && status.runs.every((run) => run.plan !== null);
+const allPlanned = (status: RunStatusReport | undefined) => status?.runs?.every((run) => run.plan !== null) === true;
 
 /**
  * A workflow of several runs: every run's plan, once all are planned (before the first trains), and a line as
