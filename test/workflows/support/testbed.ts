@@ -40,8 +40,12 @@ export interface WorkflowTestbed {
 /** Makes one test's fakes; `fake.workflowId` is the id to start its workflow with. */
 export type MakeFakeRun = (name: string, options?: { handlers?: FakeHandlers; train?: TrainAttempt[] }) => FakeRun;
 
-/** Polls until `probe` returns a value (not undefined), failing after `timeoutMilliseconds`. */
-export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMilliseconds = 20_000): Promise<T> {
+/**
+ * Polls until `probe` returns a value (not undefined), failing after `timeoutMilliseconds`: a hang check, just under
+ * the project's test timeout, since a file's tests all start at once and on a loaded machine the last reaches its
+ * stage after tens of seconds (20 s was once too short for a retrain to await approval, at load 8).
+ */
+export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMilliseconds = 50_000): Promise<T> {
   const deadline = Date.now() + timeoutMilliseconds;
   for (;;) {
     const value = await probe();
