@@ -288,6 +288,34 @@ describe.concurrent('trainAdapter: out of memory', () => {
   });
 });
 
+describe.concurrent('trainAdapter: continue-as-new', () => {
+  it('continues as new before its history reaches the bound, carrying progress; the run completes once', async ({ fakeRun }) => {
+    const run = fakeRun('rollover');
+    const result = await (await start(run, { train: { max_steps: 40 }, checkpoint: { every_steps: 2 } }, 60)).result();
+    expect(result.executions).toBeGreaterThanOrEqual(2);
+    expect(run.callsTo('train')).toHaveLength(result.executions);
+    expect(result.progress.resumes).toBe(result.executions - 1);
+    expect(result.training.final_step).toBe(40);
+    expect(result.progress.loss_history.at(-1)).toEqual([40, lossAt(40)]);
+    // Each execution resumed where the previous one checkpointed: from the start, then ever further.
+    expect(run.resumedFrom[0]).toBe(0);
+    for (let index = 1; index < run.resumedFrom.length; index += 1) expect(run.resumedFrom[index]).toBeGreaterThan(run.resumedFrom[index - 1]!);
+  });
+
+  it('carries a replanned micro-batch across continue-as-new', async ({ fakeRun }) => {
+    const run = fakeRun('rollover-oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }] });
+    const result = await (await start(run, { train: { max_steps: 40 }, checkpoint: { every_steps: 2 } }, 60)).result();
+    expect(result.executions).toBeGreaterThanOrEqual(2);
+    const microBatches = trainRequests(run).map((request) => request.setup.micro_batch_size);
+    // Checkpointing on at micro-batch 4, then micro-batch 2: every later execution keeps both.
+    expect(microBatches).toEqual([4, 4, ...Array(microBatches.length - 2).fill(2)]);
+    expect(trainRequests(run).map((request) => request.setup.gradient_checkpointing)).toEqual([false, ...Array(microBatches.length - 1).fill(true)]);
+    expect(result.progress.out_of_memory_recoveries).toHaveLength(2);
+    // The plan the run reports is the plan of the micro-batch it trained with, not the one it started with.
+    expect(result.plan.peak_vram_gib).toBe(result.progress.out_of_memory_recoveries.at(-1)!.peak_vram_gib);
+  });
+});
+
 describe.concurrent('merge and evaluate: sticky routing to the worker that trained', () => {
   it('offers merge and evaluate to the training worker’s own task queue first', async ({ fakeRun }) => {
     const run = fakeRun('sticky');
@@ -319,33 +347,5 @@ describe.concurrent('merge and evaluate: sticky routing to the worker that train
     const cause = await rootFailure((await start(run)).result());
     expect(cause).toMatchObject({ type: FailureType.OutOfMemory });
     expect(run.callsTo('evaluate').map((call) => call.taskQueue)).toEqual([trainingWorkerQueue]);
-  });
-});
-
-describe.concurrent('trainAdapter: continue-as-new', () => {
-  it('continues as new before its history reaches the bound, carrying progress; the run completes once', async ({ fakeRun }) => {
-    const run = fakeRun('rollover');
-    const result = await (await start(run, { train: { max_steps: 40 }, checkpoint: { every_steps: 2 } }, 60)).result();
-    expect(result.executions).toBeGreaterThanOrEqual(2);
-    expect(run.callsTo('train')).toHaveLength(result.executions);
-    expect(result.progress.resumes).toBe(result.executions - 1);
-    expect(result.training.final_step).toBe(40);
-    expect(result.progress.loss_history.at(-1)).toEqual([40, lossAt(40)]);
-    // Each execution resumed where the previous one checkpointed: from the start, then ever further.
-    expect(run.resumedFrom[0]).toBe(0);
-    for (let index = 1; index < run.resumedFrom.length; index += 1) expect(run.resumedFrom[index]).toBeGreaterThan(run.resumedFrom[index - 1]!);
-  });
-
-  it('carries a replanned micro-batch across continue-as-new', async ({ fakeRun }) => {
-    const run = fakeRun('rollover-oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }] });
-    const result = await (await start(run, { train: { max_steps: 40 }, checkpoint: { every_steps: 2 } }, 60)).result();
-    expect(result.executions).toBeGreaterThanOrEqual(2);
-    const microBatches = trainRequests(run).map((request) => request.setup.micro_batch_size);
-    // Checkpointing on at micro-batch 4, then micro-batch 2: every later execution keeps both.
-    expect(microBatches).toEqual([4, 4, ...Array(microBatches.length - 2).fill(2)]);
-    expect(trainRequests(run).map((request) => request.setup.gradient_checkpointing)).toEqual([false, ...Array(microBatches.length - 1).fill(true)]);
-    expect(result.progress.out_of_memory_recoveries).toHaveLength(2);
-    // The plan the run reports is the plan of the micro-batch it trained with, not the one it started with.
-    expect(result.plan.peak_vram_gib).toBe(result.progress.out_of_memory_recoveries.at(-1)!.peak_vram_gib);
   });
 });
