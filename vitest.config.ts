@@ -48,8 +48,12 @@ export default defineConfig({
           name: 'workflows',
           include: workflowFiles,
           globalSetup: ['test/workflows/global-setup.ts'],
-          testTimeout: 30_000,
+          // A hang check: a test takes one to a few seconds, longer while a file's tests all share the two cores.
+          testTimeout: 60_000,
           maxWorkers: 2,
+          // Each file's tests are concurrent (describe.concurrent), each on its own fakes (support/testbed.ts): a
+          // test is round trips to the server, mostly waiting, so all of a file's tests start at once.
+          maxConcurrency: 32,
           sequence: { groupOrder: 0 },
         },
       },

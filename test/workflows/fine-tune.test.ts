@@ -4,7 +4,7 @@
  * replanning, continue-as-new and sticky merge/evaluation. Real workflow code on a real dev server; no Python.
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/client';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { cancelRun, checkpointRun, pauseRun, resumeRun, startFineTune } from '../../src/client.ts';
 import { FailureType, SearchAttribute, Stage, TaskQueue } from '../../src/contract/index.ts';
 import { failureOf, isOutOfMemoryError } from '../../src/errors/index.ts';
@@ -15,7 +15,7 @@ import { testSpec, type SpecChanges } from './support/specs.ts';
 import { rootFailure, trainRequests } from './support/outcomes.ts';
 import { eventually, trainingWorkerQueue, useWorkflowTestbed } from './support/testbed.ts';
 
-const testbed = useWorkflowTestbed();
+const { testbed, it } = useWorkflowTestbed();
 
 async function start(run: FakeRun, changes: SpecChanges = {}, maxHistoryEvents?: number) {
   const { client } = testbed();
@@ -32,9 +32,9 @@ const trainingStateOf = (run: FakeRun) => testbed().client.workflow.getHandle(tr
 const untilCalled = (run: FakeRun, activity: Parameters<FakeRun['callsTo']>[0], times = 1) =>
   eventually(() => (run.callsTo(activity).length >= times ? true : undefined), `${times} call(s) of ${activity}`);
 
-describe('fineTune: the stages', () => {
-  it('runs prepare → plan → train → checkpoint → merge → evaluate in order and returns what each produced', async () => {
-    const run = testbed().fakeRun('stages');
+describe.concurrent('fineTune: the stages', () => {
+  it('runs prepare → plan → train → checkpoint → merge → evaluate in order and returns what each produced', async ({ fakeRun }) => {
+    const run = fakeRun('stages');
     const handle = await start(run);
     const result = await handle.result();
 
@@ -74,8 +74,8 @@ describe('fineTune: the stages', () => {
     expect(searchAttributes[SearchAttribute.Step.name]).toEqual([12]);
   });
 
-  it('skips merge and evaluate when the spec disables them', async () => {
-    const run = testbed().fakeRun('no-merge');
+  it('skips merge and evaluate when the spec disables them', async ({ fakeRun }) => {
+    const run = fakeRun('no-merge');
     const result = await (await start(run, { merge: { enabled: false }, evaluate: { enabled: false } })).result();
     expect(run.callsTo('merge')).toHaveLength(0);
     expect(run.callsTo('evaluate')).toHaveLength(0);
@@ -84,8 +84,8 @@ describe('fineTune: the stages', () => {
     expect(result.samples).toEqual([]);
   });
 
-  it('fails at prepare, touching no GPU, when the dataset is invalid; the state names the failure', async () => {
-    const run = testbed().fakeRun('invalid-data', {
+  it('fails at prepare, touching no GPU, when the dataset is invalid; the state names the failure', async ({ fakeRun }) => {
+    const run = fakeRun('invalid-data', {
       handlers: {
         prepareDataset: async () => {
           throw ApplicationFailure.create({ type: FailureType.InvalidDataset, message: 'data.jsonl row 3: messages: missing', nonRetryable: true });
@@ -100,8 +100,8 @@ describe('fineTune: the stages', () => {
     expect(state).toMatchObject({ stage: Stage.Prepare, status: 'failed', error: 'TuneflowInvalidDataset: data.jsonl row 3: messages: missing' });
   });
 
-  it('fails at plan, before any training, when the planner says the run cannot fit the device', async () => {
-    const run = testbed().fakeRun('does-not-fit');
+  it('fails at plan, before any training, when the planner says the run cannot fit the device', async ({ fakeRun }) => {
+    const run = fakeRun('does-not-fit');
     const resolve = run.defaultHandler('resolve_model');
     run.handlers.resolve_model = async (request) => {
       const facts = await resolve(request);
@@ -115,9 +115,9 @@ describe('fineTune: the stages', () => {
   });
 });
 
-describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () => {
-  it('a pause during prepare holds the run before plan until resumed', async () => {
-    const run = testbed().fakeRun('pause-prepare');
+describe.concurrent('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () => {
+  it('a pause during prepare holds the run before plan until resumed', async ({ fakeRun }) => {
+    const run = fakeRun('pause-prepare');
     const release = run.hold('prepareDataset');
     const handle = await start(run);
     await untilCalled(run, 'prepareDataset');
@@ -135,8 +135,8 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
     expect(run.callsTo('train')).toHaveLength(1);
   });
 
-  it('a pause during planning starts training paused: no train activity (no GPU held) until resumed', async () => {
-    const run = testbed().fakeRun('pause-plan');
+  it('a pause during planning starts training paused: no train activity (no GPU held) until resumed', async ({ fakeRun }) => {
+    const run = fakeRun('pause-plan');
     const release = run.hold('token_statistics');
     const handle = await start(run);
     await untilCalled(run, 'token_statistics');
@@ -155,8 +155,8 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
     expect(trainRequests(run)[0]!.setup.micro_batch_size).toBe(4);
   });
 
-  it('a pause during training checkpoints and stops the train activity; resume trains on from that checkpoint', async () => {
-    const run = testbed().fakeRun('pause-train', { train: [{ outcome: 'until-stopped' }, { outcome: 'complete' }] });
+  it('a pause during training checkpoints and stops the train activity; resume trains on from that checkpoint', async ({ fakeRun }) => {
+    const run = fakeRun('pause-train', { train: [{ outcome: 'until-stopped' }, { outcome: 'complete' }] });
     const handle = await start(run);
     await eventually(() => (run.checkpoints.length >= 1 ? true : undefined), 'a first checkpoint');
     await pauseRun(testbed().client, run.workflowId);
@@ -177,8 +177,8 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
     expect(result.training.final_step).toBe(12);
   });
 
-  it('checkpointNow during training reaches the train activity through its control query, without stopping it', async () => {
-    const run = testbed().fakeRun('checkpoint-now', { train: [{ outcome: 'until-checkpoint-requested' }] });
+  it('checkpointNow during training reaches the train activity through its control query, without stopping it', async ({ fakeRun }) => {
+    const run = fakeRun('checkpoint-now', { train: [{ outcome: 'until-checkpoint-requested' }] });
     const handle = await start(run);
     await untilCalled(run, 'train');
     await checkpointRun(testbed().client, run.workflowId);
@@ -188,8 +188,8 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
     expect(result.status).toBe('completed');
   });
 
-  it('checkpointNow asked before training starts is handed to the training child when it starts', async () => {
-    const run = testbed().fakeRun('checkpoint-early', { train: [{ outcome: 'until-checkpoint-requested' }] });
+  it('checkpointNow asked before training starts is handed to the training child when it starts', async ({ fakeRun }) => {
+    const run = fakeRun('checkpoint-early', { train: [{ outcome: 'until-checkpoint-requested' }] });
     const release = run.hold('prepareDataset');
     const handle = await start(run);
     await untilCalled(run, 'prepareDataset');
@@ -200,8 +200,8 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
     expect((await trainingStateOf(run)).control.checkpoint_requests).toBe(1);
   });
 
-  it('cancel during training checkpoints, stops, and ends the run cancelled without merging', async () => {
-    const run = testbed().fakeRun('cancel', { train: [{ outcome: 'until-stopped' }] });
+  it('cancel during training checkpoints, stops, and ends the run cancelled without merging', async ({ fakeRun }) => {
+    const run = fakeRun('cancel', { train: [{ outcome: 'until-stopped' }] });
     const handle = await start(run);
     await eventually(() => (run.checkpoints.length >= 1 ? true : undefined), 'a first checkpoint');
     const checkpointsBefore = run.checkpoints.length;
@@ -216,13 +216,13 @@ describe('fineTune and trainAdapter: pause, resume, checkpointNow, cancel', () =
   });
 });
 
-describe('trainAdapter: out of memory', () => {
+describe.concurrent('trainAdapter: out of memory', () => {
   /** What each train attempt ran with: micro-batch, accumulation and gradient checkpointing. */
   const attempts = (run: FakeRun) =>
     trainRequests(run).map((request) => [request.setup.micro_batch_size, request.setup.gradient_accumulation_steps, request.setup.gradient_checkpointing]);
 
-  it('turns gradient checkpointing on first, then replans to a smaller micro-batch with the same effective batch', async () => {
-    const run = testbed().fakeRun('oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }, { outcome: 'complete' }] });
+  it('turns gradient checkpointing on first, then replans to a smaller micro-batch with the same effective batch', async ({ fakeRun }) => {
+    const run = fakeRun('oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }, { outcome: 'complete' }] });
     const result = await (await start(run)).result();
     // auto chose checkpointing off (it fits this CPU and is faster); the first recovery keeps the micro-batch.
     expect(attempts(run)).toEqual([
@@ -250,8 +250,8 @@ describe('trainAdapter: out of memory', () => {
     expect(result.status).toBe('completed');
   });
 
-  it('with micro_batch_size auto, trains the split the plan chose and recovers from it in the same order, keeping train.batch_size', async () => {
-    const run = testbed().fakeRun('oom-auto', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }, { outcome: 'complete' }] });
+  it('with micro_batch_size auto, trains the split the plan chose and recovers from it in the same order, keeping train.batch_size', async ({ fakeRun }) => {
+    const run = fakeRun('oom-auto', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }, { outcome: 'complete' }] });
     const result = await (await start(run, { train: { micro_batch_size: 'auto', batch_size: 8 } })).result();
     // The first attempt trains the plan's choice (checkpointing off fits this CPU); the spec's micro_batch_size stays auto.
     const [first, second, third] = attempts(run);
@@ -264,9 +264,9 @@ describe('trainAdapter: out of memory', () => {
     expect(result.plan.effective_batch_size).toBe(8);
   });
 
-  it('fails, naming the recoveries, when no smaller micro-batch keeps the effective batch', async () => {
+  it('fails, naming the recoveries, when no smaller micro-batch keeps the effective batch', async ({ fakeRun }) => {
     const outOfMemory = { outcome: 'out-of-memory' } as const;
-    const run = testbed().fakeRun('oom-final', { train: [outOfMemory, outOfMemory, outOfMemory, outOfMemory] });
+    const run = fakeRun('oom-final', { train: [outOfMemory, outOfMemory, outOfMemory, outOfMemory] });
     const handle = await start(run);
     const cause = await rootFailure(handle.result());
     expect(cause).toMatchObject({ type: FailureType.OutOfMemory });
@@ -288,9 +288,9 @@ describe('trainAdapter: out of memory', () => {
   });
 });
 
-describe('trainAdapter: continue-as-new', () => {
-  it('continues as new before its history reaches the bound, carrying progress; the run completes once', async () => {
-    const run = testbed().fakeRun('rollover');
+describe.concurrent('trainAdapter: continue-as-new', () => {
+  it('continues as new before its history reaches the bound, carrying progress; the run completes once', async ({ fakeRun }) => {
+    const run = fakeRun('rollover');
     const result = await (await start(run, { train: { max_steps: 40 }, checkpoint: { every_steps: 2 } }, 60)).result();
     expect(result.executions).toBeGreaterThanOrEqual(2);
     expect(run.callsTo('train')).toHaveLength(result.executions);
@@ -302,8 +302,8 @@ describe('trainAdapter: continue-as-new', () => {
     for (let index = 1; index < run.resumedFrom.length; index += 1) expect(run.resumedFrom[index]).toBeGreaterThan(run.resumedFrom[index - 1]!);
   });
 
-  it('carries a replanned micro-batch across continue-as-new', async () => {
-    const run = testbed().fakeRun('rollover-oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }] });
+  it('carries a replanned micro-batch across continue-as-new', async ({ fakeRun }) => {
+    const run = fakeRun('rollover-oom', { train: [{ outcome: 'out-of-memory' }, { outcome: 'out-of-memory' }] });
     const result = await (await start(run, { train: { max_steps: 40 }, checkpoint: { every_steps: 2 } }, 60)).result();
     expect(result.executions).toBeGreaterThanOrEqual(2);
     const microBatches = trainRequests(run).map((request) => request.setup.micro_batch_size);
@@ -316,17 +316,17 @@ describe('trainAdapter: continue-as-new', () => {
   });
 });
 
-describe('merge and evaluate: sticky routing to the worker that trained', () => {
-  it('offers merge and evaluate to the training worker’s own task queue first', async () => {
-    const run = testbed().fakeRun('sticky');
+describe.concurrent('merge and evaluate: sticky routing to the worker that trained', () => {
+  it('offers merge and evaluate to the training worker’s own task queue first', async ({ fakeRun }) => {
+    const run = fakeRun('sticky');
     run.trainedOnQueue = trainingWorkerQueue;
     await (await start(run)).result();
     expect(run.callsTo('merge').map((call) => call.taskQueue)).toEqual([trainingWorkerQueue]);
     expect(run.callsTo('evaluate').map((call) => call.taskQueue)).toEqual([trainingWorkerQueue]);
   });
 
-  it('falls back to every GPU worker when the training worker’s attempt fails for a reason another worker may not meet', async () => {
-    const run = testbed().fakeRun('sticky-fallback');
+  it('falls back to every GPU worker when the training worker’s attempt fails for a reason another worker may not meet', async ({ fakeRun }) => {
+    const run = fakeRun('sticky-fallback');
     run.trainedOnQueue = trainingWorkerQueue;
     const merge = run.defaultHandler('merge');
     run.handlers.merge = async (request) => {
@@ -338,8 +338,8 @@ describe('merge and evaluate: sticky routing to the worker that trained', () => 
     expect(result.artifacts.merged).toBe(`${result.run_uri}/merged`);
   });
 
-  it('does not retry elsewhere a failure every worker would meet (out of memory in evaluation)', async () => {
-    const run = testbed().fakeRun('sticky-oom');
+  it('does not retry elsewhere a failure every worker would meet (out of memory in evaluation)', async ({ fakeRun }) => {
+    const run = fakeRun('sticky-oom');
     run.trainedOnQueue = trainingWorkerQueue;
     run.handlers.evaluate = async () => {
       throw ApplicationFailure.create({ type: FailureType.OutOfMemory, message: 'CUDA out of memory in evaluation', nonRetryable: true });

@@ -6,7 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { TaskQueue } from '../../src/contract/index.ts';
 import { specHash } from '../../src/registry/lineage.ts';
 import { ModelRegistry } from '../../src/registry/registry.ts';
@@ -26,7 +26,7 @@ import { type FakeRun, fakeDatasetHash } from './support/fake-run.ts';
 import { testSpec } from './support/specs.ts';
 import { eventually, judgeActivity, judgeQueue, useWorkflowTestbed } from './support/testbed.ts';
 
-const testbed = useWorkflowTestbed();
+const { testbed, it } = useWorkflowTestbed();
 const modelName = 'people';
 
 interface Retraining {
@@ -37,9 +37,8 @@ interface Retraining {
   registry: ModelRegistry;
 }
 
-/** A spec file (a schedule names one) and an empty registry for one retraining. */
-async function prepareRetraining(name: string, spec: RunSpec = testSpec()): Promise<Retraining> {
-  const run = testbed().fakeRun(name);
+/** A spec file (a schedule names one) and an empty registry for one retraining by the fakes of `run`. */
+async function prepareRetraining(run: FakeRun, spec: RunSpec = testSpec()): Promise<Retraining> {
   const root = await testbed().artifactRootUri();
   const specPath = join(new URL(root).pathname, 'spec.yaml');
   // JSON is YAML: the spec as the product's parser made it, read back by the real loadRetrainSpec.
@@ -95,9 +94,9 @@ function startRetrain(retraining: Retraining, gate: Partial<RetrainGate> = {}, e
 
 const gpuActivities = ['resolve_model', 'token_statistics', 'train', 'merge', 'evaluate', 'export_gguf', 'verify_checkpoints'] as const;
 
-describe('retrain', () => {
-  it('skips, touching no GPU and training nothing, when spec and data equal the champion’s', async () => {
-    const retraining = await prepareRetraining('retrain-skip');
+describe.concurrent('retrain', () => {
+  it('skips, touching no GPU and training nothing, when spec and data equal the champion’s', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-skip'));
     const champion = await seedChampion(retraining, { valLoss: 1.0 });
     const result = await (await startRetrain(retraining)).result();
     expect(result).toMatchObject({ outcome: RetrainOutcome.Skipped, champion: { version: champion.version, val_loss: 1.0 }, challenger: null });
@@ -105,8 +104,8 @@ describe('retrain', () => {
     expect(retraining.run.sequence).toEqual(['loadRetrainSpec', 'prepareDataset', 'compareWithChampion']);
   });
 
-  it('trains, registers and promotes a first model: no champion to beat', async () => {
-    const retraining = await prepareRetraining('retrain-first');
+  it('trains, registers and promotes a first model: no champion to beat', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-first'));
     const handle = await startRetrain(retraining);
     const result = await handle.result();
     expect(result).toMatchObject({ outcome: RetrainOutcome.Promoted, reason: 'no champion to beat', champion: null });
@@ -117,8 +116,8 @@ describe('retrain', () => {
     expect(await handle.query(retrainStateQuery)).toMatchObject({ stage: 'done', result: { outcome: RetrainOutcome.Promoted } });
   });
 
-  it('keeps a better champion, scored on the challenger’s held-out set; the challenger is registered anyway', async () => {
-    const retraining = await prepareRetraining('retrain-worse', testSpec({ train: { learning_rate: 0.01 } }));
+  it('keeps a better champion, scored on the challenger’s held-out set; the challenger is registered anyway', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-worse'), testSpec({ train: { learning_rate: 0.01 } }));
     await seedChampion(retraining, { spec: testSpec(), valLoss: 1.0 });
     scoreAdapters(retraining, { champion: 1.0, challenger: 1.25 });
     const result = await (await startRetrain(retraining)).result();
@@ -136,8 +135,8 @@ describe('retrain', () => {
     expect(championEvaluation!.spec.evaluate.sample_prompts).toEqual([]);
   });
 
-  it('scores a champion on another base with that base’s own tokens of the same held-out rows', async () => {
-    const retraining = await prepareRetraining('retrain-other-base', testSpec({ train: { learning_rate: 0.01 } }));
+  it('scores a champion on another base with that base’s own tokens of the same held-out rows', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-other-base'), testSpec({ train: { learning_rate: 0.01 } }));
     await seedChampion(retraining, { spec: testSpec(), base: 'smollm2-135m-instruct', valLoss: 1.5 });
     scoreAdapters(retraining, { champion: 1.5, challenger: 1.25 });
     const result = await (await startRetrain(retraining)).result();
@@ -153,8 +152,8 @@ describe('retrain', () => {
     expect(championEvaluation.val_tokens_uri).not.toBe((retraining.run.callsTo('evaluate')[0]!.request as ActivityRequest<'evaluate'>).val_tokens_uri);
   });
 
-  it('asks the gate’s own judge after the loss gate, and does not promote when it says no', async () => {
-    const retraining = await prepareRetraining('retrain-judge');
+  it('asks the gate’s own judge after the loss gate, and does not promote when it says no', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-judge'));
     const judged: GateEvaluationRequest[] = [];
     retraining.run.judge = async (request) => {
       judged.push(request);
@@ -168,8 +167,8 @@ describe('retrain', () => {
     expect(await retraining.registry.champion(modelName)).toBeNull();
   });
 
-  it('waits for approval, showing the proposal, and promotes when approved', async () => {
-    const retraining = await prepareRetraining('retrain-approve', testSpec({ train: { learning_rate: 0.01 } }));
+  it('waits for approval, showing the proposal, and promotes when approved', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-approve'), testSpec({ train: { learning_rate: 0.01 } }));
     await seedChampion(retraining, { spec: testSpec(), valLoss: 2.0 });
     scoreAdapters(retraining, { champion: 2.0, challenger: 1.25 });
     const handle = await startRetrain(retraining, { require_approval: true });
@@ -185,8 +184,8 @@ describe('retrain', () => {
     expect((await retraining.registry.champion(modelName))?.version).toBe(2);
   });
 
-  it('does not promote when the reviewer rejects, and says who and why', async () => {
-    const retraining = await prepareRetraining('retrain-reject');
+  it('does not promote when the reviewer rejects, and says who and why', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-reject'));
     const handle = await startRetrain(retraining, { require_approval: true });
     await eventually(async () => ((await handle.query(retrainStateQuery)).stage === 'awaiting_approval' ? true : undefined), 'the approval stage');
     await handle.signal(approvalSignal, { approved: false, by: 'ana', reason: 'too verbose' });
@@ -195,15 +194,15 @@ describe('retrain', () => {
     expect(await retraining.registry.champion(modelName)).toBeNull();
   });
 
-  it('does not promote when nobody decides within the approval timeout', async () => {
-    const retraining = await prepareRetraining('retrain-timeout');
+  it('does not promote when nobody decides within the approval timeout', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-timeout'));
     const result = await (await startRetrain(retraining, { require_approval: true, approval_timeout: '300 milliseconds' })).result();
     expect(result).toMatchObject({ outcome: RetrainOutcome.Rejected, reason: 'no decision within 300 milliseconds' });
     expect(retraining.run.callsTo('promoteModel')).toHaveLength(0);
   });
 
-  it('reports superseded when another promotion replaced the champion while it awaited approval', async () => {
-    const retraining = await prepareRetraining('retrain-superseded');
+  it('reports superseded when another promotion replaced the champion while it awaited approval', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-superseded'));
     const handle = await startRetrain(retraining, { require_approval: true });
     await eventually(async () => ((await handle.query(retrainStateQuery)).stage === 'awaiting_approval' ? true : undefined), 'the approval stage');
     // Someone promotes another model meanwhile (a rollback, another schedule).
@@ -214,8 +213,8 @@ describe('retrain', () => {
     expect((await retraining.registry.champion(modelName))?.version).toBe(other.version);
   });
 
-  it('exports GGUF files of a promoted model’s merged weights and records them in the registry', async () => {
-    const retraining = await prepareRetraining('retrain-export');
+  it('exports GGUF files of a promoted model’s merged weights and records them in the registry', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-export'));
     const result = await (await startRetrain(retraining, {}, { export_formats: ['q8_0'] })).result();
     expect(result.outcome).toBe(RetrainOutcome.Promoted);
     const [exported] = retraining.run.callsTo('export_gguf').map((call) => call.request as ActivityRequest<'export_gguf'>);

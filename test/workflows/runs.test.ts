@@ -7,7 +7,7 @@
  */
 import { ApplicationFailure } from '@temporalio/client';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { describe, expect } from 'vitest';
 import { getRunStatus, pauseRun, resumeRun, startFineTuneRuns } from '../../src/client.ts';
 import { FailureType, Stage, TaskQueue } from '../../src/contract/index.ts';
 import { parseSpecFile, type RunsSpec } from '../../src/spec/load.ts';
@@ -17,7 +17,7 @@ import type { FakeRun } from './support/fake-run.ts';
 import { rootFailure, trainRequests } from './support/outcomes.ts';
 import { eventually, useWorkflowTestbed } from './support/testbed.ts';
 
-const testbed = useWorkflowTestbed();
+const { testbed, it } = useWorkflowTestbed();
 const example = (name: string) => fileURLToPath(new URL(`../../examples/preference/${name}`, import.meta.url));
 
 /** SFT then DPO on the SFT model, as examples/preference/spec.yaml says it, on the tiny model: 8 and 12 steps. */
@@ -43,9 +43,9 @@ function sftThenDpo(): RunsSpec {
 const start = async (run: FakeRun, runs: RunsSpec = sftThenDpo()) =>
   startFineTuneRuns(testbed().client, runs, { workflowId: run.workflowId, artifactRootUri: await testbed().artifactRootUri() });
 
-describe('fineTune: several runs', () => {
-  it('prepares and plans every run before training any, then trains each run in order, the dpo run on the sft run’s merged model', async () => {
-    const run = testbed().fakeRun('sft-dpo');
+describe.concurrent('fineTune: several runs', () => {
+  it('prepares and plans every run before training any, then trains each run in order, the dpo run on the sft run’s merged model', async ({ fakeRun }) => {
+    const run = fakeRun('sft-dpo');
     const handle = await start(run);
     const result = await handle.result();
 
@@ -112,8 +112,8 @@ describe('fineTune: several runs', () => {
     }
   });
 
-  it('refuses a run that cannot fit at plan, before the first run trains', async () => {
-    const run = testbed().fakeRun('dpo-does-not-fit');
+  it('refuses a run that cannot fit at plan, before the first run trains', async ({ fakeRun }) => {
+    const run = fakeRun('dpo-does-not-fit');
     const resolve = run.defaultHandler('resolve_model');
     let resolved = 0;
     // The second model resolved is the dpo run's preflight: its device has no room.
@@ -133,8 +133,8 @@ describe('fineTune: several runs', () => {
     expect(state.runs?.map(({ stage }) => stage)).toEqual(['waiting', 'waiting']);
   });
 
-  it('a pause during the second run stops that run; resume trains it on from its own checkpoint, the first run untouched', async () => {
-    const run = testbed().fakeRun('pause-dpo', { train: [{ outcome: 'complete' }, { outcome: 'until-stopped' }, { outcome: 'complete' }] });
+  it('a pause during the second run stops that run; resume trains it on from its own checkpoint, the first run untouched', async ({ fakeRun }) => {
+    const run = fakeRun('pause-dpo', { train: [{ outcome: 'complete' }, { outcome: 'until-stopped' }, { outcome: 'complete' }] });
     const handle = await start(run);
     await eventually(() => (run.callsTo('train').length === 2 && run.checkpoints.length >= 3 ? true : undefined), 'a first checkpoint of the dpo run');
     await pauseRun(testbed().client, run.workflowId);
@@ -153,8 +153,8 @@ describe('fineTune: several runs', () => {
     expect(result.runs![0]!.result.training.final_step).toBe(8);
   });
 
-  it('checks runs given by a program as the spec parser does: a `from` that is not an earlier run fails at once', async () => {
-    const run = testbed().fakeRun('bad-from');
+  it('checks runs given by a program as the spec parser does: a `from` that is not an earlier run fails at once', async ({ fakeRun }) => {
+    const run = fakeRun('bad-from');
     const [sft, dpo] = sftThenDpo().runs;
     const handle = await start(run, { name: null, runs: [{ ...dpo!, from: 'sft' }, sft!] });
     const cause = await rootFailure(handle.result());

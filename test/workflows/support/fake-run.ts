@@ -13,7 +13,13 @@ import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as bookkeeping from '../../../activities/index.ts';
 import { FailureType, type TrainingProgressMessage, type TrainRequest, type TrainResult } from '../../../src/contract/index.ts';
-import { type GateEvaluationRequest, type GateEvaluationResult, trainingControlQuery, trainingProgressSignal } from '../../../workflows/index.ts';
+import {
+  type GateEvaluationRequest,
+  type GateEvaluationResult,
+  trainingControlQuery,
+  trainingProgressSignal,
+  trainingStateQuery,
+} from '../../../workflows/index.ts';
 import { type ActivityName, type ActivityRequest, type ActivityResult, activitySchemas } from './contract.ts';
 
 export interface ActivityCall {
@@ -264,15 +270,22 @@ export class FakeRun {
       steps_redone: 0,
       losses: [[step, lossAt(step)]],
     });
+    const giveUpAt = Date.now() + 60_000;
     const checkpoint = async (step: number) => {
       if (own.at(-1) === step) return;
       own.push(step);
       this.checkpoints.push(step);
       await workflow.signal(trainingProgressSignal, message('checkpoint', step));
+      // A real step takes far longer than a workflow task, so the workflow takes in each checkpoint in a task of its
+      // own. The fake's steps of milliseconds wait for that: else, on a loaded machine, one task takes in several
+      // signals, the history grows by fewer events, and what the history bound does would depend on the load.
+      while ((await workflow.query(trainingStateQuery)).progress.last_checkpoint?.step !== step) {
+        if (Date.now() > giveUpAt) throw ApplicationFailure.create({ message: `checkpoint ${step} never reached the workflow`, nonRetryable: true });
+        await sleep(stepMilliseconds);
+      }
     };
     if (resumedFrom > 0) await workflow.signal(trainingProgressSignal, message('resumed', resumedFrom));
     let step = resumedFrom;
-    const giveUpAt = Date.now() + 60_000;
     for (;;) {
       if (Date.now() > giveUpAt) throw ApplicationFailure.create({ message: 'the train fake was never stopped', nonRetryable: true });
       context.heartbeat({ step });

@@ -3,7 +3,10 @@
  * time-skipping test server is a binary downloaded at run time, which nothing here may fetch), with every activity
  * a fake of one test's FakeRun. One set of workers per test file, in the file's own namespace, serves every test:
  * each activity call is routed to the FakeRun whose id begins the calling workflow's id, so tests never see each
- * other's calls. Timers a test must wait on (an approval timeout) are made short through the workflow's input.
+ * other's calls, and a file's tests run at the same time (`describe.concurrent`): a test is a chain of round trips
+ * to the server, mostly waiting. Each test takes its fakes from its own `fakeRun` fixture, which checks them against
+ * the contract when the test ends. Timers a test must wait on (an approval timeout) are made short through the
+ * workflow's input.
  */
 import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -13,7 +16,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { afterAll, afterEach, beforeAll, expect, inject } from 'vitest';
+import { afterAll, beforeAll, expect, inject, test } from 'vitest';
 import { TaskQueue } from '../../../src/contract/index.ts';
 import type { GateEvaluationRequest, GateEvaluationResult } from '../../../workflows/index.ts';
 import { type ActivityName, activitySchemas, bookkeepingActivitySchemas } from './contract.ts';
@@ -32,12 +35,17 @@ export interface WorkflowTestbed {
   /** A fresh directory for the test's artifacts (the registry writes here); file:// URI. */
   artifactRootUri(): Promise<string>;
   root: string;
-  /** The fakes of one test; `fake.workflowId` is the id to start its workflow with. */
-  fakeRun(name: string, options?: { handlers?: FakeHandlers; train?: TrainAttempt[] }): FakeRun;
 }
 
-/** Polls until `probe` returns a value (not undefined), failing after `timeoutMilliseconds`. */
-export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMilliseconds = 20_000): Promise<T> {
+/** Makes one test's fakes; `fake.workflowId` is the id to start its workflow with. */
+export type MakeFakeRun = (name: string, options?: { handlers?: FakeHandlers; train?: TrainAttempt[] }) => FakeRun;
+
+/**
+ * Polls until `probe` returns a value (not undefined), failing after `timeoutMilliseconds`: a hang check, just under
+ * the project's test timeout, since a file's tests all start at once and on a loaded machine the last reaches its
+ * stage after tens of seconds (20 s was once too short for a retrain to await approval, at load 8).
+ */
+export async function eventually<T>(probe: () => T | undefined | Promise<T | undefined>, what: string, timeoutMilliseconds = 50_000): Promise<T> {
   const deadline = Date.now() + timeoutMilliseconds;
   for (;;) {
     const value = await probe();
@@ -50,9 +58,12 @@ export async function eventually<T>(probe: () => T | undefined | Promise<T | und
 
 let runtimeInstalled = false;
 
-export function useWorkflowTestbed(): () => WorkflowTestbed {
+/**
+ * Starts the file's workers before its tests and stops them after. Returns the running testbed and the `it` its tests
+ * are written with: `it('…', async ({ fakeRun }) => …)`.
+ */
+export function useWorkflowTestbed() {
   const runs: FakeRun[] = [];
-  let current: FakeRun[] = [];
   let testbed: WorkflowTestbed | undefined;
   let stop: (() => Promise<void>) | undefined;
 
@@ -111,12 +122,6 @@ export function useWorkflowTestbed(): () => WorkflowTestbed {
       namespace,
       root,
       artifactRootUri: async () => pathToFileURL(await mkdtemp(join(root, 'artifacts-'))).href,
-      fakeRun(name, options = {}) {
-        const run = new FakeRun(`${name}-${randomBytes(4).toString('hex')}`, client, options.handlers, options.train);
-        runs.push(run);
-        current.push(run);
-        return run;
-      },
     };
     stop = async () => {
       for (const worker of workers) worker.shutdown();
@@ -126,18 +131,30 @@ export function useWorkflowTestbed(): () => WorkflowTestbed {
     };
   });
 
-  afterEach(() => {
-    // Every request the workflows made, and every result the fakes gave, kept to the contract.
-    for (const run of current) expect(run.violations, `contract violations of ${run.workflowId}`).toEqual([]);
-    current = [];
-  });
-
   afterAll(async () => {
     await stop?.();
   });
 
-  return () => {
+  const running = (): WorkflowTestbed => {
     if (!testbed) throw new Error('the workflow testbed is not running');
     return testbed;
   };
+
+  // A fixture, not an afterEach over a shared list: the tests run concurrently, so each test checks its own fakes.
+  const it = test.extend<{ fakeRun: MakeFakeRun }>({
+    // biome-ignore lint/correctness/noEmptyPattern: vitest reads a fixture's dependencies from this pattern; it has none.
+    fakeRun: async ({}, use) => {
+      const own: FakeRun[] = [];
+      await use((name, options = {}) => {
+        const run = new FakeRun(`${name}-${randomBytes(4).toString('hex')}`, running().client, options.handlers, options.train);
+        runs.push(run);
+        own.push(run);
+        return run;
+      });
+      // Every request the test's workflows made, and every result its fakes gave, kept to the contract.
+      for (const run of own) expect(run.violations, `contract violations of ${run.workflowId}`).toEqual([]);
+    },
+  });
+
+  return { testbed: running, it };
 }
