@@ -1,7 +1,8 @@
 /**
  * The retrain workflow, what a schedule starts: prepare → compare with the champion → (unchanged: record a skip
  * and stop, no GPU touched) → train a challenger as a child fineTune → evaluate the champion on the challenger's
- * held-out set → gate → optional human approval (days if need be) → promote by compare-and-swap in the registry.
+ * held-out set (its judge suites comparing the challenger's answers with the champion's) → gate → optional human
+ * approval (days if need be) → promote by compare-and-swap in the registry.
  *
  * Every model trained is registered with its lineage whether or not it is promoted, so `tuneflow models show`
  * tells what was tried and why it lost. Data travels as URIs; the registry is touched only by activities.
@@ -189,14 +190,16 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   state.stage = 'evaluate';
   let championLoss: number | null = null;
   let championSuites: SuiteEvaluation | null = null;
+  // Histories from before judged the challenger against its base and ran no judge for the champion.
+  const judgesChampion = champion !== null && patched(judgeAgainstChampionPatch);
   if (champion) {
     const accelerator = python(spec.train.heartbeat_timeout_seconds);
     // Same base: the challenger's tokenised held-out rows serve both. Another base has its own tokenizer, so the
     // same rows are tokenised for it.
     // A judge compares the challenger with the champion here: the champion's evaluation receives the challenger's
     // answers (its own evaluation's) and judges them against the champion's, which it generates anyway, so nobody
-    // answers twice. Histories from before judged the challenger against its base and ran no judge for the champion.
-    const challengerAnswers = patched(judgeAgainstChampionPatch) ? (trained.quality?.suites.answers ?? []) : [];
+    // answers twice.
+    const challengerAnswers = judgesChampion ? (trained.quality?.suites.answers ?? []) : [];
     const judged = challengerAnswers.length > 0;
     // The gates are judged here, not there (and some may name the judge).
     const suites = judged ? spec.evaluate.suites : spec.evaluate.suites.filter((suite) => suite.kind !== SuiteKind.Judge);
@@ -234,7 +237,9 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   // The spec's gates on the suites: the challenger's scores against its base's and the champion's (same held-out
   // rows), a judge's against the champion when there is one.
   const suiteScores = comparedScores(trained.quality?.suites, champion ? { version: champion.version, suites: championSuites } : null);
-  const quality = spec.evaluate.gates.length ? evaluateGates(spec.evaluate.gates, suiteScores) : null;
+  // A history from before decided its judge gates on the score against the base: it replays the same decision.
+  const gateScores = champion === null || judgesChampion ? suiteScores : { ...suiteScores, judged_against: {} };
+  const quality = spec.evaluate.gates.length ? evaluateGates(spec.evaluate.gates, gateScores) : null;
   const judgedAgainst = Object.keys(suiteScores.judged_against).length ? { judged_against: suiteScores.judged_against } : {};
   const challenger = await bookkeeping.registerModel({
     artifact_root_uri: input.artifact_root_uri,

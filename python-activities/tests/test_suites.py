@@ -177,10 +177,9 @@ def test_a_champions_evaluation_judges_the_challengers_answers_against_its_own(s
     """Retraining: the champion's evaluation receives the challenger's answers by reference row and judges them (the
     candidate) against the champion's own answers (the opponent), position-swapped, on the rows both answered; a
     run's judge compares the adapter with its base. Both results say which opponent they are against."""
+    from tuneflow_activities.contract import AcceleratorActivity
     from tuneflow_activities.evaluation import evaluate
     from tuneflow_activities.validation import validate_request, validate_result
-
-    from tuneflow_activities.contract import AcceleratorActivity
 
     references = tmp_path / "references.jsonl"
     references.write_text("".join(json.dumps({"prompt": prompt, "reference": good}) + "\n" for prompt, good in zip(PROMPTS, GOOD, strict=True)))

@@ -301,9 +301,12 @@ class JudgePairing:
 def judge_suite(suite: dict, rows: list[ReferenceRow], pairing: JudgePairing, device: str) -> dict:
     """A judge suite's result: the candidate's win rate against the opponent on the rows both answered. `tuned`
     holds the candidate's scores (the adapter's in a run, the challenger's in a champion's evaluation)."""
-    paired = [(row.prompt, pairing.candidate[row.row], theirs) for row, theirs in zip(rows, pairing.opponent_answers, strict=True) if row.row in pairing.candidate]
+    paired = [(row, theirs) for row, theirs in zip(rows, pairing.opponent_answers, strict=True) if row.row in pairing.candidate]
+    prompts = [row.prompt for row, _ in paired]
+    candidate = [pairing.candidate[row.row] for row, _ in paired]
+    opponent = [theirs for _, theirs in paired]
     judge = LocalJudge(suite["model"], device) if suite.get("model") else EndpointJudge(suite["endpoint"])
-    scores = judge_scores(judge, suite["criteria"], [prompt for prompt, _, _ in paired], [ours for _, ours, _ in paired], [theirs for _, _, theirs in paired])
+    scores = judge_scores(judge, suite["criteria"], prompts, candidate, opponent)
     return {"name": suite_name(suite), "kind": "judge", "base": None, "tuned": scores, "opponent": pairing.opponent}
 
 
@@ -329,10 +332,13 @@ def run_suites(spec: Spec, model, tokenizer, split, device: str, challenger: Cha
         else JudgePairing({answer.row: answer.answer for answer in challenger.answers}, tuned, {"kind": "champion", "version": challenger.champion_version})
     )
     judged = any(suite["kind"] == "judge" for suite in evaluate_spec.suites)
+    results = [
+        judge_suite(suite, rows, pairing, device) if suite["kind"] == "judge" else score_suite(suite, rows, base, tuned) for suite in evaluate_spec.suites
+    ]
     return {
         "rows": len(rows),
         "references": references_path or "validation",
-        "results": [judge_suite(suite, rows, pairing, device) if suite["kind"] == "judge" else score_suite(suite, rows, base, tuned) for suite in evaluate_spec.suites],
+        "results": results,
         "examples": [
             {"prompt": row.prompt, "reference": row.reference, "base": base_answer, "tuned": tuned_answer}
             for row, base_answer, tuned_answer in list(zip(rows, base, tuned, strict=True))[:EXAMPLES_KEPT]

@@ -27,7 +27,12 @@ export function suiteScoreRows(suites: SuiteEvaluation, champion?: Scores | null
   const againstChampion = Object.entries(judged?.against ?? {}).filter(([, opponent]) => opponent.kind === JudgeOpponentKind.Champion);
   for (const [suite, opponent] of againstChampion) {
     for (const metric of suiteMetrics[SuiteKind.Judge]) {
-      rows.push({ metric: `${suite}.${metric} against ${describeOpponent(opponent)}`, base: '—', champion: '—', candidate: cell(judged?.scores[`${suite}.${metric}`]) });
+      rows.push({
+        metric: `${suite}.${metric} against ${describeOpponent(opponent)}`,
+        base: '—',
+        champion: '—',
+        candidate: cell(judged?.scores[`${suite}.${metric}`]),
+      });
     }
   }
   return rows;

@@ -159,7 +159,11 @@ describe('the judge in retraining', () => {
     expect(scores.judged_against).toEqual({ judge: { kind: 'champion', version: 1 } });
     expect(judgeLines(scores.candidate, scores.judged_against)).toEqual(['judge: win rate 0.400 [0.200, 0.600] against champion v1']);
     // No champion (a first model): against its base.
-    expect(comparedScores(challenger, null)).toMatchObject({ candidate: { 'judge.win_rate': 0.9 }, champion: null, judged_against: { judge: { kind: 'base' } } });
+    expect(comparedScores(challenger, null)).toMatchObject({
+      candidate: { 'judge.win_rate': 0.9 },
+      champion: null,
+      judged_against: { judge: { kind: 'base' } },
+    });
   });
 
   it('decides a judge gate on the score against the champion, and fails one judged against anything else while a champion exists', () => {

@@ -117,7 +117,10 @@ function judgeAnswers(retraining: Retraining, rates: { againstBase: number; agai
       suites: {
         rows: 2,
         references: 'validation',
-        results: [...judge, { name: 'diversity', kind: 'diversity', base: { distinct_ratio: 0.5, most_common_share: 0.5 }, tuned: { distinct_ratio: 1, most_common_share: 0.5 } }],
+        results: [
+          ...judge,
+          { name: 'diversity', kind: 'diversity', base: { distinct_ratio: 0.5, most_common_share: 0.5 }, tuned: { distinct_ratio: 1, most_common_share: 0.5 } },
+        ],
         examples: [],
         ...(judge.length ? { answers: [0, 1].map((row) => ({ row, answer: `${answer} ${row}` })) } : {}),
       },
