@@ -237,7 +237,13 @@ describe('promotion by gates', () => {
     const registry = new ModelRegistry(homeLayout(home).artifactRoot);
     await registry.register(gatedVersion('run-1', 0.6, null));
     await registry.promote('people', 1);
-    await registry.register(gatedVersion('run-2', 0.61, { version: 1, fieldAccuracy: 0.6 }));
+    // Its judge compared it with champion v1 (retraining): `models show` says so beside the score.
+    const challenger = gatedVersion('run-2', 0.61, { version: 1, fieldAccuracy: 0.6 });
+    await registry.register({
+      ...challenger,
+      metrics: { ...challenger.metrics, 'judge.win_rate': 0.7, 'judge.win_rate_lower': 0.5, 'judge.win_rate_upper': 0.85 },
+      judged_against: { judge: { kind: 'champion', version: 1 } },
+    });
     const tuneflow = (...args: string[]) =>
       promisify(execFile)(process.execPath, [cli, 'models', ...args], {
         env: { ...process.env, TUNEFLOW_HOME: home, TUNEFLOW_USER: 'ana' },
@@ -253,6 +259,7 @@ describe('promotion by gates', () => {
       '[tuneflow] error: people v2 stays a challenger: gates failed: json.field_accuracy 0.61 not >= 0.62 (champion 0.6 + 0.02)',
     );
     expect((await registry.champion('people'))?.version).toBe(1);
+    expect((await tuneflow('show', 'people', '2')).stdout).toContain('\n  judge: win rate 0.700 [0.500, 0.850] against champion v1\n');
 
     expect((await tuneflow('promote', 'people', '2', '--force')).stdout).toBe(
       'people: v2 is the champion (was v1; `tuneflow models rollback people` restores it) — forced by ana past failed gates\n',
