@@ -12,9 +12,7 @@ import {
   judgeOpponentOf,
   judgeOpponentSchema,
   type SuiteEvaluation,
-  type SuiteKind,
-  SuiteKind as SuiteKinds,
-  sameOpponent,
+  SuiteKind,
   suiteMetrics,
 } from './suites.ts';
 
@@ -101,7 +99,7 @@ export type Scores = Readonly<Record<string, number | null>>;
 export function scoresOf(evaluation: SuiteEvaluation | null | undefined, side: 'base' | 'tuned'): Scores {
   const scores: Record<string, number | null> = {};
   for (const result of evaluation?.results ?? []) {
-    if (result.kind === SuiteKinds.Judge && judgeOpponentOf(result).kind !== JudgeOpponentKind.Base) continue;
+    if (result.kind === SuiteKind.Judge && judgeOpponentOf(result).kind !== JudgeOpponentKind.Base) continue;
     const metrics = side === 'base' ? result.base : result.tuned;
     for (const [metric, value] of Object.entries(metrics ?? {})) scores[`${result.name}.${metric}`] = value;
   }
@@ -134,7 +132,7 @@ export function comparedScores(
   const candidateScores: Record<string, number | null> = { ...scoresOf(candidate, 'tuned') };
   const judgedAgainst: Record<string, JudgeOpponent> = {};
   for (const result of [...(candidate?.results ?? []), ...(champion?.suites?.results ?? [])]) {
-    if (result.kind !== SuiteKinds.Judge) continue;
+    if (result.kind !== SuiteKind.Judge) continue;
     const opponent = judgeOpponentOf(result);
     // The candidate's own evaluation judges against its base; the champion's, against the champion.
     if (opponent.kind === JudgeOpponentKind.Champion && opponent.version !== champion?.version) continue;
@@ -190,7 +188,8 @@ export function evaluateGates(
     const checked = checkGate(gate, scores);
     const against = scores.judged_against?.[gate.suite];
     if (against === undefined) return checked;
-    if (scores.champion !== null && championVersion !== null && !sameOpponent(against, { kind: JudgeOpponentKind.Champion, version: championVersion })) {
+    const againstTheChampion = against.kind === JudgeOpponentKind.Champion && against.version === championVersion;
+    if (scores.champion !== null && championVersion !== null && !againstTheChampion) {
       const reason = `${gate.gate}: judged against ${describeOpponent(against)}, not the champion v${championVersion}`;
       return { ...checked, passed: false, reason, against };
     }

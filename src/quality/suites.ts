@@ -110,9 +110,6 @@ export const describeOpponent = (opponent: JudgeOpponent): string =>
     .with({ kind: JudgeOpponentKind.Champion }, ({ version }) => `champion v${version}`)
     .exhaustive();
 
-export const sameOpponent = (left: JudgeOpponent, right: JudgeOpponent): boolean =>
-  left.kind === right.kind && (left.kind === JudgeOpponentKind.Base || (right.kind === JudgeOpponentKind.Champion && left.version === right.version));
-
 /**
  * An adapter's answer to one reference row. `row` is the row's place in its source (the validation split's example,
  * the references file's line), the same for every model scoring that source whatever its tokenizer, so two models'
