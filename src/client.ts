@@ -91,6 +91,8 @@ export interface RunStatusReport {
   artifacts?: { adapter: string; merged: string | null; run: string; run_manifest: string; checkpoints: { step: number; path: string }[] };
   metrics?: FineTuneResult['metrics'];
   samples?: FineTuneResult['samples'];
+  /** The suites' scores and the gates judged on them (each judge naming its opponent); null without suites. */
+  quality?: FineTuneResult['quality'];
   /** A workflow of several runs: each run, in training order; the fields above follow the current (at the end, the last) run. */
   runs?: RunStatusEntry[];
 }
@@ -225,6 +227,7 @@ export async function getRunStatus(client: Client, workflowId: string): Promise<
           },
           metrics: result.metrics,
           samples: result.samples,
+          quality: result.quality ?? null,
         }
       : {}),
     ...(state?.runs ? { runs: runEntries(state.runs) } : {}),

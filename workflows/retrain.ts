@@ -1,7 +1,8 @@
 /**
  * The retrain workflow, what a schedule starts: prepare → compare with the champion → (unchanged: record a skip
  * and stop, no GPU touched) → train a challenger as a child fineTune → evaluate the champion on the challenger's
- * held-out set → gate → optional human approval (days if need be) → promote by compare-and-swap in the registry.
+ * held-out set (its judge suites comparing the challenger's answers with the champion's) → gate → optional human
+ * approval (days if need be) → promote by compare-and-swap in the registry.
  *
  * Every model trained is registered with its lineage whether or not it is promoted, so `tuneflow models show`
  * tells what was tried and why it lost. Data travels as URIs; the registry is touched only by activities.
@@ -13,6 +14,7 @@ import {
   defineQuery,
   defineSignal,
   executeChild,
+  patched,
   proxyActivities,
   setHandler,
   upsertMemo,
@@ -21,11 +23,23 @@ import {
 } from '@temporalio/workflow';
 import type { GgufFormat } from '../src/contract/index.ts';
 import { FailureType, SearchAttribute, TaskQueue } from '../src/contract/index.ts';
-import { describeVerdict, evaluateGates, type GateVerdict, metricsFromScores, type Scores, scoresOf } from '../src/quality/index.ts';
+import {
+  comparedScores,
+  describeVerdict,
+  evaluateGates,
+  type GateVerdict,
+  type JudgedAgainst,
+  metricsFromScores,
+  SuiteKind,
+  type SuiteEvaluation,
+} from '../src/quality/index.ts';
 import type { ModelVersion } from '../src/registry/schema.ts';
 import { bookkeeping, python, retry } from './activities.ts';
 import { fineTune } from './fine-tune.ts';
 import { prepare } from './stages/index.ts';
+
+/** Histories recorded before the judge compared the challenger with the champion: it compared it with its base. */
+export const judgeAgainstChampionPatch = 'tuneflow-judge-against-champion';
 
 export interface RetrainGate {
   /** The challenger must reach val loss ≤ champion's × (1 − margin) on the same held-out set. */
@@ -84,8 +98,13 @@ export interface RetrainResult {
   champion: { version: number; val_loss: number | null } | null;
   /** The model this run trained and registered. */
   challenger: { version: number; val_loss: number | null; train_workflow_id: string } | null;
-  /** The spec's evaluate.gates judged on the challenger's suites against its base and the champion; null without gates. */
+  /**
+   * The spec's evaluate.gates judged on the challenger's suites against its base and the champion (a judge gate's
+   * check names its opponent: the champion when there is one); null without gates.
+   */
   quality?: GateVerdict | null;
+  /** What each judge suite compared the challenger with: champion vN when there is one, else its base. */
+  judged_against?: JudgedAgainst;
 }
 
 export type RetrainStage = 'prepare' | 'train' | 'evaluate' | 'awaiting_approval' | 'done';
@@ -170,18 +189,24 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
   // The champion is scored on the challenger's held-out set (same rows, same settings), so the losses compare.
   state.stage = 'evaluate';
   let championLoss: number | null = null;
-  let championScores: Scores = {};
+  let championSuites: SuiteEvaluation | null = null;
+  // Histories from before judged the challenger against its base and ran no judge for the champion.
+  const judgesChampion = champion !== null && patched(judgeAgainstChampionPatch);
   if (champion) {
     const accelerator = python(spec.train.heartbeat_timeout_seconds);
     // Same base: the challenger's tokenised held-out rows serve both. Another base has its own tokenizer, so the
     // same rows are tokenised for it.
-    // A judge compares the challenger with its opponent inside the challenger's evaluation: not run for the champion.
+    // A judge compares the challenger with the champion here: the champion's evaluation receives the challenger's
+    // answers (its own evaluation's) and judges them against the champion's, which it generates anyway, so nobody
+    // answers twice.
+    const challengerAnswers = judgesChampion ? (trained.quality?.suites.answers ?? []) : [];
+    const judged = challengerAnswers.length > 0;
     // The gates are judged here, not there (and some may name the judge).
-    const championSuites = spec.evaluate.suites.filter((suite) => suite.kind !== 'judge');
+    const suites = judged ? spec.evaluate.suites : spec.evaluate.suites.filter((suite) => suite.kind !== SuiteKind.Judge);
     const championSpec = {
       ...spec,
       model: { ...spec.model, source: champion.lineage.base_model },
-      evaluate: { ...spec.evaluate, sample_prompts: [], suites: championSuites, gates: [] },
+      evaluate: { ...spec.evaluate, sample_prompts: [], suites, gates: [] },
     };
     let championBase = trained.model;
     let valTokensUri = trained.tokens.val_tokens_uri;
@@ -203,18 +228,19 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
       model_uri: championBase.model_uri,
       adapter_uri: champion.adapter_uri,
       val_tokens_uri: valTokensUri,
+      ...(judged ? { challenger: { champion_version: champion.version, answers: challengerAnswers } } : {}),
     });
     championLoss = scored.tuned_val_loss;
-    championScores = scoresOf(scored.suites, 'tuned');
+    championSuites = scored.suites;
   }
   const challengerLoss = trained.metrics.tuned_val_loss;
-  // The spec's gates on the suites: the challenger's scores against its base's and the champion's (same held-out rows).
-  const suiteScores = {
-    candidate: scoresOf(trained.quality?.suites, 'tuned'),
-    base: scoresOf(trained.quality?.suites, 'base'),
-    champion: champion ? championScores : null,
-  };
-  const quality = spec.evaluate.gates.length ? evaluateGates(spec.evaluate.gates, { ...suiteScores, champion_version: champion?.version ?? null }) : null;
+  // The spec's gates on the suites: the challenger's scores against its base's and the champion's (same held-out
+  // rows), a judge's against the champion when there is one.
+  const suiteScores = comparedScores(trained.quality?.suites, champion ? { version: champion.version, suites: championSuites } : null);
+  // A history from before decided its judge gates on the score against the base: it replays the same decision.
+  const gateScores = champion === null || judgesChampion ? suiteScores : { ...suiteScores, judged_against: {} };
+  const quality = spec.evaluate.gates.length ? evaluateGates(spec.evaluate.gates, gateScores) : null;
+  const judgedAgainst = Object.keys(suiteScores.judged_against).length ? { judged_against: suiteScores.judged_against } : {};
   const challenger = await bookkeeping.registerModel({
     artifact_root_uri: input.artifact_root_uri,
     model: {
@@ -237,6 +263,7 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
       },
       evaluated_on: dataset.hash,
       ...(quality ? { quality: { gates: spec.evaluate.gates, verdict: quality } } : {}),
+      ...judgedAgainst,
     },
   });
   const summary = {
@@ -244,6 +271,7 @@ export async function retrain(input: RetrainInput): Promise<RetrainResult> {
     champion: champion ? { version: champion.version, val_loss: championLoss } : null,
     challenger: { version: challenger.version, val_loss: challengerLoss, train_workflow_id: trainWorkflowId },
     quality,
+    ...judgedAgainst,
   };
 
   const gate = gatePasses(challengerLoss, championLoss, input.gate.margin);

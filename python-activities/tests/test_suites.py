@@ -157,3 +157,73 @@ def test_a_references_file_gives_chat_prompts_and_names_a_bad_row(tmp_path):
     )
     with pytest.raises(ApplicationError, match=r"references\.jsonl:3: field 'reference' must be a string"):
         file_references(path, tokenizer, limit=10)
+
+
+@pytest.fixture(scope="module")
+def champion_adapter(tmp_path_factory, tiny_model_uri) -> str:
+    """A champion's adapter on the tiny model: LoRA weights initialised at random, so the champion answers unlike its base."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from tuneflow_activities.artifacts import uri_to_path
+
+    directory = tmp_path_factory.mktemp("champion") / "adapter"
+    base = AutoModelForCausalLM.from_pretrained(str(uri_to_path(tiny_model_uri)))
+    get_peft_model(base, LoraConfig(r=8, lora_alpha=8, target_modules="all-linear", init_lora_weights=False)).save_pretrained(str(directory))
+    return directory.as_uri()
+
+
+def test_a_champions_evaluation_judges_the_challengers_answers_against_its_own(spec, setup, tokens, tiny_model_uri, champion_adapter, local_judge, tmp_path):
+    """Retraining: the champion's evaluation receives the challenger's answers by reference row and judges them (the
+    candidate) against the champion's own answers (the opponent), position-swapped, on the rows both answered; a
+    run's judge compares the adapter with its base. Both results say which opponent they are against."""
+    from tuneflow_activities.contract import AcceleratorActivity
+    from tuneflow_activities.evaluation import evaluate
+    from tuneflow_activities.validation import validate_request, validate_result
+
+    references = tmp_path / "references.jsonl"
+    references.write_text("".join(json.dumps({"prompt": prompt, "reference": good}) + "\n" for prompt, good in zip(PROMPTS, GOOD, strict=True)))
+    criteria = "Which answer is correct?"
+    spec["evaluate"] |= {
+        "sample_prompts": [],
+        "references_path": str(references),
+        "suites": [{"kind": "judge", "model": SMOLLM2_135M_INSTRUCT, "criteria": criteria}, {"kind": "diversity"}],
+    }
+    request = {"spec": spec, "setup": setup, "model_uri": tiny_model_uri, "adapter_uri": champion_adapter, "val_tokens_uri": tokens["val_tokens_uri"]}
+
+    # As a run: the adapter against its base; every answer kept by its line in the references file.
+    validate_request(AcceleratorActivity.EVALUATE, request)
+    alone = evaluate(request)
+    validate_result(AcceleratorActivity.EVALUATE, alone)
+    judged_alone, diversity_alone = alone["suites"]["results"]
+    assert judged_alone["opponent"] == {"kind": "base"}
+    champion_answers = {answer["row"]: answer["answer"] for answer in alone["suites"]["answers"]}
+    assert sorted(champion_answers) == [1, 2, 3]
+    base_answers = [example["base"] for example in alone["suites"]["examples"]]
+    assert judged_alone["tuned"] == judge_scores(local_judge, criteria, PROMPTS, [champion_answers[row] for row in (1, 2, 3)], base_answers)
+
+    # As the champion v4 of a retraining: the challenger answered lines 1 and 3 (its own evaluation's answers).
+    challenger = {"champion_version": 4, "answers": [{"row": 1, "answer": GOOD[0]}, {"row": 3, "answer": GOOD[2]}]}
+    as_champion = {**request, "challenger": challenger}
+    validate_request(AcceleratorActivity.EVALUATE, as_champion)
+    scored = evaluate(as_champion)
+    validate_result(AcceleratorActivity.EVALUATE, scored)
+    judged, diversity = scored["suites"]["results"]
+    assert judged["opponent"] == {"kind": "champion", "version": 4}
+    assert judged["tuned"] == judge_scores(local_judge, criteria, [PROMPTS[0], PROMPTS[2]], [GOOD[0], GOOD[2]], [champion_answers[1], champion_answers[3]])
+    # The champion's own suites are its scores, as before; it answered the same (greedy) as when judged alone.
+    assert diversity == diversity_alone
+    assert {answer["row"]: answer["answer"] for answer in scored["suites"]["answers"]} == champion_answers
+
+
+def test_an_evaluate_request_with_malformed_challenger_answers_is_refused_naming_the_field(spec, setup):
+    from temporalio.exceptions import ApplicationError
+
+    from tuneflow_activities.payloads import EvaluateRequest, parse
+
+    request = {"spec": spec, "setup": setup, "model_uri": "file:///m", "adapter_uri": "file:///a", "val_tokens_uri": "file:///v"}
+    parsed = parse(EvaluateRequest, {**request, "challenger": {"champion_version": 2, "answers": [{"row": 0, "answer": "{}"}]}})
+    assert parsed.challenger is not None and parsed.challenger.answers[0].answer == "{}"
+    assert parse(EvaluateRequest, request).challenger is None
+    with pytest.raises(ApplicationError, match=r"request\.challenger\.answers\[0\]\.row: is missing"):
+        parse(EvaluateRequest, {**request, "challenger": {"champion_version": 2, "answers": [{"answer": "{}"}]}})

@@ -42,4 +42,4 @@ def evaluate(payload: dict) -> dict:
         with model.disable_adapter():
             base_output = _generate(model, tokenizer, prompt, spec.evaluate.max_new_tokens, setup.device)
         samples.append({"prompt": prompt, "base": base_output, "tuned": _generate(model, tokenizer, prompt, spec.evaluate.max_new_tokens, setup.device)})
-    return {**metrics, "samples": samples, "suites": run_suites(spec, model, tokenizer, split, setup.device)}
+    return {**metrics, "samples": samples, "suites": run_suites(spec, model, tokenizer, split, setup.device, request.challenger)}

@@ -283,12 +283,29 @@ class ExportGgufRequest:
 
 
 @dataclass(frozen=True)
+class ReferenceAnswer:
+    # The reference row's place in its source (suites.ReferenceRow.row).
+    row: int
+    answer: str
+
+
+@dataclass(frozen=True)
+class ChallengerAnswers:
+    """Retraining: the evaluated adapter is champion v`champion_version`; its judge suites compare the challenger's
+    answers (from the challenger's own evaluation) with the champion's."""
+
+    champion_version: int
+    answers: list[ReferenceAnswer]
+
+
+@dataclass(frozen=True)
 class EvaluateRequest:
     spec: Spec
     setup: TrainingSetup
     model_uri: str
     adapter_uri: str
     val_tokens_uri: str
+    challenger: ChallengerAnswers | None = None
 
 
 def parse(kind: type[T], payload: object, path: str = "request") -> T:
@@ -352,6 +369,10 @@ def _parse_object(kind, value, path: str):
 def _parse_union(options: tuple, value, path: str):
     if value is None and type(None) in options:
         return None
+    present = [option for option in options if option is not type(None)]
+    if len(present) == 1:
+        # An optional field: its one type names its errors.
+        return _parse(present[0], value, path)
     # A discriminated union (the objective): the `kind` field picks the class.
     objects = [option for option in options if dataclasses.is_dataclass(option)]
     if objects and isinstance(value, dict):
@@ -360,7 +381,7 @@ def _parse_union(options: tuple, value, path: str):
             raise _refuse(f"{path}.kind", f"is {value.get('kind')!r}; expected one of {', '.join(map(repr, kinds))}")
         return _parse_object(kinds[value["kind"]], value, path)
     failures = []
-    for option in (option for option in options if option is not type(None)):
+    for option in present:
         try:
             return _parse(option, value, path)
         except Exception as error:

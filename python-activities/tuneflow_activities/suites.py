@@ -5,6 +5,11 @@ References: the rows of evaluate.references_path ({"prompt", "reference"} per li
 through the model's chat template), else the run's validation rows: the tokens before a row's first response are
 the prompt, exactly as training rendered it, and that response is the reference. Every suite scores the same
 greedy answers, generated once per model.
+
+A judge scores a pair: the candidate's answers against an opponent's. In a run the adapter is the candidate and its
+base the opponent. In retraining the champion's evaluation receives the challenger's answers (its own evaluation's
+`answers`, by reference row) and judges them against the champion's, the adapter there: the challenger stays the
+candidate and the champion is the opponent, so no model answers twice.
 """
 
 import json
@@ -16,7 +21,7 @@ from pathlib import Path
 
 from .contract import FailureType
 from .errors import failure
-from .payloads import Spec
+from .payloads import ChallengerAnswers, Spec
 
 GENERATION_BATCH_SIZE = 8
 EXAMPLES_KEPT = 5
@@ -25,6 +30,9 @@ WILSON_Z = 1.96  # 95%
 
 @dataclass(frozen=True)
 class ReferenceRow:
+    # Where the row is in its source (the validation split's example, the references file's line): the same for
+    # every model that scores the source, whatever its tokenizer, so two models' answers pair up by it.
+    row: int
     prompt: str
     prompt_ids: list[int]
     reference: str
@@ -48,6 +56,7 @@ def validation_references(split, tokenizer, limit: int, rows_per_example: int = 
         ids = [int(token) for token in split.input_ids[start:end]]
         rows.append(
             ReferenceRow(
+                row=index // rows_per_example,
                 prompt=tokenizer.decode(ids[:first], skip_special_tokens=True).strip(),
                 prompt_ids=ids[:first],
                 reference=tokenizer.decode(ids[first : first + length], skip_special_tokens=True).strip(),
@@ -76,7 +85,7 @@ def file_references(path: Path, tokenizer, limit: int) -> list[ReferenceRow]:
             if not isinstance(row, dict) or not isinstance(row.get(field), str):
                 raise failure(FailureType.INVALID_DATASET, f"{path}:{number}: field {field!r} must be a string", path=str(path), line=number, field=field)
         encoded = tokenizer.apply_chat_template([{"role": "user", "content": row["prompt"]}], add_generation_prompt=True, tokenize=True, return_dict=True)
-        rows.append(ReferenceRow(prompt=row["prompt"], prompt_ids=[int(token) for token in encoded["input_ids"]], reference=row["reference"]))
+        rows.append(ReferenceRow(row=number, prompt=row["prompt"], prompt_ids=[int(token) for token in encoded["input_ids"]], reference=row["reference"]))
     return rows
 
 
@@ -260,14 +269,10 @@ def suite_name(suite: dict) -> str:
     return suite.get("name") or suite["kind"]
 
 
-def score_suite(suite: dict, rows: list[ReferenceRow], base: list[str], tuned: list[str], device: str) -> dict:
-    """One suite's result: its scores of base and adapter (a judge's of the adapter against the base)."""
+def score_suite(suite: dict, rows: list[ReferenceRow], base: list[str], tuned: list[str]) -> dict:
+    """One suite's result of a single model's kind: its scores of base and adapter."""
     references = [row.reference for row in rows]
     kind = suite["kind"]
-    if kind == "judge":
-        judge = LocalJudge(suite["model"], device) if suite.get("model") else EndpointJudge(suite["endpoint"])
-        scores = judge_scores(judge, suite["criteria"], [row.prompt for row in rows], tuned, base)
-        return {"name": suite_name(suite), "kind": kind, "base": None, "tuned": scores}
     if kind == "exact_match":
         score = lambda answers: exact_match_scores(answers, references, suite["case_sensitive"])  # noqa: E731
     elif kind == "contains":
@@ -282,8 +287,33 @@ def score_suite(suite: dict, rows: list[ReferenceRow], base: list[str], tuned: l
     return {"name": suite_name(suite), "kind": kind, "base": score(base), "tuned": score(tuned)}
 
 
-def run_suites(spec: Spec, model, tokenizer, split, device: str) -> dict | None:
-    """The evaluate activity's hook: every suite of the spec on base and adapter, or None when it declares none."""
+@dataclass(frozen=True)
+class JudgePairing:
+    """What a judge suite compares: the candidate's answer to each reference row (by ReferenceRow.row), the
+    opponent's answers to this evaluation's rows in order, and who the opponent is (src/quality/suites.ts's
+    JudgeOpponent)."""
+
+    candidate: dict[int, str]
+    opponent_answers: list[str]
+    opponent: dict
+
+
+def judge_suite(suite: dict, rows: list[ReferenceRow], pairing: JudgePairing, device: str) -> dict:
+    """A judge suite's result: the candidate's win rate against the opponent on the rows both answered. `tuned`
+    holds the candidate's scores (the adapter's in a run, the challenger's in a champion's evaluation)."""
+    paired = [(row, theirs) for row, theirs in zip(rows, pairing.opponent_answers, strict=True) if row.row in pairing.candidate]
+    prompts = [row.prompt for row, _ in paired]
+    candidate = [pairing.candidate[row.row] for row, _ in paired]
+    opponent = [theirs for _, theirs in paired]
+    judge = LocalJudge(suite["model"], device) if suite.get("model") else EndpointJudge(suite["endpoint"])
+    scores = judge_scores(judge, suite["criteria"], prompts, candidate, opponent)
+    return {"name": suite_name(suite), "kind": "judge", "base": None, "tuned": scores, "opponent": pairing.opponent}
+
+
+def run_suites(spec: Spec, model, tokenizer, split, device: str, challenger: ChallengerAnswers | None = None) -> dict | None:
+    """The evaluate activity's hook: every suite of the spec on base and adapter, or None when it declares none. A
+    judge compares the adapter with its base; given the challenger's answers (retraining scores the champion), it
+    compares the challenger's with the adapter's, the champion's."""
     evaluate_spec = spec.evaluate
     if not evaluate_spec.suites:
         return None
@@ -296,12 +326,23 @@ def run_suites(spec: Spec, model, tokenizer, split, device: str) -> dict | None:
     with model.disable_adapter():
         base = generate_answers(model, tokenizer, prompts, max_new_tokens, device)
     tuned = generate_answers(model, tokenizer, prompts, max_new_tokens, device)
+    pairing = (
+        JudgePairing({row.row: answer for row, answer in zip(rows, tuned, strict=True)}, base, {"kind": "base"})
+        if challenger is None
+        else JudgePairing({answer.row: answer.answer for answer in challenger.answers}, tuned, {"kind": "champion", "version": challenger.champion_version})
+    )
+    judged = any(suite["kind"] == "judge" for suite in evaluate_spec.suites)
+    results = [
+        judge_suite(suite, rows, pairing, device) if suite["kind"] == "judge" else score_suite(suite, rows, base, tuned) for suite in evaluate_spec.suites
+    ]
     return {
         "rows": len(rows),
         "references": references_path or "validation",
-        "results": [score_suite(suite, rows, base, tuned, device) for suite in evaluate_spec.suites],
+        "results": results,
         "examples": [
             {"prompt": row.prompt, "reference": row.reference, "base": base_answer, "tuned": tuned_answer}
             for row, base_answer, tuned_answer in list(zip(rows, base, tuned, strict=True))[:EXAMPLES_KEPT]
         ],
+        # What a champion's evaluation judges this adapter's answers with, in retraining.
+        **({"answers": [{"row": row.row, "answer": answer} for row, answer in zip(rows, tuned, strict=True)]} if judged else {}),
     }

@@ -1,6 +1,6 @@
 import type { RunStatusEntry, RunStatusReport } from '../client.ts';
 import type { FineTuneResult } from '../../workflows/index.ts';
-import { suiteScoreRows, verdictLines } from '../quality/index.ts';
+import { comparedScores, describeVerdict, judgeLines, type RunQuality, suiteScoreRows, verdictLines } from '../quality/index.ts';
 
 export function formatDuration(seconds: number | null | undefined): string {
   if (seconds === null || seconds === undefined || !Number.isFinite(seconds)) return '—';
@@ -66,6 +66,12 @@ export function evaluationTable(result: FineTuneResult): string {
     : '';
   const suites = result.quality ? `\n(suites: ${result.quality.suites.rows} reference rows from ${result.quality.suites.references})` : '';
   return `${table}${suites}${gates}\n${samples}`;
+}
+
+/** A completed run's quality in `tuneflow status`: each judge's win rate and opponent, and the gates' verdict in one line. */
+export function qualityLines(quality: RunQuality): string[] {
+  const { candidate, judged_against } = comparedScores(quality.suites, null);
+  return [...judgeLines(candidate, judged_against), ...(quality.gates.checks.length ? [describeVerdict(quality.gates)] : [])];
 }
 
 const gib = (value: number) => `${value.toFixed(1)} GiB`;

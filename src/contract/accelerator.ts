@@ -5,7 +5,7 @@
  * as URIs (file://, or s3:// for the artifact store on object storage), never as bytes.
  */
 import { z } from 'zod';
-import { suiteEvaluationSchema } from '../quality/suites.ts';
+import { referenceAnswerSchema, suiteEvaluationSchema } from '../quality/suites.ts';
 import { DeviceKind, Parallelism, PlannerOptimizer, Quantization, TrainingBackend } from './vocabulary.ts';
 import { runSpecSchema } from '../spec/schema.ts';
 import { AcceleratorActivity } from './names.ts';
@@ -253,6 +253,12 @@ export const evaluateRequestSchema = z.object({
   model_uri: fileUri,
   adapter_uri: artifactUri,
   val_tokens_uri: artifactUri,
+  /**
+   * Retraining: the adapter is champion v`champion_version`, and each judge suite compares the challenger's answers
+   * (its own evaluation's `suites.answers`) with the champion's, the challenger as the candidate. Absent: a judge
+   * compares the adapter with its base.
+   */
+  challenger: z.object({ champion_version: z.number().int().positive(), answers: z.array(referenceAnswerSchema).min(1) }).optional(),
 });
 export type EvaluateRequest = z.infer<typeof evaluateRequestSchema>;
 export const evaluationResultSchema = z.object({

@@ -7,4 +7,4 @@ export * from './run-quality.ts';
 export * from './suites.ts';
 export { GateFailedError, isGateFailedError } from './gate-failed-error.ts';
 export { metricsFromScores, promotionVerdict, scoresFromMetrics } from './promotion.ts';
-export { suiteScoreRows, verdictLines } from './format.ts';
+export { judgeLines, type SuiteScoreRow, suiteScoreRows, verdictLines } from './format.ts';

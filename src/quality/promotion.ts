@@ -23,8 +23,8 @@ export function metricsFromScores(scores: { candidate: Scores; base: Scores; cha
 /**
  * Whether `version` may replace `champion` by its gates: the verdict it was registered with while that champion is
  * still the one it was judged against; otherwise its gates judged again on the champion's own scores, which compare
- * only when both were measured on the same held-out set (else the champion gates fail, saying so). Null for a version
- * registered without gates.
+ * only when both were measured on the same held-out set (else the champion gates fail, saying so), and a judge's
+ * only when it judged the version against that champion. Null for a version registered without gates.
  */
 export function promotionVerdict(version: ModelVersion, champion: ModelVersion | null): GateVerdict | null {
   if (!version.quality) return null;
@@ -36,6 +36,8 @@ export function promotionVerdict(version: ModelVersion, champion: ModelVersion |
     base: scoresFromMetrics(version.metrics, 'base'),
     champion: champion === null ? null : comparable ? scoresFromMetrics(champion.metrics, 'own') : {},
     champion_version: champion?.version ?? null,
+    // A judge against another champion (or the base) says nothing about this one: its gates fail, naming it.
+    judged_against: version.judged_against ?? {},
   });
   if (comparable || !champion) return judged;
   const note = `champion v${champion.version} was measured on another held-out set`;

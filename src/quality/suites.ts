@@ -5,6 +5,7 @@
  * `evaluate.references_path` ({prompt, reference} per line). The scoring itself runs in Python
  * (tuneflow_activities/suites.py); this file is the shape of the declarations and of the metrics each kind reports.
  */
+import { match } from 'ts-pattern';
 import { z } from 'zod';
 
 export const SuiteKind = {
@@ -16,7 +17,7 @@ export const SuiteKind = {
   Json: 'json',
   /** How varied the answers are: a model that answers everything the same way fails it. */
   Diversity: 'diversity',
-  /** A judge model compares the candidate's answers with the opponent's (champion, else base), both orders. */
+  /** A judge model compares the candidate's answers with the opponent's (the champion in retraining, else the base), both orders. */
   Judge: 'judge',
 } as const;
 export type SuiteKind = (typeof SuiteKind)[keyof typeof SuiteKind];
@@ -90,6 +91,33 @@ export type SuiteSpec = z.output<typeof suiteSpecSchema>;
 
 export const suiteNameOf = (suite: { kind: SuiteKind; name?: string | undefined }): string => suite.name ?? suite.kind;
 
+/**
+ * What a judge compared the candidate with: its base model (a run, a first model), or the champion version it would
+ * replace (retraining: the champion's evaluation judges the challenger's answers against the champion's).
+ */
+export const JudgeOpponentKind = { Base: 'base', Champion: 'champion' } as const;
+export type JudgeOpponentKind = (typeof JudgeOpponentKind)[keyof typeof JudgeOpponentKind];
+export const judgeOpponentSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal(JudgeOpponentKind.Base) }),
+  z.strictObject({ kind: z.literal(JudgeOpponentKind.Champion), version: z.number().int().positive() }),
+]);
+export type JudgeOpponent = z.infer<typeof judgeOpponentSchema>;
+
+/** `the base` or `champion v3`: how verdicts, reports and the CLI name a judge's opponent. */
+export const describeOpponent = (opponent: JudgeOpponent): string =>
+  match(opponent)
+    .with({ kind: JudgeOpponentKind.Base }, () => 'the base')
+    .with({ kind: JudgeOpponentKind.Champion }, ({ version }) => `champion v${version}`)
+    .exhaustive();
+
+/**
+ * An adapter's answer to one reference row. `row` is the row's place in its source (the validation split's example,
+ * the references file's line), the same for every model scoring that source whatever its tokenizer, so two models'
+ * answers pair up by it.
+ */
+export const referenceAnswerSchema = z.object({ row: z.number().int().nonnegative(), answer: z.string() });
+export type ReferenceAnswer = z.infer<typeof referenceAnswerSchema>;
+
 /** One suite's scores, as the evaluate activity returns them for one model (base, candidate or champion). */
 export const suiteMetricsSchema = z.record(z.string(), z.number().min(0).max(1).nullable());
 export type SuiteMetrics = z.infer<typeof suiteMetricsSchema>;
@@ -99,8 +127,14 @@ export const suiteResultSchema = z.object({
   kind: z.enum(SuiteKind),
   /** The base model's scores; null for a judge (it scores a pair, not one model). */
   base: suiteMetricsSchema.nullable(),
-  /** The adapter's scores: the candidate's in a run, the champion's when the retrain workflow scores the champion. */
+  /**
+   * The adapter's scores: the candidate's in a run, the champion's when the retrain workflow scores the champion. A
+   * judge's are the candidate's against `opponent`: in a champion's evaluation the candidate is the challenger whose
+   * answers the request carried, not the adapter.
+   */
   tuned: suiteMetricsSchema,
+  /** A judge's only: what the candidate was compared with (absent in records written before it was: the base then). */
+  opponent: judgeOpponentSchema.optional(),
 });
 export type SuiteResult = z.infer<typeof suiteResultSchema>;
 
@@ -113,5 +147,10 @@ export const suiteEvaluationSchema = z.object({
   results: z.array(suiteResultSchema),
   /** The first few rows with both answers, for the report. */
   examples: z.array(z.object({ prompt: z.string(), reference: z.string(), base: z.string(), tuned: z.string() })),
+  /** The adapter's answer to every reference row, when a judge suite is declared: what retraining judges against the champion's. */
+  answers: z.array(referenceAnswerSchema).optional(),
 });
 export type SuiteEvaluation = z.infer<typeof suiteEvaluationSchema>;
+
+/** A judge result's opponent: the one it names, else the base (what every judge compared with before opponents were recorded). */
+export const judgeOpponentOf = (result: SuiteResult): JudgeOpponent => result.opponent ?? { kind: JudgeOpponentKind.Base };

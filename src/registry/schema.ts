@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { gateSchema, gateVerdictSchema } from '../quality/gates.ts';
+import { gateSchema, gateVerdictSchema, judgedAgainstSchema } from '../quality/gates.ts';
 
 /**
  * The registry's records. The registry is an append-only log of events; a model's versions, its champion and the
@@ -45,6 +45,11 @@ export const modelVersionSchema = z.strictObject({
    * `<suite>.<metric>` the version's own, `base.<suite>.<metric>` its base model's, `champion.…` the champion's.
    */
   quality: z.strictObject({ gates: z.array(gateSchema), verdict: gateVerdictSchema }).optional(),
+  /**
+   * What each judge suite's metrics (`<suite>.win_rate`…) compare this version with: the champion version it was
+   * judged against in retraining, or its base. Absent in versions registered before it was recorded.
+   */
+  judged_against: judgedAgainstSchema.optional(),
 });
 export type ModelVersion = z.infer<typeof modelVersionSchema>;
 

@@ -83,7 +83,9 @@ function quality(data: ReportData): string {
   const registered = data.registered;
   const champion = registered?.quality?.verdict.champion_version ? scoresFromMetrics(registered.metrics, 'champion') : null;
   const verdict = registered?.quality?.verdict ?? run.gates;
-  const rows = suiteScoreRows(run.suites, champion).map((row) => [row.metric, row.base, row.champion, row.candidate]);
+  // Retraining judged the candidate against the champion too: the registered version holds that score and its opponent.
+  const judged = registered?.judged_against ? { scores: scoresFromMetrics(registered.metrics, 'own'), against: registered.judged_against } : undefined;
+  const rows = suiteScoreRows(run.suites, champion, judged).map((row) => [row.metric, row.base, row.champion, row.candidate]);
   const header = ['', 'base', champion ? `champion v${verdict.champion_version}` : 'champion', 'candidate'];
   const gates = verdict.checks.length
     ? `<p><strong>Gates ${verdict.passed ? 'passed' : 'FAILED'}</strong>${registered ? ` (registered as ${escapeHtml(registered.name)} v${registered.version})` : ''}</p><ul>${verdictLines(

@@ -2,7 +2,8 @@
  * examples/scheduled-retraining on the real dev server, real workers and the tiny model, in the order a team
  * lives it: a short-interval schedule takes its first run (no champion yet: promoted); a trigger with nothing
  * changed is skipped without any GPU work; grown data with a stronger spec trains a challenger that waits for
- * approval across a restart of both workers and is promoted; a rollback restores the previous champion. The
+ * approval across a restart of both workers and is promoted (a local judge model comparing its answers with the
+ * champion's, the judge gate naming champion v1); a rollback restores the previous champion. The
  * workflow's other decisions (a worse challenger registered but kept out, a rejection, an approval timeout, a lost
  * compare-and-swap) are tested with fake activities in test/workflows/retrain.test.ts.
  */
@@ -62,12 +63,13 @@ describe('scheduled retraining', () => {
   const name = `people-${Date.now().toString(36)}`;
 
   /** Writes the example's spec with the first `rows` quickstart rows as its dataset, at the given learning rate. */
-  async function writeSpec(file: string, rows: number, learningRate: number): Promise<string> {
+  async function writeSpec(file: string, rows: number, learningRate: number, evaluate: Record<string, unknown> = {}): Promise<string> {
     const lines = (await readFile(quickstartRows, 'utf8')).split('\n').slice(0, rows);
     await writeFile(join(directory, 'data.jsonl'), `${lines.join('\n')}\n`);
     const spec = parseYaml(await readFile(exampleSpec, 'utf8'));
     spec.dataset.path = 'data.jsonl';
     spec.train.learning_rate = learningRate;
+    spec.evaluate = { ...spec.evaluate, ...evaluate };
     const path = join(directory, file);
     await writeFile(path, stringifyYaml(spec));
     return path;
@@ -127,7 +129,13 @@ describe('scheduled retraining', () => {
   });
 
   it('grown data and a better spec: the challenger waits for approval across a worker restart, then is promoted and exported', async () => {
-    const strong = await writeSpec('strong.yaml', 160, 0.02);
+    // A local judge model compares the challenger's answers with the champion's (the champion's evaluation judges the
+    // answers the challenger's evaluation kept); its gate only asks that it ran against the champion.
+    const strong = await writeSpec('strong.yaml', 160, 0.02, {
+      suites: [{ kind: 'judge', model: 'smollm2-135m-instruct' }],
+      suite_rows: 3,
+      gates: ['judge.win_rate >= 0'],
+    });
     // A user's own evaluation activity on its own worker and task queue: the gate asks it too.
     const judged: GateEvaluationRequest[] = [];
     const judgeQueue = `judge-${name}`;
@@ -172,8 +180,13 @@ describe('scheduled retraining', () => {
 
     const result: RetrainResult = await handle.result();
     expect(result).toMatchObject({ outcome: 'promoted', champion: { version: 1 }, challenger: { version: 2 } });
+    expect(result.judged_against).toEqual({ judge: { kind: 'champion', version: 1 } });
+    expect(result.quality?.checks[0]).toMatchObject({ passed: true, against: { kind: 'champion', version: 1 } });
+    expect(result.quality?.checks[0]?.reason).toMatch(/^judge\.win_rate [\d.]+ >= 0 against champion v1$/);
     const champion = await registry.champion(name);
     expect(champion?.version).toBe(2);
+    expect(champion?.judged_against).toEqual({ judge: { kind: 'champion', version: 1 } });
+    expect(champion?.metrics['judge.win_rate']).toBeGreaterThanOrEqual(0);
     expect(champion?.exports.map((entry) => entry.format)).toEqual(['q8_0']);
     expect(existsSync(fileURLToPath(champion?.exports[0]?.uri ?? 'file:///missing'))).toBe(true);
     expect((await registry.model(name)).history.at(-1)?.reason).toMatch(/≤.*judgeChallenger: answers look right/);

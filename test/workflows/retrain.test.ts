@@ -77,7 +77,57 @@ function scoreAdapters(retraining: Retraining, losses: { champion: number; chall
   };
 }
 
-function startRetrain(retraining: Retraining, gate: Partial<RetrainGate> = {}, extra: Partial<RetrainInput> = {}) {
+/** A spec judged by a local judge model, with a judge gate: the gate decides over the champion in retraining. */
+const judgedSpec = (learningRate: number) =>
+  testSpec({
+    train: { learning_rate: learningRate },
+    evaluate: { suites: [{ kind: 'judge', model: 'smollm2-135m-instruct' }, { kind: 'diversity' }], gates: ['judge.win_rate >= 0.55'] },
+  });
+
+const winRates = (winRate: number) => ({ win_rate: winRate, win_rate_lower: Math.max(0, winRate - 0.2), win_rate_upper: Math.min(1, winRate + 0.2) });
+
+/**
+ * The evaluate fake with suites, as the Python worker answers: the challenger's evaluation judges it against its base
+ * (`againstBase`) and keeps its answers; the champion's, given those answers, judges them against the champion's
+ * (`againstChampion`). The champion's loss is `championLoss`.
+ */
+function judgeAnswers(retraining: Retraining, rates: { againstBase: number; againstChampion: number; championLoss: number }) {
+  const evaluate = retraining.run.defaultHandler('evaluate');
+  retraining.run.handlers.evaluate = async (request) => {
+    const scored = await evaluate(request);
+    const isChampion = request.challenger !== undefined || request.adapter_uri.includes('/runs/champion/');
+    const loss = isChampion ? rates.championLoss : 1.25;
+    const judge = request.spec.evaluate.suites.some((suite) => suite.kind === 'judge')
+      ? [
+          {
+            name: 'judge',
+            kind: 'judge' as const,
+            base: null,
+            tuned: winRates(request.challenger ? rates.againstChampion : rates.againstBase),
+            opponent: request.challenger ? { kind: 'champion' as const, version: request.challenger.champion_version } : { kind: 'base' as const },
+          },
+        ]
+      : [];
+    const answer = isChampion ? 'champion answer' : 'challenger answer';
+    return {
+      ...scored,
+      tuned_val_loss: loss,
+      tuned_perplexity: Math.exp(loss),
+      suites: {
+        rows: 2,
+        references: 'validation',
+        results: [
+          ...judge,
+          { name: 'diversity', kind: 'diversity', base: { distinct_ratio: 0.5, most_common_share: 0.5 }, tuned: { distinct_ratio: 1, most_common_share: 0.5 } },
+        ],
+        examples: [],
+        ...(judge.length ? { answers: [0, 1].map((row) => ({ row, answer: `${answer} ${row}` })) } : {}),
+      },
+    };
+  };
+}
+
+function startRetrain(retraining: Retraining, gate: Partial<RetrainGate> = {}, extra: Partial<RetrainInput> = {}, workflowId = retraining.run.workflowId) {
   const input: RetrainInput = {
     spec_path: retraining.specPath,
     model_name: modelName,
@@ -87,7 +137,7 @@ function startRetrain(retraining: Retraining, gate: Partial<RetrainGate> = {}, e
   };
   return testbed().client.workflow.start<typeof retrain>('retrain', {
     taskQueue: TaskQueue.Orchestration,
-    workflowId: retraining.run.workflowId,
+    workflowId,
     args: [input],
   });
 }
@@ -165,6 +215,53 @@ describe.concurrent('retrain', () => {
     expect(judged[0]!.val_uri).toMatch(/val\.jsonl$/);
     expect(result).toMatchObject({ outcome: RetrainOutcome.NotPromoted, reason: `${judgeActivity}: answers are not valid JSON` });
     expect(await retraining.registry.champion(modelName)).toBeNull();
+  });
+
+  it('judges the challenger against the champion: the champion’s evaluation gets its answers, and the judge gate decides on that score', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-judge-champion'), judgedSpec(0.01));
+    await seedChampion(retraining, { spec: judgedSpec(0.02), valLoss: 2.0 });
+    // It beats its base by far, and loses to the champion.
+    judgeAnswers(retraining, { againstBase: 0.9, againstChampion: 0.4, championLoss: 2.0 });
+    const result = await (await startRetrain(retraining)).result();
+    const [challengerEvaluation, championEvaluation] = retraining.run.callsTo('evaluate').map((call) => call.request as ActivityRequest<'evaluate'>);
+    expect(challengerEvaluation!.challenger).toBeUndefined();
+    // The champion answers and the judge compares: the challenger's answers travel, nothing answers twice.
+    expect(championEvaluation!.challenger).toEqual({
+      champion_version: 1,
+      answers: [
+        { row: 0, answer: 'challenger answer 0' },
+        { row: 1, answer: 'challenger answer 1' },
+      ],
+    });
+    expect(championEvaluation!.spec.evaluate.suites.map((suite) => suite.kind)).toEqual(['judge', 'diversity']);
+    expect(result.outcome).toBe(RetrainOutcome.NotPromoted);
+    expect(result.reason).toBe('val loss 1.2500 ≤ 1.9600 (champion 2.0000 × (1 − 0.02)), but gates failed: judge.win_rate 0.4 not >= 0.55 against champion v1');
+    expect(result.quality?.checks[0]).toMatchObject({ passed: false, value: 0.4, against: { kind: 'champion', version: 1 } });
+    expect(result.judged_against).toEqual({ judge: { kind: 'champion', version: 1 } });
+    expect((await retraining.registry.champion(modelName))?.version).toBe(1);
+    // The registered challenger holds its score against the champion and says so; the champion's own scores hold no judge.
+    const challenger = await retraining.registry.version(modelName, 2);
+    expect(challenger.judged_against).toEqual({ judge: { kind: 'champion', version: 1 } });
+    expect(challenger.metrics).toMatchObject({ 'judge.win_rate': 0.4, 'champion.diversity.distinct_ratio': 1 });
+    expect(Object.keys(challenger.metrics).filter((key) => key.includes('judge'))).toEqual(['judge.win_rate', 'judge.win_rate_lower', 'judge.win_rate_upper']);
+  });
+
+  it('promotes a challenger that beats the champion by the judge; a first model is judged against its base', async ({ fakeRun }) => {
+    const retraining = await prepareRetraining(fakeRun('retrain-judge-wins'), judgedSpec(0.01));
+    // No champion yet: its evaluation judges it against its base, which decides (and is recorded as such).
+    judgeAnswers(retraining, { againstBase: 0.6, againstChampion: 0.7, championLoss: 2.0 });
+    const first = await (await startRetrain(retraining)).result();
+    expect(first.outcome).toBe(RetrainOutcome.Promoted);
+    expect(first.reason).toBe('no champion to beat; gates passed: judge.win_rate 0.6 >= 0.55 against the base');
+    expect(first.judged_against).toEqual({ judge: { kind: 'base' } });
+    expect(retraining.run.callsTo('evaluate')).toHaveLength(1);
+
+    // The spec changes: the next retrain judges against v1, and its 0.7 promotes it.
+    await writeFile(retraining.specPath, JSON.stringify(judgedSpec(0.02)));
+    const second = await (await startRetrain(retraining, {}, {}, `${retraining.run.workflowId}-again`)).result();
+    expect(second.outcome).toBe(RetrainOutcome.Promoted);
+    expect(second.reason).toMatch(/gates passed: judge\.win_rate 0\.7 >= 0\.55 against champion v1$/);
+    expect((await retraining.registry.champion(modelName))?.judged_against).toEqual({ judge: { kind: 'champion', version: 1 } });
   });
 
   it('waits for approval, showing the proposal, and promotes when approved', async ({ fakeRun }) => {

@@ -1,6 +1,6 @@
 import { userInfo } from 'node:os';
 import { type Command, InvalidArgumentError } from 'commander';
-import { describeVerdict, GateFailedError, promotionVerdict } from '../../quality/index.ts';
+import { describeVerdict, GateFailedError, judgeLines, promotionVerdict, scoresFromMetrics, verdictLines } from '../../quality/index.ts';
 import { diffVersions, ModelRegistry, type ModelState, type ModelVersion } from '../../registry/index.ts';
 import { homeLayout } from '../../runtime/home.ts';
 
@@ -32,6 +32,7 @@ function describeVersion(version: ModelVersion, champion: number | undefined): s
     `${version.name} v${version.version}${version.version === champion ? ' (champion)' : ''}  created ${version.created_at}`,
     `  val loss ${loss(version)} on ${version.evaluated_on ?? '—'}`,
     ...(version.quality ? [`  ${describeVerdict(version.quality.verdict)}`] : []),
+    ...judgeLines(scoresFromMetrics(version.metrics, 'own'), version.judged_against ?? {}).map((line) => `  ${line}`),
     `  base ${lineage.base_model} · spec ${lineage.spec_hash.slice(0, 12)} · data ${lineage.dataset_hash.slice(0, 12)} · workflow ${lineage.workflow_id}`,
     `  adapter ${version.adapter_uri}`,
     `  merged  ${version.merged_uri ?? '—'}`,
@@ -102,6 +103,8 @@ export function registerModelsCommand(program: Command): Command {
       print(
         `${name}: v${change.version} is the champion${change.previous ? ` (was v${change.previous}; \`tuneflow models rollback ${name}\` restores it)` : ''}${failed ? ` — forced by ${forcedBy} past failed gates` : ''}`,
       );
+      // What it passed, each judge gate naming what the judge compared it with.
+      if (verdict !== null && !failed) for (const line of verdictLines(verdict)) print(`  ${line}`);
     });
 
   models

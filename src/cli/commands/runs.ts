@@ -27,7 +27,7 @@ import { describeRollback, type FineTuneResult, type FineTuneRunResult } from '.
 import { CommandError } from '../command-error.ts';
 import { ExitCode } from '../exit-code.ts';
 import { followRun } from '../follow.ts';
-import { evaluationTable, progressLine, runStatusLine } from '../format.ts';
+import { evaluationTable, progressLine, qualityLines, runStatusLine } from '../format.ts';
 import { colours, log, printJson } from '../output.ts';
 import { completedResult, listRuns, type RunSummary, runDirectory } from '../runs.ts';
 import { listenForStopSignal } from '../signals.ts';
@@ -155,6 +155,7 @@ function describeStatus(status: RunStatusReport): string {
     const { base_val_loss: base, tuned_val_loss: tuned } = status.metrics;
     lines.push(`validation loss: base ${base?.toFixed(4) ?? '—'} → tuned ${tuned?.toFixed(4) ?? '—'}`);
   }
+  if (status.quality) lines.push(...qualityLines(status.quality));
   if (status.artifacts) lines.push(`adapter: ${status.artifacts.adapter}`, `run: ${status.artifacts.run}`);
   for (const run of status.runs ?? []) lines.push(runStatusLine(run));
   return `${lines.join('\n')}\n`;

@@ -14,6 +14,7 @@ import {
   runPlanSchema,
   verifiedCheckpointsSchema,
 } from '../../../src/contract/index.ts';
+import { runQualitySchema } from '../../../src/quality/index.ts';
 import { modelExportSchema, modelVersionSchema } from '../../../src/registry/schema.ts';
 import { runSpecSchema } from '../../../src/spec/schema.ts';
 
@@ -27,6 +28,7 @@ export const bookkeepingActivitySchemas = {
     request: z.object({ run_uri: artifactUri, summary: z.record(z.string(), z.unknown()), checkpoints: verifiedCheckpointsSchema }),
     result: verifiedCheckpointsSchema.extend({ run_manifest_uri: artifactUri }),
   },
+  recordRunQuality: { request: z.object({ run_uri: artifactUri, quality: runQualitySchema }), result: z.void() },
   loadRetrainSpec: { request: z.object({ spec_path: z.string().min(1) }), result: runSpecSchema },
   compareWithChampion: {
     request: z.object({ artifact_root_uri: artifactUri, model_name: z.string().min(1), spec: runSpecSchema, dataset_hash: z.string().regex(/^[0-9a-f]{64}$/) }),

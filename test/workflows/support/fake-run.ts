@@ -229,6 +229,7 @@ export class FakeRun {
       modelfile_uri: `${run_uri}/exports/Modelfile`,
       source_uri: `${run_uri}/merged`,
     }),
+    recordRunQuality: (request) => bookkeeping.recordRunQuality(request),
     loadRetrainSpec: (request) => bookkeeping.loadRetrainSpec(request),
     compareWithChampion: (request) => bookkeeping.compareWithChampion(request),
     registerModel: (request) => bookkeeping.registerModel(request),
