@@ -217,7 +217,7 @@ describe.concurrent('retrain', () => {
     expect(await retraining.registry.champion(modelName)).toBeNull();
   });
 
-  it('judges the challenger against the champion: the champion’s evaluation gets its answers, and the judge gate decides on that score', async ({ fakeRun }) => {
+  it('judges the challenger against the champion (whose evaluation gets its answers); the judge gate decides on that score', async ({ fakeRun }) => {
     const retraining = await prepareRetraining(fakeRun('retrain-judge-champion'), judgedSpec(0.01));
     await seedChampion(retraining, { spec: judgedSpec(0.02), valLoss: 2.0 });
     // It beats its base by far, and loses to the champion.
