@@ -79,7 +79,10 @@ async function runPytest() {
   const run = await spawnPassingOutput(
     readyEnvironment().python,
     pytestArguments,
-    { cwd: pythonActivitiesDirectory, env: { ...process.env, PYTHONPATH: pythonActivitiesDirectory } },
+    // One torch thread: the e2e files' workers train beside it on the other core, and two torch pools of two
+    // threads each on two cores spin against each other. pytest is the shorter of the two phases, so it can take
+    // the longer time one thread gives it without lengthening the run.
+    { cwd: pythonActivitiesDirectory, env: { ...process.env, PYTHONPATH: pythonActivitiesDirectory, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } },
     '[pytest] ',
   );
   try {
