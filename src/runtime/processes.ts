@@ -66,7 +66,7 @@ export async function startProcess(command: string, args: string[], options: Sta
   const stopWith = async (signal: NodeJS.Signals, graceMilliseconds: number) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill(signal);
-    const outcome = await Promise.race([exited.then(() => 'exited'), sleep(graceMilliseconds).then(() => 'timeout')]);
+    const outcome = await Promise.race([exited.then(() => 'exited'), sleep(graceMilliseconds, undefined, { ref: false }).then(() => 'timeout')]);
     if (outcome === 'timeout') {
       child.kill('SIGKILL');
       await exited;
@@ -80,11 +80,13 @@ export async function startProcess(command: string, args: string[], options: Sta
     kill: () => stopWith('SIGKILL', 10_000),
   };
   if (options.readyPattern) {
+    // The timers are unreferenced: the child's own handle keeps the process alive while it is waited on, and a
+    // pending 180 s readiness timer must not hold a finished CLI or test file open after its work is done.
     const timeout = options.readyTimeoutMilliseconds ?? 120_000;
     const outcome = await Promise.race([
       readyPromise.then(() => 'ready'),
       exited.then((code) => `exited with code ${code}`),
-      sleep(timeout).then(() => `not ready after ${timeout} ms`),
+      sleep(timeout, undefined, { ref: false }).then(() => `not ready after ${timeout} ms`),
     ]);
     if (outcome !== 'ready') {
       await managed.kill();
