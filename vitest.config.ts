@@ -22,16 +22,31 @@ const workflowFiles = ['test/workflows/**/*.test.ts'];
 const historyBoundFiles = ['test/e2e/history-bound.test.ts', 'test/sweep/history-bound.test.ts'];
 /** Each fault trial starts a dev server, workers and a home of its own: nothing shared with any other file. */
 const faultFiles = ['test/faults/faults.test.ts'];
+/**
+ * The e2e files of the second lane (scripts/test.mjs), run beside the `e2e` project after pytest: about half of the
+ * e2e files' time (session 8: 590 of 1,159 s), chosen by their measured times.
+ */
+const secondLaneEndToEndFiles = [
+  'test/cli/lifecycle.test.ts',
+  'test/cli/read-commands.test.ts',
+  'test/retrain/scheduled-retraining.test.ts',
+  'test/e2e/control.test.ts',
+  'test/scale/takeover.test.ts',
+  'test/cli/examples.test.ts',
+];
 
 // Temporal's native bridge and the Python worker do not mix with worker threads, so every test file runs in a
-// forked process. Five projects, in two groups (sequence.groupOrder) that run one after the other:
+// forked process. Six projects; scripts/test.mjs runs them in two lanes at the same time (lane 1: group 0, then
+// `e2e`; lane 2: pytest, then `e2e-2`). A plain `npx vitest run` runs the groups (sequence.groupOrder) in order:
 // - group 0, two files at a time: `unit` (no server), `workflows` (the workflows' decisions with fake activities,
 //   on a dev server of their own, a namespace per vitest worker; no Python), `history-bound` (long runs of the
 //   workflows with a fake trainer, on a dev server of the same kind) and `faults` (the fault-injection
 //   trials, each on a cluster of its own, two trials at a time). The faults file, the longest, holds one of the
 //   two slots while every unit and workflow file runs in the other;
-// - group 1, one file at a time: `e2e`, on real workers and one shared dev server (global setup). Its files share
-//   tuneflow's task queues in the default namespace, and two cores are better spent on one training at a time.
+// - group 1, one file at a time each: `e2e` and `e2e-2`, on real workers and one dev server per project (global
+//   setup). A project's files share tuneflow's task queues in the default namespace of its server, so one file at
+//   a time; the two projects share nothing. (A vitest group shares one pool of maxWorkers, so running the two side
+//   by side takes two vitest processes: scripts/test.mjs.)
 export default defineConfig({
   test: {
     pool: 'forks',
@@ -77,7 +92,17 @@ export default defineConfig({
         test: {
           name: 'e2e',
           include: ['test/**/*.test.ts'],
-          exclude: [...configDefaults.exclude, ...unitFiles, ...workflowFiles, ...historyBoundFiles, ...faultFiles],
+          exclude: [...configDefaults.exclude, ...unitFiles, ...workflowFiles, ...historyBoundFiles, ...faultFiles, ...secondLaneEndToEndFiles],
+          globalSetup: ['test/setup/global-setup.ts'],
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'e2e-2',
+          include: secondLaneEndToEndFiles,
           globalSetup: ['test/setup/global-setup.ts'],
           maxWorkers: 1,
           sequence: { groupOrder: 1 },

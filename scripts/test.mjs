@@ -1,25 +1,26 @@
 #!/usr/bin/env node
-// Runs every TypeScript test (vitest) and every Python test (pytest), then prints one combined line:
-// `N passed, N failed`. Exits non-zero when anything failed or a runner could not run.
+// Runs every check of the project: every TypeScript test (vitest), every Python test (pytest), the linters
+// (scripts/lint.mjs) and the benchmarks' CPU dry run (scripts/bench-dry-run.mjs); then prints one combined line,
+// `N passed, N failed` (a failed lint or dry run counts as one failure). Exits non-zero when anything failed.
 //
-// In two steps, for the two cores of the CI machine: first every vitest project but `e2e` (vitest.config.ts's group 0,
-// two files at a time), then the `e2e` project (one file at a time, a core mostly waiting on its workers) and pytest
-// at the same time. They share nothing: the e2e files' servers listen on ports the system picks, and their homes and
-// pytest's temporary directories are directories of their own. `npm test -- ARGS` runs vitest alone, once, with ARGS.
-import { spawn, spawnSync } from 'node:child_process';
+// In two lanes at the same time, for the two cores of the CI machine (most of an e2e file is waiting on its
+// Python worker, so one core per lane is not idle time lost):
+// - lane 1: vitest's group-0 projects (unit, workflows, history-bound, faults), then the `e2e` project;
+// - lane 2: pytest, then the `e2e-2` project, then the linters, then the benchmarks' dry run.
+// The two e2e projects are separate vitest processes with a dev server, S3 server and temporary root each
+// (their global setups), so their files share nothing: ports are picked by the system, homes are directories of
+// their own. Lane 2's output is prefixed with its phase's name. `npm test -- ARGS` runs vitest alone, once, with ARGS.
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { phaseSummary, timedPhase, timedPhasesTogether } from './phases.mjs';
+import { phaseSummary, timedPhase } from './phases.mjs';
 import { pythonActivitiesDirectory, readyEnvironment, repositoryRoot } from './python-environment.mjs';
 
 const reports = mkdtempSync(join(tmpdir(), 'tuneflow-test-report-'));
-// .ci/run passes its own phase log (lint and the rest); a plain `npm test` keeps one of its own.
-process.env.TUNEFLOW_PHASE_LOG ??= join(reports, 'phases.tsv');
+process.env.TUNEFLOW_PHASE_LOG = join(reports, 'phases.tsv');
 const extraArguments = process.argv.slice(2);
-/** The project that runs beside pytest: vitest.config.ts's group 1. */
-const besidePytest = 'e2e';
 
 /** Runs a command, its output passed on (each line after `prefix`, when given); resolves to { status }. */
 function spawnPassingOutput(command, args, options, prefix) {
@@ -60,30 +61,32 @@ function slowestFiles(reports, count = 8) {
     .map(({ file, seconds }) => `[vitest] ${seconds.toFixed(0).padStart(5)} s  ${file}`);
 }
 
-function runVitest(name, selection) {
+/** One vitest run as a phase; its output prefixed when it runs in lane 2. */
+async function runVitest(name, selection, prefix) {
   const outputFile = join(reports, `${name.replaceAll(' ', '-')}.json`);
-  const run = timedPhase(name, () => spawnSync('npx', vitestArguments(outputFile, selection), { cwd: repositoryRoot, stdio: 'inherit' }));
-  return vitestOutcome(outputFile, run.status);
+  const run = await timedPhase(name, () => spawnPassingOutput('npx', vitestArguments(outputFile, selection), { cwd: repositoryRoot }, prefix));
+  return { status: run.status, ...vitestOutcome(outputFile, run.status) };
 }
 
-async function runVitestBesidePytest(name) {
-  const outputFile = join(reports, `${name.replaceAll(' ', '-')}.json`);
-  const run = await spawnPassingOutput('npx', vitestArguments(outputFile, [`--project=${besidePytest}`]), { cwd: repositoryRoot });
-  return { status: run.status, ...vitestOutcome(outputFile, run.status) };
+/** An npm script run as a phase (its output prefixed); a failure counts as one failed check. */
+async function runCheck(name, script) {
+  const run = await timedPhase(name, () => spawnPassingOutput('npm', ['run', '--silent', script], { cwd: repositoryRoot }, `[${name}] `));
+  return { name, passed: run.status === 0 };
 }
 
 async function runPytest() {
   const junit = join(reports, 'pytest.xml');
   // Its own temporary directory: nothing of it is where an e2e test writes.
   const pytestArguments = ['-m', 'pytest', '-q', `--junitxml=${junit}`, `--basetemp=${join(reports, 'pytest-tmp')}`];
-  const run = await spawnPassingOutput(
-    readyEnvironment().python,
-    pytestArguments,
-    // One torch thread: the e2e files' workers train beside it on the other core, and two torch pools of two
-    // threads each on two cores spin against each other. pytest is the shorter of the two phases, so it can take
-    // the longer time one thread gives it without lengthening the run.
-    { cwd: pythonActivitiesDirectory, env: { ...process.env, PYTHONPATH: pythonActivitiesDirectory, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } },
-    '[pytest] ',
+  const run = await timedPhase('pytest', () =>
+    spawnPassingOutput(
+      readyEnvironment().python,
+      pytestArguments,
+      // One torch thread: lane 1's tests train on the other core, and two torch pools of two threads each on two
+      // cores spin against each other.
+      { cwd: pythonActivitiesDirectory, env: { ...process.env, PYTHONPATH: pythonActivitiesDirectory, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } },
+      '[pytest] ',
+    ),
   );
   try {
     const suite = readFileSync(junit, 'utf8').match(/<testsuite [^>]*>/)?.[0] ?? '';
@@ -98,23 +101,31 @@ async function runPytest() {
 
 const vitestRuns = [];
 let python = { passed: 0, failed: 0 };
+let checks = [];
 if (extraArguments.length) {
-  vitestRuns.push(runVitest('vitest', extraArguments));
+  vitestRuns.push(await runVitest('vitest', extraArguments));
 } else {
-  vitestRuns.push(runVitest('vitest', [`--project=!${besidePytest}`]));
-  const [e2e, pytest] = await timedPhasesTogether([
-    { name: `vitest ${besidePytest}`, run: () => runVitestBesidePytest(`vitest ${besidePytest}`) },
-    { name: 'pytest', run: runPytest },
-  ]);
-  vitestRuns.push(e2e);
-  python = pytest;
+  const laneOne = async () => [await runVitest('vitest', ['--project=!e2e*']), await runVitest('vitest e2e', ['--project=e2e'])];
+  const laneTwo = async () => {
+    const pytest = await runPytest();
+    const e2e = await runVitest('vitest e2e-2', ['--project=e2e-2'], '[e2e-2] ');
+    const lint = await runCheck('lint', 'lint');
+    const benchDryRun = await runCheck('bench-dry-run', 'bench:dry-run');
+    return { pytest, e2e, checks: [lint, benchDryRun] };
+  };
+  const [laneOneRuns, laneTwoRuns] = await Promise.all([laneOne(), laneTwo()]);
+  vitestRuns.push(...laneOneRuns, laneTwoRuns.e2e);
+  python = laneTwoRuns.pytest;
+  checks = laneTwoRuns.checks;
 }
 console.log(['', 'slowest test files:', ...slowestFiles(vitestRuns.map((run) => run.report))].join('\n'));
 const typescript = { passed: vitestRuns.reduce((sum, run) => sum + run.passed, 0), failed: vitestRuns.reduce((sum, run) => sum + run.failed, 0) };
+const failedChecks = checks.filter((check) => !check.passed);
 const passed = typescript.passed + python.passed;
-const failed = typescript.failed + python.failed;
+const failed = typescript.failed + python.failed + failedChecks.length;
 const phases = phaseSummary();
 if (phases.length) console.log(['', ...phases].join('\n'));
 console.log(`\nTypeScript: ${typescript.passed} passed, ${typescript.failed} failed; Python: ${python.passed} passed, ${python.failed} failed`);
+if (checks.length) console.log(`Checks: ${checks.map((check) => `${check.name} ${check.passed ? 'ok' : 'FAILED'}`).join(', ')}`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exitCode = failed > 0 ? 1 : 0;
