@@ -11,7 +11,7 @@ const unitFiles = [
   'test/spec.test.ts',
   'test/sweep/grid-halving-pareto.test.ts',
   'test/quality/gates.test.ts',
-  'test/runtime/run-layout.test.ts',
+  'test/runtime/{run-layout,workflow-bundle}.test.ts',
   'test/architecture/import-cycles.test.ts',
 ];
 const workflowFiles = ['test/workflows/**/*.test.ts'];

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as activities from '../activities/index.ts';
 import { TaskQueue } from './contract/index.ts';
 import { startGpuWorker } from './runtime/gpu-worker.ts';
+import { tuneflowWorkflowBundle } from './runtime/workflow-bundle.ts';
 import { workflowsPath } from './workflows-path.ts';
 
 export { startDevServer } from './runtime/dev-server.ts';
@@ -21,18 +22,18 @@ export { workflowsPath };
 export interface OrchestrationWorkerOptions {
   connection: NativeConnection;
   namespace?: string;
-  /** A prebuilt bundle (tests build one per run); otherwise the workflows are bundled at start. */
+  /** A prebuilt bundle; otherwise tuneflow's cached bundle of this code (built once: runtime/workflow-bundle.ts). */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
 /** The TypeScript worker: workflows and the bookkeeping activities, on task queue `tuneflow`. */
-export function createOrchestrationWorker(options: OrchestrationWorkerOptions): Promise<Worker> {
+export async function createOrchestrationWorker(options: OrchestrationWorkerOptions): Promise<Worker> {
   return Worker.create({
     connection: options.connection,
     namespace: options.namespace ?? 'default',
     taskQueue: TaskQueue.Orchestration,
     activities,
-    ...(options.workflowBundle ? { workflowBundle: options.workflowBundle } : { workflowsPath }),
+    workflowBundle: options.workflowBundle ?? (await tuneflowWorkflowBundle()),
   });
 }
 

@@ -12,10 +12,9 @@
  */
 import { Client, Connection, WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
-import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readdirSync, readFileSync, watch } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -28,7 +27,7 @@ import { homeLayout, type HomeLayout } from '../../src/runtime/home.ts';
 import { type ManagedProcess, startProcess } from '../../src/runtime/processes.ts';
 import { loadSpec } from '../../src/spec/load.ts';
 import { type RunSpec, trainSpecSchema } from '../../src/spec/schema.ts';
-import { workflowsPath } from '../../src/workflows-path.ts';
+import { tuneflowWorkflowBundle } from '../../src/runtime/workflow-bundle.ts';
 import { freePort } from '../../test/setup/global-setup.ts';
 import { type FineTuneResult, trainingWorkflowId } from '../../workflows/index.ts';
 import { poisonedFaultSpec, poisonedRunProblem, poisonedWorkerEnvironment, writePoisonedDataset } from './poisoned.ts';
@@ -112,16 +111,14 @@ export interface Suite {
 }
 
 /**
- * Bundles the workflows once (seconds each time otherwise) and makes the directory every trial lives under. `maxSteps`
- * shortens the run (the CI test trains 24 steps: every fault lands by step 13, and 11 steps after it still show an
- * exact resume); the benchmark's figures are for faultRunShape.maxSteps.
+ * Finds the workflow bundle (the cached one: src/runtime/workflow-bundle.ts) and makes the directory every trial
+ * lives under. `maxSteps` shortens the run (the CI test trains 24 steps: every fault lands by step 13, and 11 steps
+ * after it still show an exact resume); the benchmark's figures are for faultRunShape.maxSteps.
  */
 export async function prepareSuite(options: { root?: string; heartbeatTimeoutSeconds?: number; maxSteps?: number } = {}): Promise<Suite> {
   const suiteRoot = options.root ?? (await mkdtemp(join(tmpdir(), 'tuneflow-faults-')));
   await mkdir(suiteRoot, { recursive: true });
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
-  const workflowBundlePath = join(suiteRoot, 'workflow-bundle.js');
-  await writeFile(workflowBundlePath, code);
+  const { codePath: workflowBundlePath } = await tuneflowWorkflowBundle();
   const sft = faultSpec(options.heartbeatTimeoutSeconds, options.maxSteps);
   return {
     root: suiteRoot,

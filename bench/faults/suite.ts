@@ -2,7 +2,6 @@
  * A fault-injection suite: one uninterrupted reference run, then `trials` runs of every scenario, each compared
  * with the reference's artifacts; and the per-scenario summary. Used by bench/faults/run.ts and test/faults.
  */
-import { rm } from 'node:fs/promises';
 import { type ArtifactHashes, type FaultRun, type FaultScenario, prepareSuite, runTrial, trainingRestarted, type TrialRecord } from './harness.ts';
 import { median } from '../statistics.ts';
 
@@ -41,42 +40,37 @@ export interface SuiteResult {
 
 export async function runSuite(options: SuiteOptions): Promise<SuiteResult> {
   const suite = await prepareSuite({ root: options.root, heartbeatTimeoutSeconds: options.heartbeatTimeoutSeconds });
-  try {
-    // One uninterrupted reference per run the scenarios fault: each faulted run must end byte-identical to its own.
-    const runs = [...new Set<FaultRun>(options.scenarios.length === 0 ? ['sft'] : options.scenarios.map((scenario) => scenario.run ?? 'sft'))];
-    const references: Partial<Record<FaultRun, TrialRecord>> = {};
-    const hashes: Partial<Record<FaultRun, ArtifactHashes>> = {};
-    for (const run of runs) {
-      const reference = await runTrial({
-        suite,
-        scenario: null,
-        run,
-        trial: 0,
-        reference: null,
-        timeoutSeconds: options.timeoutSeconds,
-        keep: options.keepSucceeded,
-      });
-      options.onRecord?.(reference);
-      if (!reference.success || !reference.hashes)
-        throw new Error(`the uninterrupted ${run} reference run failed: ${reference.failure}; logs in ${reference.logs}`);
-      references[run] = reference;
-      hashes[run] = reference.hashes;
-    }
-    const records: TrialRecord[] = [];
-    // Trial-major order: every scenario's first trial before any second, so a partial suite covers every scenario.
-    for (let trial = 1; trial <= options.trials; trial += 1) {
-      for (const scenario of options.scenarios) {
-        const reference = hashes[scenario.run ?? 'sft']!;
-        const record = await runTrial({ suite, scenario, trial, reference, timeoutSeconds: options.timeoutSeconds, keep: options.keepSucceeded });
-        records.push(record);
-        options.onRecord?.(record);
-      }
-    }
-    return { reference: (references.sft ?? references.dpo ?? references.poisoned)!, references, records, summary: summarise(options.scenarios, records) };
-  } finally {
-    // Failed trials keep their homes for a post-mortem; the bundle and empty directories go.
-    if (!options.root) await rm(suite.workflowBundlePath, { force: true });
+  // One uninterrupted reference per run the scenarios fault: each faulted run must end byte-identical to its own.
+  const runs = [...new Set<FaultRun>(options.scenarios.length === 0 ? ['sft'] : options.scenarios.map((scenario) => scenario.run ?? 'sft'))];
+  const references: Partial<Record<FaultRun, TrialRecord>> = {};
+  const hashes: Partial<Record<FaultRun, ArtifactHashes>> = {};
+  for (const run of runs) {
+    const reference = await runTrial({
+      suite,
+      scenario: null,
+      run,
+      trial: 0,
+      reference: null,
+      timeoutSeconds: options.timeoutSeconds,
+      keep: options.keepSucceeded,
+    });
+    options.onRecord?.(reference);
+    if (!reference.success || !reference.hashes)
+      throw new Error(`the uninterrupted ${run} reference run failed: ${reference.failure}; logs in ${reference.logs}`);
+    references[run] = reference;
+    hashes[run] = reference.hashes;
   }
+  const records: TrialRecord[] = [];
+  // Trial-major order: every scenario's first trial before any second, so a partial suite covers every scenario.
+  for (let trial = 1; trial <= options.trials; trial += 1) {
+    for (const scenario of options.scenarios) {
+      const reference = hashes[scenario.run ?? 'sft']!;
+      const record = await runTrial({ suite, scenario, trial, reference, timeoutSeconds: options.timeoutSeconds, keep: options.keepSucceeded });
+      records.push(record);
+      options.onRecord?.(record);
+    }
+  }
+  return { reference: (references.sft ?? references.dpo ?? references.poisoned)!, references, records, summary: summarise(options.scenarios, records) };
 }
 
 const spread = (values: (number | null)[]) => {

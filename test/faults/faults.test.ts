@@ -8,8 +8,7 @@
  * and much of a trial is waiting (Python's imports at every worker start, a server restart, a pause), so a second
  * trial fills the time one leaves idle on a 2-core machine.
  */
-import { rm } from 'node:fs/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type FaultRun, prepareSuite, runTrial, type Suite, type TrialRecord } from '../../bench/faults/harness.ts';
 import { scenarios } from '../../bench/faults/scenarios.ts';
 
@@ -28,7 +27,6 @@ const timeoutFor = (run: FaultRun) => (run === 'dpo' ? 2 * trialTimeoutSeconds :
 
 describe('fault injection: every interrupted run ends byte-identical to an uninterrupted one', () => {
   let suite: Suite;
-  let reference: TrialRecord;
   /**
    * Each faulted run's uninterrupted reference, run the first time a scenario needs it (the SFT one before all);
    * trials running side by side that need the same one wait for the same run.
@@ -48,15 +46,10 @@ describe('fault injection: every interrupted run ends byte-identical to an unint
   beforeAll(
     async () => {
       suite = await prepareSuite({ maxSteps: 24 });
-      reference = await referenceOf('sft');
+      await referenceOf('sft');
     },
     (trialTimeoutSeconds + 60) * 1000,
   );
-
-  afterAll(async () => {
-    // Failed trials keep their homes (database, artifacts, logs) for a post-mortem; a clean run leaves nothing.
-    if (suite && reference?.success) await rm(suite.workflowBundlePath, { force: true });
-  });
 
   it.concurrent.each(ciScenarios.map((scenario) => [scenario.name, scenario] as const))(
     '%s',

@@ -1,16 +1,15 @@
 /**
- * One Temporal dev server for the whole test run, and one workflow bundle: every test file connects to the same
- * server and builds workers from the same bundle. The server keeps its state in memory: no test restarts it (the
+ * One Temporal dev server for the whole test run, and one workflow bundle (the cached one): every test file connects
+ * to the same server and builds workers from the same bundle. The server keeps its state in memory: no test restarts it (the
  * server-restart scenarios start their own), and a SQLite file cost the workflow tests a third of their CPU time.
  */
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startDevServer } from '../../src/runtime/dev-server.ts';
-import { workflowsPath } from '../../src/workflows-path.ts';
+import { tuneflowWorkflowBundle } from '../../src/runtime/workflow-bundle.ts';
 import { buildSeaweedfs } from '../../scripts/seaweedfs.mjs';
 import { type S3Credentials, startS3Server } from '../support/s3-server.ts';
 
@@ -47,9 +46,7 @@ export default async function setup(project: TestProject) {
   // The S3 server of the scale-out tests: built once into the cache (minutes, first time only), started here.
   buildSeaweedfs();
   const s3 = await startS3Server(root);
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: undefined });
-  const workflowBundlePath = join(root, 'workflow-bundle.js');
-  await writeFile(workflowBundlePath, code);
+  const { codePath: workflowBundlePath } = await tuneflowWorkflowBundle();
   project.provide('temporalAddress', server.address);
   project.provide('temporalUiUrl', server.uiUrl);
   project.provide('workflowBundlePath', workflowBundlePath);

@@ -4,13 +4,12 @@
  * by side never take each other's tasks from tuneflow's fixed task queues. The server keeps its state in memory: a
  * SQLite file cost these tests a third of their CPU time (25.6 s against 17.8 s for fine-tune.test.ts).
  */
-import { bundleWorkflowCode } from '@temporalio/worker';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { startDevServer } from '../../src/runtime/dev-server.ts';
-import { workflowsPath } from '../../src/workflows-path.ts';
+import { tuneflowWorkflowBundle } from '../../src/runtime/workflow-bundle.ts';
 import { freePort } from '../setup/global-setup.ts';
 import { workflowTestNamespaces } from './support/namespace.ts';
 
@@ -24,17 +23,15 @@ declare module 'vitest' {
 
 export default async function setup(project: TestProject) {
   const root = await mkdtemp(join(tmpdir(), 'tuneflow-workflow-tests-'));
-  const [server, { code }] = await Promise.all([
+  const [server, { codePath: workflowBundlePath }] = await Promise.all([
     startDevServer({
       logFile: join(root, 'temporal.log'),
       port: await freePort(),
       uiPort: await freePort(),
       namespaces: workflowTestNamespaces(Math.max(8, availableParallelism())),
     }),
-    bundleWorkflowCode({ workflowsPath, logger: undefined }),
+    tuneflowWorkflowBundle(),
   ]);
-  const workflowBundlePath = join(root, 'workflow-bundle.js');
-  await writeFile(workflowBundlePath, code);
   project.provide('workflowTestAddress', server.address);
   project.provide('workflowTestBundlePath', workflowBundlePath);
   project.provide('workflowTestRoot', root);
