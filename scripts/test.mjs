@@ -20,6 +20,14 @@ import { pythonActivitiesDirectory, readyEnvironment, repositoryRoot } from './p
 
 const reports = mkdtempSync(join(tmpdir(), 'tuneflow-test-report-'));
 process.env.TUNEFLOW_PHASE_LOG = join(reports, 'phases.tsv');
+// glibc hands every buffer above the mmap threshold back to the kernel when freed and faults it in again when the
+// next one is allocated: a training step of the tiny test model does that with tens of megabytes of logits, every
+// step. With both thresholds at 1 GiB, one pytest training test took 1.0 s of kernel time instead of 3.2 s (8.2 s of
+// user time either way; docs/development.md). The suite's processes (the Python workers, which take a value set here
+// over their own: runtime/gpu-worker.ts, and pytest) run with them; nothing in the suite measures a process's RSS.
+const oneGibibyte = String(1024 ** 3);
+process.env.MALLOC_MMAP_THRESHOLD_ = oneGibibyte;
+process.env.MALLOC_TRIM_THRESHOLD_ = oneGibibyte;
 const extraArguments = process.argv.slice(2);
 
 /** Runs a command, its output passed on (each line after `prefix`, when given); resolves to { status }. */
