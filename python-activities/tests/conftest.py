@@ -2,11 +2,13 @@ import copy
 import ctypes
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 import tuneflow_activities.offline  # noqa: F401  (before any Hugging Face import)
+from tuneflow_activities.artifacts import uri_to_path
 from tuneflow_activities.data import tokenize_dataset
 from tuneflow_activities.models import (
     TINY_RANDOM_LLAMA,
@@ -14,6 +16,7 @@ from tuneflow_activities.models import (
     resolve_model_directory,
     tokenizer_identity,
 )
+from tuneflow_activities.training import train
 
 
 def _keep_freed_memory_in_the_heap() -> None:
@@ -194,17 +197,38 @@ def setup() -> dict:
     return dict(CPU_SETUP)
 
 
+def request_for(spec: dict, setup: dict, tokens: dict, model_uri: str, run_directory: Path, **overrides) -> dict:
+    """A train request as the workflow sends it: the spec, the setup decided for it, the token ids and the run's URI."""
+    return {
+        "spec": spec,
+        "setup": with_spec_batch(setup, spec),
+        "model_uri": model_uri,
+        "train_tokens_uri": tokens["train_tokens_uri"],
+        "val_tokens_uri": tokens["val_tokens_uri"],
+        "run_uri": run_directory.as_uri(),
+        **overrides,
+    }
+
+
 @pytest.fixture
 def train_request(spec, setup, tokens, tiny_model_uri, tmp_path):
     def build(run_name: str = "run", **overrides) -> dict:
-        return {
-            "spec": spec,
-            "setup": with_spec_batch(setup, spec),
-            "model_uri": tiny_model_uri,
-            "train_tokens_uri": tokens["train_tokens_uri"],
-            "val_tokens_uri": tokens["val_tokens_uri"],
-            "run_uri": (tmp_path / run_name).as_uri(),
-            **overrides,
-        }
+        return request_for(spec, setup, tokens, tiny_model_uri, tmp_path / run_name, **overrides)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def straight_run(tokens, tiny_model_uri, tmp_path_factory) -> tuple[dict, dict]:
+    """One uninterrupted run of TINY_SPEC (12 steps, checkpoints at 4, 8 and 12), its request and its result, trained
+    once for the tests that need that run: an interrupted run must end with its adapter, a corrupt or incompatible
+    checkpoint is made in a copy of it (copied_run), test_outputs_load loads its adapter. No test writes into it."""
+    request = request_for(copy.deepcopy(TINY_SPEC), dict(CPU_SETUP), tokens, tiny_model_uri, tmp_path_factory.mktemp("straight") / "run")
+    return request, train(request)
+
+
+def copied_run(request: dict, directory: Path) -> dict:
+    """The request with its run directory (checkpoints, log, adapter) copied to `directory`: a test that changes a
+    run's checkpoints, or resumes it, does so in a copy and leaves the shared run as it was."""
+    shutil.copytree(uri_to_path(request["run_uri"]), directory)
+    return copy.deepcopy(request) | {"run_uri": directory.as_uri()}
