@@ -157,7 +157,8 @@ def preference_prepared(tmp_path_factory) -> dict:
     pairs = [preference_row(number, row, rows[(number + 7) % len(rows)]) for number, row in enumerate(rows, 1)]
     # Few pairs, seen over several epochs: the tiny random model learns them, it cannot generalise in a dozen steps.
     (directory / "train.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[:8]))
-    (directory / "val.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[96:112]))
+    # 8 held-out pairs: every dpo validation scores each pair under the policy and the reference, and no test needs more.
+    (directory / "val.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[96:104]))
     return {"train_uri": (directory / "train.jsonl").as_uri(), "val_uri": (directory / "val.jsonl").as_uri()}
 
 
