@@ -101,8 +101,14 @@ def local_judge():
     return LocalJudge(SMOLLM2_135M_INSTRUCT, "cpu")
 
 
-def test_a_local_judge_model_scores_both_orders_so_the_two_sides_sum_to_one(local_judge):
-    ours = judge_scores(local_judge, "Which answer is correct?", PROMPTS, GOOD, BAD)
+@pytest.fixture(scope="module")
+def good_against_bad(local_judge) -> dict:
+    """The local judge's scores of GOOD against BAD: computed once, read by both tests that need them."""
+    return judge_scores(local_judge, "Which answer is correct?", PROMPTS, GOOD, BAD)
+
+
+def test_a_local_judge_model_scores_both_orders_so_the_two_sides_sum_to_one(local_judge, good_against_bad):
+    ours = good_against_bad
     theirs = judge_scores(local_judge, "Which answer is correct?", PROMPTS, BAD, GOOD)
     assert ours["win_rate"] + theirs["win_rate"] == pytest.approx(1.0)
     assert 0 <= ours["win_rate_lower"] <= ours["win_rate"] <= ours["win_rate_upper"] <= 1
@@ -123,7 +129,7 @@ def test_the_local_judge_projects_only_the_last_position_and_reads_the_full_forw
     assert local_judge.prefers(text) == ("A" if first > second else "B")
 
 
-def test_an_openai_compatible_endpoint_judges_like_the_model_behind_it(local_judge):
+def test_an_openai_compatible_endpoint_judges_like_the_model_behind_it(local_judge, good_against_bad):
     """A chat completions server on 127.0.0.1 answering with the real local model's choice: the endpoint judge must
     send the judge prompt through and read the letter back, giving the same scores as the model judged locally."""
 
@@ -154,7 +160,7 @@ def test_an_openai_compatible_endpoint_judges_like_the_model_behind_it(local_jud
         remote = judge_scores(endpoint, "Which answer is correct?", PROMPTS, GOOD, BAD)
     finally:
         server.shutdown()
-    assert remote == judge_scores(local_judge, "Which answer is correct?", PROMPTS, GOOD, BAD)
+    assert remote == good_against_bad
     assert seen[0] == ("/v1/chat/completions", "smollm2", "Bearer secret")
     assert len(seen) == 2 * len(PROMPTS)
 
