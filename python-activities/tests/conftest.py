@@ -1,10 +1,14 @@
 import copy
+import ctypes
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
 
 import tuneflow_activities.offline  # noqa: F401  (before any Hugging Face import)
+from tuneflow_activities.artifacts import uri_to_path
 from tuneflow_activities.data import tokenize_dataset
 from tuneflow_activities.models import (
     TINY_RANDOM_LLAMA,
@@ -12,6 +16,32 @@ from tuneflow_activities.models import (
     resolve_model_directory,
     tokenizer_identity,
 )
+from tuneflow_activities.training import train
+
+
+def _keep_freed_memory_in_the_heap() -> None:
+    """The test process only: glibc keeps freed buffers in the heap instead of handing them back to the kernel.
+
+    By default glibc serves a large allocation (a step's ~80 MB logits) with its own mmap and unmaps it when freed;
+    the next step maps it again and faults in every page anew. Over the suite that was 160 of its 446 s of CPU, spent
+    in the kernel (78 million page faults). With both thresholds at 1 GiB the buffers stay in the heap and are reused. The
+    product's worker keeps MALLOC_MMAP_THRESHOLD_=65536 (src/runtime/gpu-worker.ts): there the planner predicts the
+    memory in use, so freed memory must go back; no test here measures the resident memory. The processes the tests
+    start (distributed ranks, the launchers of test_distributed and test_training) get the same through the variables
+    below, which they inherit; where the environment already sets one, the children keep that value."""
+    threshold = 1 << 30
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # not glibc: nothing to tune
+    libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, threshold)  # M_TRIM_THRESHOLD
+    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(threshold))
+    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(threshold))
+
+
+_keep_freed_memory_in_the_heap()
+
 
 QUICKSTART_DATA = Path(__file__).resolve().parents[2] / "examples" / "quickstart" / "data.jsonl"
 
@@ -127,7 +157,8 @@ def preference_prepared(tmp_path_factory) -> dict:
     pairs = [preference_row(number, row, rows[(number + 7) % len(rows)]) for number, row in enumerate(rows, 1)]
     # Few pairs, seen over several epochs: the tiny random model learns them, it cannot generalise in a dozen steps.
     (directory / "train.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[:8]))
-    (directory / "val.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[96:112]))
+    # 8 held-out pairs: every dpo validation scores each pair under the policy and the reference, and no test needs more.
+    (directory / "val.jsonl").write_text("".join(json.dumps(pair) + "\n" for pair in pairs[96:104]))
     return {"train_uri": (directory / "train.jsonl").as_uri(), "val_uri": (directory / "val.jsonl").as_uri()}
 
 
@@ -167,17 +198,38 @@ def setup() -> dict:
     return dict(CPU_SETUP)
 
 
+def request_for(spec: dict, setup: dict, tokens: dict, model_uri: str, run_directory: Path, **overrides) -> dict:
+    """A train request as the workflow sends it: the spec, the setup decided for it, the token ids and the run's URI."""
+    return {
+        "spec": spec,
+        "setup": with_spec_batch(setup, spec),
+        "model_uri": model_uri,
+        "train_tokens_uri": tokens["train_tokens_uri"],
+        "val_tokens_uri": tokens["val_tokens_uri"],
+        "run_uri": run_directory.as_uri(),
+        **overrides,
+    }
+
+
 @pytest.fixture
 def train_request(spec, setup, tokens, tiny_model_uri, tmp_path):
     def build(run_name: str = "run", **overrides) -> dict:
-        return {
-            "spec": spec,
-            "setup": with_spec_batch(setup, spec),
-            "model_uri": tiny_model_uri,
-            "train_tokens_uri": tokens["train_tokens_uri"],
-            "val_tokens_uri": tokens["val_tokens_uri"],
-            "run_uri": (tmp_path / run_name).as_uri(),
-            **overrides,
-        }
+        return request_for(spec, setup, tokens, tiny_model_uri, tmp_path / run_name, **overrides)
 
     return build
+
+
+@pytest.fixture(scope="session")
+def straight_run(tokens, tiny_model_uri, tmp_path_factory) -> tuple[dict, dict]:
+    """One uninterrupted run of TINY_SPEC (12 steps, checkpoints at 4, 8 and 12), its request and its result, trained
+    once for the tests that need that run: an interrupted run must end with its adapter, a corrupt or incompatible
+    checkpoint is made in a copy of it (copied_run), test_outputs_load loads its adapter. No test writes into it."""
+    request = request_for(copy.deepcopy(TINY_SPEC), dict(CPU_SETUP), tokens, tiny_model_uri, tmp_path_factory.mktemp("straight") / "run")
+    return request, train(request)
+
+
+def copied_run(request: dict, directory: Path) -> dict:
+    """The request with its run directory (checkpoints, log, adapter) copied to `directory`: a test that changes a
+    run's checkpoints, or resumes it, does so in a copy and leaves the shared run as it was."""
+    shutil.copytree(uri_to_path(request["run_uri"]), directory)
+    return copy.deepcopy(request) | {"run_uri": directory.as_uri()}

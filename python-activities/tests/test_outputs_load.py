@@ -8,14 +8,14 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from tuneflow_activities.artifacts import uri_to_path
 from tuneflow_activities.evaluation import evaluate
 from tuneflow_activities.merging import merge
-from tuneflow_activities.training import train
 
 
-def test_adapter_and_merged_model_load_and_generate(train_request, tiny_model_uri):
-    request = train_request()
-    trained = train(request)
+def test_adapter_and_merged_model_load_and_generate(straight_run, tiny_model_uri, tmp_path):
+    # The 12-step run of TINY_SPEC (conftest's straight_run); the merge writes into a run directory of its own.
+    request, trained = straight_run
     # Each stage's request as the workflow sends it: the fields of its contract, no more.
-    merged = merge({key: request[key] for key in ("spec", "setup", "model_uri", "run_uri")} | {"adapter_uri": trained["adapter_uri"]})
+    merge_run = {"run_uri": (tmp_path / "run").as_uri(), "adapter_uri": trained["adapter_uri"]}
+    merged = merge({key: request[key] for key in ("spec", "setup", "model_uri")} | merge_run)
 
     base_directory = uri_to_path(tiny_model_uri)
     tokenizer = AutoTokenizer.from_pretrained(base_directory)

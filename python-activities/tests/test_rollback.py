@@ -2,11 +2,13 @@
 model on CPU, skipping the step's rows, lowering the learning rate, resuming exactly after a crash, failing with a
 typed error once the rollbacks run out, under two processes (DDP, FSDP) as under one, and for DPO."""
 
+import copy
 import hashlib
 import json
 import math
 
 import pytest
+from conftest import CPU_SETUP, TINY_SPEC, request_for
 from temporalio.exceptions import ApplicationError
 
 from tuneflow_activities import fault_injection
@@ -267,22 +269,33 @@ def adapter_tensors(result: dict) -> dict:
     return load_file(uri_to_path(result["adapter_uri"]) / "adapter_model.safetensors")
 
 
+@pytest.fixture(scope="module")
+def one_process_with_two_nans(tokens, tiny_model_uri, tmp_path_factory) -> dict:
+    """8 steps in one process, 4 rows × 2 accumulation, NaN losses at steps 3 and 6: the run both parallelisms are
+    compared with."""
+    spec = copy.deepcopy(TINY_SPEC)
+    spec["train"] |= {"max_steps": 8, "gradient_accumulation_steps": 2}
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv(NAN_LOSS_AT_STEPS, "3,6")
+        return train(request_for(spec, dict(CPU_SETUP), tokens, tiny_model_uri, tmp_path_factory.mktemp("rollback-single") / "run"))
+
+
 @pytest.mark.parametrize("parallelism", ["ddp", "fsdp"])
-def test_two_processes_roll_back_together_and_train_what_one_process_trains(train_request, spec, setup, monkeypatch, parallelism):
+def test_two_processes_roll_back_together_and_train_what_one_process_trains(train_request, spec, setup, monkeypatch, parallelism, one_process_with_two_nans):
     """A NaN before the first checkpoint (back to each rank's start, held in memory) and one after it (back to the
     checkpoint on disk): every rank rolls back at the same step and skips the same rows, as one process does."""
     import torch
 
     monkeypatch.setenv(NAN_LOSS_AT_STEPS, "3,6")
-    spec["train"] |= {"max_steps": 8, "gradient_accumulation_steps": 2}
-    single = train(train_request("single"))
-    spec["train"]["gradient_accumulation_steps"] = 1
+    single = one_process_with_two_nans
+    spec["train"] |= {"max_steps": 8, "gradient_accumulation_steps": 1}
     setup.update(processes=2, parallelism=parallelism)
     distributed = train(train_request(f"two-{parallelism}"))
 
     rollbacks = [(entry["step"], entry["restored_step"], entry["rows"]) for entry in single["rollbacks"]]
     assert [(step, restored) for step, restored, _ in rollbacks] == [(3, 0), (6, 4)]
     assert [(entry["step"], entry["restored_step"], entry["rows"]) for entry in distributed["rollbacks"]] == rollbacks
+    assert single["final_step"] == 8
     assert distributed["final_step"] == 8 and distributed["rows_skipped"] == single["rows_skipped"] == 16
     assert distributed["train_loss"] == pytest.approx(single["train_loss"], rel=1e-5)
     single_adapter, distributed_adapter = adapter_tensors(single), adapter_tensors(distributed)

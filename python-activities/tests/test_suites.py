@@ -7,6 +7,7 @@ import pytest
 from tuneflow_activities.data import tokenize_split
 from tuneflow_activities.models import SMOLLM2_135M_INSTRUCT, TINY_RANDOM_LLAMA, resolve_model_directory
 from tuneflow_activities.suites import (
+    JUDGE_PROMPT,
     EndpointJudge,
     LocalJudge,
     contains_scores,
@@ -100,14 +101,35 @@ def local_judge():
     return LocalJudge(SMOLLM2_135M_INSTRUCT, "cpu")
 
 
-def test_a_local_judge_model_scores_both_orders_so_the_two_sides_sum_to_one(local_judge):
-    ours = judge_scores(local_judge, "Which answer is correct?", PROMPTS, GOOD, BAD)
+@pytest.fixture(scope="module")
+def good_against_bad(local_judge) -> dict:
+    """The local judge's scores of GOOD against BAD: computed once, read by both tests that need them."""
+    return judge_scores(local_judge, "Which answer is correct?", PROMPTS, GOOD, BAD)
+
+
+def test_a_local_judge_model_scores_both_orders_so_the_two_sides_sum_to_one(local_judge, good_against_bad):
+    ours = good_against_bad
     theirs = judge_scores(local_judge, "Which answer is correct?", PROMPTS, BAD, GOOD)
     assert ours["win_rate"] + theirs["win_rate"] == pytest.approx(1.0)
     assert 0 <= ours["win_rate_lower"] <= ours["win_rate"] <= ours["win_rate_upper"] <= 1
 
 
-def test_an_openai_compatible_endpoint_judges_like_the_model_behind_it(local_judge):
+def test_the_local_judge_projects_only_the_last_position_and_reads_the_full_forwards_verdict(local_judge):
+    import torch
+
+    text = JUDGE_PROMPT.format(criteria="Which answer is correct?", prompt=PROMPTS[0], first=GOOD[0], second=BAD[0])
+    encoded = local_judge.tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        full = local_judge.model(**encoded).logits
+        last = local_judge.model(**encoded, **local_judge.last_logits_only).logits
+    assert full.shape[1] == encoded["input_ids"].shape[1] and last.shape[1] == 1
+    # The same row up to float rounding (one row projected onto the vocabulary instead of all), so the same verdict.
+    assert torch.allclose(last[0, -1], full[0, -1], rtol=0, atol=1e-4)
+    first, second = (float(full[0, -1, token]) for token in local_judge.choices)
+    assert local_judge.prefers(text) == ("A" if first > second else "B")
+
+
+def test_an_openai_compatible_endpoint_judges_like_the_model_behind_it(local_judge, good_against_bad):
     """A chat completions server on 127.0.0.1 answering with the real local model's choice: the endpoint judge must
     send the judge prompt through and read the letter back, giving the same scores as the model judged locally."""
 
@@ -138,7 +160,7 @@ def test_an_openai_compatible_endpoint_judges_like_the_model_behind_it(local_jud
         remote = judge_scores(endpoint, "Which answer is correct?", PROMPTS, GOOD, BAD)
     finally:
         server.shutdown()
-    assert remote == judge_scores(local_judge, "Which answer is correct?", PROMPTS, GOOD, BAD)
+    assert remote == good_against_bad
     assert seen[0] == ("/v1/chat/completions", "smollm2", "Bearer secret")
     assert len(seen) == 2 * len(PROMPTS)
 

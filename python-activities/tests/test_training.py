@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import copied_run
 from temporalio.exceptions import ApplicationError
 
 from tuneflow_activities.artifacts import uri_to_path
@@ -29,36 +30,43 @@ def stop_after(steps: int):
     return should_stop
 
 
-def test_interrupted_run_ends_with_the_same_adapter_bit_for_bit(train_request):
-    uninterrupted = train(train_request("straight"))
+def train_log(request: dict) -> list[dict]:
+    return [json.loads(line) for line in (uri_to_path(request["run_uri"]) / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_interrupted_run_ends_with_the_same_adapter_bit_for_bit_and_logs_each_step_once_per_attempt(train_request, straight_run):
+    _, uninterrupted = straight_run
     assert uninterrupted["steps_trained"] == 12
 
     request = train_request("interrupted")
     with pytest.raises(StopRequested) as stopped:
-        train(request, should_stop=stop_after(5))
+        train({**request, "attempt": 1}, should_stop=stop_after(5))
     # Stopping checkpoints where it stands, even between the every-4-steps checkpoints.
     assert stopped.value.step == 5
     with pytest.raises(StopRequested):
-        train(request, should_stop=stop_after(4))
-    resumed = train(request)
+        train({**request, "attempt": 2}, should_stop=stop_after(4))
+    resumed = train({**request, "attempt": 3})
 
     assert resumed["resumed_from_step"] == 9
     assert resumed["steps_trained"] == 3
     assert adapter_digest(resumed) == adapter_digest(uninterrupted)
     assert resumed["train_loss"] == uninterrupted["train_loss"]
+    # Each step logged once, by the attempt that trained it.
+    expected = [(1, step) for step in range(1, 6)] + [(2, step) for step in range(6, 10)] + [(3, step) for step in range(10, 13)]
+    assert [(record["attempt"], record["step"]) for record in train_log(request)] == expected
 
 
-def test_a_corrupt_newest_checkpoint_is_skipped_and_counted(train_request):
-    request = train_request()
-    with pytest.raises(StopRequested):
-        train(request, should_stop=stop_after(8))
+def test_a_corrupt_newest_checkpoint_is_skipped_and_counted(straight_run, tmp_path):
+    request = copied_run(straight_run[0], tmp_path / "run")
     checkpoints = uri_to_path(request["run_uri"]) / "checkpoints"
-    newest = checkpoints / "step-00000008" / "adapter" / "adapter_model.safetensors"
+    newest = checkpoints / "step-00000012" / "adapter" / "adapter_model.safetensors"
     newest.write_bytes(b"\0" * newest.stat().st_size)
 
     result = train(request)
     assert result["corrupt_checkpoints_skipped"] == 1
-    assert result["resumed_from_step"] == 4
+    assert result["resumed_from_step"] == 8
+    # Steps 9 to 12 trained again from step 8's checkpoint: the run's adapter, bit for bit.
+    assert adapter_digest(result) == adapter_digest(straight_run[1])
 
 
 def test_a_half_written_checkpoint_left_by_a_crash_is_ignored(train_request):
@@ -76,11 +84,8 @@ def test_a_half_written_checkpoint_left_by_a_crash_is_ignored(train_request):
     assert not partial.exists()
 
 
-def test_a_checkpoint_from_a_different_lora_rank_is_refused(train_request, spec):
-    request = train_request()
-    with pytest.raises(StopRequested):
-        train(request, should_stop=stop_after(4))
-    changed = json.loads(json.dumps(request))
+def test_a_checkpoint_from_a_different_lora_rank_is_refused(straight_run, tmp_path):
+    changed = copied_run(straight_run[0], tmp_path / "run")
     changed["spec"]["lora"]["r"] = 16
 
     with pytest.raises(ApplicationError) as refused:
@@ -88,15 +93,6 @@ def test_a_checkpoint_from_a_different_lora_rank_is_refused(train_request, spec)
     assert refused.value.type == FailureType.INCOMPATIBLE_CHECKPOINT.value
     assert refused.value.non_retryable
     assert "lora_r was 8, spec says 16" in refused.value.message
-
-
-def test_the_train_log_records_each_step_once_per_attempt(train_request):
-    request = train_request()
-    with pytest.raises(StopRequested):
-        train({**request, "attempt": 1}, should_stop=stop_after(6))
-    train({**request, "attempt": 2})
-    log = [json.loads(line) for line in (uri_to_path(request["run_uri"]) / "train_log.jsonl").read_text().splitlines()]
-    assert [(record["attempt"], record["step"]) for record in log] == [(1, step) for step in range(1, 7)] + [(2, step) for step in range(7, 13)]
 
 
 def test_checkpoint_on_request_and_messages_to_the_workflow(train_request, spec):
