@@ -16,6 +16,7 @@ cheap; `serve` imports the heavy modules itself.
 """
 
 import argparse
+import contextlib
 import ctypes
 import importlib
 import json
@@ -27,7 +28,7 @@ import socket
 import sys
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, NoReturn, cast
@@ -146,15 +147,16 @@ class _Server:
     def serve_forever(self) -> NoReturn:
         while True:
             for key, _ in self.selector.select():
-                key.data(key.fileobj)
+                on_readable: Callable[[], None] = key.data
+                on_readable()
 
     def kill_workers(self) -> None:
         for worker in self.workers.values():
             signal.pidfd_send_signal(worker.pidfd, signal.SIGKILL)
 
-    def _accept(self, _listener: socket.socket) -> None:
+    def _accept(self) -> None:
         connection, _ = self.listener.accept()
-        self.selector.register(connection, selectors.EVENT_READ, self._receive_request)
+        self.selector.register(connection, selectors.EVENT_READ, lambda: self._receive_request(connection))
 
     def _receive_request(self, connection: socket.socket) -> None:
         self.selector.unregister(connection)
@@ -185,14 +187,15 @@ class _Server:
                 os.close(fd)
         worker = _Worker(pid=pid, pidfd=os.pidfd_open(pid), connection=connection)
         self.workers[pid] = worker
-        self.selector.register(worker.pidfd, selectors.EVENT_READ, lambda _: self._reap(worker))
+        self.selector.register(worker.pidfd, selectors.EVENT_READ, lambda: self._reap(worker))
         # The connect process sends nothing more: its connection turns readable when it is gone.
-        self.selector.register(connection, selectors.EVENT_READ, lambda _: self._connect_process_gone(worker))
+        self.selector.register(connection, selectors.EVENT_READ, lambda: self._connect_process_gone(worker))
         connection.send(json.dumps({"pid": pid}).encode())
 
     def _refusal(self, request: WorkerRequest) -> str | None:
         theirs = import_time_environment(request.environ)
-        differing = sorted(name for name in theirs.keys() | self.own_import_time_environment.keys() if theirs.get(name) != self.own_import_time_environment.get(name))
+        ours = self.own_import_time_environment
+        differing = sorted(name for name in theirs.keys() | ours.keys() if theirs.get(name) != ours.get(name))
         return f"import-time variables differ from the zygote's: {', '.join(differing)}" if differing else None
 
     def _fork_worker(self, request: WorkerRequest, fds: list[int], connection: socket.socket) -> int:
@@ -214,10 +217,10 @@ class _Server:
         connection.close()
         for key in list(self.selector.get_map().values()):
             fileobj = key.fileobj
-            if isinstance(fileobj, int):
-                os.close(fileobj)
-            else:
+            if isinstance(fileobj, socket.socket):
                 fileobj.close()
+            elif isinstance(fileobj, int):
+                os.close(fileobj)
         self.selector.close()
 
     def _connect_process_gone(self, worker: _Worker) -> None:
@@ -229,10 +232,8 @@ class _Server:
         code = os.waitstatus_to_exitcode(status)
         if worker.connection is not None:
             outcome = {"signal": -code} if code < 0 else {"exit_code": code}
-            try:
+            with contextlib.suppress(OSError):  # the connect process died at the same moment: nobody is left to tell
                 worker.connection.send(json.dumps(outcome).encode())
-            except OSError:
-                pass  # the connect process died at the same moment: nobody is left to tell
             self._drop_connection(worker)
         self.selector.unregister(worker.pidfd)
         os.close(worker.pidfd)
@@ -246,7 +247,7 @@ class _Server:
         worker.connection = None
 
 
-def _become_worker(request: WorkerRequest, fds: list[int], server_pid: int, server_mask: set[signal.Signals]) -> NoReturn:
+def _become_worker(request: WorkerRequest, fds: list[int], server_pid: int, server_mask: Iterable[int]) -> NoReturn:
     """Runs in the forked child: `python -m module *arguments` as it would start, minus the imports. Ends with
     os._exit, so that none of the server's atexit handlers or finalizers run here."""
     code = 1
@@ -255,7 +256,7 @@ def _become_worker(request: WorkerRequest, fds: list[int], server_pid: int, serv
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != server_pid:
             os._exit(code)
-        for target, fd in zip(_STANDARD_STREAMS, fds):
+        for target, fd in zip(_STANDARD_STREAMS, fds, strict=True):
             os.dup2(fd, target)
         for fd in fds:
             os.close(fd)
@@ -282,10 +283,8 @@ def _become_worker(request: WorkerRequest, fds: list[int], server_pid: int, serv
         traceback.print_exc()
     finally:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(OSError, ValueError):  # the reader is gone; the exit code still tells
                 stream.flush()
-            except (OSError, ValueError):
-                pass  # the reader is gone; the exit code still tells
         os._exit(code)
 
 
@@ -301,13 +300,12 @@ def _exit_code(exit_request: SystemExit) -> int:
 
 def serve(socket_path: str, preload: bool) -> NoReturn:
     own_import_time_environment = import_time_environment(os.environ)  # before offline sets its variables
-    from . import offline  # noqa: F401  (must precede every Hugging Face import)
-
+    importlib.import_module(".offline", __package__)  # its switches, before every Hugging Face import
     if preload:
         from . import worker
 
         worker.import_heavy_modules()
-        from . import activities  # noqa: F401  (the worker imports them before it polls)
+        importlib.import_module(".activities", __package__)  # what the worker imports next, before it polls
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(socket_path)
     server = _Server(listener, own_import_time_environment)
@@ -353,7 +351,8 @@ def connect(socket_path: str, request: WorkerRequest) -> NoReturn:
         outcome = _receive(connection)
     if "signal" in outcome:
         signal_number: int = outcome["signal"]
-        signal.signal(signal_number, signal.SIG_DFL)
+        with contextlib.suppress(OSError):  # SIGKILL and SIGSTOP have no handler to reset
+            signal.signal(signal_number, signal.SIG_DFL)
         os.kill(os.getpid(), signal_number)
         sys.exit(128 + signal_number)  # a signal that does not end a process (SIGCHLD, SIGWINCH)
     sys.exit(outcome["exit_code"])
