@@ -44,9 +44,7 @@ class Zygote:
 
     def connect(self, *probe_arguments: str, environment: dict[str, str] | None = None) -> subprocess.Popen[str]:
         command = [sys.executable, "-m", "tuneflow_activities.zygote", "connect", str(self.socket), "--", "-m", "probe", *probe_arguments]
-        return subprocess.Popen(
-            command, cwd=self.workspace, env=environment or self.environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        return subprocess.Popen(command, cwd=self.workspace, env=environment or self.environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 @pytest.fixture
