@@ -130,12 +130,13 @@ class WorkerRequest:
 class _Worker:
     pid: int
     pidfd: int
-    # The connect process's connection; None once it is gone (the worker is killed and only waits to be reaped).
+    # The connect process's connection; None once the connect process is gone or told how the worker ended.
     connection: socket.socket | None
 
 
 class _Server:
-    """One thread, one selector: the listening socket, each connect process's connection and each worker's pidfd."""
+    """One thread, one selector: the listening socket, each connect process's connection, each worker's pidfd, and
+    the stop signals."""
 
     def __init__(self, listener: socket.socket, own_import_time_environment: dict[str, str]) -> None:
         self.listener = listener
@@ -143,16 +144,31 @@ class _Server:
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, self._accept)
         self.workers: dict[int, _Worker] = {}
+        # A stop signal arrives as a byte on this pair (signal.set_wakeup_fd): the server stops between two events,
+        # never in the middle of one (a worker half reaped).
+        self.signals, self.signal_writer = socket.socketpair()
+        self.signal_writer.setblocking(False)
+        self.selector.register(self.signals, selectors.EVENT_READ, self._stop)
+        self.stopping = False
 
-    def serve_forever(self) -> NoReturn:
-        while True:
+    def serve_until_stopped(self) -> None:
+        signal.set_wakeup_fd(self.signal_writer.fileno())
+        for signal_number in STOP_SIGNALS:
+            signal.signal(signal_number, _ignore_signal)
+        while not self.stopping:
             for key, _ in self.selector.select():
                 on_readable: Callable[[], None] = key.data
                 on_readable()
 
+    def _stop(self) -> None:
+        self.signals.recv(64)
+        self.stopping = True
+
     def kill_workers(self) -> None:
         for worker in self.workers.values():
             signal.pidfd_send_signal(worker.pidfd, signal.SIGKILL)
+        for worker in list(self.workers.values()):
+            self._reap(worker)
 
     def _accept(self) -> None:
         connection, _ = self.listener.accept()
@@ -215,6 +231,8 @@ class _Server:
         """Closes the server's descriptors in a forked worker, its request's connection and the other workers' among
         them: neither the connect processes nor the workers must be kept from seeing the server go."""
         connection.close()
+        signal.set_wakeup_fd(-1)
+        self.signal_writer.close()
         for key in list(self.selector.get_map().values()):
             fileobj = key.fileobj
             if isinstance(fileobj, socket.socket):
@@ -224,8 +242,11 @@ class _Server:
         self.selector.close()
 
     def _connect_process_gone(self, worker: _Worker) -> None:
-        signal.pidfd_send_signal(worker.pidfd, signal.SIGKILL)
+        """Kills the worker and waits for it: once its supervisor has seen the connect process die, the next worker it
+        starts (forked in a fraction of a second) must find this one gone, as the takeover of its attempt requires."""
         self._drop_connection(worker)
+        signal.pidfd_send_signal(worker.pidfd, signal.SIGKILL)
+        self._reap(worker)
 
     def _reap(self, worker: _Worker) -> None:
         _, status = os.waitpid(worker.pid, 0)
@@ -288,6 +309,10 @@ def _become_worker(request: WorkerRequest, fds: list[int], server_pid: int, serv
         os._exit(code)
 
 
+def _ignore_signal(_signal_number: int, _frame: FrameType | None) -> None:
+    """The Python-level handler that makes a signal a byte on the wakeup fd (the server reads it in its loop)."""
+
+
 def _exit_code(exit_request: SystemExit) -> int:
     """What the interpreter makes of `sys.exit(value)`: None is 0, an int is itself, anything else is printed and is 1."""
     if exit_request.code is None:
@@ -314,22 +339,15 @@ def serve(socket_path: str, preload: bool) -> NoReturn:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(socket_path)
     server = _Server(listener, own_import_time_environment)
-
-    def stop(_signal_number: int, _frame: FrameType | None) -> NoReturn:
-        server.kill_workers()
-        os.unlink(socket_path)
-        os._exit(0)
-
-    # The supervisor stops the server with SIGTERM; its parent-death signal (processes.ts) is SIGTERM too.
-    for signal_number in STOP_SIGNALS:
-        signal.signal(signal_number, stop)
     listener.listen(64)
     print(READY_MESSAGE, flush=True)
     try:
-        server.serve_forever()
+        # The supervisor stops the server with SIGTERM; its parent-death signal (processes.ts) is SIGTERM too.
+        server.serve_until_stopped()
     finally:
         server.kill_workers()
         os.unlink(socket_path)
+    os._exit(0)  # nothing of the imported libraries' finalization is needed
 
 
 # ---------------------------------------------------------------------------------------------------------------
