@@ -145,16 +145,17 @@ class _Server:
         self.selector.register(listener, selectors.EVENT_READ, self._accept)
         self.workers: dict[int, _Worker] = {}
         # A stop signal arrives as a byte on this pair (signal.set_wakeup_fd): the server stops between two events,
-        # never in the middle of one (a worker half reaped).
+        # never in the middle of one (a worker half reaped). The supervisor stops the server with SIGTERM, and its
+        # parent-death signal (processes.ts) is SIGTERM too.
         self.signals, self.signal_writer = socket.socketpair()
         self.signal_writer.setblocking(False)
         self.selector.register(self.signals, selectors.EVENT_READ, self._stop)
-        self.stopping = False
-
-    def serve_until_stopped(self) -> None:
         signal.set_wakeup_fd(self.signal_writer.fileno())
         for signal_number in STOP_SIGNALS:
             signal.signal(signal_number, _ignore_signal)
+        self.stopping = False
+
+    def serve_until_stopped(self) -> None:
         while not self.stopping:
             for key, _ in self.selector.select():
                 on_readable: Callable[[], None] = key.data
@@ -342,7 +343,6 @@ def serve(socket_path: str, preload: bool) -> NoReturn:
     listener.listen(64)
     print(READY_MESSAGE, flush=True)
     try:
-        # The supervisor stops the server with SIGTERM; its parent-death signal (processes.ts) is SIGTERM too.
         server.serve_until_stopped()
     finally:
         server.kill_workers()
