@@ -191,7 +191,7 @@ class _Server:
             request = WorkerRequest.decode(message)
             refusal = self._refusal(request)
             if refusal:
-                connection.send(json.dumps({"refused": refusal}).encode())
+                _tell(connection, {"refused": refusal})
                 connection.close()
                 return
             pid = self._fork_worker(request, fds, connection)
@@ -207,7 +207,7 @@ class _Server:
         self.selector.register(worker.pidfd, selectors.EVENT_READ, lambda: self._reap(worker))
         # The connect process sends nothing more: its connection turns readable when it is gone.
         self.selector.register(connection, selectors.EVENT_READ, lambda: self._connect_process_gone(worker))
-        connection.send(json.dumps({"pid": pid}).encode())
+        _tell(connection, {"pid": pid})
 
     def _refusal(self, request: WorkerRequest) -> str | None:
         theirs = import_time_environment(request.environ)
@@ -253,9 +253,7 @@ class _Server:
         _, status = os.waitpid(worker.pid, 0)
         code = os.waitstatus_to_exitcode(status)
         if worker.connection is not None:
-            outcome = {"signal": -code} if code < 0 else {"exit_code": code}
-            with contextlib.suppress(OSError):  # the connect process died at the same moment: nobody is left to tell
-                worker.connection.send(json.dumps(outcome).encode())
+            _tell(worker.connection, {"signal": -code} if code < 0 else {"exit_code": code})
             self._drop_connection(worker)
         self.selector.unregister(worker.pidfd)
         os.close(worker.pidfd)
@@ -267,6 +265,13 @@ class _Server:
         self.selector.unregister(worker.connection)
         worker.connection.close()
         worker.connection = None
+
+
+def _tell(connection: socket.socket, message: dict[str, Any]) -> None:
+    """Sends a message to a connect process, if it is still there; if it is not, the end of its connection tells the
+    server's loop (its worker, if any, is killed then)."""
+    with contextlib.suppress(OSError):
+        connection.send(json.dumps(message).encode())
 
 
 def _become_worker(request: WorkerRequest, fds: list[int], server_pid: int, server_mask: Iterable[int]) -> NoReturn:
