@@ -26,7 +26,7 @@ from .loaders import unsloth_available
 from .takeover import WorkerIdentity, keep_taking_over
 
 
-def _import_heavy_modules() -> None:
+def import_heavy_modules() -> None:
     """Imports what activities need before the worker polls.
 
     Importing transformers and peft takes 7-9 s on a small CPU and holds the GIL, so done inside an activity it
@@ -57,7 +57,7 @@ def connect_config(address: str | None, namespace: str | None) -> dict:
 
 
 async def run(address: str | None, namespace: str | None, max_concurrent: int) -> None:
-    _import_heavy_modules()
+    import_heavy_modules()
     from .activities import ALL_ACTIVITIES, STICKY_ACTIVITIES, connect_workflow_link
 
     identity = WorkerIdentity.of_this_process()

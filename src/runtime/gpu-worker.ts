@@ -28,18 +28,43 @@ export function gpuWorkerEnvironment(extra: Record<string, string | undefined> =
   };
 }
 
+/**
+ * Names the socket of a worker zygote (python-activities/tuneflow_activities/zygote.py): set, startGpuWorker forks
+ * the worker from it rather than starting Python afresh. Each worker start imports torch, transformers and peft,
+ * ~5 s of CPU, and the tests start dozens of workers; users' workers never set it. An environment option that sets
+ * it to '' starts that worker without the zygote (a test that needs the worker's own process tree).
+ */
+export const workerZygoteVariable = 'TUNEFLOW_WORKER_ZYGOTE';
+
 /** Starts the Python activity worker (task queue tuneflow-gpu) and resolves once it polls. */
 export function startGpuWorker(options: GpuWorkerOptions): Promise<ManagedProcess> {
   const args = ['-m', 'tuneflow_activities.worker'];
   if (options.address) args.push('--address', options.address);
   if (options.namespace) args.push('--namespace', options.namespace);
-  return startProcess(readyEnvironment().python, args, {
+  const zygote = process.env[workerZygoteVariable];
+  const forked = zygote && options.environment?.[workerZygoteVariable] !== '';
+  return startProcess(readyEnvironment().python, forked ? ['-m', 'tuneflow_activities.zygote', 'connect', zygote, '--', ...args] : args, {
     cwd: pythonActivitiesDirectory,
     logFile: options.logFile,
     echo: options.echo,
     readyPattern: /gpu-worker ready/,
     readyTimeoutMilliseconds: 180_000,
     env: gpuWorkerEnvironment(options.environment),
+  });
+}
+
+/**
+ * Starts a worker zygote listening on `socket`: it imports what a worker imports once, then forks a ready worker for
+ * each startGpuWorker while workerZygoteVariable names the socket. Its environment is a worker's: a worker whose
+ * import-time variables differ from it starts without it.
+ */
+export function startWorkerZygote(options: { socket: string; logFile: string }): Promise<ManagedProcess> {
+  return startProcess(readyEnvironment().python, ['-m', 'tuneflow_activities.zygote', 'serve', options.socket], {
+    cwd: pythonActivitiesDirectory,
+    logFile: options.logFile,
+    readyPattern: /worker zygote ready/,
+    readyTimeoutMilliseconds: 180_000,
+    env: gpuWorkerEnvironment(),
   });
 }
 

@@ -44,6 +44,12 @@ function tiedToThisProcess(command: string, args: string[]): [string, string[]] 
 }
 
 /**
+ * A deadline raced against a child: the child's own handles keep the event loop alive while it runs, and a pending
+ * deadline must not once the race is decided (a ready timeout of minutes held a finished test run open).
+ */
+const unreferencedSleep = (milliseconds: number) => sleep(milliseconds, undefined, { ref: false });
+
+/**
  * Starts a supervised child. Two rules keep a supervisor's children from outliving it: the child leads its own
  * process group (detached), so Ctrl-C in a terminal reaches only the supervisor, which stops its children in
  * order; and on Linux the kernel terminates the child if the supervisor dies without stopping it.
@@ -66,7 +72,7 @@ export async function startProcess(command: string, args: string[], options: Sta
   const stopWith = async (signal: NodeJS.Signals, graceMilliseconds: number) => {
     if (child.exitCode !== null || child.signalCode !== null) return;
     child.kill(signal);
-    const outcome = await Promise.race([exited.then(() => 'exited'), sleep(graceMilliseconds, undefined, { ref: false }).then(() => 'timeout')]);
+    const outcome = await Promise.race([exited.then(() => 'exited'), unreferencedSleep(graceMilliseconds).then(() => 'timeout')]);
     if (outcome === 'timeout') {
       child.kill('SIGKILL');
       await exited;
@@ -80,13 +86,11 @@ export async function startProcess(command: string, args: string[], options: Sta
     kill: () => stopWith('SIGKILL', 10_000),
   };
   if (options.readyPattern) {
-    // The timers are unreferenced: the child's own handle keeps the process alive while it is waited on, and a
-    // pending 180 s readiness timer must not hold a finished CLI or test file open after its work is done.
     const timeout = options.readyTimeoutMilliseconds ?? 120_000;
     const outcome = await Promise.race([
       readyPromise.then(() => 'ready'),
       exited.then((code) => `exited with code ${code}`),
-      sleep(timeout, undefined, { ref: false }).then(() => `not ready after ${timeout} ms`),
+      unreferencedSleep(timeout).then(() => `not ready after ${timeout} ms`),
     ]);
     if (outcome !== 'ready') {
       await managed.kill();

@@ -7,10 +7,15 @@ import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, inject, test } from 'vitest';
 import { portIsFree } from '../../src/cli/stack.ts';
+import { workerZygoteVariable } from '../../src/runtime/gpu-worker.ts';
 import { freePort } from '../setup/global-setup.ts';
 import { commandLineOf, descendantsOf, startCli, waitUntilGone } from './cli-process.ts';
 
 const stopDeadline = 30_000;
+
+// The CLI's workers are started as a user's are, not forked from the test run's zygote: these tests find them among
+// the CLI's descendants.
+delete process.env[workerZygoteVariable];
 
 async function home(name: string): Promise<string> {
   return mkdtemp(join(inject('testRoot'), `lifecycle-${name}-`));

@@ -5,12 +5,13 @@
  * byte-identical to the reference's. `npm run faults -- --trials N` is the full version, repeated trials included.
  *
  * Trials run two at a time (the e2e project's maxConcurrency): each has its own dev server, ports, home and workers,
- * and much of a trial is waiting (Python's imports at every worker start, a server restart, a pause), so a second
+ * and much of a trial is waiting (a server restart, a pause, a worker's model load), so a second
  * trial fills the time one leaves idle on a 2-core machine.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FaultRun, prepareSuite, runTrial, type Suite, type TrialRecord } from '../../bench/faults/harness.ts';
 import { scenarios } from '../../bench/faults/scenarios.ts';
+import { startTestWorkerZygote } from '../support/worker-zygote.ts';
 
 /**
  * A hang detector, not a speed check: a trial takes 50–120 s alone on an idle 2-core machine, and here shares the CPU
@@ -27,6 +28,11 @@ const timeoutFor = (run: FaultRun) => (run === 'dpo' ? 2 * trialTimeoutSeconds :
 
 describe('fault injection: every interrupted run ends byte-identical to an uninterrupted one', () => {
   let suite: Suite;
+  /**
+   * Every trial's Python workers, restarts included, are forked from it. A killed worker still dies at once: the
+   * harness SIGKILLs the zygote's client, and the zygote SIGKILLs the worker as soon as its client is gone.
+   */
+  let stopWorkerZygote: (() => Promise<void>) | undefined;
   /**
    * Each faulted run's uninterrupted reference, run the first time a scenario needs it (the SFT one before all);
    * trials running side by side that need the same one wait for the same run.
@@ -46,10 +52,15 @@ describe('fault injection: every interrupted run ends byte-identical to an unint
   beforeAll(
     async () => {
       suite = await prepareSuite({ maxSteps: 24 });
+      stopWorkerZygote = await startTestWorkerZygote(suite.root);
       await referenceOf('sft');
     },
     (trialTimeoutSeconds + 60) * 1000,
   );
+
+  afterAll(async () => {
+    await stopWorkerZygote?.();
+  });
 
   it.concurrent.each(ciScenarios.map((scenario) => [scenario.name, scenario] as const))(
     '%s',

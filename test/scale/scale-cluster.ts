@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { inject } from 'vitest';
 import { ObjectLocation, s3ClientFromEnvironment } from '../../src/artifacts/index.ts';
 import { AcceleratorActivity } from '../../src/contract/index.ts';
-import { startGpuWorker } from '../../src/runtime/gpu-worker.ts';
+import { startGpuWorker, workerZygoteVariable } from '../../src/runtime/gpu-worker.ts';
 import type { ManagedProcess } from '../../src/runtime/processes.ts';
 import { createOrchestrationWorker } from '../../src/worker.ts';
 import { awsEnvironment, type S3Credentials } from '../support/s3-server.ts';
@@ -66,7 +66,8 @@ export async function startScaleCluster(name: string, s3: S3Credentials, gpuWork
       process: await startGpuWorker({
         address,
         logFile: join(home, 'logs', `${workerName}-${workers.length}.log`),
-        environment: { ...awsEnvironment(s3), TUNEFLOW_WORKER_CACHE: cache },
+        // Not forked from the test run's zygote: trainingWorker finds a worker by its pid, the ManagedProcess's own.
+        environment: { ...awsEnvironment(s3), TUNEFLOW_WORKER_CACHE: cache, [workerZygoteVariable]: '' },
       }),
     };
     workers.push(started);

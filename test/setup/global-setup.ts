@@ -12,6 +12,7 @@ import { startDevServer } from '../../src/runtime/dev-server.ts';
 import { tuneflowWorkflowBundle } from '../../src/runtime/workflow-bundle.ts';
 import { buildSeaweedfs } from '../../scripts/seaweedfs.mjs';
 import { type S3Credentials, startS3Server } from '../support/s3-server.ts';
+import { startTestWorkerZygote } from '../support/worker-zygote.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -46,6 +47,8 @@ export default async function setup(project: TestProject) {
   // The S3 server of the scale-out tests: built once into the cache (minutes, first time only), started here.
   buildSeaweedfs();
   const s3 = await startS3Server(root);
+  // Every Python worker the test files start is forked from it (the variable it sets reaches the forked files).
+  const stopWorkerZygote = await startTestWorkerZygote(root);
   const { codePath: workflowBundlePath } = await tuneflowWorkflowBundle();
   project.provide('temporalAddress', server.address);
   project.provide('temporalUiUrl', server.uiUrl);
@@ -53,6 +56,7 @@ export default async function setup(project: TestProject) {
   project.provide('testRoot', root);
   project.provide('s3', { endpoint: s3.endpoint, accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey, region: s3.region });
   return async () => {
+    await stopWorkerZygote();
     await s3.stop();
     await server.stop();
     // TUNEFLOW_KEEP_TEST_ROOT=1 keeps the logs, databases and artifacts of every test for a post-mortem.
