@@ -53,6 +53,7 @@ const benchmarks = [
     planner('bench/data/row-stages.ts', '/tmp/tuneflow-bench/prepare-2000000.jsonl', scratchFile('row-stages.json')),
   ],
   planner('bench/faults/run.ts', '--check'),
+  planner('bench/cpu/worker-start.ts', '--starts', '1', '--out', scratchFile('worker-start.json')),
   dryRun('bench/gpu/fastest_fit.py'),
   dryRun('bench/gpu/real_data.py', '--quantization', 'none', '--skip-seed', '--runs', 'real-packed,real-unpacked'),
   dryRun('bench/gpu/activity_kill_resume.py'),

@@ -28,6 +28,12 @@ process.env.TUNEFLOW_PHASE_LOG = join(reports, 'phases.tsv');
 const oneGibibyte = String(1024 ** 3);
 process.env.MALLOC_MMAP_THRESHOLD_ = oneGibibyte;
 process.env.MALLOC_TRIM_THRESHOLD_ = oneGibibyte;
+// One torch thread per process: the two lanes are two cores' worth of work already, and torch's default (a thread
+// per core) in two or three trainings at once spins threads against each other. Measured in session 10's first
+// two-lane run: e2e files that train (fine-tune 63 s, a 135M-model test 178 s) took 4-5 times their time alone
+// (12.8 s) while the other lane ran the benchmarks' dry runs, two at a time.
+process.env.OMP_NUM_THREADS = '1';
+process.env.MKL_NUM_THREADS = '1';
 const extraArguments = process.argv.slice(2);
 
 /** Runs a command, its output passed on (each line after `prefix`, when given); resolves to { status }. */
@@ -90,9 +96,7 @@ async function runPytest() {
     spawnPassingOutput(
       readyEnvironment().python,
       pytestArguments,
-      // One torch thread: lane 1's tests train on the other core, and two torch pools of two threads each on two
-      // cores spin against each other.
-      { cwd: pythonActivitiesDirectory, env: { ...process.env, PYTHONPATH: pythonActivitiesDirectory, OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' } },
+      { cwd: pythonActivitiesDirectory, env: { ...process.env, PYTHONPATH: pythonActivitiesDirectory } },
       '[pytest] ',
     ),
   );

@@ -25,6 +25,12 @@ const spec = {
   merge: { ...base.merge, enabled: false },
 };
 
+const inBucket = (uri: string): Promise<boolean> =>
+  objectBytes(uri).then(
+    () => true,
+    () => false,
+  );
+
 describe('two GPU workers sharing one S3 bucket', () => {
   let cluster: ScaleCluster;
   beforeAll(async () => {
@@ -44,7 +50,9 @@ describe('two GPU workers sharing one S3 bucket', () => {
     let victim = null;
     for (const deadline = Date.now() + 400_000; Date.now() < deadline && !victim; await sleep(200)) {
       const status = await getRunStatus(cluster.client, workflowId);
-      if ((status.last_checkpoint?.step ?? 0) >= 10) {
+      // A checkpoint is uploaded in the background after the step that wrote it: the kill waits until one at step 10
+      // or later is whole in the bucket (its manifest is uploaded last), so the survivor has it to resume from.
+      if ((status.last_checkpoint?.step ?? 0) >= 10 && (await inBucket(`${status.last_checkpoint!.path}/manifest.json`))) {
         checkpointAtKill = status.last_checkpoint!.step;
         expect(status.last_checkpoint!.path).toMatch(/^s3:\/\//);
         victim = await cluster.trainingWorker(workflowId);
