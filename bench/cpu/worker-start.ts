@@ -4,7 +4,7 @@
  * /proc: the worker, and for a forked start the zygote's client too). Also the zygote's own start, paid once per
  * test run. Each worker is stopped before the next starts; all against one local dev server.
  *
- *   npx tsx bench/cpu/worker-start.ts --starts 3 --out bench/cpu/results/worker-start.json
+ *   npx tsx bench/cpu/worker-start.ts --starts 3 --out bench/results/worker-start.json
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readdirSync, readFileSync } from 'node:fs';

@@ -3,6 +3,7 @@
  * to the same server and builds workers from the same bundle. The server keeps its state in memory: no test restarts it (the
  * server-restart scenarios start their own), and a SQLite file cost the workflow tests a third of their CPU time.
  */
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,15 +27,47 @@ declare module 'vitest' {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * The kernel's ephemeral port range (Linux): where it picks the local port of every outgoing connection, and of a
+ * listen on port 0.
+ */
+function ephemeralPortRange(): [number, number] | null {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return low && high ? [low, high] : null;
+  } catch {
+    return null;
+  }
+}
+
+function listensOn(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', () => resolve(null));
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : null));
     });
   });
+}
+
+/**
+ * A port free now, for a server started next. Chosen below the kernel's ephemeral range where there is room: a port
+ * the kernel handed out for a listen on port 0 can be taken, between this check and the server's bind, by any
+ * outgoing connection (a fault trial's dev server once failed on its UI port so, in a run full of gRPC connections).
+ */
+export async function freePort(): Promise<number> {
+  const range = ephemeralPortRange();
+  const lowest = 10_000;
+  if (range && range[0] - lowest >= 1_000) {
+    for (let attempt = 0; attempt < 50; attempt += 1) {
+      const port = await listensOn(lowest + Math.floor(Math.random() * (range[0] - lowest)));
+      if (port !== null) return port;
+    }
+  }
+  const port = await listensOn(0);
+  if (port === null) throw new Error('no free port');
+  return port;
 }
 
 export default async function setup(project: TestProject) {
