@@ -8,8 +8,8 @@
 // - lane 1: vitest's group-0 projects (unit, workflows, history-bound, faults), then the `e2e` project;
 // - lane 2: pytest, then the `e2e-2` project, then the linters, then the benchmarks' dry run.
 // The two e2e projects are separate vitest processes with a dev server, S3 server and temporary root each
-// (their global setups), so their files share nothing: ports are picked by the system, homes are directories of
-// their own. Lane 2's output is prefixed with its phase's name. `npm test -- ARGS` runs vitest alone, once, with ARGS.
+// (their global setups), so their files share nothing: every server listens on a port found free at its start
+// (freePort), homes are directories of their own. Lane 2's output is prefixed with its phase's name. `npm test -- ARGS` runs vitest alone, once, with ARGS.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -82,9 +82,12 @@ async function runVitest(name, selection, prefix) {
   return { status: run.status, ...vitestOutcome(outputFile, run.status) };
 }
 
-/** An npm script run as a phase (its output prefixed); a failure counts as one failed check. */
+/**
+ * A check script run as a phase (its output prefixed); a failure counts as one failed check. Run directly, not
+ * through its npm script, whose set-up `npm test` has run already.
+ */
 async function runCheck(name, script) {
-  const run = await timedPhase(name, () => spawnPassingOutput('npm', ['run', '--silent', script], { cwd: repositoryRoot }, `[${name}] `));
+  const run = await timedPhase(name, () => spawnPassingOutput(process.execPath, [script], { cwd: repositoryRoot }, `[${name}] `));
   return { name, passed: run.status === 0 };
 }
 
@@ -121,8 +124,8 @@ if (extraArguments.length) {
   const laneTwo = async () => {
     const pytest = await runPytest();
     const e2e = await runVitest('vitest e2e-2', ['--project=e2e-2'], '[e2e-2] ');
-    const lint = await runCheck('lint', 'lint');
-    const benchDryRun = await runCheck('bench-dry-run', 'bench:dry-run');
+    const lint = await runCheck('lint', 'scripts/lint.mjs');
+    const benchDryRun = await runCheck('bench-dry-run', 'scripts/bench-dry-run.mjs');
     return { pytest, e2e, checks: [lint, benchDryRun] };
   };
   const [laneOneRuns, laneTwoRuns] = await Promise.all([laneOne(), laneTwo()]);

@@ -7,13 +7,14 @@
  *   npx tsx bench/cpu/worker-start.ts --starts 3 --out bench/results/worker-start.json
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startDevServer } from '../../src/runtime/dev-server.ts';
 import { startGpuWorker, startWorkerZygote, workerZygoteVariable } from '../../src/runtime/gpu-worker.ts';
 import type { ManagedProcess } from '../../src/runtime/processes.ts';
+import { descendantsOf } from '../../test/cli/cli-process.ts';
 import { freePort } from '../../test/setup/global-setup.ts';
 import { versions } from '../versions.ts';
 
@@ -28,20 +29,6 @@ function processCpuSeconds(pid: number): number {
   // The command name (field 2) is in parentheses and may contain spaces: fields after it start at state (field 3).
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond;
-}
-
-function childrenOf(parent: number): number[] {
-  return readdirSync('/proc')
-    .filter((name) => /^\d+$/.test(name))
-    .filter((name) => {
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === parent;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 interface Start {
@@ -76,7 +63,7 @@ try {
   const forked: Start[] = [];
   try {
     for (let start = 0; start < starts; start += 1) {
-      forked.push(await timedStart(server.address, join(root, `forked-${start}.log`), (worker) => [worker.child.pid!, ...childrenOf(zygote.child.pid!)]));
+      forked.push(await timedStart(server.address, join(root, `forked-${start}.log`), (worker) => [worker.child.pid!, ...descendantsOf(zygote.child.pid!)]));
     }
   } finally {
     delete process.env[workerZygoteVariable];
